@@ -1,0 +1,210 @@
+// The plain data model shared by the coordinator, the stores, the worker and
+// the operator CLI. No gRPC, no hiredis, no SQLite here: the gRPC adapters
+// convert between these structs and the generated protobuf messages.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice {
+
+// How one attempt of a phase ended.
+enum class Outcome {
+  kSucceeded,  // exit code 0
+  kFailed,     // non-zero exit code, or a signal the worker did not send
+  kTimedOut,   // the worker stopped it because the phase timeout elapsed
+  kKilled,     // killed from outside the worker (SIGKILL/SIGTERM it did not send, OOM killer)
+  kCancelled,  // stopped on purpose: session deadline, operator stop, worker drain
+  kLost,       // the lease expired without a report (worker vanished); recorded by the coordinator
+};
+
+std::string_view OutcomeName(Outcome outcome);  // "succeeded", "failed", ...
+std::optional<Outcome> ParseOutcome(std::string_view name);
+
+// Where a phase stands in the backlog.
+enum class PhaseState {
+  kPending,    // waiting to be leased
+  kLeased,     // a worker holds a lease on it
+  kSucceeded,  // final: an attempt succeeded
+  kFailed,     // final: out of attempts (or out of requeues after lost leases)
+};
+
+std::string_view PhaseStateName(PhaseState state);
+std::optional<PhaseState> ParsePhaseState(std::string_view name);
+inline bool IsFinal(PhaseState s) {
+  return s == PhaseState::kSucceeded || s == PhaseState::kFailed;
+}
+
+// One row of an imported backlog.
+struct PhaseSpec {
+  std::string run_id;
+  std::string phase_id;
+  int64_t phase_index = 0;
+  int64_t priority = 0;  // higher runs first among otherwise equal phases
+  std::string last_error;
+  std::vector<std::string> labels;   // worker labels this phase requires
+  std::string metadata_json = "{}";  // every other field of the backlog row
+};
+
+struct PhaseKey {
+  std::string run_id;
+  std::string phase_id;
+  auto operator<=>(const PhaseKey&) const = default;
+};
+
+// A phase as the store sees it.
+struct PhaseRecord {
+  PhaseSpec spec;
+  PhaseState state = PhaseState::kPending;
+  int32_t attempts = 0;  // attempts that ended with the phase's own outcome (lost ones excluded)
+  int32_t requeues = 0;  // attempts lost to infrastructure (lease expired)
+  std::string current_lease_id;  // set while kLeased
+  std::optional<Outcome> final_outcome;
+  int64_t telemetry_events = 0;
+  int64_t updated_at_ms = 0;
+};
+
+struct WorkerInfo {
+  std::string worker_id;
+  std::string host;
+  int32_t slots = 1;
+  std::vector<std::string> labels;
+  std::string version;
+  int64_t last_seen_ms = 0;
+};
+
+// A lease handed to a worker. The (lease_id, epoch) pair fences reports: the
+// store accepts a report only while this lease is the phase's current one.
+struct LeaseGrant {
+  std::string lease_id;
+  std::string run_id;
+  std::string phase_id;
+  int32_t attempt = 0;  // 1-based attempt number of this phase (lost attempts included)
+  int64_t epoch = 0;    // strictly increasing per store; the fencing token
+  std::string worker_id;
+  std::string session_id;
+  int32_t timeout_seconds = 0;
+  int64_t leased_at_ms = 0;
+  int64_t expires_at_ms = 0;
+};
+
+// What a worker reports when an attempt ends.
+struct AttemptReport {
+  std::string lease_id;
+  int64_t epoch = 0;
+  std::string worker_id;
+  Outcome outcome = Outcome::kFailed;
+  int32_t exit_code = -1;  // -1 when the process died of a signal
+  int32_t signal = 0;      // 0 when it exited
+  int64_t duration_ms = 0;
+  std::string stdout_tail;
+  std::string stderr_tail;
+  std::string error_text;
+  int64_t telemetry_events = 0;
+  std::map<std::string, int64_t> telemetry_by_type;
+};
+
+// One attempt as recorded in the store.
+struct AttemptRecord {
+  std::string lease_id;
+  std::string run_id;
+  std::string phase_id;
+  int32_t attempt = 0;
+  int64_t epoch = 0;
+  std::string worker_id;
+  std::string session_id;
+  Outcome outcome = Outcome::kFailed;
+  int32_t exit_code = -1;
+  int32_t signal = 0;
+  int64_t duration_ms = 0;
+  std::string error_text;
+  std::string fingerprint;
+  int64_t telemetry_events = 0;
+  std::map<std::string, int64_t> telemetry_by_type;
+  std::string stdout_tail;
+  std::string stderr_tail;
+  int64_t started_at_ms = 0;
+  int64_t ended_at_ms = 0;
+};
+
+// How the store treated a report.
+enum class ReportDisposition {
+  kAccepted,      // recorded; the phase moved on
+  kDuplicate,     // this lease was already reported; the first answer stands
+  kLate,          // the lease expired or belongs to someone else; kept for the record only
+  kUnknownLease,  // no such lease was ever granted
+};
+std::string_view ReportDispositionName(ReportDisposition d);
+
+struct ReportResult {
+  ReportDisposition disposition = ReportDisposition::kAccepted;
+  PhaseState phase_state = PhaseState::kPending;  // state of the phase after the report
+};
+
+// A lease the coordinator found expired; its attempt is recorded as kLost.
+struct ExpiredLease {
+  LeaseGrant lease;
+  PhaseState phase_state = PhaseState::kPending;  // kPending, or kFailed when out of requeues
+};
+
+// Settings of a drain session. Defaults follow the controller sluice replaces.
+struct SessionSettings {
+  int32_t batch_size = 0;               // phases to finish in this session; 0 = all
+  int32_t phase_timeout_seconds = 900;  // per-attempt timeout the worker enforces
+  int32_t max_total_minutes = 0;        // session deadline; 0 = none
+  int32_t max_attempts_per_phase = 2;   // phase's own outcomes, across sessions
+  int32_t max_requeues_per_phase = 5;   // lost leases before a phase is failed
+  std::vector<std::string> run_ids;     // only these runs (empty = all)
+  std::vector<std::string> skip_run_prefixes;
+};
+
+enum class SessionState { kActive, kStopped, kFinished };
+std::string_view SessionStateName(SessionState s);
+std::optional<SessionState> ParseSessionState(std::string_view name);
+
+struct SessionRecord {
+  std::string session_id;
+  SessionSettings settings;
+  SessionState state = SessionState::kActive;
+  int64_t started_at_ms = 0;
+  int64_t ended_at_ms = 0;  // 0 while active
+  std::string end_reason;
+};
+
+// Aggregates of one run, kept by the store so scheduling never scans phases.
+struct RunStats {
+  std::string run_id;
+  int64_t pending = 0;
+  int64_t leased = 0;
+  int64_t succeeded = 0;
+  int64_t failed = 0;
+  int64_t attempts = 0;   // every recorded attempt, lost ones included
+  int64_t successes = 0;  // attempts that succeeded
+  int64_t timeouts = 0;   // attempts that timed out (not outside kills)
+  int64_t telemetry_events = 0;
+  int64_t run_ms = 0;  // summed attempt durations
+  int64_t best_pending_priority = 0;
+};
+
+struct PhaseCounts {
+  int64_t pending = 0;
+  int64_t leased = 0;
+  int64_t succeeded = 0;
+  int64_t failed = 0;
+  int64_t total() const { return pending + leased + succeeded + failed; }
+};
+
+// The `{run_id}`-style values a worker may substitute into its own template.
+struct PhaseIdentity {
+  std::string run_id;
+  std::string phase_id;
+  int32_t attempt = 0;
+  std::string lease_id;
+  std::string session_id;
+};
+
+}  // namespace sluice

@@ -1,0 +1,292 @@
+#include "coordinator/cli/drain.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/clock.h"
+#include "common/signals.h"
+#include "coordinator/backlog_importer.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/grpc/server.h"
+#include "coordinator/session_report.h"
+#include "coordinator/store_factory.h"
+#include "spdlog/spdlog.h"
+
+extern char** environ;
+
+namespace sluice {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailures = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitInfra = 3;
+constexpr int kExitInterrupted = 130;
+
+std::string SelfDir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string(".") : exe.parent_path().string();
+}
+
+// N local sluice-worker processes, each logging to its own file.
+class LocalWorkers {
+ public:
+  absl::Status Start(const DrainOptions& o, int port, const std::string& log_dir) {
+    const std::string binary =
+        o.worker_binary.empty() ? SelfDir() + "/sluice-worker" : o.worker_binary;
+    if (access(binary.c_str(), X_OK) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat("worker binary ", binary, " not found"));
+    }
+    for (int i = 0; i < o.workers; ++i) {
+      std::vector<std::string> args = {binary,
+                                       "--coordinator",
+                                       absl::StrCat("127.0.0.1:", port),
+                                       "--slots",
+                                       std::to_string(o.slots),
+                                       "--exec",
+                                       o.exec,
+                                       "--worker-id",
+                                       absl::StrCat("local-", getpid(), "-", i + 1),
+                                       "--log-dir",
+                                       log_dir,
+                                       "--grace-seconds",
+                                       absl::StrFormat("%g", o.grace_seconds),
+                                       "--drain-timeout",
+                                       "0",
+                                       "--log-format",
+                                       o.log_format};
+      for (const std::string& kv : o.env) {
+        args.push_back("--env");
+        args.push_back(kv);
+      }
+      if (!o.workdir.empty()) {
+        args.push_back("--workdir");
+        args.push_back(o.workdir);
+      }
+      const std::string log = absl::StrCat(log_dir, "/worker-", i + 1, ".log");
+      auto pid = Spawn(args, log);
+      if (!pid.ok()) return pid.status();
+      pids_.push_back(*pid);
+    }
+    return absl::OkStatus();
+  }
+
+  // Number of workers still running (reaps the exited ones).
+  int Alive() {
+    int alive = 0;
+    for (pid_t& pid : pids_) {
+      if (pid <= 0) continue;
+      int status = 0;
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        pid = -pid;
+      } else {
+        ++alive;
+      }
+    }
+    return alive;
+  }
+
+  // SIGTERM (graceful drain), then SIGKILL after `grace`.
+  void Stop(std::chrono::milliseconds grace) {
+    for (pid_t pid : pids_) {
+      if (pid > 0) kill(pid, SIGTERM);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + grace;
+    while (Alive() > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    for (pid_t& pid : pids_) {
+      if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+        pid = -pid;
+      }
+    }
+  }
+
+ private:
+  static absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& args, const std::string& log) {
+    std::vector<char*> argv;
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t empty;
+    sigemptyset(&empty);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    // Own process group: a terminal's Ctrl-C reaches only `sluice drain`,
+    // which then drains the workers in order.
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+      return absl::UnavailableError(absl::StrCat("cannot start ", args[0], ": ", strerror(rc)));
+    }
+    return pid;
+  }
+
+  std::vector<pid_t> pids_;
+};
+
+std::string StoreDir(const std::string& url) {
+  const std::string prefix = "sqlite://";
+  if (url.rfind(prefix, 0) == 0) {
+    auto parent = std::filesystem::path(url.substr(prefix.size())).parent_path();
+    return parent.empty() ? std::string(".") : parent.string();
+  }
+  return ".sluice";
+}
+
+}  // namespace
+
+int RunDrain(const DrainOptions& o) {
+  if (o.workers < 1) {
+    std::cerr << "sluice drain: --workers must be >= 1\n";
+    return kExitUsage;
+  }
+  auto phases = ReadBacklogFile(o.backlog_path);
+  if (!phases.ok()) {
+    std::cerr << "sluice drain: " << phases.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto store = OpenStateStore(o.store_url);
+  if (!store.ok()) {
+    std::cerr << "sluice drain: " << store.status().message() << "\n";
+    return store.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
+  }
+  CoordinatorConfig config;
+  config.lease_ttl_ms = o.lease_ttl_ms;
+  config.heartbeat_interval_ms = o.heartbeat_interval_ms;
+  config.max_lease_wait_ms = 5'000;
+  if (absl::Status st = config.Validate(); !st.ok()) {
+    std::cerr << "sluice drain: " << st.message() << "\n";
+    return kExitUsage;
+  }
+  Coordinator coordinator(**store, SystemClock::Default(), config);
+  auto imported = coordinator.ImportBacklog(*phases);
+  if (!imported.ok()) {
+    std::cerr << "sluice drain: import: " << imported.status().message() << "\n";
+    return imported.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
+  }
+  if (!o.json) {
+    std::cout << absl::StrFormat("imported %s: %d new, %d updated, %d unchanged phases\n",
+                                 o.backlog_path, imported->inserted, imported->updated,
+                                 imported->unchanged);
+  }
+  // A session left active by a drain that died is superseded: its phases'
+  // state is kept and the new session carries on from it.
+  if (auto latest = (*store)->LatestSession();
+      latest.ok() && *latest && (*latest)->state == SessionState::kActive) {
+    (void)coordinator.StopSession((*latest)->session_id, "superseded by a new drain");
+  }
+  auto session = coordinator.StartSession(o.settings, "");
+  if (!session.ok()) {
+    std::cerr << "sluice drain: " << session.status().message() << "\n";
+    return session.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
+  }
+
+  CoordinatorServer server(coordinator);
+  ServerOptions server_options;
+  server_options.listen_address = o.listen_address;
+  server_options.tick_interval_ms = 200;
+  auto port = server.Start(server_options);
+  if (!port.ok()) {
+    std::cerr << "sluice drain: " << port.status().message() << "\n";
+    (void)coordinator.StopSession(session->session_id, "coordinator could not listen");
+    return kExitInfra;
+  }
+  const std::string log_dir = o.log_dir.empty() ? StoreDir(o.store_url) + "/logs" : o.log_dir;
+  std::filesystem::create_directories(log_dir);
+  LocalWorkers workers;
+  if (absl::Status st = workers.Start(o, *port, log_dir); !st.ok()) {
+    std::cerr << "sluice drain: " << st.message() << "\n";
+    (void)coordinator.StopSession(session->session_id, "workers could not start");
+    workers.Stop(std::chrono::seconds(5));
+    return kExitInfra;
+  }
+  if (!o.json) {
+    std::cout << absl::StrFormat(
+        "session %s: %d workers x %d slots on 127.0.0.1:%d; logs in %s (Ctrl-C stops and keeps "
+        "state)\n",
+        session->session_id, o.workers, o.slots, *port, log_dir);
+  }
+
+  std::atomic<bool> interrupted{false};
+  TerminationWatcher watcher([&](int) { interrupted.store(true); });
+  bool stopped = false;
+  bool infra_error = false;
+  int64_t last_progress_ms = 0;
+  const auto grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
+  std::chrono::steady_clock::time_point stop_deadline;
+  while (true) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (interrupted.load() && !stopped) {
+      stopped = true;
+      std::cerr << "\ninterrupted: no new leases; cancelling running phases (state is kept)\n";
+      (void)coordinator.StopSession(session->session_id, "interrupted by operator");
+      stop_deadline = std::chrono::steady_clock::now() + grace +
+                      std::chrono::milliseconds(2 * config.heartbeat_interval_ms + 2'000);
+    }
+    auto status = coordinator.Status();
+    if (!status.ok()) {
+      spdlog::error("status: {}", status.status().ToString());
+      infra_error = true;
+      break;
+    }
+    if (status->session_done || (stopped && status->active_leases.empty())) break;
+    if (stopped && std::chrono::steady_clock::now() > stop_deadline) break;
+    if (workers.Alive() == 0) {
+      std::cerr << "sluice drain: every worker exited; see " << log_dir << "/worker-*.log\n";
+      infra_error = true;
+      break;
+    }
+    const int64_t now = SystemClock::Default().NowMs();
+    if (!o.json && now - last_progress_ms >= 2'000) {
+      last_progress_ms = now;
+      std::cout << absl::StrFormat(
+                       "progress: %d finished this session, %d running | phases: %d pending, "
+                       "%d succeeded, %d failed",
+                       status->session_finished, status->active_leases.size(),
+                       status->phases.pending, status->phases.succeeded, status->phases.failed)
+                << std::endl;
+    }
+  }
+  workers.Stop(grace + std::chrono::seconds(5));
+  server.Shutdown();
+  // One last maintenance pass records the session's end.
+  (void)coordinator.Tick();
+
+  auto report = BuildSessionReport(**store, session->session_id);
+  if (!report.ok()) {
+    std::cerr << "sluice drain: report: " << report.status().message() << "\n";
+    return kExitInfra;
+  }
+  std::cout << (o.json ? SessionReportJson(*report) + "\n" : "\n" + SessionReportText(*report));
+  if (infra_error) return kExitInfra;
+  if (stopped) return kExitInterrupted;
+  // 0 only when every phase of the backlog has succeeded.
+  return report->phases.total() == report->phases.succeeded ? kExitOk : kExitFailures;
+}
+
+}  // namespace sluice

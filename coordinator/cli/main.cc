@@ -1,0 +1,325 @@
+// sluice: the operator CLI. Every command works on a store directly
+// (--store URL, default the embedded store in ./.sluice) or through a running
+// coordinator (--coordinator ADDR). Exit codes: 0 ok, 1 the drain left
+// failures, 2 usage or configuration error, 3 infrastructure error.
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_format.h"
+#include "common/logging.h"
+#include "common/signals.h"
+#include "coordinator/backlog_importer.h"
+#include "coordinator/cli/drain.h"
+#include "coordinator/cli/operator_api.h"
+#include "coordinator/session_report.h"
+#include "coordinator/store_factory.h"
+#include "nlohmann/json.hpp"
+
+namespace sluice {
+namespace {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitInfra = 3;
+
+struct Target {
+  std::string store_url = kDefaultStoreUrl;
+  std::string coordinator;
+  bool json = false;
+};
+
+void AddTargetFlags(CLI::App* cmd, Target* t) {
+  cmd->add_option("--store", t->store_url, "State store URL used directly (sqlite://PATH)")
+      ->capture_default_str();
+  cmd->add_option("--coordinator", t->coordinator,
+                  "Talk to a running coordinator at HOST:PORT instead of the store");
+  cmd->add_flag("--json", t->json, "Print JSON");
+}
+
+int ErrorExit(const std::string& what, const absl::Status& st) {
+  std::cerr << "sluice " << what << ": " << st.message() << "\n";
+  switch (st.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAlreadyExists:
+      return kExitUsage;
+    default:
+      return kExitInfra;
+  }
+}
+
+absl::StatusOr<std::unique_ptr<OperatorApi>> Connect(const Target& t) {
+  if (!t.coordinator.empty()) return ConnectOperator(t.coordinator);
+  return OpenDirectOperator(t.store_url);
+}
+
+void AddSessionFlags(CLI::App* cmd, SessionSettings* s) {
+  cmd->add_option("--batch-size", s->batch_size,
+                  "Phases to finish in this session (0 = until nothing is left)")
+      ->capture_default_str();
+  cmd->add_option("--phase-timeout-seconds", s->phase_timeout_seconds,
+                  "Per-attempt timeout enforced by the worker (SIGTERM, grace, SIGKILL)")
+      ->capture_default_str();
+  cmd->add_option("--max-total-minutes", s->max_total_minutes,
+                  "Session deadline; running phases are cancelled at it (0 = none)")
+      ->capture_default_str();
+  cmd->add_option("--max-attempts-per-phase", s->max_attempts_per_phase,
+                  "A phase whose own attempts failed this often is failed for good (across "
+                  "sessions)")
+      ->capture_default_str();
+  cmd->add_option("--max-requeues-per-phase", s->max_requeues_per_phase,
+                  "Attempts lost to infrastructure (expired leases, cancellations) before a phase "
+                  "is failed")
+      ->capture_default_str();
+  cmd->add_option("--run-id", s->run_ids, "Only drain this run (repeatable)");
+  cmd->add_option("--skip-run-prefix", s->skip_run_prefixes,
+                  "Skip runs whose id starts with this (repeatable)");
+}
+
+int CmdImport(const Target& t, const std::string& file) {
+  auto phases = ReadBacklogFile(file);
+  if (!phases.ok()) {
+    std::cerr << "sluice import: " << phases.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto api = Connect(t);
+  if (!api.ok()) return ErrorExit("import", api.status());
+  auto result = (*api)->Import(*phases);
+  if (!result.ok()) return ErrorExit("import", result.status());
+  if (t.json) {
+    std::cout << nlohmann::json{{"file", file},
+                                {"inserted", result->inserted},
+                                {"updated", result->updated},
+                                {"unchanged", result->unchanged}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << absl::StrFormat("imported %s: %d new, %d updated, %d unchanged phases\n", file,
+                                 result->inserted, result->updated, result->unchanged);
+  }
+  return 0;
+}
+
+nlohmann::json SessionJson(const SessionRecord& s) {
+  return {{"session_id", s.session_id},
+          {"state", std::string(SessionStateName(s.state))},
+          {"started_at_ms", s.started_at_ms},
+          {"ended_at_ms", s.ended_at_ms},
+          {"end_reason", s.end_reason},
+          {"settings",
+           {{"batch_size", s.settings.batch_size},
+            {"phase_timeout_seconds", s.settings.phase_timeout_seconds},
+            {"max_total_minutes", s.settings.max_total_minutes},
+            {"max_attempts_per_phase", s.settings.max_attempts_per_phase},
+            {"max_requeues_per_phase", s.settings.max_requeues_per_phase},
+            {"run_ids", s.settings.run_ids},
+            {"skip_run_prefixes", s.settings.skip_run_prefixes}}}};
+}
+
+int CmdStatus(const Target& t) {
+  auto api = Connect(t);
+  if (!api.ok()) return ErrorExit("status", api.status());
+  auto status = (*api)->Status();
+  if (!status.ok()) return ErrorExit("status", status.status());
+  if (t.json) {
+    nlohmann::json j;
+    j["phases"] = {{"pending", status->phases.pending},
+                   {"leased", status->phases.leased},
+                   {"succeeded", status->phases.succeeded},
+                   {"failed", status->phases.failed}};
+    j["workers"] = nlohmann::json::array();
+    for (const WorkerInfo& w : status->workers) {
+      j["workers"].push_back({{"worker_id", w.worker_id},
+                              {"host", w.host},
+                              {"slots", w.slots},
+                              {"labels", w.labels},
+                              {"last_seen_ms", w.last_seen_ms},
+                              {"active_leases", status->active_leases_by_worker[w.worker_id]}});
+    }
+    j["active_leases"] = nlohmann::json::array();
+    for (const LeaseGrant& l : status->active_leases) {
+      j["active_leases"].push_back({{"lease_id", l.lease_id},
+                                    {"run_id", l.run_id},
+                                    {"phase_id", l.phase_id},
+                                    {"attempt", l.attempt},
+                                    {"worker_id", l.worker_id},
+                                    {"expires_at_ms", l.expires_at_ms}});
+    }
+    j["session"] = status->session ? SessionJson(*status->session) : nlohmann::json(nullptr);
+    j["session_finished"] = status->session_finished;
+    j["session_done"] = status->session_done;
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  const PhaseCounts& p = status->phases;
+  std::cout << absl::StrFormat("phases: %d total, %d pending, %d leased, %d succeeded, %d failed\n",
+                               p.total(), p.pending, p.leased, p.succeeded, p.failed);
+  if (status->session) {
+    const SessionRecord& s = *status->session;
+    std::cout << absl::StrFormat(
+        "session %s: %s%s, %d attempts finished\n", s.session_id, SessionStateName(s.state),
+        s.end_reason.empty() ? "" : " (" + s.end_reason + ")", status->session_finished);
+  } else {
+    std::cout << "no session yet\n";
+  }
+  std::cout << absl::StrFormat("workers: %d\n", status->workers.size());
+  for (const WorkerInfo& w : status->workers) {
+    std::cout << absl::StrFormat("  %-32s %-20s slots=%d leases=%d\n", w.worker_id, w.host, w.slots,
+                                 status->active_leases_by_worker[w.worker_id]);
+  }
+  std::cout << absl::StrFormat("active leases: %d\n", status->active_leases.size());
+  for (const LeaseGrant& l : status->active_leases) {
+    std::cout << absl::StrFormat("  %-24s %s/%s attempt %d on %s\n", l.lease_id, l.run_id,
+                                 l.phase_id, l.attempt, l.worker_id);
+  }
+  return 0;
+}
+
+int CmdReport(const Target& t, const std::string& session_id) {
+  auto api = Connect(t);
+  if (!api.ok()) return ErrorExit("report", api.status());
+  auto json = (*api)->ReportJson(session_id);
+  if (!json.ok()) return ErrorExit("report", json.status());
+  if (t.json) {
+    std::cout << *json << "\n";
+    return 0;
+  }
+  auto report = SessionReportFromJson(*json);
+  if (!report.ok()) return ErrorExit("report", report.status());
+  std::cout << SessionReportText(*report);
+  return 0;
+}
+
+}  // namespace
+}  // namespace sluice
+
+int main(int argc, char** argv) {
+  using namespace sluice;
+  BlockTerminationSignals();
+  CLI::App app{
+      "sluice: drain backlogs of failed build phases across many workers.\n"
+      "Commands work on the embedded store in ./.sluice (--store) or through a running "
+      "coordinator (--coordinator)."};
+  app.require_subcommand(1);
+  std::string log_format = "human";
+  std::string log_level = "warn";
+  app.add_option("--log-format", log_format, "human or json")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
+
+  Target import_target;
+  std::string import_file;
+  CLI::App* import_cmd = app.add_subcommand(
+      "import", "Import a backlog file (JSONL or CSV); all or nothing, idempotent");
+  import_cmd->add_option("FILE", import_file, "Backlog file")->required();
+  AddTargetFlags(import_cmd, &import_target);
+
+  Target status_target;
+  CLI::App* status_cmd =
+      app.add_subcommand("status", "Phases by state, workers, active leases, the session");
+  AddTargetFlags(status_cmd, &status_target);
+
+  Target report_target;
+  std::string report_session;
+  bool report_latest = false;
+  CLI::App* report_cmd = app.add_subcommand("report", "The summary of a session");
+  report_cmd->add_option("--session", report_session, "Session id (default: the latest)");
+  report_cmd->add_flag("--latest", report_latest, "The latest session (the default)");
+  AddTargetFlags(report_cmd, &report_target);
+
+  CLI::App* session_cmd = app.add_subcommand("session", "Start or stop a drain session");
+  session_cmd->require_subcommand(1);
+  Target start_target;
+  SessionSettings start_settings;
+  std::string start_id;
+  CLI::App* start_cmd = session_cmd->add_subcommand("start", "Start a session with its settings");
+  AddTargetFlags(start_cmd, &start_target);
+  AddSessionFlags(start_cmd, &start_settings);
+  start_cmd->add_option("--session-id", start_id, "Session id (default: generated)");
+  Target stop_target;
+  std::string stop_id;
+  std::string stop_reason;
+  CLI::App* stop_cmd = session_cmd->add_subcommand("stop", "Stop the active session");
+  AddTargetFlags(stop_cmd, &stop_target);
+  stop_cmd->add_option("--session-id", stop_id, "Session id (default: the active one)");
+  stop_cmd->add_option("--reason", stop_reason, "Why, recorded with the session");
+
+  DrainOptions drain;
+  CLI::App* drain_cmd = app.add_subcommand(
+      "drain",
+      "All-in-one on this box: import FILE, start a coordinator on the embedded store and N "
+      "local workers over gRPC, drain, print the summary. Ctrl-C stops and keeps state; the "
+      "same command resumes. Exit 0: every phase succeeded; 1: some did not; 2: usage; 3: "
+      "infrastructure; 130: interrupted");
+  drain_cmd->add_option("FILE", drain.backlog_path, "Backlog file (JSONL or CSV)")->required();
+  drain_cmd
+      ->add_option("--exec", drain.exec,
+                   "Command template each worker runs per phase (no shell); placeholders "
+                   "{run_id} {phase_id} {attempt} {lease_id} {session_id}")
+      ->required();
+  drain_cmd->add_option("--workers", drain.workers, "Local worker processes")
+      ->capture_default_str();
+  drain_cmd->add_option("--slots", drain.slots, "Phases each worker runs at once")
+      ->capture_default_str();
+  drain_cmd->add_option("--env", drain.env, "K=V for every phase (repeatable)");
+  drain_cmd->add_option("--workdir", drain.workdir, "Directory phases run in");
+  drain_cmd->add_option("--store", drain.store_url, "State store URL")->capture_default_str();
+  drain_cmd
+      ->add_option("--listen", drain.listen_address,
+                   "Coordinator address (port 0 picks a free one)")
+      ->capture_default_str();
+  drain_cmd->add_option("--log-dir", drain.log_dir,
+                        "Worker and per-attempt logs (default: <store dir>/logs)");
+  drain_cmd
+      ->add_option("--grace-seconds", drain.grace_seconds,
+                   "SIGTERM -> SIGKILL delay when a phase is stopped")
+      ->capture_default_str();
+  drain_cmd
+      ->add_option("--lease-ttl-ms", drain.lease_ttl_ms,
+                   "Lease TTL: a vanished worker's phase is re-leased after this")
+      ->capture_default_str();
+  drain_cmd
+      ->add_option("--heartbeat-interval-ms", drain.heartbeat_interval_ms,
+                   "Worker heartbeat period (below the TTL)")
+      ->capture_default_str();
+  drain_cmd->add_flag("--json", drain.json, "Print the summary as JSON");
+  AddSessionFlags(drain_cmd, &drain.settings);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+  if (absl::Status st = SetupLogging(log_format, log_level); !st.ok()) {
+    std::cerr << "sluice: " << st.message() << "\n";
+    return kExitUsage;
+  }
+  if (*import_cmd) return CmdImport(import_target, import_file);
+  if (*status_cmd) return CmdStatus(status_target);
+  if (*report_cmd) return CmdReport(report_target, report_session);
+  if (*start_cmd) {
+    auto api = Connect(start_target);
+    if (!api.ok()) return ErrorExit("session start", api.status());
+    auto s = (*api)->StartSession(start_settings, start_id);
+    if (!s.ok()) return ErrorExit("session start", s.status());
+    std::cout << (start_target.json ? SessionJson(*s).dump(2) : "started session " + s->session_id)
+              << "\n";
+    return 0;
+  }
+  if (*stop_cmd) {
+    auto api = Connect(stop_target);
+    if (!api.ok()) return ErrorExit("session stop", api.status());
+    auto s = (*api)->StopSession(stop_id, stop_reason);
+    if (!s.ok()) return ErrorExit("session stop", s.status());
+    std::cout << (stop_target.json ? SessionJson(*s).dump(2) : "stopped session " + s->session_id)
+              << "\n";
+    return 0;
+  }
+  if (*drain_cmd) {
+    drain.log_format = log_format;
+    drain.log_level = log_level;
+    return RunDrain(drain);
+  }
+  return kExitUsage;
+}

@@ -1,0 +1,151 @@
+#include "coordinator/cli/operator_api.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "coordinator/grpc/status_util.h"
+#include "coordinator/session_report.h"
+#include "coordinator/store_factory.h"
+#include "proto/convert.h"
+#include "sluice/v1/sluice.grpc.pb.h"
+#include "worker/grpc/grpc_coordinator_client.h"
+
+namespace sluice {
+namespace {
+
+class DirectOperator final : public OperatorApi {
+ public:
+  DirectOperator(std::unique_ptr<StateStore> owned, Coordinator* coordinator)
+      : owned_store_(std::move(owned)),
+        owned_coordinator_(coordinator == nullptr ? std::make_unique<Coordinator>(
+                                                        *owned_store_, SystemClock::Default())
+                                                  : nullptr),
+        coordinator_(coordinator == nullptr ? *owned_coordinator_ : *coordinator) {}
+
+  absl::StatusOr<ImportResult> Import(const std::vector<PhaseSpec>& phases) override {
+    return coordinator_.ImportBacklog(phases);
+  }
+  absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
+                                             const std::string& session_id) override {
+    return coordinator_.StartSession(settings, session_id);
+  }
+  absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
+                                            const std::string& reason) override {
+    return coordinator_.StopSession(session_id, reason);
+  }
+  absl::StatusOr<CoordinatorStatus> Status() override { return coordinator_.Status(); }
+  absl::StatusOr<std::string> ReportJson(const std::string& session_id) override {
+    std::string id = session_id;
+    if (id.empty()) {
+      auto latest = coordinator_.store().LatestSession();
+      if (!latest.ok()) return latest.status();
+      if (!*latest) return absl::NotFoundError("no session yet");
+      id = (*latest)->session_id;
+    }
+    auto report = BuildSessionReport(coordinator_.store(), id);
+    if (!report.ok()) return report.status();
+    return SessionReportJson(*report);
+  }
+
+ private:
+  std::unique_ptr<StateStore> owned_store_;
+  std::unique_ptr<Coordinator> owned_coordinator_;
+  Coordinator& coordinator_;
+};
+
+class GrpcOperator final : public OperatorApi {
+ public:
+  explicit GrpcOperator(const std::string& address)
+      : stub_(v1::OperatorService::NewStub(MakeChannel(address))) {}
+
+  absl::StatusOr<ImportResult> Import(const std::vector<PhaseSpec>& phases) override {
+    v1::ImportBacklogRequest req;
+    for (const PhaseSpec& p : phases) ToProto(p, req.add_phases());
+    v1::ImportBacklogResponse resp;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    if (auto st = stub_->ImportBacklog(&ctx, req, &resp); !st.ok()) return FromGrpcStatus(st);
+    return ImportResult{resp.inserted(), resp.updated(), resp.unchanged()};
+  }
+  absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
+                                             const std::string& session_id) override {
+    v1::StartSessionRequest req;
+    ToProto(settings, req.mutable_settings());
+    req.set_session_id(session_id);
+    v1::StartSessionResponse resp;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    if (auto st = stub_->StartSession(&ctx, req, &resp); !st.ok()) return FromGrpcStatus(st);
+    return FromProto(resp.session());
+  }
+  absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
+                                            const std::string& reason) override {
+    v1::StopSessionRequest req;
+    req.set_session_id(session_id);
+    req.set_reason(reason);
+    v1::StopSessionResponse resp;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    if (auto st = stub_->StopSession(&ctx, req, &resp); !st.ok()) return FromGrpcStatus(st);
+    return FromProto(resp.session());
+  }
+  absl::StatusOr<CoordinatorStatus> Status() override {
+    v1::GetStatusResponse resp;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    if (auto st = stub_->GetStatus(&ctx, v1::GetStatusRequest(), &resp); !st.ok()) {
+      return FromGrpcStatus(st);
+    }
+    CoordinatorStatus s;
+    s.phases = PhaseCounts{resp.phases().pending(), resp.phases().leased(),
+                           resp.phases().succeeded(), resp.phases().failed()};
+    for (const v1::WorkerStatus& w : resp.workers()) {
+      WorkerInfo info;
+      info.worker_id = w.worker_id();
+      info.host = w.host();
+      info.slots = w.slots();
+      info.labels.assign(w.labels().begin(), w.labels().end());
+      info.version = w.version();
+      info.last_seen_ms = w.last_seen_ms();
+      s.active_leases_by_worker[w.worker_id()] = w.active_leases();
+      s.workers.push_back(std::move(info));
+    }
+    for (const v1::Lease& l : resp.active_leases()) s.active_leases.push_back(FromProto(l));
+    if (resp.has_session()) s.session = FromProto(resp.session());
+    s.session_finished = resp.session_finished();
+    s.session_done = resp.session_done();
+    return s;
+  }
+  absl::StatusOr<std::string> ReportJson(const std::string& session_id) override {
+    v1::GetReportRequest req;
+    req.set_session_id(session_id);
+    v1::GetReportResponse resp;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    if (auto st = stub_->GetReport(&ctx, req, &resp); !st.ok()) return FromGrpcStatus(st);
+    return resp.report_json();
+  }
+
+ private:
+  static void Deadline(grpc::ClientContext* ctx) {
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  }
+  std::unique_ptr<v1::OperatorService::Stub> stub_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<OperatorApi>> OpenDirectOperator(const std::string& store_url) {
+  auto store = OpenStateStore(store_url);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<OperatorApi>(new DirectOperator(std::move(*store), nullptr));
+}
+
+std::unique_ptr<OperatorApi> WrapCoordinator(Coordinator& coordinator) {
+  return std::make_unique<DirectOperator>(nullptr, &coordinator);
+}
+
+std::unique_ptr<OperatorApi> ConnectOperator(const std::string& address) {
+  return std::make_unique<GrpcOperator>(address);
+}
+
+}  // namespace sluice

@@ -1,0 +1,36 @@
+// What the operator CLI needs from a coordinator, reachable two ways: on a
+// store directly (--store URL, no server involved) or through a running
+// coordinator (--coordinator ADDR, over gRPC). Both go through the same
+// Coordinator validation.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coordinator/coordinator.h"
+
+namespace sluice {
+
+class OperatorApi {
+ public:
+  virtual ~OperatorApi() = default;
+  virtual absl::StatusOr<ImportResult> Import(const std::vector<PhaseSpec>& phases) = 0;
+  virtual absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
+                                                     const std::string& session_id) = 0;
+  virtual absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
+                                                    const std::string& reason) = 0;
+  virtual absl::StatusOr<CoordinatorStatus> Status() = 0;
+  // The session report as JSON; empty session_id: the latest session.
+  virtual absl::StatusOr<std::string> ReportJson(const std::string& session_id) = 0;
+};
+
+// Opens `store_url` and serves the calls with an in-process Coordinator.
+absl::StatusOr<std::unique_ptr<OperatorApi>> OpenDirectOperator(const std::string& store_url);
+// Uses an existing Coordinator (for `sluice drain`).
+std::unique_ptr<OperatorApi> WrapCoordinator(Coordinator& coordinator);
+// Talks to the coordinator at `address` over gRPC.
+std::unique_ptr<OperatorApi> ConnectOperator(const std::string& address);
+
+}  // namespace sluice

@@ -1,0 +1,391 @@
+#include "coordinator/coordinator.h"
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/fingerprint.h"
+#include "common/ids.h"
+#include "common/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace sluice {
+namespace {
+
+constexpr size_t kRecentGrantsKept = 4096;
+
+absl::Status CheckBytes(const std::string& field, const std::string& value, size_t max) {
+  if (value.size() > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is ", value.size(), " bytes (at most ", max, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSettings(const SessionSettings& s) {
+  if (s.batch_size < 0) return absl::InvalidArgumentError("batch_size must be >= 0");
+  if (s.phase_timeout_seconds <= 0) {
+    return absl::InvalidArgumentError("phase_timeout_seconds must be > 0");
+  }
+  if (s.max_total_minutes < 0) return absl::InvalidArgumentError("max_total_minutes must be >= 0");
+  if (s.max_attempts_per_phase <= 0) {
+    return absl::InvalidArgumentError("max_attempts_per_phase must be > 0");
+  }
+  if (s.max_requeues_per_phase < 0) {
+    return absl::InvalidArgumentError("max_requeues_per_phase must be >= 0");
+  }
+  for (const std::string& run : s.run_ids) SLUICE_RETURN_IF_ERROR(ValidateId("run_id", run));
+  for (const std::string& prefix : s.skip_run_prefixes) {
+    SLUICE_RETURN_IF_ERROR(ValidateId("skip_run_prefix", prefix));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CoordinatorConfig::Validate() const {
+  if (lease_ttl_ms < 100) return absl::InvalidArgumentError("--lease-ttl-ms must be >= 100");
+  if (heartbeat_interval_ms <= 0 || heartbeat_interval_ms >= lease_ttl_ms) {
+    return absl::InvalidArgumentError(
+        "--heartbeat-interval-ms must be > 0 and below --lease-ttl-ms");
+  }
+  if (max_lease_wait_ms < 0) return absl::InvalidArgumentError("--max-lease-wait-ms must be >= 0");
+  return absl::OkStatus();
+}
+
+Coordinator::Coordinator(StateStore& store, const Clock& clock, CoordinatorConfig config)
+    : store_(store), clock_(clock), config_(config) {}
+
+std::string Coordinator::NewId(std::string_view prefix) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  const uint64_t counter = ++id_counter_;
+  return absl::StrCat(std::string(prefix), "-", absl::Hex(clock_.NowMs()), "-",
+                      absl::Hex(rng() & 0xffffffffff), "-", counter);
+}
+
+absl::StatusOr<RegisterResult> Coordinator::Register(const WorkerInfo& worker) {
+  SLUICE_RETURN_IF_ERROR(ValidateId("worker_id", worker.worker_id));
+  if (worker.slots <= 0 || worker.slots > 1024) {
+    return absl::InvalidArgumentError("slots must be between 1 and 1024");
+  }
+  SLUICE_RETURN_IF_ERROR(CheckBytes("host", worker.host, 256));
+  SLUICE_RETURN_IF_ERROR(CheckBytes("version", worker.version, 128));
+  for (const std::string& label : worker.labels) SLUICE_RETURN_IF_ERROR(ValidateId("label", label));
+  WorkerInfo w = worker;
+  w.last_seen_ms = clock_.NowMs();
+  SLUICE_RETURN_IF_ERROR(store_.UpsertWorker(w));
+  {
+    absl::MutexLock lock(&lease_mu_);
+    worker_labels_[w.worker_id] = w.labels;
+  }
+  spdlog::info("worker registered worker={} host={} slots={}", w.worker_id, w.host, w.slots);
+  return RegisterResult{config_.lease_ttl_ms, config_.heartbeat_interval_ms,
+                        config_.max_lease_wait_ms};
+}
+
+absl::StatusOr<std::optional<SessionRecord>> Coordinator::CurrentSession() {
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> s, store_.LatestSession());
+  if (!s || s->state != SessionState::kActive || DeadlinePassed(*s)) {
+    return std::optional<SessionRecord>();
+  }
+  return s;
+}
+
+bool Coordinator::DeadlinePassed(const SessionRecord& session) const {
+  return session.settings.max_total_minutes > 0 &&
+         clock_.NowMs() >=
+             session.started_at_ms + int64_t{session.settings.max_total_minutes} * 60'000;
+}
+
+absl::StatusOr<std::vector<LeaseGrant>> Coordinator::TryLease(
+    const std::string& worker_id, const std::vector<std::string>& labels,
+    const SessionRecord& session, int32_t max_phases) {
+  std::vector<LeaseGrant> grants;
+  const SessionSettings& settings = session.settings;
+  if (settings.batch_size > 0) {
+    SLUICE_ASSIGN_OR_RETURN(int64_t finished, store_.CountSessionAttempts(session.session_id));
+    SLUICE_ASSIGN_OR_RETURN(PhaseCounts counts, store_.CountPhases());
+    // Leases in flight count toward the batch, so it is not overshot.
+    const int64_t room = settings.batch_size - finished - counts.leased;
+    if (room <= 0) return grants;
+    max_phases = static_cast<int32_t>(std::min<int64_t>(max_phases, room));
+  }
+  while (static_cast<int32_t>(grants.size()) < max_phases) {
+    SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
+    const std::vector<RunRanking> ranked = scheduler_.Rank(runs, settings);
+    bool leased_one = false;
+    for (const RunRanking& run : ranked) {
+      LeaseParams params;
+      params.run_id = run.run_id;
+      params.worker_id = worker_id;
+      params.session_id = session.session_id;
+      params.lease_id = NewId("L");
+      params.timeout_seconds = settings.phase_timeout_seconds;
+      params.now_ms = clock_.NowMs();
+      params.ttl_ms = config_.lease_ttl_ms;
+      params.worker_labels = labels;
+      SLUICE_ASSIGN_OR_RETURN(std::optional<LeaseGrant> grant, store_.LeaseNextInRun(params));
+      if (grant) {
+        spdlog::info("leased run={} phase={} attempt={} lease={} worker={}", grant->run_id,
+                     grant->phase_id, grant->attempt, grant->lease_id, worker_id);
+        grants.push_back(std::move(*grant));
+        leased_one = true;
+        break;  // re-rank: the run just leased from is now sampled
+      }
+    }
+    if (!leased_one) break;
+  }
+  return grants;
+}
+
+absl::StatusOr<LeaseResult> Coordinator::Lease(const std::string& worker_id,
+                                               const std::string& request_id, int32_t max_phases,
+                                               int64_t wait_ms) {
+  SLUICE_RETURN_IF_ERROR(ValidateId("worker_id", worker_id));
+  SLUICE_RETURN_IF_ERROR(ValidateId("request_id", request_id));
+  if (max_phases <= 0 || max_phases > config_.max_phases_per_lease) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_phases must be between 1 and ", config_.max_phases_per_lease));
+  }
+  if (wait_ms < 0) return absl::InvalidArgumentError("wait_ms must be >= 0");
+  const int64_t deadline = clock_.NowMs() + std::min(wait_ms, config_.max_lease_wait_ms);
+
+  absl::MutexLock lock(&lease_mu_);
+  const auto key = std::make_pair(worker_id, request_id);
+  if (auto it = recent_grants_.find(key); it != recent_grants_.end()) {
+    return LeaseResult{it->second, true};
+  }
+  auto labels_it = worker_labels_.find(worker_id);
+  if (labels_it == worker_labels_.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker ", worker_id, " is not registered (call Register first)"));
+  }
+  const std::vector<std::string> labels = labels_it->second;
+  LeaseResult result;
+  while (true) {
+    const uint64_t seen = generation_;
+    SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, CurrentSession());
+    result.session_active = session.has_value();
+    if (session) {
+      SLUICE_ASSIGN_OR_RETURN(result.leases, TryLease(worker_id, labels, *session, max_phases));
+      if (!result.leases.empty()) break;
+    }
+    const int64_t left = deadline - clock_.NowMs();
+    if (left <= 0 || shutting_down_) break;
+    // Wait for a report, expiry, import or session start; re-check at least
+    // every second because deadlines and the clock move on their own.
+    if (generation_ == seen) {
+      work_changed_.WaitWithTimeout(&lease_mu_, absl::Milliseconds(std::min<int64_t>(left, 1000)));
+    }
+  }
+  if (!result.leases.empty()) {
+    recent_grants_[key] = result.leases;
+    recent_order_.push_back(key);
+    while (recent_order_.size() > kRecentGrantsKept) {
+      recent_grants_.erase(recent_order_.front());
+      recent_order_.pop_front();
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<std::vector<std::string>> Coordinator::Heartbeat(
+    const std::string& worker_id, const std::vector<std::string>& lease_ids) {
+  SLUICE_RETURN_IF_ERROR(ValidateId("worker_id", worker_id));
+  for (const std::string& id : lease_ids) SLUICE_RETURN_IF_ERROR(ValidateId("lease_id", id));
+  const int64_t now = clock_.NowMs();
+  SLUICE_ASSIGN_OR_RETURN(std::vector<std::string> cancel,
+                          store_.RenewLeases(worker_id, lease_ids, now, config_.lease_ttl_ms));
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, CurrentSession());
+  if (!session) {
+    // No active session (stopped, finished, deadline passed): every running
+    // phase is cancelled. The leases stay renewed so the worker can report
+    // the cancellation instead of the attempt being counted as lost.
+    for (const std::string& id : lease_ids) {
+      if (std::find(cancel.begin(), cancel.end(), id) == cancel.end()) cancel.push_back(id);
+    }
+  }
+  return cancel;
+}
+
+absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
+  SLUICE_RETURN_IF_ERROR(ValidateId("worker_id", report.worker_id));
+  SLUICE_RETURN_IF_ERROR(ValidateId("lease_id", report.lease_id));
+  if (report.outcome == Outcome::kLost) {
+    return absl::InvalidArgumentError("outcome 'lost' is recorded by the coordinator only");
+  }
+  if (report.telemetry_events < 0) {
+    return absl::InvalidArgumentError("telemetry_events must be >= 0");
+  }
+  if (report.duration_ms < 0) return absl::InvalidArgumentError("duration_ms must be >= 0");
+  int64_t typed = 0;
+  for (const auto& [type, count] : report.telemetry_by_type) {
+    SLUICE_RETURN_IF_ERROR(CheckBytes("telemetry type", type, 128));
+    if (count < 0) return absl::InvalidArgumentError("telemetry_by_type counts must be >= 0");
+    typed += count;
+  }
+  if (typed > report.telemetry_events) {
+    return absl::InvalidArgumentError("telemetry_by_type adds up to more than telemetry_events");
+  }
+  SLUICE_RETURN_IF_ERROR(CheckBytes("stdout_tail", report.stdout_tail, config_.max_tail_bytes));
+  SLUICE_RETURN_IF_ERROR(CheckBytes("stderr_tail", report.stderr_tail, config_.max_tail_bytes));
+  SLUICE_RETURN_IF_ERROR(CheckBytes("error_text", report.error_text, config_.max_error_text_bytes));
+
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, store_.LatestSession());
+  ReportParams params;
+  params.report = report;
+  params.fingerprint =
+      ComputeFingerprint(report.outcome, report.exit_code, report.signal, report.error_text).key;
+  params.now_ms = clock_.NowMs();
+  params.max_attempts_per_phase =
+      session ? session->settings.max_attempts_per_phase : SessionSettings{}.max_attempts_per_phase;
+  SLUICE_ASSIGN_OR_RETURN(ReportResult result, store_.RecordReport(params));
+  spdlog::log(result.disposition == ReportDisposition::kAccepted ? spdlog::level::info
+                                                                 : spdlog::level::warn,
+              "report lease={} worker={} outcome={} disposition={} events={}", report.lease_id,
+              report.worker_id, OutcomeName(report.outcome),
+              ReportDispositionName(result.disposition), report.telemetry_events);
+  {
+    absl::MutexLock lock(&lease_mu_);
+    ++generation_;
+    work_changed_.SignalAll();
+  }
+  return ReportAnswer{result, params.fingerprint};
+}
+
+absl::StatusOr<ImportResult> Coordinator::ImportBacklog(const std::vector<PhaseSpec>& phases) {
+  if (phases.empty()) return absl::InvalidArgumentError("backlog has no phases");
+  for (size_t i = 0; i < phases.size(); ++i) {
+    const PhaseSpec& p = phases[i];
+    absl::Status st = ValidateId("run_id", p.run_id);
+    if (st.ok()) st = ValidateId("phase_id", p.phase_id);
+    for (const std::string& label : p.labels) {
+      if (st.ok()) st = ValidateId("label", label);
+    }
+    if (st.ok()) st = CheckBytes("last_error", p.last_error, config_.max_error_text_bytes);
+    if (st.ok()) st = CheckBytes("metadata_json", p.metadata_json, 64 * 1024);
+    if (!st.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("phase #", i + 1, ": ", st.message()));
+    }
+  }
+  SLUICE_ASSIGN_OR_RETURN(ImportResult result, store_.ImportPhases(phases));
+  spdlog::info("imported backlog inserted={} updated={} unchanged={}", result.inserted,
+               result.updated, result.unchanged);
+  absl::MutexLock lock(&lease_mu_);
+  ++generation_;
+  work_changed_.SignalAll();
+  return result;
+}
+
+absl::StatusOr<SessionRecord> Coordinator::StartSession(const SessionSettings& settings,
+                                                        std::string session_id) {
+  SLUICE_RETURN_IF_ERROR(ValidateSettings(settings));
+  if (session_id.empty()) {
+    session_id = NewId("S");
+  } else {
+    SLUICE_RETURN_IF_ERROR(ValidateId("session_id", session_id));
+  }
+  SessionRecord record;
+  record.session_id = session_id;
+  record.settings = settings;
+  record.state = SessionState::kActive;
+  record.started_at_ms = clock_.NowMs();
+  SLUICE_RETURN_IF_ERROR(store_.CreateSession(record));
+  spdlog::info("session started session={} batch_size={} phase_timeout_s={} max_total_minutes={}",
+               session_id, settings.batch_size, settings.phase_timeout_seconds,
+               settings.max_total_minutes);
+  absl::MutexLock lock(&lease_mu_);
+  ++generation_;
+  work_changed_.SignalAll();
+  return record;
+}
+
+absl::StatusOr<SessionRecord> Coordinator::StopSession(const std::string& session_id,
+                                                       const std::string& reason) {
+  std::string id = session_id;
+  if (id.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> latest, store_.LatestSession());
+    if (!latest || latest->state != SessionState::kActive) {
+      return absl::FailedPreconditionError("no active session");
+    }
+    id = latest->session_id;
+  } else {
+    SLUICE_RETURN_IF_ERROR(ValidateId("session_id", id));
+  }
+  SLUICE_RETURN_IF_ERROR(CheckBytes("reason", reason, 1024));
+  SLUICE_RETURN_IF_ERROR(store_.EndSession(id, SessionState::kStopped, clock_.NowMs(),
+                                           reason.empty() ? "stopped by operator" : reason));
+  spdlog::info("session stopped session={} reason={}", id, reason);
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> record, store_.GetSession(id));
+  if (!record) return absl::InternalError("stopped session vanished");
+  return *record;
+}
+
+absl::StatusOr<std::string> Coordinator::SessionDoneReason(const SessionRecord& session) {
+  if (session.state != SessionState::kActive) return session.end_reason;
+  if (DeadlinePassed(session)) return std::string("max_total_minutes reached");
+  SLUICE_ASSIGN_OR_RETURN(int64_t finished, store_.CountSessionAttempts(session.session_id));
+  if (session.settings.batch_size > 0 && finished >= session.settings.batch_size) {
+    return std::string("batch_size reached");
+  }
+  SLUICE_ASSIGN_OR_RETURN(PhaseCounts counts, store_.CountPhases());
+  if (counts.leased > 0) return std::string();
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
+  if (scheduler_.Rank(runs, session.settings).empty()) {
+    return std::string("nothing left to lease");
+  }
+  return std::string();
+}
+
+absl::Status Coordinator::Tick() {
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, store_.LatestSession());
+  const int32_t max_requeues =
+      session ? session->settings.max_requeues_per_phase : SessionSettings{}.max_requeues_per_phase;
+  SLUICE_ASSIGN_OR_RETURN(std::vector<ExpiredLease> expired,
+                          store_.ExpireLeases(clock_.NowMs(), max_requeues));
+  for (const ExpiredLease& e : expired) {
+    spdlog::warn("lease expired run={} phase={} attempt={} lease={} worker={} phase_state={}",
+                 e.lease.run_id, e.lease.phase_id, e.lease.attempt, e.lease.lease_id,
+                 e.lease.worker_id, PhaseStateName(e.phase_state));
+  }
+  if (session && session->state == SessionState::kActive) {
+    SLUICE_ASSIGN_OR_RETURN(std::string reason, SessionDoneReason(*session));
+    if (!reason.empty()) {
+      SLUICE_RETURN_IF_ERROR(
+          store_.EndSession(session->session_id, SessionState::kFinished, clock_.NowMs(), reason));
+      spdlog::info("session finished session={} reason={}", session->session_id, reason);
+    }
+  }
+  if (!expired.empty()) {
+    absl::MutexLock lock(&lease_mu_);
+    ++generation_;
+    work_changed_.SignalAll();
+  }
+  return absl::OkStatus();
+}
+
+void Coordinator::BeginShutdown() {
+  absl::MutexLock lock(&lease_mu_);
+  shutting_down_ = true;
+  ++generation_;
+  work_changed_.SignalAll();
+}
+
+absl::StatusOr<CoordinatorStatus> Coordinator::Status() {
+  CoordinatorStatus status;
+  SLUICE_ASSIGN_OR_RETURN(status.phases, store_.CountPhases());
+  SLUICE_ASSIGN_OR_RETURN(status.workers, store_.ListWorkers());
+  SLUICE_ASSIGN_OR_RETURN(status.active_leases, store_.ListActiveLeases());
+  for (const LeaseGrant& l : status.active_leases) ++status.active_leases_by_worker[l.worker_id];
+  SLUICE_ASSIGN_OR_RETURN(status.session, store_.LatestSession());
+  if (status.session) {
+    SLUICE_ASSIGN_OR_RETURN(status.session_finished,
+                            store_.CountSessionAttempts(status.session->session_id));
+    SLUICE_ASSIGN_OR_RETURN(std::string reason, SessionDoneReason(*status.session));
+    status.session_done = !reason.empty() && status.active_leases.empty();
+  }
+  return status;
+}
+
+}  // namespace sluice

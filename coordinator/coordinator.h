@@ -1,0 +1,134 @@
+// The coordinator's logic, free of gRPC: the RPC adapters in grpc/ validate
+// nothing themselves; they convert messages and call these methods, which
+// validate arguments (InvalidArgument with a reason), talk to the StateStore
+// and map store failures to Unavailable.
+//
+// Thread-safety: every public method may be called from many threads.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/model.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/state_store.h"
+
+namespace sluice {
+
+struct CoordinatorConfig {
+  // A lease not renewed within this is expired and its phase re-leased.
+  int64_t lease_ttl_ms = 30'000;
+  // Workers heartbeat this often; well inside the TTL so one lost heartbeat
+  // does not expire a lease.
+  int64_t heartbeat_interval_ms = 10'000;
+  // Upper bound for a lease long-poll.
+  int64_t max_lease_wait_ms = 30'000;
+  // Bounds on what a worker may send.
+  size_t max_tail_bytes = 64 * 1024;
+  size_t max_error_text_bytes = 8 * 1024;
+  int32_t max_phases_per_lease = 64;
+
+  absl::Status Validate() const;
+};
+
+struct RegisterResult {
+  int64_t lease_ttl_ms = 0;
+  int64_t heartbeat_interval_ms = 0;
+  int64_t max_lease_wait_ms = 0;
+};
+
+struct LeaseResult {
+  std::vector<LeaseGrant> leases;
+  bool session_active = false;
+};
+
+struct ReportAnswer {
+  ReportResult result;
+  std::string fingerprint;
+};
+
+struct CoordinatorStatus {
+  PhaseCounts phases;
+  std::vector<WorkerInfo> workers;
+  std::map<std::string, int32_t> active_leases_by_worker;
+  std::vector<LeaseGrant> active_leases;
+  std::optional<SessionRecord> session;
+  int64_t session_finished = 0;
+  bool session_done = false;
+};
+
+class Coordinator {
+ public:
+  Coordinator(StateStore& store, const Clock& clock, CoordinatorConfig config = {});
+
+  // Worker-facing.
+  absl::StatusOr<RegisterResult> Register(const WorkerInfo& worker);
+  // Long-polls up to min(wait_ms, max_lease_wait_ms) when nothing is ready.
+  // A retried request (same worker_id and request_id) gets the same grants.
+  absl::StatusOr<LeaseResult> Lease(const std::string& worker_id, const std::string& request_id,
+                                    int32_t max_phases, int64_t wait_ms);
+  // Renews the worker's leases; returns those it must stop.
+  absl::StatusOr<std::vector<std::string>> Heartbeat(const std::string& worker_id,
+                                                     const std::vector<std::string>& lease_ids);
+  absl::StatusOr<ReportAnswer> Report(const AttemptReport& report);
+
+  // Operator-facing.
+  absl::StatusOr<ImportResult> ImportBacklog(const std::vector<PhaseSpec>& phases);
+  absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
+                                             std::string session_id);
+  absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
+                                            const std::string& reason);
+  absl::StatusOr<CoordinatorStatus> Status();
+
+  // Periodic work: expires leases, ends a session whose batch is done, whose
+  // deadline passed or that has nothing left. The server calls it about once
+  // a second; tests call it after advancing a FakeClock.
+  absl::Status Tick();
+
+  // Ends every waiting long-poll now and makes later ones return at once
+  // (used at shutdown).
+  void BeginShutdown();
+
+  StateStore& store() { return store_; }
+  const CoordinatorConfig& config() const { return config_; }
+
+ private:
+  absl::StatusOr<std::optional<SessionRecord>> CurrentSession();
+  absl::StatusOr<std::vector<LeaseGrant>> TryLease(const std::string& worker_id,
+                                                   const std::vector<std::string>& labels,
+                                                   const SessionRecord& session, int32_t max_phases)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lease_mu_);
+  // Why the session is done ("" while it is not), from store counts.
+  absl::StatusOr<std::string> SessionDoneReason(const SessionRecord& session);
+  bool DeadlinePassed(const SessionRecord& session) const;
+  std::string NewId(std::string_view prefix);
+
+  StateStore& store_;
+  const Clock& clock_;
+  const CoordinatorConfig config_;
+  const Scheduler scheduler_;
+
+  absl::Mutex lease_mu_;
+  absl::CondVar work_changed_;
+  uint64_t generation_ ABSL_GUARDED_BY(lease_mu_) = 0;  // bumped when leasable work may appear
+  bool shutting_down_ ABSL_GUARDED_BY(lease_mu_) = false;
+  // Recent lease grants by (worker_id, request_id), for retried requests.
+  std::map<std::pair<std::string, std::string>, std::vector<LeaseGrant>> recent_grants_
+      ABSL_GUARDED_BY(lease_mu_);
+  std::deque<std::pair<std::string, std::string>> recent_order_ ABSL_GUARDED_BY(lease_mu_);
+  std::map<std::string, std::vector<std::string>> worker_labels_ ABSL_GUARDED_BY(lease_mu_);
+  std::atomic<uint64_t> id_counter_{0};
+};
+
+}  // namespace sluice

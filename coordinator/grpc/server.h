@@ -1,0 +1,48 @@
+// Hosts a Coordinator over gRPC: the worker and operator services, plus a
+// maintenance thread that calls Coordinator::Tick (lease expiry, session end).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "coordinator/coordinator.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace sluice {
+
+class WorkerServiceImpl;
+class OperatorServiceImpl;
+
+struct ServerOptions {
+  std::string listen_address = "127.0.0.1:7400";  // "host:0" picks a free port
+  int64_t tick_interval_ms = 500;
+  int max_message_bytes = 16 * 1024 * 1024;
+};
+
+class CoordinatorServer {
+ public:
+  explicit CoordinatorServer(Coordinator& coordinator);
+  ~CoordinatorServer();
+
+  // Binds and starts serving; returns the bound port.
+  absl::StatusOr<int> Start(const ServerOptions& options);
+  // Stops accepting, wakes long-polls, waits for in-flight calls (bounded).
+  void Shutdown();
+  void Wait();
+
+ private:
+  Coordinator& coordinator_;
+  std::unique_ptr<WorkerServiceImpl> worker_service_;
+  std::unique_ptr<OperatorServiceImpl> operator_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::atomic<bool> stopping_{false};
+  std::thread ticker_;
+};
+
+}  // namespace sluice

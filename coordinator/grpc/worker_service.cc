@@ -1,0 +1,68 @@
+#include "coordinator/grpc/services.h"
+#include "coordinator/grpc/status_util.h"
+#include "proto/convert.h"
+
+namespace sluice {
+
+grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*, const v1::RegisterRequest* req,
+                                         v1::RegisterResponse* resp) {
+  WorkerInfo w;
+  w.worker_id = req->worker_id();
+  w.host = req->host();
+  w.slots = req->slots();
+  w.labels.assign(req->labels().begin(), req->labels().end());
+  w.version = req->version();
+  auto result = coordinator_.Register(w);
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  resp->set_lease_ttl_ms(result->lease_ttl_ms);
+  resp->set_heartbeat_interval_ms(result->heartbeat_interval_ms);
+  resp->set_max_lease_wait_ms(result->max_lease_wait_ms);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::Lease(grpc::ServerContext*, const v1::LeaseRequest* req,
+                                      v1::LeaseResponse* resp) {
+  auto result =
+      coordinator_.Lease(req->worker_id(), req->request_id(), req->max_phases(), req->wait_ms());
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  for (const LeaseGrant& g : result->leases) ToProto(g, resp->add_leases());
+  resp->set_session_active(result->session_active);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* req,
+                                          v1::HeartbeatResponse* resp) {
+  std::vector<std::string> ids(req->lease_ids().begin(), req->lease_ids().end());
+  auto cancel = coordinator_.Heartbeat(req->worker_id(), ids);
+  if (!cancel.ok()) return ToGrpcStatus(cancel.status());
+  for (const std::string& id : *cancel) resp->add_cancel_lease_ids(id);
+  resp->set_lease_ttl_ms(coordinator_.config().lease_ttl_ms);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::Report(grpc::ServerContext*, const v1::ReportRequest* req,
+                                       v1::ReportResponse* resp) {
+  auto report = FromProto(*req);
+  if (!report.ok()) return ToGrpcStatus(report.status());
+  auto answer = coordinator_.Report(*report);
+  if (!answer.ok()) return ToGrpcStatus(answer.status());
+  switch (answer->result.disposition) {
+    case ReportDisposition::kAccepted:
+      resp->set_disposition(v1::ReportResponse::ACCEPTED);
+      break;
+    case ReportDisposition::kDuplicate:
+      resp->set_disposition(v1::ReportResponse::DUPLICATE);
+      break;
+    case ReportDisposition::kLate:
+      resp->set_disposition(v1::ReportResponse::LATE);
+      break;
+    case ReportDisposition::kUnknownLease:
+      resp->set_disposition(v1::ReportResponse::UNKNOWN_LEASE);
+      break;
+  }
+  resp->set_phase_state(ToProto(answer->result.phase_state));
+  resp->set_fingerprint(answer->fingerprint);
+  return grpc::Status::OK;
+}
+
+}  // namespace sluice

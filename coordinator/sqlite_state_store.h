@@ -1,0 +1,56 @@
+// The embedded default store: one SQLite file in WAL mode. Every mutating
+// call runs in one BEGIN IMMEDIATE transaction, so a crash (even SIGKILL)
+// leaves either the old or the new state. synchronous=NORMAL: a process crash
+// loses nothing; a power loss may lose the last transactions (documented in
+// the README). Thread-safe: one connection behind a mutex.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "coordinator/state_store.h"
+
+struct sqlite3;
+
+namespace sluice {
+
+class SqliteStateStore final : public StateStore {
+ public:
+  // Opens (creating parent directories and the schema when needed) the
+  // database at `path`; ":memory:" gives a private in-memory store.
+  static absl::StatusOr<std::unique_ptr<SqliteStateStore>> Open(const std::string& path);
+  ~SqliteStateStore() override;
+
+  absl::StatusOr<ImportResult> ImportPhases(const std::vector<PhaseSpec>& phases) override;
+  absl::StatusOr<std::optional<PhaseRecord>> GetPhase(const PhaseKey& key) override;
+  absl::StatusOr<std::vector<RunStats>> ListRunStats() override;
+  absl::StatusOr<PhaseCounts> CountPhases() override;
+  absl::StatusOr<std::optional<LeaseGrant>> LeaseNextInRun(const LeaseParams& params) override;
+  absl::StatusOr<std::vector<std::string>> RenewLeases(const std::string& worker_id,
+                                                       const std::vector<std::string>& lease_ids,
+                                                       int64_t now_ms, int64_t ttl_ms) override;
+  absl::StatusOr<ReportResult> RecordReport(const ReportParams& params) override;
+  absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(int64_t now_ms,
+                                                         int32_t max_requeues_per_phase) override;
+  absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() override;
+  absl::Status UpsertWorker(const WorkerInfo& worker) override;
+  absl::StatusOr<std::vector<WorkerInfo>> ListWorkers() override;
+  absl::Status CreateSession(const SessionRecord& session) override;
+  absl::Status EndSession(const std::string& session_id, SessionState state, int64_t ended_at_ms,
+                          const std::string& reason) override;
+  absl::StatusOr<std::optional<SessionRecord>> GetSession(const std::string& session_id) override;
+  absl::StatusOr<std::optional<SessionRecord>> LatestSession() override;
+  absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& session_id) override;
+  absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) override;
+
+ private:
+  explicit SqliteStateStore(sqlite3* db) : db_(db) {}
+  absl::Status InitSchema();
+
+  absl::Mutex mu_;
+  sqlite3* const db_;  // owned; used only under mu_
+};
+
+}  // namespace sluice

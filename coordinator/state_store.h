@@ -1,0 +1,111 @@
+// The coordinator's durable state, behind one interface so the embedded
+// SQLite store and the Redis store are interchangeable and pass one contract
+// suite (tests/contract/state_store_contract_test.cc).
+//
+// Contract for every implementation:
+// - Each mutating call is one atomic transition: it applies whole or not at
+//   all (on error nothing changed), even if the process dies mid-call.
+// - Lease and report never scan the backlog: they touch a bounded number of
+//   rows through indexes.
+// - Thread-safe: calls may come from many RPC threads at once.
+// - Errors: Unavailable when the backing store cannot be reached, Internal for
+//   corruption; argument errors are the caller's job (the Coordinator
+//   validates before calling).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/model.h"
+
+namespace sluice {
+
+struct ImportResult {
+  int64_t inserted = 0;
+  int64_t updated = 0;  // spec fields changed; history (attempts, state) kept
+  int64_t unchanged = 0;
+};
+
+struct LeaseParams {
+  std::string run_id;  // lease the next pending phase of this run
+  std::string worker_id;
+  std::string session_id;
+  std::string lease_id;  // chosen by the caller (unique)
+  int32_t timeout_seconds = 0;
+  int64_t now_ms = 0;
+  int64_t ttl_ms = 0;
+  std::vector<std::string> worker_labels;  // phases requiring other labels are passed over
+};
+
+struct ReportParams {
+  AttemptReport report;
+  std::string fingerprint;
+  int64_t now_ms = 0;
+  int32_t max_attempts_per_phase = 2;  // phase fails for good after this many own outcomes
+};
+
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+
+  // Inserts new phases and updates the spec of known ones, keeping their
+  // state and history. All or nothing.
+  virtual absl::StatusOr<ImportResult> ImportPhases(const std::vector<PhaseSpec>& phases) = 0;
+
+  virtual absl::StatusOr<std::optional<PhaseRecord>> GetPhase(const PhaseKey& key) = 0;
+
+  // Per-run aggregates for runs that have anything pending, leased or done.
+  // Cost grows with the number of runs, not phases.
+  virtual absl::StatusOr<std::vector<RunStats>> ListRunStats() = 0;
+
+  virtual absl::StatusOr<PhaseCounts> CountPhases() = 0;
+
+  // Leases the best pending phase of params.run_id (highest priority, then
+  // lowest phase_index, then phase_id) whose required labels the worker has.
+  // nullopt when that run has none.
+  virtual absl::StatusOr<std::optional<LeaseGrant>> LeaseNextInRun(const LeaseParams& params) = 0;
+
+  // Extends the given leases held by worker_id to now+ttl. Returns the ids
+  // among them that are no longer this worker's (expired, reported, unknown).
+  virtual absl::StatusOr<std::vector<std::string>> RenewLeases(
+      const std::string& worker_id, const std::vector<std::string>& lease_ids, int64_t now_ms,
+      int64_t ttl_ms) = 0;
+
+  // Records the outcome of an attempt, fenced by (lease_id, epoch): accepted
+  // only while that lease is the phase's current one. Idempotent by lease id.
+  virtual absl::StatusOr<ReportResult> RecordReport(const ReportParams& params) = 0;
+
+  // Expires every lease with expires_at <= now: the attempt is recorded as
+  // kLost, the phase returns to pending (or fails when out of requeues).
+  virtual absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(
+      int64_t now_ms, int32_t max_requeues_per_phase) = 0;
+
+  virtual absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() = 0;
+
+  virtual absl::Status UpsertWorker(const WorkerInfo& worker) = 0;
+  virtual absl::StatusOr<std::vector<WorkerInfo>> ListWorkers() = 0;
+
+  // Sessions. At most one is active; starting one while another is active is
+  // FailedPrecondition.
+  virtual absl::Status CreateSession(const SessionRecord& session) = 0;
+  virtual absl::Status EndSession(const std::string& session_id, SessionState state,
+                                  int64_t ended_at_ms, const std::string& reason) = 0;
+  virtual absl::StatusOr<std::optional<SessionRecord>> GetSession(
+      const std::string& session_id) = 0;
+  // The active session, else the most recently started one.
+  virtual absl::StatusOr<std::optional<SessionRecord>> LatestSession() = 0;
+
+  // Attempts recorded for a session (every attempt when session_id is empty),
+  // in the order they ended.
+  virtual absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(
+      const std::string& session_id) = 0;
+  // Attempts of a session that ended with the phase's own outcome (lost and
+  // cancelled ones excluded): the session's progress toward its batch size.
+  virtual absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) = 0;
+};
+
+}  // namespace sluice

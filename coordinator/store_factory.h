@@ -1,0 +1,19 @@
+// Opens a StateStore from a URL:
+//   sqlite://PATH   the embedded store (default: sqlite://.sluice/state.db)
+//   sqlite://:memory:
+// Unknown schemes are InvalidArgument naming the accepted forms.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "coordinator/state_store.h"
+
+namespace sluice {
+
+inline constexpr const char* kDefaultStoreUrl = "sqlite://.sluice/state.db";
+
+absl::StatusOr<std::unique_ptr<StateStore>> OpenStateStore(const std::string& url);
+
+}  // namespace sluice

@@ -1,0 +1,471 @@
+// PosixProcessRunner against real processes. /bin/sh scripts are used here,
+// in tests only, to build process trees that misbehave on purpose.
+#include "worker/process_runner.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/test_env.h"
+
+namespace sluice {
+namespace {
+
+using ::sluice::testing::ReadFile;
+using ::sluice::testing::ScratchDir;
+using ::testing::EndsWith;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Lt;
+using ::testing::SizeIs;
+using ::testing::StartsWith;
+using Clock = std::chrono::steady_clock;
+
+ProcessSpec ShellSpec(const ScratchDir& dir, const std::string& script) {
+  ProcessSpec spec;
+  spec.argv = {"/bin/sh", "-c", script};
+  spec.stdout_path = dir.File("stdout.log");
+  spec.stderr_path = dir.File("stderr.log");
+  return spec;
+}
+
+ProcessResult RunOrDie(const ProcessSpec& spec, const CancelToken& cancel = CancelToken()) {
+  PosixProcessRunner runner;
+  absl::StatusOr<ProcessResult> result = runner.Run(spec, cancel);
+  EXPECT_TRUE(result.ok()) << result.status();
+  return result.ok() ? *result : ProcessResult();
+}
+
+// Polls `condition` until it holds or `timeout` passes.
+template <typename Condition>
+bool WaitFor(Condition condition, std::chrono::milliseconds timeout) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  while (!condition()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+// A pid written by a script, once the file holds a full line.
+pid_t ReadPidFile(const std::string& path) {
+  const std::string text = ReadFile(path);
+  if (text.empty() || text.back() != '\n') return 0;
+  return static_cast<pid_t>(std::atol(text.c_str()));
+}
+
+// Gone: no such process, or a zombie waiting for init (or a subreaper) to
+// reap it: it runs no code any more.
+bool ProcessGone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  if (content.empty()) return true;
+  // "pid (comm) S ...": the state follows the last ')'.
+  const size_t paren = content.rfind(')');
+  return paren != std::string::npos && paren + 2 < content.size() && content[paren + 2] == 'Z';
+}
+
+TEST(ProcessRunnerTest, ReportsExitCode) {
+  ScratchDir dir;
+  const ProcessResult result = RunOrDie(ShellSpec(dir, "exit 7"));
+  EXPECT_EQ(result.exit_code, 7);
+  EXPECT_EQ(result.signal, 0);
+  EXPECT_EQ(result.stopped_by, StopReason::kNone);
+  EXPECT_GE(result.duration_ms, 0);
+}
+
+TEST(ProcessRunnerTest, HugeTimeoutAndGraceDoNotOverflow) {
+  ScratchDir dir;
+  ProcessSpec spec = ShellSpec(dir, "exit 5");
+  spec.timeout_ms = std::numeric_limits<int64_t>::max();
+  spec.grace_ms = std::numeric_limits<int64_t>::max();
+  const ProcessResult result = RunOrDie(spec);
+  EXPECT_EQ(result.exit_code, 5);
+  EXPECT_EQ(result.stopped_by, StopReason::kNone);
+}
+
+TEST(ProcessRunnerTest, ReportsSuccess) {
+  ScratchDir dir;
+  ProcessSpec spec;
+  spec.argv = {"true"};  // looked up in PATH
+  spec.stdout_path = dir.File("out");
+  spec.stderr_path = dir.File("err");
+  const ProcessResult result = RunOrDie(spec);
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.signal, 0);
+  EXPECT_THAT(result.stdout_tail, IsEmpty());
+  EXPECT_THAT(result.error_text, IsEmpty());
+}
+
+TEST(ProcessRunnerTest, ReportsTerminatingSignal) {
+  ScratchDir dir;
+  const ProcessResult result = RunOrDie(ShellSpec(dir, "kill -9 $$"));
+  EXPECT_EQ(result.exit_code, -1);
+  EXPECT_EQ(result.signal, SIGKILL);
+  EXPECT_EQ(result.stopped_by, StopReason::kNone);
+}
+
+TEST(ProcessRunnerTest, TimeoutKillsWholeGroupIncludingGrandchildThatIgnoresTerm) {
+  ScratchDir dir;
+  const std::string pid_file = dir.File("grandchild.pid");
+  // Ignoring TERM is inherited by both sleeps, so only SIGKILL ends them.
+  ProcessSpec spec = ShellSpec(
+      dir, "trap '' TERM; sleep 1000 & echo $! > '" + pid_file + "'; sleep 1000; echo unreachable");
+  spec.timeout_ms = 300;
+  spec.grace_ms = 300;
+
+  const Clock::time_point start = Clock::now();
+  const ProcessResult result = RunOrDie(spec);
+  const auto elapsed =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+
+  EXPECT_EQ(result.stopped_by, StopReason::kTimeout);
+  EXPECT_EQ(result.signal, SIGKILL);
+  EXPECT_EQ(result.exit_code, -1);
+  EXPECT_GE(result.duration_ms, 300);
+  EXPECT_THAT(elapsed, Lt(3000)) << "timeout 300 ms + grace 300 ms took far too long";
+  EXPECT_THAT(result.stdout_tail, IsEmpty());
+
+  const pid_t grandchild = ReadPidFile(pid_file);
+  ASSERT_GT(grandchild, 0) << "the script did not record its background pid";
+  EXPECT_TRUE(WaitFor([&] { return ProcessGone(grandchild); }, std::chrono::seconds(2)))
+      << "grandchild " << grandchild << " survived the group kill";
+}
+
+TEST(ProcessRunnerTest, LeftoverGroupMembersAreKilledAfterNormalExit) {
+  ScratchDir dir;
+  const std::string pid_file = dir.File("daemon.pid");
+  const ProcessResult result =
+      RunOrDie(ShellSpec(dir, "sleep 1000 & echo $! > '" + pid_file + "'; exit 3"));
+  EXPECT_EQ(result.exit_code, 3);
+  EXPECT_EQ(result.stopped_by, StopReason::kNone);
+  const pid_t leftover = ReadPidFile(pid_file);
+  ASSERT_GT(leftover, 0);
+  EXPECT_TRUE(WaitFor([&] { return ProcessGone(leftover); }, std::chrono::seconds(2)))
+      << "background process " << leftover << " outlived its phase";
+}
+
+TEST(ProcessRunnerTest, GracefulExitAfterTermStillReportsTimeout) {
+  ScratchDir dir;
+  ProcessSpec spec =
+      ShellSpec(dir, "trap 'echo cleaned up; exit 0' TERM; while :; do sleep 0.05; done");
+  spec.timeout_ms = 200;
+  spec.grace_ms = 10'000;
+  const ProcessResult result = RunOrDie(spec);
+  EXPECT_EQ(result.stopped_by, StopReason::kTimeout);
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.signal, 0);
+  EXPECT_THAT(result.duration_ms, Lt(5'000)) << "should not have waited for the grace period";
+  EXPECT_EQ(result.stdout_tail, "cleaned up\n");
+}
+
+TEST(ProcessRunnerTest, CancelFromAnotherThreadStopsProcess) {
+  ScratchDir dir;
+  const std::string started = dir.File("started");
+  ProcessSpec spec = ShellSpec(dir, "echo yes > '" + started + "'; sleep 1000");
+  spec.grace_ms = 2'000;
+  CancelToken cancel;
+  std::thread canceller([&] {
+    WaitFor([&] { return ReadFile(started) == "yes\n"; }, std::chrono::seconds(10));
+    cancel.Cancel();
+  });
+  const Clock::time_point begin = Clock::now();
+  const ProcessResult result = RunOrDie(spec, cancel);
+  canceller.join();
+  EXPECT_EQ(result.stopped_by, StopReason::kCancelled);
+  EXPECT_EQ(result.signal, SIGTERM);
+  EXPECT_EQ(result.exit_code, -1);
+  EXPECT_THAT(Clock::now() - begin, Lt(std::chrono::seconds(8)));
+}
+
+TEST(ProcessRunnerTest, AlreadyCancelledTokenStopsProcessAtOnce) {
+  ScratchDir dir;
+  CancelToken cancel;
+  cancel.Cancel();
+  ProcessSpec spec = ShellSpec(dir, "sleep 1000");
+  spec.grace_ms = 100;
+  const ProcessResult result = RunOrDie(spec, cancel);
+  EXPECT_EQ(result.stopped_by, StopReason::kCancelled);
+  EXPECT_NE(result.signal, 0);
+  EXPECT_THAT(result.duration_ms, Lt(3'000));
+}
+
+TEST(ProcessRunnerTest, ZeroGraceKillsImmediately) {
+  ScratchDir dir;
+  ProcessSpec spec = ShellSpec(dir, "trap '' TERM; sleep 1000");
+  spec.timeout_ms = 100;
+  spec.grace_ms = 0;
+  const ProcessResult result = RunOrDie(spec);
+  EXPECT_EQ(result.stopped_by, StopReason::kTimeout);
+  EXPECT_EQ(result.signal, SIGKILL);
+  EXPECT_THAT(result.duration_ms, Lt(3'000));
+}
+
+TEST(ProcessRunnerTest, EnvironmentIsInheritedAndOverridden) {
+  ScratchDir dir;
+  ASSERT_EQ(::setenv("SLUICE_RUNNER_INHERITED", "from-worker", 1), 0);
+  ASSERT_EQ(::setenv("SLUICE_RUNNER_OVERRIDDEN", "old", 1), 0);
+  ProcessSpec spec = ShellSpec(dir,
+                               "printf '%s|%s|%s' \"$SLUICE_RUNNER_INHERITED\" "
+                               "\"$SLUICE_RUNNER_OVERRIDDEN\" \"$SLUICE_RUNNER_NEW\"");
+  spec.env = {{"SLUICE_RUNNER_OVERRIDDEN", "new"}, {"SLUICE_RUNNER_NEW", "a b;$(c)"}};
+  const ProcessResult result = RunOrDie(spec);
+  ::unsetenv("SLUICE_RUNNER_INHERITED");
+  ::unsetenv("SLUICE_RUNNER_OVERRIDDEN");
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.stdout_tail, "from-worker|new|a b;$(c)");
+}
+
+TEST(ProcessRunnerTest, RejectsInvalidEnvironmentName) {
+  ScratchDir dir;
+  ProcessSpec spec = ShellSpec(dir, "true");
+  spec.env = {{"A=B", "x"}};
+  PosixProcessRunner runner;
+  EXPECT_EQ(runner.Run(spec, CancelToken()).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ProcessRunnerTest, WorkdirIsHonoured) {
+  ScratchDir dir;
+  std::filesystem::create_directory(dir.File("work"));
+  testing::WriteFile(dir.File("work/marker"), "here\n");
+  ProcessSpec spec = ShellSpec(dir, "pwd; cat marker");
+  spec.workdir = dir.File("work");
+  const ProcessResult result = RunOrDie(spec);
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.stdout_tail, std::filesystem::canonical(dir.File("work")).string() + "\nhere\n");
+}
+
+TEST(ProcessRunnerTest, MissingWorkdirIsAnError) {
+  ScratchDir dir;
+  ProcessSpec spec = ShellSpec(dir, "true");
+  spec.workdir = dir.File("does-not-exist");
+  PosixProcessRunner runner;
+  absl::StatusOr<ProcessResult> result = runner.Run(spec, CancelToken());
+  EXPECT_FALSE(result.ok());
+  EXPECT_THAT(result.status().message(), HasSubstr("does-not-exist"));
+}
+
+TEST(ProcessRunnerTest, NonexistentProgramIsNotFound) {
+  ScratchDir dir;
+  PosixProcessRunner runner;
+  for (const std::string program : {"sluice-no-such-program", "/nonexistent/dir/program"}) {
+    ProcessSpec spec;
+    spec.argv = {program, "--flag"};
+    spec.stdout_path = dir.File("out");
+    spec.stderr_path = dir.File("err");
+    absl::StatusOr<ProcessResult> result = runner.Run(spec, CancelToken());
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kNotFound) << program;
+    EXPECT_THAT(result.status().message(), HasSubstr(program));
+  }
+}
+
+TEST(ProcessRunnerTest, EmptyArgvIsAnError) {
+  PosixProcessRunner runner;
+  EXPECT_EQ(runner.Run(ProcessSpec(), CancelToken()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ProcessRunnerTest, StreamsGoToLogFilesAndTails) {
+  ScratchDir dir;
+  const ProcessResult result =
+      RunOrDie(ShellSpec(dir, "echo out one; echo err one >&2; echo out two; echo err two >&2"));
+  EXPECT_EQ(ReadFile(dir.File("stdout.log")), "out one\nout two\n");
+  EXPECT_EQ(ReadFile(dir.File("stderr.log")), "err one\nerr two\n");
+  EXPECT_EQ(result.stdout_tail, "out one\nout two\n");
+  EXPECT_EQ(result.stderr_tail, "err one\nerr two\n");
+}
+
+TEST(ProcessRunnerTest, TailIsCutAtALineStart) {
+  ScratchDir dir;
+  ProcessSpec spec =
+      ShellSpec(dir, "i=0; while [ $i -lt 500 ]; do echo \"line $i\"; i=$((i+1)); done");
+  spec.tail_bytes = 100;
+  const ProcessResult result = RunOrDie(spec);
+  EXPECT_THAT(result.stdout_tail, SizeIs(::testing::Le(100u)));
+  EXPECT_THAT(result.stdout_tail, StartsWith("line 4"));
+  EXPECT_THAT(result.stdout_tail, EndsWith("line 499\n"));
+  EXPECT_EQ(ReadFile(dir.File("stdout.log")).substr(0, 7), "line 0\n");
+}
+
+TEST(ProcessRunnerTest, ErrorTextIsLastNonEmptyStderrLine) {
+  ScratchDir dir;
+  const ProcessResult result =
+      RunOrDie(ShellSpec(dir,
+                         "echo 'Traceback (most recent call last):' >&2; "
+                         "echo 'ValueError: the input file phase.csv has 3 bad rows' >&2; "
+                         "printf '\\n   \\n' >&2; exit 1"));
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.error_text, "ValueError: the input file phase.csv has 3 bad rows");
+}
+
+TEST(ProcessRunnerTest, ShortLastErrorLineKeepsThePreviousOne) {
+  ScratchDir dir;
+  const ProcessResult result = RunOrDie(ShellSpec(
+      dir, "echo noise >&2; echo 'disk quota exceeded writing out.bin' >&2; echo failed >&2"));
+  EXPECT_EQ(result.error_text, "disk quota exceeded writing out.bin\nfailed");
+}
+
+TEST(ProcessRunnerTest, ErrorTextIsBounded) {
+  ScratchDir dir;
+  const ProcessResult result = RunOrDie(ShellSpec(
+      dir, "i=0; while [ $i -lt 500 ]; do printf 'abcdefghij' >&2; i=$((i+1)); done; echo >&2"));
+  EXPECT_THAT(result.error_text, SizeIs(1000u));
+  EXPECT_THAT(result.error_text, EndsWith("abcdefghij"));
+}
+
+TEST(ProcessRunnerTest, EmptyStderrGivesNoErrorText) {
+  ScratchDir dir;
+  const ProcessResult result = RunOrDie(ShellSpec(dir, "echo only stdout; exit 2"));
+  EXPECT_EQ(result.exit_code, 2);
+  EXPECT_THAT(result.error_text, IsEmpty());
+  EXPECT_THAT(result.stderr_tail, IsEmpty());
+}
+
+TEST(ProcessRunnerTest, InvalidUtf8InOutputIsReplaced) {
+  ScratchDir dir;
+  const ProcessResult result = RunOrDie(ShellSpec(dir, "printf 'a\\377b\\n' >&2"));
+  EXPECT_EQ(result.stderr_tail, "a?b\n");
+  EXPECT_EQ(result.error_text, "a?b");
+}
+
+TEST(ProcessRunnerTest, StdinIsDevNull) {
+  ScratchDir dir;
+  const ProcessResult result = RunOrDie(ShellSpec(dir, "cat; echo \"done $?\""));
+  EXPECT_EQ(result.stdout_tail, "done 0\n");
+}
+
+// Descriptors this test process would pass on to any child anyway.
+std::set<std::string> InheritableFds() {
+  std::set<std::string> fds;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const std::string name = entry.path().filename().string();
+    const int fd = std::atoi(name.c_str());
+    const int flags = ::fcntl(fd, F_GETFD);
+    if (flags >= 0 && (flags & FD_CLOEXEC) == 0) fds.insert(name);
+  }
+  return fds;
+}
+
+TEST(ProcessRunnerTest, ChildGetsNoExtraDescriptors) {
+  ScratchDir dir;
+  std::set<std::string> allowed = InheritableFds();
+  allowed.insert({"0", "1", "2"});
+  const ProcessResult result = RunOrDie(ShellSpec(dir, "ls /proc/$$/fd"));
+  std::istringstream lines(result.stdout_tail);
+  std::string fd;
+  while (std::getline(lines, fd)) {
+    EXPECT_TRUE(allowed.count(fd) > 0) << "descriptor " << fd << " leaked into the child";
+  }
+}
+
+TEST(ProcessRunnerTest, SignalMaskAndDispositionsAreReset) {
+  ScratchDir dir;
+  // The worker may ignore SIGPIPE (gRPC does) and block signals in its threads.
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction old_pipe {};
+  ASSERT_EQ(::sigaction(SIGPIPE, &ignore, &old_pipe), 0);
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGUSR1);
+  sigset_t old_mask;
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &block, &old_mask), 0);
+
+  const ProcessResult result = RunOrDie(ShellSpec(dir, "grep -E '^Sig(Blk|Ign)' /proc/$$/status"));
+
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  ::sigaction(SIGPIPE, &old_pipe, nullptr);
+  EXPECT_THAT(result.stdout_tail, HasSubstr("SigBlk:\t0000000000000000"));
+  // Only the classic signals 1..31: glibc's posix_spawn leaves its own
+  // internal real-time signals (32, 33) ignored, and a new glibc process
+  // installs its handlers for them again.
+  const size_t ign = result.stdout_tail.find("SigIgn:\t");
+  ASSERT_NE(ign, std::string::npos) << result.stdout_tail;
+  const unsigned long long ignored =
+      std::strtoull(result.stdout_tail.c_str() + ign + 8, nullptr, 16);
+  EXPECT_EQ(ignored & 0x7fffffffULL, 0u) << result.stdout_tail;
+}
+
+TEST(ProcessRunnerTest, RunsInItsOwnProcessGroup) {
+  ScratchDir dir;
+  // Field 5 of /proc/PID/stat is the process group ("sh" has no blank in it).
+  const ProcessResult result = RunOrDie(ShellSpec(dir, "cut -d' ' -f5 /proc/$$/stat; echo $$"));
+  std::istringstream lines(result.stdout_tail);
+  long pgid = 0;
+  long pid = 0;
+  lines >> pgid >> pid;
+  EXPECT_GT(pid, 0);
+  EXPECT_EQ(pgid, pid);
+  EXPECT_NE(pgid, static_cast<long>(::getpgrp()));
+}
+
+TEST(ProcessRunnerTest, ConcurrentRunsGetTheirOwnResults) {
+  constexpr int kRuns = 8;
+  std::vector<std::unique_ptr<ScratchDir>> dirs;
+  std::vector<ProcessResult> results(kRuns);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRuns; ++i) dirs.push_back(std::make_unique<ScratchDir>());
+  PosixProcessRunner runner;  // one runner shared by all threads
+  for (int i = 0; i < kRuns; ++i) {
+    threads.emplace_back([&, i] {
+      ProcessSpec spec = ShellSpec(*dirs[static_cast<size_t>(i)],
+                                   "sleep 0.$N; echo \"out $N\"; echo \"err $N\" >&2; exit $N");
+      spec.env = {{"N", std::to_string(i)}};
+      absl::StatusOr<ProcessResult> result = runner.Run(spec, CancelToken());
+      ASSERT_TRUE(result.ok()) << result.status();
+      results[static_cast<size_t>(i)] = *result;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kRuns; ++i) {
+    const ProcessResult& result = results[static_cast<size_t>(i)];
+    EXPECT_EQ(result.exit_code, i);
+    EXPECT_EQ(result.stdout_tail, "out " + std::to_string(i) + "\n");
+    EXPECT_EQ(result.error_text, "err " + std::to_string(i));
+  }
+}
+
+TEST(ProcessRunnerTest, ConcurrentTimeoutDoesNotDisturbOtherRuns) {
+  ScratchDir slow_dir;
+  ScratchDir fast_dir;
+  PosixProcessRunner runner;
+  ProcessResult slow;
+  std::thread slow_thread([&] {
+    ProcessSpec spec = ShellSpec(slow_dir, "sleep 1000");
+    spec.timeout_ms = 300;
+    spec.grace_ms = 200;
+    slow = RunOrDie(spec);
+  });
+  for (int i = 0; i < 5; ++i) {
+    const ProcessResult fast = RunOrDie(ShellSpec(fast_dir, "echo fast; exit 4"));
+    EXPECT_EQ(fast.exit_code, 4);
+    EXPECT_EQ(fast.stopped_by, StopReason::kNone);
+    EXPECT_EQ(fast.stdout_tail, "fast\n");
+  }
+  slow_thread.join();
+  EXPECT_EQ(slow.stopped_by, StopReason::kTimeout);
+  EXPECT_EQ(slow.signal, SIGTERM);
+}
+
+}  // namespace
+}  // namespace sluice

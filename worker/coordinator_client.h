@@ -1,0 +1,40 @@
+// The worker's view of the coordinator. The gRPC implementation lives in
+// worker/grpc/; tests can substitute a fake. Every call is safe to retry:
+// Lease with the same request_id returns the same grants, and Report is
+// idempotent by lease id.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/model.h"
+
+namespace sluice {
+
+struct WorkerRegistration {
+  int64_t lease_ttl_ms = 30'000;
+  int64_t heartbeat_interval_ms = 10'000;
+  int64_t max_lease_wait_ms = 30'000;
+};
+
+struct LeaseBatch {
+  std::vector<LeaseGrant> leases;
+  bool session_active = false;
+};
+
+class CoordinatorClient {
+ public:
+  virtual ~CoordinatorClient() = default;
+  virtual absl::StatusOr<WorkerRegistration> Register(const WorkerInfo& worker) = 0;
+  virtual absl::StatusOr<LeaseBatch> Lease(const std::string& worker_id,
+                                           const std::string& request_id, int32_t max_phases,
+                                           int64_t wait_ms) = 0;
+  // Returns the lease ids the worker must stop.
+  virtual absl::StatusOr<std::vector<std::string>> Heartbeat(
+      const std::string& worker_id, const std::vector<std::string>& lease_ids) = 0;
+  virtual absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) = 0;
+};
+
+}  // namespace sluice

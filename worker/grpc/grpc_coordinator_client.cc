@@ -1,0 +1,117 @@
+#include "worker/grpc/grpc_coordinator_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+
+#include "proto/convert.h"
+#include "sluice/v1/sluice.grpc.pb.h"
+
+namespace sluice {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+void SetDeadline(grpc::ClientContext* ctx, int64_t ms) {
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(ms));
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(16 * 1024 * 1024);
+  args.SetMaxSendMessageSize(16 * 1024 * 1024);
+  // Reconnect quickly after a coordinator restart.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2'000);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+struct GrpcCoordinatorClient::Stub {
+  std::unique_ptr<v1::WorkerService::Stub> stub;
+};
+
+GrpcCoordinatorClient::GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel)
+    : stub_(std::make_unique<Stub>(Stub{v1::WorkerService::NewStub(channel)})) {}
+
+GrpcCoordinatorClient::~GrpcCoordinatorClient() = default;
+
+absl::StatusOr<WorkerRegistration> GrpcCoordinatorClient::Register(const WorkerInfo& worker) {
+  v1::RegisterRequest req;
+  req.set_worker_id(worker.worker_id);
+  req.set_host(worker.host);
+  req.set_slots(worker.slots);
+  for (const std::string& l : worker.labels) req.add_labels(l);
+  req.set_version(worker.version);
+  v1::RegisterResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, 10'000);
+  grpc::Status st = stub_->stub->Register(&ctx, req, &resp);
+  if (!st.ok()) return FromGrpc(st);
+  return WorkerRegistration{resp.lease_ttl_ms(), resp.heartbeat_interval_ms(),
+                            resp.max_lease_wait_ms()};
+}
+
+absl::StatusOr<LeaseBatch> GrpcCoordinatorClient::Lease(const std::string& worker_id,
+                                                        const std::string& request_id,
+                                                        int32_t max_phases, int64_t wait_ms) {
+  v1::LeaseRequest req;
+  req.set_worker_id(worker_id);
+  req.set_request_id(request_id);
+  req.set_max_phases(max_phases);
+  req.set_wait_ms(wait_ms);
+  v1::LeaseResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, wait_ms + 10'000);
+  grpc::Status st = stub_->stub->Lease(&ctx, req, &resp);
+  if (!st.ok()) return FromGrpc(st);
+  LeaseBatch batch;
+  batch.session_active = resp.session_active();
+  for (const v1::Lease& l : resp.leases()) {
+    LeaseGrant g = FromProto(l);
+    g.worker_id = worker_id;
+    batch.leases.push_back(std::move(g));
+  }
+  return batch;
+}
+
+absl::StatusOr<std::vector<std::string>> GrpcCoordinatorClient::Heartbeat(
+    const std::string& worker_id, const std::vector<std::string>& lease_ids) {
+  v1::HeartbeatRequest req;
+  req.set_worker_id(worker_id);
+  for (const std::string& id : lease_ids) req.add_lease_ids(id);
+  v1::HeartbeatResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, 10'000);
+  grpc::Status st = stub_->stub->Heartbeat(&ctx, req, &resp);
+  if (!st.ok()) return FromGrpc(st);
+  return std::vector<std::string>(resp.cancel_lease_ids().begin(), resp.cancel_lease_ids().end());
+}
+
+absl::StatusOr<ReportDisposition> GrpcCoordinatorClient::Report(const AttemptReport& report) {
+  v1::ReportRequest req;
+  ToProto(report, &req);
+  v1::ReportResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, 30'000);
+  grpc::Status st = stub_->stub->Report(&ctx, req, &resp);
+  if (!st.ok()) return FromGrpc(st);
+  switch (resp.disposition()) {
+    case v1::ReportResponse::ACCEPTED:
+      return ReportDisposition::kAccepted;
+    case v1::ReportResponse::DUPLICATE:
+      return ReportDisposition::kDuplicate;
+    case v1::ReportResponse::LATE:
+      return ReportDisposition::kLate;
+    case v1::ReportResponse::UNKNOWN_LEASE:
+      return ReportDisposition::kUnknownLease;
+    default:
+      return absl::InternalError("coordinator sent no report disposition");
+  }
+}
+
+}  // namespace sluice

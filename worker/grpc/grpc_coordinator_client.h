@@ -1,0 +1,37 @@
+// CoordinatorClient over gRPC: the only worker code that touches generated
+// stubs. Each call has a deadline; transport failures come back as
+// Unavailable/DeadlineExceeded for the agent to retry.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "worker/coordinator_client.h"
+
+namespace grpc {
+class Channel;
+}
+
+namespace sluice {
+
+// An insecure channel to `address` (host:port) with message size limits.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+
+class GrpcCoordinatorClient final : public CoordinatorClient {
+ public:
+  explicit GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel);
+  ~GrpcCoordinatorClient() override;
+
+  absl::StatusOr<WorkerRegistration> Register(const WorkerInfo& worker) override;
+  absl::StatusOr<LeaseBatch> Lease(const std::string& worker_id, const std::string& request_id,
+                                   int32_t max_phases, int64_t wait_ms) override;
+  absl::StatusOr<std::vector<std::string>> Heartbeat(
+      const std::string& worker_id, const std::vector<std::string>& lease_ids) override;
+  absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) override;
+
+ private:
+  struct Stub;
+  std::unique_ptr<Stub> stub_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,137 @@
+// sluice-worker: runs phases leased from a coordinator, each through this
+// worker's own command template. Exit codes: 0 drained cleanly, 2 usage or
+// configuration error, 3 infrastructure error (e.g. the coordinator rejected
+// registration).
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "common/signals.h"
+#include "spdlog/spdlog.h"
+#include "worker/grpc/grpc_coordinator_client.h"
+#include "worker/worker_agent.h"
+
+namespace {
+
+std::string DefaultWorkerId() {
+  char host[256] = "worker";
+  gethostname(host, sizeof(host) - 1);
+  std::string id;
+  for (char c : std::string(host)) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+    id += ok ? c : '-';
+  }
+  return absl::StrCat(id.substr(0, 100), "-", getpid());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  sluice::BlockTerminationSignals();
+  CLI::App app{
+      "sluice-worker: leases phases from a sluice coordinator and runs each one as a subprocess "
+      "of this worker's own command template (no shell)."};
+  std::string coordinator;
+  std::string exec;
+  std::vector<std::string> env_pairs;
+  std::vector<std::string> labels;
+  std::string telemetry_probe;
+  std::string log_format = "human";
+  std::string log_level = "info";
+  double grace_seconds = 10;
+  double drain_timeout_seconds = 60;
+  sluice::WorkerConfig config;
+  config.worker_id = DefaultWorkerId();
+  char host[256] = "";
+  gethostname(host, sizeof(host) - 1);
+  config.host = host;
+  config.version = "0.1.0";
+
+  app.add_option("--coordinator", coordinator, "Coordinator address HOST:PORT")->required();
+  app.add_option("--exec", exec,
+                 "Command template run for each phase, split into words without a shell; "
+                 "placeholders {run_id} {phase_id} {attempt} {lease_id} {session_id}")
+      ->required();
+  app.add_option("--slots", config.slots, "Phases run at once")->capture_default_str();
+  app.add_option(
+      "--env", env_pairs,
+      "K=V added to every phase's environment (repeatable), e.g. TELEMETRY_DB_ENABLED=1");
+  app.add_option("--workdir", config.workdir, "Directory phases run in (default: current)");
+  app.add_option("--worker-id", config.worker_id, "Identifier of this worker")
+      ->capture_default_str();
+  app.add_option("--label", labels, "Label this worker offers, e.g. gpu (repeatable)");
+  app.add_option("--log-dir", config.log_dir, "Per-attempt stdout/stderr/telemetry files")
+      ->capture_default_str();
+  app.add_option("--grace-seconds", grace_seconds,
+                 "Time between SIGTERM and SIGKILL when a phase is stopped")
+      ->capture_default_str();
+  app.add_option("--drain-timeout", drain_timeout_seconds,
+                 "On SIGTERM: seconds running phases may finish before they are cancelled")
+      ->capture_default_str();
+  app.add_option("--lease-wait-ms", config.lease_wait_ms, "Long-poll bound for a lease request")
+      ->capture_default_str();
+  app.add_option("--telemetry-probe", telemetry_probe,
+                 "Command printing an integer event count, run before and after each phase; the "
+                 "delta is reported (exact only with --slots 1)");
+  app.add_option("--log-format", log_format, "human or json")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  if (absl::Status st = sluice::SetupLogging(log_format, log_level); !st.ok()) {
+    std::cerr << "sluice-worker: " << st.message() << "\n";
+    return 2;
+  }
+  auto command = sluice::CommandTemplate::Parse(exec);
+  if (!command.ok()) {
+    std::cerr << "sluice-worker: --exec: " << command.status().message() << "\n";
+    return 2;
+  }
+  config.command = *command;
+  if (!telemetry_probe.empty()) {
+    auto probe = sluice::CommandTemplate::Parse(telemetry_probe);
+    if (!probe.ok()) {
+      std::cerr << "sluice-worker: --telemetry-probe: " << probe.status().message() << "\n";
+      return 2;
+    }
+    config.telemetry_probe = probe->words();
+  }
+  for (const std::string& pair : env_pairs) {
+    const size_t eq = pair.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "sluice-worker: --env " << pair << ": expected NAME=VALUE\n";
+      return 2;
+    }
+    config.env[pair.substr(0, eq)] = pair.substr(eq + 1);
+  }
+  config.labels = labels;
+  config.grace_ms = static_cast<int64_t>(grace_seconds * 1000);
+  config.drain_timeout_ms = static_cast<int64_t>(drain_timeout_seconds * 1000);
+  if (absl::Status st = config.Validate(); !st.ok()) {
+    std::cerr << "sluice-worker: " << st.message() << "\n";
+    return 2;
+  }
+
+  sluice::GrpcCoordinatorClient client(sluice::MakeChannel(coordinator));
+  sluice::PosixProcessRunner runner;
+  sluice::WorkerAgent agent(config, client, runner, sluice::SystemClock::Default());
+  sluice::TerminationWatcher watcher([&](int sig) {
+    spdlog::info("signal {} received: draining", sig);
+    agent.RequestDrain();
+  });
+  absl::Status st = agent.Run();
+  if (!st.ok()) {
+    spdlog::error("worker stopped: {}", st.ToString());
+    return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 3;
+  }
+  return 0;
+}

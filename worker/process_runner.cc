@@ -1,0 +1,436 @@
+#include "worker/process_runner.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <map>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+extern char** environ;
+
+namespace sluice {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kErrorTextMaxBytes = 1000;
+// A last stderr line shorter than this is often a summary ("Aborted",
+// "exit status 1"); the line before it says what went wrong, so both are kept.
+constexpr size_t kShortErrorLine = 40;
+// How much of the end of stderr is searched for error_text.
+constexpr size_t kErrorTextWindow = 8192;
+
+int64_t MillisSince(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+}
+
+// A duration in [0, ~10 years]: adding it to a steady_clock time cannot overflow.
+std::chrono::milliseconds ClampedMillis(int64_t ms) {
+  constexpr int64_t kMax = int64_t{10} * 365 * 24 * 3600 * 1000;
+  return std::chrono::milliseconds(std::clamp<int64_t>(ms, 0, kMax));
+}
+
+// Closes a file descriptor on scope exit.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// ErrnoToStatus appends strerror(err) to the message. (Debian's absl::string_view is
+// not std::string_view, hence std::string here.)
+absl::Status ErrnoStatus(int err, const std::string& what) {
+  return absl::ErrnoToStatus(err, what);
+}
+
+// O_CLOEXEC on every descriptor: Run() may be called from several threads,
+// and a descriptor must not leak into a sibling's child. The spawned child
+// gets its copies through dup2 file actions, which clear the flag.
+absl::StatusOr<int> OpenLog(const std::string& path) {
+  const char* target = path.empty() ? "/dev/null" : path.c_str();
+  int fd;
+  do {
+    fd = ::open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) {
+    const int err = errno;
+    return ErrnoStatus(err, absl::StrCat("cannot open log file ", target));
+  }
+  return fd;
+}
+
+// Reads at most `max_bytes` from the end of `path`; `*from_start` tells
+// whether the window begins at offset 0.
+std::string ReadFileEnd(const std::string& path, size_t max_bytes, bool* from_start) {
+  *from_start = true;
+  if (path.empty() || max_bytes == 0) return {};
+  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return {};
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || st.st_size <= 0) return {};
+  const auto size = static_cast<size_t>(st.st_size);
+  const size_t want = std::min(size, max_bytes);
+  const off_t offset = static_cast<off_t>(size - want);
+  *from_start = offset == 0;
+  std::string buf(want, '\0');
+  size_t got = 0;
+  while (got < want) {
+    const ssize_t n =
+        ::pread(fd.get(), buf.data() + got, want - got, offset + static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  buf.resize(got);
+  return buf;
+}
+
+// Replaces bytes that are not part of valid UTF-8 with '?', so tails and
+// error text can travel in protobuf string fields. The size never grows.
+std::string SanitizeUtf8(std::string text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    size_t len = 0;
+    if (c < 0x80) {
+      len = 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+    }
+    bool valid = len > 0 && i + len <= text.size();
+    for (size_t k = 1; valid && k < len; ++k) {
+      valid = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+    }
+    if (valid && len >= 3) {
+      // Reject overlong forms, surrogates and code points above U+10FFFF.
+      const auto c1 = static_cast<unsigned char>(text[i + 1]);
+      if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) ||
+          (c == 0xF4 && c1 > 0x8F)) {
+        valid = false;
+      }
+    }
+    if (!valid) {
+      text[i] = '?';
+      len = 1;
+    }
+    i += len;
+  }
+  return text;
+}
+
+// Drops UTF-8 continuation bytes at the front of a window that was cut
+// mid-character.
+std::string_view SkipContinuationBytes(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size() && i < 3 && (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80) ++i;
+  return text.substr(i);
+}
+
+std::string Tail(const std::string& path, size_t tail_bytes) {
+  bool from_start = true;
+  const std::string window = ReadFileEnd(path, tail_bytes, &from_start);
+  std::string_view view = window;
+  if (!from_start) {
+    // The window starts mid-line: begin at the next full line if there is one.
+    const size_t newline = view.find('\n');
+    if (newline != std::string_view::npos && newline + 1 < view.size()) {
+      view.remove_prefix(newline + 1);
+    } else {
+      view = SkipContinuationBytes(view);
+    }
+  }
+  return SanitizeUtf8(std::string(view));
+}
+
+std::string_view TrimSpace(std::string_view s) {
+  const auto is_space = [](char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+  };
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// The last non-empty stderr line, plus the one before it when the last is
+// shorter than kShortErrorLine (a Python traceback ends with the exception
+// line; a wrapper may end with a bare "failed"), at most kErrorTextMaxBytes.
+// A line too long for the budget keeps its end, where the reason usually is.
+std::string ErrorText(const std::string& stderr_path) {
+  bool from_start = true;
+  const std::string window = ReadFileEnd(stderr_path, kErrorTextWindow, &from_start);
+  std::string_view rest = window;
+  std::vector<std::string_view> lines;  // last first
+  while (!rest.empty() && lines.size() < 2) {
+    const size_t newline = rest.rfind('\n');
+    const bool partial = newline == std::string_view::npos && !from_start;
+    const std::string_view line =
+        TrimSpace(newline == std::string_view::npos ? rest : rest.substr(newline + 1));
+    rest = newline == std::string_view::npos ? std::string_view() : rest.substr(0, newline);
+    if (line.empty()) continue;
+    if (partial && !lines.empty()) break;  // a cut-off earlier line adds nothing
+    lines.push_back(line);
+    if (lines.front().size() >= kShortErrorLine) break;
+  }
+  if (lines.empty()) return {};
+  std::string text(lines.front());
+  if (lines.size() == 2 && lines[1].size() + 1 + text.size() <= kErrorTextMaxBytes) {
+    text = absl::StrCat(std::string(lines[1]), "\n", text);
+  }
+  if (text.size() > kErrorTextMaxBytes) {
+    text = std::string(
+        SkipContinuationBytes(std::string_view(text).substr(text.size() - kErrorTextMaxBytes)));
+  }
+  return SanitizeUtf8(std::move(text));
+}
+
+// "KEY=VALUE" strings: the worker's environment with spec.env on top.
+absl::StatusOr<std::vector<std::string>> BuildEnvironment(
+    const std::map<std::string, std::string>& overrides) {
+  for (const auto& [key, value] : overrides) {
+    if (key.empty() || key.find('=') != std::string::npos || key.find('\0') != std::string::npos ||
+        value.find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("environment variable name \"", key, "\" is not valid"));
+    }
+  }
+  std::vector<std::string> env;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string_view kv(*entry);
+    const std::string key(kv.substr(0, kv.find('=')));
+    if (overrides.count(key) == 0) env.emplace_back(kv);
+  }
+  for (const auto& [key, value] : overrides) env.push_back(absl::StrCat(key, "=", value));
+  return env;
+}
+
+std::vector<char*> CStrings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (std::string& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+// posix_spawn attributes and file actions, destroyed on scope exit.
+class SpawnSetup {
+ public:
+  SpawnSetup() {
+    attr_ok_ = ::posix_spawnattr_init(&attr_) == 0;
+    actions_ok_ = ::posix_spawn_file_actions_init(&actions_) == 0;
+  }
+  ~SpawnSetup() {
+    if (attr_ok_) ::posix_spawnattr_destroy(&attr_);
+    if (actions_ok_) ::posix_spawn_file_actions_destroy(&actions_);
+  }
+  SpawnSetup(const SpawnSetup&) = delete;
+  SpawnSetup& operator=(const SpawnSetup&) = delete;
+
+  bool ok() const { return attr_ok_ && actions_ok_; }
+  posix_spawnattr_t* attr() { return &attr_; }
+  posix_spawn_file_actions_t* actions() { return &actions_; }
+
+ private:
+  posix_spawnattr_t attr_;
+  posix_spawn_file_actions_t actions_;
+  bool attr_ok_ = false;
+  bool actions_ok_ = false;
+};
+
+absl::Status Configure(SpawnSetup& setup, int stdin_fd, int stdout_fd, int stderr_fd,
+                       const std::string& workdir) {
+  if (!setup.ok()) return absl::InternalError("posix_spawn setup failed");
+  // A new process group led by the child, so the whole tree it starts can be
+  // signalled at once; a clean signal mask and default dispositions, because
+  // the worker itself may block or ignore signals (SIGPIPE under gRPC).
+  sigset_t empty_mask;
+  sigemptyset(&empty_mask);
+  sigset_t all_signals;
+  sigfillset(&all_signals);
+  int rc = ::posix_spawnattr_setflags(
+      setup.attr(), POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  if (rc == 0) rc = ::posix_spawnattr_setpgroup(setup.attr(), 0);
+  if (rc == 0) rc = ::posix_spawnattr_setsigmask(setup.attr(), &empty_mask);
+  if (rc == 0) rc = ::posix_spawnattr_setsigdefault(setup.attr(), &all_signals);
+  if (rc == 0) rc = ::posix_spawn_file_actions_adddup2(setup.actions(), stdin_fd, STDIN_FILENO);
+  if (rc == 0) rc = ::posix_spawn_file_actions_adddup2(setup.actions(), stdout_fd, STDOUT_FILENO);
+  if (rc == 0) rc = ::posix_spawn_file_actions_adddup2(setup.actions(), stderr_fd, STDERR_FILENO);
+  if (rc == 0 && !workdir.empty()) {
+    rc = ::posix_spawn_file_actions_addchdir_np(setup.actions(), workdir.c_str());
+  }
+  if (rc != 0) return ErrnoStatus(rc, "posix_spawn setup");
+  return absl::OkStatus();
+}
+
+void SignalGroup(pid_t pgid, int sig) {
+  // ESRCH (nothing left in the group) is the expected outcome, not an error.
+  (void)::kill(-pgid, sig);
+}
+
+// True once `pid` has exited (it stays a zombie, so its pid and process group
+// id cannot be reused until ReapStatus).
+bool HasExited(pid_t pid) {
+  siginfo_t info;
+  std::memset(&info, 0, sizeof(info));
+  int rc;
+  do {
+    rc = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT);
+  } while (rc < 0 && errno == EINTR);
+  // ECHILD: someone else reaped it (SIGCHLD ignored, or a waitpid(-1) elsewhere).
+  if (rc < 0) return errno == ECHILD;
+  return info.si_pid == pid;
+}
+
+// Reaps `pid`; false when its status was lost (see HasExited).
+bool ReapStatus(pid_t pid, int* status) {
+  pid_t rc;
+  do {
+    rc = ::waitpid(pid, status, 0);
+  } while (rc < 0 && errno == EINTR);
+  return rc == pid;
+}
+
+}  // namespace
+
+absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
+                                                      const CancelToken& cancel) {
+  if (spec.argv.empty() || spec.argv.front().empty()) {
+    return absl::InvalidArgumentError("process spec has no program (argv is empty)");
+  }
+  if (!spec.workdir.empty()) {
+    struct stat st {};
+    if (::stat(spec.workdir.c_str(), &st) != 0) {
+      const int err = errno;
+      return ErrnoStatus(err, absl::StrCat("workdir ", spec.workdir));
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("workdir ", spec.workdir, " is not a directory"));
+    }
+  }
+  absl::StatusOr<std::vector<std::string>> env = BuildEnvironment(spec.env);
+  if (!env.ok()) return env.status();
+
+  const Fd stdin_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (stdin_fd.get() < 0) {
+    const int err = errno;
+    return ErrnoStatus(err, "cannot open /dev/null");
+  }
+  absl::StatusOr<int> out = OpenLog(spec.stdout_path);
+  if (!out.ok()) return out.status();
+  const Fd stdout_fd(*out);
+  absl::StatusOr<int> err = OpenLog(spec.stderr_path);
+  if (!err.ok()) return err.status();
+  const Fd stderr_fd(*err);
+
+  SpawnSetup setup;
+  if (absl::Status status =
+          Configure(setup, stdin_fd.get(), stdout_fd.get(), stderr_fd.get(), spec.workdir);
+      !status.ok()) {
+    return status;
+  }
+
+  std::vector<std::string> argv_strings = spec.argv;
+  std::vector<char*> argv = CStrings(argv_strings);
+  std::vector<char*> envp = CStrings(*env);
+  const std::string& program = spec.argv.front();
+  const bool has_slash = program.find('/') != std::string::npos;
+
+  const Clock::time_point start = Clock::now();
+  pid_t pid = -1;
+  // glibc's posix_spawn reports exec failures (ENOENT, EACCES) as its result.
+  // posix_spawnp searches the worker's PATH, not one set in spec.env. The exec
+  // happens after the chdir, so a relative "./tool" is found in spec.workdir.
+  const int spawn_rc = has_slash ? ::posix_spawn(&pid, program.c_str(), setup.actions(),
+                                                 setup.attr(), argv.data(), envp.data())
+                                 : ::posix_spawnp(&pid, program.c_str(), setup.actions(),
+                                                  setup.attr(), argv.data(), envp.data());
+  if (spawn_rc != 0) {
+    if (spawn_rc == ENOENT) {
+      return absl::NotFoundError(absl::StrCat("cannot start ", program, ": ",
+                                              has_slash ? "no such file" : "not found in PATH"));
+    }
+    return ErrnoStatus(spawn_rc, absl::StrCat("cannot start ", program));
+  }
+  // The child is the leader of its own group; pgid == pid.
+  const pid_t pgid = pid;
+
+  ProcessResult result;
+  const bool has_timeout = spec.timeout_ms > 0;
+  const Clock::time_point deadline = start + ClampedMillis(spec.timeout_ms);
+  bool terminating = false;
+  bool killed = false;
+  Clock::time_point kill_at;
+  // Polls rather than blocking in waitpid: the cancel token is a plain flag,
+  // and waitpid(pid) on our own child is safe with concurrent Run() calls.
+  auto poll_interval = std::chrono::milliseconds(1);
+  while (!HasExited(pid)) {
+    const Clock::time_point now = Clock::now();
+    if (!terminating) {
+      StopReason reason = StopReason::kNone;
+      if (cancel.cancelled()) {
+        reason = StopReason::kCancelled;
+      } else if (has_timeout && now >= deadline) {
+        reason = StopReason::kTimeout;
+      }
+      if (reason != StopReason::kNone) {
+        result.stopped_by = reason;
+        terminating = true;
+        kill_at = now + ClampedMillis(spec.grace_ms);
+        SignalGroup(pgid, SIGTERM);
+        poll_interval = std::chrono::milliseconds(1);
+      }
+    } else if (!killed && now >= kill_at) {
+      SignalGroup(pgid, SIGKILL);
+      killed = true;
+    }
+    std::this_thread::sleep_for(poll_interval);
+    poll_interval = std::min(poll_interval * 2, std::chrono::milliseconds(16));
+  }
+  // The leader is a zombie now, so pgid still names this group: kill
+  // whatever it left behind (daemons, `cmd &`) before reaping it. Processes
+  // that moved to another group or session escape this; a phase that does
+  // that on purpose owns the consequences.
+  SignalGroup(pgid, SIGKILL);
+  int status = 0;
+  if (ReapStatus(pid, &status)) {
+    if (WIFEXITED(status)) {
+      result.exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+      result.signal = WTERMSIG(status);
+    }
+  }
+  result.duration_ms = MillisSince(start);
+  result.stdout_tail = Tail(spec.stdout_path, spec.tail_bytes);
+  result.stderr_tail = Tail(spec.stderr_path, spec.tail_bytes);
+  result.error_text = ErrorText(spec.stderr_path);
+  return result;
+}
+
+}  // namespace sluice

@@ -1,0 +1,68 @@
+// Runs one phase as a subprocess. Seam for tests: the worker agent takes a
+// ProcessRunner, unit tests may pass a fake, integration tests use
+// PosixProcessRunner with real processes.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace sluice {
+
+struct ProcessSpec {
+  std::vector<std::string> argv;           // argv[0] is looked up in PATH when it has no '/'
+  std::map<std::string, std::string> env;  // added to (and overriding) the worker's environment
+  std::string workdir;                     // empty: the worker's own
+  std::string stdout_path;                 // log file, created/truncated
+  std::string stderr_path;
+  int64_t timeout_ms = 0;     // 0: none
+  int64_t grace_ms = 10'000;  // SIGTERM -> SIGKILL delay
+  size_t tail_bytes = 4096;   // how much of each stream to keep in the result
+};
+
+// Why the runner stopped the process, if it did.
+enum class StopReason { kNone, kTimeout, kCancelled };
+
+struct ProcessResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  int signal = 0;      // the terminating signal, 0 when it exited
+  StopReason stopped_by = StopReason::kNone;
+  int64_t duration_ms = 0;
+  std::string stdout_tail;  // at most tail_bytes, cut at a line start where possible
+  std::string stderr_tail;
+  std::string error_text;  // last non-empty stderr line(s), at most 1000 bytes
+};
+
+// Lets another thread stop a running phase (lease revoked, worker draining).
+class CancelToken {
+ public:
+  void Cancel() { cancelled_.store(true); }
+  bool cancelled() const { return cancelled_.load(); }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+};
+
+class ProcessRunner {
+ public:
+  virtual ~ProcessRunner() = default;
+  // Blocks until the process and its whole process group are gone. Returns an
+  // error only when the process could not be started (e.g. ENOENT); a process
+  // that ran and failed is a ProcessResult. Thread-safe: one call per phase.
+  virtual absl::StatusOr<ProcessResult> Run(const ProcessSpec& spec, const CancelToken& cancel) = 0;
+};
+
+// posix_spawn into a new process group (never fork from a large process).
+// On timeout or cancel: SIGTERM to the group, wait grace_ms, SIGKILL to the
+// group. After the leader exits, any process left in its group is killed too.
+class PosixProcessRunner final : public ProcessRunner {
+ public:
+  absl::StatusOr<ProcessResult> Run(const ProcessSpec& spec, const CancelToken& cancel) override;
+};
+
+}  // namespace sluice

@@ -1,0 +1,108 @@
+// The worker's main loop: registers, long-polls for leases while it has free
+// slots, runs each phase through its own command template with a
+// ProcessRunner, heartbeats on behalf of running phases, counts telemetry and
+// reports outcomes with retries.
+//
+// Shutdown: RequestDrain() (SIGTERM) stops leasing at once, lets running
+// phases finish up to drain_timeout_ms, then cancels them and reports them as
+// cancelled; Run() returns once every outcome is delivered (or delivery gave
+// up after report_give_up_ms).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/model.h"
+#include "worker/command_template.h"
+#include "worker/coordinator_client.h"
+#include "worker/process_runner.h"
+
+namespace sluice {
+
+struct WorkerConfig {
+  std::string worker_id;
+  std::string host;
+  int32_t slots = 1;
+  std::vector<std::string> labels;
+  std::string version;
+  std::optional<CommandTemplate> command;  // required: the worker's own --exec template
+  std::map<std::string, std::string> env;  // --env K=V, passed to every phase
+  std::string workdir;                     // phases run here ("" = current directory)
+  std::string log_dir = ".sluice/logs";    // per-attempt stdout/stderr/telemetry files
+  int64_t grace_ms = 10'000;               // SIGTERM -> SIGKILL
+  int64_t drain_timeout_ms = 60'000;       // how long running phases may finish on SIGTERM
+  int64_t lease_wait_ms = 10'000;          // long-poll bound asked for
+  size_t tail_bytes = 4096;                // stdout/stderr tail kept in a report
+  // Optional: a command printing an integer count of telemetry events, run
+  // before and after each phase; the delta is added to the reported events.
+  // Exact only with one slot (concurrent phases share the counter).
+  std::vector<std::string> telemetry_probe;
+  int64_t report_give_up_ms = 300'000;  // stop retrying a report after this long at shutdown
+
+  absl::Status Validate() const;
+};
+
+// Maps how a process ended to an attempt outcome. Signals the worker did not
+// send that are "kills" (SIGKILL, SIGTERM, SIGINT, SIGHUP, or a shell's
+// 128+N exit for those) are kKilled: outside kills, not the phase's failure.
+Outcome ClassifyOutcome(const ProcessResult& result);
+
+class WorkerAgent {
+ public:
+  WorkerAgent(WorkerConfig config, CoordinatorClient& client, ProcessRunner& runner,
+              const Clock& clock);
+  ~WorkerAgent();
+
+  // Blocks until drained or stopped. OK on a clean drain.
+  absl::Status Run();
+
+  // Thread- and signal-handler-safe (only sets a flag).
+  void RequestDrain() { drain_requested_.store(true); }
+
+  // Outcomes this agent reported so far (for tests and logs).
+  int64_t reported() const { return reported_.load(); }
+
+ private:
+  struct Running {
+    LeaseGrant lease;
+    std::shared_ptr<CancelToken> cancel;
+    std::thread thread;
+    bool done = false;
+  };
+
+  absl::Status RegisterWithRetry();
+  void HeartbeatLoop();
+  void RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel);
+  AttemptReport Execute(const LeaseGrant& lease, const CancelToken& cancel);
+  void DeliverReport(const AttemptReport& report);
+  std::optional<int64_t> ProbeTelemetry();
+  void ReapFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CancelAll(const char* why);
+  bool SleepUnlessDraining(int64_t ms);
+
+  const WorkerConfig config_;
+  CoordinatorClient& client_;
+  ProcessRunner& runner_;
+  const Clock& clock_;
+  WorkerRegistration registration_;
+
+  std::atomic<bool> drain_requested_{false};
+  std::atomic<bool> stop_heartbeats_{false};
+  std::atomic<int64_t> reported_{0};
+  std::atomic<int64_t> last_heartbeat_ok_ms_{0};
+  absl::Mutex mu_;
+  std::map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);  // by lease id
+  uint64_t request_counter_ = 0;
+};
+
+}  // namespace sluice
