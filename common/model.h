@@ -90,6 +90,9 @@ struct LeaseGrant {
   int32_t timeout_seconds = 0;
   int64_t leased_at_ms = 0;
   int64_t expires_at_ms = 0;
+  // timeout_seconds was cut to the session deadline: stopping the phase at
+  // it is a cancellation, not a timeout. Not persisted.
+  bool timeout_is_session_deadline = false;
 };
 
 // What a worker reports when an attempt ends.

@@ -102,6 +102,14 @@ absl::StatusOr<std::vector<LeaseGrant>> Coordinator::TryLease(
     const std::string& worker_id, const std::vector<std::string>& labels,
     const SessionRecord& session, int32_t max_phases) {
   std::vector<LeaseGrant> grants;
+  // Grants already made are committed in the store. On a later store error
+  // hand them out (Lease records them for a retried request) rather than
+  // strand their phases as leased until the leases expire and count as lost.
+  auto stop = [&grants](const absl::Status& error) -> absl::StatusOr<std::vector<LeaseGrant>> {
+    if (grants.empty()) return error;
+    spdlog::warn("lease stopped after {} grant(s): {}", grants.size(), error.ToString());
+    return grants;
+  };
   const SessionSettings& settings = session.settings;
   if (settings.batch_size > 0) {
     SLUICE_ASSIGN_OR_RETURN(int64_t finished, store_.CountSessionAttempts(session.session_id));
@@ -112,8 +120,9 @@ absl::StatusOr<std::vector<LeaseGrant>> Coordinator::TryLease(
     max_phases = static_cast<int32_t>(std::min<int64_t>(max_phases, room));
   }
   while (static_cast<int32_t>(grants.size()) < max_phases) {
-    SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
-    const std::vector<RunRanking> ranked = scheduler_.Rank(runs, settings);
+    absl::StatusOr<std::vector<RunStats>> runs = store_.ListRunStats();
+    if (!runs.ok()) return stop(runs.status());
+    const std::vector<RunRanking> ranked = scheduler_.Rank(*runs, settings);
     bool leased_one = false;
     for (const RunRanking& run : ranked) {
       LeaseParams params;
@@ -122,11 +131,23 @@ absl::StatusOr<std::vector<LeaseGrant>> Coordinator::TryLease(
       params.session_id = session.session_id;
       params.lease_id = NewId("L");
       params.timeout_seconds = settings.phase_timeout_seconds;
+      if (settings.max_total_minutes > 0) {
+        // The worker enforces the session deadline too: no phase may run past
+        // it (plus the worker's grace period) even if heartbeats are slow.
+        const int64_t left_ms = session.started_at_ms +
+                                int64_t{settings.max_total_minutes} * 60'000 - clock_.NowMs();
+        params.timeout_seconds = static_cast<int32_t>(
+            std::clamp<int64_t>((left_ms + 999) / 1000, 1, params.timeout_seconds));
+      }
       params.now_ms = clock_.NowMs();
       params.ttl_ms = config_.lease_ttl_ms;
       params.worker_labels = labels;
-      SLUICE_ASSIGN_OR_RETURN(std::optional<LeaseGrant> grant, store_.LeaseNextInRun(params));
+      absl::StatusOr<std::optional<LeaseGrant>> leased = store_.LeaseNextInRun(params);
+      if (!leased.ok()) return stop(leased.status());
+      std::optional<LeaseGrant> grant = *std::move(leased);
       if (grant) {
+        grant->timeout_is_session_deadline =
+            params.timeout_seconds < settings.phase_timeout_seconds;
         spdlog::info("leased run={} phase={} attempt={} lease={} worker={}", grant->run_id,
                      grant->phase_id, grant->attempt, grant->lease_id, worker_id);
         grants.push_back(std::move(*grant));

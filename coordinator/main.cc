@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
   app.add_option("--max-lease-wait-ms", config.max_lease_wait_ms,
                  "Upper bound of a lease long-poll")
       ->capture_default_str();
+  bool no_reflection = false;
+  app.add_flag("--no-reflection", no_reflection, "Do not offer gRPC server reflection");
   app.add_option("--log-format", log_format, "human or json")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
@@ -45,6 +47,7 @@ int main(int argc, char** argv) {
     std::cerr << "sluice-coordinator: " << st.message() << "\n";
     return 2;
   }
+  server_options.enable_reflection = !no_reflection;
   if (absl::Status st = config.Validate(); !st.ok()) {
     std::cerr << "sluice-coordinator: " << st.message() << "\n";
     return 2;

@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "coordinator/redis_state_store.h"
 #include "coordinator/sqlite_state_store.h"
 
 namespace sluice {
@@ -15,8 +16,18 @@ absl::StatusOr<std::unique_ptr<StateStore>> OpenStateStore(const std::string& ur
     if (!store.ok()) return store.status();
     return std::unique_ptr<StateStore>(std::move(*store));
   }
+  if (absl::StartsWith(url, "redis://") || absl::StartsWith(url, "redis+unix://")) {
+    auto options = ParseRedisUrl(url);
+    if (!options.ok()) return options.status();
+    auto store = RedisStateStore::Open(*options);
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<StateStore>(std::move(*store));
+  }
   return absl::InvalidArgumentError(
-      absl::StrCat("--store ", url, ": unknown store URL (expected sqlite://PATH)"));
+      absl::StrCat("--store ", url,
+                   ": unknown store URL (expected sqlite://PATH, "
+                   "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?namespace=NAME] or "
+                   "redis+unix:///PATH[?db=N&password=P&namespace=NAME])"));
 }
 
 }  // namespace sluice

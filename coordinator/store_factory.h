@@ -1,6 +1,8 @@
 // Opens a StateStore from a URL:
 //   sqlite://PATH   the embedded store (default: sqlite://.sluice/state.db)
 //   sqlite://:memory:
+//   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?namespace=NAME]
+//   redis+unix:///PATH[?db=N&password=P&namespace=NAME]   (see docs/redis.md)
 // Unknown schemes are InvalidArgument naming the accepted forms.
 #pragma once
 

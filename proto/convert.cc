@@ -78,6 +78,7 @@ void ToProto(const LeaseGrant& g, v1::Lease* out) {
   out->set_session_id(g.session_id);
   out->set_timeout_seconds(g.timeout_seconds);
   out->set_expires_at_ms(g.expires_at_ms);
+  out->set_timeout_is_session_deadline(g.timeout_is_session_deadline);
 }
 
 LeaseGrant FromProto(const v1::Lease& l) {
@@ -90,6 +91,7 @@ LeaseGrant FromProto(const v1::Lease& l) {
   g.session_id = l.session_id();
   g.timeout_seconds = l.timeout_seconds();
   g.expires_at_ms = l.expires_at_ms();
+  g.timeout_is_session_deadline = l.timeout_is_session_deadline();
   return g;
 }
 

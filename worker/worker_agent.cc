@@ -375,6 +375,10 @@ AttemptReport WorkerAgent::Execute(const LeaseGrant& lease, const CancelToken& c
   report.stdout_tail = result->stdout_tail;
   report.stderr_tail = result->stderr_tail;
   report.error_text = result->error_text;
+  if (report.outcome == Outcome::kTimedOut && lease.timeout_is_session_deadline) {
+    report.outcome = Outcome::kCancelled;
+    report.error_text = "cancelled at the session deadline (--max-total-minutes)";
+  }
   if (report.outcome == Outcome::kTimedOut && report.error_text.empty()) {
     report.error_text = absl::StrCat("phase timed out after ", lease.timeout_seconds, " s");
   }

@@ -272,6 +272,10 @@ int RunDrain(const DrainOptions& o) {
                 << std::endl;
     }
   }
+  // Workers idle in a lease long-poll would only see SIGTERM when it ends
+  // (max_lease_wait_ms later); end the long-polls first. Reports and
+  // heartbeats are still served until server.Shutdown().
+  coordinator.BeginShutdown();
   workers.Stop(grace + std::chrono::seconds(5));
   server.Shutdown();
   // One last maintenance pass records the session's end.

@@ -23,6 +23,8 @@ struct ServerOptions {
   std::string listen_address = "127.0.0.1:7400";  // "host:0" picks a free port
   int64_t tick_interval_ms = 500;
   int max_message_bytes = 16 * 1024 * 1024;
+  // gRPC server reflection (grpcurl, grpc_cli); off for locked-down deployments.
+  bool enable_reflection = true;
 };
 
 class CoordinatorServer {
@@ -32,6 +34,11 @@ class CoordinatorServer {
 
   // Binds and starts serving; returns the bound port.
   absl::StatusOr<int> Start(const ServerOptions& options);
+  // The standard grpc.health.v1 status: SERVING while the coordinator can
+  // reach its store (checked by every maintenance tick), NOT_SERVING otherwise
+  // and after shutdown begins. Service names: "" and "sluice.v1.WorkerService".
+  bool serving() const { return serving_.load(); }
+
   // Stops accepting, wakes long-polls, waits for in-flight calls (bounded).
   void Shutdown();
   void Wait();
@@ -42,6 +49,8 @@ class CoordinatorServer {
   std::unique_ptr<OperatorServiceImpl> operator_service_;
   std::unique_ptr<grpc::Server> server_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> serving_{false};
+  void SetServing(bool serving);
   std::thread ticker_;
 };
 

@@ -1,0 +1,666 @@
+// The built binaries as separate processes: sluice-coordinator,
+// sluice-worker, the sluice CLI and sluice-example-phase with its --ledger.
+// Each test compares what the store recorded with what the phases themselves
+// wrote to the ledger. Children are started with posix_spawn and always
+// killed in TearDown; conditions are polled with deadlines.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "coordinator/sqlite_state_store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/test_env.h"
+
+extern char** environ;
+
+namespace sluice {
+namespace {
+
+using ::sluice::testing::BinPath;
+using ::sluice::testing::ReadFile;
+using ::sluice::testing::ScratchDir;
+using ::sluice::testing::SourceDir;
+using ::sluice::testing::WriteFile;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+using SteadyClock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+bool WaitFor(const std::function<bool()>& condition, milliseconds timeout,
+             milliseconds poll = milliseconds(50)) {
+  const SteadyClock::time_point deadline = SteadyClock::now() + timeout;
+  while (!condition()) {
+    if (SteadyClock::now() >= deadline) return false;
+    std::this_thread::sleep_for(poll);
+  }
+  return true;
+}
+
+// Starts `argv` with stdout and stderr sent to files; returns the pid (0 on
+// failure, which the caller asserts on).
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& stdout_path,
+            const std::string& stderr_path) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t empty;
+  sigemptyset(&empty);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  sigset_t defaults;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGINT);
+  sigaddset(&defaults, SIGTERM);
+  sigaddset(&defaults, SIGPIPE);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, args[0], &actions, &attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  return rc == 0 ? pid : 0;
+}
+
+// Exit code as a shell reports it: 128+N for a death by signal N.
+int DecodeWaitStatus(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+// Waits for `pid` to exit; nullopt when it is still running at the deadline.
+std::optional<int> WaitExit(pid_t pid, milliseconds timeout) {
+  std::optional<int> code;
+  WaitFor(
+      [&] {
+        int status = 0;
+        const pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) code = DecodeWaitStatus(status);
+        if (r < 0) code = -1;  // not our child any more
+        return code.has_value();
+      },
+      timeout, milliseconds(20));
+  return code;
+}
+
+// Gone: no such process, or a zombie (runs no code any more).
+bool ProcessGone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  if (content.empty()) return true;
+  const size_t paren = content.rfind(')');
+  return paren != std::string::npos && paren + 2 < content.size() && content[paren + 2] == 'Z';
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// What sluice-example-phase wrote: "start R P A PID" and "end R P A ok|fail N".
+struct Ledger {
+  using Key = std::tuple<std::string, std::string, int>;  // run, phase, attempt
+  struct Line {
+    bool start = false;
+    Key key;
+    bool ok = false;     // end lines
+    int64_t number = 0;  // start: pid; end: telemetry events
+  };
+  std::vector<Line> lines;  // in file order
+  std::map<Key, int> starts;
+  std::map<Key, int> ends;
+  std::map<Key, int64_t> end_events;
+  int64_t total_end_events = 0;
+
+  static Ledger Read(const std::string& path) {
+    Ledger ledger;
+    std::istringstream in(ReadFile(path));
+    std::string text;
+    while (std::getline(in, text)) {
+      const std::vector<std::string> w = absl::StrSplit(text, ' ', absl::SkipEmpty());
+      Line line;
+      if (w.size() == 5 && w[0] == "start") {
+        line.start = true;
+        line.key = {w[1], w[2], std::atoi(w[3].c_str())};
+        line.number = std::atoll(w[4].c_str());
+        ++ledger.starts[line.key];
+      } else if (w.size() == 6 && w[0] == "end") {
+        line.key = {w[1], w[2], std::atoi(w[3].c_str())};
+        line.ok = w[4] == "ok";
+        line.number = std::atoll(w[5].c_str());
+        ++ledger.ends[line.key];
+        ledger.end_events[line.key] += line.number;
+        ledger.total_end_events += line.number;
+      } else {
+        ADD_FAILURE() << "unexpected ledger line: " << text;
+        continue;
+      }
+      ledger.lines.push_back(line);
+    }
+    return ledger;
+  }
+};
+
+class DrainE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override { ledger_ = dir_.File("ledger.txt"); }
+
+  void TearDown() override {
+    // Workers first (they may still report), the coordinator last; SIGTERM,
+    // a bounded wait, then SIGKILL.
+    for (auto it = children_.rbegin(); it != children_.rend(); ++it) StopChild(*it, SIGTERM);
+    children_.clear();
+    // Phases orphaned by a SIGKILLed worker keep running in their own group.
+    for (const Ledger::Line& line : Ledger::Read(ledger_).lines) {
+      const auto pid = static_cast<pid_t>(line.number);
+      if (!line.start || pid <= 0 || ProcessGone(pid)) continue;
+      const std::string cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+      if (cmdline.find("sluice-example-phase") != std::string::npos) ::kill(-pid, SIGKILL);
+    }
+  }
+
+  // Sends `sig`, waits up to 5 s, then SIGKILLs. Returns the exit code.
+  std::optional<int> StopChild(pid_t pid, int sig) {
+    if (pid <= 0) return std::nullopt;
+    ::kill(pid, sig);
+    std::optional<int> code = WaitExit(pid, milliseconds(5'000));
+    if (!code) {
+      ::kill(pid, SIGKILL);
+      code = WaitExit(pid, milliseconds(5'000));
+      ADD_FAILURE() << "pid " << pid << " ignored signal " << sig << "; killed";
+      return std::nullopt;
+    }
+    std::erase(children_, pid);
+    return code;
+  }
+
+  pid_t StartChild(const std::vector<std::string>& argv, const std::string& name) {
+    const pid_t pid = Spawn(argv, dir_.File(name + ".out"), dir_.File(name + ".err"));
+    EXPECT_GT(pid, 0) << "cannot start " << argv[0];
+    if (pid > 0) children_.push_back(pid);
+    return pid;
+  }
+
+  // Runs a command to completion (killed after `timeout`).
+  CommandResult Run(const std::vector<std::string>& argv, milliseconds timeout) {
+    const std::string name = absl::StrCat("cmd-", ++commands_);
+    const pid_t pid = StartChild(argv, name);
+    CommandResult result;
+    if (pid <= 0) return result;
+    std::optional<int> code = WaitExit(pid, timeout);
+    if (!code) {
+      ADD_FAILURE() << argv[0] << " " << (argv.size() > 1 ? argv[1] : "") << " still running after "
+                    << timeout.count() << " ms";
+      code = StopChild(pid, SIGKILL);
+    } else {
+      std::erase(children_, pid);
+    }
+    result.exit_code = code.value_or(-1);
+    result.out = ReadFile(dir_.File(name + ".out"));
+    result.err = ReadFile(dir_.File(name + ".err"));
+    return result;
+  }
+
+  CommandResult Sluice(std::vector<std::string> args, milliseconds timeout = milliseconds(20'000)) {
+    args.insert(args.begin(), BinPath("sluice"));
+    return Run(args, timeout);
+  }
+
+  // Starts sluice-coordinator on a free port; returns "127.0.0.1:PORT".
+  std::string StartCoordinator(const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {
+        BinPath("sluice-coordinator"), "--listen",    "127.0.0.1:0", "--store",
+        "sqlite://" + StorePath(),     "--log-level", "warn"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    coordinator_pid_ = StartChild(argv, "coordinator");
+    std::string port;
+    const std::regex listening("listening on port ([0-9]+)");
+    const bool up = WaitFor(
+        [&] {
+          std::smatch m;
+          const std::string out = ReadFile(dir_.File("coordinator.out"));
+          if (std::regex_search(out, m, listening)) port = m[1];
+          return !port.empty() || ProcessGone(coordinator_pid_);
+        },
+        milliseconds(10'000));
+    EXPECT_TRUE(up && !port.empty())
+        << "coordinator did not start: " << ReadFile(dir_.File("coordinator.err"));
+    return port.empty() ? std::string() : "127.0.0.1:" + port;
+  }
+
+  std::string ExampleExec(const std::string& extra = "") const {
+    return absl::StrCat(BinPath("sluice-example-phase"),
+                        " --run-id {run_id} --phase-id {phase_id} --ledger ", ledger_, extra);
+  }
+
+  pid_t StartWorker(const std::string& address, const std::string& worker_id, int slots,
+                    const std::string& exec) {
+    return StartChild({BinPath("sluice-worker"),
+                       "--coordinator",
+                       address,
+                       "--slots",
+                       std::to_string(slots),
+                       "--exec",
+                       exec,
+                       "--env",
+                       "TELEMETRY_DB_ENABLED=1",
+                       "--worker-id",
+                       worker_id,
+                       "--log-dir",
+                       dir_.File("logs-" + worker_id),
+                       "--grace-seconds",
+                       "1",
+                       "--drain-timeout",
+                       "5",
+                       "--lease-wait-ms",
+                       "1000",
+                       "--log-level",
+                       "warn"},
+                      worker_id);
+  }
+
+  // `sluice status --json` through the coordinator or on a store.
+  nlohmann::json Status(const std::vector<std::string>& target) {
+    std::vector<std::string> args = {"status", "--json"};
+    args.insert(args.end(), target.begin(), target.end());
+    const CommandResult r = Sluice(args, milliseconds(10'000));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+    EXPECT_FALSE(j.is_discarded()) << r.out;
+    return j.is_discarded() ? nlohmann::json::object() : j;
+  }
+
+  bool WaitSessionDone(const std::string& address, milliseconds timeout) {
+    return WaitFor(
+        [&] {
+          const nlohmann::json j = Status({"--coordinator", address});
+          return j.value("session_done", false);
+        },
+        timeout, milliseconds(250));
+  }
+
+  std::string StorePath() const { return dir_.File("state.db"); }
+
+  std::unique_ptr<SqliteStateStore> OpenStore(const std::string& path) {
+    auto store = SqliteStateStore::Open(path);
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  static std::vector<AttemptRecord> Attempts(StateStore& store) {
+    auto attempts = store.ListAttempts("");
+    EXPECT_TRUE(attempts.ok()) << attempts.status();
+    return attempts.ok() ? *attempts : std::vector<AttemptRecord>();
+  }
+
+  static std::map<Ledger::Key, int> AttemptKeys(const std::vector<AttemptRecord>& attempts) {
+    std::map<Ledger::Key, int> keys;
+    for (const AttemptRecord& a : attempts) ++keys[{a.run_id, a.phase_id, a.attempt}];
+    return keys;
+  }
+
+  // Every phase has at most one succeeded attempt, and a succeeded phase
+  // exactly one, its last; a failed phase none.
+  static void ExpectOneFinalOutcomeEach(StateStore& store,
+                                        const std::vector<AttemptRecord>& attempts) {
+    std::map<PhaseKey, std::vector<const AttemptRecord*>> by_phase;
+    for (const AttemptRecord& a : attempts) by_phase[{a.run_id, a.phase_id}].push_back(&a);
+    for (const auto& [key, list] : by_phase) {
+      SCOPED_TRACE(key.run_id + "/" + key.phase_id);
+      auto phase = store.GetPhase(key);
+      ASSERT_TRUE(phase.ok() && phase->has_value());
+      ASSERT_TRUE(IsFinal((*phase)->state)) << PhaseStateName((*phase)->state);
+      int successes = 0;
+      for (const AttemptRecord* a : list) successes += a->outcome == Outcome::kSucceeded ? 1 : 0;
+      if ((*phase)->state == PhaseState::kSucceeded) {
+        EXPECT_EQ(successes, 1);
+        EXPECT_EQ(list.back()->outcome, Outcome::kSucceeded);
+      } else {
+        EXPECT_EQ(successes, 0);
+        EXPECT_EQ((*phase)->final_outcome, list.back()->outcome);
+      }
+    }
+  }
+
+  ScratchDir dir_;
+  std::string ledger_;
+  std::vector<pid_t> children_;
+  pid_t coordinator_pid_ = 0;
+  int commands_ = 0;
+};
+
+TEST_F(DrainE2ETest, TwoWorkersDrainTheExampleBacklogAndTheStoreMatchesTheLedger) {
+  const std::string backlog = SourceDir() + "/examples/backlog.jsonl";
+  const std::string address =
+      StartCoordinator({"--lease-ttl-ms", "5000", "--heartbeat-interval-ms", "500"});
+  ASSERT_FALSE(address.empty());
+  CommandResult r = Sluice({"import", backlog, "--coordinator", address, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out).value("inserted", -1), 60) << r.out;
+  r = Sluice(
+      {"session", "start", "--coordinator", address, "--phase-timeout-seconds", "3", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json session = nlohmann::json::parse(r.out);
+  EXPECT_EQ(session.value("state", ""), "active");
+  EXPECT_EQ(session["settings"].value("phase_timeout_seconds", 0), 3);
+
+  const pid_t w1 = StartWorker(address, "e2e-w1", 2, ExampleExec(" --scale 0.5"));
+  const pid_t w2 = StartWorker(address, "e2e-w2", 2, ExampleExec(" --scale 0.5"));
+  ASSERT_TRUE(WaitSessionDone(address, milliseconds(45'000))) << "drain did not finish";
+  EXPECT_EQ(StopChild(w1, SIGTERM), 0);
+  EXPECT_EQ(StopChild(w2, SIGTERM), 0);
+  EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);
+
+  auto store = OpenStore(StorePath());
+  ASSERT_NE(store, nullptr);
+  auto counts = store->CountPhases();
+  ASSERT_TRUE(counts.ok());
+  // examples/README.md: ok, flaky (second attempt) and slow phases succeed.
+  EXPECT_EQ(counts->succeeded, 30 + 4 + 2);
+  EXPECT_EQ(counts->failed, 60 - 36);
+  EXPECT_EQ(counts->pending + counts->leased, 0);
+
+  const std::vector<AttemptRecord> attempts = Attempts(*store);
+  ExpectOneFinalOutcomeEach(*store, attempts);
+  const Ledger ledger = Ledger::Read(ledger_);
+  EXPECT_EQ(AttemptKeys(attempts), ledger.starts);
+  int64_t stored_events = 0;
+  std::set<std::string> workers;
+  for (const AttemptRecord& a : attempts) {
+    stored_events += a.telemetry_events;
+    workers.insert(a.worker_id);
+    EXPECT_NE(a.outcome, Outcome::kLost) << a.run_id << "/" << a.phase_id;
+    const Ledger::Key key{a.run_id, a.phase_id, a.attempt};
+    const auto it = ledger.end_events.find(key);
+    EXPECT_EQ(a.telemetry_events, it == ledger.end_events.end() ? 0 : it->second)
+        << a.run_id << "/" << a.phase_id << "#" << a.attempt;
+  }
+  EXPECT_EQ(stored_events, ledger.total_end_events);
+  EXPECT_GT(stored_events, 0);
+  EXPECT_EQ(workers, (std::set<std::string>{"e2e-w1", "e2e-w2"}));
+
+  int hang_attempts = 0;
+  for (const AttemptRecord& a : attempts) {
+    if (a.phase_id == "p03-lock-wait-hang") {
+      ++hang_attempts;
+      EXPECT_EQ(a.outcome, Outcome::kTimedOut) << OutcomeName(a.outcome);
+    }
+    if (a.phase_id == "p02-api-reference-crash") {
+      EXPECT_EQ(a.outcome, Outcome::kFailed);
+      EXPECT_EQ(a.signal, SIGSEGV);
+    }
+  }
+  EXPECT_EQ(hang_attempts, 2);  // max_attempts_per_phase default
+}
+
+TEST_F(DrainE2ETest, KilledWorkersPhaseIsLostThenReleasedToAnotherWorkerAfterTheTtl) {
+  const std::string backlog = dir_.File("slow.jsonl");
+  WriteFile(backlog,
+            "{\"run_id\": \"r-kill\", \"phase_id\": \"p1-slow\", \"phase_index\": 0}\n"
+            "{\"run_id\": \"r-kill\", \"phase_id\": \"p2-slow\", \"phase_index\": 1}\n"
+            "{\"run_id\": \"r-kill\", \"phase_id\": \"p3-slow\", \"phase_index\": 2}\n"
+            "{\"run_id\": \"r-kill\", \"phase_id\": \"p4-slow\", \"phase_index\": 3}\n");
+  const std::string address =
+      StartCoordinator({"--lease-ttl-ms", "1500", "--heartbeat-interval-ms", "300"});
+  ASSERT_FALSE(address.empty());
+  ASSERT_EQ(Sluice({"import", backlog, "--coordinator", address}).exit_code, 0);
+  ASSERT_EQ(Sluice({"session", "start", "--coordinator", address, "--phase-timeout-seconds", "20"})
+                .exit_code,
+            0);
+
+  const pid_t worker_a = StartWorker(address, "e2e-a", 1, ExampleExec());
+  ASSERT_TRUE(WaitFor([&] { return !Ledger::Read(ledger_).starts.empty(); }, milliseconds(10'000)));
+  const Ledger::Line first = Ledger::Read(ledger_).lines.front();
+  ASSERT_TRUE(first.start);
+  const auto& [run_id, phase_id, attempt] = first.key;
+  // The coordinator sees A holding that phase. (Over --coordinator the
+  // active lease itself carries no worker id: the proto's Lease has none.)
+  const nlohmann::json before = Status({"--coordinator", address});
+  ASSERT_THAT(before["active_leases"], SizeIs(1)) << before.dump();
+  EXPECT_EQ(before["active_leases"][0].value("phase_id", ""), phase_id);
+  ASSERT_THAT(before["workers"], SizeIs(1)) << before.dump();
+  EXPECT_EQ(before["workers"][0].value("worker_id", ""), "e2e-a");
+  EXPECT_EQ(before["workers"][0].value("active_leases", -1), 1);
+
+  const int64_t killed_at_ms =
+      std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  EXPECT_EQ(StopChild(worker_a, SIGKILL), 128 + SIGKILL);
+  // The orphaned phase runs on in its own process group; only the store's
+  // view is asserted below.
+  const pid_t worker_b = StartWorker(address, "e2e-b", 2, ExampleExec());
+  ASSERT_TRUE(WaitSessionDone(address, milliseconds(25'000)));
+  EXPECT_EQ(StopChild(worker_b, SIGTERM), 0);
+  EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);
+
+  auto store = OpenStore(StorePath());
+  ASSERT_NE(store, nullptr);
+  const std::vector<AttemptRecord> attempts = Attempts(*store);
+  ExpectOneFinalOutcomeEach(*store, attempts);
+  EXPECT_EQ(AttemptKeys(attempts), Ledger::Read(ledger_).starts);
+  auto counts = store->CountPhases();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->succeeded, 4);
+
+  std::vector<AttemptRecord> killed_phase;
+  for (const AttemptRecord& a : attempts) {
+    if (a.run_id == run_id && a.phase_id == phase_id) killed_phase.push_back(a);
+    if (a.phase_id != phase_id) {
+      EXPECT_EQ(a.outcome, Outcome::kSucceeded) << a.phase_id;
+      EXPECT_EQ(a.worker_id, "e2e-b") << a.phase_id;
+    }
+  }
+  ASSERT_THAT(killed_phase, SizeIs(2));
+  EXPECT_EQ(killed_phase[0].attempt, attempt);
+  EXPECT_EQ(killed_phase[0].worker_id, "e2e-a");
+  EXPECT_EQ(killed_phase[0].outcome, Outcome::kLost) << OutcomeName(killed_phase[0].outcome);
+  // Expired no earlier than one TTL after the last possible heartbeat.
+  EXPECT_GE(killed_phase[0].ended_at_ms, killed_at_ms + 1500 - 300 - 100);
+  EXPECT_EQ(killed_phase[1].worker_id, "e2e-b");
+  EXPECT_EQ(killed_phase[1].outcome, Outcome::kSucceeded);
+  EXPECT_EQ(killed_phase[1].attempt, attempt + 1);
+  EXPECT_GE(killed_phase[1].started_at_ms, killed_phase[0].ended_at_ms);
+  auto phase = store->GetPhase({run_id, phase_id});
+  ASSERT_TRUE(phase.ok() && phase->has_value());
+  EXPECT_EQ((*phase)->state, PhaseState::kSucceeded);
+  EXPECT_EQ((*phase)->requeues, 1);
+  EXPECT_EQ((*phase)->attempts, 1);
+}
+
+// A backlog of `ok` run/phase ids plus `importerr` ones.
+std::string Backlog(const std::string& run_id, int ok, int importerr) {
+  std::string text;
+  for (int i = 1; i <= ok + importerr; ++i) {
+    text += absl::StrCat("{\"run_id\": \"", run_id, "\", \"phase_id\": \"p", i,
+                         i <= ok ? "-ok" : "-importerr", "\", \"phase_index\": ", i, "}\n");
+  }
+  return text;
+}
+
+TEST_F(DrainE2ETest, DrainAllInOneExitCodesAndSummary) {
+  const std::string mixed = dir_.File("mixed.jsonl");
+  WriteFile(mixed, Backlog("r-mixed", 6, 2));
+  const std::string store_url = "sqlite://" + dir_.File("mixed/state.db");
+  auto drain = [&](const std::string& file, const std::string& url) {
+    return Sluice(
+        {"drain", file, "--workers", "2", "--slots", "2", "--exec", ExampleExec(" --scale 0.2"),
+         "--env", "TELEMETRY_DB_ENABLED=1", "--phase-timeout-seconds", "3", "--grace-seconds", "1",
+         "--store", url, "--json"},
+        milliseconds(30'000));
+  };
+  CommandResult r = drain(mixed, store_url);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const nlohmann::json summary = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(summary.is_discarded()) << r.out;
+  const Ledger ledger = Ledger::Read(ledger_);
+  int ok_ends = 0;
+  int fail_ends = 0;
+  int starts = 0;
+  for (const Ledger::Line& line : ledger.lines) {
+    if (line.start) {
+      ++starts;
+    } else {
+      ++(line.ok ? ok_ends : fail_ends);
+    }
+  }
+  EXPECT_EQ(ok_ends, 6);
+  EXPECT_EQ(fail_ends, 2 * 2);  // two attempts per importerr phase
+  EXPECT_EQ(summary.value("attempts", -1), starts) << summary.dump();
+  EXPECT_EQ(summary["outcomes"].value("succeeded", -1), ok_ends) << summary.dump();
+  EXPECT_EQ(summary["outcomes"].value("failed", -1), fail_ends) << summary.dump();
+  EXPECT_EQ(summary["phases"].value("succeeded", -1), 6);
+  EXPECT_EQ(summary["phases"].value("failed", -1), 2);
+  EXPECT_EQ(summary.value("telemetry_events", -1), ledger.total_end_events);
+
+  // Only ok phases: exit 0.
+  const std::string good = dir_.File("good.jsonl");
+  WriteFile(good, Backlog("r-good", 4, 0));
+  r = drain(good, "sqlite://" + dir_.File("good/state.db"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json good_summary = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(good_summary.is_discarded()) << r.out;
+  EXPECT_EQ(good_summary["phases"].value("succeeded", -1), 4);
+
+  // A malformed backlog: exit 2, the line named, nothing imported.
+  const std::string bad = dir_.File("bad.jsonl");
+  WriteFile(bad, Backlog("r-bad", 2, 0) + "{\"run_id\": \"r-bad\", \"phase_id\": \n" +
+                     Backlog("r-bad2", 1, 0));
+  const std::string bad_url = "sqlite://" + dir_.File("bad/state.db");
+  r = drain(bad, bad_url);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.err, HasSubstr(bad + ":3:"));
+  const nlohmann::json status = Status({"--store", bad_url});
+  EXPECT_EQ(status["phases"].value("pending", -1) + status["phases"].value("leased", -1) +
+                status["phases"].value("succeeded", -1) + status["phases"].value("failed", -1),
+            0)
+      << status.dump();
+}
+
+TEST_F(DrainE2ETest, DrainReturnsPromptlyOnceTheWorkIsDone) {
+  // Bug: `sluice drain` idled max_lease_wait_ms (5 s) after the last phase,
+  // because its SIGTERMed workers sat in a lease long-poll until it ended.
+  const std::string backlog = dir_.File("quick.jsonl");
+  WriteFile(backlog, Backlog("r-quick", 2, 0));
+  const SteadyClock::time_point started = SteadyClock::now();
+  const CommandResult r = Sluice({"drain", backlog, "--workers", "2", "--exec",
+                                  ExampleExec(" --scale 0.1"), "--grace-seconds", "1", "--store",
+                                  "sqlite://" + dir_.File("quick/state.db"), "--json"});
+  const auto elapsed =
+      std::chrono::duration_cast<milliseconds>(SteadyClock::now() - started).count();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Ledger::Read(ledger_).ends.size(), 2u);
+  EXPECT_LT(elapsed, 4'000);  // about 1 s; 5 s and more with the bug
+}
+
+TEST_F(DrainE2ETest, CtrlCKeepsStateAndTheSameCommandResumes) {
+  const std::string backlog = dir_.File("resume.jsonl");
+  std::string text;
+  for (int i = 1; i <= 6; ++i) {
+    text += absl::StrCat("{\"run_id\": \"r-resume\", \"phase_id\": \"p", i,
+                         "-slow\", \"phase_index\": ", i, "}\n");
+  }
+  WriteFile(backlog, text);
+  const std::string store_url = "sqlite://" + dir_.File("resume/state.db");
+  const std::vector<std::string> command = {BinPath("sluice"),
+                                            "drain",
+                                            backlog,
+                                            "--workers",
+                                            "2",
+                                            "--slots",
+                                            "1",
+                                            "--exec",
+                                            ExampleExec(" --scale 0.5"),
+                                            "--phase-timeout-seconds",
+                                            "20",
+                                            "--grace-seconds",
+                                            "1",
+                                            "--heartbeat-interval-ms",
+                                            "300",
+                                            "--lease-ttl-ms",
+                                            "3000",
+                                            "--store",
+                                            store_url,
+                                            "--json"};
+  const pid_t first = StartChild(command, "first-drain");
+  ASSERT_GT(first, 0);
+  ASSERT_TRUE(WaitFor([&] { return !Ledger::Read(ledger_).ends.empty(); }, milliseconds(15'000)))
+      << ReadFile(dir_.File("first-drain.err"));
+  ::kill(first, SIGINT);
+  const std::optional<int> code = WaitExit(first, milliseconds(15'000));
+  ASSERT_TRUE(code.has_value()) << "sluice drain ignored SIGINT";
+  std::erase(children_, first);
+  EXPECT_EQ(*code, 130) << ReadFile(dir_.File("first-drain.err"));
+
+  const nlohmann::json kept = Status({"--store", store_url});
+  const int64_t succeeded_before = kept["phases"].value("succeeded", -1);
+  EXPECT_GE(succeeded_before, 1) << kept.dump();
+  EXPECT_LT(succeeded_before, 6) << kept.dump();
+  EXPECT_EQ(kept["phases"].value("leased", -1), 0) << kept.dump();
+  EXPECT_EQ(kept["phases"].value("failed", -1), 0) << kept.dump();
+  EXPECT_THAT(kept["active_leases"], SizeIs(0));
+
+  const CommandResult second = Run(command, milliseconds(30'000));
+  EXPECT_EQ(second.exit_code, 0) << second.err;
+  const nlohmann::json done = Status({"--store", store_url});
+  EXPECT_EQ(done["phases"].value("succeeded", -1), 6) << done.dump();
+
+  // No phase ran again after it had succeeded; each succeeded exactly once.
+  const Ledger ledger = Ledger::Read(ledger_);
+  std::set<std::string> succeeded;
+  for (const Ledger::Line& line : ledger.lines) {
+    const std::string& phase = std::get<1>(line.key);
+    if (line.start) {
+      EXPECT_FALSE(succeeded.contains(phase)) << phase << " started again after it succeeded";
+    } else if (line.ok) {
+      EXPECT_TRUE(succeeded.insert(phase).second) << phase << " succeeded twice";
+    }
+  }
+  EXPECT_EQ(succeeded.size(), 6u);
+
+  auto store = OpenStore(dir_.File("resume/state.db"));
+  ASSERT_NE(store, nullptr);
+  const std::vector<AttemptRecord> attempts = Attempts(*store);
+  ExpectOneFinalOutcomeEach(*store, attempts);
+  EXPECT_EQ(AttemptKeys(attempts), ledger.starts);
+  for (const AttemptRecord& a : attempts) {
+    EXPECT_TRUE(a.outcome == Outcome::kSucceeded || a.outcome == Outcome::kCancelled)
+        << a.phase_id << " " << OutcomeName(a.outcome);
+  }
+}
+
+}  // namespace
+}  // namespace sluice

@@ -10,7 +10,7 @@ namespace sluice::testing {
 // (abort with a message) when the variable is missing or the file is absent.
 std::string BinPath(const std::string& name);
 
-// The source tree root ($SLUICE_SOURCE_DIR).
+// The source tree root ($SLUICE_SOURCE_DIR, else the one this was built from).
 std::string SourceDir();
 
 // A fresh directory under $TMPDIR, removed when the object goes away.

@@ -1,0 +1,80 @@
+// A StateStore that forwards every call to another store, like LevelDB's
+// EnvWrapper: a test decorator overrides only the calls it cares about.
+// Thread-safe when the wrapped store is.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "coordinator/state_store.h"
+
+namespace sluice::testing {
+
+class ForwardingStateStore : public StateStore {
+ public:
+  // Forwards to `target`, which must outlive this object.
+  explicit ForwardingStateStore(StateStore& target) : target_(&target) {}
+  // Forwards to `owned` and destroys it with this object.
+  explicit ForwardingStateStore(std::unique_ptr<StateStore> owned)
+      : owned_(std::move(owned)), target_(owned_.get()) {}
+
+  StateStore& target() { return *target_; }
+
+  absl::StatusOr<ImportResult> ImportPhases(const std::vector<PhaseSpec>& phases) override {
+    return target_->ImportPhases(phases);
+  }
+  absl::StatusOr<std::optional<PhaseRecord>> GetPhase(const PhaseKey& key) override {
+    return target_->GetPhase(key);
+  }
+  absl::StatusOr<std::vector<RunStats>> ListRunStats() override { return target_->ListRunStats(); }
+  absl::StatusOr<PhaseCounts> CountPhases() override { return target_->CountPhases(); }
+  absl::StatusOr<std::optional<LeaseGrant>> LeaseNextInRun(const LeaseParams& params) override {
+    return target_->LeaseNextInRun(params);
+  }
+  absl::StatusOr<std::vector<std::string>> RenewLeases(const std::string& worker_id,
+                                                       const std::vector<std::string>& lease_ids,
+                                                       int64_t now_ms, int64_t ttl_ms) override {
+    return target_->RenewLeases(worker_id, lease_ids, now_ms, ttl_ms);
+  }
+  absl::StatusOr<ReportResult> RecordReport(const ReportParams& params) override {
+    return target_->RecordReport(params);
+  }
+  absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(int64_t now_ms,
+                                                         int32_t max_requeues_per_phase) override {
+    return target_->ExpireLeases(now_ms, max_requeues_per_phase);
+  }
+  absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() override {
+    return target_->ListActiveLeases();
+  }
+  absl::Status UpsertWorker(const WorkerInfo& worker) override {
+    return target_->UpsertWorker(worker);
+  }
+  absl::StatusOr<std::vector<WorkerInfo>> ListWorkers() override { return target_->ListWorkers(); }
+  absl::Status CreateSession(const SessionRecord& session) override {
+    return target_->CreateSession(session);
+  }
+  absl::Status EndSession(const std::string& session_id, SessionState state, int64_t ended_at_ms,
+                          const std::string& reason) override {
+    return target_->EndSession(session_id, state, ended_at_ms, reason);
+  }
+  absl::StatusOr<std::optional<SessionRecord>> GetSession(const std::string& session_id) override {
+    return target_->GetSession(session_id);
+  }
+  absl::StatusOr<std::optional<SessionRecord>> LatestSession() override {
+    return target_->LatestSession();
+  }
+  absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& session_id) override {
+    return target_->ListAttempts(session_id);
+  }
+  absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) override {
+    return target_->CountSessionAttempts(session_id);
+  }
+
+ private:
+  std::unique_ptr<StateStore> owned_;  // null when forwarding to a borrowed store
+  StateStore* const target_;
+};
+
+}  // namespace sluice::testing
