@@ -134,8 +134,8 @@ absl::StatusOr<std::vector<LeaseGrant>> Coordinator::TryLease(
       if (settings.max_total_minutes > 0) {
         // The worker enforces the session deadline too: no phase may run past
         // it (plus the worker's grace period) even if heartbeats are slow.
-        const int64_t left_ms = session.started_at_ms +
-                                int64_t{settings.max_total_minutes} * 60'000 - clock_.NowMs();
+        const int64_t left_ms =
+            session.started_at_ms + int64_t{settings.max_total_minutes} * 60'000 - clock_.NowMs();
         params.timeout_seconds = static_cast<int32_t>(
             std::clamp<int64_t>((left_ms + 999) / 1000, 1, params.timeout_seconds));
       }
@@ -170,7 +170,9 @@ absl::StatusOr<LeaseResult> Coordinator::Lease(const std::string& worker_id,
         absl::StrCat("max_phases must be between 1 and ", config_.max_phases_per_lease));
   }
   if (wait_ms < 0) return absl::InvalidArgumentError("wait_ms must be >= 0");
-  const int64_t deadline = clock_.NowMs() + std::min(wait_ms, config_.max_lease_wait_ms);
+  // The long-poll waits in real time (not on clock_, which tests fake).
+  const absl::Time deadline =
+      absl::Now() + absl::Milliseconds(std::min(wait_ms, config_.max_lease_wait_ms));
 
   absl::MutexLock lock(&lease_mu_);
   const auto key = std::make_pair(worker_id, request_id);
@@ -192,12 +194,12 @@ absl::StatusOr<LeaseResult> Coordinator::Lease(const std::string& worker_id,
       SLUICE_ASSIGN_OR_RETURN(result.leases, TryLease(worker_id, labels, *session, max_phases));
       if (!result.leases.empty()) break;
     }
-    const int64_t left = deadline - clock_.NowMs();
-    if (left <= 0 || shutting_down_) break;
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration() || shutting_down_) break;
     // Wait for a report, expiry, import or session start; re-check at least
-    // every second because deadlines and the clock move on their own.
+    // every second because session deadlines move on their own.
     if (generation_ == seen) {
-      work_changed_.WaitWithTimeout(&lease_mu_, absl::Milliseconds(std::min<int64_t>(left, 1000)));
+      work_changed_.WaitWithTimeout(&lease_mu_, std::min(left, absl::Seconds(1)));
     }
   }
   if (!result.leases.empty()) {

@@ -79,6 +79,7 @@ void ToProto(const LeaseGrant& g, v1::Lease* out) {
   out->set_timeout_seconds(g.timeout_seconds);
   out->set_expires_at_ms(g.expires_at_ms);
   out->set_timeout_is_session_deadline(g.timeout_is_session_deadline);
+  out->set_worker_id(g.worker_id);
 }
 
 LeaseGrant FromProto(const v1::Lease& l) {
@@ -92,6 +93,7 @@ LeaseGrant FromProto(const v1::Lease& l) {
   g.timeout_seconds = l.timeout_seconds();
   g.expires_at_ms = l.expires_at_ms();
   g.timeout_is_session_deadline = l.timeout_is_session_deadline();
+  g.worker_id = l.worker_id();
   return g;
 }
 

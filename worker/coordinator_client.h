@@ -35,6 +35,9 @@ class CoordinatorClient {
   virtual absl::StatusOr<std::vector<std::string>> Heartbeat(
       const std::string& worker_id, const std::vector<std::string>& lease_ids) = 0;
   virtual absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) = 0;
+  // Ends a Lease long-poll in flight (it returns Cancelled), so a draining
+  // worker does not wait out the poll. Thread-safe; a no-op by default.
+  virtual void CancelPendingLease() {}
 };
 
 }  // namespace sluice

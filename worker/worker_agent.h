@@ -66,8 +66,11 @@ class WorkerAgent {
   // Blocks until drained or stopped. OK on a clean drain.
   absl::Status Run();
 
-  // Thread- and signal-handler-safe (only sets a flag).
-  void RequestDrain() { drain_requested_.store(true); }
+  // Thread-safe; ends a lease long-poll in flight.
+  void RequestDrain() {
+    drain_requested_.store(true);
+    client_.CancelPendingLease();
+  }
 
   // Outcomes this agent reported so far (for tests and logs).
   int64_t reported() const { return reported_.load(); }

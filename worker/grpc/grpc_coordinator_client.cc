@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <mutex>
 
 #include "proto/convert.h"
 #include "sluice/v1/sluice.grpc.pb.h"
@@ -33,10 +34,21 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
 
 struct GrpcCoordinatorClient::Stub {
   std::unique_ptr<v1::WorkerService::Stub> stub;
+  std::mutex mu;
+  grpc::ClientContext* pending_lease = nullptr;  // guarded by mu
+  bool cancel_requested = false;                 // guarded by mu
 };
 
+void GrpcCoordinatorClient::CancelPendingLease() {
+  std::lock_guard<std::mutex> lock(stub_->mu);
+  stub_->cancel_requested = true;
+  if (stub_->pending_lease != nullptr) stub_->pending_lease->TryCancel();
+}
+
 GrpcCoordinatorClient::GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel)
-    : stub_(std::make_unique<Stub>(Stub{v1::WorkerService::NewStub(channel)})) {}
+    : stub_(std::make_unique<Stub>()) {
+  stub_->stub = v1::WorkerService::NewStub(channel);
+}
 
 GrpcCoordinatorClient::~GrpcCoordinatorClient() = default;
 
@@ -67,7 +79,16 @@ absl::StatusOr<LeaseBatch> GrpcCoordinatorClient::Lease(const std::string& worke
   v1::LeaseResponse resp;
   grpc::ClientContext ctx;
   SetDeadline(&ctx, wait_ms + 10'000);
+  {
+    std::lock_guard<std::mutex> lock(stub_->mu);
+    if (stub_->cancel_requested) return absl::CancelledError("worker is draining");
+    stub_->pending_lease = &ctx;
+  }
   grpc::Status st = stub_->stub->Lease(&ctx, req, &resp);
+  {
+    std::lock_guard<std::mutex> lock(stub_->mu);
+    stub_->pending_lease = nullptr;
+  }
   if (!st.ok()) return FromGrpc(st);
   LeaseBatch batch;
   batch.session_active = resp.session_active();

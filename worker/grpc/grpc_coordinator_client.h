@@ -28,6 +28,7 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
   absl::StatusOr<std::vector<std::string>> Heartbeat(
       const std::string& worker_id, const std::vector<std::string>& lease_ids) override;
   absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) override;
+  void CancelPendingLease() override;
 
  private:
   struct Stub;
