@@ -11,6 +11,8 @@ pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
 find_path(HTTPLIB_INCLUDE_DIR httplib.h REQUIRED)
+# Debian splits cpp-httplib into a header and a compiled library.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 if(SLUICE_BUILD_TESTS)
   find_package(GTest CONFIG REQUIRED)

@@ -146,6 +146,8 @@ std::string_view ReportDispositionName(ReportDisposition d);
 struct ReportResult {
   ReportDisposition disposition = ReportDisposition::kAccepted;
   PhaseState phase_state = PhaseState::kPending;  // state of the phase after the report
+  std::string run_id;  // the lease's phase; set when accepted
+  std::string phase_id;
 };
 
 // A lease the coordinator found expired; its attempt is recorded as kLost.
@@ -163,6 +165,15 @@ struct SessionSettings {
   int32_t max_requeues_per_phase = 5;   // lost leases before a phase is failed
   std::vector<std::string> run_ids;     // only these runs (empty = all)
   std::vector<std::string> skip_run_prefixes;
+  // Once a failure fingerprint occurred this often across the cluster, the
+  // runs it occurred in are blocked until an operator unblocks it.
+  int32_t max_fingerprint_repeats = 3;
+  int32_t max_timeouts_per_run = 2;       // real timeouts (not outside kills); 0 = no limit
+  int32_t max_consecutive_zero_yield = 0;  // end the session after N attempts with no events; 0 = off
+  // RE2 patterns (case-insensitive) matched against a failure's fingerprint
+  // and error text: such failures are transient, retried with backoff, and
+  // count toward neither the repeat rule nor the attempt budget.
+  std::vector<std::string> retry_on;
 };
 
 enum class SessionState { kActive, kStopped, kFinished };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/fingerprint.h"
@@ -39,6 +40,16 @@ absl::Status ValidateSettings(const SessionSettings& s) {
   for (const std::string& prefix : s.skip_run_prefixes) {
     SLUICE_RETURN_IF_ERROR(ValidateId("skip_run_prefix", prefix));
   }
+  if (s.max_fingerprint_repeats < 0) {
+    return absl::InvalidArgumentError("max_fingerprint_repeats must be >= 0 (0 = off)");
+  }
+  if (s.max_timeouts_per_run < 0) {
+    return absl::InvalidArgumentError("max_timeouts_per_run must be >= 0 (0 = off)");
+  }
+  if (s.max_consecutive_zero_yield < 0) {
+    return absl::InvalidArgumentError("max_consecutive_zero_yield must be >= 0 (0 = off)");
+  }
+  if (auto m = TransientMatcher::Compile(s.retry_on); !m.ok()) return m.status();
   return absl::OkStatus();
 }
 
@@ -122,7 +133,10 @@ absl::StatusOr<std::vector<LeaseGrant>> Coordinator::TryLease(
   while (static_cast<int32_t>(grants.size()) < max_phases) {
     absl::StatusOr<std::vector<RunStats>> runs = store_.ListRunStats();
     if (!runs.ok()) return stop(runs.status());
-    const std::vector<RunRanking> ranked = scheduler_.Rank(*runs, settings);
+    absl::StatusOr<std::map<std::string, RunPolicyState>> policy = PolicyFor(*runs, settings);
+    if (!policy.ok()) return stop(policy.status());
+    const std::vector<RunRanking> ranked =
+        scheduler_.Rank(*runs, settings, *policy, clock_.NowMs());
     bool leased_one = false;
     for (const RunRanking& run : ranked) {
       LeaseParams params;
@@ -256,14 +270,45 @@ absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
   SLUICE_RETURN_IF_ERROR(CheckBytes("error_text", report.error_text, config_.max_error_text_bytes));
 
   SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, store_.LatestSession());
+  const SessionSettings settings = session ? session->settings : SessionSettings{};
+  SLUICE_RETURN_IF_ERROR(EnsurePolicyLoaded());
   ReportParams params;
   params.report = report;
   params.fingerprint =
       ComputeFingerprint(report.outcome, report.exit_code, report.signal, report.error_text).key;
   params.now_ms = clock_.NowMs();
-  params.max_attempts_per_phase =
-      session ? session->settings.max_attempts_per_phase : SessionSettings{}.max_attempts_per_phase;
+  params.max_attempts_per_phase = settings.max_attempts_per_phase;
+  params.max_requeues_per_phase = settings.max_requeues_per_phase;
+  bool transient = false;
+  if (report.outcome == Outcome::kFailed && !settings.retry_on.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(TransientMatcher matcher, TransientMatcher::Compile(settings.retry_on));
+    transient = matcher.Matches(params.fingerprint, report.error_text);
+  }
+  params.counts_as_attempt = !transient;
   SLUICE_ASSIGN_OR_RETURN(ReportResult result, store_.RecordReport(params));
+  if (result.disposition == ReportDisposition::kAccepted) {
+    absl::MutexLock lock(&policy_mu_);
+    failure_policy_.Observe(result.run_id, report.outcome, params.fingerprint, report.error_text,
+                            params.now_ms, transient);
+    if (transient) {
+      // Full-jitter-free exponential backoff of the run: 10 s, 20 s, ... 5 min.
+      const int streak = ++run_transient_streak_[result.run_id];
+      run_backoff_until_[result.run_id] =
+          params.now_ms + std::min<int64_t>(int64_t{10'000} << std::min(streak - 1, 5), 300'000);
+      spdlog::info("transient failure run={} phase={}: run backs off", result.run_id,
+                   result.phase_id);
+    } else if (report.outcome != Outcome::kCancelled) {
+      run_transient_streak_.erase(result.run_id);
+      run_backoff_until_.erase(result.run_id);
+    }
+    if (session && report.outcome != Outcome::kCancelled) {
+      if (zero_yield_session_ != session->session_id) {
+        zero_yield_session_ = session->session_id;
+        zero_yield_streak_ = 0;
+      }
+      zero_yield_streak_ = report.telemetry_events == 0 ? zero_yield_streak_ + 1 : 0;
+    }
+  }
   spdlog::log(result.disposition == ReportDisposition::kAccepted ? spdlog::level::info
                                                                  : spdlog::level::warn,
               "report lease={} worker={} outcome={} disposition={} events={}", report.lease_id,
@@ -354,11 +399,145 @@ absl::StatusOr<std::string> Coordinator::SessionDoneReason(const SessionRecord& 
   }
   SLUICE_ASSIGN_OR_RETURN(PhaseCounts counts, store_.CountPhases());
   if (counts.leased > 0) return std::string();
-  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
-  if (scheduler_.Rank(runs, session.settings).empty()) {
-    return std::string("nothing left to lease");
+  {
+    absl::MutexLock lock(&policy_mu_);
+    if (session.settings.max_consecutive_zero_yield > 0 &&
+        zero_yield_session_ == session.session_id &&
+        zero_yield_streak_ >= session.settings.max_consecutive_zero_yield) {
+      return absl::StrCat("max_consecutive_zero_yield reached (", zero_yield_streak_,
+                          " attempts in a row without telemetry)");
+    }
   }
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
+  SLUICE_ASSIGN_OR_RETURN(auto policy, PolicyFor(runs, session.settings));
+  const std::vector<RunDecision> decisions =
+      scheduler_.Decide(runs, session.settings, policy, clock_.NowMs());
+  const bool waiting_on_backoff =
+      std::any_of(decisions.begin(), decisions.end(), [](const RunDecision& d) {
+        return d.excluded_reason.starts_with("backing off");
+      });
+  const bool any_eligible = std::any_of(decisions.begin(), decisions.end(),
+                                        [](const RunDecision& d) { return d.excluded_reason.empty(); });
+  if (!any_eligible && !waiting_on_backoff) return std::string("nothing left to lease");
   return std::string();
+}
+
+absl::Status Coordinator::EnsurePolicyLoaded() {
+  {
+    absl::MutexLock lock(&policy_mu_);
+    if (policy_loaded_) return absl::OkStatus();
+  }
+  // Rebuilt from the whole history once per coordinator (start or takeover).
+  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> history, store_.ListAttempts(""));
+  SLUICE_ASSIGN_OR_RETURN(auto records, store_.ListPolicyRecords(kFingerprintUnblockRecord));
+  std::map<std::string, int64_t> unblocks;
+  for (const auto& [fp, value] : records) {
+    int64_t at = 0;
+    if (absl::SimpleAtoi(value, &at)) unblocks[fp] = at;
+  }
+  absl::MutexLock lock(&policy_mu_);
+  if (!policy_loaded_) {
+    failure_policy_.Load(history, unblocks);
+    policy_loaded_ = true;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, RunPolicyState>> Coordinator::PolicyFor(
+    const std::vector<RunStats>& runs, const SessionSettings& settings) {
+  SLUICE_RETURN_IF_ERROR(EnsurePolicyLoaded());
+  std::map<std::string, RunPolicyState> out;
+  absl::MutexLock lock(&policy_mu_);
+  for (const RunStats& run : runs) {
+    RunPolicyState state;
+    if (auto fp = failure_policy_.BlockingFingerprint(run.run_id, settings.max_fingerprint_repeats)) {
+      state.blocked_by_fingerprint = *fp;
+    }
+    if (auto it = run_backoff_until_.find(run.run_id); it != run_backoff_until_.end()) {
+      state.backoff_until_ms = it->second;
+    }
+    if (!state.blocked_by_fingerprint.empty() || state.backoff_until_ms > 0) {
+      out[run.run_id] = std::move(state);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<FingerprintInfo>> Coordinator::ListFingerprints() {
+  SLUICE_RETURN_IF_ERROR(EnsurePolicyLoaded());
+  absl::MutexLock lock(&policy_mu_);
+  return failure_policy_.Fingerprints();
+}
+
+absl::StatusOr<std::string> Coordinator::UnblockFingerprint(const std::string& key_or_id) {
+  if (key_or_id.empty() || key_or_id.size() > 1024) {
+    return absl::InvalidArgumentError("fingerprint must be 1..1024 bytes");
+  }
+  SLUICE_RETURN_IF_ERROR(EnsurePolicyLoaded());
+  std::optional<std::string> fp;
+  {
+    absl::MutexLock lock(&policy_mu_);
+    fp = failure_policy_.Resolve(key_or_id);
+  }
+  if (!fp) return absl::NotFoundError(absl::StrCat("no fingerprint ", key_or_id));
+  const int64_t now = clock_.NowMs();
+  SLUICE_RETURN_IF_ERROR(
+      store_.PutPolicyRecord(kFingerprintUnblockRecord, *fp, std::to_string(now)));
+  {
+    absl::MutexLock lock(&policy_mu_);
+    failure_policy_.Unblock(*fp, now);
+  }
+  spdlog::info("fingerprint unblocked fingerprint={} id={}", *fp, FingerprintId(*fp));
+  absl::MutexLock lock(&lease_mu_);
+  ++generation_;
+  work_changed_.SignalAll();
+  return *fp;
+}
+
+absl::StatusOr<LeasePlan> Coordinator::Plan(const SessionSettings& settings, int64_t limit) {
+  SLUICE_RETURN_IF_ERROR(ValidateSettings(settings));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
+  SLUICE_ASSIGN_OR_RETURN(auto policy, PolicyFor(runs, settings));
+  const int64_t now = clock_.NowMs();
+  LeasePlan plan;
+  for (const RunDecision& d : scheduler_.Decide(runs, settings, policy, now)) {
+    if (!d.excluded_reason.empty()) plan.excluded.push_back(d);
+  }
+  // Simulates one label-less worker leasing one phase at a time with no
+  // outcome arriving: each lease marks its run as sampled and in flight,
+  // exactly as TryLease's re-ranking sees it.
+  std::map<std::string, std::vector<PhaseRecord>> queues;
+  std::map<std::string, size_t> next;
+  while (static_cast<int64_t>(plan.leases.size()) < limit) {
+    const std::vector<RunRanking> ranked = scheduler_.Rank(runs, settings, policy, now);
+    if (ranked.empty()) break;
+    const std::string run_id = ranked.front().run_id;
+    auto stats = std::find_if(runs.begin(), runs.end(),
+                              [&](const RunStats& r) { return r.run_id == run_id; });
+    if (!queues.contains(run_id)) {
+      SLUICE_ASSIGN_OR_RETURN(queues[run_id], store_.ListPendingPhases(run_id, stats->pending));
+    }
+    std::vector<PhaseRecord>& queue = queues[run_id];
+    size_t& i = next[run_id];
+    while (i < queue.size() && !queue[i].spec.labels.empty()) {
+      plan.needs_labels.push_back(queue[i].spec);
+      ++i;
+    }
+    if (i >= queue.size()) {
+      stats->pending = 0;  // nothing a label-less worker could take
+      continue;
+    }
+    plan.leases.push_back({queue[i].spec.run_id, queue[i].spec.phase_id, queue[i].attempts +
+                                                                             queue[i].requeues + 1,
+                           ranked.front().explored ? "best estimated yield" : "sampling a new run",
+                           ranked.front().expected_yield});
+    ++i;
+    --stats->pending;
+    ++stats->leased;
+    // The next phase of this run is the new best of the run.
+    stats->best_pending_priority = i < queue.size() ? queue[i].spec.priority : 0;
+  }
+  return plan;
 }
 
 absl::Status Coordinator::Tick() {

@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/model.h"
+#include "coordinator/failure_policy.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/state_store.h"
 
@@ -58,6 +59,21 @@ struct ReportAnswer {
   std::string fingerprint;
 };
 
+// The order in which phases would be leased now (--dry-run).
+struct PlannedLease {
+  std::string run_id;
+  std::string phase_id;
+  int32_t attempt = 0;
+  std::string why;
+  double expected_yield = 0;
+};
+
+struct LeasePlan {
+  std::vector<PlannedLease> leases;
+  std::vector<RunDecision> excluded;  // runs with pending phases that will not be leased, and why
+  std::vector<PhaseSpec> needs_labels;  // phases a label-less worker cannot take
+};
+
 struct CoordinatorStatus {
   PhaseCounts phases;
   std::vector<WorkerInfo> workers;
@@ -91,6 +107,15 @@ class Coordinator {
                                             const std::string& reason);
   absl::StatusOr<CoordinatorStatus> Status();
 
+  // The repeat rule's memory: every failure fingerprint, most frequent first.
+  absl::StatusOr<std::vector<FingerprintInfo>> ListFingerprints();
+  // Forgets a fingerprint's occurrences so its runs are leased again (after
+  // its cause was fixed). Accepts the key or the short id; returns the key.
+  absl::StatusOr<std::string> UnblockFingerprint(const std::string& key_or_id);
+  // What a session with `settings` would lease now, in order, and why the
+  // other runs would not be leased. Changes nothing.
+  absl::StatusOr<LeasePlan> Plan(const SessionSettings& settings, int64_t limit);
+
   // Periodic work: expires leases, ends a session whose batch is done, whose
   // deadline passed or that has nothing left. The server calls it about once
   // a second; tests call it after advancing a FakeClock.
@@ -112,6 +137,9 @@ class Coordinator {
   // Why the session is done ("" while it is not), from store counts.
   absl::StatusOr<std::string> SessionDoneReason(const SessionRecord& session);
   bool DeadlinePassed(const SessionRecord& session) const;
+  absl::Status EnsurePolicyLoaded();
+  absl::StatusOr<std::map<std::string, RunPolicyState>> PolicyFor(
+      const std::vector<RunStats>& runs, const SessionSettings& settings);
   std::string NewId(std::string_view prefix);
 
   StateStore& store_;
@@ -129,6 +157,16 @@ class Coordinator {
   std::deque<std::pair<std::string, std::string>> recent_order_ ABSL_GUARDED_BY(lease_mu_);
   std::map<std::string, std::vector<std::string>> worker_labels_ ABSL_GUARDED_BY(lease_mu_);
   std::atomic<uint64_t> id_counter_{0};
+
+  absl::Mutex policy_mu_;
+  bool policy_loaded_ ABSL_GUARDED_BY(policy_mu_) = false;
+  FailurePolicy failure_policy_ ABSL_GUARDED_BY(policy_mu_);
+  std::map<std::string, int64_t> run_backoff_until_ ABSL_GUARDED_BY(policy_mu_);
+  std::map<std::string, int> run_transient_streak_ ABSL_GUARDED_BY(policy_mu_);
+  // Attempts in a row without telemetry in zero_yield_session_; in memory
+  // only, so a coordinator restart starts the count again.
+  std::string zero_yield_session_ ABSL_GUARDED_BY(policy_mu_);
+  int64_t zero_yield_streak_ ABSL_GUARDED_BY(policy_mu_) = 0;
 };
 
 }  // namespace sluice

@@ -1,16 +1,33 @@
 // sluice-coordinator: keeps the drain's state in a store and leases phases to
 // workers over gRPC. Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 2 usage
 // or configuration error, 3 infrastructure error (store or port unavailable).
+#include <cstdlib>
 #include <iostream>
 
 #include "CLI/CLI.hpp"
 #include "common/clock.h"
 #include "common/logging.h"
+#include "common/redact.h"
 #include "common/signals.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/grpc/auth.h"
+#include "coordinator/grpc/security.h"
 #include "coordinator/grpc/server.h"
+#include "coordinator/metrics.h"
 #include "coordinator/store_factory.h"
+#include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
+
+namespace {
+
+// The flag's value, else the environment variable's, else "".
+std::string FlagOrEnv(const std::string& flag_value, const char* env) {
+  if (!flag_value.empty()) return flag_value;
+  const char* v = std::getenv(env);
+  return v == nullptr ? std::string() : std::string(v);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   sluice::BlockTerminationSignals();
@@ -34,6 +51,28 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bool no_reflection = false;
   app.add_flag("--no-reflection", no_reflection, "Do not offer gRPC server reflection");
+  sluice::TlsServerOptions tls;
+  app.add_option("--tls-cert", tls.cert_file, "PEM server certificate chain (enables TLS)");
+  app.add_option("--tls-key", tls.key_file, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", tls.client_ca_file,
+                 "PEM CA: require client certificates signed by it (mTLS)");
+  std::string token_file;
+  std::string admin_token_file;
+  app.add_option("--token-file", token_file,
+                 "Worker tokens, one per line, TOKEN or WORKER_ID:TOKEN (default: "
+                 "$SLUICE_WORKER_TOKENS_FILE); with no token file authentication is off");
+  app.add_option("--admin-token-file", admin_token_file,
+                 "Admin tokens (operator calls and everything else), one per line (default: "
+                 "$SLUICE_ADMIN_TOKEN_FILE)");
+  app.add_option("--max-message-bytes", server_options.max_message_bytes,
+                 "Largest gRPC message received or sent")
+      ->capture_default_str();
+  std::string metrics_listen;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "Serve Prometheus /metrics and /healthz over HTTP on HOST:PORT (off when empty)");
+  bool print_config = false;
+  app.add_flag("--print-config", print_config,
+               "Print the effective configuration as JSON (secrets redacted) and exit");
   app.add_option("--log-format", log_format, "human or json")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
@@ -52,17 +91,79 @@ int main(int argc, char** argv) {
     std::cerr << "sluice-coordinator: " << st.message() << "\n";
     return 2;
   }
+  if (server_options.max_message_bytes < 4096) {
+    std::cerr << "sluice-coordinator: --max-message-bytes must be at least 4096\n";
+    return 2;
+  }
+  auto credentials = sluice::MakeServerCredentials(tls);
+  if (!credentials.ok()) {
+    std::cerr << "sluice-coordinator: " << credentials.status().message() << "\n";
+    return 2;
+  }
+  if (tls.enabled()) server_options.credentials = *credentials;
+  token_file = FlagOrEnv(token_file, "SLUICE_WORKER_TOKENS_FILE");
+  admin_token_file = FlagOrEnv(admin_token_file, "SLUICE_ADMIN_TOKEN_FILE");
+  auto auth = sluice::Authenticator::FromFiles(token_file, admin_token_file);
+  if (!auth.ok()) {
+    std::cerr << "sluice-coordinator: " << auth.status().message() << "\n";
+    return 2;
+  }
+  server_options.authenticator = std::make_shared<const sluice::Authenticator>(std::move(*auth));
+  if (print_config) {
+    // File paths are printed, never their content; the store URL's password is redacted.
+    const sluice::Authenticator& a = *server_options.authenticator;
+    nlohmann::json j = {{"listen", server_options.listen_address},
+                        {"store", sluice::RedactUrl(store_url)},
+                        {"lease_ttl_ms", config.lease_ttl_ms},
+                        {"heartbeat_interval_ms", config.heartbeat_interval_ms},
+                        {"max_lease_wait_ms", config.max_lease_wait_ms},
+                        {"max_tail_bytes", config.max_tail_bytes},
+                        {"max_error_text_bytes", config.max_error_text_bytes},
+                        {"max_message_bytes", server_options.max_message_bytes},
+                        {"reflection", server_options.enable_reflection},
+                        {"tls",
+                         {{"enabled", tls.enabled()},
+                          {"cert_file", tls.cert_file},
+                          {"key_file", tls.key_file},
+                          {"client_ca_file", tls.client_ca_file},
+                          {"require_client_cert", tls.enabled() && tls.mutual()}}},
+                        {"auth",
+                         {{"enabled", a.enabled()},
+                          {"token_file", token_file},
+                          {"admin_token_file", admin_token_file},
+                          {"worker_token_count", a.worker_token_count()},
+                          {"admin_token_count", a.admin_token_count()}}},
+                        {"log_format", log_format},
+                        {"log_level", log_level}};
+    std::cout << j.dump(2) << std::endl;
+    return 0;
+  }
   auto store = sluice::OpenStateStore(store_url);
   if (!store.ok()) {
     std::cerr << "sluice-coordinator: " << store.status().message() << "\n";
     return store.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 3;
   }
   sluice::Coordinator coordinator(**store, sluice::SystemClock::Default(), config);
+  sluice::MetricsRegistry metrics;  // outlives the server: its interceptor records into it
   sluice::CoordinatorServer server(coordinator);
+  if (!metrics_listen.empty()) {
+    sluice::RegisterCoordinatorMetrics(metrics, coordinator);
+    server_options.metrics = &metrics;
+  }
   auto port = server.Start(server_options);
   if (!port.ok()) {
     std::cerr << "sluice-coordinator: " << port.status().message() << "\n";
     return 3;
+  }
+  sluice::MetricsHttpServer metrics_http(metrics, [&server] { return server.serving(); });
+  if (!metrics_listen.empty()) {
+    auto metrics_port = metrics_http.Start(metrics_listen);
+    if (!metrics_port.ok()) {
+      std::cerr << "sluice-coordinator: " << metrics_port.status().message() << "\n";
+      server.Shutdown();
+      return metrics_port.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 3;
+    }
+    std::cout << "metrics on port " << *metrics_port << std::endl;
   }
   // Tests and scripts read the bound port from this line on stdout.
   std::cout << "listening on port " << *port << std::endl;

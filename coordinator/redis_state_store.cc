@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "coordinator/store_codec.h"
 #include "nlohmann/json.hpp"
 
 namespace sluice {
@@ -262,7 +263,8 @@ return gone
 
 // ARGV: prefix, lease_id, epoch, worker, outcome, exit_code, signal,
 // duration_ms, error_text, fingerprint, telemetry_events, telemetry_by_type,
-// stdout_tail, stderr_tail, now, max_attempts. Returns {disposition, phase_state}.
+// stdout_tail, stderr_tail, now, max_attempts, counts_as_attempt ('1'/'0'),
+// max_requeues. Returns {disposition, phase_state}.
 constexpr const char* kReport = R"lua(
 local id, epoch, worker, outcome, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[15]
 local lk = k_lease(id)
@@ -320,9 +322,9 @@ local to, final
 if outcome == 'succeeded' then
   attempts = attempts + 1
   to, final = 'succeeded', 'succeeded'
-elseif outcome == 'cancelled' then
+elseif outcome == 'cancelled' or ARGV[17] == '0' then
   requeues = requeues + 1
-  to = 'pending'
+  if requeues > tonumber(ARGV[18]) then to, final = 'failed', outcome else to = 'pending' end
 else
   attempts = attempts + 1
   if attempts >= tonumber(ARGV[16]) then to, final = 'failed', outcome else to = 'pending' end
@@ -334,7 +336,7 @@ if ARGV[11] ~= '0' then redis.call('HINCRBY', pk, 'telemetry_events', ARGV[11]) 
 if to == 'pending' then redis.call('ZADD', k_pending(run), 0, ph[4]) end
 bump_run(run, from, to, 1, outcome == 'succeeded' and 1 or 0, outcome == 'timed_out' and 1 or 0,
          ARGV[11], ARGV[8])
-return {'accepted', to}
+return {'accepted', to, run, phase}
 )lua";
 
 // ARGV: prefix, now, max_requeues. Returns per expired lease, in expiry
@@ -559,60 +561,6 @@ int64_t PriorityOfRank(const std::string& member) {
 }
 
 // --- Encodings shared with the SQLite store ---------------------------------
-
-std::string JoinLabels(const std::vector<std::string>& labels) {
-  std::vector<std::string> sorted = labels;
-  std::sort(sorted.begin(), sorted.end());
-  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-  return absl::StrJoin(sorted, ",");
-}
-
-std::vector<std::string> SplitLabels(const std::string& joined) {
-  if (joined.empty()) return {};
-  return absl::StrSplit(joined, ',');
-}
-
-std::string TypesToJson(const std::map<std::string, int64_t>& by_type) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : by_type) j[k] = v;
-  return j.dump();
-}
-
-std::map<std::string, int64_t> TypesFromJson(const std::string& text) {
-  std::map<std::string, int64_t> out;
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.value().is_number_integer()) out[it.key()] = it.value().get<int64_t>();
-    }
-  }
-  return out;
-}
-
-std::string SettingsToJson(const SessionSettings& s) {
-  nlohmann::json j = {{"batch_size", s.batch_size},
-                      {"phase_timeout_seconds", s.phase_timeout_seconds},
-                      {"max_total_minutes", s.max_total_minutes},
-                      {"max_attempts_per_phase", s.max_attempts_per_phase},
-                      {"max_requeues_per_phase", s.max_requeues_per_phase},
-                      {"run_ids", s.run_ids},
-                      {"skip_run_prefixes", s.skip_run_prefixes}};
-  return j.dump();
-}
-
-SessionSettings SettingsFromJson(const std::string& text) {
-  SessionSettings s;
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return s;
-  s.batch_size = j.value("batch_size", s.batch_size);
-  s.phase_timeout_seconds = j.value("phase_timeout_seconds", s.phase_timeout_seconds);
-  s.max_total_minutes = j.value("max_total_minutes", s.max_total_minutes);
-  s.max_attempts_per_phase = j.value("max_attempts_per_phase", s.max_attempts_per_phase);
-  s.max_requeues_per_phase = j.value("max_requeues_per_phase", s.max_requeues_per_phase);
-  s.run_ids = j.value("run_ids", std::vector<std::string>{});
-  s.skip_run_prefixes = j.value("skip_run_prefixes", std::vector<std::string>{});
-  return s;
-}
 
 std::string PhaseKeyName(const std::string& prefix, const std::string& run_id,
                          const std::string& phase_id) {
@@ -1211,12 +1159,20 @@ absl::StatusOr<ReportResult> RedisStateStore::RecordReport(const ReportParams& p
                                          rep.stdout_tail,
                                          rep.stderr_tail,
                                          std::to_string(params.now_ms),
-                                         std::to_string(params.max_attempts_per_phase)};
+                                         std::to_string(params.max_attempts_per_phase),
+                                         params.counts_as_attempt ? "1" : "0",
+                                         std::to_string(params.max_requeues_per_phase)};
   SLUICE_ASSIGN_OR_RETURN(Reply r, RunScript(kReportScript, args, options_.command_timeout));
   SLUICE_RETURN_IF_ERROR(ExpectArray(r, 2, "report"));
-  if (r.elements.size() != 2) return absl::InternalError("redis: unexpected reply to report");
-  const std::string disposition = r.elements[0].Text();
+  if (r.elements.size() != 2 && r.elements.size() != 4) {
+    return absl::InternalError("redis: unexpected reply to report");
+  }
   ReportResult result;
+  if (r.elements.size() == 4) {
+    result.run_id = r.elements[2].Text();
+    result.phase_id = r.elements[3].Text();
+  }
+  const std::string disposition = r.elements[0].Text();
   if (disposition == "accepted") {
     result.disposition = ReportDisposition::kAccepted;
   } else if (disposition == "duplicate") {
@@ -1363,6 +1319,40 @@ absl::StatusOr<int64_t> RedisStateStore::CountSessionAttempts(const std::string&
   SLUICE_ASSIGN_OR_RETURN(Reply r,
                           Command({"GET", absl::StrCat(prefix_, "session_count:", session_id)}));
   return r.Int();
+}
+
+absl::StatusOr<std::vector<PhaseRecord>> RedisStateStore::ListPendingPhases(
+    const std::string& run_id, int64_t limit) {
+  std::vector<PhaseRecord> out;
+  if (limit <= 0) return out;
+  // Members are 32 hex digits of rank followed by the phase id (see docs/redis.md).
+  SLUICE_ASSIGN_OR_RETURN(Reply r, Command({"ZRANGE", absl::StrCat(prefix_, "pending:", run_id),
+                                            "0", std::to_string(limit - 1)}));
+  SLUICE_RETURN_IF_ERROR(ExpectArray(r, 0, "ZRANGE pending"));
+  for (const Reply& member : r.elements) {
+    const std::string m = member.Text();
+    if (m.size() <= 32) return absl::InternalError("redis: malformed pending member " + m);
+    SLUICE_ASSIGN_OR_RETURN(std::optional<PhaseRecord> phase,
+                            GetPhase(PhaseKey{run_id, m.substr(32)}));
+    if (phase) out.push_back(std::move(*phase));
+  }
+  return out;
+}
+
+absl::Status RedisStateStore::PutPolicyRecord(const std::string& kind, const std::string& key,
+                                              const std::string& value) {
+  return Command({"HSET", absl::StrCat(prefix_, "policy:", kind), key, value}).status();
+}
+
+absl::StatusOr<std::map<std::string, std::string>> RedisStateStore::ListPolicyRecords(
+    const std::string& kind) {
+  SLUICE_ASSIGN_OR_RETURN(Reply r, Command({"HGETALL", absl::StrCat(prefix_, "policy:", kind)}));
+  SLUICE_RETURN_IF_ERROR(ExpectArray(r, 2, "HGETALL policy"));
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+    out[r.elements[i].Text()] = r.elements[i + 1].Text();
+  }
+  return out;
 }
 
 }  // namespace sluice

@@ -102,6 +102,12 @@ class RedisStateStore final : public StateStore {
   absl::StatusOr<std::optional<SessionRecord>> LatestSession() override;
   absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& session_id) override;
   absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) override;
+  absl::StatusOr<std::vector<PhaseRecord>> ListPendingPhases(const std::string& run_id,
+                                                             int64_t limit) override;
+  absl::Status PutPolicyRecord(const std::string& kind, const std::string& key,
+                               const std::string& value) override;
+  absl::StatusOr<std::map<std::string, std::string>> ListPolicyRecords(
+      const std::string& kind) override;
 
   // A parsed reply (exposed for the implementation's helpers; not an API).
   struct Reply;

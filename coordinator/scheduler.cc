@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <tuple>
 
+#include "absl/strings/str_cat.h"
+#include "common/fingerprint.h"
+
 namespace sluice {
 
 bool Scheduler::RunAllowed(const SessionSettings& settings, const std::string& run_id) {
@@ -34,27 +37,64 @@ RunRanking Scheduler::Estimate(const RunStats& run) const {
 }
 
 std::vector<RunRanking> Scheduler::Rank(const std::vector<RunStats>& runs,
-                                        const SessionSettings& settings) const {
+                                        const SessionSettings& settings,
+                                        const std::map<std::string, RunPolicyState>& policy,
+                                        int64_t now_ms) const {
+  std::vector<RunRanking> out;
+  for (RunDecision& d : Decide(runs, settings, policy, now_ms)) {
+    if (d.excluded_reason.empty()) out.push_back(std::move(d.ranking));
+  }
+  return out;
+}
+
+std::vector<RunDecision> Scheduler::Decide(const std::vector<RunStats>& runs,
+                                           const SessionSettings& settings,
+                                           const std::map<std::string, RunPolicyState>& policy,
+                                           int64_t now_ms) const {
   struct Candidate {
-    RunRanking ranking;
+    RunDecision decision;
     const RunStats* stats;
   };
-  std::vector<Candidate> candidates;
-  candidates.reserve(runs.size());
+  std::vector<Candidate> eligible;
+  std::vector<RunDecision> excluded;
   for (const RunStats& run : runs) {
-    if (run.pending <= 0 || !RunAllowed(settings, run.run_id)) continue;
-    candidates.push_back({Estimate(run), &run});
+    if (run.pending <= 0) continue;
+    RunDecision d{Estimate(run), "", run.pending};
+    auto p = policy.find(run.run_id);
+    if (!RunAllowed(settings, run.run_id)) {
+      d.excluded_reason = settings.run_ids.empty() ? "skipped by --skip-run-prefix"
+                                                   : "not selected by --run-id";
+    } else if (p != policy.end() && !p->second.blocked_by_fingerprint.empty()) {
+      d.excluded_reason = absl::StrCat("blocked by fingerprint ",
+                                       FingerprintId(p->second.blocked_by_fingerprint), " (",
+                                       p->second.blocked_by_fingerprint.substr(0, 120), ")");
+    } else if (settings.max_timeouts_per_run > 0 &&
+               run.timeouts >= settings.max_timeouts_per_run) {
+      d.excluded_reason = absl::StrCat("max_timeouts_per_run reached (", run.timeouts,
+                                       " timeouts)");
+    } else if (p != policy.end() && p->second.backoff_until_ms > now_ms) {
+      d.excluded_reason = absl::StrCat("backing off after a transient failure for ",
+                                       (p->second.backoff_until_ms - now_ms + 999) / 1000, " s");
+    }
+    if (d.excluded_reason.empty()) {
+      eligible.push_back({std::move(d), &run});
+    } else {
+      excluded.push_back(std::move(d));
+    }
   }
-  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+  std::sort(eligible.begin(), eligible.end(), [](const Candidate& a, const Candidate& b) {
+    const RunRanking& ra = a.decision.ranking;
+    const RunRanking& rb = b.decision.ranking;
     // Higher priority, unexplored first, higher yield, fewer in flight, run id.
-    return std::make_tuple(-a.stats->best_pending_priority, a.ranking.explored,
-                           -a.ranking.expected_yield, a.stats->leased, a.ranking.run_id) <
-           std::make_tuple(-b.stats->best_pending_priority, b.ranking.explored,
-                           -b.ranking.expected_yield, b.stats->leased, b.ranking.run_id);
+    return std::make_tuple(-a.stats->best_pending_priority, ra.explored, -ra.expected_yield,
+                           a.stats->leased, ra.run_id) <
+           std::make_tuple(-b.stats->best_pending_priority, rb.explored, -rb.expected_yield,
+                           b.stats->leased, rb.run_id);
   });
-  std::vector<RunRanking> out;
-  out.reserve(candidates.size());
-  for (Candidate& c : candidates) out.push_back(std::move(c.ranking));
+  std::vector<RunDecision> out;
+  out.reserve(eligible.size() + excluded.size());
+  for (Candidate& c : eligible) out.push_back(std::move(c.decision));
+  for (RunDecision& d : excluded) out.push_back(std::move(d));
   return out;
 }
 

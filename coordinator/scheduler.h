@@ -9,6 +9,7 @@
 // fewest leases in flight, then run id, so no run starves the others.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,19 @@ struct RunRanking {
   double expected_yield = 0;       // telemetry events per worker-minute (posterior mean)
   double success_probability = 0;  // posterior mean
   bool explored = false;           // sampled: an attempt finished or is in flight
+};
+
+// What the coordinator's policy knows about a run beyond its counts.
+struct RunPolicyState {
+  std::string blocked_by_fingerprint;  // the repeat rule blocked it ("" = not blocked)
+  int64_t backoff_until_ms = 0;        // deferred after a transient failure
+};
+
+// One run's fate in a ranking: eligible (reason empty) or why it is excluded.
+struct RunDecision {
+  RunRanking ranking;
+  std::string excluded_reason;
+  int64_t pending = 0;
 };
 
 struct SchedulerOptions {
@@ -41,8 +55,17 @@ class Scheduler {
   static bool RunAllowed(const SessionSettings& settings, const std::string& run_id);
 
   // Eligible runs, best first.
-  std::vector<RunRanking> Rank(const std::vector<RunStats>& runs,
-                               const SessionSettings& settings) const;
+  std::vector<RunRanking> Rank(const std::vector<RunStats>& runs, const SessionSettings& settings,
+                               const std::map<std::string, RunPolicyState>& policy = {},
+                               int64_t now_ms = 0) const;
+
+  // Every run with pending phases: the eligible ones first, best first, then
+  // the excluded ones with their reason (run filters, blocked fingerprint,
+  // timeouts per run, backoff). This is what status and --dry-run show.
+  std::vector<RunDecision> Decide(const std::vector<RunStats>& runs,
+                                  const SessionSettings& settings,
+                                  const std::map<std::string, RunPolicyState>& policy,
+                                  int64_t now_ms) const;
 
   RunRanking Estimate(const RunStats& run) const;
 

@@ -1,12 +1,16 @@
 #include "coordinator/session_report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/fingerprint.h"
+#include "common/run_family.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -14,15 +18,103 @@ namespace sluice {
 namespace {
 
 constexpr size_t kTopErrors = 10;
+constexpr int64_t kMinuteMs = 60'000;
+// At most this many timeline buckets; longer sessions get wider buckets.
+constexpr int64_t kMaxTimelineBuckets = 60;
 
 bool IsFailure(Outcome o) {
   return o == Outcome::kFailed || o == Outcome::kTimedOut || o == Outcome::kKilled;
 }
 
 std::string Percent(int64_t part, int64_t whole) {
-  return whole == 0 ? "-"
-                    : absl::StrFormat(
-                          "%.1f%%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
+  return whole == 0 ? "-" : absl::StrFormat("%.1f%%", 100.0 * Rate(part, whole));
+}
+
+void Count(GroupReportRow& g, const AttemptRecord& a) {
+  ++g.attempts;
+  if (a.outcome == Outcome::kSucceeded) {
+    ++g.succeeded;
+    if (a.telemetry_events == 0) ++g.zero_event_successes;
+  }
+  if (IsFailure(a.outcome)) ++g.failed;
+  if (a.outcome == Outcome::kTimedOut) ++g.timed_out;
+  g.telemetry_events += a.telemetry_events;
+  g.run_ms += a.duration_ms;
+}
+
+void AddCounts(PhaseCounts& into, const PhaseCounts& c) {
+  into.pending += c.pending;
+  into.leased += c.leased;
+  into.succeeded += c.succeeded;
+  into.failed += c.failed;
+}
+
+nlohmann::json PhasesJson(const PhaseCounts& p) {
+  return {{"pending", p.pending},
+          {"leased", p.leased},
+          {"succeeded", p.succeeded},
+          {"failed", p.failed}};
+}
+
+PhaseCounts PhasesFromJson(const nlohmann::json& p) {
+  return PhaseCounts{p.at("pending").get<int64_t>(), p.at("leased").get<int64_t>(),
+                     p.at("succeeded").get<int64_t>(), p.at("failed").get<int64_t>()};
+}
+
+nlohmann::json DurationsJson(const DurationStats& d) {
+  return {{"count", d.count},
+          {"p50_ms", d.p50_ms},
+          {"p90_ms", d.p90_ms},
+          {"p95_ms", d.p95_ms},
+          {"max_ms", d.max_ms}};
+}
+
+DurationStats DurationsFromJson(const nlohmann::json& j) {
+  DurationStats d;
+  d.count = j.at("count").get<int64_t>();
+  d.p50_ms = j.at("p50_ms").get<int64_t>();
+  d.p90_ms = j.at("p90_ms").get<int64_t>();
+  d.p95_ms = j.at("p95_ms").get<int64_t>();
+  d.max_ms = j.at("max_ms").get<int64_t>();
+  return d;
+}
+
+nlohmann::json GroupJson(const GroupReportRow& g, const char* key_name) {
+  nlohmann::json j = {{key_name, g.key},
+                      {"runs", g.runs},
+                      {"attempts", g.attempts},
+                      {"succeeded", g.succeeded},
+                      {"failed", g.failed},
+                      {"timed_out", g.timed_out},
+                      {"zero_event_successes", g.zero_event_successes},
+                      {"telemetry_events", g.telemetry_events},
+                      {"run_ms", g.run_ms},
+                      {"worker_minutes", static_cast<double>(g.run_ms) / kMinuteMs},
+                      {"yield_events_per_minute", YieldPerMinute(g.telemetry_events, g.run_ms)}};
+  return j;
+}
+
+GroupReportRow GroupFromJson(const nlohmann::json& j, const char* key_name) {
+  GroupReportRow g;
+  g.key = j.at(key_name).get<std::string>();
+  g.runs = j.at("runs").get<int64_t>();
+  g.attempts = j.at("attempts").get<int64_t>();
+  g.succeeded = j.at("succeeded").get<int64_t>();
+  g.failed = j.at("failed").get<int64_t>();
+  g.timed_out = j.at("timed_out").get<int64_t>();
+  g.zero_event_successes = j.at("zero_event_successes").get<int64_t>();
+  g.telemetry_events = j.at("telemetry_events").get<int64_t>();
+  g.run_ms = j.at("run_ms").get<int64_t>();
+  if (j.contains("phases")) g.phases = PhasesFromJson(j.at("phases"));
+  return g;
+}
+
+std::string Seconds(int64_t ms) { return absl::StrFormat("%.1fs", static_cast<double>(ms) / 1e3); }
+
+std::string OneLine(std::string text, size_t max) {
+  if (text.size() > max) text.resize(max);
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  return text;
 }
 
 }  // namespace
@@ -31,34 +123,75 @@ double YieldPerMinute(int64_t events, int64_t run_ms) {
   return run_ms <= 0 ? 0.0 : static_cast<double>(events) / (static_cast<double>(run_ms) / 60'000.0);
 }
 
-absl::StatusOr<SessionReport> BuildSessionReport(StateStore& store, const std::string& session_id) {
-  SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, store.GetSession(session_id));
-  if (!session) return absl::NotFoundError(absl::StrCat("no session ", session_id));
-  SessionReport report;
-  report.session_id = session->session_id;
-  report.state = std::string(SessionStateName(session->state));
-  report.end_reason = session->end_reason;
-  report.started_at_ms = session->started_at_ms;
-  report.ended_at_ms = session->ended_at_ms;
-  SLUICE_ASSIGN_OR_RETURN(report.phases, store.CountPhases());
+double Rate(int64_t count, int64_t whole) {
+  return whole <= 0 ? 0.0 : static_cast<double>(count) / static_cast<double>(whole);
+}
 
-  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store.ListAttempts(session_id));
+DurationStats ComputeDurationStats(std::vector<int64_t> durations_ms) {
+  DurationStats d;
+  if (durations_ms.empty()) return d;
+  std::sort(durations_ms.begin(), durations_ms.end());
+  const size_t n = durations_ms.size();
+  auto rank = [&](int p) {
+    // Nearest rank: the smallest value with at least p% of values at or below it.
+    size_t k = static_cast<size_t>((static_cast<uint64_t>(p) * n + 99) / 100);
+    return durations_ms[std::clamp<size_t>(k, 1, n) - 1];
+  };
+  d.count = static_cast<int64_t>(n);
+  d.p50_ms = rank(50);
+  d.p90_ms = rank(90);
+  d.p95_ms = rank(95);
+  d.max_ms = durations_ms.back();
+  return d;
+}
+
+SessionReport ComputeSessionReport(const SessionRecord& session,
+                                   const std::vector<AttemptRecord>& attempts,
+                                   const std::vector<RunStats>& run_stats,
+                                   const PhaseCounts& phases,
+                                   const TelemetryAlarmOptions& alarm_options) {
+  SessionReport report;
+  report.session_id = session.session_id;
+  report.state = std::string(SessionStateName(session.state));
+  report.end_reason = session.end_reason;
+  report.started_at_ms = session.started_at_ms;
+  report.ended_at_ms = session.ended_at_ms;
+  report.phases = phases;
+
   std::map<std::string, RunReportRow> runs;
   std::map<std::string, ErrorReportRow> errors;
   std::map<std::string, std::set<std::string>> error_runs;
+  std::map<std::string, std::set<std::pair<std::string, std::string>>> error_phases;
+  std::map<std::string, std::set<std::string>> error_families;
+  std::map<std::string, GroupReportRow> families, workers, fingerprints;
+  std::map<std::string, std::set<std::string>> family_runs, worker_runs, fingerprint_runs;
+  std::vector<int64_t> success_ms, failure_ms;
   for (const AttemptRecord& a : attempts) {
+    const std::string family = RunFamily(a.run_id);
     ++report.attempts;
     ++report.outcomes[std::string(OutcomeName(a.outcome))];
     report.telemetry_events += a.telemetry_events;
     report.run_ms += a.duration_ms;
+    if (a.outcome == Outcome::kSucceeded) success_ms.push_back(a.duration_ms);
+    if (IsFailure(a.outcome)) failure_ms.push_back(a.duration_ms);
+
     RunReportRow& run = runs[a.run_id];
     run.run_id = a.run_id;
+    run.family = family;
     ++run.attempts;
     run.telemetry_events += a.telemetry_events;
     run.run_ms += a.duration_ms;
     if (a.outcome == Outcome::kSucceeded) ++run.succeeded;
     if (IsFailure(a.outcome)) ++run.failed;
     if (a.outcome == Outcome::kTimedOut) ++run.timed_out;
+
+    Count(families[family], a);
+    family_runs[family].insert(a.run_id);
+    Count(workers[a.worker_id], a);
+    worker_runs[a.worker_id].insert(a.run_id);
+    Count(fingerprints[a.fingerprint], a);
+    fingerprint_runs[a.fingerprint].insert(a.run_id);
+
     if (a.outcome != Outcome::kSucceeded) {
       ErrorReportRow& e = errors[a.fingerprint];
       e.fingerprint = a.fingerprint;
@@ -67,19 +200,43 @@ absl::StatusOr<SessionReport> BuildSessionReport(StateStore& store, const std::s
       ++e.attempts;
       e.run_ms += a.duration_ms;
       error_runs[a.fingerprint].insert(a.run_id);
+      error_phases[a.fingerprint].insert({a.run_id, a.phase_id});
+      error_families[a.fingerprint].insert(family);
     }
   }
   report.yield_per_minute = YieldPerMinute(report.telemetry_events, report.run_ms);
+  report.success_durations = ComputeDurationStats(std::move(success_ms));
+  report.failure_durations = ComputeDurationStats(std::move(failure_ms));
 
-  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> stats, store.ListRunStats());
-  for (const RunStats& s : stats) {
+  for (const RunStats& s : run_stats) {
     auto it = runs.find(s.run_id);
     if (it == runs.end()) continue;
     it->second.phases = PhaseCounts{s.pending, s.leased, s.succeeded, s.failed};
+    AddCounts(families[it->second.family].phases, it->second.phases);
   }
   for (auto& [id, row] : runs) report.runs.push_back(row);
+  auto collect = [](std::map<std::string, GroupReportRow>& groups,
+                    std::map<std::string, std::set<std::string>>& group_runs,
+                    std::vector<GroupReportRow>* out) {
+    for (auto& [key, row] : groups) {
+      row.key = key;
+      row.runs = static_cast<int64_t>(group_runs[key].size());
+      out->push_back(row);
+    }
+  };
+  collect(families, family_runs, &report.families);
+  collect(workers, worker_runs, &report.workers);
+  collect(fingerprints, fingerprint_runs, &report.fingerprints);
+  std::stable_sort(report.fingerprints.begin(), report.fingerprints.end(),
+                   [](const GroupReportRow& a, const GroupReportRow& b) {
+                     return YieldPerMinute(a.telemetry_events, a.run_ms) >
+                            YieldPerMinute(b.telemetry_events, b.run_ms);
+                   });
+
   for (auto& [fp, row] : errors) {
     row.runs = static_cast<int64_t>(error_runs[fp].size());
+    row.phases = static_cast<int64_t>(error_phases[fp].size());
+    row.families.assign(error_families[fp].begin(), error_families[fp].end());
     report.top_errors.push_back(row);
   }
   std::sort(report.top_errors.begin(), report.top_errors.end(),
@@ -87,7 +244,44 @@ absl::StatusOr<SessionReport> BuildSessionReport(StateStore& store, const std::s
               return std::tie(b.attempts, a.fingerprint) < std::tie(a.attempts, b.fingerprint);
             });
   if (report.top_errors.size() > kTopErrors) report.top_errors.resize(kTopErrors);
+
+  // Timeline: attempt end times from the session start, in whole-minute
+  // buckets, widened so a long session still fits in kMaxTimelineBuckets.
+  if (!attempts.empty()) {
+    int64_t first = session.started_at_ms;
+    int64_t last = session.started_at_ms;
+    for (const AttemptRecord& a : attempts) {
+      if (first <= 0 || a.ended_at_ms < first) first = a.ended_at_ms;
+      last = std::max(last, a.ended_at_ms);
+    }
+    const int64_t span = std::max<int64_t>(last - first, 0);
+    const int64_t minutes = (span / kMinuteMs + kMaxTimelineBuckets) / kMaxTimelineBuckets;
+    report.timeline_bucket_ms = std::max<int64_t>(minutes, 1) * kMinuteMs;
+    report.timeline.resize(static_cast<size_t>(span / report.timeline_bucket_ms + 1));
+    for (size_t i = 0; i < report.timeline.size(); ++i) {
+      report.timeline[i].start_ms = first + static_cast<int64_t>(i) * report.timeline_bucket_ms;
+    }
+    for (const AttemptRecord& a : attempts) {
+      TimelineBucket& b = report.timeline[static_cast<size_t>(
+          std::max<int64_t>(a.ended_at_ms - first, 0) / report.timeline_bucket_ms)];
+      ++b.finished;
+      if (a.outcome == Outcome::kSucceeded) ++b.succeeded;
+      if (IsFailure(a.outcome)) ++b.failed;
+      b.telemetry_events += a.telemetry_events;
+      b.run_ms += a.duration_ms;
+    }
+  }
+  report.telemetry_warnings = DetectTelemetryLoss(attempts, alarm_options);
   return report;
+}
+
+absl::StatusOr<SessionReport> BuildSessionReport(StateStore& store, const std::string& session_id) {
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, store.GetSession(session_id));
+  if (!session) return absl::NotFoundError(absl::StrCat("no session ", session_id));
+  SLUICE_ASSIGN_OR_RETURN(PhaseCounts phases, store.CountPhases());
+  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store.ListAttempts(session_id));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> stats, store.ListRunStats());
+  return ComputeSessionReport(*session, attempts, stats, phases);
 }
 
 std::string SessionReportJson(const SessionReport& r) {
@@ -99,13 +293,16 @@ std::string SessionReportJson(const SessionReport& r) {
   j["ended_at_ms"] = r.ended_at_ms;
   j["attempts"] = r.attempts;
   j["outcomes"] = r.outcomes;
+  nlohmann::json rates = nlohmann::json::object();
+  for (const auto& [name, n] : r.outcomes) rates[name] = Rate(n, r.attempts);
+  j["outcome_rates"] = rates;
   j["telemetry_events"] = r.telemetry_events;
   j["run_ms"] = r.run_ms;
+  j["worker_minutes"] = static_cast<double>(r.run_ms) / kMinuteMs;
   j["yield_events_per_minute"] = r.yield_per_minute;
-  j["phases"] = {{"pending", r.phases.pending},
-                 {"leased", r.phases.leased},
-                 {"succeeded", r.phases.succeeded},
-                 {"failed", r.phases.failed}};
+  j["phases"] = PhasesJson(r.phases);
+  j["durations"] = {{"succeeded", DurationsJson(r.success_durations)},
+                    {"failed", DurationsJson(r.failure_durations)}};
   j["top_errors"] = nlohmann::json::array();
   for (const ErrorReportRow& e : r.top_errors) {
     j["top_errors"].push_back({{"fingerprint", e.fingerprint},
@@ -113,12 +310,16 @@ std::string SessionReportJson(const SessionReport& r) {
                                {"example_error", e.example_error},
                                {"attempts", e.attempts},
                                {"runs", e.runs},
-                               {"run_ms", e.run_ms}});
+                               {"phases", e.phases},
+                               {"families", e.families},
+                               {"run_ms", e.run_ms},
+                               {"worker_minutes", static_cast<double>(e.run_ms) / kMinuteMs}});
   }
   j["runs"] = nlohmann::json::array();
   for (const RunReportRow& run : r.runs) {
     j["runs"].push_back(
         {{"run_id", run.run_id},
+         {"family", run.family},
          {"attempts", run.attempts},
          {"succeeded", run.succeeded},
          {"failed", run.failed},
@@ -126,11 +327,41 @@ std::string SessionReportJson(const SessionReport& r) {
          {"telemetry_events", run.telemetry_events},
          {"run_ms", run.run_ms},
          {"yield_events_per_minute", YieldPerMinute(run.telemetry_events, run.run_ms)},
-         {"phases",
-          {{"pending", run.phases.pending},
-           {"leased", run.phases.leased},
-           {"succeeded", run.phases.succeeded},
-           {"failed", run.phases.failed}}}});
+         {"phases", PhasesJson(run.phases)}});
+  }
+  j["families"] = nlohmann::json::array();
+  for (const GroupReportRow& g : r.families) {
+    nlohmann::json row = GroupJson(g, "family");
+    row["phases"] = PhasesJson(g.phases);
+    j["families"].push_back(std::move(row));
+  }
+  j["workers"] = nlohmann::json::array();
+  for (const GroupReportRow& g : r.workers) j["workers"].push_back(GroupJson(g, "worker_id"));
+  j["fingerprints"] = nlohmann::json::array();
+  for (const GroupReportRow& g : r.fingerprints) {
+    nlohmann::json row = GroupJson(g, "fingerprint");
+    row["fingerprint_id"] = FingerprintId(g.key);
+    j["fingerprints"].push_back(std::move(row));
+  }
+  j["timeline_bucket_ms"] = r.timeline_bucket_ms;
+  j["timeline"] = nlohmann::json::array();
+  for (const TimelineBucket& b : r.timeline) {
+    j["timeline"].push_back(
+        {{"start_ms", b.start_ms},
+         {"finished", b.finished},
+         {"succeeded", b.succeeded},
+         {"failed", b.failed},
+         {"telemetry_events", b.telemetry_events},
+         {"run_ms", b.run_ms},
+         {"yield_events_per_minute", YieldPerMinute(b.telemetry_events, b.run_ms)}});
+  }
+  j["telemetry_warnings"] = nlohmann::json::array();
+  for (const TelemetryWarning& w : r.telemetry_warnings) {
+    j["telemetry_warnings"].push_back({{"kind", std::string(TelemetryWarningKindName(w.kind))},
+                                       {"worker_id", w.worker_id},
+                                       {"attempts", w.attempts},
+                                       {"zero_event_attempts", w.zero_event_attempts},
+                                       {"message", w.message}});
   }
   return j.dump(2);
 }
@@ -143,6 +374,9 @@ std::string SessionReportText(const SessionReport& r) {
   };
   absl::StrAppend(&out, "session ", r.session_id, " (", r.state,
                   r.end_reason.empty() ? "" : ": " + r.end_reason, ")\n");
+  for (const TelemetryWarning& w : r.telemetry_warnings) {
+    absl::StrAppend(&out, "WARNING: ", w.message, "\n");
+  }
   absl::StrAppendFormat(&out, "attempts %d", r.attempts);
   for (const char* name : {"succeeded", "failed", "timed_out", "killed", "cancelled", "lost"}) {
     absl::StrAppendFormat(&out, "  %s %d (%s)", name, count(name),
@@ -153,22 +387,60 @@ std::string SessionReportText(const SessionReport& r) {
       r.telemetry_events, static_cast<double>(r.run_ms) / 60'000.0, r.yield_per_minute);
   absl::StrAppendFormat(&out, "phases now: %d pending, %d leased, %d succeeded, %d failed\n",
                         r.phases.pending, r.phases.leased, r.phases.succeeded, r.phases.failed);
+  for (const auto& [label, d] :
+       {std::pair<const char*, const DurationStats&>{"successes", r.success_durations},
+        {"failures", r.failure_durations}}) {
+    if (d.count == 0) continue;
+    absl::StrAppendFormat(&out, "durations of %d %s: p50 %s  p90 %s  p95 %s  max %s\n", d.count,
+                          label, Seconds(d.p50_ms), Seconds(d.p90_ms), Seconds(d.p95_ms),
+                          Seconds(d.max_ms));
+  }
   if (!r.top_errors.empty()) {
     absl::StrAppend(&out, "\nmost frequent errors:\n");
+    absl::StrAppendFormat(&out, "  %8s  %-12s %6s %6s %9s  %s\n", "attempts", "fingerprint",
+                          "phases", "runs", "worker-min", "example / families");
     for (const ErrorReportRow& e : r.top_errors) {
-      std::string example = e.example_error.substr(0, 100);
-      std::replace(example.begin(), example.end(), '\n', ' ');
-      absl::StrAppendFormat(&out, "  %4d x  %s  runs=%d  %s\n", e.attempts, e.fingerprint_id,
-                            e.runs, example.empty() ? e.fingerprint : example);
+      std::string example = OneLine(e.example_error, 100);
+      absl::StrAppendFormat(&out, "  %8d  %-12s %6d %6d %9.1f  %s\n", e.attempts, e.fingerprint_id,
+                            e.phases, e.runs, static_cast<double>(e.run_ms) / kMinuteMs,
+                            example.empty() ? e.fingerprint : example);
+      absl::StrAppend(&out, "  ", std::string(47, ' '),
+                      " families: ", absl::StrJoin(e.families, ", "), "\n");
     }
   }
+  auto group_table = [&](const char* title, const std::vector<GroupReportRow>& rows) {
+    if (rows.empty()) return;
+    absl::StrAppendFormat(&out, "\n%-32s %5s %8s %9s %7s %8s %7s %10s %9s\n", title, "runs",
+                          "attempts", "succeeded", "failed", "timeouts", "events", "worker-min",
+                          "yield/min");
+    for (const GroupReportRow& g : rows) {
+      absl::StrAppendFormat(&out, "%-32s %5d %8d %9d %7d %8d %7d %10.1f %9.2f\n", g.key, g.runs,
+                            g.attempts, g.succeeded, g.failed, g.timed_out, g.telemetry_events,
+                            static_cast<double>(g.run_ms) / kMinuteMs,
+                            YieldPerMinute(g.telemetry_events, g.run_ms));
+    }
+  };
   if (!r.runs.empty()) {
-    absl::StrAppendFormat(&out, "\n%-32s %8s %9s %7s %8s %7s %9s\n", "run", "attempts", "succeeded",
-                          "failed", "timeouts", "events", "yield/min");
+    absl::StrAppendFormat(&out, "\n%-32s %8s %9s %7s %8s %7s %9s %s\n", "run", "attempts",
+                          "succeeded", "failed", "timeouts", "events", "yield/min", "pending");
     for (const RunReportRow& run : r.runs) {
-      absl::StrAppendFormat(&out, "%-32s %8d %9d %7d %8d %7d %9.2f\n", run.run_id, run.attempts,
+      absl::StrAppendFormat(&out, "%-32s %8d %9d %7d %8d %7d %9.2f %7d\n", run.run_id, run.attempts,
                             run.succeeded, run.failed, run.timed_out, run.telemetry_events,
-                            YieldPerMinute(run.telemetry_events, run.run_ms));
+                            YieldPerMinute(run.telemetry_events, run.run_ms), run.phases.pending);
+    }
+  }
+  group_table("family", r.families);
+  group_table("worker", r.workers);
+  if (!r.timeline.empty()) {
+    absl::StrAppendFormat(&out, "\ntimeline (%d-minute buckets from the session start):\n",
+                          r.timeline_bucket_ms / kMinuteMs);
+    absl::StrAppendFormat(&out, "  %6s %8s %9s %7s %7s %9s\n", "minute", "finished", "succeeded",
+                          "failed", "events", "yield/min");
+    const int64_t base = r.timeline.front().start_ms;
+    for (const TimelineBucket& b : r.timeline) {
+      absl::StrAppendFormat(&out, "  %6d %8d %9d %7d %7d %9.2f\n", (b.start_ms - base) / kMinuteMs,
+                            b.finished, b.succeeded, b.failed, b.telemetry_events,
+                            YieldPerMinute(b.telemetry_events, b.run_ms));
     }
   }
   return out;
@@ -189,9 +461,7 @@ absl::StatusOr<SessionReport> SessionReportFromJson(const std::string& json) {
     r.telemetry_events = j.at("telemetry_events").get<int64_t>();
     r.run_ms = j.at("run_ms").get<int64_t>();
     r.yield_per_minute = j.at("yield_events_per_minute").get<double>();
-    const auto& p = j.at("phases");
-    r.phases = PhaseCounts{p.at("pending").get<int64_t>(), p.at("leased").get<int64_t>(),
-                           p.at("succeeded").get<int64_t>(), p.at("failed").get<int64_t>()};
+    r.phases = PhasesFromJson(j.at("phases"));
     for (const auto& e : j.at("top_errors")) {
       ErrorReportRow row;
       row.fingerprint = e.at("fingerprint").get<std::string>();
@@ -200,21 +470,61 @@ absl::StatusOr<SessionReport> SessionReportFromJson(const std::string& json) {
       row.attempts = e.at("attempts").get<int64_t>();
       row.runs = e.at("runs").get<int64_t>();
       row.run_ms = e.at("run_ms").get<int64_t>();
+      row.phases = e.value("phases", int64_t{0});
+      row.families = e.value("families", std::vector<std::string>{});
       r.top_errors.push_back(std::move(row));
     }
     for (const auto& e : j.at("runs")) {
       RunReportRow row;
       row.run_id = e.at("run_id").get<std::string>();
+      row.family = e.value("family", RunFamily(row.run_id));
       row.attempts = e.at("attempts").get<int64_t>();
       row.succeeded = e.at("succeeded").get<int64_t>();
       row.failed = e.at("failed").get<int64_t>();
       row.timed_out = e.at("timed_out").get<int64_t>();
       row.telemetry_events = e.at("telemetry_events").get<int64_t>();
       row.run_ms = e.at("run_ms").get<int64_t>();
-      const auto& rp = e.at("phases");
-      row.phases = PhaseCounts{rp.at("pending").get<int64_t>(), rp.at("leased").get<int64_t>(),
-                               rp.at("succeeded").get<int64_t>(), rp.at("failed").get<int64_t>()};
+      row.phases = PhasesFromJson(e.at("phases"));
       r.runs.push_back(std::move(row));
+    }
+    // Keys added for issue 5: optional, so older reports still parse.
+    if (j.contains("durations")) {
+      r.success_durations = DurationsFromJson(j.at("durations").at("succeeded"));
+      r.failure_durations = DurationsFromJson(j.at("durations").at("failed"));
+    }
+    for (const auto& e : j.value("families", nlohmann::json::array())) {
+      r.families.push_back(GroupFromJson(e, "family"));
+    }
+    for (const auto& e : j.value("workers", nlohmann::json::array())) {
+      r.workers.push_back(GroupFromJson(e, "worker_id"));
+    }
+    for (const auto& e : j.value("fingerprints", nlohmann::json::array())) {
+      r.fingerprints.push_back(GroupFromJson(e, "fingerprint"));
+    }
+    r.timeline_bucket_ms = j.value("timeline_bucket_ms", int64_t{60'000});
+    for (const auto& e : j.value("timeline", nlohmann::json::array())) {
+      TimelineBucket b;
+      b.start_ms = e.at("start_ms").get<int64_t>();
+      b.finished = e.at("finished").get<int64_t>();
+      b.succeeded = e.at("succeeded").get<int64_t>();
+      b.failed = e.at("failed").get<int64_t>();
+      b.telemetry_events = e.at("telemetry_events").get<int64_t>();
+      b.run_ms = e.at("run_ms").get<int64_t>();
+      r.timeline.push_back(b);
+    }
+    for (const auto& e : j.value("telemetry_warnings", nlohmann::json::array())) {
+      TelemetryWarning w;
+      const std::string kind = e.at("kind").get<std::string>();
+      for (TelemetryWarningKind k :
+           {TelemetryWarningKind::kZeroEventPhases, TelemetryWarningKind::kSilentWorker,
+            TelemetryWarningKind::kYieldDroppedToZero}) {
+        if (TelemetryWarningKindName(k) == kind) w.kind = k;
+      }
+      w.worker_id = e.at("worker_id").get<std::string>();
+      w.attempts = e.at("attempts").get<int64_t>();
+      w.zero_event_attempts = e.at("zero_event_attempts").get<int64_t>();
+      w.message = e.at("message").get<std::string>();
+      r.telemetry_warnings.push_back(std::move(w));
     }
     return r;
   } catch (const nlohmann::json::exception& e) {

@@ -1,6 +1,8 @@
 // The session summary printed by `sluice drain` and `sluice report`, built
 // from the store's attempt records. One definition of yield everywhere:
-// telemetry events per minute of phase run time (summed attempt durations).
+// telemetry events per minute of phase run time (summed attempt durations),
+// aggregated the same way by run, run family, fingerprint and worker.
+// The JSON form is documented in docs/report.md; its keys are stable.
 #pragma once
 
 #include <cstdint>
@@ -10,11 +12,13 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/state_store.h"
+#include "coordinator/telemetry_alarm.h"
 
 namespace sluice {
 
 struct RunReportRow {
   std::string run_id;
+  std::string family;  // RunFamily(run_id)
   int64_t attempts = 0;
   int64_t succeeded = 0;
   int64_t failed = 0;  // failed, timed out or killed attempts
@@ -24,12 +28,47 @@ struct RunReportRow {
   PhaseCounts phases;  // current phase states of the run
 };
 
+// Attempts and yield of one group: a run family, a worker or a fingerprint.
+struct GroupReportRow {
+  std::string key;   // family name, worker id or fingerprint
+  int64_t runs = 0;  // distinct runs among the attempts
+  int64_t attempts = 0;
+  int64_t succeeded = 0;
+  int64_t failed = 0;  // failed, timed out or killed attempts
+  int64_t timed_out = 0;
+  int64_t zero_event_successes = 0;  // succeeded with no telemetry: see telemetry_warnings
+  int64_t telemetry_events = 0;
+  int64_t run_ms = 0;
+  PhaseCounts phases;  // families only: current phase states of the family's runs
+};
+
 struct ErrorReportRow {
   std::string fingerprint;
   std::string fingerprint_id;
   std::string example_error;
   int64_t attempts = 0;
   int64_t runs = 0;
+  int64_t run_ms = 0;                 // worker time spent on it; worker-minutes = run_ms / 60000
+  int64_t phases = 0;                 // distinct phases it hit
+  std::vector<std::string> families;  // run families it hit, sorted
+};
+
+// Nearest-rank percentiles of attempt durations.
+struct DurationStats {
+  int64_t count = 0;
+  int64_t p50_ms = 0;
+  int64_t p90_ms = 0;
+  int64_t p95_ms = 0;
+  int64_t max_ms = 0;
+};
+
+// Attempts that ended in one time bucket of the session.
+struct TimelineBucket {
+  int64_t start_ms = 0;  // bucket covers [start_ms, start_ms + timeline_bucket_ms)
+  int64_t finished = 0;  // attempts that ended in it (every outcome)
+  int64_t succeeded = 0;
+  int64_t failed = 0;  // failed, timed out or killed
+  int64_t telemetry_events = 0;
   int64_t run_ms = 0;
 };
 
@@ -43,20 +82,42 @@ struct SessionReport {
   int64_t attempts = 0;
   int64_t telemetry_events = 0;
   int64_t run_ms = 0;
-  double yield_per_minute = 0;  // telemetry_events / (run_ms / 60000)
-  PhaseCounts phases;           // whole store, after the session
-  std::vector<ErrorReportRow> top_errors;
-  std::vector<RunReportRow> runs;
+  double yield_per_minute = 0;             // telemetry_events / (run_ms / 60000)
+  PhaseCounts phases;                      // whole store, after the session
+  std::vector<ErrorReportRow> top_errors;  // non-successful fingerprints, most attempts first
+  std::vector<RunReportRow> runs;          // by run id
+  // Added for issue 5. Rates are derived from `outcomes` / `attempts`.
+  DurationStats success_durations;
+  DurationStats failure_durations;           // failed, timed out or killed
+  std::vector<GroupReportRow> families;      // by family name
+  std::vector<GroupReportRow> workers;       // by worker id
+  std::vector<GroupReportRow> fingerprints;  // every fingerprint (successes too), by yield
+  int64_t timeline_bucket_ms = 60'000;
+  std::vector<TimelineBucket> timeline;  // consecutive buckets from the session start
+  std::vector<TelemetryWarning> telemetry_warnings;
 };
 
 // Events per minute of run time; 0 when no time was spent.
 double YieldPerMinute(int64_t events, int64_t run_ms);
+// `count` / `whole`, 0 when whole is 0.
+double Rate(int64_t count, int64_t whole);
+// Nearest-rank percentiles (p in (0, 100]) of the given durations.
+DurationStats ComputeDurationStats(std::vector<int64_t> durations_ms);
+
+// Pure core of BuildSessionReport: everything but the store reads.
+// `run_stats` gives the current phase states per run; `phases` the store's.
+SessionReport ComputeSessionReport(const SessionRecord& session,
+                                   const std::vector<AttemptRecord>& attempts,
+                                   const std::vector<RunStats>& run_stats,
+                                   const PhaseCounts& phases,
+                                   const TelemetryAlarmOptions& alarm_options = {});
 
 absl::StatusOr<SessionReport> BuildSessionReport(StateStore& store, const std::string& session_id);
 
 std::string SessionReportJson(const SessionReport& report);
 std::string SessionReportText(const SessionReport& report);
 // Inverse of SessionReportJson (the CLI renders reports fetched over gRPC).
+// Keys added after the first release are optional when parsing.
 absl::StatusOr<SessionReport> SessionReportFromJson(const std::string& json);
 
 }  // namespace sluice

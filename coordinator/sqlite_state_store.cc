@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "coordinator/store_codec.h"
 #include "nlohmann/json.hpp"
 
 namespace sluice {
@@ -57,6 +58,8 @@ CREATE TABLE IF NOT EXISTS sessions(
   session_id TEXT PRIMARY KEY, settings TEXT NOT NULL, state TEXT NOT NULL,
   started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL, end_reason TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS sessions_by_start ON sessions(started_at);
+CREATE TABLE IF NOT EXISTS policy(
+  kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(kind, key)) WITHOUT ROWID;
 )sql";
 
 absl::Status SqlError(sqlite3* db, const std::string& what) {
@@ -159,60 +162,6 @@ class Transaction {
   absl::Status begin_;
   bool committed_ = false;
 };
-
-std::string JoinLabels(const std::vector<std::string>& labels) {
-  std::vector<std::string> sorted = labels;
-  std::sort(sorted.begin(), sorted.end());
-  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-  return absl::StrJoin(sorted, ",");
-}
-
-std::vector<std::string> SplitLabels(const std::string& joined) {
-  if (joined.empty()) return {};
-  return absl::StrSplit(joined, ',');
-}
-
-std::string TypesToJson(const std::map<std::string, int64_t>& by_type) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : by_type) j[k] = v;
-  return j.dump();
-}
-
-std::map<std::string, int64_t> TypesFromJson(const std::string& text) {
-  std::map<std::string, int64_t> out;
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (it.value().is_number_integer()) out[it.key()] = it.value().get<int64_t>();
-    }
-  }
-  return out;
-}
-
-std::string SettingsToJson(const SessionSettings& s) {
-  nlohmann::json j = {{"batch_size", s.batch_size},
-                      {"phase_timeout_seconds", s.phase_timeout_seconds},
-                      {"max_total_minutes", s.max_total_minutes},
-                      {"max_attempts_per_phase", s.max_attempts_per_phase},
-                      {"max_requeues_per_phase", s.max_requeues_per_phase},
-                      {"run_ids", s.run_ids},
-                      {"skip_run_prefixes", s.skip_run_prefixes}};
-  return j.dump();
-}
-
-SessionSettings SettingsFromJson(const std::string& text) {
-  SessionSettings s;
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return s;
-  s.batch_size = j.value("batch_size", s.batch_size);
-  s.phase_timeout_seconds = j.value("phase_timeout_seconds", s.phase_timeout_seconds);
-  s.max_total_minutes = j.value("max_total_minutes", s.max_total_minutes);
-  s.max_attempts_per_phase = j.value("max_attempts_per_phase", s.max_attempts_per_phase);
-  s.max_requeues_per_phase = j.value("max_requeues_per_phase", s.max_requeues_per_phase);
-  s.run_ids = j.value("run_ids", std::vector<std::string>{});
-  s.skip_run_prefixes = j.value("skip_run_prefixes", std::vector<std::string>{});
-  return s;
-}
 
 const char* StateColumn(PhaseState s) {
   switch (s) {
@@ -384,6 +333,35 @@ absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const s
   std::unique_ptr<SqliteStateStore> store(new SqliteStateStore(db));
   SLUICE_RETURN_IF_ERROR(store->InitSchema());
   return store;
+}
+
+absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::OpenInMemoryCopy(
+    const std::string& path) {
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<SqliteStateStore> copy, Open(":memory:"));
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return copy;
+  sqlite3* source = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &source, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    std::string msg = source != nullptr ? sqlite3_errmsg(source) : "out of memory";
+    sqlite3_close(source);
+    return absl::UnavailableError(absl::StrCat("cannot open sqlite store ", path, ": ", msg));
+  }
+  absl::Status status;
+  {
+    absl::MutexLock lock(&copy->mu_);
+    sqlite3_backup* backup = sqlite3_backup_init(copy->db_, "main", source, "main");
+    if (backup == nullptr) {
+      status = SqlError(copy->db_, "backup");
+    } else {
+      sqlite3_busy_timeout(source, 10'000);
+      const int rc = sqlite3_backup_step(backup, -1);
+      sqlite3_backup_finish(backup);
+      if (rc != SQLITE_DONE) status = SqlError(copy->db_, "backup step");
+    }
+  }
+  sqlite3_close(source);
+  if (!status.ok()) return status;
+  return copy;
 }
 
 SqliteStateStore::~SqliteStateStore() { sqlite3_close(db_); }
@@ -670,9 +648,14 @@ absl::StatusOr<ReportResult> SqliteStateStore::RecordReport(const ReportParams& 
     ++phase->attempts;
     phase->state = PhaseState::kSucceeded;
     phase->final_outcome = Outcome::kSucceeded;
-  } else if (r.outcome == Outcome::kCancelled) {
+  } else if (r.outcome == Outcome::kCancelled || !params.counts_as_attempt) {
     ++phase->requeues;
-    phase->state = PhaseState::kPending;
+    if (phase->requeues > params.max_requeues_per_phase) {
+      phase->state = PhaseState::kFailed;
+      phase->final_outcome = r.outcome;
+    } else {
+      phase->state = PhaseState::kPending;
+    }
   } else {
     ++phase->attempts;
     if (phase->attempts >= params.max_attempts_per_phase) {
@@ -687,7 +670,7 @@ absl::StatusOr<ReportResult> SqliteStateStore::RecordReport(const ReportParams& 
       BumpRun(db_, lease.run_id, from, phase->state, 1, r.outcome == Outcome::kSucceeded ? 1 : 0,
               r.outcome == Outcome::kTimedOut ? 1 : 0, r.telemetry_events, r.duration_ms));
   SLUICE_RETURN_IF_ERROR(tx.Commit());
-  return ReportResult{ReportDisposition::kAccepted, phase->state};
+  return ReportResult{ReportDisposition::kAccepted, phase->state, lease.run_id, lease.phase_id};
 }
 
 absl::StatusOr<std::vector<ExpiredLease>> SqliteStateStore::ExpireLeases(
@@ -920,6 +903,44 @@ absl::StatusOr<int64_t> SqliteStateStore::CountSessionAttempts(const std::string
   s.Bind(session_id);
   SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
   return row ? s.Int(0) : 0;
+}
+
+absl::StatusOr<std::vector<PhaseRecord>> SqliteStateStore::ListPendingPhases(
+    const std::string& run_id, int64_t limit) {
+  absl::MutexLock lock(&mu_);
+  const std::string sql = absl::StrCat("SELECT ", kPhaseColumns,
+                                       " FROM phases WHERE run_id=? AND state='pending' "
+                                       "ORDER BY priority DESC, phase_index, phase_id LIMIT ?");
+  Stmt s(db_, sql.c_str());
+  s.Bind(run_id).Bind(limit);
+  std::vector<PhaseRecord> out;
+  while (true) {
+    SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(ReadPhase(s));
+  }
+  return out;
+}
+
+absl::Status SqliteStateStore::PutPolicyRecord(const std::string& kind, const std::string& key,
+                                               const std::string& value) {
+  absl::MutexLock lock(&mu_);
+  Stmt s(db_, "INSERT OR REPLACE INTO policy VALUES(?,?,?)");
+  return s.Bind(kind).Bind(key).Bind(value).Run();
+}
+
+absl::StatusOr<std::map<std::string, std::string>> SqliteStateStore::ListPolicyRecords(
+    const std::string& kind) {
+  absl::MutexLock lock(&mu_);
+  Stmt s(db_, "SELECT key, value FROM policy WHERE kind=? ORDER BY key");
+  s.Bind(kind);
+  std::map<std::string, std::string> out;
+  while (true) {
+    SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out[s.Text(0)] = s.Text(1);
+  }
+  return out;
 }
 
 }  // namespace sluice

@@ -21,6 +21,10 @@ class SqliteStateStore final : public StateStore {
   // Opens (creating parent directories and the schema when needed) the
   // database at `path`; ":memory:" gives a private in-memory store.
   static absl::StatusOr<std::unique_ptr<SqliteStateStore>> Open(const std::string& path);
+  // A private in-memory copy of the store at `path` (empty when the file does
+  // not exist), for what-if questions such as --dry-run.
+  static absl::StatusOr<std::unique_ptr<SqliteStateStore>> OpenInMemoryCopy(
+      const std::string& path);
   ~SqliteStateStore() override;
 
   absl::StatusOr<ImportResult> ImportPhases(const std::vector<PhaseSpec>& phases) override;
@@ -44,6 +48,12 @@ class SqliteStateStore final : public StateStore {
   absl::StatusOr<std::optional<SessionRecord>> LatestSession() override;
   absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& session_id) override;
   absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) override;
+  absl::StatusOr<std::vector<PhaseRecord>> ListPendingPhases(const std::string& run_id,
+                                                             int64_t limit) override;
+  absl::Status PutPolicyRecord(const std::string& kind, const std::string& key,
+                               const std::string& value) override;
+  absl::StatusOr<std::map<std::string, std::string>> ListPolicyRecords(
+      const std::string& kind) override;
 
  private:
   explicit SqliteStateStore(sqlite3* db) : db_(db) {}

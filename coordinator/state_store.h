@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,10 @@ struct ReportParams {
   std::string fingerprint;
   int64_t now_ms = 0;
   int32_t max_attempts_per_phase = 2;  // phase fails for good after this many own outcomes
+  // false: a transient failure (or any cancelled attempt) uses the requeue
+  // budget instead of the attempt budget.
+  bool counts_as_attempt = true;
+  int32_t max_requeues_per_phase = 5;  // requeues beyond this fail the phase
 };
 
 class StateStore {
@@ -106,6 +111,17 @@ class StateStore {
   // Attempts of a session that ended with the phase's own outcome (lost and
   // cancelled ones excluded): the session's progress toward its batch size.
   virtual absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) = 0;
+
+  // Up to `limit` pending phases of a run in lease order (for --dry-run).
+  virtual absl::StatusOr<std::vector<PhaseRecord>> ListPendingPhases(const std::string& run_id,
+                                                                     int64_t limit) = 0;
+
+  // Small durable key-value records for scheduling policy (e.g. kind
+  // "fingerprint_unblock": fingerprint -> JSON). Put replaces.
+  virtual absl::Status PutPolicyRecord(const std::string& kind, const std::string& key,
+                                       const std::string& value) = 0;
+  virtual absl::StatusOr<std::map<std::string, std::string>> ListPolicyRecords(
+      const std::string& kind) = 0;
 };
 
 }  // namespace sluice

@@ -163,6 +163,10 @@ void ToProto(const SessionSettings& s, v1::SessionSettings* out) {
   out->set_max_requeues_per_phase(s.max_requeues_per_phase);
   for (const std::string& r : s.run_ids) out->add_run_ids(r);
   for (const std::string& p : s.skip_run_prefixes) out->add_skip_run_prefixes(p);
+  out->set_max_fingerprint_repeats(s.max_fingerprint_repeats);
+  out->set_max_timeouts_per_run(s.max_timeouts_per_run);
+  out->set_max_consecutive_zero_yield(s.max_consecutive_zero_yield);
+  for (const std::string& p : s.retry_on) out->add_retry_on(p);
 }
 
 SessionSettings FromProto(const v1::SessionSettings& in) {
@@ -174,6 +178,10 @@ SessionSettings FromProto(const v1::SessionSettings& in) {
   s.max_requeues_per_phase = in.max_requeues_per_phase();
   s.run_ids.assign(in.run_ids().begin(), in.run_ids().end());
   s.skip_run_prefixes.assign(in.skip_run_prefixes().begin(), in.skip_run_prefixes().end());
+  s.max_fingerprint_repeats = in.max_fingerprint_repeats();
+  s.max_timeouts_per_run = in.max_timeouts_per_run();
+  s.max_consecutive_zero_yield = in.max_consecutive_zero_yield();
+  s.retry_on.assign(in.retry_on().begin(), in.retry_on().end());
   return s;
 }
 

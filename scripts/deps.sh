@@ -8,7 +8,8 @@ SLUICE_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libhiredis-dev libspdlog-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev libre2-dev nlohmann-json3-dev libcpp-httplib-dev
-  redis-server openssl python3 procps
+  redis-server openssl python3 procps python3-yaml
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -11,8 +11,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/logging.h"
+#include "common/redact.h"
 #include "common/signals.h"
+#include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
+#include "worker/grpc/channel.h"
 #include "worker/grpc/grpc_coordinator_client.h"
 #include "worker/worker_agent.h"
 
@@ -53,6 +56,11 @@ int main(int argc, char** argv) {
   config.version = "0.1.0";
 
   app.add_option("--coordinator", coordinator, "Coordinator address HOST:PORT")->required();
+  sluice::ChannelOptions channel_options;
+  sluice::AddChannelFlags(&app, &channel_options);
+  bool print_config = false;
+  app.add_flag("--print-config", print_config,
+               "Print the effective configuration as JSON (secrets redacted) and exit");
   app.add_option("--exec", exec,
                  "Command template run for each phase, split into words without a shell; "
                  "placeholders {run_id} {phase_id} {attempt} {lease_id} {session_id}")
@@ -67,6 +75,9 @@ int main(int argc, char** argv) {
   app.add_option("--label", labels, "Label this worker offers, e.g. gpu (repeatable)");
   app.add_option("--log-dir", config.log_dir, "Per-attempt stdout/stderr/telemetry files")
       ->capture_default_str();
+  app.add_option("--spool-dir", config.spool_dir,
+                 "Finished outcomes kept until the coordinator answers them; re-delivered on "
+                 "the next start (default: LOG_DIR/spool)");
   app.add_option("--grace-seconds", grace_seconds,
                  "Time between SIGTERM and SIGKILL when a phase is stopped")
       ->capture_default_str();
@@ -121,7 +132,58 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  sluice::GrpcCoordinatorClient client(sluice::MakeChannel(coordinator));
+  channel_options.address = coordinator;
+  auto channel = sluice::MakeChannel(channel_options);
+  if (!channel.ok()) {
+    std::cerr << "sluice-worker: " << channel.status().message() << "\n";
+    return 2;
+  }
+  auto token = sluice::LoadClientToken(channel_options);
+  if (!token.ok()) {
+    std::cerr << "sluice-worker: " << token.status().message() << "\n";
+    return 2;
+  }
+  if (print_config) {
+    // Paths are printed, never file contents; the token and secret-looking
+    // --env values are redacted.
+    nlohmann::json env = nlohmann::json::object();
+    for (const auto& [name, value] : config.env) {
+      env[name] = sluice::IsSecretName(name) ? std::string(sluice::kRedacted) : value;
+    }
+    nlohmann::json j = {
+        {"coordinator", coordinator},
+        {"worker_id", config.worker_id},
+        {"host", config.host},
+        {"slots", config.slots},
+        {"exec", exec},
+        {"env", env},
+        {"labels", config.labels},
+        {"workdir", config.workdir},
+        {"log_dir", config.log_dir},
+        {"grace_ms", config.grace_ms},
+        {"drain_timeout_ms", config.drain_timeout_ms},
+        {"lease_wait_ms", config.lease_wait_ms},
+        {"telemetry_probe", telemetry_probe},
+        {"max_message_bytes", channel_options.max_message_bytes},
+        {"tls",
+         {{"enabled", channel_options.tls_enabled()},
+          {"ca_file", channel_options.tls_ca_file},
+          {"cert_file", channel_options.tls_cert_file},
+          {"key_file", channel_options.tls_key_file},
+          {"server_name", channel_options.tls_server_name}}},
+        {"token",
+         {{"set", !token->empty()},
+          {"source", !channel_options.token_file.empty() ? "--token-file"
+                     : token->empty()                    ? "none"
+                                                         : "$SLUICE_TOKEN"},
+          {"token_file", channel_options.token_file},
+          {"value", token->empty() ? nlohmann::json(nullptr) : nlohmann::json(sluice::kRedacted)}}},
+        {"log_format", log_format},
+        {"log_level", log_level}};
+    std::cout << j.dump(2) << std::endl;
+    return 0;
+  }
+  sluice::GrpcCoordinatorClient client(*channel, *token);
   sluice::PosixProcessRunner runner;
   sluice::WorkerAgent agent(config, client, runner, sluice::SystemClock::Default());
   sluice::TerminationWatcher watcher([&](int sig) {
@@ -131,7 +193,11 @@ int main(int argc, char** argv) {
   absl::Status st = agent.Run();
   if (!st.ok()) {
     spdlog::error("worker stopped: {}", st.ToString());
-    return st.code() == absl::StatusCode::kInvalidArgument ? 2 : 3;
+    // A rejected token is a configuration error too.
+    const bool config_error = st.code() == absl::StatusCode::kInvalidArgument ||
+                              st.code() == absl::StatusCode::kUnauthenticated ||
+                              st.code() == absl::StatusCode::kPermissionDenied;
+    return config_error ? 2 : 3;
   }
   return 0;
 }

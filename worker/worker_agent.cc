@@ -59,7 +59,14 @@ Outcome ClassifyOutcome(const ProcessResult& result) {
 
 WorkerAgent::WorkerAgent(WorkerConfig config, CoordinatorClient& client, ProcessRunner& runner,
                          const Clock& clock)
-    : config_(std::move(config)), client_(client), runner_(runner), clock_(clock) {}
+    : config_(std::move(config)),
+      client_(client),
+      runner_(runner),
+      clock_(clock),
+      incarnation_(absl::StrCat(absl::Hex(std::random_device{}(), absl::kZeroPad8),
+                                absl::Hex(std::random_device{}(), absl::kZeroPad8))),
+      spool_(config_.spool_dir.empty() ? (std::filesystem::path(config_.log_dir) / "spool").string()
+                                       : config_.spool_dir) {}
 
 WorkerAgent::~WorkerAgent() {
   CancelAll("agent destroyed");
@@ -117,9 +124,22 @@ absl::Status WorkerAgent::Run() {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create --log-dir ", config_.log_dir, ": ", ec.message()));
   }
+  if (absl::Status st = spool_.Init(); !st.ok()) return st;
+  // Outcomes a previous run of this worker finished but could not deliver.
+  // The jthread is joined on every return below.
+  std::jthread redeliver;
+  if (absl::StatusOr<std::vector<AttemptReport>> left = spool_.List(); !left.ok()) {
+    spdlog::error("cannot read the outcome spool: {}", left.status().ToString());
+  } else if (!left->empty()) {
+    spdlog::info("re-delivering {} outcome(s) left in {}", left->size(), spool_.dir());
+    redeliver = std::jthread(
+        [this, reports = std::move(*left)]() mutable { RedeliverSpooled(std::move(reports)); });
+  }
   absl::Status reg = RegisterWithRetry();
   if (!reg.ok()) {
-    return reg.code() == absl::StatusCode::kCancelled ? absl::OkStatus() : reg;
+    if (reg.code() == absl::StatusCode::kCancelled) return absl::OkStatus();
+    abandon_delivery_.store(true);  // fatal: outcomes stay in the spool
+    return reg;
   }
   std::thread heartbeats([this] { HeartbeatLoop(); });
 
@@ -147,7 +167,11 @@ absl::Status WorkerAgent::Run() {
                            absl::Milliseconds(200));
       continue;
     }
-    if (request_id.empty()) request_id = absl::StrCat(config_.worker_id, "-r", ++request_counter_);
+    // Unique across restarts of this worker id: the coordinator answers a
+    // known (worker id, request id) with the grants it made for it, so a
+    // restarted worker counting from r1 again would be handed the previous
+    // process's old leases and run them a second time.
+    if (request_id.empty()) request_id = absl::StrCat(incarnation_, "-r", ++request_counter_);
     const int64_t wait = std::min(config_.lease_wait_ms, registration_.max_lease_wait_ms);
     absl::StatusOr<LeaseBatch> batch =
         client_.Lease(config_.worker_id, request_id, free_slots, wait);
@@ -158,6 +182,7 @@ absl::Status WorkerAgent::Run() {
         request_id.clear();
         absl::Status again = RegisterWithRetry();
         if (!again.ok() && again.code() != absl::StatusCode::kCancelled) {
+          abandon_delivery_.store(true);
           stop_heartbeats_.store(true);
           heartbeats.join();
           return again;
@@ -222,6 +247,7 @@ absl::Status WorkerAgent::Run() {
   }
   stop_heartbeats_.store(true);
   heartbeats.join();
+  if (redeliver.joinable()) redeliver.join();
   spdlog::info("worker={} drained; {} outcomes reported", config_.worker_id, reported_.load());
   return absl::OkStatus();
 }
@@ -406,6 +432,10 @@ void WorkerAgent::RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel
       "duration_ms={} events={}",
       lease.run_id, lease.phase_id, lease.attempt, lease.lease_id, OutcomeName(report.outcome),
       report.exit_code, report.signal, report.duration_ms, report.telemetry_events);
+  if (absl::Status st = spool_.Put(report); !st.ok()) {
+    spdlog::error("cannot spool outcome lease={} ({}); it is kept in memory only", lease.lease_id,
+                  st.ToString());
+  }
   DeliverReport(report);
   absl::MutexLock lock(&mu_);
   running_[lease.lease_id].done = true;
@@ -420,17 +450,31 @@ void WorkerAgent::DeliverReport(const AttemptReport& report) {
       if (*d != ReportDisposition::kAccepted) {
         spdlog::warn("report lease={} answered {}", report.lease_id, ReportDispositionName(*d));
       }
+      // Answered (any disposition): the coordinator has it or never will.
+      if (absl::Status st = spool_.Remove(report.lease_id); !st.ok()) {
+        spdlog::warn("cannot remove spooled outcome lease={}: {}", report.lease_id, st.ToString());
+      }
       return;
     }
     const absl::StatusCode code = d.status().code();
-    if (code == absl::StatusCode::kInvalidArgument || code == absl::StatusCode::kPermissionDenied ||
-        code == absl::StatusCode::kUnauthenticated) {
-      spdlog::error("report lease={} rejected: {}", report.lease_id, d.status().ToString());
+    if (code == absl::StatusCode::kInvalidArgument) {
+      // Never acceptable as it is: keep it aside for a person, stop retrying.
+      spdlog::error("report lease={} rejected: {}; kept in {} as {}.json.rejected", report.lease_id,
+                    d.status().ToString(), spool_.dir(), report.lease_id);
+      (void)spool_.Quarantine(report.lease_id, "rejected");
       return;
     }
-    if (drain_requested_.load() && clock_.NowMs() - started > config_.report_give_up_ms) {
-      spdlog::error("giving up on report lease={} after {} ms: {}", report.lease_id,
-                    clock_.NowMs() - started, d.status().ToString());
+    if (code == absl::StatusCode::kPermissionDenied || code == absl::StatusCode::kUnauthenticated) {
+      // A credentials problem: the next start (fixed) delivers it.
+      spdlog::error("report lease={} refused: {}; left in the spool for the next start",
+                    report.lease_id, d.status().ToString());
+      return;
+    }
+    if (abandon_delivery_.load() ||
+        (drain_requested_.load() && clock_.NowMs() - started > config_.report_give_up_ms)) {
+      spdlog::error(
+          "giving up on report lease={} after {} ms ({}); left in the spool {} for the next start",
+          report.lease_id, clock_.NowMs() - started, d.status().ToString(), spool_.dir());
       return;
     }
     const int64_t wait = BackoffMs(attempt, 100, 5'000);
@@ -438,6 +482,11 @@ void WorkerAgent::DeliverReport(const AttemptReport& report) {
                  d.status().ToString(), wait);
     std::this_thread::sleep_for(std::chrono::milliseconds(wait));
   }
+}
+
+void WorkerAgent::RedeliverSpooled(std::vector<AttemptReport> reports) {
+  for (const AttemptReport& report : reports) DeliverReport(report);
+  spdlog::info("outcomes from a previous run delivered (or left in {})", spool_.dir());
 }
 
 }  // namespace sluice

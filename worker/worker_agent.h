@@ -3,10 +3,17 @@
 // ProcessRunner, heartbeats on behalf of running phases, counts telemetry and
 // reports outcomes with retries.
 //
+// Every finished outcome is written to the on-disk spool (OutcomeSpool) before
+// it is delivered and removed once the coordinator answered it, so neither a
+// coordinator outage nor a worker restart loses one: Run() first re-delivers
+// what a previous run left in the spool (in a background thread, leasing is
+// not held up).
+//
 // Shutdown: RequestDrain() (SIGTERM) stops leasing at once, lets running
 // phases finish up to drain_timeout_ms, then cancels them and reports them as
 // cancelled; Run() returns once every outcome is delivered (or delivery gave
-// up after report_give_up_ms).
+// up after report_give_up_ms, leaving the outcome in the spool for the next
+// start).
 #pragma once
 
 #include <atomic>
@@ -25,6 +32,7 @@
 #include "common/model.h"
 #include "worker/command_template.h"
 #include "worker/coordinator_client.h"
+#include "worker/outcome_spool.h"
 #include "worker/process_runner.h"
 
 namespace sluice {
@@ -48,6 +56,8 @@ struct WorkerConfig {
   // Exact only with one slot (concurrent phases share the counter).
   std::vector<std::string> telemetry_probe;
   int64_t report_give_up_ms = 300'000;  // stop retrying a report after this long at shutdown
+  // Finished outcomes not yet answered by the coordinator ("" = LOG_DIR/spool).
+  std::string spool_dir;
 
   absl::Status Validate() const;
 };
@@ -87,7 +97,11 @@ class WorkerAgent {
   void HeartbeatLoop();
   void RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel);
   AttemptReport Execute(const LeaseGrant& lease, const CancelToken& cancel);
+  // Delivers a spooled report until the coordinator answers it (the spool
+  // file is then removed), rejects it (the file is quarantined), or, while
+  // draining, report_give_up_ms passed (the file stays for the next start).
   void DeliverReport(const AttemptReport& report);
+  void RedeliverSpooled(std::vector<AttemptReport> reports);
   std::optional<int64_t> ProbeTelemetry();
   void ReapFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CancelAll(const char* why);
@@ -98,9 +112,13 @@ class WorkerAgent {
   ProcessRunner& runner_;
   const Clock& clock_;
   WorkerRegistration registration_;
+  // Random per process: prefixes lease request ids (see Run()).
+  const std::string incarnation_;
+  OutcomeSpool spool_;
 
   std::atomic<bool> drain_requested_{false};
   std::atomic<bool> stop_heartbeats_{false};
+  std::atomic<bool> abandon_delivery_{false};  // a fatal error: leave outcomes in the spool
   std::atomic<int64_t> reported_{0};
   std::atomic<int64_t> last_heartbeat_ok_ms_{0};
   absl::Mutex mu_;

@@ -17,7 +17,9 @@
 #include "common/clock.h"
 #include "common/signals.h"
 #include "coordinator/backlog_importer.h"
+#include "coordinator/cli/policy_commands.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/sqlite_state_store.h"
 #include "coordinator/grpc/server.h"
 #include "coordinator/session_report.h"
 #include "coordinator/store_factory.h"
@@ -158,6 +160,35 @@ std::string StoreDir(const std::string& url) {
   return ".sluice";
 }
 
+// Imports the backlog into an in-memory copy of the store and prints the
+// plan: the real store is never written.
+int RunDryRun(const DrainOptions& o, const std::vector<PhaseSpec>& phases) {
+  const std::string prefix = "sqlite://";
+  if (o.store_url.rfind(prefix, 0) != 0) {
+    std::cerr << "sluice drain --dry-run: needs the embedded store (sqlite://); use `sluice plan "
+                 "--coordinator ADDR` against a running coordinator\n";
+    return kExitUsage;
+  }
+  auto copy = SqliteStateStore::OpenInMemoryCopy(o.store_url.substr(prefix.size()));
+  if (!copy.ok()) {
+    std::cerr << "sluice drain --dry-run: " << copy.status().message() << "\n";
+    return kExitInfra;
+  }
+  Coordinator coordinator(**copy, SystemClock::Default());
+  if (auto imported = coordinator.ImportBacklog(phases); !imported.ok()) {
+    std::cerr << "sluice drain --dry-run: import: " << imported.status().message() << "\n";
+    return kExitUsage;
+  }
+  auto plan = coordinator.Plan(o.settings, o.settings.batch_size > 0 ? o.settings.batch_size
+                                                                      : 1'000'000);
+  if (!plan.ok()) {
+    std::cerr << "sluice drain --dry-run: " << plan.status().message() << "\n";
+    return plan.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
+  }
+  PrintPlan(*plan, o.json);
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunDrain(const DrainOptions& o) {
@@ -170,6 +201,7 @@ int RunDrain(const DrainOptions& o) {
     std::cerr << "sluice drain: " << phases.status().message() << "\n";
     return kExitUsage;
   }
+  if (o.dry_run) return RunDryRun(o, *phases);
   auto store = OpenStateStore(o.store_url);
   if (!store.ok()) {
     std::cerr << "sluice drain: " << store.status().message() << "\n";

@@ -28,6 +28,7 @@ struct DrainOptions {
   int64_t heartbeat_interval_ms = 3'000;
   SessionSettings settings;
   bool json = false;
+  bool dry_run = false;  // print the lease plan for this backlog on a snapshot; change nothing
   std::string log_format = "human";
   std::string log_level = "warn";
   std::string worker_binary;  // default: sluice-worker next to this executable

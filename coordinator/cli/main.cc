@@ -10,7 +10,9 @@
 #include "common/signals.h"
 #include "coordinator/backlog_importer.h"
 #include "coordinator/cli/drain.h"
+#include "coordinator/cli/insight_commands.h"
 #include "coordinator/cli/operator_api.h"
+#include "coordinator/cli/policy_commands.h"
 #include "coordinator/session_report.h"
 #include "coordinator/store_factory.h"
 #include "nlohmann/json.hpp"
@@ -23,15 +25,16 @@ constexpr int kExitInfra = 3;
 
 struct Target {
   std::string store_url = kDefaultStoreUrl;
-  std::string coordinator;
+  ChannelOptions channel;  // channel.address: --coordinator
   bool json = false;
 };
 
 void AddTargetFlags(CLI::App* cmd, Target* t) {
   cmd->add_option("--store", t->store_url, "State store URL used directly (sqlite://PATH)")
       ->capture_default_str();
-  cmd->add_option("--coordinator", t->coordinator,
+  cmd->add_option("--coordinator", t->channel.address,
                   "Talk to a running coordinator at HOST:PORT instead of the store");
+  AddChannelFlags(cmd, &t->channel);
   cmd->add_flag("--json", t->json, "Print JSON");
 }
 
@@ -42,6 +45,8 @@ int ErrorExit(const std::string& what, const absl::Status& st) {
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kNotFound:
     case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kUnauthenticated:   // a wrong or missing token
+    case absl::StatusCode::kPermissionDenied:  // a worker token on an operator call
       return kExitUsage;
     default:
       return kExitInfra;
@@ -49,7 +54,7 @@ int ErrorExit(const std::string& what, const absl::Status& st) {
 }
 
 absl::StatusOr<std::unique_ptr<OperatorApi>> Connect(const Target& t) {
-  if (!t.coordinator.empty()) return ConnectOperator(t.coordinator);
+  if (!t.channel.address.empty()) return ConnectOperator(t.channel);
   return OpenDirectOperator(t.store_url);
 }
 
@@ -74,6 +79,19 @@ void AddSessionFlags(CLI::App* cmd, SessionSettings* s) {
   cmd->add_option("--run-id", s->run_ids, "Only drain this run (repeatable)");
   cmd->add_option("--skip-run-prefix", s->skip_run_prefixes,
                   "Skip runs whose id starts with this (repeatable)");
+  cmd->add_option("--max-fingerprint-repeats", s->max_fingerprint_repeats,
+                  "Once a failure fingerprint occurred this often across the cluster, the runs "
+                  "it occurred in are blocked until `sluice unblock` (0 = off)")
+      ->capture_default_str();
+  cmd->add_option("--max-timeouts-per-run", s->max_timeouts_per_run,
+                  "A run with this many real timeouts is skipped (0 = off)")
+      ->capture_default_str();
+  cmd->add_option("--max-consecutive-zero-yield", s->max_consecutive_zero_yield,
+                  "End the session after this many attempts in a row without telemetry (0 = off)")
+      ->capture_default_str();
+  cmd->add_option("--retry-on", s->retry_on,
+                  "RE2 pattern (case-insensitive) of transient failures, e.g. 'connection reset|"
+                  "503': retried with backoff, not counted as attempts or repeats (repeatable)");
 }
 
 int CmdImport(const Target& t, const std::string& file) {
@@ -285,6 +303,33 @@ int main(int argc, char** argv) {
   drain_cmd->add_flag("--json", drain.json, "Print the summary as JSON");
   AddSessionFlags(drain_cmd, &drain.settings);
 
+  Target fingerprints_target;
+  CLI::App* fingerprints_cmd = app.add_subcommand(
+      "fingerprints", "Failure fingerprints across the cluster and whether they block their runs");
+  AddTargetFlags(fingerprints_cmd, &fingerprints_target);
+  Target unblock_target;
+  std::string unblock_fingerprint;
+  CLI::App* unblock_cmd = app.add_subcommand(
+      "unblock", "Unblock a fingerprint after fixing its cause: its runs are leased again");
+  unblock_cmd->add_option("FINGERPRINT", unblock_fingerprint, "Fingerprint key or short id")
+      ->required();
+  AddTargetFlags(unblock_cmd, &unblock_target);
+  Target plan_target;
+  SessionSettings plan_settings;
+  int64_t plan_limit = 1'000'000;
+  CLI::App* plan_cmd = app.add_subcommand(
+      "plan",
+      "Dry run: the order in which a session with these settings would lease phases now, and "
+      "why each other run is excluded. Changes nothing");
+  AddTargetFlags(plan_cmd, &plan_target);
+  AddSessionFlags(plan_cmd, &plan_settings);
+  plan_cmd->add_option("--limit", plan_limit, "At most this many phases")->capture_default_str();
+  drain_cmd->add_flag("--dry-run", drain.dry_run,
+                      "Print the lease order and exclusions for this backlog and settings; change "
+                      "nothing");
+
+  std::unique_ptr<InsightCommands> insight = AddInsightCommands(app);  // recommend, watch
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -295,6 +340,20 @@ int main(int argc, char** argv) {
     std::cerr << "sluice: " << st.message() << "\n";
     return kExitUsage;
   }
+  if (*fingerprints_cmd || *unblock_cmd || *plan_cmd) {
+    const Target& t = *fingerprints_cmd ? fingerprints_target
+                      : *unblock_cmd    ? unblock_target
+                                        : plan_target;
+    auto api = Connect(t);
+    if (!api.ok()) return ErrorExit("connect", api.status());
+    if (*fingerprints_cmd) return CmdFingerprints(**api, t.json);
+    if (*unblock_cmd) return CmdUnblock(**api, unblock_fingerprint, t.json);
+    auto plan = (*api)->Plan(plan_settings, plan_limit);
+    if (!plan.ok()) return ErrorExit("plan", plan.status());
+    PrintPlan(*plan, t.json);
+    return 0;
+  }
+  if (std::optional<int> rc = RunInsightCommands(*insight)) return *rc;
   if (*import_cmd) return CmdImport(import_target, import_file);
   if (*status_cmd) return CmdStatus(status_target);
   if (*report_cmd) return CmdReport(report_target, report_session);

@@ -45,6 +45,20 @@ class DirectOperator final : public OperatorApi {
     if (!report.ok()) return report.status();
     return SessionReportJson(*report);
   }
+  absl::StatusOr<std::pair<std::vector<FingerprintInfo>, int32_t>> Fingerprints() override {
+    auto list = coordinator_.ListFingerprints();
+    if (!list.ok()) return list.status();
+    auto latest = coordinator_.store().LatestSession();
+    if (!latest.ok()) return latest.status();
+    return std::make_pair(*list, *latest ? (*latest)->settings.max_fingerprint_repeats
+                                         : SessionSettings{}.max_fingerprint_repeats);
+  }
+  absl::StatusOr<std::string> Unblock(const std::string& fingerprint) override {
+    return coordinator_.UnblockFingerprint(fingerprint);
+  }
+  absl::StatusOr<LeasePlan> Plan(const SessionSettings& settings, int64_t limit) override {
+    return coordinator_.Plan(settings, limit);
+  }
 
  private:
   std::unique_ptr<StateStore> owned_store_;
@@ -54,8 +68,9 @@ class DirectOperator final : public OperatorApi {
 
 class GrpcOperator final : public OperatorApi {
  public:
-  explicit GrpcOperator(const std::string& address)
-      : stub_(v1::OperatorService::NewStub(MakeChannel(address))) {}
+  GrpcOperator(std::shared_ptr<grpc::Channel> channel, const std::string& token)
+      : stub_(v1::OperatorService::NewStub(channel)),
+        authorization_(token.empty() ? std::string() : BearerHeader(token)) {}
 
   absl::StatusOr<ImportResult> Import(const std::vector<PhaseSpec>& phases) override {
     v1::ImportBacklogRequest req;
@@ -124,12 +139,66 @@ class GrpcOperator final : public OperatorApi {
     if (auto st = stub_->GetReport(&ctx, req, &resp); !st.ok()) return FromGrpcStatus(st);
     return resp.report_json();
   }
+  absl::StatusOr<std::pair<std::vector<FingerprintInfo>, int32_t>> Fingerprints() override {
+    v1::ListFingerprintsResponse resp;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    if (auto st = stub_->ListFingerprints(&ctx, v1::ListFingerprintsRequest(), &resp); !st.ok()) {
+      return FromGrpcStatus(st);
+    }
+    std::vector<FingerprintInfo> out;
+    for (const v1::Fingerprint& f : resp.fingerprints()) {
+      FingerprintInfo info;
+      info.fingerprint = f.fingerprint();
+      info.id = f.id();
+      info.count = f.count();
+      info.runs.insert(f.runs().begin(), f.runs().end());
+      info.example_error = f.example_error();
+      info.last_seen_ms = f.last_seen_ms();
+      out.push_back(std::move(info));
+    }
+    return std::make_pair(std::move(out), resp.max_fingerprint_repeats());
+  }
+  absl::StatusOr<std::string> Unblock(const std::string& fingerprint) override {
+    v1::UnblockFingerprintRequest req;
+    req.set_fingerprint(fingerprint);
+    v1::UnblockFingerprintResponse resp;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    if (auto st = stub_->UnblockFingerprint(&ctx, req, &resp); !st.ok()) return FromGrpcStatus(st);
+    return resp.fingerprint();
+  }
+  absl::StatusOr<LeasePlan> Plan(const SessionSettings& settings, int64_t limit) override {
+    v1::PlanSessionRequest req;
+    ToProto(settings, req.mutable_settings());
+    req.set_limit(limit);
+    v1::PlanSessionResponse resp;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    if (auto st = stub_->PlanSession(&ctx, req, &resp); !st.ok()) return FromGrpcStatus(st);
+    LeasePlan plan;
+    for (const v1::PlannedLease& l : resp.leases()) {
+      plan.leases.push_back({l.run_id(), l.phase_id(), l.attempt(), l.why(), l.expected_yield()});
+    }
+    for (const v1::RunExclusion& e : resp.excluded()) {
+      RunDecision d;
+      d.ranking.run_id = e.run_id();
+      d.excluded_reason = e.reason();
+      d.pending = e.pending();
+      plan.excluded.push_back(std::move(d));
+    }
+    for (const v1::PhaseSpec& p : resp.needs_labels()) plan.needs_labels.push_back(FromProto(p));
+    return plan;
+  }
 
  private:
-  static void Deadline(grpc::ClientContext* ctx) {
+  // Every call's deadline and credentials.
+  void Deadline(grpc::ClientContext* ctx) const {
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    if (!authorization_.empty()) ctx->AddMetadata("authorization", authorization_);
   }
   std::unique_ptr<v1::OperatorService::Stub> stub_;
+  std::string authorization_;  // "Bearer <token>", or empty
 };
 
 }  // namespace
@@ -144,8 +213,12 @@ std::unique_ptr<OperatorApi> WrapCoordinator(Coordinator& coordinator) {
   return std::make_unique<DirectOperator>(nullptr, &coordinator);
 }
 
-std::unique_ptr<OperatorApi> ConnectOperator(const std::string& address) {
-  return std::make_unique<GrpcOperator>(address);
+absl::StatusOr<std::unique_ptr<OperatorApi>> ConnectOperator(const ChannelOptions& options) {
+  auto channel = MakeChannel(options);
+  if (!channel.ok()) return channel.status();
+  auto token = LoadClientToken(options);
+  if (!token.ok()) return token.status();
+  return std::unique_ptr<OperatorApi>(new GrpcOperator(*channel, *token));
 }
 
 }  // namespace sluice

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/coordinator.h"
+#include "worker/grpc/channel.h"
 
 namespace sluice {
 
@@ -24,13 +25,18 @@ class OperatorApi {
   virtual absl::StatusOr<CoordinatorStatus> Status() = 0;
   // The session report as JSON; empty session_id: the latest session.
   virtual absl::StatusOr<std::string> ReportJson(const std::string& session_id) = 0;
+  // The repeat rule's fingerprints and the threshold of the latest session.
+  virtual absl::StatusOr<std::pair<std::vector<FingerprintInfo>, int32_t>> Fingerprints() = 0;
+  virtual absl::StatusOr<std::string> Unblock(const std::string& fingerprint) = 0;
+  virtual absl::StatusOr<LeasePlan> Plan(const SessionSettings& settings, int64_t limit) = 0;
 };
 
 // Opens `store_url` and serves the calls with an in-process Coordinator.
 absl::StatusOr<std::unique_ptr<OperatorApi>> OpenDirectOperator(const std::string& store_url);
 // Uses an existing Coordinator (for `sluice drain`).
 std::unique_ptr<OperatorApi> WrapCoordinator(Coordinator& coordinator);
-// Talks to the coordinator at `address` over gRPC.
-std::unique_ptr<OperatorApi> ConnectOperator(const std::string& address);
+// Talks to the coordinator at options.address over gRPC (TLS and the bearer
+// token per `options`). InvalidArgument for bad TLS/token options.
+absl::StatusOr<std::unique_ptr<OperatorApi>> ConnectOperator(const ChannelOptions& options);
 
 }  // namespace sluice

@@ -12,19 +12,33 @@
 
 namespace grpc {
 class Server;
-}
+class ServerCredentials;
+}  // namespace grpc
 
 namespace sluice {
 
 class WorkerServiceImpl;
 class OperatorServiceImpl;
+class Authenticator;
+class MetricsRegistry;
 
 struct ServerOptions {
   std::string listen_address = "127.0.0.1:7400";  // "host:0" picks a free port
   int64_t tick_interval_ms = 500;
+  // Largest gRPC message received or sent (--max-message-bytes); bigger ones
+  // fail with RESOURCE_EXHAUSTED. Bounds an ImportBacklog request's size.
   int max_message_bytes = 16 * 1024 * 1024;
+  // Transport credentials (coordinator/grpc/security.h); null: plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // Bearer-token checks for every WorkerService and OperatorService call
+  // (coordinator/grpc/auth.h); null or disabled: no authentication. Health
+  // and reflection stay open.
+  std::shared_ptr<const Authenticator> authenticator;
   // gRPC server reflection (grpcurl, grpc_cli); off for locked-down deployments.
   bool enable_reflection = true;
+  // RPC latency histograms go here (coordinator/grpc/metrics_interceptor.h);
+  // null: none. Must outlive the server.
+  MetricsRegistry* metrics = nullptr;
 };
 
 class CoordinatorServer {

@@ -4,8 +4,15 @@
 
 namespace sluice {
 
-grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*, const v1::RegisterRequest* req,
+grpc::Status WorkerServiceImpl::Check(const grpc::ServerContext* ctx,
+                                      const std::string& worker_id) const {
+  if (auth_ == nullptr) return grpc::Status::OK;
+  return ToGrpcStatus(auth_->Authorize(*ctx, CallKind::kWorker, worker_id));
+}
+
+grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* ctx, const v1::RegisterRequest* req,
                                          v1::RegisterResponse* resp) {
+  if (grpc::Status st = Check(ctx, req->worker_id()); !st.ok()) return st;
   WorkerInfo w;
   w.worker_id = req->worker_id();
   w.host = req->host();
@@ -20,8 +27,9 @@ grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*, const v1::Registe
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Lease(grpc::ServerContext*, const v1::LeaseRequest* req,
+grpc::Status WorkerServiceImpl::Lease(grpc::ServerContext* ctx, const v1::LeaseRequest* req,
                                       v1::LeaseResponse* resp) {
+  if (grpc::Status st = Check(ctx, req->worker_id()); !st.ok()) return st;
   auto result =
       coordinator_.Lease(req->worker_id(), req->request_id(), req->max_phases(), req->wait_ms());
   if (!result.ok()) return ToGrpcStatus(result.status());
@@ -30,8 +38,9 @@ grpc::Status WorkerServiceImpl::Lease(grpc::ServerContext*, const v1::LeaseReque
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* req,
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* req,
                                           v1::HeartbeatResponse* resp) {
+  if (grpc::Status st = Check(ctx, req->worker_id()); !st.ok()) return st;
   std::vector<std::string> ids(req->lease_ids().begin(), req->lease_ids().end());
   auto cancel = coordinator_.Heartbeat(req->worker_id(), ids);
   if (!cancel.ok()) return ToGrpcStatus(cancel.status());
@@ -40,8 +49,9 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::Heartb
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Report(grpc::ServerContext*, const v1::ReportRequest* req,
+grpc::Status WorkerServiceImpl::Report(grpc::ServerContext* ctx, const v1::ReportRequest* req,
                                        v1::ReportResponse* resp) {
+  if (grpc::Status st = Check(ctx, req->worker_id()); !st.ok()) return st;
   auto report = FromProto(*req);
   if (!report.ok()) return ToGrpcStatus(report.status());
   auto answer = coordinator_.Report(*report);

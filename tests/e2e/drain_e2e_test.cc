@@ -372,7 +372,10 @@ TEST_F(DrainE2ETest, TwoWorkersDrainTheExampleBacklogAndTheStoreMatchesTheLedger
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out).value("inserted", -1), 60) << r.out;
   r = Sluice(
-      {"session", "start", "--coordinator", address, "--phase-timeout-seconds", "3", "--json"});
+      // The repeat rule is off: this test wants every phase to reach a final
+      // state (the rule itself is covered by drain_policy_test).
+      {"session", "start", "--coordinator", address, "--phase-timeout-seconds", "3",
+       "--max-fingerprint-repeats", "0", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json session = nlohmann::json::parse(r.out);
   EXPECT_EQ(session.value("state", ""), "active");
@@ -519,6 +522,7 @@ TEST_F(DrainE2ETest, DrainAllInOneExitCodesAndSummary) {
     return Sluice(
         {"drain", file, "--workers", "2", "--slots", "2", "--exec", ExampleExec(" --scale 0.2"),
          "--env", "TELEMETRY_DB_ENABLED=1", "--phase-timeout-seconds", "3", "--grace-seconds", "1",
+         "--max-fingerprint-repeats", "0",
          "--store", url, "--json"},
         milliseconds(30'000));
   };

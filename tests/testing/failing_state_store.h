@@ -89,6 +89,11 @@ class FailingStateStore : public ForwardingStateStore {
     if (absl::Status st = MaybeFail("EndSession"); !st.ok()) return st;
     return ForwardingStateStore::EndSession(session_id, state, ended_at_ms, reason);
   }
+  absl::Status PutPolicyRecord(const std::string& kind, const std::string& key,
+                               const std::string& value) override {
+    if (absl::Status st = MaybeFail("PutPolicyRecord"); !st.ok()) return st;
+    return ForwardingStateStore::PutPolicyRecord(kind, key, value);
+  }
 
  private:
   absl::Status MaybeFail(const char* method) {

@@ -71,6 +71,18 @@ class ForwardingStateStore : public StateStore {
   absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) override {
     return target_->CountSessionAttempts(session_id);
   }
+  absl::StatusOr<std::vector<PhaseRecord>> ListPendingPhases(const std::string& run_id,
+                                                             int64_t limit) override {
+    return target_->ListPendingPhases(run_id, limit);
+  }
+  absl::Status PutPolicyRecord(const std::string& kind, const std::string& key,
+                               const std::string& value) override {
+    return target_->PutPolicyRecord(kind, key, value);
+  }
+  absl::StatusOr<std::map<std::string, std::string>> ListPolicyRecords(
+      const std::string& kind) override {
+    return target_->ListPolicyRecords(kind);
+  }
 
  private:
   std::unique_ptr<StateStore> owned_;  // null when forwarding to a borrowed store

@@ -108,7 +108,7 @@ absl::Status RedisServer::Launch() {
                                    "--appendonly",
                                    options_.appendonly ? "yes" : "no"};
   if (options_.appendonly) {
-    args.insert(args.end(), {"--appendfsync", "always"});
+    args.insert(args.end(), {"--appendfsync", options_.appendfsync});
   }
   if (!options_.requirepass.empty()) {
     args.insert(args.end(), {"--requirepass", options_.requirepass});

@@ -22,8 +22,12 @@
 namespace sluice::testing {
 
 struct RedisServerOptions {
-  // AOF on (appendfsync always), so Stop() + Start() keeps every write.
+  // AOF on, so Stop() + Start() keeps every write.
   bool appendonly = false;
+  // With appendonly: "always" (fsync per write) or "everysec" (the operators'
+  // default; a killed redis-server still loses nothing, only a host crash
+  // can lose the last second).
+  std::string appendfsync = "always";
   // requirepass; clients must AUTH.
   std::string requirepass;
 };

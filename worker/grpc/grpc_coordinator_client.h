@@ -7,6 +7,7 @@
 #include <string>
 
 #include "worker/coordinator_client.h"
+#include "worker/grpc/channel.h"
 
 namespace grpc {
 class Channel;
@@ -14,12 +15,15 @@ class Channel;
 
 namespace sluice {
 
-// An insecure channel to `address` (host:port) with message size limits.
+// A plaintext channel to `address` (host:port) with the default message size
+// limits. TLS, mTLS and other limits: MakeChannel(ChannelOptions) in channel.h.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 
 class GrpcCoordinatorClient final : public CoordinatorClient {
  public:
-  explicit GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel);
+  // `token`, if not empty, is sent with every call as "authorization: Bearer
+  // <token>" metadata (see channel.h LoadClientToken).
+  explicit GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel, std::string token = "");
   ~GrpcCoordinatorClient() override;
 
   absl::StatusOr<WorkerRegistration> Register(const WorkerInfo& worker) override;

@@ -1,0 +1,115 @@
+#include "coordinator/failure_policy.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/fingerprint.h"
+#include "re2/re2.h"
+
+namespace sluice {
+
+void FailurePolicy::Load(const std::vector<AttemptRecord>& history,
+                         const std::map<std::string, int64_t>& unblocks) {
+  by_fingerprint_.clear();
+  by_run_.clear();
+  unblocked_at_ = unblocks;
+  for (const AttemptRecord& a : history) {
+    // History does not say which failures were transient under the settings
+    // of their day; those counted then are counted now.
+    Observe(a.run_id, a.outcome, a.fingerprint, a.error_text, a.ended_at_ms, false);
+  }
+}
+
+void FailurePolicy::Observe(const std::string& run_id, Outcome outcome,
+                            const std::string& fingerprint, const std::string& error_text,
+                            int64_t ended_at_ms, bool transient) {
+  if (outcome != Outcome::kFailed || transient || fingerprint.empty()) return;
+  if (auto it = unblocked_at_.find(fingerprint);
+      it != unblocked_at_.end() && ended_at_ms <= it->second) {
+    return;
+  }
+  FingerprintInfo& info = by_fingerprint_[fingerprint];
+  if (info.fingerprint.empty()) {
+    info.fingerprint = fingerprint;
+    info.id = FingerprintId(fingerprint);
+  }
+  ++info.count;
+  info.runs.insert(run_id);
+  if (info.example_error.empty()) info.example_error = error_text;
+  info.last_seen_ms = std::max(info.last_seen_ms, ended_at_ms);
+  by_run_[run_id].insert(fingerprint);
+}
+
+std::optional<std::string> FailurePolicy::BlockingFingerprint(const std::string& run_id,
+                                                              int32_t max_repeats) const {
+  if (max_repeats <= 0) return std::nullopt;
+  auto run = by_run_.find(run_id);
+  if (run == by_run_.end()) return std::nullopt;
+  const FingerprintInfo* worst = nullptr;
+  for (const std::string& fp : run->second) {
+    auto it = by_fingerprint_.find(fp);
+    if (it == by_fingerprint_.end() || !it->second.runs.contains(run_id)) continue;
+    if (it->second.count >= max_repeats && (worst == nullptr || it->second.count > worst->count)) {
+      worst = &it->second;
+    }
+  }
+  if (worst == nullptr) return std::nullopt;
+  return worst->fingerprint;
+}
+
+std::vector<FingerprintInfo> FailurePolicy::Fingerprints() const {
+  std::vector<FingerprintInfo> out;
+  for (const auto& [fp, info] : by_fingerprint_) {
+    if (info.count > 0) out.push_back(info);
+  }
+  std::sort(out.begin(), out.end(), [](const FingerprintInfo& a, const FingerprintInfo& b) {
+    return std::tie(b.count, a.fingerprint) < std::tie(a.count, b.fingerprint);
+  });
+  return out;
+}
+
+std::optional<std::string> FailurePolicy::Resolve(const std::string& key_or_id) const {
+  if (by_fingerprint_.contains(key_or_id) || unblocked_at_.contains(key_or_id)) return key_or_id;
+  for (const auto& [fp, info] : by_fingerprint_) {
+    if (info.id == key_or_id) return fp;
+  }
+  return std::nullopt;
+}
+
+void FailurePolicy::Unblock(const std::string& fingerprint, int64_t at_ms) {
+  unblocked_at_[fingerprint] = at_ms;
+  auto it = by_fingerprint_.find(fingerprint);
+  if (it == by_fingerprint_.end()) return;
+  for (const std::string& run : it->second.runs) {
+    auto r = by_run_.find(run);
+    if (r != by_run_.end()) r->second.erase(fingerprint);
+  }
+  by_fingerprint_.erase(it);
+}
+
+absl::StatusOr<TransientMatcher> TransientMatcher::Compile(
+    const std::vector<std::string>& patterns) {
+  TransientMatcher m;
+  RE2::Options options;
+  options.set_case_sensitive(false);
+  options.set_log_errors(false);
+  for (const std::string& p : patterns) {
+    auto re = std::make_shared<const re2::RE2>(p, options);
+    if (!re->ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--retry-on ", p, ": not a valid RE2 pattern: ", re->error()));
+    }
+    m.patterns_.push_back(std::move(re));
+  }
+  return m;
+}
+
+bool TransientMatcher::Matches(const std::string& fingerprint,
+                               const std::string& error_text) const {
+  for (const auto& re : patterns_) {
+    if (RE2::PartialMatch(fingerprint, *re) || RE2::PartialMatch(error_text, *re)) return true;
+  }
+  return false;
+}
+
+}  // namespace sluice

@@ -1,0 +1,85 @@
+// Cluster-wide failure memory for the repeat rule: how often each failure
+// fingerprint occurred (since an operator last unblocked it) and in which
+// runs. Rebuilt from the store's attempt history when a coordinator starts or
+// takes over, then updated with every accepted report; unblocks are durable
+// policy records in the store. Pure and thread-compatible: the Coordinator
+// serialises access.
+//
+// What counts: attempts whose outcome is kFailed and that were not transient
+// (--retry-on). Timeouts have their own per-run rule and outside kills are
+// their own class, so neither feeds the repeat rule.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/model.h"
+
+namespace re2 {
+class RE2;
+}
+
+namespace sluice {
+
+inline constexpr const char* kFingerprintUnblockRecord = "fingerprint_unblock";
+
+struct FingerprintInfo {
+  std::string fingerprint;  // the key
+  std::string id;           // short display id
+  int64_t count = 0;        // occurrences since the last unblock
+  std::set<std::string> runs;
+  std::string example_error;
+  int64_t last_seen_ms = 0;
+};
+
+class FailurePolicy {
+ public:
+  // `unblocks`: fingerprint -> unblock time in ms, as stored.
+  void Load(const std::vector<AttemptRecord>& history,
+            const std::map<std::string, int64_t>& unblocks);
+
+  // An accepted attempt. `transient` failures are not counted.
+  void Observe(const std::string& run_id, Outcome outcome, const std::string& fingerprint,
+               const std::string& error_text, int64_t ended_at_ms, bool transient);
+
+  // The fingerprint that blocks `run_id` under `max_repeats` (the most
+  // frequent one at or over the limit), if any. max_repeats <= 0: never.
+  std::optional<std::string> BlockingFingerprint(const std::string& run_id,
+                                                 int32_t max_repeats) const;
+
+  // Every fingerprint seen, most frequent first.
+  std::vector<FingerprintInfo> Fingerprints() const;
+
+  // Finds a fingerprint by key or display id.
+  std::optional<std::string> Resolve(const std::string& key_or_id) const;
+
+  // Forgets the occurrences of `fingerprint` up to `at_ms`.
+  void Unblock(const std::string& fingerprint, int64_t at_ms);
+
+ private:
+  std::map<std::string, FingerprintInfo> by_fingerprint_;
+  std::map<std::string, std::set<std::string>> by_run_;  // run -> fingerprints seen in it
+  std::map<std::string, int64_t> unblocked_at_;
+};
+
+// Transient-failure patterns (--retry-on), RE2, case-insensitive, matched
+// against a failure's fingerprint key and its raw error text.
+class TransientMatcher {
+ public:
+  // InvalidArgument naming the pattern that does not compile.
+  static absl::StatusOr<TransientMatcher> Compile(const std::vector<std::string>& patterns);
+  TransientMatcher() = default;
+  bool Matches(const std::string& fingerprint, const std::string& error_text) const;
+  bool empty() const { return patterns_.empty(); }
+
+ private:
+  std::vector<std::shared_ptr<const re2::RE2>> patterns_;
+};
+
+}  // namespace sluice

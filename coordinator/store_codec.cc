@@ -1,0 +1,74 @@
+#include "coordinator/store_codec.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "nlohmann/json.hpp"
+
+namespace sluice {
+
+std::string JoinLabels(const std::vector<std::string>& labels) {
+  std::vector<std::string> sorted = labels;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  return absl::StrJoin(sorted, ",");
+}
+
+std::vector<std::string> SplitLabels(const std::string& joined) {
+  if (joined.empty()) return {};
+  return absl::StrSplit(joined, ',');
+}
+
+std::string TypesToJson(const std::map<std::string, int64_t>& by_type) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : by_type) j[k] = v;
+  return j.dump();
+}
+
+std::map<std::string, int64_t> TypesFromJson(const std::string& text) {
+  std::map<std::string, int64_t> out;
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it.value().is_number_integer()) out[it.key()] = it.value().get<int64_t>();
+    }
+  }
+  return out;
+}
+
+std::string SettingsToJson(const SessionSettings& s) {
+  nlohmann::json j = {{"batch_size", s.batch_size},
+                      {"phase_timeout_seconds", s.phase_timeout_seconds},
+                      {"max_total_minutes", s.max_total_minutes},
+                      {"max_attempts_per_phase", s.max_attempts_per_phase},
+                      {"max_requeues_per_phase", s.max_requeues_per_phase},
+                      {"run_ids", s.run_ids},
+                      {"skip_run_prefixes", s.skip_run_prefixes},
+                      {"max_fingerprint_repeats", s.max_fingerprint_repeats},
+                      {"max_timeouts_per_run", s.max_timeouts_per_run},
+                      {"max_consecutive_zero_yield", s.max_consecutive_zero_yield},
+                      {"retry_on", s.retry_on}};
+  return j.dump();
+}
+
+SessionSettings SettingsFromJson(const std::string& text) {
+  SessionSettings s;
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return s;
+  s.batch_size = j.value("batch_size", s.batch_size);
+  s.phase_timeout_seconds = j.value("phase_timeout_seconds", s.phase_timeout_seconds);
+  s.max_total_minutes = j.value("max_total_minutes", s.max_total_minutes);
+  s.max_attempts_per_phase = j.value("max_attempts_per_phase", s.max_attempts_per_phase);
+  s.max_requeues_per_phase = j.value("max_requeues_per_phase", s.max_requeues_per_phase);
+  s.run_ids = j.value("run_ids", std::vector<std::string>{});
+  s.skip_run_prefixes = j.value("skip_run_prefixes", std::vector<std::string>{});
+  s.max_fingerprint_repeats = j.value("max_fingerprint_repeats", s.max_fingerprint_repeats);
+  s.max_timeouts_per_run = j.value("max_timeouts_per_run", s.max_timeouts_per_run);
+  s.max_consecutive_zero_yield =
+      j.value("max_consecutive_zero_yield", s.max_consecutive_zero_yield);
+  s.retry_on = j.value("retry_on", std::vector<std::string>{});
+  return s;
+}
+
+}  // namespace sluice

@@ -1,0 +1,119 @@
+#include "coordinator/telemetry_alarm.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_format.h"
+
+namespace sluice {
+namespace {
+
+bool StoppedFromOutside(Outcome o) { return o == Outcome::kLost || o == Outcome::kCancelled; }
+
+// Succeeded, or ran long enough that it should have emitted something.
+bool ShouldHaveEmitted(const AttemptRecord& a, const TelemetryAlarmOptions& options) {
+  if (StoppedFromOutside(a.outcome)) return false;
+  return a.outcome == Outcome::kSucceeded || a.duration_ms >= options.long_run_ms;
+}
+
+struct Tally {
+  int64_t considered = 0;
+  int64_t zero = 0;
+  int64_t events = 0;
+};
+
+}  // namespace
+
+std::string_view TelemetryWarningKindName(TelemetryWarningKind kind) {
+  switch (kind) {
+    case TelemetryWarningKind::kZeroEventPhases:
+      return "zero_event_phases";
+    case TelemetryWarningKind::kSilentWorker:
+      return "silent_worker";
+    case TelemetryWarningKind::kYieldDroppedToZero:
+      return "yield_dropped_to_zero";
+  }
+  return "unknown";
+}
+
+std::vector<TelemetryWarning> DetectTelemetryLoss(const std::vector<AttemptRecord>& attempts,
+                                                  const TelemetryAlarmOptions& options) {
+  std::vector<TelemetryWarning> warnings;
+  Tally cluster;
+  std::map<std::string, Tally> by_worker;
+  for (const AttemptRecord& a : attempts) {
+    if (!ShouldHaveEmitted(a, options)) continue;
+    Tally& w = by_worker[a.worker_id];
+    for (Tally* t : {&cluster, &w}) {
+      ++t->considered;
+      t->events += a.telemetry_events;
+      if (a.telemetry_events == 0) ++t->zero;
+    }
+  }
+
+  // (a) Silent phases cluster-wide.
+  if (cluster.considered >= options.min_attempts &&
+      static_cast<double>(cluster.zero) >
+          options.zero_event_fraction * static_cast<double>(cluster.considered)) {
+    TelemetryWarning w;
+    w.kind = TelemetryWarningKind::kZeroEventPhases;
+    w.attempts = cluster.considered;
+    w.zero_event_attempts = cluster.zero;
+    w.message = absl::StrFormat(
+        "telemetry looks lost: %d of %d phases that succeeded or ran >= %ds reported zero events "
+        "(threshold %.0f%%); check that phases get the environment that enables telemetry",
+        cluster.zero, cluster.considered, options.long_run_ms / 1000,
+        100.0 * options.zero_event_fraction);
+    warnings.push_back(std::move(w));
+  }
+
+  // (b) A worker whose phases never emit while other workers' phases do.
+  for (const auto& [worker_id, t] : by_worker) {
+    if (t.considered < options.min_attempts || t.events > 0) continue;
+    const bool others_emit = cluster.events > 0;  // this worker contributed none of them
+    if (!others_emit) continue;
+    TelemetryWarning w;
+    w.kind = TelemetryWarningKind::kSilentWorker;
+    w.worker_id = worker_id;
+    w.attempts = t.considered;
+    w.zero_event_attempts = t.zero;
+    w.message = absl::StrFormat(
+        "worker %s: none of its %d phases that succeeded or ran long reported telemetry, while "
+        "other workers' phases reported %d events; compare its --env with theirs",
+        worker_id, t.considered, cluster.events);
+    warnings.push_back(std::move(w));
+  }
+
+  // (c) The cluster emitted before, but the last N finished attempts did not.
+  std::vector<const AttemptRecord*> finished;
+  for (const AttemptRecord& a : attempts) {
+    if (!StoppedFromOutside(a.outcome)) finished.push_back(&a);
+  }
+  std::stable_sort(finished.begin(), finished.end(),
+                   [](const AttemptRecord* x, const AttemptRecord* y) {
+                     return x->ended_at_ms < y->ended_at_ms;
+                   });
+  const auto window = static_cast<size_t>(std::max<int64_t>(options.recent_window, 1));
+  if (finished.size() > window) {
+    int64_t recent_events = 0;
+    int64_t earlier_events = 0;
+    for (size_t i = 0; i < finished.size(); ++i) {
+      (i + window >= finished.size() ? recent_events : earlier_events) +=
+          finished[i]->telemetry_events;
+    }
+    if (recent_events == 0 && earlier_events > 0) {
+      TelemetryWarning w;
+      w.kind = TelemetryWarningKind::kYieldDroppedToZero;
+      w.attempts = static_cast<int64_t>(window);
+      w.zero_event_attempts = static_cast<int64_t>(window);
+      w.message = absl::StrFormat(
+          "cluster yield dropped to zero: the last %d finished attempts reported no events, the "
+          "%d before them reported %d",
+          window, finished.size() - window, earlier_events);
+      warnings.push_back(std::move(w));
+    }
+  }
+  return warnings;
+}
+
+}  // namespace sluice

@@ -1,0 +1,57 @@
+// Telemetry-loss detection. People drain backlogs to collect telemetry; the
+// drain sluice replaces lost all of it unnoticed because one environment
+// variable (TELEMETRY_DB_ENABLED=1) was missing from the phases' environment.
+// These checks look at finished attempts and say when telemetry looks lost:
+//
+// - kZeroEventPhases: too many phases succeeded (or ran a long time) yet
+//   reported zero telemetry events;
+// - kSilentWorker: one worker's phases never produce events while other
+//   workers' phases do (a worker-local environment problem);
+// - kYieldDroppedToZero: the cluster produced events before, but the last N
+//   attempts produced none.
+//
+// Pure and thread-safe: a function of its arguments.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/model.h"
+
+namespace sluice {
+
+enum class TelemetryWarningKind { kZeroEventPhases, kSilentWorker, kYieldDroppedToZero };
+std::string_view TelemetryWarningKindName(TelemetryWarningKind kind);  // "zero_event_phases", ...
+
+struct TelemetryAlarmOptions {
+  // kZeroEventPhases fires when more than this fraction of the considered
+  // attempts (successes, and attempts that ran at least long_run_ms) reported
+  // zero events. 0.5: half the phases being silent is never normal; lower it
+  // when every phase is expected to emit.
+  double zero_event_fraction = 0.5;
+  // An attempt this long counts even when it failed: it ran long enough to
+  // have emitted something.
+  int64_t long_run_ms = 5 * 60'000;
+  // No judgement on fewer considered attempts than this (cluster-wide and
+  // per worker): one silent success is not a pattern.
+  int64_t min_attempts = 3;
+  // kYieldDroppedToZero looks at the last this-many finished attempts.
+  int64_t recent_window = 10;
+};
+
+struct TelemetryWarning {
+  TelemetryWarningKind kind = TelemetryWarningKind::kZeroEventPhases;
+  std::string worker_id;            // kSilentWorker only
+  int64_t attempts = 0;             // attempts the check looked at
+  int64_t zero_event_attempts = 0;  // of which reported no events
+  std::string message;              // one line for operators, with the numbers
+};
+
+// Warnings for `attempts` (any order; lost and cancelled attempts are
+// ignored: they were stopped from outside). Empty when telemetry looks fine.
+std::vector<TelemetryWarning> DetectTelemetryLoss(const std::vector<AttemptRecord>& attempts,
+                                                  const TelemetryAlarmOptions& options = {});
+
+}  // namespace sluice

@@ -1,0 +1,48 @@
+#include "common/run_family.h"
+
+#include "gtest/gtest.h"
+
+namespace sluice {
+namespace {
+
+TEST(RunFamilyTest, StripsTrailingVersions) {
+  EXPECT_EQ(RunFamily("research-system-v1"), "research-system");
+  EXPECT_EQ(RunFamily("research-system-v2"), "research-system");
+  EXPECT_EQ(RunFamily("research-system-V13"), "research-system");
+  EXPECT_EQ(RunFamily("svc_rc2"), "svc");
+  EXPECT_EQ(RunFamily("research-system-v1.2.3"), "research-system");
+}
+
+TEST(RunFamilyTest, StripsTrailingDates) {
+  EXPECT_EQ(RunFamily("build-2024-01-05"), "build");
+  EXPECT_EQ(RunFamily("build-20240105"), "build");
+  EXPECT_EQ(RunFamily("nightly.2024.01.05"), "nightly");
+}
+
+TEST(RunFamilyTest, StripsTrailingLettersAndNumbers) {
+  EXPECT_EQ(RunFamily("run-a"), "run");
+  EXPECT_EQ(RunFamily("run-b"), "run");
+  EXPECT_EQ(RunFamily("shard-7"), "shard");
+  EXPECT_EQ(RunFamily("svc-v2-a"), "svc");
+}
+
+TEST(RunFamilyTest, KeepsIdsWithoutVariant) {
+  EXPECT_EQ(RunFamily("research-system"), "research-system");
+  EXPECT_EQ(RunFamily("python3-tests"), "python3-tests");
+  EXPECT_EQ(RunFamily("alpha-beta"), "alpha-beta");
+  EXPECT_EQ(RunFamily("v1"), "v1");  // the first token always stays
+  EXPECT_EQ(RunFamily("2024-01-05"), "2024");
+  EXPECT_EQ(RunFamily(""), "");
+  EXPECT_EQ(RunFamily("vx-abc"), "vx-abc");
+}
+
+TEST(RunFamilyTest, KeepsSpellingAndHandlesSeparatorRuns) {
+  EXPECT_EQ(RunFamily("Research-System-V2"), "Research-System");
+  EXPECT_EQ(RunFamily("a--b"), "a");
+  EXPECT_EQ(RunFamily("ns:job-3"), "ns:job");
+  EXPECT_EQ(RunFamily("x:y-3"), "x");  // "y" is a single letter too
+  EXPECT_EQ(RunFamily("-3"), "-3");
+}
+
+}  // namespace
+}  // namespace sluice

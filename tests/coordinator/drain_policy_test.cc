@@ -1,0 +1,350 @@
+// The drain controller's rules, over a real in-memory SqliteStateStore and a
+// FakeClock (no sleeps; every Lease uses wait_ms = 0). Numbered scenarios
+// follow issue "Drain policy": 4 attempts per phase across sessions, 5
+// timeouts per run, 6 session deadline, 7 memory across sessions, 8 dry-run
+// equals the leased order, 9 every run sampled once first.
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/failure_policy.h"
+#include "coordinator/sqlite_state_store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace sluice {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+template <typename T>
+T Ok(absl::StatusOr<T> result) {
+  if (!result.ok()) throw std::runtime_error(result.status().ToString());
+  return *std::move(result);
+}
+void Ok(const absl::Status& status) {
+  if (!status.ok()) throw std::runtime_error(status.ToString());
+}
+
+PhaseSpec Spec(const std::string& run, const std::string& phase, int64_t index = 0) {
+  PhaseSpec s;
+  s.run_id = run;
+  s.phase_id = phase;
+  s.phase_index = index;
+  return s;
+}
+
+class DrainPolicyTest : public ::testing::Test {
+ protected:
+  DrainPolicyTest() { Reopen(); }
+
+  // A new Coordinator over the same store: what a restart or a new session
+  // on another coordinator sees.
+  void Reopen() {
+    coord_.reset();
+    if (!store_) store_ = Ok(SqliteStateStore::Open(":memory:"));
+    coord_ = std::make_unique<Coordinator>(*store_, clock_);
+    WorkerInfo w;
+    w.worker_id = "w1";
+    w.host = "h";
+    w.slots = 1;
+    if (!coord_->Register(w).ok()) throw std::runtime_error("register");
+  }
+
+  std::vector<LeaseGrant> Lease(int n = 1) {
+    return Ok(coord_->Lease("w1", absl::StrCat("r", ++request_), n, 0)).leases;
+  }
+
+  ReportAnswer Finish(const LeaseGrant& g, Outcome outcome, const std::string& error = "",
+                      int64_t events = 0, int exit_code = 1) {
+    AttemptReport r;
+    r.lease_id = g.lease_id;
+    r.epoch = g.epoch;
+    r.worker_id = "w1";
+    r.outcome = outcome;
+    r.exit_code = outcome == Outcome::kSucceeded ? 0 : exit_code;
+    r.duration_ms = 60'000;
+    r.error_text = error;
+    r.telemetry_events = events;
+    clock_.AdvanceMs(60'000);
+    return Ok(coord_->Report(r));
+  }
+
+  SessionRecord Start(SessionSettings s) {
+    return Ok(coord_->StartSession(s, absl::StrCat("s", ++sessions_)));
+  }
+  void Stop() { Ok(coord_->StopSession("", "test")); }
+
+  FakeClock clock_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<Coordinator> coord_;
+  int request_ = 0;
+  int sessions_ = 0;
+};
+
+// Scenario 4.
+TEST_F(DrainPolicyTest, PhaseFailingTwiceIsNeverLeasedAgainInThisOrTheNextSession) {
+  Ok(coord_->ImportBacklog({Spec("r1", "p1")}));
+  SessionSettings s;
+  s.max_attempts_per_phase = 2;
+  s.max_fingerprint_repeats = 0;  // isolate the attempt rule
+  Start(s);
+  for (int i = 0; i < 2; ++i) {
+    auto grants = Lease();
+    ASSERT_EQ(grants.size(), 1u);
+    Finish(grants[0], Outcome::kFailed, absl::StrCat("boom ", i));
+  }
+  EXPECT_THAT(Lease(), IsEmpty());
+  Stop();
+  Reopen();
+  Start(s);
+  EXPECT_THAT(Lease(), IsEmpty());
+  auto phase = Ok(store_->GetPhase({"r1", "p1"}));
+  ASSERT_TRUE(phase.has_value());
+  EXPECT_EQ(phase->state, PhaseState::kFailed);
+  EXPECT_EQ(phase->attempts, 2);
+}
+
+// Scenario 5.
+TEST_F(DrainPolicyTest, TwoTimeoutsSkipTheRestOfTheRunButKillsAndTransientsDoNot) {
+  Ok(coord_->ImportBacklog({Spec("slow", "a", 1), Spec("slow", "b", 2), Spec("slow", "c", 3),
+                            Spec("slow", "d", 4), Spec("slow", "e", 5)}));
+  SessionSettings s;
+  s.max_timeouts_per_run = 2;
+  s.max_attempts_per_phase = 1;
+  s.retry_on = {"connection reset"};
+  Start(s);
+  // An outside kill and a transient failure do not count as timeouts.
+  Finish(Lease()[0], Outcome::kKilled, "", 0, 143);
+  auto transient = Lease()[0];
+  EXPECT_EQ(Finish(transient, Outcome::kFailed, "ConnectionResetError: connection reset by peer")
+                .result.phase_state,
+            PhaseState::kPending);
+  clock_.AdvanceMs(600'000);  // past the run's backoff
+  Finish(Lease()[0], Outcome::kTimedOut, "phase timed out after 900 s");
+  EXPECT_EQ(Lease().size(), 1u) << "one timeout is below the limit";
+}
+
+TEST_F(DrainPolicyTest, SecondTimeoutExcludesRunWithReason) {
+  Ok(coord_->ImportBacklog({Spec("slow", "a", 1), Spec("slow", "b", 2), Spec("slow", "c", 3)}));
+  SessionSettings s;
+  s.max_timeouts_per_run = 2;
+  s.max_attempts_per_phase = 1;
+  Start(s);
+  Finish(Lease()[0], Outcome::kTimedOut, "t");
+  Finish(Lease()[0], Outcome::kTimedOut, "t");
+  EXPECT_THAT(Lease(), IsEmpty());
+  LeasePlan plan = Ok(coord_->Plan(s, 100));
+  ASSERT_EQ(plan.excluded.size(), 1u);
+  EXPECT_EQ(plan.excluded[0].ranking.run_id, "slow");
+  EXPECT_THAT(plan.excluded[0].excluded_reason, HasSubstr("max_timeouts_per_run reached (2"));
+}
+
+// Scenario 6: the lease's timeout never reaches past the deadline, a phase
+// stopped there is cancelled (not a failure), and after it nothing is leased.
+TEST_F(DrainPolicyTest, NothingRunsPastTheSessionDeadline) {
+  Ok(coord_->ImportBacklog({Spec("r", "a", 1), Spec("r", "b", 2)}));
+  SessionSettings s;
+  s.max_total_minutes = 1;
+  s.phase_timeout_seconds = 900;
+  Start(s);
+  clock_.AdvanceMs(50'000);
+  auto g = Lease();
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_LE(g[0].timeout_seconds, 10);
+  EXPECT_TRUE(g[0].timeout_is_session_deadline);
+  clock_.AdvanceMs(11'000);
+  EXPECT_THAT(Ok(coord_->Heartbeat("w1", {g[0].lease_id})), ::testing::Contains(g[0].lease_id));
+  EXPECT_THAT(Lease(), IsEmpty());
+  AttemptReport r;
+  r.lease_id = g[0].lease_id;
+  r.epoch = g[0].epoch;
+  r.worker_id = "w1";
+  r.outcome = Outcome::kCancelled;
+  Ok(coord_->Report(r));
+  auto phase = Ok(store_->GetPhase({"r", "a"}));
+  EXPECT_EQ(phase->state, PhaseState::kPending);
+  EXPECT_EQ(phase->attempts, 0) << "a cancellation is not a failed attempt";
+}
+
+// Scenario 7 and the repeat rule, with the unblock workflow.
+TEST_F(DrainPolicyTest, KnownFingerprintBlocksItsRunsAcrossSessionsUntilUnblocked) {
+  std::vector<PhaseSpec> phases;
+  for (int run = 0; run < 3; ++run) {
+    for (int p = 0; p < 3; ++p) {
+      phases.push_back(Spec(absl::StrCat("research-v", run), absl::StrCat("p", p), p));
+    }
+  }
+  phases.push_back(Spec("healthy", "ok1"));
+  Ok(coord_->ImportBacklog(phases));
+  SessionSettings s;
+  s.max_fingerprint_repeats = 3;
+  s.max_attempts_per_phase = 1;
+  Start(s);
+  // Sample each research run once: the same import error with different
+  // paths and line numbers.
+  int failures = 0;
+  while (failures < 3) {
+    auto g = Lease();
+    ASSERT_EQ(g.size(), 1u);
+    if (g[0].run_id == "healthy") {
+      Finish(g[0], Outcome::kSucceeded, "", 2);
+      continue;
+    }
+    Finish(g[0], Outcome::kFailed,
+           absl::StrCat("ImportError while importing test module '/src/", g[0].run_id, "/test_",
+                        g[0].phase_id, ".py', line ", 10 + failures));
+    ++failures;
+  }
+  EXPECT_THAT(Lease(), IsEmpty()) << "all research runs are blocked";
+  auto fps = Ok(coord_->ListFingerprints());
+  ASSERT_FALSE(fps.empty());
+  EXPECT_EQ(fps[0].count, 3);
+  EXPECT_EQ(fps[0].runs.size(), 3u);
+
+  // A new session on a new coordinator remembers.
+  Stop();
+  Reopen();
+  Start(s);
+  EXPECT_THAT(Lease(), IsEmpty());
+  LeasePlan plan = Ok(coord_->Plan(s, 100));
+  ASSERT_EQ(plan.excluded.size(), 3u);
+  EXPECT_THAT(plan.excluded[0].excluded_reason, HasSubstr("blocked by fingerprint " + fps[0].id));
+
+  // After the fix: unblock by short id and the runs come back.
+  EXPECT_EQ(Ok(coord_->UnblockFingerprint(fps[0].id)), fps[0].fingerprint);
+  EXPECT_EQ(Lease().size(), 1u);
+  Stop();
+  Reopen();  // the unblock is durable
+  Start(s);
+  EXPECT_EQ(Lease().size(), 1u);
+}
+
+TEST_F(DrainPolicyTest, TransientFailuresDoNotFeedTheRepeatRule) {
+  Ok(coord_->ImportBacklog({Spec("a", "1"), Spec("b", "1"), Spec("c", "1"), Spec("d", "1")}));
+  SessionSettings s;
+  s.max_fingerprint_repeats = 2;
+  s.retry_on = {"503|connection reset"};
+  Start(s);
+  for (int i = 0; i < 3; ++i) {
+    Finish(Lease()[0], Outcome::kFailed, "anthropic.InternalServerError: Error code: 503");
+  }
+  EXPECT_THAT(Ok(coord_->ListFingerprints()), IsEmpty());
+}
+
+TEST_F(DrainPolicyTest, InvalidRetryPatternIsRejectedWithItsName) {
+  SessionSettings s;
+  s.retry_on = {"(unclosed"};
+  auto st = coord_->StartSession(s, "");
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.status().message()), HasSubstr("(unclosed"));
+}
+
+TEST_F(DrainPolicyTest, ConsecutiveZeroYieldEndsTheSession) {
+  Ok(coord_->ImportBacklog({Spec("a", "1"), Spec("b", "1"), Spec("c", "1"), Spec("d", "1")}));
+  SessionSettings s;
+  s.max_consecutive_zero_yield = 2;
+  Start(s);
+  Finish(Lease()[0], Outcome::kSucceeded, "", 0);
+  Finish(Lease()[0], Outcome::kSucceeded, "", 0);
+  Ok(coord_->Tick());
+  auto session = Ok(store_->LatestSession());
+  ASSERT_TRUE(session.has_value());
+  EXPECT_EQ(session->state, SessionState::kFinished);
+  EXPECT_THAT(session->end_reason, HasSubstr("max_consecutive_zero_yield"));
+}
+
+// Scenario 8: with one worker on an unchanged store, the plan is the order
+// actually leased. Every run is sampled before any run's second phase, so the
+// order does not depend on the outcomes.
+TEST_F(DrainPolicyTest, DryRunOrderEqualsLeasedOrderWithOneWorker) {
+  std::vector<PhaseSpec> phases;
+  for (int run = 0; run < 5; ++run) {
+    phases.push_back(Spec(absl::StrCat("run", run), "p0", 0));
+  }
+  phases.push_back(Spec("run2", "p1", 1));
+  PhaseSpec urgent = Spec("run4", "p9", 9);
+  urgent.priority = 5;
+  phases.push_back(urgent);
+  Ok(coord_->ImportBacklog(phases));
+  SessionSettings s;
+  LeasePlan plan = Ok(coord_->Plan(s, 100));
+  auto before = Ok(store_->CountPhases());
+  EXPECT_EQ(before.pending, 7) << "planning changes nothing";
+  Start(s);
+  std::vector<std::string> leased;
+  while (true) {
+    auto g = Lease();
+    if (g.empty()) break;
+    leased.push_back(g[0].run_id + "/" + g[0].phase_id);
+    Finish(g[0], Outcome::kSucceeded, "", 1);
+  }
+  std::vector<std::string> planned;
+  for (const PlannedLease& l : plan.leases) planned.push_back(l.run_id + "/" + l.phase_id);
+  EXPECT_EQ(planned, leased);
+  ASSERT_FALSE(planned.empty());
+  EXPECT_EQ(planned.front(), "run4/p9") << "priority first";
+}
+
+// Scenario 9.
+TEST_F(DrainPolicyTest, EveryRunIsSampledOnceBeforeALowYieldRunGetsASecondAttempt) {
+  std::vector<PhaseSpec> phases;
+  for (int p = 0; p < 5; ++p) phases.push_back(Spec("big-bad", absl::StrCat("p", p), p));
+  for (int run = 0; run < 4; ++run) phases.push_back(Spec(absl::StrCat("small", run), "p0"));
+  Ok(coord_->ImportBacklog(phases));
+  SessionSettings s;
+  s.max_fingerprint_repeats = 0;
+  Start(s);
+  std::vector<std::string> order;
+  for (int i = 0; i < 5; ++i) {
+    auto g = Lease();
+    ASSERT_EQ(g.size(), 1u);
+    order.push_back(g[0].run_id);
+    if (g[0].run_id == "big-bad") {
+      Finish(g[0], Outcome::kFailed, absl::StrCat("failure ", i));
+    } else {
+      Finish(g[0], Outcome::kSucceeded, "", 3);
+    }
+  }
+  EXPECT_EQ(std::count(order.begin(), order.end(), "big-bad"), 1)
+      << "big-bad leased twice before every run was sampled";
+}
+
+TEST(FailurePolicyTest, OnlyNonTransientFailuresCountAndUnblockForgets) {
+  FailurePolicy p;
+  p.Observe("r1", Outcome::kFailed, "failed|exit:1|x", "x", 10, false);
+  p.Observe("r2", Outcome::kFailed, "failed|exit:1|x", "x", 20, false);
+  p.Observe("r3", Outcome::kTimedOut, "timed_out|timeout|", "", 30, false);
+  p.Observe("r3", Outcome::kFailed, "failed|exit:1|x", "x", 40, true);
+  EXPECT_EQ(p.BlockingFingerprint("r1", 2), "failed|exit:1|x");
+  EXPECT_EQ(p.BlockingFingerprint("r3", 2), std::nullopt);
+  EXPECT_EQ(p.BlockingFingerprint("r1", 3), std::nullopt);
+  p.Unblock("failed|exit:1|x", 50);
+  EXPECT_EQ(p.BlockingFingerprint("r1", 2), std::nullopt);
+  // History older than the unblock is not counted again on reload.
+  AttemptRecord old;
+  old.run_id = "r1";
+  old.outcome = Outcome::kFailed;
+  old.fingerprint = "failed|exit:1|x";
+  old.ended_at_ms = 10;
+  FailurePolicy reloaded;
+  reloaded.Load({old, old}, {{"failed|exit:1|x", 50}});
+  EXPECT_EQ(reloaded.BlockingFingerprint("r1", 1), std::nullopt);
+}
+
+TEST(TransientMatcherTest, MatchesCaseInsensitivelyOnFingerprintOrText) {
+  auto m = Ok(TransientMatcher::Compile({"connection RESET", "5\\d\\d service"}));
+  EXPECT_TRUE(m.Matches("failed|exit:1|connectionreseterror: connection reset by peer", ""));
+  EXPECT_TRUE(m.Matches("", "503 Service Unavailable"));
+  EXPECT_FALSE(m.Matches("failed|exit:1|importerror", "ImportError"));
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,123 @@
+// Telemetry-loss detection over constructed attempt histories.
+#include "coordinator/telemetry_alarm.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/attempts.h"
+
+namespace sluice {
+namespace {
+
+using ::sluice::testing::Attempt;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+std::vector<TelemetryWarningKind> Kinds(const std::vector<TelemetryWarning>& warnings) {
+  std::vector<TelemetryWarningKind> kinds;
+  for (const TelemetryWarning& w : warnings) kinds.push_back(w.kind);
+  return kinds;
+}
+
+// The reference's incident: phases emit telemetry only when
+// TELEMETRY_DB_ENABLED=1 is in their environment. Worker A was started
+// without `--env TELEMETRY_DB_ENABLED=1`, worker B with it: A's phases all
+// succeed with zero events, B's report events.
+TEST(TelemetryAlarmTest, WorkerWithoutTelemetryEnvFiresTheAlarm) {
+  std::vector<AttemptRecord> h;
+  for (int i = 0; i < 5; ++i) {
+    h.push_back(Attempt("run-a", "p" + std::to_string(i), Outcome::kSucceeded, 120, 0, 100 * i,
+                        "worker-a"));
+    h.push_back(Attempt("run-b", "p" + std::to_string(i), Outcome::kSucceeded, 120, 40, 100 * i + 1,
+                        "worker-b"));
+  }
+  std::vector<TelemetryWarning> w = DetectTelemetryLoss(h);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].kind, TelemetryWarningKind::kSilentWorker);
+  EXPECT_EQ(w[0].worker_id, "worker-a");
+  EXPECT_EQ(w[0].attempts, 5);
+  EXPECT_EQ(w[0].zero_event_attempts, 5);
+  EXPECT_THAT(w[0].message, HasSubstr("worker-a"));
+  EXPECT_EQ(TelemetryWarningKindName(w[0].kind), "silent_worker");
+}
+
+// The same drain where no worker passes the variable: every phase succeeds
+// silently. No worker stands out, but the cluster-wide check fires.
+TEST(TelemetryAlarmTest, DrainWithoutTelemetryEnvAnywhereFiresTheAlarm) {
+  std::vector<AttemptRecord> h;
+  for (int i = 0; i < 6; ++i) {
+    h.push_back(Attempt("run", "p" + std::to_string(i), Outcome::kSucceeded, 300, 0, 10 * i,
+                        i % 2 == 0 ? "worker-a" : "worker-b"));
+  }
+  std::vector<TelemetryWarning> w = DetectTelemetryLoss(h);
+  EXPECT_THAT(Kinds(w), ::testing::ElementsAre(TelemetryWarningKind::kZeroEventPhases));
+  EXPECT_EQ(w[0].attempts, 6);
+  EXPECT_EQ(w[0].zero_event_attempts, 6);
+  EXPECT_THAT(w[0].message, HasSubstr("6 of 6"));
+}
+
+TEST(TelemetryAlarmTest, LongFailedAttemptsWithoutEventsCount) {
+  TelemetryAlarmOptions o;
+  o.long_run_ms = 60'000;
+  std::vector<AttemptRecord> h = {
+      Attempt("r", "a", Outcome::kFailed, 120, 0, 1, "w", 1, "x"),
+      Attempt("r", "b", Outcome::kTimedOut, 900, 0, 2, "w", 1, "t"),
+      Attempt("r", "c", Outcome::kFailed, 61, 0, 3, "w", 1, "x"),
+      Attempt("r", "d", Outcome::kFailed, 5, 0, 4, "w", 1, "x"),  // short: not considered
+  };
+  std::vector<TelemetryWarning> w = DetectTelemetryLoss(h, o);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].kind, TelemetryWarningKind::kZeroEventPhases);
+  EXPECT_EQ(w[0].attempts, 3);
+}
+
+TEST(TelemetryAlarmTest, BelowTheFractionOrTooFewAttemptsStaysQuiet) {
+  std::vector<AttemptRecord> h = {
+      Attempt("r", "a", Outcome::kSucceeded, 60, 0, 1),
+      Attempt("r", "b", Outcome::kSucceeded, 60, 3, 2),
+      Attempt("r", "c", Outcome::kSucceeded, 60, 3, 3),
+  };
+  EXPECT_THAT(DetectTelemetryLoss(h), IsEmpty());  // 1 of 3 silent
+  EXPECT_THAT(DetectTelemetryLoss({Attempt("r", "a", Outcome::kSucceeded, 60, 0, 1)}), IsEmpty());
+  // Lost and cancelled attempts were stopped from outside: never judged.
+  std::vector<AttemptRecord> stopped;
+  for (int i = 0; i < 5; ++i) {
+    stopped.push_back(Attempt("r", "l" + std::to_string(i), Outcome::kLost, 600, 0, i));
+    stopped.push_back(Attempt("r", "c" + std::to_string(i), Outcome::kCancelled, 600, 0, i));
+  }
+  EXPECT_THAT(DetectTelemetryLoss(stopped), IsEmpty());
+}
+
+TEST(TelemetryAlarmTest, ClusterYieldDroppingToZeroFires) {
+  TelemetryAlarmOptions o;
+  o.recent_window = 4;
+  o.zero_event_fraction = 0.9;  // keep the cluster-wide check out of the way
+  std::vector<AttemptRecord> h;
+  for (int i = 0; i < 6; ++i) {
+    h.push_back(Attempt("r", "early" + std::to_string(i), Outcome::kSucceeded, 60, 5, i));
+  }
+  for (int i = 0; i < 4; ++i) {
+    h.push_back(Attempt("r", "late" + std::to_string(i), Outcome::kFailed, 10, 0, 100 + i, "w1", 1,
+                        "oops"));
+  }
+  std::vector<TelemetryWarning> w = DetectTelemetryLoss(h, o);
+  EXPECT_THAT(Kinds(w), ::testing::ElementsAre(TelemetryWarningKind::kYieldDroppedToZero));
+  EXPECT_THAT(w[0].message, HasSubstr("last 4"));
+  // One event in the window: no alarm.
+  h.back().telemetry_events = 1;
+  EXPECT_THAT(DetectTelemetryLoss(h, o), IsEmpty());
+}
+
+TEST(TelemetryAlarmTest, HealthyDrainHasNoWarnings) {
+  std::vector<AttemptRecord> h;
+  for (int i = 0; i < 20; ++i) {
+    h.push_back(Attempt("r", "p" + std::to_string(i), Outcome::kSucceeded, 60, 10 + i, i,
+                        i % 3 == 0 ? "w1" : "w2"));
+  }
+  EXPECT_THAT(DetectTelemetryLoss(h), IsEmpty());
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,428 @@
+// End to end on the Redis store, with real processes: a real redis-server
+// (AOF on) on a Unix socket, sluice-coordinator with --store redis+unix://,
+// two sluice-workers running sluice-example-phase with its --ledger. One test
+// SIGKILLs the coordinator mid-drain and starts another on the same Redis and
+// port; the other kills redis-server mid-drain, SIGKILLs a worker holding an
+// undelivered outcome in its spool, restarts both, and requires that outcome
+// to be delivered. Both then compare the store with the ledger:
+//
+//  - every phase ends in a final state with exactly one final outcome;
+//  - every attempt the ledger started is recorded exactly once (by run,
+//    phase, attempt); an attempt recorded without a ledger start must be
+//    `lost` (a lease granted by a script whose reply never reached a worker);
+//  - telemetry is counted once: every attempt recorded with an outcome other
+//    than `lost` carries exactly the events its ledger `end` line says (0
+//    when there is none), lost attempts carry none, and the per-run and
+//    per-phase sums in the store equal the sum over attempts.
+#include <signal.h>
+
+#include <filesystem>
+#include <memory>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "coordinator/store_factory.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/e2e/e2e_support.h"
+#include "tests/testing/redis_server.h"
+#include "tests/testing/test_env.h"
+
+namespace sluice {
+namespace {
+
+using ::sluice::e2e::Ledger;
+using ::sluice::e2e::ProcessGone;
+using ::sluice::e2e::Spawn;
+using ::sluice::e2e::WaitExit;
+using ::sluice::e2e::WaitFor;
+using ::sluice::testing::BinPath;
+using ::sluice::testing::ReadFile;
+using ::sluice::testing::RedisServer;
+using ::sluice::testing::RedisServerOptions;
+using ::sluice::testing::ScratchDir;
+using ::sluice::testing::WriteFile;
+using std::chrono::milliseconds;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+constexpr char kNamespace[] = "e2e";
+
+// 20 phases: 8 slow and 4 + 2 ok succeed at once, 2 flaky succeed on their
+// second attempt, 4 importerr fail twice each (max_attempts_per_phase 2).
+constexpr int kPhases = 20;
+constexpr int kSucceeded = 16;
+constexpr int kFailed = 4;
+
+std::string MixedBacklog() {
+  std::string text;
+  auto add = [&text](const std::string& run, const std::string& phase, int index) {
+    text += absl::StrCat("{\"run_id\": \"", run, "\", \"phase_id\": \"", phase,
+                         "\", \"phase_index\": ", index, "}\n");
+  };
+  for (int i = 1; i <= 8; ++i) add("r-slow", absl::StrCat("p", i, "-slow"), i);
+  for (int i = 1; i <= 4; ++i) add("r-ok", absl::StrCat("p", i, "-ok"), i);
+  for (int i = 1; i <= 4; ++i) add("r-imp", absl::StrCat("p", i, "-importerr"), i);
+  add("r-mix", "p1-flaky", 1);
+  add("r-mix", "p2-flaky", 2);
+  add("r-mix", "p3-ok", 3);
+  add("r-mix", "p4-ok", 4);
+  return text;
+}
+
+std::vector<std::string> SpooledLeaseIds(const std::string& dir) {
+  std::vector<std::string> ids;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (absl::EndsWith(name, ".json")) ids.push_back(name.substr(0, name.size() - 5));
+  }
+  return ids;
+}
+
+class RedisE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override { ledger_ = dir_.File("ledger.txt"); }
+
+  void TearDown() override {
+    for (auto it = children_.rbegin(); it != children_.rend(); ++it) {
+      ::kill(*it, SIGKILL);
+      WaitExit(*it, milliseconds(5'000));
+    }
+    children_.clear();
+    Ledger::Read(ledger_).KillOrphans();
+    if (std::getenv("SLUICE_KEEP_E2E") != nullptr) {  // DEBUG
+      std::filesystem::copy(dir_.path(), std::getenv("SLUICE_KEEP_E2E"),
+                            std::filesystem::copy_options::recursive);
+    }
+  }
+
+  void StartRedis(const std::string& appendfsync) {
+    RedisServerOptions options;
+    options.appendonly = true;
+    options.appendfsync = appendfsync;
+    auto server = RedisServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    redis_ = std::move(*server);
+  }
+
+  pid_t StartChild(const std::vector<std::string>& argv, const std::string& name) {
+    const pid_t pid = Spawn(argv, dir_.File(name + ".out"), dir_.File(name + ".err"));
+    EXPECT_GT(pid, 0) << "cannot start " << argv[0];
+    if (pid > 0) children_.push_back(pid);
+    return pid;
+  }
+
+  // SIGTERM (or `sig`), a bounded wait, SIGKILL. Returns the exit code.
+  std::optional<int> StopChild(pid_t pid, int sig) {
+    ::kill(pid, sig);
+    std::optional<int> code = WaitExit(pid, milliseconds(10'000));
+    if (!code) {
+      ADD_FAILURE() << "pid " << pid << " ignored signal " << sig << "; killed";
+      ::kill(pid, SIGKILL);
+      WaitExit(pid, milliseconds(5'000));
+    }
+    std::erase(children_, pid);
+    return code;
+  }
+
+  // Starts a coordinator on the Redis store, listening on `port` ("0": any
+  // free one); returns "127.0.0.1:PORT".
+  std::string StartCoordinator(const std::string& name, const std::string& port,
+                               int64_t lease_ttl_ms) {
+    coordinator_ = StartChild(
+        {BinPath("sluice-coordinator"), "--listen", "127.0.0.1:" + port, "--store",
+         redis_->Url(kNamespace), "--lease-ttl-ms", std::to_string(lease_ttl_ms),
+         "--heartbeat-interval-ms", "500", "--max-lease-wait-ms", "1000", "--log-level", "info"},
+        name);
+    std::string bound;
+    const std::regex listening("listening on port ([0-9]+)");
+    WaitFor(
+        [&] {
+          std::smatch m;
+          const std::string out = ReadFile(dir_.File(name + ".out"));
+          if (std::regex_search(out, m, listening)) bound = m[1];
+          return !bound.empty() || ProcessGone(coordinator_);
+        },
+        milliseconds(10'000));
+    EXPECT_FALSE(bound.empty()) << name << " did not start: " << ReadFile(dir_.File(name + ".err"));
+    return bound.empty() ? std::string() : "127.0.0.1:" + bound;
+  }
+
+  std::string LogDir(const std::string& worker_id) const { return dir_.File("logs-" + worker_id); }
+  std::string SpoolDir(const std::string& worker_id) const { return LogDir(worker_id) + "/spool"; }
+
+  pid_t StartWorker(const std::string& address, const std::string& worker_id,
+                    const std::string& name) {
+    return StartChild(
+        {BinPath("sluice-worker"),
+         "--coordinator",
+         address,
+         "--slots",
+         "2",
+         "--exec",
+         absl::StrCat(BinPath("sluice-example-phase"),
+                      " --run-id {run_id} --phase-id {phase_id} --scale 0.8 --ledger ", ledger_),
+         "--env",
+         "TELEMETRY_DB_ENABLED=1",
+         "--worker-id",
+         worker_id,
+         "--log-dir",
+         LogDir(worker_id),
+         "--grace-seconds",
+         "1",
+         "--drain-timeout",
+         "5",
+         "--lease-wait-ms",
+         "1000",
+         "--log-level",
+         "info"},
+        name);
+  }
+
+  int RunSluice(const std::vector<std::string>& args, std::string* out = nullptr,
+                bool expect_ok = true) {
+    const std::string name = absl::StrCat("cmd-", ++commands_);
+    std::vector<std::string> argv = {BinPath("sluice")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const pid_t pid = StartChild(argv, name);
+    std::optional<int> code = WaitExit(pid, milliseconds(15'000));
+    if (!code) {
+      ::kill(pid, SIGKILL);
+      WaitExit(pid, milliseconds(5'000));
+    }
+    std::erase(children_, pid);
+    if (out != nullptr) *out = ReadFile(dir_.File(name + ".out"));
+    EXPECT_TRUE(!expect_ok || (code.has_value() && *code == 0))
+        << "sluice " << args[0] << ": " << ReadFile(dir_.File(name + ".err"));
+    return code.value_or(-1);
+  }
+
+  void ImportAndStart(const std::string& address) {
+    const std::string backlog = dir_.File("backlog.jsonl");
+    WriteFile(backlog, MixedBacklog());
+    ASSERT_EQ(RunSluice({"import", backlog, "--coordinator", address}), 0);
+    // The repeat rule (3 identical importerr failures block their run) is off:
+    // every phase must reach a final state.
+    ASSERT_EQ(RunSluice({"session", "start", "--coordinator", address, "--phase-timeout-seconds",
+                         "3", "--max-fingerprint-repeats", "0"}),
+              0);
+  }
+
+  bool WaitSessionDone(const std::string& address, milliseconds timeout) {
+    return WaitFor(
+        [&] {
+          std::string out;
+          // May fail while the store reconnects.
+          if (RunSluice({"status", "--json", "--coordinator", address}, &out, false) != 0) {
+            return false;
+          }
+          const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+          return !j.is_discarded() && j.value("session_done", false);
+        },
+        timeout, milliseconds(300));
+  }
+
+  size_t LedgerEnds() const { return Ledger::Read(ledger_).ends.size(); }
+
+  // The accounting described at the top of this file.
+  void ExpectStoreMatchesLedger() {
+    auto opened = OpenStateStore(redis_->Url(kNamespace));
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    StateStore& store = **opened;
+    const Ledger ledger = Ledger::Read(ledger_);
+
+    auto counts = store.CountPhases();
+    ASSERT_TRUE(counts.ok()) << counts.status();
+    EXPECT_EQ(counts->pending + counts->leased, 0);
+    EXPECT_EQ(counts->succeeded, kSucceeded);
+    EXPECT_EQ(counts->failed, kFailed);
+
+    auto listed = store.ListAttempts("");
+    ASSERT_TRUE(listed.ok()) << listed.status();
+    const std::vector<AttemptRecord>& attempts = *listed;
+
+    std::map<Ledger::Key, int> recorded;
+    std::map<PhaseKey, std::vector<const AttemptRecord*>> by_phase;
+    for (const AttemptRecord& a : attempts) {
+      ++recorded[{a.run_id, a.phase_id, a.attempt}];
+      by_phase[{a.run_id, a.phase_id}].push_back(&a);
+    }
+    for (const auto& [key, n] : recorded) {
+      EXPECT_EQ(n, 1) << std::get<0>(key) << "/" << std::get<1>(key) << "#" << std::get<2>(key)
+                      << " recorded " << n << " times";
+    }
+    for (const auto& [key, n] : ledger.starts) {
+      SCOPED_TRACE(absl::StrCat(std::get<0>(key), "/", std::get<1>(key), "#", std::get<2>(key)));
+      EXPECT_EQ(n, 1) << "the same attempt number ran twice";
+      EXPECT_TRUE(recorded.contains(key)) << "started but never recorded";
+    }
+
+    int64_t counted = 0;
+    int64_t lost = 0;
+    for (const AttemptRecord& a : attempts) {
+      const Ledger::Key key{a.run_id, a.phase_id, a.attempt};
+      SCOPED_TRACE(absl::StrCat(a.run_id, "/", a.phase_id, "#", a.attempt, " ",
+                                std::string(OutcomeName(a.outcome)), " lease ", a.lease_id));
+      if (a.outcome == Outcome::kLost) {
+        ++lost;
+        EXPECT_EQ(a.telemetry_events, 0);
+        continue;
+      }
+      EXPECT_TRUE(ledger.starts.contains(key)) << "recorded with an outcome but never started";
+      const auto it = ledger.end_events.find(key);
+      EXPECT_EQ(a.telemetry_events, it == ledger.end_events.end() ? 0 : it->second);
+      counted += a.telemetry_events;
+    }
+    EXPECT_GT(counted, 0);
+
+    // Aggregates: counted once, where the report was accepted.
+    auto runs = store.ListRunStats();
+    ASSERT_TRUE(runs.ok()) << runs.status();
+    int64_t run_events = 0;
+    int64_t run_attempts = 0;
+    for (const RunStats& r : *runs) {
+      run_events += r.telemetry_events;
+      run_attempts += r.attempts;
+    }
+    EXPECT_EQ(run_events, counted);
+    EXPECT_EQ(run_attempts, static_cast<int64_t>(attempts.size()));
+    int64_t phase_events = 0;
+    for (const auto& [key, list] : by_phase) {
+      SCOPED_TRACE(key.run_id + "/" + key.phase_id);
+      auto phase = store.GetPhase(key);
+      ASSERT_TRUE(phase.ok() && phase->has_value());
+      phase_events += (*phase)->telemetry_events;
+      ASSERT_TRUE(IsFinal((*phase)->state)) << PhaseStateName((*phase)->state);
+      int successes = 0;
+      for (const AttemptRecord* a : list) successes += a->outcome == Outcome::kSucceeded ? 1 : 0;
+      if ((*phase)->state == PhaseState::kSucceeded) {
+        EXPECT_EQ(successes, 1);
+        EXPECT_EQ(list.back()->outcome, Outcome::kSucceeded);
+      } else {
+        EXPECT_EQ(successes, 0);
+        EXPECT_EQ((*phase)->final_outcome, list.back()->outcome);
+      }
+    }
+    EXPECT_EQ(static_cast<int>(by_phase.size()), kPhases);
+    EXPECT_EQ(phase_events, counted);
+    std::cout << "attempts=" << attempts.size() << " lost=" << lost
+              << " ledger_starts=" << ledger.starts.size() << " events=" << counted << "\n";
+  }
+
+  ScratchDir dir_;
+  std::string ledger_;
+  std::unique_ptr<RedisServer> redis_;
+  std::vector<pid_t> children_;
+  pid_t coordinator_ = 0;
+  int commands_ = 0;
+};
+
+TEST_F(RedisE2ETest, CoordinatorKilledMidDrainIsReplacedOnTheSameRedisAndNothingIsLost) {
+  StartRedis("always");
+  const std::string address = StartCoordinator("coordinator1", "0", 6'000);
+  ASSERT_FALSE(address.empty());
+  ImportAndStart(address);
+  StartWorker(address, "w1", "w1");
+  StartWorker(address, "w2", "w2");
+
+  ASSERT_TRUE(WaitFor([&] { return LedgerEnds() >= 4; }, milliseconds(15'000)));
+  const pid_t first = coordinator_;
+  ::kill(first, SIGKILL);
+  ASSERT_TRUE(WaitExit(first, milliseconds(5'000)).has_value());
+  std::erase(children_, first);
+  const size_t ends_at_kill = LedgerEnds();
+  std::this_thread::sleep_for(milliseconds(500));  // workers see it gone
+
+  const std::string port = address.substr(address.rfind(':') + 1);
+  const std::string again = StartCoordinator("coordinator2", port, 6'000);
+  ASSERT_EQ(again, address);
+  ASSERT_TRUE(WaitSessionDone(address, milliseconds(30'000)))
+      << "drain did not complete after the restart";
+  EXPECT_GT(LedgerEnds(), ends_at_kill) << "nothing ran after the restart";
+
+  // Workers drain cleanly; every outcome was answered, so the spools are empty.
+  for (pid_t pid : std::vector<pid_t>(children_)) {
+    if (pid != coordinator_) {
+      EXPECT_EQ(StopChild(pid, SIGTERM), 0);
+    }
+  }
+  EXPECT_EQ(StopChild(coordinator_, SIGTERM), 0);
+  EXPECT_THAT(SpooledLeaseIds(SpoolDir("w1")), IsEmpty());
+  EXPECT_THAT(SpooledLeaseIds(SpoolDir("w2")), IsEmpty());
+  // Workers found the new coordinator did not know them and registered again.
+  EXPECT_THAT(ReadFile(dir_.File("w1.err")) + ReadFile(dir_.File("w2.err")),
+              HasSubstr("coordinator asks to register again"));
+  ExpectStoreMatchesLedger();
+}
+
+TEST_F(RedisE2ETest, RedisKilledMidDrainAndRestartedWithAofLosesAndDoublesNothing) {
+  StartRedis("everysec");
+  const std::string address = StartCoordinator("coordinator", "0", 8'000);
+  ASSERT_FALSE(address.empty());
+  ImportAndStart(address);
+  std::map<std::string, pid_t> workers = {{"w1", StartWorker(address, "w1", "w1")},
+                                          {"w2", StartWorker(address, "w2", "w2")}};
+
+  ASSERT_TRUE(WaitFor([&] { return LedgerEnds() >= 4; }, milliseconds(15'000)));
+  ASSERT_TRUE(redis_->Kill().ok());
+  const auto killed_at = std::chrono::steady_clock::now();
+
+  // A phase finishes while Redis is down: its outcome waits in the spool.
+  std::string victim;
+  std::vector<std::string> spooled;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& [id, pid] : workers) {
+          spooled = SpooledLeaseIds(SpoolDir(id));
+          if (!spooled.empty()) victim = id;
+          if (!spooled.empty()) return true;
+        }
+        return false;
+      },
+      milliseconds(6'000)))
+      << "no outcome was spooled while Redis was down";
+  // The worker dies too: only the spool file keeps the outcome.
+  ::kill(workers[victim], SIGKILL);
+  ASSERT_TRUE(WaitExit(workers[victim], milliseconds(5'000)).has_value());
+  std::erase(children_, workers[victim]);
+  std::this_thread::sleep_until(killed_at + milliseconds(2'000));
+  ASSERT_FALSE(ProcessGone(coordinator_)) << "the coordinator died with Redis down";
+
+  ASSERT_TRUE(redis_->Restart().ok());
+  workers[victim] = StartWorker(address, victim, victim + "-restarted");
+  ASSERT_TRUE(WaitSessionDone(address, milliseconds(30'000)))
+      << "drain did not complete after Redis came back";
+
+  for (const auto& [id, pid] : workers) EXPECT_EQ(StopChild(pid, SIGTERM), 0) << id;
+  EXPECT_EQ(StopChild(coordinator_, SIGTERM), 0);
+  const std::string coordinator_log = ReadFile(dir_.File("coordinator.err"));
+  EXPECT_THAT(coordinator_log, HasSubstr("maintenance tick failed"));
+  EXPECT_THAT(ReadFile(dir_.File(victim + "-restarted.err")), HasSubstr("re-delivering"));
+  EXPECT_THAT(SpooledLeaseIds(SpoolDir("w1")), IsEmpty());
+  EXPECT_THAT(SpooledLeaseIds(SpoolDir("w2")), IsEmpty());
+  ExpectStoreMatchesLedger();
+
+  // The outcomes that only the dead worker's spool held were recorded as
+  // reported by it, not lost.
+  auto opened = OpenStateStore(redis_->Url(kNamespace));
+  ASSERT_TRUE(opened.ok());
+  auto attempts = (*opened)->ListAttempts("");
+  ASSERT_TRUE(attempts.ok());
+  for (const std::string& lease_id : spooled) {
+    SCOPED_TRACE(lease_id);
+    const auto it = std::find_if(attempts->begin(), attempts->end(),
+                                 [&](const AttemptRecord& a) { return a.lease_id == lease_id; });
+    ASSERT_NE(it, attempts->end());
+    EXPECT_NE(it->outcome, Outcome::kLost);
+    EXPECT_EQ(it->worker_id, victim);
+  }
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,176 @@
+#include "worker/outcome_spool.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/test_env.h"
+
+namespace sluice {
+namespace {
+
+using ::sluice::testing::ReadFile;
+using ::sluice::testing::ScratchDir;
+using ::sluice::testing::WriteFile;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+AttemptReport SampleReport(const std::string& lease_id) {
+  AttemptReport r;
+  r.lease_id = lease_id;
+  r.epoch = 9'007'199'254'740'993;  // above 2^53: must not pass through a double
+  r.worker_id = "w-1";
+  r.outcome = Outcome::kTimedOut;
+  r.exit_code = -1;
+  r.signal = 15;
+  r.duration_ms = 3'004;
+  r.stdout_tail = "line 1\nline \"2\"\n";
+  r.stderr_tail = "Traceback: caf\xc3\xa9 \t\\";
+  r.error_text = "phase timed out after 3 s";
+  r.telemetry_events = 3;
+  r.telemetry_by_type = {{"llm_call", 2}, {"patch_applied", 1}};
+  return r;
+}
+
+void ExpectSameReport(const AttemptReport& a, const AttemptReport& b) {
+  EXPECT_EQ(a.lease_id, b.lease_id);
+  EXPECT_EQ(a.epoch, b.epoch);
+  EXPECT_EQ(a.worker_id, b.worker_id);
+  EXPECT_EQ(a.outcome, b.outcome);
+  EXPECT_EQ(a.exit_code, b.exit_code);
+  EXPECT_EQ(a.signal, b.signal);
+  EXPECT_EQ(a.duration_ms, b.duration_ms);
+  EXPECT_EQ(a.stdout_tail, b.stdout_tail);
+  EXPECT_EQ(a.stderr_tail, b.stderr_tail);
+  EXPECT_EQ(a.error_text, b.error_text);
+  EXPECT_EQ(a.telemetry_events, b.telemetry_events);
+  EXPECT_EQ(a.telemetry_by_type, b.telemetry_by_type);
+}
+
+std::vector<std::string> FileNames(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(OutcomeSpoolTest, PutThenListRoundTripsEveryField) {
+  ScratchDir dir;
+  OutcomeSpool spool(dir.File("spool"));
+  ASSERT_TRUE(spool.Init().ok());
+  ASSERT_TRUE(spool.Put(SampleReport("L-2")).ok());
+  ASSERT_TRUE(spool.Put(SampleReport("L-1")).ok());
+  absl::StatusOr<std::vector<AttemptReport>> listed = spool.List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_THAT(*listed, SizeIs(2));
+  EXPECT_EQ((*listed)[0].lease_id, "L-1");  // file-name order
+  ExpectSameReport((*listed)[1], SampleReport("L-2"));
+  EXPECT_THAT(FileNames(dir.path() / "spool"), ElementsAre("L-1.json", "L-2.json"));
+}
+
+TEST(OutcomeSpoolTest, PutReplacesAnEarlierReportOfTheSameLease) {
+  ScratchDir dir;
+  OutcomeSpool spool(dir.path().string());
+  AttemptReport report = SampleReport("L-1");
+  ASSERT_TRUE(spool.Put(report).ok());
+  report.outcome = Outcome::kSucceeded;
+  ASSERT_TRUE(spool.Put(report).ok());
+  absl::StatusOr<std::vector<AttemptReport>> listed = spool.List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_THAT(*listed, SizeIs(1));
+  EXPECT_EQ((*listed)[0].outcome, Outcome::kSucceeded);
+}
+
+TEST(OutcomeSpoolTest, RemoveDeletesTheFileAndIsIdempotent) {
+  ScratchDir dir;
+  OutcomeSpool spool(dir.path().string());
+  ASSERT_TRUE(spool.Put(SampleReport("L-1")).ok());
+  EXPECT_TRUE(spool.Remove("L-1").ok());
+  EXPECT_TRUE(spool.Remove("L-1").ok());
+  absl::StatusOr<std::vector<AttemptReport>> listed = spool.List();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_THAT(*listed, IsEmpty());
+  EXPECT_THAT(FileNames(dir.path()), IsEmpty());
+}
+
+TEST(OutcomeSpoolTest, LeftoverTmpFileFromACrashMidWriteIsIgnored) {
+  ScratchDir dir;
+  OutcomeSpool spool(dir.path().string());
+  // A crash between write and rename leaves only the .tmp, possibly cut short.
+  WriteFile(dir.File("L-9.json.tmp"), "{\"version\": 1, \"lease_id\": \"L-9\", \"epo");
+  ASSERT_TRUE(spool.Put(SampleReport("L-1")).ok());
+  absl::StatusOr<std::vector<AttemptReport>> listed = spool.List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_THAT(*listed, SizeIs(1));
+  EXPECT_EQ((*listed)[0].lease_id, "L-1");
+  // Left alone (not renamed .bad): the next Put of that lease overwrites it.
+  EXPECT_THAT(FileNames(dir.path()), ElementsAre("L-1.json", "L-9.json.tmp"));
+  ASSERT_TRUE(spool.Put(SampleReport("L-9")).ok());
+  EXPECT_THAT(FileNames(dir.path()), ElementsAre("L-1.json", "L-9.json"));
+}
+
+TEST(OutcomeSpoolTest, CorruptFileIsSkippedAndKeptRenamedBad) {
+  ScratchDir dir;
+  OutcomeSpool spool(dir.path().string());
+  ASSERT_TRUE(spool.Put(SampleReport("L-1")).ok());
+  WriteFile(dir.File("L-2.json"), "not json at all");
+  WriteFile(dir.File("L-3.json"), "{\"version\": 1, \"lease_id\": \"L-3\"}");  // fields missing
+  AttemptReport other = SampleReport("L-5");
+  WriteFile(dir.File("L-4.json"), SerializeAttemptReport(other));  // name and content disagree
+  absl::StatusOr<std::vector<AttemptReport>> listed = spool.List();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_THAT(*listed, SizeIs(1));
+  EXPECT_EQ((*listed)[0].lease_id, "L-1");
+  EXPECT_THAT(FileNames(dir.path()),
+              ElementsAre("L-1.json", "L-2.json.bad", "L-3.json.bad", "L-4.json.bad"));
+  EXPECT_EQ(ReadFile(dir.File("L-2.json.bad")), "not json at all");
+  // A second listing does not see them again.
+  listed = spool.List();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_THAT(*listed, SizeIs(1));
+}
+
+TEST(OutcomeSpoolTest, QuarantineHidesAFileFromList) {
+  ScratchDir dir;
+  OutcomeSpool spool(dir.path().string());
+  ASSERT_TRUE(spool.Put(SampleReport("L-1")).ok());
+  ASSERT_TRUE(spool.Quarantine("L-1", "rejected").ok());
+  absl::StatusOr<std::vector<AttemptReport>> listed = spool.List();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_THAT(*listed, IsEmpty());
+  EXPECT_THAT(FileNames(dir.path()), ElementsAre("L-1.json.rejected"));
+}
+
+TEST(OutcomeSpoolTest, LeaseIdThatIsNotAnIdentifierIsRefused) {
+  ScratchDir dir;
+  OutcomeSpool spool(dir.path().string());
+  EXPECT_EQ(spool.Put(SampleReport("../escape")).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(spool.Remove("a/b").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(FileNames(dir.path()), IsEmpty());
+}
+
+TEST(OutcomeSpoolTest, UnwritableDirectoryIsAnError) {
+  ScratchDir dir;
+  WriteFile(dir.File("file"), "x");
+  OutcomeSpool spool(dir.File("file") + "/spool");
+  EXPECT_EQ(spool.Init().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(spool.Put(SampleReport("L-1")).ok());
+}
+
+TEST(OutcomeSpoolTest, ParseNamesTheMissingField) {
+  absl::StatusOr<AttemptReport> r =
+      ParseAttemptReport("{\"version\": 1, \"lease_id\": \"L\", \"epoch\": 1}");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("worker_id"));
+  EXPECT_FALSE(ParseAttemptReport("{\"version\": 2}").ok());
+  EXPECT_FALSE(ParseAttemptReport("[]").ok());
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,213 @@
+#include "worker/outcome_spool.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+namespace sluice {
+namespace {
+
+constexpr int kFormatVersion = 1;
+constexpr char kSuffix[] = ".json";
+constexpr size_t kSuffixSize = sizeof(kSuffix) - 1;
+
+std::string ErrnoText(const std::string& what, const std::string& path) {
+  return absl::StrCat(what, " ", path, ": ", std::strerror(errno));
+}
+
+// Writes all of `data` to `fd`, retrying short writes and EINTR.
+bool WriteAll(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// The rename (or unlink) itself is durable only once the directory is synced.
+absl::Status SyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return absl::InternalError(ErrnoText("cannot open spool directory", dir));
+  const int rc = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  errno = saved;
+  if (rc != 0) return absl::InternalError(ErrnoText("cannot fsync spool directory", dir));
+  return absl::OkStatus();
+}
+
+template <typename T>
+absl::Status Get(const nlohmann::json& j, const char* field, T* out) {
+  auto it = j.find(field);
+  if (it == j.end())
+    return absl::InvalidArgumentError(absl::StrCat("field \"", field, "\" missing"));
+  try {
+    *out = it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    return absl::InvalidArgumentError(absl::StrCat("field \"", field, "\" has the wrong type"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string SerializeAttemptReport(const AttemptReport& report) {
+  nlohmann::json j;
+  j["version"] = kFormatVersion;
+  j["lease_id"] = report.lease_id;
+  j["epoch"] = report.epoch;
+  j["worker_id"] = report.worker_id;
+  j["outcome"] = std::string(OutcomeName(report.outcome));
+  j["exit_code"] = report.exit_code;
+  j["signal"] = report.signal;
+  j["duration_ms"] = report.duration_ms;
+  j["stdout_tail"] = report.stdout_tail;
+  j["stderr_tail"] = report.stderr_tail;
+  j["error_text"] = report.error_text;
+  j["telemetry_events"] = report.telemetry_events;
+  j["telemetry_by_type"] = report.telemetry_by_type;
+  // Tails are sanitized to UTF-8 by the process runner; replace rather than
+  // throw should anything else slip through.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+absl::StatusOr<AttemptReport> ParseAttemptReport(const std::string& text) {
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return absl::InvalidArgumentError("not a JSON object");
+  int version = 0;
+  if (absl::Status st = Get(j, "version", &version); !st.ok()) return st;
+  if (version != kFormatVersion) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown spool format version ", version));
+  }
+  AttemptReport r;
+  std::string outcome;
+  for (absl::Status st :
+       {Get(j, "lease_id", &r.lease_id), Get(j, "epoch", &r.epoch),
+        Get(j, "worker_id", &r.worker_id), Get(j, "outcome", &outcome),
+        Get(j, "exit_code", &r.exit_code), Get(j, "signal", &r.signal),
+        Get(j, "duration_ms", &r.duration_ms), Get(j, "stdout_tail", &r.stdout_tail),
+        Get(j, "stderr_tail", &r.stderr_tail), Get(j, "error_text", &r.error_text),
+        Get(j, "telemetry_events", &r.telemetry_events),
+        Get(j, "telemetry_by_type", &r.telemetry_by_type)}) {
+    if (!st.ok()) return st;
+  }
+  const std::optional<Outcome> parsed = ParseOutcome(outcome);
+  if (!parsed) return absl::InvalidArgumentError(absl::StrCat("unknown outcome \"", outcome, "\""));
+  r.outcome = *parsed;
+  if (absl::Status st = ValidateId("lease_id", r.lease_id); !st.ok()) return st;
+  return r;
+}
+
+absl::Status OutcomeSpool::Init() const {
+  std::error_code ec;
+  std::filesystem::create_directories(dir_, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create spool directory ", dir_, ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+std::string OutcomeSpool::PathOf(const std::string& lease_id) const {
+  return (std::filesystem::path(dir_) / absl::StrCat(lease_id, kSuffix)).string();
+}
+
+absl::Status OutcomeSpool::Put(const AttemptReport& report) const {
+  // Validated ids are safe file names ([A-Za-z0-9._:-], no "/").
+  if (absl::Status st = ValidateId("lease_id", report.lease_id); !st.ok()) return st;
+  const std::string path = PathOf(report.lease_id);
+  const std::string tmp = path + ".tmp";
+  const std::string data = SerializeAttemptReport(report) + "\n";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::InternalError(ErrnoText("cannot create", tmp));
+  if (!WriteAll(fd, data) || ::fsync(fd) != 0) {
+    const std::string err = ErrnoText("cannot write", tmp);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return absl::InternalError(err);
+  }
+  if (::close(fd) != 0) return absl::InternalError(ErrnoText("cannot close", tmp));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string err = ErrnoText("cannot rename to", path);
+    ::unlink(tmp.c_str());
+    return absl::InternalError(err);
+  }
+  return SyncDirectory(dir_);
+}
+
+absl::Status OutcomeSpool::Remove(const std::string& lease_id) const {
+  if (absl::Status st = ValidateId("lease_id", lease_id); !st.ok()) return st;
+  const std::string path = PathOf(lease_id);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return absl::InternalError(ErrnoText("cannot remove", path));
+  }
+  // Not synced: should the unlink be lost in a crash, the next start
+  // delivers the report again and the coordinator answers `duplicate`.
+  return absl::OkStatus();
+}
+
+absl::Status OutcomeSpool::Quarantine(const std::string& lease_id,
+                                      const std::string& suffix) const {
+  if (absl::Status st = ValidateId("lease_id", lease_id); !st.ok()) return st;
+  const std::string path = PathOf(lease_id);
+  const std::string target = absl::StrCat(path, ".", suffix);
+  if (::rename(path.c_str(), target.c_str()) != 0) {
+    return absl::InternalError(ErrnoText("cannot rename", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<AttemptReport>> OutcomeSpool::List() const {
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    // LEASE.json only: LEASE.json.tmp (half written) and .bad/.rejected are skipped.
+    if (absl::EndsWith(name, kSuffix) && name.size() > kSuffixSize) files.push_back(it->path());
+  }
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot list spool directory ", dir_, ": ", ec.message()));
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<AttemptReport> reports;
+  for (const std::filesystem::path& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    absl::StatusOr<AttemptReport> report =
+        in ? ParseAttemptReport(buffer.str()) : absl::InternalError("cannot read");
+    const std::string name = file.filename().string();
+    if (report.ok() && absl::StrCat(report->lease_id, kSuffix) != name) {
+      report = absl::InvalidArgumentError(
+          absl::StrCat("holds lease ", report->lease_id, ", not the one its name says"));
+    }
+    if (!report.ok()) {
+      const std::string bad = file.string() + ".bad";
+      spdlog::error("spool file {} is unreadable ({}); kept as {} and skipped", file.string(),
+                    std::string(report.status().message()), bad);
+      std::filesystem::rename(file, bad, ec);
+      if (ec) spdlog::error("cannot rename {}: {}", file.string(), ec.message());
+      continue;
+    }
+    reports.push_back(std::move(*report));
+  }
+  return reports;
+}
+
+}  // namespace sluice
