@@ -60,8 +60,10 @@ testing::ScratchDir& SqliteDir() {
 // Sum of `calls=` over INFO commandstats (our INFO calls excluded) and the
 // two network byte counters of INFO stats.
 struct RedisCounters {
-  int64_t commands = 0;
+  int64_t commands = 0;  // every command, those run inside scripts included
+  int64_t scripts = 0;   // EVAL/EVALSHA(_RO) calls: client round trips that run a script
   int64_t net_bytes = 0;
+  std::map<std::string, int64_t> by_command;
 };
 
 int64_t FieldAfter(const std::string& text, const std::string& key, char end) {
@@ -79,7 +81,12 @@ RedisCounters ReadRedisCounters() {
   if (!stats.ok()) Die(stats.status().ToString());
   for (absl::string_view line : absl::StrSplit(*stats, '\n')) {
     if (!absl::StartsWith(line, "cmdstat_") || absl::StartsWith(line, "cmdstat_info:")) continue;
-    c.commands += FieldAfter(std::string(line), "calls=", ',');
+    const std::string text(line);
+    const int64_t calls = FieldAfter(text, "calls=", ',');
+    const std::string name = text.substr(8, text.find(':') - 8);
+    c.commands += calls;
+    c.by_command[name] = calls;
+    if (absl::StartsWith(name, "eval")) c.scripts += calls;
   }
   auto net = Redis().Command({"INFO", "stats"});
   if (!net.ok()) Die(net.status().ToString());
@@ -190,6 +197,20 @@ void BM_LeaseAndReport(benchmark::State& state, Backend backend) {
           static_cast<double>(after.commands - current->before.commands) / n;
       state.counters["redis_bytes_per_phase"] =
           static_cast<double>(after.net_bytes - current->before.net_bytes) / n;
+      state.counters["redis_scripts_per_phase"] =
+          static_cast<double>(after.scripts - current->before.scripts) / n;
+      if (threads == 1) {  // where the commands go, once
+        std::string breakdown;
+        for (const auto& [name, calls] : after.by_command) {
+          const auto it = current->before.by_command.find(name);
+          const int64_t delta = calls - (it == current->before.by_command.end() ? 0 : it->second);
+          if (delta > 0) {
+            absl::StrAppend(&breakdown, " ", name, "=",
+                            absl::SixDigits(static_cast<double>(delta) / n));
+          }
+        }
+        std::fprintf(stderr, "redis commands per phase:%s\n", breakdown.c_str());
+      }
     }
     delete current;
     current = nullptr;

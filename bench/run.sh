@@ -18,7 +18,8 @@ python3 - "$OUT" <<'PY'
 import json, re, sys
 data = json.load(open(sys.argv[1]))
 ctx = data["context"]
-print(f"\n{ctx.get('num_cpus')} CPUs, {ctx.get('mhz_per_cpu')} MHz, build {ctx.get('library_build_type')}")
+print(f"\n{ctx.get('num_cpus')} CPUs at {ctx.get('mhz_per_cpu')} MHz, load {ctx.get('load_avg')}; "
+      "sluice built RelWithDebInfo (the 'DEBUG' warning is about Debian's libbenchmark)")
 rates = {}
 extra = {}
 for b in data["benchmarks"]:
@@ -30,13 +31,15 @@ for b in data["benchmarks"]:
     store, k = m.group(1), int(m.group(2))
     rates.setdefault((store, k), []).append(b["items_per_second"])
     if store == "redis":
-        extra[k] = (b.get("redis_cmds_per_phase", 0), b.get("redis_bytes_per_phase", 0))
+        extra[k] = (b.get("redis_cmds_per_phase", 0), b.get("redis_bytes_per_phase", 0),
+                    b.get("redis_scripts_per_phase", 0))
 print(f"{'workers':>8} {'sqlite cycles/s':>16} {'redis cycles/s':>15} {'redis/sqlite':>13} "
-      f"{'redis cmds/phase':>17} {'redis bytes/phase':>18}")
+      f"{'redis scripts/phase':>20} {'redis cmds/phase':>17} {'redis bytes/phase':>18}")
 for k in sorted({k for _, k in rates}):
     s = sorted(rates.get(("sqlite", k), [0]))[len(rates.get(("sqlite", k), [0])) // 2]
     r = sorted(rates.get(("redis", k), [0]))[len(rates.get(("redis", k), [0])) // 2]
-    cmds, nbytes = extra.get(k, (0, 0))
+    cmds, nbytes, scripts = extra.get(k, (0, 0, 0))
     ratio = r / s if s else float("nan")
-    print(f"{k:>8} {s:>16,.0f} {r:>15,.0f} {ratio:>13.2f} {cmds:>17.1f} {nbytes:>18,.0f}")
+    print(f"{k:>8} {s:>16,.0f} {r:>15,.0f} {ratio:>13.2f} {scripts:>20.1f} {cmds:>17.1f} "
+          f"{nbytes:>18,.0f}")
 PY

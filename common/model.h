@@ -146,7 +146,7 @@ std::string_view ReportDispositionName(ReportDisposition d);
 struct ReportResult {
   ReportDisposition disposition = ReportDisposition::kAccepted;
   PhaseState phase_state = PhaseState::kPending;  // state of the phase after the report
-  std::string run_id;  // the lease's phase; set when accepted
+  std::string run_id;                             // the lease's phase; set when accepted
   std::string phase_id;
 };
 
@@ -168,8 +168,9 @@ struct SessionSettings {
   // Once a failure fingerprint occurred this often across the cluster, the
   // runs it occurred in are blocked until an operator unblocks it.
   int32_t max_fingerprint_repeats = 3;
-  int32_t max_timeouts_per_run = 2;       // real timeouts (not outside kills); 0 = no limit
-  int32_t max_consecutive_zero_yield = 0;  // end the session after N attempts with no events; 0 = off
+  int32_t max_timeouts_per_run = 2;  // real timeouts (not outside kills); 0 = no limit
+  int32_t max_consecutive_zero_yield =
+      0;  // end the session after N attempts with no events; 0 = off
   // RE2 patterns (case-insensitive) matched against a failure's fingerprint
   // and error text: such failures are transient, retried with backoff, and
   // count toward neither the repeat rule nor the attempt budget.

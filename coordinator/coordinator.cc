@@ -412,12 +412,12 @@ absl::StatusOr<std::string> Coordinator::SessionDoneReason(const SessionRecord& 
   SLUICE_ASSIGN_OR_RETURN(auto policy, PolicyFor(runs, session.settings));
   const std::vector<RunDecision> decisions =
       scheduler_.Decide(runs, session.settings, policy, clock_.NowMs());
-  const bool waiting_on_backoff =
-      std::any_of(decisions.begin(), decisions.end(), [](const RunDecision& d) {
-        return d.excluded_reason.starts_with("backing off");
-      });
-  const bool any_eligible = std::any_of(decisions.begin(), decisions.end(),
-                                        [](const RunDecision& d) { return d.excluded_reason.empty(); });
+  const bool waiting_on_backoff = std::any_of(
+      decisions.begin(), decisions.end(),
+      [](const RunDecision& d) { return d.excluded_reason.starts_with("backing off"); });
+  const bool any_eligible =
+      std::any_of(decisions.begin(), decisions.end(),
+                  [](const RunDecision& d) { return d.excluded_reason.empty(); });
   if (!any_eligible && !waiting_on_backoff) return std::string("nothing left to lease");
   return std::string();
 }
@@ -450,7 +450,8 @@ absl::StatusOr<std::map<std::string, RunPolicyState>> Coordinator::PolicyFor(
   absl::MutexLock lock(&policy_mu_);
   for (const RunStats& run : runs) {
     RunPolicyState state;
-    if (auto fp = failure_policy_.BlockingFingerprint(run.run_id, settings.max_fingerprint_repeats)) {
+    if (auto fp =
+            failure_policy_.BlockingFingerprint(run.run_id, settings.max_fingerprint_repeats)) {
       state.blocked_by_fingerprint = *fp;
     }
     if (auto it = run_backoff_until_.find(run.run_id); it != run_backoff_until_.end()) {
@@ -527,8 +528,8 @@ absl::StatusOr<LeasePlan> Coordinator::Plan(const SessionSettings& settings, int
       stats->pending = 0;  // nothing a label-less worker could take
       continue;
     }
-    plan.leases.push_back({queue[i].spec.run_id, queue[i].spec.phase_id, queue[i].attempts +
-                                                                             queue[i].requeues + 1,
+    plan.leases.push_back({queue[i].spec.run_id, queue[i].spec.phase_id,
+                           queue[i].attempts + queue[i].requeues + 1,
                            ranked.front().explored ? "best estimated yield" : "sampling a new run",
                            ranked.front().expected_yield});
     ++i;

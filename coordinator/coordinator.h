@@ -70,7 +70,7 @@ struct PlannedLease {
 
 struct LeasePlan {
   std::vector<PlannedLease> leases;
-  std::vector<RunDecision> excluded;  // runs with pending phases that will not be leased, and why
+  std::vector<RunDecision> excluded;    // runs with pending phases that will not be leased, and why
   std::vector<PhaseSpec> needs_labels;  // phases a label-less worker cannot take
 };
 
@@ -138,8 +138,8 @@ class Coordinator {
   absl::StatusOr<std::string> SessionDoneReason(const SessionRecord& session);
   bool DeadlinePassed(const SessionRecord& session) const;
   absl::Status EnsurePolicyLoaded();
-  absl::StatusOr<std::map<std::string, RunPolicyState>> PolicyFor(
-      const std::vector<RunStats>& runs, const SessionSettings& settings);
+  absl::StatusOr<std::map<std::string, RunPolicyState>> PolicyFor(const std::vector<RunStats>& runs,
+                                                                  const SessionSettings& settings);
   std::string NewId(std::string_view prefix);
 
   StateStore& store_;

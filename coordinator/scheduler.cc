@@ -62,16 +62,15 @@ std::vector<RunDecision> Scheduler::Decide(const std::vector<RunStats>& runs,
     RunDecision d{Estimate(run), "", run.pending};
     auto p = policy.find(run.run_id);
     if (!RunAllowed(settings, run.run_id)) {
-      d.excluded_reason = settings.run_ids.empty() ? "skipped by --skip-run-prefix"
-                                                   : "not selected by --run-id";
+      d.excluded_reason =
+          settings.run_ids.empty() ? "skipped by --skip-run-prefix" : "not selected by --run-id";
     } else if (p != policy.end() && !p->second.blocked_by_fingerprint.empty()) {
-      d.excluded_reason = absl::StrCat("blocked by fingerprint ",
-                                       FingerprintId(p->second.blocked_by_fingerprint), " (",
-                                       p->second.blocked_by_fingerprint.substr(0, 120), ")");
-    } else if (settings.max_timeouts_per_run > 0 &&
-               run.timeouts >= settings.max_timeouts_per_run) {
-      d.excluded_reason = absl::StrCat("max_timeouts_per_run reached (", run.timeouts,
-                                       " timeouts)");
+      d.excluded_reason =
+          absl::StrCat("blocked by fingerprint ", FingerprintId(p->second.blocked_by_fingerprint),
+                       " (", p->second.blocked_by_fingerprint.substr(0, 120), ")");
+    } else if (settings.max_timeouts_per_run > 0 && run.timeouts >= settings.max_timeouts_per_run) {
+      d.excluded_reason =
+          absl::StrCat("max_timeouts_per_run reached (", run.timeouts, " timeouts)");
     } else if (p != policy.end() && p->second.backoff_until_ms > now_ms) {
       d.excluded_reason = absl::StrCat("backing off after a transient failure for ",
                                        (p->second.backoff_until_ms - now_ms + 999) / 1000, " s");

@@ -19,9 +19,9 @@
 #include "coordinator/backlog_importer.h"
 #include "coordinator/cli/policy_commands.h"
 #include "coordinator/coordinator.h"
-#include "coordinator/sqlite_state_store.h"
 #include "coordinator/grpc/server.h"
 #include "coordinator/session_report.h"
+#include "coordinator/sqlite_state_store.h"
 #include "coordinator/store_factory.h"
 #include "spdlog/spdlog.h"
 
@@ -179,8 +179,8 @@ int RunDryRun(const DrainOptions& o, const std::vector<PhaseSpec>& phases) {
     std::cerr << "sluice drain --dry-run: import: " << imported.status().message() << "\n";
     return kExitUsage;
   }
-  auto plan = coordinator.Plan(o.settings, o.settings.batch_size > 0 ? o.settings.batch_size
-                                                                      : 1'000'000);
+  auto plan =
+      coordinator.Plan(o.settings, o.settings.batch_size > 0 ? o.settings.batch_size : 1'000'000);
   if (!plan.ok()) {
     std::cerr << "sluice drain --dry-run: " << plan.status().message() << "\n";
     return plan.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;

@@ -19,14 +19,13 @@ int CmdFingerprints(OperatorApi& api, bool json) {
     nlohmann::json j = {{"max_fingerprint_repeats", max_repeats},
                         {"fingerprints", nlohmann::json::array()}};
     for (const FingerprintInfo& f : fingerprints) {
-      j["fingerprints"].push_back(
-          {{"fingerprint", f.fingerprint},
-           {"id", f.id},
-           {"count", f.count},
-           {"blocked", max_repeats > 0 && f.count >= max_repeats},
-           {"runs", std::vector<std::string>(f.runs.begin(), f.runs.end())},
-           {"example_error", f.example_error},
-           {"last_seen_ms", f.last_seen_ms}});
+      j["fingerprints"].push_back({{"fingerprint", f.fingerprint},
+                                   {"id", f.id},
+                                   {"count", f.count},
+                                   {"blocked", max_repeats > 0 && f.count >= max_repeats},
+                                   {"runs", std::vector<std::string>(f.runs.begin(), f.runs.end())},
+                                   {"example_error", f.example_error},
+                                   {"last_seen_ms", f.last_seen_ms}});
     }
     std::cout << j.dump(2) << "\n";
     return 0;

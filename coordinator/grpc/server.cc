@@ -34,7 +34,6 @@ class WithoutReflection final : public grpc::ServerBuilderOption {
 
 }  // namespace
 
-
 CoordinatorServer::CoordinatorServer(Coordinator& coordinator)
     : coordinator_(coordinator),
       worker_service_(std::make_unique<WorkerServiceImpl>(coordinator)),

@@ -522,8 +522,7 @@ TEST_F(DrainE2ETest, DrainAllInOneExitCodesAndSummary) {
     return Sluice(
         {"drain", file, "--workers", "2", "--slots", "2", "--exec", ExampleExec(" --scale 0.2"),
          "--env", "TELEMETRY_DB_ENABLED=1", "--phase-timeout-seconds", "3", "--grace-seconds", "1",
-         "--max-fingerprint-repeats", "0",
-         "--store", url, "--json"},
+         "--max-fingerprint-repeats", "0", "--store", url, "--json"},
         milliseconds(30'000));
   };
   CommandResult r = drain(mixed, store_url);

@@ -96,7 +96,8 @@ class RedisE2ETest : public ::testing::Test {
     }
     children_.clear();
     Ledger::Read(ledger_).KillOrphans();
-    if (std::getenv("SLUICE_KEEP_E2E") != nullptr) {  // DEBUG
+    // SLUICE_KEEP_E2E=DIR keeps logs, ledger and spools for inspection.
+    if (std::getenv("SLUICE_KEEP_E2E") != nullptr) {
       std::filesystem::copy(dir_.path(), std::getenv("SLUICE_KEEP_E2E"),
                             std::filesystem::copy_options::recursive);
     }

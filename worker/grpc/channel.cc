@@ -95,6 +95,12 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions&
   // Reconnect quickly after a coordinator restart.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2'000);
+  // Without these a restarted coordinator stayed unreachable ~10 s after it
+  // listened again (gRPC re-resolves a failed target at most every 30 s and
+  // bounds connects by a 20 s minimum), longer than a typical lease TTL, so
+  // workers fenced themselves and their attempts were lost (found by
+  // RedisE2ETest.CoordinatorKilledMidDrain...).
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1'000);
   args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 500);
   if (!o.tls_enabled()) {
     if (!o.tls_server_name.empty()) {
