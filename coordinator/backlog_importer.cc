@@ -216,6 +216,10 @@ absl::Status ParseJsonLine(Collector& c, const Line& line) {
     row = Json::parse(line.text);
   } catch (const Json::parse_error& e) {
     return c.Error(line.number, JsonParseReason(e));
+  } catch (const Json::exception& e) {
+    // Found by backlog_parser_fuzz: a number too large for a double
+    // ("7777…e7777") throws out_of_range, not parse_error.
+    return c.Error(line.number, absl::StrCat("invalid JSON: ", e.what()));
   }
   if (!row.is_object()) {
     return c.Error(line.number, absl::StrCat("expected a JSON object, got ", JsonTypeName(row)));

@@ -520,3 +520,22 @@ TEST(BacklogImporterExamples, ExampleCsvParses) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// Regression: a number too large for a double made the JSON parser throw
+// out_of_range, which escaped ParseBacklog (found by backlog_parser_fuzz).
+TEST(BacklogImporterRegression, HugeNumberIsALineErrorNotACrash) {
+  const std::string number = std::string(26, '7') + "e7777";
+  auto parsed = ParseBacklog("big.jsonl",
+                             "{\"run_id\":\"r\",\"phase_id\":\"p\",\"priority\":" + number + "}\n",
+                             BacklogFormat::kJsonl);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(parsed.status().message()).find("big.jsonl:1:"), std::string::npos)
+      << parsed.status().message();
+}
+
+}  // namespace
+}  // namespace sluice
