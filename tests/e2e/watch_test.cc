@@ -95,6 +95,13 @@ class WatchTest : public ::testing::Test {
     }
   }
 
+  // Runs `command` on a pseudo-terminal. The pty's shell must not depend on
+  // the caller's $SHELL (an empty one breaks script(1); dash stays as the
+  // parent and dies of the Ctrl-C itself), so it is /bin/sh and execs.
+  static std::string InPty(const std::string& command) {
+    return absl::StrCat("env SHELL=/bin/sh script -qfec 'exec ", command, "' /dev/null");
+  }
+
   std::string WatchCommand(const std::string& flags) const {
     return absl::StrCat(BinPath("sluice"), " watch --store sqlite://", db_, " ", flags);
   }
@@ -104,7 +111,7 @@ class WatchTest : public ::testing::Test {
 };
 
 TEST_F(WatchTest, OnceDrawsPhasesProgressYieldWorkersAndFingerprints) {
-  Ran r = Shell(absl::StrCat("script -qfec '", WatchCommand("--once"), "' /dev/null"));
+  Ran r = Shell(InPty(WatchCommand("--once")));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("phases: pending 4  leased 0  succeeded 1  failed 1"));
   EXPECT_THAT(r.output, HasSubstr("2/6 done (33.3%)"));
@@ -116,8 +123,8 @@ TEST_F(WatchTest, OnceDrawsPhasesProgressYieldWorkersAndFingerprints) {
 }
 
 TEST_F(WatchTest, LiveViewRedrawsUntilQIsTyped) {
-  Ran r = Shell(absl::StrCat("(sleep 1.5; printf q) | timeout 30 script -qfec '",
-                             WatchCommand("--interval-ms 200"), "' /dev/null"));
+  Ran r = Shell(absl::StrCat("(sleep 1.5; printf q) | timeout 30 ",
+                             InPty(WatchCommand("--interval-ms 200"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;        // timeout would exit 124
   EXPECT_THAT(r.output, HasSubstr("\x1b[2J"));  // cleared once, then redrawn in place
   EXPECT_GE(Count(r.output, "sluice watch (q to quit)"), 2u) << r.output;
@@ -125,8 +132,8 @@ TEST_F(WatchTest, LiveViewRedrawsUntilQIsTyped) {
 }
 
 TEST_F(WatchTest, CtrlCQuits) {
-  Ran r = Shell(absl::StrCat("(sleep 1; printf '\\003') | timeout 30 script -qfec '",
-                             WatchCommand("--interval-ms 200"), "' /dev/null"));
+  Ran r = Shell(absl::StrCat("(sleep 1; printf '\\003') | timeout 30 ",
+                             InPty(WatchCommand("--interval-ms 200"))));
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("pending 4"));
 }
