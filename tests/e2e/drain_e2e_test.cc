@@ -3,46 +3,34 @@
 // Each test compares what the store recorded with what the phases themselves
 // wrote to the ledger. Children are started with posix_spawn and always
 // killed in TearDown; conditions are polled with deadlines.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <cerrno>
 #include <chrono>
-#include <cstdlib>
-#include <fstream>
-#include <functional>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <set>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "coordinator/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/e2e/e2e_support.h"
 #include "tests/testing/test_env.h"
-
-extern char** environ;
 
 namespace sluice {
 namespace {
 
+using ::sluice::e2e::CommandResult;
+using ::sluice::e2e::Ledger;
+using ::sluice::e2e::WaitExit;
+using ::sluice::e2e::WaitFor;
 using ::sluice::testing::BinPath;
 using ::sluice::testing::ReadFile;
-using ::sluice::testing::ScratchDir;
 using ::sluice::testing::SourceDir;
 using ::sluice::testing::WriteFile;
 using ::testing::HasSubstr;
@@ -50,267 +38,29 @@ using ::testing::SizeIs;
 using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-bool WaitFor(const std::function<bool()>& condition, milliseconds timeout,
-             milliseconds poll = milliseconds(50)) {
-  const SteadyClock::time_point deadline = SteadyClock::now() + timeout;
-  while (!condition()) {
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(poll);
-  }
-  return true;
-}
-
-// Starts `argv` with stdout and stderr sent to files; returns the pid (0 on
-// failure, which the caller asserts on).
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& stdout_path,
-            const std::string& stderr_path) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t empty;
-  sigemptyset(&empty);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGINT);
-  sigaddset(&defaults, SIGTERM);
-  sigaddset(&defaults, SIGPIPE);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, args[0], &actions, &attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  return rc == 0 ? pid : 0;
-}
-
-// Exit code as a shell reports it: 128+N for a death by signal N.
-int DecodeWaitStatus(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
-}
-
-// Waits for `pid` to exit; nullopt when it is still running at the deadline.
-std::optional<int> WaitExit(pid_t pid, milliseconds timeout) {
-  std::optional<int> code;
-  WaitFor(
-      [&] {
-        int status = 0;
-        const pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) code = DecodeWaitStatus(status);
-        if (r < 0) code = -1;  // not our child any more
-        return code.has_value();
-      },
-      timeout, milliseconds(20));
-  return code;
-}
-
-// Gone: no such process, or a zombie (runs no code any more).
-bool ProcessGone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  if (content.empty()) return true;
-  const size_t paren = content.rfind(')');
-  return paren != std::string::npos && paren + 2 < content.size() && content[paren + 2] == 'Z';
-}
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-// What sluice-example-phase wrote: "start R P A PID" and "end R P A ok|fail N".
-struct Ledger {
-  using Key = std::tuple<std::string, std::string, int>;  // run, phase, attempt
-  struct Line {
-    bool start = false;
-    Key key;
-    bool ok = false;     // end lines
-    int64_t number = 0;  // start: pid; end: telemetry events
-  };
-  std::vector<Line> lines;  // in file order
-  std::map<Key, int> starts;
-  std::map<Key, int> ends;
-  std::map<Key, int64_t> end_events;
-  int64_t total_end_events = 0;
-
-  static Ledger Read(const std::string& path) {
-    Ledger ledger;
-    std::istringstream in(ReadFile(path));
-    std::string text;
-    while (std::getline(in, text)) {
-      const std::vector<std::string> w = absl::StrSplit(text, ' ', absl::SkipEmpty());
-      Line line;
-      if (w.size() == 5 && w[0] == "start") {
-        line.start = true;
-        line.key = {w[1], w[2], std::atoi(w[3].c_str())};
-        line.number = std::atoll(w[4].c_str());
-        ++ledger.starts[line.key];
-      } else if (w.size() == 6 && w[0] == "end") {
-        line.key = {w[1], w[2], std::atoi(w[3].c_str())};
-        line.ok = w[4] == "ok";
-        line.number = std::atoll(w[5].c_str());
-        ++ledger.ends[line.key];
-        ledger.end_events[line.key] += line.number;
-        ledger.total_end_events += line.number;
-      } else {
-        ADD_FAILURE() << "unexpected ledger line: " << text;
-        continue;
-      }
-      ledger.lines.push_back(line);
-    }
-    return ledger;
-  }
-};
-
-class DrainE2ETest : public ::testing::Test {
+// The process helpers (spawning, stopping, the sluice CLI, the ledger) are
+// in e2e_support.h's ProcessTest.
+class DrainE2ETest : public e2e::ProcessTest {
  protected:
-  void SetUp() override { ledger_ = dir_.File("ledger.txt"); }
-
   void TearDown() override {
     // Workers first (they may still report), the coordinator last; SIGTERM,
-    // a bounded wait, then SIGKILL.
-    for (auto it = children_.rbegin(); it != children_.rend(); ++it) StopChild(*it, SIGTERM);
-    children_.clear();
-    // Phases orphaned by a SIGKILLed worker keep running in their own group.
-    for (const Ledger::Line& line : Ledger::Read(ledger_).lines) {
-      const auto pid = static_cast<pid_t>(line.number);
-      if (!line.start || pid <= 0 || ProcessGone(pid)) continue;
-      const std::string cmdline = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
-      if (cmdline.find("sluice-example-phase") != std::string::npos) ::kill(-pid, SIGKILL);
+    // a bounded wait, then SIGKILL. The base kills what is left and the
+    // phases a SIGKILLed worker orphaned.
+    for (pid_t pid : std::vector<pid_t>(children_.rbegin(), children_.rend())) {
+      StopChild(pid, SIGTERM);
     }
-  }
-
-  // Sends `sig`, waits up to 5 s, then SIGKILLs. Returns the exit code.
-  std::optional<int> StopChild(pid_t pid, int sig) {
-    if (pid <= 0) return std::nullopt;
-    ::kill(pid, sig);
-    std::optional<int> code = WaitExit(pid, milliseconds(5'000));
-    if (!code) {
-      ::kill(pid, SIGKILL);
-      code = WaitExit(pid, milliseconds(5'000));
-      ADD_FAILURE() << "pid " << pid << " ignored signal " << sig << "; killed";
-      return std::nullopt;
-    }
-    std::erase(children_, pid);
-    return code;
-  }
-
-  pid_t StartChild(const std::vector<std::string>& argv, const std::string& name) {
-    const pid_t pid = Spawn(argv, dir_.File(name + ".out"), dir_.File(name + ".err"));
-    EXPECT_GT(pid, 0) << "cannot start " << argv[0];
-    if (pid > 0) children_.push_back(pid);
-    return pid;
-  }
-
-  // Runs a command to completion (killed after `timeout`).
-  CommandResult Run(const std::vector<std::string>& argv, milliseconds timeout) {
-    const std::string name = absl::StrCat("cmd-", ++commands_);
-    const pid_t pid = StartChild(argv, name);
-    CommandResult result;
-    if (pid <= 0) return result;
-    std::optional<int> code = WaitExit(pid, timeout);
-    if (!code) {
-      ADD_FAILURE() << argv[0] << " " << (argv.size() > 1 ? argv[1] : "") << " still running after "
-                    << timeout.count() << " ms";
-      code = StopChild(pid, SIGKILL);
-    } else {
-      std::erase(children_, pid);
-    }
-    result.exit_code = code.value_or(-1);
-    result.out = ReadFile(dir_.File(name + ".out"));
-    result.err = ReadFile(dir_.File(name + ".err"));
-    return result;
-  }
-
-  CommandResult Sluice(std::vector<std::string> args, milliseconds timeout = milliseconds(20'000)) {
-    args.insert(args.begin(), BinPath("sluice"));
-    return Run(args, timeout);
+    ProcessTest::TearDown();
   }
 
   // Starts sluice-coordinator on a free port; returns "127.0.0.1:PORT".
-  std::string StartCoordinator(const std::vector<std::string>& extra) {
-    std::vector<std::string> argv = {
-        BinPath("sluice-coordinator"), "--listen",    "127.0.0.1:0", "--store",
-        "sqlite://" + StorePath(),     "--log-level", "warn"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    coordinator_pid_ = StartChild(argv, "coordinator");
-    std::string port;
-    const std::regex listening("listening on port ([0-9]+)");
-    const bool up = WaitFor(
-        [&] {
-          std::smatch m;
-          const std::string out = ReadFile(dir_.File("coordinator.out"));
-          if (std::regex_search(out, m, listening)) port = m[1];
-          return !port.empty() || ProcessGone(coordinator_pid_);
-        },
-        milliseconds(10'000));
-    EXPECT_TRUE(up && !port.empty())
-        << "coordinator did not start: " << ReadFile(dir_.File("coordinator.err"));
-    return port.empty() ? std::string() : "127.0.0.1:" + port;
-  }
-
-  std::string ExampleExec(const std::string& extra = "") const {
-    return absl::StrCat(BinPath("sluice-example-phase"),
-                        " --run-id {run_id} --phase-id {phase_id} --ledger ", ledger_, extra);
+  std::string StartCoordinator(std::vector<std::string> extra) {
+    extra.insert(extra.end(), {"--log-level", "warn"});
+    return ProcessTest::StartCoordinator("coordinator", "sqlite://" + StorePath(), "0", extra);
   }
 
   pid_t StartWorker(const std::string& address, const std::string& worker_id, int slots,
                     const std::string& exec) {
-    return StartChild({BinPath("sluice-worker"),
-                       "--coordinator",
-                       address,
-                       "--slots",
-                       std::to_string(slots),
-                       "--exec",
-                       exec,
-                       "--env",
-                       "TELEMETRY_DB_ENABLED=1",
-                       "--worker-id",
-                       worker_id,
-                       "--log-dir",
-                       dir_.File("logs-" + worker_id),
-                       "--grace-seconds",
-                       "1",
-                       "--drain-timeout",
-                       "5",
-                       "--lease-wait-ms",
-                       "1000",
-                       "--log-level",
-                       "warn"},
-                      worker_id);
-  }
-
-  // `sluice status --json` through the coordinator or on a store.
-  nlohmann::json Status(const std::vector<std::string>& target) {
-    std::vector<std::string> args = {"status", "--json"};
-    args.insert(args.end(), target.begin(), target.end());
-    const CommandResult r = Sluice(args, milliseconds(10'000));
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
-    EXPECT_FALSE(j.is_discarded()) << r.out;
-    return j.is_discarded() ? nlohmann::json::object() : j;
-  }
-
-  bool WaitSessionDone(const std::string& address, milliseconds timeout) {
-    return WaitFor(
-        [&] {
-          const nlohmann::json j = Status({"--coordinator", address});
-          return j.value("session_done", false);
-        },
-        timeout, milliseconds(250));
+    return ProcessTest::StartWorker(e2e::WorkerSpec(worker_id, address, exec).Slots(slots));
   }
 
   std::string StorePath() const { return dir_.File("state.db"); }
@@ -355,12 +105,6 @@ class DrainE2ETest : public ::testing::Test {
       }
     }
   }
-
-  ScratchDir dir_;
-  std::string ledger_;
-  std::vector<pid_t> children_;
-  pid_t coordinator_pid_ = 0;
-  int commands_ = 0;
 };
 
 TEST_F(DrainE2ETest, TwoWorkersDrainTheExampleBacklogAndTheStoreMatchesTheLedger) {
