@@ -344,6 +344,55 @@ TEST_F(SecurityTest, WorkerTokenBoundToAnotherWorkerIsPermissionDenied) {
   ExpectUntouched();
 }
 
+TEST_F(SecurityTest, ExpiredLeaseReportWithAValidTokenIsLateAndChangesNothing) {
+  // A coordinator with a short TTL on the same store and session.
+  CoordinatorConfig config;
+  config.lease_ttl_ms = 300;
+  config.heartbeat_interval_ms = 100;
+  config.max_lease_wait_ms = 1'000;
+  coordinator_ = std::make_unique<Coordinator>(*store_, SystemClock::Default(), config);
+  StartServer(false, false);
+  auto client = Client(Plain(), kBoundToken);
+  WorkerInfo info;
+  info.worker_id = "w1";
+  info.host = "localhost";
+  info.slots = 1;
+  info.version = "test";
+  ASSERT_TRUE(client->Register(info).ok());
+  auto batch = client->Lease("w1", "req-expired", 1, 0);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  ASSERT_EQ(batch->leases.size(), 1u);
+  const LeaseGrant lease = batch->leases[0];
+  // No heartbeat: the lease expires and is recorded as lost.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto attempts = store_->ListAttempts("");
+        return attempts.ok() && attempts->size() == 1 && (*attempts)[0].outcome == Outcome::kLost;
+      },
+      milliseconds(5'000)));
+
+  AttemptReport report;
+  report.lease_id = lease.lease_id;
+  report.epoch = lease.epoch;
+  report.worker_id = "w1";
+  report.outcome = Outcome::kSucceeded;
+  report.exit_code = 0;
+  report.telemetry_events = 7;
+  auto disposition = client->Report(report);
+  ASSERT_TRUE(disposition.ok()) << disposition.status();
+  EXPECT_EQ(*disposition, ReportDisposition::kLate);
+  auto phase = store_->GetPhase({"r-sec", "p-1"});
+  ASSERT_TRUE(phase.ok() && phase->has_value());
+  EXPECT_EQ((*phase)->state, PhaseState::kPending) << "a late report decided the phase";
+  EXPECT_EQ((*phase)->telemetry_events, 0);
+  EXPECT_EQ((*phase)->requeues, 1);
+  auto attempts = store_->ListAttempts("");
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 1u);
+  EXPECT_EQ((*attempts)[0].outcome, Outcome::kLost);
+  EXPECT_EQ((*attempts)[0].telemetry_events, 0);
+}
+
 TEST_F(SecurityTest, PlaintextClientAgainstTlsCoordinatorFails) {
   StartServer(/*tls=*/true, /*mutual=*/false);
   auto client = Client(Plain(), kAdminToken);
