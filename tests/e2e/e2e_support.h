@@ -1,7 +1,8 @@
 // Helpers for end-to-end tests that run the built binaries as processes:
 // posix_spawn with output to files, bounded waits, and the ledger that
-// sluice-example-phase writes. (The same helpers as drain_e2e_test.cc, which
-// predates this header.)
+// sluice-example-phase writes; the ProcessTest fixture (children, the sluice
+// CLI, coordinator and worker start-up) and ExpectStoreMatchesLedger, the
+// accounting every fault test ends with.
 #pragma once
 
 #include <fcntl.h>
