@@ -226,5 +226,58 @@ TEST(LeaderElectionTest, CoordinatorRefusesCallsWhileStandingBy) {
   EXPECT_TRUE(coordinator.Tick().ok());
 }
 
+// A new term must not serve from what this process cached in an earlier one:
+// another coordinator may have changed the store meanwhile.
+TEST(LeaderElectionTest, NewTermRebuildsTheFailurePolicyFromTheStore) {
+  FakeClock clock;
+  FakeLeaseStore lease(clock);
+  auto store = SqliteStateStore::Open(":memory:");
+  ASSERT_TRUE(store.ok()) << store.status();
+  LeaderElection a(lease, clock, Options("a", "a:1"));
+  Coordinator first(**store, clock);
+  first.SetLeadership(&a);
+  ASSERT_EQ(a.Step(), T::kElected);
+  ASSERT_TRUE(first.ListFingerprints().ok());  // loads (and caches) the empty history
+  EXPECT_TRUE(first.ListFingerprints()->empty());
+
+  // Meanwhile another coordinator (the leader of another term) records a
+  // failure in the shared store.
+  Coordinator other(**store, clock);
+  PhaseSpec phase;
+  phase.run_id = "r";
+  phase.phase_id = "p";
+  ASSERT_TRUE(other.ImportBacklog({phase}).ok());
+  ASSERT_TRUE(other.StartSession(SessionSettings{}, "s1").ok());
+  WorkerInfo w;
+  w.worker_id = "w1";
+  w.host = "h";
+  w.slots = 1;
+  ASSERT_TRUE(other.Register(w).ok());
+  absl::StatusOr<LeaseResult> granted = other.Lease("w1", "req-1", 1, 0);
+  ASSERT_TRUE(granted.ok() && granted->leases.size() == 1) << granted.status();
+  AttemptReport report;
+  report.lease_id = granted->leases[0].lease_id;
+  report.epoch = granted->leases[0].epoch;
+  report.worker_id = "w1";
+  report.outcome = Outcome::kFailed;
+  report.exit_code = 1;
+  report.duration_ms = 10;
+  report.error_text = "ImportError: no module named boom";
+  ASSERT_TRUE(other.Report(report).ok());
+
+  // Same term: the cache (the point of caching) still answers.
+  EXPECT_TRUE(first.ListFingerprints()->empty());
+  // A loses the lease and wins it again: a new term, rebuilt from the store.
+  lease.up = false;
+  clock.AdvanceMs(a.renew_interval_ms());
+  ASSERT_EQ(a.Step(), T::kSteppedDown);
+  lease.up = true;
+  ASSERT_EQ(a.Step(), T::kElected);
+  absl::StatusOr<std::vector<FingerprintInfo>> rebuilt = first.ListFingerprints();
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  ASSERT_EQ(rebuilt->size(), 1u);
+  EXPECT_EQ((*rebuilt)[0].count, 1);
+}
+
 }  // namespace
 }  // namespace sluice
