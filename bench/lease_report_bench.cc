@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/redis_state_store.h"
 #include "coordinator/store_factory.h"
 #include "spdlog/spdlog.h"
 #include "tests/testing/redis_server.h"
@@ -95,7 +96,10 @@ RedisCounters ReadRedisCounters() {
   return c;
 }
 
-enum class Backend { kSqlite, kRedis };
+// kRedisFenced: as a leading coordinator of an active/standby pair runs it:
+// the store holds the leader lease and every mutating script checks the
+// leader epoch (one extra GET per script).
+enum class Backend { kSqlite, kRedis, kRedisFenced };
 
 // Shared by the K threads of one case; built by thread 0 before the timed
 // loop (Google Benchmark starts the loop on every thread together).
@@ -118,6 +122,12 @@ void SetUpCase(Backend backend, int threads, int64_t phases) {
   }
   auto store = OpenStateStore(url);
   if (!store.ok()) Die(store.status().ToString());
+  if (backend == Backend::kRedisFenced) {
+    auto* redis = dynamic_cast<RedisStateStore*>(store->get());
+    auto won = redis->Campaign("bench", "bench:0", 600'000);
+    if (!won.ok() || !won->won) Die("cannot take the leader lease");
+    redis->SetFencingEpoch(won->leader.epoch);
+  }
   current = new Case();
   current->store = std::move(*store);
   CoordinatorConfig config;
@@ -147,7 +157,7 @@ void SetUpCase(Backend backend, int threads, int64_t phases) {
     w.slots = 1;
     if (auto r = current->coordinator->Register(w); !r.ok()) Die(r.status().ToString());
   }
-  if (backend == Backend::kRedis) current->before = ReadRedisCounters();
+  if (backend != Backend::kSqlite) current->before = ReadRedisCounters();
 }
 
 void BM_LeaseAndReport(benchmark::State& state, Backend backend) {
@@ -190,7 +200,7 @@ void BM_LeaseAndReport(benchmark::State& state, Backend backend) {
   state.SetItemsProcessed(state.iterations());
   if (state.thread_index() == 0) {
     state.counters["empty_leases"] = static_cast<double>(current->empty_leases.load());
-    if (backend == Backend::kRedis) {
+    if (backend != Backend::kSqlite) {
       const RedisCounters after = ReadRedisCounters();
       const double n = static_cast<double>(phases);
       state.counters["redis_cmds_per_phase"] =
@@ -219,7 +229,8 @@ void BM_LeaseAndReport(benchmark::State& state, Backend backend) {
 
 void Register() {
   for (const auto& [name, backend] :
-       {std::pair{"sqlite", Backend::kSqlite}, std::pair{"redis", Backend::kRedis}}) {
+       {std::pair{"sqlite", Backend::kSqlite}, std::pair{"redis", Backend::kRedis},
+        std::pair{"redisfenced", Backend::kRedisFenced}}) {
     for (int threads : {1, 4, 16}) {
       benchmark::RegisterBenchmark(absl::StrCat("LeaseAndReport/", name).c_str(), BM_LeaseAndReport,
                                    backend)

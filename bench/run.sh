@@ -30,16 +30,24 @@ for b in data["benchmarks"]:
         continue
     store, k = m.group(1), int(m.group(2))
     rates.setdefault((store, k), []).append(b["items_per_second"])
-    if store == "redis":
-        extra[k] = (b.get("redis_cmds_per_phase", 0), b.get("redis_bytes_per_phase", 0),
-                    b.get("redis_scripts_per_phase", 0))
+    if store.startswith("redis"):
+        extra[(store, k)] = (b.get("redis_cmds_per_phase", 0), b.get("redis_bytes_per_phase", 0),
+                             b.get("redis_scripts_per_phase", 0))
+def median(key):
+    v = sorted(rates.get(key, [0]))
+    return v[len(v) // 2]
 print(f"{'workers':>8} {'sqlite cycles/s':>16} {'redis cycles/s':>15} {'redis/sqlite':>13} "
       f"{'redis scripts/phase':>20} {'redis cmds/phase':>17} {'redis bytes/phase':>18}")
-for k in sorted({k for _, k in rates}):
-    s = sorted(rates.get(("sqlite", k), [0]))[len(rates.get(("sqlite", k), [0])) // 2]
-    r = sorted(rates.get(("redis", k), [0]))[len(rates.get(("redis", k), [0])) // 2]
-    cmds, nbytes, scripts = extra.get(k, (0, 0, 0))
-    ratio = r / s if s else float("nan")
-    print(f"{k:>8} {s:>16,.0f} {r:>15,.0f} {ratio:>13.2f} {scripts:>20.1f} {cmds:>17.1f} "
-          f"{nbytes:>18,.0f}")
+for store in ("redis", "redisfenced"):
+    if not any(s_ == store for s_, _ in rates):
+        continue
+    print(f"-- {store}" + (" (leader lease held, every write checks the leader epoch)"
+                           if store == "redisfenced" else ""))
+    for k in sorted({k for _, k in rates}):
+        s = median(("sqlite", k))
+        r = median((store, k))
+        cmds, nbytes, scripts = extra.get((store, k), (0, 0, 0))
+        ratio = r / s if s else float("nan")
+        print(f"{k:>8} {s:>16,.0f} {r:>15,.0f} {ratio:>13.2f} {scripts:>20.1f} {cmds:>17.1f} "
+              f"{nbytes:>18,.0f}")
 PY

@@ -9,6 +9,7 @@
 #include "common/fingerprint.h"
 #include "common/ids.h"
 #include "common/status_macros.h"
+#include "coordinator/not_leader.h"
 #include "spdlog/spdlog.h"
 
 namespace sluice {
@@ -76,6 +77,7 @@ std::string Coordinator::NewId(std::string_view prefix) {
 }
 
 absl::StatusOr<RegisterResult> Coordinator::Register(const WorkerInfo& worker) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(ValidateId("worker_id", worker.worker_id));
   if (worker.slots <= 0 || worker.slots > 1024) {
     return absl::InvalidArgumentError("slots must be between 1 and 1024");
@@ -177,6 +179,7 @@ absl::StatusOr<std::vector<LeaseGrant>> Coordinator::TryLease(
 absl::StatusOr<LeaseResult> Coordinator::Lease(const std::string& worker_id,
                                                const std::string& request_id, int32_t max_phases,
                                                int64_t wait_ms) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(ValidateId("worker_id", worker_id));
   SLUICE_RETURN_IF_ERROR(ValidateId("request_id", request_id));
   if (max_phases <= 0 || max_phases > config_.max_phases_per_lease) {
@@ -229,6 +232,7 @@ absl::StatusOr<LeaseResult> Coordinator::Lease(const std::string& worker_id,
 
 absl::StatusOr<std::vector<std::string>> Coordinator::Heartbeat(
     const std::string& worker_id, const std::vector<std::string>& lease_ids) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(ValidateId("worker_id", worker_id));
   for (const std::string& id : lease_ids) SLUICE_RETURN_IF_ERROR(ValidateId("lease_id", id));
   const int64_t now = clock_.NowMs();
@@ -247,6 +251,7 @@ absl::StatusOr<std::vector<std::string>> Coordinator::Heartbeat(
 }
 
 absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(ValidateId("worker_id", report.worker_id));
   SLUICE_RETURN_IF_ERROR(ValidateId("lease_id", report.lease_id));
   if (report.outcome == Outcome::kLost) {
@@ -323,6 +328,7 @@ absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
 }
 
 absl::StatusOr<ImportResult> Coordinator::ImportBacklog(const std::vector<PhaseSpec>& phases) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
   if (phases.empty()) return absl::InvalidArgumentError("backlog has no phases");
   for (size_t i = 0; i < phases.size(); ++i) {
     const PhaseSpec& p = phases[i];
@@ -348,6 +354,7 @@ absl::StatusOr<ImportResult> Coordinator::ImportBacklog(const std::vector<PhaseS
 
 absl::StatusOr<SessionRecord> Coordinator::StartSession(const SessionSettings& settings,
                                                         std::string session_id) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(ValidateSettings(settings));
   if (session_id.empty()) {
     session_id = NewId("S");
@@ -371,6 +378,7 @@ absl::StatusOr<SessionRecord> Coordinator::StartSession(const SessionSettings& s
 
 absl::StatusOr<SessionRecord> Coordinator::StopSession(const std::string& session_id,
                                                        const std::string& reason) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
   std::string id = session_id;
   if (id.empty()) {
     SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> latest, store_.LatestSession());
@@ -465,12 +473,14 @@ absl::StatusOr<std::map<std::string, RunPolicyState>> Coordinator::PolicyFor(
 }
 
 absl::StatusOr<std::vector<FingerprintInfo>> Coordinator::ListFingerprints() {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(EnsurePolicyLoaded());
   absl::MutexLock lock(&policy_mu_);
   return failure_policy_.Fingerprints();
 }
 
 absl::StatusOr<std::string> Coordinator::UnblockFingerprint(const std::string& key_or_id) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
   if (key_or_id.empty() || key_or_id.size() > 1024) {
     return absl::InvalidArgumentError("fingerprint must be 1..1024 bytes");
   }
@@ -496,6 +506,7 @@ absl::StatusOr<std::string> Coordinator::UnblockFingerprint(const std::string& k
 }
 
 absl::StatusOr<LeasePlan> Coordinator::Plan(const SessionSettings& settings, int64_t limit) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(ValidateSettings(settings));
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
   SLUICE_ASSIGN_OR_RETURN(auto policy, PolicyFor(runs, settings));
@@ -541,7 +552,48 @@ absl::StatusOr<LeasePlan> Coordinator::Plan(const SessionSettings& settings, int
   return plan;
 }
 
+absl::Status Coordinator::CheckLeader() {
+  Leadership* leadership = leadership_.load();
+  if (leadership == nullptr) return absl::OkStatus();
+  SLUICE_ASSIGN_OR_RETURN(const int64_t term, leadership->CurrentTerm());
+  absl::MutexLock term_lock(&term_mu_);
+  if (term == cached_term_) return absl::OkStatus();
+  // A new term: whatever this process cached while it led before (or stood
+  // by) may be stale; the store is the truth.
+  {
+    absl::MutexLock lock(&policy_mu_);
+    policy_loaded_ = false;
+    failure_policy_ = FailurePolicy();
+    run_backoff_until_.clear();
+    run_transient_streak_.clear();
+    zero_yield_session_.clear();
+    zero_yield_streak_ = 0;
+  }
+  {
+    absl::MutexLock lock(&lease_mu_);
+    recent_grants_.clear();
+    recent_order_.clear();
+    worker_labels_.clear();  // workers register again (FAILED_PRECONDITION on their next lease)
+    ++generation_;
+    work_changed_.SignalAll();
+  }
+  spdlog::info("coordinator term started term={} previous_term={}", term, cached_term_);
+  cached_term_ = term;
+  return absl::OkStatus();
+}
+
 absl::Status Coordinator::Tick() {
+  if (absl::Status st = CheckLeader(); !st.ok()) return st;
+  absl::Status st = TickAsLeader();
+  // The store refused a write as fenced: someone else took over while this
+  // process still believed it led. Stop at once rather than at the next renewal.
+  if (Leadership* leadership = leadership_.load(); IsNotLeader(st) && leadership != nullptr) {
+    leadership->OnFenced(st);
+  }
+  return st;
+}
+
+absl::Status Coordinator::TickAsLeader() {
   SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, store_.LatestSession());
   const int32_t max_requeues =
       session ? session->settings.max_requeues_per_phase : SessionSettings{}.max_requeues_per_phase;
@@ -576,6 +628,7 @@ void Coordinator::BeginShutdown() {
 }
 
 absl::StatusOr<CoordinatorStatus> Coordinator::Status() {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
   CoordinatorStatus status;
   SLUICE_ASSIGN_OR_RETURN(status.phases, store_.CountPhases());
   SLUICE_ASSIGN_OR_RETURN(status.workers, store_.ListWorkers());

@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/model.h"
 #include "coordinator/failure_policy.h"
+#include "coordinator/leader_election.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/state_store.h"
 
@@ -88,6 +89,22 @@ class Coordinator {
  public:
   Coordinator(StateStore& store, const Clock& clock, CoordinatorConfig config = {});
 
+  // Several coordinators on one store (Redis): every worker and operator
+  // call, and Tick, first asks `leadership` and answers its not-leader error
+  // (Unavailable, naming the leader) while this process stands by. When the
+  // term changes, the in-memory caches (failure policy, backoffs, worker
+  // labels, recent grants) are dropped and rebuilt from the store, never
+  // carried over from an earlier term. Null (the default): always the leader
+  // (the embedded SQLite store has one coordinator per file). Set before
+  // serving; must outlive the Coordinator.
+  void SetLeadership(Leadership* leadership) { leadership_.store(leadership); }
+
+  // OK while this process leads (see SetLeadership), else the not-leader
+  // error; resets the caches when the term changed since the last call.
+  // Every method below checks it; adapters that read the store directly
+  // (reports) call it first.
+  absl::Status CheckLeader() ABSL_LOCKS_EXCLUDED(term_mu_, lease_mu_, policy_mu_);
+
   // Worker-facing.
   absl::StatusOr<RegisterResult> Register(const WorkerInfo& worker);
   // Long-polls up to min(wait_ms, max_lease_wait_ms) when nothing is ready.
@@ -129,6 +146,7 @@ class Coordinator {
   const CoordinatorConfig& config() const { return config_; }
 
  private:
+  absl::Status TickAsLeader();
   absl::StatusOr<std::optional<SessionRecord>> CurrentSession();
   absl::StatusOr<std::vector<LeaseGrant>> TryLease(const std::string& worker_id,
                                                    const std::vector<std::string>& labels,
@@ -146,6 +164,12 @@ class Coordinator {
   const Clock& clock_;
   const CoordinatorConfig config_;
   const Scheduler scheduler_;
+  // Atomic: set once the server has bound its port (the advertised address
+  // needs it); until then a Redis store refuses every write (kNeverLeader).
+  std::atomic<Leadership*> leadership_{nullptr};
+
+  absl::Mutex term_mu_;
+  int64_t cached_term_ ABSL_GUARDED_BY(term_mu_) = 0;  // term the caches belong to
 
   absl::Mutex lease_mu_;
   absl::CondVar work_changed_;

@@ -1,8 +1,12 @@
 // sluice-coordinator: keeps the drain's state in a store and leases phases to
 // workers over gRPC. Exit codes: 0 clean shutdown (SIGTERM/SIGINT), 2 usage
 // or configuration error, 3 infrastructure error (store or port unavailable).
+#include <unistd.h>
+
 #include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <random>
 
 #include "CLI/CLI.hpp"
 #include "common/clock.h"
@@ -13,7 +17,9 @@
 #include "coordinator/grpc/auth.h"
 #include "coordinator/grpc/security.h"
 #include "coordinator/grpc/server.h"
+#include "coordinator/leader_election.h"
 #include "coordinator/metrics.h"
+#include "coordinator/redis_state_store.h"
 #include "coordinator/store_factory.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -25,6 +31,17 @@ std::string FlagOrEnv(const std::string& flag_value, const char* env) {
   if (!flag_value.empty()) return flag_value;
   const char* v = std::getenv(env);
   return v == nullptr ? std::string() : std::string(v);
+}
+
+// HOST-PID-RANDOM: unique per process, readable in logs and in the leader key.
+std::string DefaultCoordinatorId() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = 0;
+  std::random_device rd;
+  char suffix[9];
+  std::snprintf(suffix, sizeof(suffix), "%08x", rd());
+  return std::string(host[0] != 0 ? host : "coordinator") + "-" + std::to_string(getpid()) + "-" +
+         suffix;
 }
 
 }  // namespace
@@ -49,6 +66,21 @@ int main(int argc, char** argv) {
   app.add_option("--max-lease-wait-ms", config.max_lease_wait_ms,
                  "Upper bound of a lease long-poll")
       ->capture_default_str();
+  int64_t leader_lease_ms = 5'000;
+  app.add_option("--leader-lease-ms", leader_lease_ms,
+                 "Redis store: the leader lease TTL. Coordinators sharing one namespace elect one "
+                 "leader; a standby takes over within this plus a third of it after the leader "
+                 "dies (300..600000)")
+      ->capture_default_str();
+  std::string advertise;
+  app.add_option("--advertise", advertise,
+                 "Redis store: HOST:PORT workers should use to reach this coordinator when it "
+                 "leads; a standby names the leader's in its UNAVAILABLE answers (default: "
+                 "--listen, with the bound port)");
+  std::string coordinator_id;
+  app.add_option("--coordinator-id", coordinator_id,
+                 "Redis store: this process's name in the leader lease (default: "
+                 "HOST-PID-RANDOM; must differ between coordinators)");
   bool no_reflection = false;
   app.add_flag("--no-reflection", no_reflection, "Do not offer gRPC server reflection");
   sluice::TlsServerOptions tls;
@@ -117,6 +149,9 @@ int main(int argc, char** argv) {
                         {"lease_ttl_ms", config.lease_ttl_ms},
                         {"heartbeat_interval_ms", config.heartbeat_interval_ms},
                         {"max_lease_wait_ms", config.max_lease_wait_ms},
+                        {"leader_lease_ms", leader_lease_ms},
+                        {"advertise", advertise},
+                        {"coordinator_id", coordinator_id},
                         {"max_tail_bytes", config.max_tail_bytes},
                         {"max_error_text_bytes", config.max_error_text_bytes},
                         {"max_message_bytes", server_options.max_message_bytes},
@@ -138,12 +173,41 @@ int main(int argc, char** argv) {
     std::cout << j.dump(2) << std::endl;
     return 0;
   }
+  if (leader_lease_ms < 300 || leader_lease_ms > 600'000) {
+    std::cerr << "sluice-coordinator: --leader-lease-ms must be between 300 and 600000\n";
+    return 2;
+  }
+  if (!advertise.empty() && advertise.rfind(':') == std::string::npos) {
+    std::cerr << "sluice-coordinator: --advertise must be HOST:PORT\n";
+    return 2;
+  }
   auto store = sluice::OpenStateStore(store_url);
   if (!store.ok()) {
     std::cerr << "sluice-coordinator: " << store.status().message() << "\n";
     return store.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 3;
   }
   sluice::Coordinator coordinator(**store, sluice::SystemClock::Default(), config);
+  // On Redis, several coordinators may share the namespace: one leads, the
+  // others stand by (NOT_SERVING, UNAVAILABLE naming the leader). The
+  // election has its own connection so a renewal never queues behind a long
+  // store call. SQLite: one coordinator per file, always the leader.
+  auto* redis_store = dynamic_cast<sluice::RedisStateStore*>(store->get());
+  std::unique_ptr<sluice::RedisStateStore> election_store;
+  std::unique_ptr<sluice::LeaderElection> election;
+  if (redis_store != nullptr) {
+    auto redis_options = sluice::ParseRedisUrl(store_url);
+    absl::StatusOr<std::unique_ptr<sluice::RedisStateStore>> opened =
+        redis_options.ok()
+            ? sluice::RedisStateStore::Open(*redis_options)
+            : absl::StatusOr<std::unique_ptr<sluice::RedisStateStore>>(redis_options.status());
+    if (!opened.ok()) {
+      std::cerr << "sluice-coordinator: " << opened.status().message() << "\n";
+      return 3;
+    }
+    election_store = std::move(*opened);
+    // No write of this process counts until it wins an election.
+    redis_store->SetFencingEpoch(sluice::RedisStateStore::kNeverLeader);
+  }
   sluice::MetricsRegistry metrics;  // outlives the server: its interceptor records into it
   sluice::CoordinatorServer server(coordinator);
   if (!metrics_listen.empty()) {
@@ -167,11 +231,32 @@ int main(int argc, char** argv) {
   }
   // Tests and scripts read the bound port from this line on stdout.
   std::cout << "listening on port " << *port << std::endl;
+  if (redis_store != nullptr) {
+    sluice::LeaderElectionOptions election_options;
+    election_options.coordinator_id =
+        coordinator_id.empty() ? DefaultCoordinatorId() : coordinator_id;
+    election_options.advertise_address = advertise;
+    if (advertise.empty()) {
+      const std::string& listen = server_options.listen_address;
+      election_options.advertise_address =
+          listen.substr(0, listen.rfind(':') + 1) + std::to_string(*port);
+    }
+    election_options.lease_ms = leader_lease_ms;
+    election_options.on_elected = [redis_store](int64_t epoch) {
+      redis_store->SetFencingEpoch(epoch);
+    };
+    election = std::make_unique<sluice::LeaderElection>(
+        *election_store, sluice::SystemClock::Default(), std::move(election_options));
+    coordinator.SetLeadership(election.get());
+    election->Start();
+  }
   sluice::TerminationWatcher watcher([&](int sig) {
     spdlog::info("signal {} received: shutting down", sig);
     server.Shutdown();
   });
   server.Wait();
+  // Resign so a standby takes over at once instead of after the lease TTL.
+  if (election != nullptr) election->Stop();
   spdlog::info("coordinator stopped");
   return 0;
 }

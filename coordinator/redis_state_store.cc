@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "coordinator/not_leader.h"
 #include "coordinator/store_codec.h"
 #include "nlohmann/json.hpp"
 
@@ -127,6 +128,29 @@ local function index_attempt(id, session, outcome)
   redis.call('RPUSH', k_sattempts(session), id)
   if outcome ~= 'lost' and outcome ~= 'cancelled' then redis.call('INCR', k_scount(session)) end
 end
+)lua";
+
+// Leader fencing, prepended to every mutating script except the election's
+// own. The caller passes its leader epoch as ARGV[2] ('' = unfenced: a
+// single coordinator on SQLite-like terms, tests, tools); a write whose epoch
+// is not the current `leader_epoch` is refused before anything is touched,
+// so a stale leader (paused, partitioned) can never write after a takeover.
+// Then ARGV[2] is dropped from a local copy of ARGV, so the script bodies see
+// the same ARGV layout as without fencing. Cost: one GET per call.
+constexpr const char* kFencePrelude = R"lua(
+local FENCE = ARGV[2]
+if FENCE ~= '' then
+  local current = redis.call('GET', P .. 'leader_epoch') or '0'
+  if current ~= FENCE then
+    return redis.error_reply('NOT_LEADER not the leader (epoch ' .. FENCE .. ', current ' ..
+                             current .. ')')
+  end
+end
+local ARGV = (function()
+  local a = {ARGV[1]}
+  for i = 3, #ARGV do a[i - 1] = ARGV[i] end
+  return a
+end)()
 )lua";
 
 // ARGV: prefix, n, then n x (run, phase, index, priority, last_error, labels,
@@ -482,6 +506,56 @@ end
 return out
 )lua";
 
+// ARGV: prefix, kind, key, value.
+constexpr const char* kPutPolicy = R"lua(
+redis.call('HSET', P .. 'policy:' .. ARGV[2], ARGV[3], ARGV[4])
+return redis.status_reply('OK')
+)lua";
+
+// Leadership (not fenced: these scripts are the election). The leader key
+// holds {id, epoch, address} with a PX TTL; leader_epoch is durable and only
+// grows, one INCR per takeover.
+// ARGV: prefix, id, address, lease_ms. Takes the key when it is free or
+// already this id's (a leader that stepped down rejoins with a new epoch).
+// Returns {won (1/0), id, epoch, address} of the holder after the call.
+constexpr const char* kCampaign = R"lua(
+local lk = P .. 'leader'
+local cur = redis.call('HMGET', lk, 'id', 'epoch', 'address')
+if cur[1] and cur[1] ~= ARGV[2] then return {0, cur[1], cur[2] or '0', cur[3] or ''} end
+local epoch = istr(redis.call('INCR', P .. 'leader_epoch'))
+redis.call('DEL', lk)
+redis.call('HSET', lk, 'id', ARGV[2], 'epoch', epoch, 'address', ARGV[3])
+redis.call('PEXPIRE', lk, ARGV[4])
+return {1, ARGV[2], epoch, ARGV[3]}
+)lua";
+
+// ARGV: prefix, id, epoch, lease_ms. Compare-and-extend: 1 when the key is
+// still (id, epoch) and epoch is still current, else 0 (leadership lost).
+constexpr const char* kRenewLeader = R"lua(
+local lk = P .. 'leader'
+local cur = redis.call('HMGET', lk, 'id', 'epoch')
+if cur[1] ~= ARGV[2] or cur[2] ~= ARGV[3] or redis.call('GET', P .. 'leader_epoch') ~= ARGV[3] then
+  return 0
+end
+redis.call('PEXPIRE', lk, ARGV[4])
+return 1
+)lua";
+
+// ARGV: prefix, id, epoch. Deletes the key when it is still (id, epoch).
+constexpr const char* kResign = R"lua(
+local lk = P .. 'leader'
+local cur = redis.call('HMGET', lk, 'id', 'epoch')
+if cur[1] == ARGV[2] and cur[2] == ARGV[3] then redis.call('DEL', lk) end
+return redis.status_reply('OK')
+)lua";
+
+// Returns {id, epoch, address} of the current holder, or nil.
+constexpr const char* kGetLeader = R"lua(
+local cur = redis.call('HMGET', P .. 'leader', 'id', 'epoch', 'address')
+if not cur[1] then return false end
+return cur
+)lua";
+
 enum ScriptIndex : size_t {
   kImportScript,
   kListRunStatsScript,
@@ -497,25 +571,34 @@ enum ScriptIndex : size_t {
   kEndSessionScript,
   kLatestSessionScript,
   kListAttemptsScript,
+  kPutPolicyScript,
+  kCampaignScript,
+  kRenewLeaderScript,
+  kResignScript,
+  kGetLeaderScript,
   kScriptCount,
 };
 
 struct ScriptDef {
   bool writes;
+  bool fenced;  // takes the leader epoch as ARGV[2] (kFencePrelude)
   const char* body;
 };
 
 constexpr ScriptDef kScripts[kScriptCount] = {
-    {true, kImport},         {false, kListRunStats}, {false, kCountPhases},  {true, kLease},
-    {true, kRenew},          {true, kReport},        {true, kExpire},        {false, kListLeases},
-    {true, kUpsertWorker},   {false, kListWorkers},  {true, kCreateSession}, {true, kEndSession},
-    {false, kLatestSession}, {false, kListAttempts},
+    {true, true, kImport},          {false, false, kListRunStats}, {false, false, kCountPhases},
+    {true, true, kLease},           {true, true, kRenew},          {true, true, kReport},
+    {true, true, kExpire},          {false, false, kListLeases},   {true, true, kUpsertWorker},
+    {false, false, kListWorkers},   {true, true, kCreateSession},  {true, true, kEndSession},
+    {false, false, kLatestSession}, {false, false, kListAttempts}, {true, true, kPutPolicy},
+    {true, false, kCampaign},       {true, false, kRenewLeader},   {true, false, kResign},
+    {false, false, kGetLeader},
 };
 
 std::string ScriptSource(size_t index) {
   const ScriptDef& def = kScripts[index];
   return absl::StrCat(std::string(def.writes ? kWriteShebang : kReadShebang), std::string(kPrelude),
-                      std::string(def.body));
+                      std::string(def.fenced ? kFencePrelude : ""), std::string(def.body));
 }
 
 // Field lists mirrored from the Lua prelude (HMGET order).
@@ -691,6 +774,7 @@ absl::Status ErrorReplyToStatus(const std::string& message, const std::string& w
   if (code == "FAILED_PRECONDITION") return absl::FailedPreconditionError(rest);
   if (code == "ALREADY_EXISTS") return absl::AlreadyExistsError(rest);
   if (code == "INTERNAL") return absl::InternalError(absl::StrCat("redis store: ", rest));
+  if (code == "NOT_LEADER") return NotLeaderError(rest);
   static const char* const kTransient[] = {"LOADING",     "BUSY",       "MASTERDOWN", "READONLY",
                                            "OOM",         "NOAUTH",     "WRONGPASS",  "TRYAGAIN",
                                            "CLUSTERDOWN", "NOREPLICAS", "NOPERM"};
@@ -1007,6 +1091,10 @@ absl::StatusOr<Reply> RedisStateStore::RunScript(size_t index, const std::vector
     argv.push_back(shas_[index]);
     argv.push_back("0");
     argv.push_back(prefix_);
+    if (kScripts[index].fenced) {
+      const int64_t fence = fencing_epoch_.load();
+      argv.push_back(fence == kUnfenced ? std::string() : std::to_string(fence));
+    }
     argv.insert(argv.end(), args.begin(), args.end());
     SLUICE_ASSIGN_OR_RETURN(Reply r, SendLocked(argv, timeout));
     if (r.type != Reply::Type::kError) return r;
@@ -1341,7 +1429,7 @@ absl::StatusOr<std::vector<PhaseRecord>> RedisStateStore::ListPendingPhases(
 
 absl::Status RedisStateStore::PutPolicyRecord(const std::string& kind, const std::string& key,
                                               const std::string& value) {
-  return Command({"HSET", absl::StrCat(prefix_, "policy:", kind), key, value}).status();
+  return RunScript(kPutPolicyScript, {kind, key, value}, options_.command_timeout).status();
 }
 
 absl::StatusOr<std::map<std::string, std::string>> RedisStateStore::ListPolicyRecords(
@@ -1353,6 +1441,49 @@ absl::StatusOr<std::map<std::string, std::string>> RedisStateStore::ListPolicyRe
     out[r.elements[i].Text()] = r.elements[i + 1].Text();
   }
   return out;
+}
+
+// --- Leadership ------------------------------------------------------------
+
+void RedisStateStore::SetFencingEpoch(int64_t epoch) { fencing_epoch_.store(epoch); }
+
+absl::StatusOr<CampaignOutcome> RedisStateStore::Campaign(const std::string& coordinator_id,
+                                                          const std::string& address,
+                                                          int64_t lease_ms) {
+  SLUICE_ASSIGN_OR_RETURN(
+      Reply r, RunScript(kCampaignScript, {coordinator_id, address, std::to_string(lease_ms)},
+                         options_.command_timeout));
+  if (r.type != Reply::Type::kArray || r.elements.size() != 4) {
+    return absl::InternalError("redis: unexpected reply to campaign");
+  }
+  CampaignOutcome out;
+  out.won = r.elements[0].Int() == 1;
+  out.leader = LeaderRecord{r.elements[1].Text(), r.elements[2].Int(), r.elements[3].Text()};
+  return out;
+}
+
+absl::StatusOr<bool> RedisStateStore::RenewLeadership(const std::string& coordinator_id,
+                                                      int64_t epoch, int64_t lease_ms) {
+  SLUICE_ASSIGN_OR_RETURN(
+      Reply r, RunScript(kRenewLeaderScript,
+                         {coordinator_id, std::to_string(epoch), std::to_string(lease_ms)},
+                         options_.command_timeout));
+  return r.Int() == 1;
+}
+
+absl::Status RedisStateStore::Resign(const std::string& coordinator_id, int64_t epoch) {
+  return RunScript(kResignScript, {coordinator_id, std::to_string(epoch)}, options_.command_timeout)
+      .status();
+}
+
+absl::StatusOr<std::optional<LeaderRecord>> RedisStateStore::CurrentLeader() {
+  SLUICE_ASSIGN_OR_RETURN(Reply r, RunScript(kGetLeaderScript, {}, options_.command_timeout));
+  if (r.nil()) return std::optional<LeaderRecord>();
+  if (r.type != Reply::Type::kArray || r.elements.size() != 3) {
+    return absl::InternalError("redis: unexpected reply to get leader");
+  }
+  return std::optional<LeaderRecord>(
+      LeaderRecord{r.elements[0].Text(), r.elements[1].Int(), r.elements[2].Text()});
 }
 
 }  // namespace sluice

@@ -28,6 +28,7 @@
 //   Internal for a corrupt keyspace or an unexpected reply.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -37,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "coordinator/leader_lease_store.h"
 #include "coordinator/state_store.h"
 
 struct redisContext;
@@ -72,8 +74,9 @@ struct RedisOptions {
 // userinfo). InvalidArgument naming the accepted forms on anything else.
 absl::StatusOr<RedisOptions> ParseRedisUrl(const std::string& url);
 
-// Thread-safe; see the file comment.
-class RedisStateStore final : public StateStore {
+// Thread-safe; see the file comment. Also the leader lease for an active and
+// standby coordinators on one namespace (LeaderLeaseStore; docs/redis.md).
+class RedisStateStore final : public StateStore, public LeaderLeaseStore {
  public:
   // Connects, loads the scripts and checks (or writes) the schema version.
   // Unavailable when Redis cannot be reached, InvalidArgument for bad options,
@@ -109,6 +112,21 @@ class RedisStateStore final : public StateStore {
   absl::StatusOr<std::map<std::string, std::string>> ListPolicyRecords(
       const std::string& kind) override;
 
+  // Fencing: every mutating StateStore call carries `epoch` and Redis refuses
+  // it (Unavailable, IsNotLeader) unless epoch is the current leader epoch.
+  // kUnfenced (the default) sends no epoch: one coordinator per namespace.
+  // kNeverLeader refuses every write (a standby before its first win).
+  static constexpr int64_t kUnfenced = 0;
+  static constexpr int64_t kNeverLeader = -1;
+  void SetFencingEpoch(int64_t epoch);
+
+  absl::StatusOr<CampaignOutcome> Campaign(const std::string& coordinator_id,
+                                           const std::string& address, int64_t lease_ms) override;
+  absl::StatusOr<bool> RenewLeadership(const std::string& coordinator_id, int64_t epoch,
+                                       int64_t lease_ms) override;
+  absl::Status Resign(const std::string& coordinator_id, int64_t epoch) override;
+  absl::StatusOr<std::optional<LeaderRecord>> CurrentLeader() override;
+
   // A parsed reply (exposed for the implementation's helpers; not an API).
   struct Reply;
 
@@ -136,6 +154,7 @@ class RedisStateStore final : public StateStore {
 
   const RedisOptions options_;
   const std::string prefix_;  // "<namespace>:"
+  std::atomic<int64_t> fencing_epoch_{kUnfenced};
 
   absl::Mutex mu_;
   std::vector<std::string> shas_ ABSL_GUARDED_BY(mu_);  // per script, from SCRIPT LOAD

@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <iostream>
+#include <map>
+#include <memory>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
@@ -15,6 +17,7 @@
 #include "common/signals.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
+#include "worker/failover_coordinator_client.h"
 #include "worker/grpc/channel.h"
 #include "worker/grpc/grpc_coordinator_client.h"
 #include "worker/worker_agent.h"
@@ -55,7 +58,11 @@ int main(int argc, char** argv) {
   config.host = host;
   config.version = "0.1.0";
 
-  app.add_option("--coordinator", coordinator, "Coordinator address HOST:PORT")->required();
+  app.add_option("--coordinator", coordinator,
+                 "Coordinator address HOST:PORT, or several comma-separated (an active "
+                 "coordinator and its standbys: the worker follows the leader), or one Service "
+                 "address in front of them")
+      ->required();
   sluice::ChannelOptions channel_options;
   sluice::AddChannelFlags(&app, &channel_options);
   bool print_config = false;
@@ -132,11 +139,22 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  channel_options.address = coordinator;
-  auto channel = sluice::MakeChannel(channel_options);
-  if (!channel.ok()) {
-    std::cerr << "sluice-worker: " << channel.status().message() << "\n";
+  auto addresses = sluice::ParseCoordinatorAddresses(coordinator);
+  if (!addresses.ok()) {
+    std::cerr << "sluice-worker: " << addresses.status().message() << "\n";
     return 2;
+  }
+  // Every channel is made now, so that a bad TLS file is a configuration
+  // error at start rather than at the first failover.
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels;
+  for (const std::string& address : *addresses) {
+    channel_options.address = address;
+    auto channel = sluice::MakeChannel(channel_options);
+    if (!channel.ok()) {
+      std::cerr << "sluice-worker: " << channel.status().message() << "\n";
+      return 2;
+    }
+    channels[address] = *channel;
   }
   auto token = sluice::LoadClientToken(channel_options);
   if (!token.ok()) {
@@ -183,7 +201,18 @@ int main(int argc, char** argv) {
     std::cout << j.dump(2) << std::endl;
     return 0;
   }
-  sluice::GrpcCoordinatorClient client(*channel, *token);
+  sluice::FailoverCoordinatorClient client(
+      *addresses, [&channels, &channel_options, &token](const std::string& address) {
+        std::shared_ptr<grpc::Channel> channel = channels[address];
+        if (channel == nullptr) {
+          // A leader address learnt from a standby's answer; same TLS settings.
+          channel_options.address = address;
+          auto made = sluice::MakeChannel(channel_options);
+          if (made.ok()) channel = *made;
+          if (channel == nullptr) channel = sluice::MakeChannel(address);
+        }
+        return std::make_unique<sluice::GrpcCoordinatorClient>(channel, *token);
+      });
   sluice::PosixProcessRunner runner;
   sluice::WorkerAgent agent(config, client, runner, sluice::SystemClock::Default());
   sluice::TerminationWatcher watcher([&](int sig) {

@@ -80,6 +80,7 @@ grpc::Status OperatorServiceImpl::GetReport(grpc::ServerContext* ctx,
                                             const v1::GetReportRequest* req,
                                             v1::GetReportResponse* resp) {
   if (grpc::Status st = Check(ctx); !st.ok()) return st;
+  if (absl::Status st = coordinator_.CheckLeader(); !st.ok()) return ToGrpcStatus(st);
   std::string session_id = req->session_id();
   if (session_id.empty()) {
     auto latest = coordinator_.store().LatestSession();

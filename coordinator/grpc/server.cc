@@ -14,6 +14,7 @@
 #include "coordinator/grpc/metrics_interceptor.h"
 #include "coordinator/grpc/security.h"
 #include "coordinator/grpc/services.h"
+#include "coordinator/not_leader.h"
 #include "spdlog/spdlog.h"
 
 namespace sluice {
@@ -74,7 +75,8 @@ absl::StatusOr<int> CoordinatorServer::Start(const ServerOptions& options) {
   ticker_ = std::thread([this, interval = options.tick_interval_ms] {
     while (!stopping_.load()) {
       absl::Status st = coordinator_.Tick();
-      if (!st.ok()) spdlog::error("maintenance tick failed: {}", st.ToString());
+      // A standby's tick is refused by design; the election logs its transitions.
+      if (!st.ok() && !IsNotLeader(st)) spdlog::error("maintenance tick failed: {}", st.ToString());
       SetServing(st.ok() && !stopping_.load());
       for (int64_t waited = 0; waited < interval && !stopping_.load(); waited += 50) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));

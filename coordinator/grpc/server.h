@@ -48,9 +48,11 @@ class CoordinatorServer {
 
   // Binds and starts serving; returns the bound port.
   absl::StatusOr<int> Start(const ServerOptions& options);
-  // The standard grpc.health.v1 status: SERVING while the coordinator can
-  // reach its store (checked by every maintenance tick), NOT_SERVING otherwise
-  // and after shutdown begins. Service names: "" and "sluice.v1.WorkerService".
+  // The standard grpc.health.v1 status: SERVING while the coordinator is the
+  // leader (always, without a Leadership) and can reach its store (both
+  // checked by every maintenance tick, every tick_interval_ms), NOT_SERVING
+  // otherwise (a standby, Redis down) and after shutdown begins. Service
+  // names: "", "sluice.v1.WorkerService" and "sluice.v1.OperatorService".
   bool serving() const { return serving_.load(); }
 
   // Stops accepting, wakes long-polls, waits for in-flight calls (bounded).

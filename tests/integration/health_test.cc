@@ -5,10 +5,9 @@
 // ExpireLeases, a mutating call) is what notices the outage, so statuses are
 // polled with a deadline.
 //
-// Not covered yet: "a standby coordinator reports NOT_SERVING". That needs
-// the Redis-based active/standby failover, which is not built; when it lands,
-// add a test here that starts two servers on one Redis and expects exactly
-// one SERVING.
+// A standby coordinator's NOT_SERVING (two servers on one Redis, the leader
+// SERVING, the standby turning SERVING when it takes over) is tested in
+// tests/integration/redis_leadership_test.cc.
 //
 // Also here: label-based leasing (in-process Coordinator, FakeClock), the
 // rule that lets phases require a kind of worker (docs/remote-workers.md).

@@ -1,0 +1,79 @@
+// A CoordinatorClient over several coordinator addresses, one active and
+// the others standing by (issue #3): calls go to the current address; when
+// one fails with Unavailable or DeadlineExceeded (the coordinator is down,
+// paused, or a standby answering "not the leader"), the next call goes to the
+// leader that error names ("leader_address=HOST:PORT"), else to the next
+// address in the list. The agent's own retries and backoff do the rest, so
+// a report the old leader could not write is retried at the new one (and
+// the spool keeps it meanwhile). With one address (e.g. a Kubernetes Service
+// in front of the coordinators) it only passes calls through.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "worker/coordinator_client.h"
+
+namespace sluice {
+
+// "a:1, b:2" -> {"a:1", "b:2"}; InvalidArgument for an empty list or entry,
+// or an entry without ":PORT".
+absl::StatusOr<std::vector<std::string>> ParseCoordinatorAddresses(const std::string& list);
+
+// The leader address named in a not-leader error, or "".
+std::string LeaderAddressHint(const absl::Status& status);
+
+class FailoverCoordinatorClient final : public CoordinatorClient {
+ public:
+  using Factory = std::function<std::unique_ptr<CoordinatorClient>(const std::string& address)>;
+
+  // `addresses` must not be empty; `factory` makes the client of one address
+  // (also for a leader address outside the list).
+  FailoverCoordinatorClient(std::vector<std::string> addresses, Factory factory);
+
+  absl::StatusOr<WorkerRegistration> Register(const WorkerInfo& worker) override;
+  absl::StatusOr<LeaseBatch> Lease(const std::string& worker_id, const std::string& request_id,
+                                   int32_t max_phases, int64_t wait_ms) override;
+  absl::StatusOr<std::vector<std::string>> Heartbeat(
+      const std::string& worker_id, const std::vector<std::string>& lease_ids) override;
+  absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) override;
+  void CancelPendingLease() override;
+
+  std::string current_address() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct Endpoint {
+    std::string address;
+    std::unique_ptr<CoordinatorClient> client;
+  };
+  // The current endpoint's index and client (clients live as long as this).
+  std::pair<size_t, CoordinatorClient*> Current() const ABSL_LOCKS_EXCLUDED(mu_);
+  // After a failed call on endpoint `used`: moves on unless another thread did.
+  void Failed(size_t used, const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
+  template <typename T>
+  T Track(size_t used, T result) {
+    const absl::Status& st = StatusOf(result);
+    if (st.code() == absl::StatusCode::kUnavailable ||
+        st.code() == absl::StatusCode::kDeadlineExceeded) {
+      Failed(used, st);
+    }
+    return result;
+  }
+  template <typename V>
+  static const absl::Status& StatusOf(const absl::StatusOr<V>& r) {
+    return r.status();
+  }
+
+  const Factory factory_;
+  mutable absl::Mutex mu_;
+  std::vector<Endpoint> endpoints_ ABSL_GUARDED_BY(mu_);  // only grows
+  size_t current_ ABSL_GUARDED_BY(mu_) = 0;
+  bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace sluice
