@@ -23,6 +23,7 @@
 #include "common/model.h"
 #include "coordinator/failure_policy.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/session_report.h"
 #include "coordinator/state_store.h"
 
 namespace sluice {
@@ -39,6 +40,9 @@ struct CoordinatorConfig {
   size_t max_tail_bytes = 64 * 1024;
   size_t max_error_text_bytes = 8 * 1024;
   int32_t max_phases_per_lease = 64;
+  // The scheduler's run-family rule (RunFamilyRule): "" = strip a trailing
+  // date, letter or version; else an RE2 whose first group is the family.
+  std::string family_pattern;
 
   absl::Status Validate() const;
 };
@@ -82,6 +86,7 @@ struct CoordinatorStatus {
   std::optional<SessionRecord> session;
   int64_t session_finished = 0;
   bool session_done = false;
+  std::vector<SkipRow> skipped;  // ExplainSkips under the latest session's settings
 };
 
 class Coordinator {
@@ -115,6 +120,14 @@ class Coordinator {
   // What a session with `settings` would lease now, in order, and why the
   // other runs would not be leased. Changes nothing.
   absl::StatusOr<LeasePlan> Plan(const SessionSettings& settings, int64_t limit);
+  // Why pending work is not leased now under `settings`: excluded and
+  // deferred runs, phases waiting for a worker with their labels, runs with
+  // phases that failed for good. Reads every pending labelled phase, so it
+  // is for status and reports, never for leasing.
+  absl::StatusOr<std::vector<SkipRow>> ExplainSkips(const SessionSettings& settings);
+  // The session report (session_id "" = the latest); for the latest session
+  // it carries ExplainSkips under that session's settings.
+  absl::StatusOr<SessionReport> SessionReportFor(const std::string& session_id);
 
   // Periodic work: expires leases, ends a session whose batch is done, whose
   // deadline passed or that has nothing left. The server calls it about once

@@ -49,6 +49,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-lease-wait-ms", config.max_lease_wait_ms,
                  "Upper bound of a lease long-poll")
       ->capture_default_str();
+  app.add_option("--family-pattern", config.family_pattern,
+                 "RE2 pattern whose first capture group is a run's family for the scheduler's "
+                 "priors (a run id it does not match is its own family); default: strip a "
+                 "trailing date, letter or version (research-system-v2 -> research-system)");
   bool no_reflection = false;
   app.add_flag("--no-reflection", no_reflection, "Do not offer gRPC server reflection");
   sluice::TlsServerOptions tls;
@@ -117,6 +121,7 @@ int main(int argc, char** argv) {
                         {"lease_ttl_ms", config.lease_ttl_ms},
                         {"heartbeat_interval_ms", config.heartbeat_interval_ms},
                         {"max_lease_wait_ms", config.max_lease_wait_ms},
+                        {"family_pattern", config.family_pattern},
                         {"max_tail_bytes", config.max_tail_bytes},
                         {"max_error_text_bytes", config.max_error_text_bytes},
                         {"max_message_bytes", server_options.max_message_bytes},

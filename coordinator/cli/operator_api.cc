@@ -34,14 +34,7 @@ class DirectOperator final : public OperatorApi {
   }
   absl::StatusOr<CoordinatorStatus> Status() override { return coordinator_.Status(); }
   absl::StatusOr<std::string> ReportJson(const std::string& session_id) override {
-    std::string id = session_id;
-    if (id.empty()) {
-      auto latest = coordinator_.store().LatestSession();
-      if (!latest.ok()) return latest.status();
-      if (!*latest) return absl::NotFoundError("no session yet");
-      id = (*latest)->session_id;
-    }
-    auto report = BuildSessionReport(coordinator_.store(), id);
+    auto report = coordinator_.SessionReportFor(session_id);
     if (!report.ok()) return report.status();
     return SessionReportJson(*report);
   }
@@ -128,6 +121,9 @@ class GrpcOperator final : public OperatorApi {
     if (resp.has_session()) s.session = FromProto(resp.session());
     s.session_finished = resp.session_finished();
     s.session_done = resp.session_done();
+    for (const v1::SkipRow& k : resp.skipped()) {
+      s.skipped.push_back({k.kind(), k.run_id(), k.phase_id(), k.phases(), k.reason()});
+    }
     return s;
   }
   absl::StatusOr<std::string> ReportJson(const std::string& session_id) override {
