@@ -577,6 +577,8 @@ absl::StatusOr<std::vector<SkipRow>> Coordinator::ExplainSkips(const SessionSett
     }
   }
   SLUICE_ASSIGN_OR_RETURN(std::vector<WorkerInfo> workers, store_.ListWorkers());
+  constexpr int64_t kMaxWaitingRows = 100;
+  int64_t waiting = 0;
   for (const RunStats& run : runs) {
     if (run.pending <= 0) continue;
     SLUICE_ASSIGN_OR_RETURN(std::vector<PhaseRecord> pending,
@@ -590,13 +592,18 @@ absl::StatusOr<std::vector<SkipRow>> Coordinator::ExplainSkips(const SessionSett
                   return std::find(w.labels.begin(), w.labels.end(), l) != w.labels.end();
                 });
           });
-      if (!some_worker_fits) {
-        rows.push_back(
-            {"waiting_for_labels", p.spec.run_id, p.spec.phase_id, 1,
-             absl::StrCat("waiting for a worker with labels ", absl::StrJoin(p.spec.labels, ","),
-                          " (no registered worker has them all)")});
-      }
+      if (some_worker_fits) continue;
+      if (++waiting > kMaxWaitingRows) continue;  // summarised below
+      rows.push_back(
+          {"waiting_for_labels", p.spec.run_id, p.spec.phase_id, 1,
+           absl::StrCat("waiting for a worker with labels ", absl::StrJoin(p.spec.labels, ","),
+                        " (no registered worker has them all)")});
     }
+  }
+  if (waiting > kMaxWaitingRows) {
+    // One row per phase would flood status; the rest is counted.
+    rows.push_back({"waiting_for_labels", "*", "", waiting - kMaxWaitingRows,
+                    "more phases waiting for a worker with their labels (not listed)"});
   }
   for (const RunStats& run : runs) {
     if (run.failed <= 0) continue;
@@ -657,7 +664,7 @@ void Coordinator::BeginShutdown() {
   work_changed_.SignalAll();
 }
 
-absl::StatusOr<CoordinatorStatus> Coordinator::Status() {
+absl::StatusOr<CoordinatorStatus> Coordinator::Status(bool explain_skips) {
   CoordinatorStatus status;
   SLUICE_ASSIGN_OR_RETURN(status.phases, store_.CountPhases());
   SLUICE_ASSIGN_OR_RETURN(status.workers, store_.ListWorkers());
@@ -670,8 +677,10 @@ absl::StatusOr<CoordinatorStatus> Coordinator::Status() {
     SLUICE_ASSIGN_OR_RETURN(std::string reason, SessionDoneReason(*status.session));
     status.session_done = !reason.empty() && status.active_leases.empty();
   }
-  SLUICE_ASSIGN_OR_RETURN(
-      status.skipped, ExplainSkips(status.session ? status.session->settings : SessionSettings{}));
+  if (explain_skips) {
+    SLUICE_ASSIGN_OR_RETURN(status.skipped, ExplainSkips(status.session ? status.session->settings
+                                                                        : SessionSettings{}));
+  }
   return status;
 }
 

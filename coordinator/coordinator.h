@@ -86,7 +86,7 @@ struct CoordinatorStatus {
   std::optional<SessionRecord> session;
   int64_t session_finished = 0;
   bool session_done = false;
-  std::vector<SkipRow> skipped;  // ExplainSkips under the latest session's settings
+  std::vector<SkipRow> skipped;  // Status(true): ExplainSkips under the latest session's settings
 };
 
 class Coordinator {
@@ -110,7 +110,9 @@ class Coordinator {
                                              std::string session_id);
   absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
                                             const std::string& reason);
-  absl::StatusOr<CoordinatorStatus> Status();
+  // explain_skips: also fill `skipped` (ExplainSkips; reads every pending
+  // phase's labels, so loops that poll status leave it off).
+  absl::StatusOr<CoordinatorStatus> Status(bool explain_skips = false);
 
   // The repeat rule's memory: every failure fingerprint, most frequent first.
   absl::StatusOr<std::vector<FingerprintInfo>> ListFingerprints();

@@ -137,7 +137,7 @@ nlohmann::json SessionJson(const SessionRecord& s) {
 int CmdStatus(const Target& t) {
   auto api = Connect(t);
   if (!api.ok()) return ErrorExit("status", api.status());
-  auto status = (*api)->Status();
+  auto status = (*api)->Status(/*explain_skips=*/true);
   if (!status.ok()) return ErrorExit("status", status.status());
   if (t.json) {
     nlohmann::json j;

@@ -32,7 +32,9 @@ class DirectOperator final : public OperatorApi {
                                             const std::string& reason) override {
     return coordinator_.StopSession(session_id, reason);
   }
-  absl::StatusOr<CoordinatorStatus> Status() override { return coordinator_.Status(); }
+  absl::StatusOr<CoordinatorStatus> Status(bool explain_skips) override {
+    return coordinator_.Status(explain_skips);
+  }
   absl::StatusOr<std::string> ReportJson(const std::string& session_id) override {
     auto report = coordinator_.SessionReportFor(session_id);
     if (!report.ok()) return report.status();
@@ -96,11 +98,13 @@ class GrpcOperator final : public OperatorApi {
     if (auto st = stub_->StopSession(&ctx, req, &resp); !st.ok()) return FromGrpcStatus(st);
     return FromProto(resp.session());
   }
-  absl::StatusOr<CoordinatorStatus> Status() override {
+  absl::StatusOr<CoordinatorStatus> Status(bool explain_skips) override {
+    v1::GetStatusRequest req;
+    req.set_explain_skips(explain_skips);
     v1::GetStatusResponse resp;
     grpc::ClientContext ctx;
     Deadline(&ctx);
-    if (auto st = stub_->GetStatus(&ctx, v1::GetStatusRequest(), &resp); !st.ok()) {
+    if (auto st = stub_->GetStatus(&ctx, req, &resp); !st.ok()) {
       return FromGrpcStatus(st);
     }
     CoordinatorStatus s;

@@ -75,10 +75,11 @@ grpc::Status OperatorServiceImpl::StopSession(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status OperatorServiceImpl::GetStatus(grpc::ServerContext* ctx, const v1::GetStatusRequest*,
+grpc::Status OperatorServiceImpl::GetStatus(grpc::ServerContext* ctx,
+                                            const v1::GetStatusRequest* req,
                                             v1::GetStatusResponse* resp) {
   if (grpc::Status st = Check(ctx); !st.ok()) return st;
-  auto status = coordinator_.Status();
+  auto status = coordinator_.Status(req->explain_skips());
   if (!status.ok()) return ToGrpcStatus(status.status());
   StatusToProto(*status, resp);
   return grpc::Status::OK;

@@ -393,7 +393,7 @@ TEST_F(DrainPolicyTest, StatusAndReportExplainExcludedDeferredWaitingAndFailedWo
     }
     return nullptr;
   };
-  CoordinatorStatus status = Ok(coord_->Status());
+  CoordinatorStatus status = Ok(coord_->Status(/*explain_skips=*/true));
   const std::vector<SkipRow>& rows = status.skipped;
   ASSERT_NE(find(rows, "excluded", "tmp-x"), nullptr);
   EXPECT_EQ(find(rows, "excluded", "tmp-x")->reason, "skipped by --skip-run-prefix");
@@ -430,7 +430,24 @@ TEST_F(DrainPolicyTest, StatusAndReportExplainExcludedDeferredWaitingAndFailedWo
   w2.slots = 1;
   w2.labels = {"cuda12", "gpu", "linux"};
   Ok(coord_->Register(w2));
-  EXPECT_EQ(find(Ok(coord_->Status()).skipped, "waiting_for_labels", "gpu"), nullptr);
+  EXPECT_EQ(find(Ok(coord_->Status(true)).skipped, "waiting_for_labels", "gpu"), nullptr);
+  EXPECT_THAT(Ok(coord_->Status()).skipped, IsEmpty()) << "only on request";
+}
+
+TEST_F(DrainPolicyTest, PhasesWaitingForLabelsAreListedUpToAHundredThenCounted) {
+  std::vector<PhaseSpec> phases;
+  for (int i = 0; i < 105; ++i) {
+    PhaseSpec p = Spec("gpu-run", absl::StrCat("p", i), i);
+    p.labels = {"gpu"};
+    phases.push_back(p);
+  }
+  Ok(coord_->ImportBacklog(phases));
+  const std::vector<SkipRow> rows = Ok(coord_->Status(true)).skipped;
+  ASSERT_EQ(rows.size(), 101u);
+  EXPECT_EQ(rows[99].run_id, "gpu-run");
+  EXPECT_EQ(rows[100].run_id, "*");
+  EXPECT_EQ(rows[100].phases, 5);
+  EXPECT_THAT(rows[100].reason, HasSubstr("more phases waiting"));
 }
 
 TEST(FailurePolicyTest, OnlyNonTransientFailuresCountAndUnblockForgets) {
