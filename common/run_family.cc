@@ -2,6 +2,9 @@
 
 #include <cctype>
 
+#include "absl/strings/str_cat.h"
+#include "re2/re2.h"
+
 namespace sluice {
 namespace {
 
@@ -46,6 +49,30 @@ std::string RunFamily(std::string_view run_id) {
     if (end == 0) return std::string(run_id);  // only separators before: keep the id
   }
   return std::string(run_id.substr(0, end));
+}
+
+absl::StatusOr<RunFamilyRule> RunFamilyRule::Compile(const std::string& pattern) {
+  RunFamilyRule rule;
+  if (pattern.empty()) return rule;
+  auto re = std::make_shared<const re2::RE2>(pattern, re2::RE2::Quiet);
+  if (!re->ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--family-pattern \"", pattern, "\" does not compile: ", re->error()));
+  }
+  if (re->NumberOfCapturingGroups() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--family-pattern \"", pattern, "\" has no capture group; the first group is the family"));
+  }
+  rule.pattern_ = pattern;
+  rule.re_ = std::move(re);
+  return rule;
+}
+
+std::string RunFamilyRule::Family(std::string_view run_id) const {
+  if (!re_) return RunFamily(run_id);
+  std::string family;
+  if (re2::RE2::FullMatch(run_id, *re_, &family) && !family.empty()) return family;
+  return std::string(run_id);
 }
 
 }  // namespace sluice

@@ -5,8 +5,15 @@
 // version of one system shows up once. Pure and thread-safe.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace re2 {
+class RE2;
+}
 
 namespace sluice {
 
@@ -17,5 +24,25 @@ namespace sluice {
 // token always stays, so the family is never empty ("v1" -> "v1"). The
 // result keeps the run id's spelling (no case folding).
 std::string RunFamily(std::string_view run_id);
+
+// The family rule the scheduler uses, configurable with --family-pattern.
+// Empty pattern: RunFamily above. Otherwise an RE2 pattern with at least one
+// capture group: when it matches the whole run id, the family is the first
+// group; a run id it does not match is a family of its own. Example:
+// "(.*)-(?:v[0-9]+|[0-9]{8})" keeps "svc-a" apart from "svc-b" but joins
+// "svc-v1" and "svc-20240105". Copyable, thread-safe.
+class RunFamilyRule {
+ public:
+  // InvalidArgument when the pattern does not compile or has no group.
+  static absl::StatusOr<RunFamilyRule> Compile(const std::string& pattern);
+  RunFamilyRule() = default;  // the default rule
+
+  std::string Family(std::string_view run_id) const;
+  const std::string& pattern() const { return pattern_; }
+
+ private:
+  std::string pattern_;
+  std::shared_ptr<const re2::RE2> re_;
+};
 
 }  // namespace sluice

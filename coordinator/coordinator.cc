@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "common/fingerprint.h"
 #include "common/ids.h"
@@ -63,11 +64,28 @@ absl::Status CoordinatorConfig::Validate() const {
         "--heartbeat-interval-ms must be > 0 and below --lease-ttl-ms");
   }
   if (max_lease_wait_ms < 0) return absl::InvalidArgumentError("--max-lease-wait-ms must be >= 0");
+  if (auto rule = RunFamilyRule::Compile(family_pattern); !rule.ok()) return rule.status();
   return absl::OkStatus();
 }
 
+namespace {
+
+SchedulerOptions SchedulerOptionsFor(const CoordinatorConfig& config) {
+  SchedulerOptions options;
+  // Validate() reports a bad pattern; a coordinator built without calling it
+  // falls back to the default rule rather than failing every lease.
+  if (auto rule = RunFamilyRule::Compile(config.family_pattern); rule.ok()) {
+    options.family_rule = *std::move(rule);
+  } else {
+    spdlog::error("{}; using the default family rule", rule.status().ToString());
+  }
+  return options;
+}
+
+}  // namespace
+
 Coordinator::Coordinator(StateStore& store, const Clock& clock, CoordinatorConfig config)
-    : store_(store), clock_(clock), config_(config) {}
+    : store_(store), clock_(clock), config_(config), scheduler_(SchedulerOptionsFor(config_)) {}
 
 std::string Coordinator::NewId(std::string_view prefix) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -465,7 +483,11 @@ absl::StatusOr<std::map<std::string, RunPolicyState>> Coordinator::PolicyFor(
     if (auto it = run_backoff_until_.find(run.run_id); it != run_backoff_until_.end()) {
       state.backoff_until_ms = it->second;
     }
-    if (!state.blocked_by_fingerprint.empty() || state.backoff_until_ms > 0) {
+    const RunFailures failures = failure_policy_.FailuresOf(run.run_id);
+    state.deterministic_failures = failures.count;
+    state.failure_fingerprint = failures.top_fingerprint;
+    if (!state.blocked_by_fingerprint.empty() || state.backoff_until_ms > 0 ||
+        state.deterministic_failures > 0) {
       out[run.run_id] = std::move(state);
     }
   }
@@ -541,7 +563,9 @@ absl::StatusOr<LeasePlan> Coordinator::Plan(const SessionSettings& settings, int
     }
     plan.leases.push_back({queue[i].spec.run_id, queue[i].spec.phase_id,
                            queue[i].attempts + queue[i].requeues + 1,
-                           ranked.front().explored ? "best estimated yield" : "sampling a new run",
+                           !ranked.front().deferred_reason.empty() ? ranked.front().deferred_reason
+                           : ranked.front().explored               ? "best estimated yield"
+                                                                   : "sampling a new run",
                            ranked.front().expected_yield});
     ++i;
     --stats->pending;
@@ -580,6 +604,71 @@ absl::Status Coordinator::CheckLeader() {
   spdlog::info("coordinator term started term={} previous_term={}", term, cached_term_);
   cached_term_ = term;
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<SkipRow>> Coordinator::ExplainSkips(const SessionSettings& settings) {
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
+  SLUICE_ASSIGN_OR_RETURN(auto policy, PolicyFor(runs, settings));
+  std::vector<SkipRow> rows;
+  for (const RunDecision& d : scheduler_.Decide(runs, settings, policy, clock_.NowMs())) {
+    if (!d.excluded_reason.empty()) {
+      rows.push_back({"excluded", d.ranking.run_id, "", d.pending, d.excluded_reason});
+    } else if (!d.ranking.deferred_reason.empty()) {
+      rows.push_back({"deferred", d.ranking.run_id, "", d.pending, d.ranking.deferred_reason});
+    }
+  }
+  SLUICE_ASSIGN_OR_RETURN(std::vector<WorkerInfo> workers, store_.ListWorkers());
+  constexpr int64_t kMaxWaitingRows = 100;
+  int64_t waiting = 0;
+  for (const RunStats& run : runs) {
+    if (run.pending <= 0) continue;
+    SLUICE_ASSIGN_OR_RETURN(std::vector<PhaseRecord> pending,
+                            store_.ListPendingPhases(run.run_id, run.pending));
+    for (const PhaseRecord& p : pending) {
+      if (p.spec.labels.empty()) continue;
+      const bool some_worker_fits =
+          std::any_of(workers.begin(), workers.end(), [&](const WorkerInfo& w) {
+            return std::all_of(
+                p.spec.labels.begin(), p.spec.labels.end(), [&](const std::string& l) {
+                  return std::find(w.labels.begin(), w.labels.end(), l) != w.labels.end();
+                });
+          });
+      if (some_worker_fits) continue;
+      if (++waiting > kMaxWaitingRows) continue;  // summarised below
+      rows.push_back(
+          {"waiting_for_labels", p.spec.run_id, p.spec.phase_id, 1,
+           absl::StrCat("waiting for a worker with labels ", absl::StrJoin(p.spec.labels, ","),
+                        " (no registered worker has them all)")});
+    }
+  }
+  if (waiting > kMaxWaitingRows) {
+    // One row per phase would flood status; the rest is counted.
+    rows.push_back({"waiting_for_labels", "*", "", waiting - kMaxWaitingRows,
+                    "more phases waiting for a worker with their labels (not listed)"});
+  }
+  for (const RunStats& run : runs) {
+    if (run.failed <= 0) continue;
+    rows.push_back({"failed", run.run_id, "", run.failed,
+                    absl::StrCat("failed for good: attempts exhausted (max_attempts_per_phase ",
+                                 settings.max_attempts_per_phase,
+                                 ") or lost too often (max_requeues_per_phase ",
+                                 settings.max_requeues_per_phase, ")")});
+  }
+  return rows;
+}
+
+absl::StatusOr<SessionReport> Coordinator::SessionReportFor(const std::string& session_id) {
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> latest, store_.LatestSession());
+  std::string id = session_id;
+  if (id.empty()) {
+    if (!latest) return absl::NotFoundError("no session yet");
+    id = latest->session_id;
+  }
+  SLUICE_ASSIGN_OR_RETURN(SessionReport report, BuildSessionReport(store_, id));
+  if (latest && latest->session_id == id) {
+    SLUICE_ASSIGN_OR_RETURN(report.skipped, ExplainSkips(latest->settings));
+  }
+  return report;
 }
 
 absl::Status Coordinator::Tick() {
@@ -627,7 +716,7 @@ void Coordinator::BeginShutdown() {
   work_changed_.SignalAll();
 }
 
-absl::StatusOr<CoordinatorStatus> Coordinator::Status() {
+absl::StatusOr<CoordinatorStatus> Coordinator::Status(bool explain_skips) {
   SLUICE_RETURN_IF_ERROR(CheckLeader());
   CoordinatorStatus status;
   SLUICE_ASSIGN_OR_RETURN(status.phases, store_.CountPhases());
@@ -640,6 +729,10 @@ absl::StatusOr<CoordinatorStatus> Coordinator::Status() {
                             store_.CountSessionAttempts(status.session->session_id));
     SLUICE_ASSIGN_OR_RETURN(std::string reason, SessionDoneReason(*status.session));
     status.session_done = !reason.empty() && status.active_leases.empty();
+  }
+  if (explain_skips) {
+    SLUICE_ASSIGN_OR_RETURN(status.skipped, ExplainSkips(status.session ? status.session->settings
+                                                                        : SessionSettings{}));
   }
   return status;
 }

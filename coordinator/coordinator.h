@@ -24,6 +24,7 @@
 #include "coordinator/failure_policy.h"
 #include "coordinator/leader_election.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/session_report.h"
 #include "coordinator/state_store.h"
 
 namespace sluice {
@@ -40,6 +41,9 @@ struct CoordinatorConfig {
   size_t max_tail_bytes = 64 * 1024;
   size_t max_error_text_bytes = 8 * 1024;
   int32_t max_phases_per_lease = 64;
+  // The scheduler's run-family rule (RunFamilyRule): "" = strip a trailing
+  // date, letter or version; else an RE2 whose first group is the family.
+  std::string family_pattern;
 
   absl::Status Validate() const;
 };
@@ -83,6 +87,7 @@ struct CoordinatorStatus {
   std::optional<SessionRecord> session;
   int64_t session_finished = 0;
   bool session_done = false;
+  std::vector<SkipRow> skipped;  // Status(true): ExplainSkips under the latest session's settings
 };
 
 class Coordinator {
@@ -122,7 +127,9 @@ class Coordinator {
                                              std::string session_id);
   absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
                                             const std::string& reason);
-  absl::StatusOr<CoordinatorStatus> Status();
+  // explain_skips: also fill `skipped` (ExplainSkips; reads every pending
+  // phase's labels, so loops that poll status leave it off).
+  absl::StatusOr<CoordinatorStatus> Status(bool explain_skips = false);
 
   // The repeat rule's memory: every failure fingerprint, most frequent first.
   absl::StatusOr<std::vector<FingerprintInfo>> ListFingerprints();
@@ -132,6 +139,14 @@ class Coordinator {
   // What a session with `settings` would lease now, in order, and why the
   // other runs would not be leased. Changes nothing.
   absl::StatusOr<LeasePlan> Plan(const SessionSettings& settings, int64_t limit);
+  // Why pending work is not leased now under `settings`: excluded and
+  // deferred runs, phases waiting for a worker with their labels, runs with
+  // phases that failed for good. Reads every pending labelled phase, so it
+  // is for status and reports, never for leasing.
+  absl::StatusOr<std::vector<SkipRow>> ExplainSkips(const SessionSettings& settings);
+  // The session report (session_id "" = the latest); for the latest session
+  // it carries ExplainSkips under that session's settings.
+  absl::StatusOr<SessionReport> SessionReportFor(const std::string& session_id);
 
   // Periodic work: expires leases, ends a session whose batch is done, whose
   // deadline passed or that has nothing left. The server calls it about once

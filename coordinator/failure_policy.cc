@@ -37,7 +37,7 @@ void FailurePolicy::Observe(const std::string& run_id, Outcome outcome,
   info.runs.insert(run_id);
   if (info.example_error.empty()) info.example_error = error_text;
   info.last_seen_ms = std::max(info.last_seen_ms, ended_at_ms);
-  by_run_[run_id].insert(fingerprint);
+  ++by_run_[run_id][fingerprint];
 }
 
 std::optional<std::string> FailurePolicy::BlockingFingerprint(const std::string& run_id,
@@ -46,7 +46,7 @@ std::optional<std::string> FailurePolicy::BlockingFingerprint(const std::string&
   auto run = by_run_.find(run_id);
   if (run == by_run_.end()) return std::nullopt;
   const FingerprintInfo* worst = nullptr;
-  for (const std::string& fp : run->second) {
+  for (const auto& [fp, occurrences] : run->second) {
     auto it = by_fingerprint_.find(fp);
     if (it == by_fingerprint_.end() || !it->second.runs.contains(run_id)) continue;
     if (it->second.count >= max_repeats && (worst == nullptr || it->second.count > worst->count)) {
@@ -55,6 +55,21 @@ std::optional<std::string> FailurePolicy::BlockingFingerprint(const std::string&
   }
   if (worst == nullptr) return std::nullopt;
   return worst->fingerprint;
+}
+
+RunFailures FailurePolicy::FailuresOf(const std::string& run_id) const {
+  RunFailures out;
+  auto run = by_run_.find(run_id);
+  if (run == by_run_.end()) return out;
+  int64_t top = 0;
+  for (const auto& [fp, occurrences] : run->second) {
+    out.count += occurrences;
+    if (occurrences > top) {
+      top = occurrences;
+      out.top_fingerprint = fp;
+    }
+  }
+  return out;
 }
 
 std::vector<FingerprintInfo> FailurePolicy::Fingerprints() const {

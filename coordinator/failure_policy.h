@@ -38,6 +38,12 @@ struct FingerprintInfo {
   int64_t last_seen_ms = 0;
 };
 
+// A run's deterministic failures counted by the repeat rule.
+struct RunFailures {
+  int64_t count = 0;            // occurrences since their fingerprints' last unblock
+  std::string top_fingerprint;  // the most frequent one ("" when count is 0)
+};
+
 class FailurePolicy {
  public:
   // `unblocks`: fingerprint -> unblock time in ms, as stored.
@@ -53,6 +59,9 @@ class FailurePolicy {
   std::optional<std::string> BlockingFingerprint(const std::string& run_id,
                                                  int32_t max_repeats) const;
 
+  // What the scheduler's deferral rule needs about `run_id`.
+  RunFailures FailuresOf(const std::string& run_id) const;
+
   // Every fingerprint seen, most frequent first.
   std::vector<FingerprintInfo> Fingerprints() const;
 
@@ -64,7 +73,8 @@ class FailurePolicy {
 
  private:
   std::map<std::string, FingerprintInfo> by_fingerprint_;
-  std::map<std::string, std::set<std::string>> by_run_;  // run -> fingerprints seen in it
+  // run -> fingerprint -> occurrences in that run since the last unblock
+  std::map<std::string, std::map<std::string, int64_t>> by_run_;
   std::map<std::string, int64_t> unblocked_at_;
 };
 

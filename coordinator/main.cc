@@ -81,6 +81,10 @@ int main(int argc, char** argv) {
   app.add_option("--coordinator-id", coordinator_id,
                  "Redis store: this process's name in the leader lease (default: "
                  "HOST-PID-RANDOM; must differ between coordinators)");
+  app.add_option("--family-pattern", config.family_pattern,
+                 "RE2 pattern whose first capture group is a run's family for the scheduler's "
+                 "priors (a run id it does not match is its own family); default: strip a "
+                 "trailing date, letter or version (research-system-v2 -> research-system)");
   bool no_reflection = false;
   app.add_flag("--no-reflection", no_reflection, "Do not offer gRPC server reflection");
   sluice::TlsServerOptions tls;
@@ -152,6 +156,7 @@ int main(int argc, char** argv) {
                         {"leader_lease_ms", leader_lease_ms},
                         {"advertise", advertise},
                         {"coordinator_id", coordinator_id},
+                        {"family_pattern", config.family_pattern},
                         {"max_tail_bytes", config.max_tail_bytes},
                         {"max_error_text_bytes", config.max_error_text_bytes},
                         {"max_message_bytes", server_options.max_message_bytes},

@@ -2,11 +2,50 @@
 
 #include <algorithm>
 #include <tuple>
+#include <unordered_map>
 
 #include "absl/strings/str_cat.h"
 #include "common/fingerprint.h"
 
 namespace sluice {
+namespace {
+
+// What a group of runs (one run, a family, all runs) has shown so far.
+struct Record {
+  double attempts = 0;
+  double successes = 0;
+  double events = 0;
+  double minutes = 0;
+  int64_t deterministic_failures = 0;
+  std::string failure_fingerprint;  // of the run with most deterministic failures
+  int64_t fingerprint_failures = 0;
+
+  void Add(const RunStats& run, const RunPolicyState* policy) {
+    attempts += static_cast<double>(run.attempts);
+    successes += static_cast<double>(run.successes);
+    events += static_cast<double>(run.telemetry_events);
+    minutes += static_cast<double>(run.run_ms) / 60'000.0;
+    if (policy == nullptr) return;
+    deterministic_failures += policy->deterministic_failures;
+    if (policy->deterministic_failures > fingerprint_failures) {
+      fingerprint_failures = policy->deterministic_failures;
+      failure_fingerprint = policy->failure_fingerprint;
+    }
+  }
+};
+
+const RunPolicyState* Find(const std::map<std::string, RunPolicyState>& policy,
+                           const std::string& run_id) {
+  auto it = policy.find(run_id);
+  return it == policy.end() ? nullptr : &it->second;
+}
+
+std::string FingerprintNote(const std::string& fingerprint) {
+  if (fingerprint.empty()) return "";
+  return absl::StrCat(" (fingerprint ", FingerprintId(fingerprint), ")");
+}
+
+}  // namespace
 
 bool Scheduler::RunAllowed(const SessionSettings& settings, const std::string& run_id) {
   if (!settings.run_ids.empty() && std::find(settings.run_ids.begin(), settings.run_ids.end(),
@@ -19,21 +58,79 @@ bool Scheduler::RunAllowed(const SessionSettings& settings, const std::string& r
   return true;
 }
 
-RunRanking Scheduler::Estimate(const RunStats& run) const {
-  const double w = options_.prior_weight;
-  const auto attempts = static_cast<double>(run.attempts);
-  const auto successes = static_cast<double>(run.successes);
-  const auto events = static_cast<double>(run.telemetry_events);
-  const double minutes = static_cast<double>(run.run_ms) / 60'000.0;
-  RunRanking r;
-  r.run_id = run.run_id;
-  r.explored = run.attempts > 0 || run.leased > 0;
-  r.success_probability = (successes + w * options_.prior_success_probability) / (attempts + w);
-  const double prior_events =
-      w * options_.prior_success_probability * options_.prior_events_per_success;
-  const double prior_minutes = w * options_.prior_minutes_per_attempt;
-  r.expected_yield = (events + prior_events) / (minutes + prior_minutes);
-  return r;
+RunRanking Scheduler::Estimate(const RunStats& run) const { return EstimateAll({run}).front(); }
+
+std::vector<RunRanking> Scheduler::EstimateAll(const std::vector<RunStats>& runs) const {
+  return EstimateWithPolicy(runs, {});
+}
+
+std::vector<RunRanking> Scheduler::EstimateWithPolicy(
+    const std::vector<RunStats>& runs, const std::map<std::string, RunPolicyState>& policy) const {
+  const SchedulerOptions& o = options_;
+  std::vector<std::string> families;
+  families.reserve(runs.size());
+  Record global;
+  std::unordered_map<std::string, Record> by_family;
+  for (const RunStats& run : runs) {
+    families.push_back(o.family_rule.Family(run.run_id));
+    const RunPolicyState* p = Find(policy, run.run_id);
+    global.Add(run, p);
+    by_family[families.back()].Add(run, p);
+  }
+  // Level 1: the global estimate, from every run plus the fixed prior.
+  const double w0 = o.prior_weight;
+  const double p_global =
+      (global.successes + w0 * o.prior_success_probability) / (global.attempts + w0);
+  const double prior_minutes = w0 * o.prior_minutes_per_attempt;
+  const double y_global =
+      (global.events + w0 * o.prior_success_probability * o.prior_events_per_success) /
+      (global.minutes + prior_minutes);
+  // Pseudo-attempts become pseudo-minutes at the backlog's minutes per attempt.
+  const double minutes_per_attempt = (global.minutes + prior_minutes) / (global.attempts + w0);
+
+  std::vector<RunRanking> out;
+  out.reserve(runs.size());
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunStats& run = runs[i];
+    const RunPolicyState* p = Find(policy, run.run_id);
+    Record own;
+    own.Add(run, p);
+    // Level 2: the run's siblings (its family without itself).
+    const Record& fam = by_family[families[i]];
+    Record sib;
+    sib.attempts = fam.attempts - own.attempts;
+    sib.successes = fam.successes - own.successes;
+    sib.events = fam.events - own.events;
+    sib.minutes = fam.minutes - own.minutes;
+    sib.deterministic_failures = fam.deterministic_failures - own.deterministic_failures;
+    const double wf = o.family_weight;
+    const double p_family = (sib.successes + wf * p_global) / (sib.attempts + wf);
+    const double y_family = (sib.events + wf * minutes_per_attempt * y_global) /
+                            (sib.minutes + wf * minutes_per_attempt);
+    // Level 3: the run itself.
+    const double wr = o.run_weight;
+    RunRanking r;
+    r.run_id = run.run_id;
+    r.family = families[i];
+    r.explored = run.attempts > 0 || run.leased > 0;
+    r.success_probability = (own.successes + wr * p_family) / (own.attempts + wr);
+    r.expected_yield = (own.events + wr * minutes_per_attempt * y_family) /
+                       (own.minutes + wr * minutes_per_attempt);
+    if (run.successes == 0) {
+      if (own.deterministic_failures > 0) {
+        r.deferred_reason = absl::StrCat("deferred: its sampled phases failed deterministically ",
+                                         own.deterministic_failures, " time(s), none succeeded",
+                                         FingerprintNote(p->failure_fingerprint));
+      } else if (sib.deterministic_failures > 0 && sib.successes == 0) {
+        r.deferred_reason =
+            absl::StrCat("deferred: run family '", families[i], "' failed deterministically ",
+                         sib.deterministic_failures, " time(s) in its other runs, none succeeded",
+                         FingerprintNote(fam.failure_fingerprint));
+      }
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 std::vector<RunRanking> Scheduler::Rank(const std::vector<RunStats>& runs,
@@ -54,29 +151,35 @@ std::vector<RunDecision> Scheduler::Decide(const std::vector<RunStats>& runs,
   struct Candidate {
     RunDecision decision;
     const RunStats* stats;
+    double score;
   };
+  // Estimates use every run's record, finished runs included: a family's
+  // evidence does not vanish when its runs run out of pending phases.
+  std::vector<RunRanking> estimates = EstimateWithPolicy(runs, policy);
   std::vector<Candidate> eligible;
   std::vector<RunDecision> excluded;
-  for (const RunStats& run : runs) {
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunStats& run = runs[i];
     if (run.pending <= 0) continue;
-    RunDecision d{Estimate(run), "", run.pending};
-    auto p = policy.find(run.run_id);
+    RunDecision d{std::move(estimates[i]), "", run.pending};
+    const RunPolicyState* p = Find(policy, run.run_id);
     if (!RunAllowed(settings, run.run_id)) {
       d.excluded_reason =
           settings.run_ids.empty() ? "skipped by --skip-run-prefix" : "not selected by --run-id";
-    } else if (p != policy.end() && !p->second.blocked_by_fingerprint.empty()) {
+    } else if (p != nullptr && !p->blocked_by_fingerprint.empty()) {
       d.excluded_reason =
-          absl::StrCat("blocked by fingerprint ", FingerprintId(p->second.blocked_by_fingerprint),
-                       " (", p->second.blocked_by_fingerprint.substr(0, 120), ")");
+          absl::StrCat("blocked by fingerprint ", FingerprintId(p->blocked_by_fingerprint), " (",
+                       p->blocked_by_fingerprint.substr(0, 120), ")");
     } else if (settings.max_timeouts_per_run > 0 && run.timeouts >= settings.max_timeouts_per_run) {
       d.excluded_reason =
           absl::StrCat("max_timeouts_per_run reached (", run.timeouts, " timeouts)");
-    } else if (p != policy.end() && p->second.backoff_until_ms > now_ms) {
+    } else if (p != nullptr && p->backoff_until_ms > now_ms) {
       d.excluded_reason = absl::StrCat("backing off after a transient failure for ",
-                                       (p->second.backoff_until_ms - now_ms + 999) / 1000, " s");
+                                       (p->backoff_until_ms - now_ms + 999) / 1000, " s");
     }
     if (d.excluded_reason.empty()) {
-      eligible.push_back({std::move(d), &run});
+      const double score = d.ranking.expected_yield / (1.0 + static_cast<double>(run.leased));
+      eligible.push_back({std::move(d), &run, score});
     } else {
       excluded.push_back(std::move(d));
     }
@@ -84,11 +187,12 @@ std::vector<RunDecision> Scheduler::Decide(const std::vector<RunStats>& runs,
   std::sort(eligible.begin(), eligible.end(), [](const Candidate& a, const Candidate& b) {
     const RunRanking& ra = a.decision.ranking;
     const RunRanking& rb = b.decision.ranking;
-    // Higher priority, unexplored first, higher yield, fewer in flight, run id.
-    return std::make_tuple(-a.stats->best_pending_priority, ra.explored, -ra.expected_yield,
-                           a.stats->leased, ra.run_id) <
-           std::make_tuple(-b.stats->best_pending_priority, rb.explored, -rb.expected_yield,
-                           b.stats->leased, rb.run_id);
+    // Higher priority, not deferred, unexplored, higher score, fewer in
+    // flight, run id.
+    return std::make_tuple(-a.stats->best_pending_priority, !ra.deferred_reason.empty(),
+                           ra.explored, -a.score, a.stats->leased, std::cref(ra.run_id)) <
+           std::make_tuple(-b.stats->best_pending_priority, !rb.deferred_reason.empty(),
+                           rb.explored, -b.score, b.stats->leased, std::cref(rb.run_id));
   });
   std::vector<RunDecision> out;
   out.reserve(eligible.size() + excluded.size());

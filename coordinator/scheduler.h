@@ -1,12 +1,30 @@
 // Ranks runs for leasing. Pure: it sees per-run aggregates (never the
 // backlog), so its cost grows with the number of runs, not phases.
 //
-// Order: eligible runs (pending work, allowed by the session's run filters)
-// with the highest pending priority first; among equals, runs never tried
-// come first (every run is sampled once before any run gets a second look),
-// then by estimated telemetry yield per minute of worker time, with a prior
-// so that a few lucky or unlucky attempts do not decide alone; ties break by
-// fewest leases in flight, then run id, so no run starves the others.
+// Estimates. Each run gets a success probability and an expected yield
+// (telemetry events per minute of worker time), shrunk in three levels:
+//   global  = all runs' record + a fixed prior worth `prior_weight` attempts
+//             (Beta(p0*w, (1-p0)*w) on success, Gamma-style pseudo-counts
+//             p0*e0*w events over m0*w minutes on yield);
+//   family  = the run's siblings (same family, the run itself excluded) +
+//             the global estimate worth `family_weight` pseudo-attempts;
+//   run     = the run's own record + the family estimate worth `run_weight`
+//             pseudo-attempts.
+// A run with little evidence therefore looks like its family, and a family
+// with little evidence like the whole backlog.
+//
+// Order of the eligible runs:
+//   1. higher pending priority first;
+//   2. runs not deferred before deferred ones. A run is deferred when its own
+//      sampled phases failed deterministically and none succeeded, or when it
+//      has no success and its family's other runs failed deterministically
+//      with no success either. Deferred runs are still leased once nothing
+//      else is eligible (the repeat rule then blocks them for good);
+//   3. unexplored runs before explored ones: every run is sampled once
+//      before any run gets a second look;
+//   4. higher score = expected yield / (1 + leases in flight), so several
+//      workers spread over the best runs instead of piling onto one;
+//   5. run id.
 #pragma once
 
 #include <map>
@@ -14,23 +32,31 @@
 #include <vector>
 
 #include "common/model.h"
+#include "common/run_family.h"
 
 namespace sluice {
 
 struct RunRanking {
   std::string run_id;
+  std::string family;
   double expected_yield = 0;       // telemetry events per worker-minute (posterior mean)
   double success_probability = 0;  // posterior mean
   bool explored = false;           // sampled: an attempt finished or is in flight
+  std::string deferred_reason;     // "" = not deferred
 };
 
 // What the coordinator's policy knows about a run beyond its counts.
 struct RunPolicyState {
   std::string blocked_by_fingerprint;  // the repeat rule blocked it ("" = not blocked)
   int64_t backoff_until_ms = 0;        // deferred after a transient failure
+  // Deterministic (non-transient kFailed) failures since the last unblock of
+  // their fingerprint, and the most frequent of those fingerprints.
+  int64_t deterministic_failures = 0;
+  std::string failure_fingerprint;
 };
 
 // One run's fate in a ranking: eligible (reason empty) or why it is excluded.
+// An eligible run may still be deferred (ranking.deferred_reason).
 struct RunDecision {
   RunRanking ranking;
   std::string excluded_reason;
@@ -38,23 +64,27 @@ struct RunDecision {
 };
 
 struct SchedulerOptions {
-  // Beta/Gamma-style priors: an unexplored run is assumed to succeed with
+  // The global prior: an unexplored backlog is assumed to succeed with
   // prior_success_probability and yield prior_events_per_success events per
-  // success, over prior_minutes_per_attempt minutes per attempt.
+  // success, over prior_minutes_per_attempt minutes per attempt; worth
+  // prior_weight pseudo-attempts.
   double prior_success_probability = 0.5;
   double prior_events_per_success = 1.0;
   double prior_minutes_per_attempt = 1.0;
-  double prior_weight = 2.0;  // how many pseudo-attempts the prior is worth
+  double prior_weight = 2.0;
+  double family_weight = 2.0;  // pseudo-attempts the family estimate is worth for a run
+  double run_weight = 2.0;     // ... and the global estimate for a family
+  RunFamilyRule family_rule;   // which runs are siblings
 };
 
 class Scheduler {
  public:
-  explicit Scheduler(SchedulerOptions options = {}) : options_(options) {}
+  explicit Scheduler(SchedulerOptions options = {}) : options_(std::move(options)) {}
 
   // True when the session's filters allow this run.
   static bool RunAllowed(const SessionSettings& settings, const std::string& run_id);
 
-  // Eligible runs, best first.
+  // Eligible runs, best first (deferred ones last).
   std::vector<RunRanking> Rank(const std::vector<RunStats>& runs, const SessionSettings& settings,
                                const std::map<std::string, RunPolicyState>& policy = {},
                                int64_t now_ms = 0) const;
@@ -67,9 +97,18 @@ class Scheduler {
                                   const std::map<std::string, RunPolicyState>& policy,
                                   int64_t now_ms) const;
 
+  // Estimates for every run in `runs` (family and global levels from all of
+  // them), in the same order. No deferral: that needs the policy state.
+  std::vector<RunRanking> EstimateAll(const std::vector<RunStats>& runs) const;
+  // One run on its own: its record shrunk toward the global prior.
   RunRanking Estimate(const RunStats& run) const;
 
+  const SchedulerOptions& options() const { return options_; }
+
  private:
+  std::vector<RunRanking> EstimateWithPolicy(
+      const std::vector<RunStats>& runs, const std::map<std::string, RunPolicyState>& policy) const;
+
   SchedulerOptions options_;
 };
 

@@ -363,7 +363,27 @@ std::string SessionReportJson(const SessionReport& r) {
                                        {"zero_event_attempts", w.zero_event_attempts},
                                        {"message", w.message}});
   }
+  j["skipped"] = nlohmann::json::array();
+  for (const SkipRow& k : r.skipped) {
+    j["skipped"].push_back({{"kind", k.kind},
+                            {"run_id", k.run_id},
+                            {"phase_id", k.phase_id},
+                            {"phases", k.phases},
+                            {"reason", k.reason}});
+  }
   return j.dump(2);
+}
+
+std::string SkipRowsText(const std::vector<SkipRow>& rows) {
+  if (rows.empty()) return "";
+  std::string out = "not leased now:\n";
+  for (const SkipRow& k : rows) {
+    const std::string what = k.phase_id.empty() ? absl::StrCat("run ", k.run_id)
+                                                : absl::StrCat(k.run_id, "/", k.phase_id);
+    absl::StrAppendFormat(&out, "  %-18s %s (%d phase%s): %s\n", k.kind, what, k.phases,
+                          k.phases == 1 ? "" : "s", k.reason);
+  }
+  return out;
 }
 
 std::string SessionReportText(const SessionReport& r) {
@@ -443,6 +463,7 @@ std::string SessionReportText(const SessionReport& r) {
                             YieldPerMinute(b.telemetry_events, b.run_ms));
     }
   }
+  if (!r.skipped.empty()) absl::StrAppend(&out, "\n", SkipRowsText(r.skipped));
   return out;
 }
 
@@ -525,6 +546,15 @@ absl::StatusOr<SessionReport> SessionReportFromJson(const std::string& json) {
       w.zero_event_attempts = e.at("zero_event_attempts").get<int64_t>();
       w.message = e.at("message").get<std::string>();
       r.telemetry_warnings.push_back(std::move(w));
+    }
+    for (const auto& e : j.value("skipped", nlohmann::json::array())) {
+      SkipRow k;
+      k.kind = e.at("kind").get<std::string>();
+      k.run_id = e.at("run_id").get<std::string>();
+      k.phase_id = e.value("phase_id", "");
+      k.phases = e.at("phases").get<int64_t>();
+      k.reason = e.at("reason").get<std::string>();
+      r.skipped.push_back(std::move(k));
     }
     return r;
   } catch (const nlohmann::json::exception& e) {

@@ -72,6 +72,20 @@ struct TimelineBucket {
   int64_t run_ms = 0;
 };
 
+// Why pending work is not leased now, or waits (status and the report).
+struct SkipRow {
+  // "excluded"           the run is not leased (filters, blocked fingerprint,
+  //                      max timeouts per run, backoff)
+  // "deferred"           leased only when nothing else is eligible
+  // "waiting_for_labels" the phase needs labels no registered worker has
+  // "failed"             phases of the run that failed for good
+  std::string kind;
+  std::string run_id;
+  std::string phase_id;  // waiting_for_labels only
+  int64_t phases = 0;    // phases concerned (pending ones, or failed ones)
+  std::string reason;
+};
+
 struct SessionReport {
   std::string session_id;
   std::string state;
@@ -95,7 +109,13 @@ struct SessionReport {
   int64_t timeline_bucket_ms = 60'000;
   std::vector<TimelineBucket> timeline;  // consecutive buckets from the session start
   std::vector<TelemetryWarning> telemetry_warnings;
+  // The coordinator's current decisions; filled for the latest session only
+  // (Coordinator::Report), empty when built from the store alone.
+  std::vector<SkipRow> skipped;
 };
+
+// The text block status and the report print for `rows` ("" when empty).
+std::string SkipRowsText(const std::vector<SkipRow>& rows);
 
 // Events per minute of run time; 0 when no time was spent.
 double YieldPerMinute(int64_t events, int64_t run_ms);

@@ -174,7 +174,13 @@ int RunDryRun(const DrainOptions& o, const std::vector<PhaseSpec>& phases) {
     std::cerr << "sluice drain --dry-run: " << copy.status().message() << "\n";
     return kExitInfra;
   }
-  Coordinator coordinator(**copy, SystemClock::Default());
+  CoordinatorConfig config;
+  config.family_pattern = o.family_pattern;
+  if (absl::Status st = config.Validate(); !st.ok()) {
+    std::cerr << "sluice drain --dry-run: " << st.message() << "\n";
+    return kExitUsage;
+  }
+  Coordinator coordinator(**copy, SystemClock::Default(), config);
   if (auto imported = coordinator.ImportBacklog(phases); !imported.ok()) {
     std::cerr << "sluice drain --dry-run: import: " << imported.status().message() << "\n";
     return kExitUsage;
@@ -210,6 +216,7 @@ int RunDrain(const DrainOptions& o) {
   CoordinatorConfig config;
   config.lease_ttl_ms = o.lease_ttl_ms;
   config.heartbeat_interval_ms = o.heartbeat_interval_ms;
+  config.family_pattern = o.family_pattern;
   config.max_lease_wait_ms = 5'000;
   if (absl::Status st = config.Validate(); !st.ok()) {
     std::cerr << "sluice drain: " << st.message() << "\n";
@@ -313,7 +320,7 @@ int RunDrain(const DrainOptions& o) {
   // One last maintenance pass records the session's end.
   (void)coordinator.Tick();
 
-  auto report = BuildSessionReport(**store, session->session_id);
+  auto report = coordinator.SessionReportFor(session->session_id);
   if (!report.ok()) {
     std::cerr << "sluice drain: report: " << report.status().message() << "\n";
     return kExitInfra;

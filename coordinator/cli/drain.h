@@ -26,6 +26,7 @@ struct DrainOptions {
   double grace_seconds = 10;
   int64_t lease_ttl_ms = 15'000;
   int64_t heartbeat_interval_ms = 3'000;
+  std::string family_pattern;  // CoordinatorConfig::family_pattern
   SessionSettings settings;
   bool json = false;
   bool dry_run = false;  // print the lease plan for this backlog on a snapshot; change nothing

@@ -137,7 +137,7 @@ nlohmann::json SessionJson(const SessionRecord& s) {
 int CmdStatus(const Target& t) {
   auto api = Connect(t);
   if (!api.ok()) return ErrorExit("status", api.status());
-  auto status = (*api)->Status();
+  auto status = (*api)->Status(/*explain_skips=*/true);
   if (!status.ok()) return ErrorExit("status", status.status());
   if (t.json) {
     nlohmann::json j;
@@ -166,6 +166,14 @@ int CmdStatus(const Target& t) {
     j["session"] = status->session ? SessionJson(*status->session) : nlohmann::json(nullptr);
     j["session_finished"] = status->session_finished;
     j["session_done"] = status->session_done;
+    j["skipped"] = nlohmann::json::array();
+    for (const SkipRow& k : status->skipped) {
+      j["skipped"].push_back({{"kind", k.kind},
+                              {"run_id", k.run_id},
+                              {"phase_id", k.phase_id},
+                              {"phases", k.phases},
+                              {"reason", k.reason}});
+    }
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -190,6 +198,7 @@ int CmdStatus(const Target& t) {
     std::cout << absl::StrFormat("  %-24s %s/%s attempt %d on %s\n", l.lease_id, l.run_id,
                                  l.phase_id, l.attempt, l.worker_id);
   }
+  std::cout << SkipRowsText(status->skipped);
   return 0;
 }
 
@@ -292,6 +301,9 @@ int main(int argc, char** argv) {
       ->add_option("--grace-seconds", drain.grace_seconds,
                    "SIGTERM -> SIGKILL delay when a phase is stopped")
       ->capture_default_str();
+  drain_cmd->add_option("--family-pattern", drain.family_pattern,
+                        "RE2 pattern whose first capture group is a run's family for the "
+                        "scheduler's priors; default: strip a trailing date, letter or version");
   drain_cmd
       ->add_option("--lease-ttl-ms", drain.lease_ttl_ms,
                    "Lease TTL: a vanished worker's phase is re-leased after this")

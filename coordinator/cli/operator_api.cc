@@ -32,16 +32,11 @@ class DirectOperator final : public OperatorApi {
                                             const std::string& reason) override {
     return coordinator_.StopSession(session_id, reason);
   }
-  absl::StatusOr<CoordinatorStatus> Status() override { return coordinator_.Status(); }
+  absl::StatusOr<CoordinatorStatus> Status(bool explain_skips) override {
+    return coordinator_.Status(explain_skips);
+  }
   absl::StatusOr<std::string> ReportJson(const std::string& session_id) override {
-    std::string id = session_id;
-    if (id.empty()) {
-      auto latest = coordinator_.store().LatestSession();
-      if (!latest.ok()) return latest.status();
-      if (!*latest) return absl::NotFoundError("no session yet");
-      id = (*latest)->session_id;
-    }
-    auto report = BuildSessionReport(coordinator_.store(), id);
+    auto report = coordinator_.SessionReportFor(session_id);
     if (!report.ok()) return report.status();
     return SessionReportJson(*report);
   }
@@ -103,11 +98,13 @@ class GrpcOperator final : public OperatorApi {
     if (auto st = stub_->StopSession(&ctx, req, &resp); !st.ok()) return FromGrpcStatus(st);
     return FromProto(resp.session());
   }
-  absl::StatusOr<CoordinatorStatus> Status() override {
+  absl::StatusOr<CoordinatorStatus> Status(bool explain_skips) override {
+    v1::GetStatusRequest req;
+    req.set_explain_skips(explain_skips);
     v1::GetStatusResponse resp;
     grpc::ClientContext ctx;
     Deadline(&ctx);
-    if (auto st = stub_->GetStatus(&ctx, v1::GetStatusRequest(), &resp); !st.ok()) {
+    if (auto st = stub_->GetStatus(&ctx, req, &resp); !st.ok()) {
       return FromGrpcStatus(st);
     }
     CoordinatorStatus s;
@@ -128,6 +125,9 @@ class GrpcOperator final : public OperatorApi {
     if (resp.has_session()) s.session = FromProto(resp.session());
     s.session_finished = resp.session_finished();
     s.session_done = resp.session_done();
+    for (const v1::SkipRow& k : resp.skipped()) {
+      s.skipped.push_back({k.kind(), k.run_id(), k.phase_id(), k.phases(), k.reason()});
+    }
     return s;
   }
   absl::StatusOr<std::string> ReportJson(const std::string& session_id) override {

@@ -22,7 +22,8 @@ class OperatorApi {
                                                      const std::string& session_id) = 0;
   virtual absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
                                                     const std::string& reason) = 0;
-  virtual absl::StatusOr<CoordinatorStatus> Status() = 0;
+  // explain_skips: also fill CoordinatorStatus::skipped (costlier).
+  virtual absl::StatusOr<CoordinatorStatus> Status(bool explain_skips) = 0;
   // The session report as JSON; empty session_id: the latest session.
   virtual absl::StatusOr<std::string> ReportJson(const std::string& session_id) = 0;
   // The repeat rule's fingerprints and the threshold of the latest session.

@@ -160,7 +160,7 @@ int RunWatch(OperatorApi& api, const WatchOptions& options) {
   bool stdin_open = !options.once;
   bool first = true;
   while (!stop.load()) {
-    absl::StatusOr<CoordinatorStatus> status = api.Status();
+    absl::StatusOr<CoordinatorStatus> status = api.Status(/*explain_skips=*/false);
     std::string frame;
     if (!status.ok()) {
       if (first) {

@@ -30,6 +30,14 @@ void StatusToProto(const CoordinatorStatus& status, v1::GetStatusResponse* out) 
   if (status.session) ToProto(*status.session, out->mutable_session());
   out->set_session_finished(status.session_finished);
   out->set_session_done(status.session_done);
+  for (const SkipRow& k : status.skipped) {
+    v1::SkipRow* row = out->add_skipped();
+    row->set_kind(k.kind);
+    row->set_run_id(k.run_id);
+    row->set_phase_id(k.phase_id);
+    row->set_phases(k.phases);
+    row->set_reason(k.reason);
+  }
 }
 
 grpc::Status OperatorServiceImpl::ImportBacklog(grpc::ServerContext* ctx,
@@ -67,10 +75,11 @@ grpc::Status OperatorServiceImpl::StopSession(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status OperatorServiceImpl::GetStatus(grpc::ServerContext* ctx, const v1::GetStatusRequest*,
+grpc::Status OperatorServiceImpl::GetStatus(grpc::ServerContext* ctx,
+                                            const v1::GetStatusRequest* req,
                                             v1::GetStatusResponse* resp) {
   if (grpc::Status st = Check(ctx); !st.ok()) return st;
-  auto status = coordinator_.Status();
+  auto status = coordinator_.Status(req->explain_skips());
   if (!status.ok()) return ToGrpcStatus(status.status());
   StatusToProto(*status, resp);
   return grpc::Status::OK;
@@ -81,14 +90,7 @@ grpc::Status OperatorServiceImpl::GetReport(grpc::ServerContext* ctx,
                                             v1::GetReportResponse* resp) {
   if (grpc::Status st = Check(ctx); !st.ok()) return st;
   if (absl::Status st = coordinator_.CheckLeader(); !st.ok()) return ToGrpcStatus(st);
-  std::string session_id = req->session_id();
-  if (session_id.empty()) {
-    auto latest = coordinator_.store().LatestSession();
-    if (!latest.ok()) return ToGrpcStatus(latest.status());
-    if (!*latest) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no session yet");
-    session_id = (*latest)->session_id;
-  }
-  auto report = BuildSessionReport(coordinator_.store(), session_id);
+  auto report = coordinator_.SessionReportFor(req->session_id());
   if (!report.ok()) return ToGrpcStatus(report.status());
   resp->set_report_json(SessionReportJson(*report));
   return grpc::Status::OK;

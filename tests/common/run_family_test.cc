@@ -44,5 +44,34 @@ TEST(RunFamilyTest, KeepsSpellingAndHandlesSeparatorRuns) {
   EXPECT_EQ(RunFamily("-3"), "-3");
 }
 
+TEST(RunFamilyRuleTest, DefaultRuleIsRunFamily) {
+  const RunFamilyRule rule;
+  EXPECT_EQ(rule.Family("research-system-v2"), "research-system");
+  EXPECT_EQ(rule.Family("run-a"), "run");
+  auto compiled = RunFamilyRule::Compile("");
+  ASSERT_TRUE(compiled.ok());
+  EXPECT_EQ(compiled->Family("build-2024-01-05"), "build");
+}
+
+TEST(RunFamilyRuleTest, PatternGroupIsTheFamilyAndNonMatchingIdsStandAlone) {
+  auto rule = RunFamilyRule::Compile("(.*)-(?:v[0-9]+|[0-9]{8})");
+  ASSERT_TRUE(rule.ok()) << rule.status();
+  EXPECT_EQ(rule->Family("svc-v1"), "svc");
+  EXPECT_EQ(rule->Family("svc-20240105"), "svc");
+  EXPECT_EQ(rule->Family("svc-a"), "svc-a");  // letters are not variants under this rule
+  EXPECT_EQ(rule->Family("x-svc-v1-extra"), "x-svc-v1-extra");  // must match the whole id
+  EXPECT_EQ(rule->pattern(), "(.*)-(?:v[0-9]+|[0-9]{8})");
+}
+
+TEST(RunFamilyRuleTest, BadPatternsAreInvalidArgumentsWithAReason) {
+  auto broken = RunFamilyRule::Compile("(unclosed");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(broken.status().message()).find("does not compile"), std::string::npos);
+  auto no_group = RunFamilyRule::Compile(".*-v[0-9]+");
+  ASSERT_FALSE(no_group.ok());
+  EXPECT_NE(std::string(no_group.status().message()).find("no capture group"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace sluice

@@ -317,6 +317,139 @@ TEST_F(DrainPolicyTest, EveryRunIsSampledOnceBeforeALowYieldRunGetsASecondAttemp
       << "big-bad leased twice before every run was sampled";
 }
 
+// Run-family priors: once a sampled phase of "fam-v1" failed deterministically,
+// its sibling "fam-v2" is not sampled ahead of other work; it waits until
+// nothing else is eligible, and the plan says why.
+TEST_F(DrainPolicyTest, SiblingOfADeterministicallyFailingRunWaitsBehindOtherWork) {
+  Ok(coord_->ImportBacklog({Spec("fam-v1", "p0", 0), Spec("fam-v1", "p1", 1),
+                            Spec("fam-v2", "p0", 0), Spec("fam-v2", "p1", 1), Spec("solo", "p0", 0),
+                            Spec("solo", "p1", 1), Spec("solo", "p2", 2)}));
+  SessionSettings s;
+  s.max_attempts_per_phase = 1;
+  Start(s);
+  std::vector<std::string> order;
+  auto g = Lease();
+  ASSERT_EQ(g.size(), 1u);
+  ASSERT_EQ(g[0].run_id, "fam-v1");  // all priors equal: by run id
+  Finish(g[0], Outcome::kFailed, "ImportError: /src/fam-v1/test_a.py, line 12 (request id 7f3a)");
+
+  LeasePlan plan = Ok(coord_->Plan(s, 100));
+  ASSERT_GE(plan.leases.size(), 4u);
+  EXPECT_EQ(plan.leases[0].run_id, "solo");
+  EXPECT_EQ(plan.leases[3].run_id, "fam-v2");
+  EXPECT_THAT(plan.leases[3].why, HasSubstr("run family 'fam' failed deterministically"));
+
+  while (true) {
+    g = Lease();
+    if (g.empty()) break;
+    order.push_back(g[0].run_id);
+    if (g[0].run_id == "solo") {
+      Finish(g[0], Outcome::kSucceeded, "", 2);
+    } else {
+      Finish(g[0], Outcome::kFailed,
+             absl::StrCat("ImportError: /src/", g[0].run_id, "/test_", g[0].phase_id,
+                          ".py, line 3 (request id ", order.size(), ")"));
+    }
+  }
+  ASSERT_GE(order.size(), 3u);
+  EXPECT_EQ(std::vector<std::string>(order.begin(), order.begin() + 3),
+            std::vector<std::string>({"solo", "solo", "solo"}));
+}
+
+// Explained skips: status and the report say why each piece of pending work
+// is not leased now (issue #4) and that a phase waits for a worker with its
+// labels (issue #7).
+TEST_F(DrainPolicyTest, StatusAndReportExplainExcludedDeferredWaitingAndFailedWork) {
+  PhaseSpec gpu = Spec("gpu", "p0");
+  gpu.labels = {"gpu", "cuda12"};
+  Ok(coord_->ImportBacklog({Spec("fam-v1", "p0", 0), Spec("fam-v1", "p1", 1),
+                            Spec("fam-v2", "p0", 0), gpu, Spec("ok", "p0", 0), Spec("ok", "p1", 1),
+                            Spec("slow", "p0", 0), Spec("slow", "p1", 1), Spec("slow", "p2", 2),
+                            Spec("tmp-x", "p0", 0)}));
+  SessionSettings s;
+  s.skip_run_prefixes = {"tmp-"};
+  s.max_attempts_per_phase = 1;
+  Start(s);
+  auto g = Lease();
+  ASSERT_EQ(g.size(), 1u);
+  ASSERT_EQ(g[0].run_id, "fam-v1");
+  Finish(g[0], Outcome::kFailed, "ModuleNotFoundError: No module named 'fam_client'");
+  // "gpu" cannot go to this label-less worker; fam-* are deferred: "ok" and
+  // "slow" get the next four leases.
+  for (int i = 0; i < 4; ++i) {
+    g = Lease();
+    ASSERT_EQ(g.size(), 1u);
+    ASSERT_THAT(g[0].run_id, ::testing::AnyOf("ok", "slow"));
+    if (g[0].run_id == "ok") {
+      Finish(g[0], Outcome::kSucceeded, "", 1);
+    } else {
+      Finish(g[0], Outcome::kTimedOut);
+    }
+  }
+  auto find = [](const std::vector<SkipRow>& rows, const std::string& kind,
+                 const std::string& run) -> const SkipRow* {
+    for (const SkipRow& r : rows) {
+      if (r.kind == kind && r.run_id == run) return &r;
+    }
+    return nullptr;
+  };
+  CoordinatorStatus status = Ok(coord_->Status(/*explain_skips=*/true));
+  const std::vector<SkipRow>& rows = status.skipped;
+  ASSERT_NE(find(rows, "excluded", "tmp-x"), nullptr);
+  EXPECT_EQ(find(rows, "excluded", "tmp-x")->reason, "skipped by --skip-run-prefix");
+  ASSERT_NE(find(rows, "excluded", "slow"), nullptr);
+  EXPECT_THAT(find(rows, "excluded", "slow")->reason, HasSubstr("max_timeouts_per_run reached"));
+  EXPECT_EQ(find(rows, "excluded", "slow")->phases, 1);
+  ASSERT_NE(find(rows, "deferred", "fam-v1"), nullptr);
+  EXPECT_THAT(find(rows, "deferred", "fam-v1")->reason,
+              HasSubstr("its sampled phases failed deterministically 1 time(s)"));
+  ASSERT_NE(find(rows, "deferred", "fam-v2"), nullptr);
+  EXPECT_THAT(find(rows, "deferred", "fam-v2")->reason, HasSubstr("run family 'fam'"));
+  const SkipRow* waiting = find(rows, "waiting_for_labels", "gpu");
+  ASSERT_NE(waiting, nullptr);
+  EXPECT_EQ(waiting->phase_id, "p0");
+  EXPECT_THAT(waiting->reason,
+              HasSubstr("waiting for a worker with labels cuda12,gpu"));  // sorted by the store
+  ASSERT_NE(find(rows, "failed", "slow"), nullptr);
+  EXPECT_EQ(find(rows, "failed", "slow")->phases, 2);
+  EXPECT_THAT(find(rows, "failed", "fam-v1")->reason, HasSubstr("attempts exhausted"));
+  EXPECT_EQ(find(rows, "excluded", "ok"), nullptr);
+  EXPECT_EQ(find(rows, "deferred", "ok"), nullptr);
+
+  // The report of the latest session carries the same rows, in JSON and text.
+  SessionReport report = Ok(coord_->SessionReportFor(""));
+  EXPECT_EQ(report.skipped.size(), rows.size());
+  EXPECT_THAT(SessionReportText(report),
+              HasSubstr("waiting_for_labels gpu/p0 (1 phase): waiting for a worker with labels"));
+  EXPECT_THAT(SessionReportJson(report), HasSubstr("\"kind\": \"deferred\""));
+
+  // A worker with the labels registers: the phase no longer waits for one.
+  WorkerInfo w2;
+  w2.worker_id = "w2";
+  w2.host = "h";
+  w2.slots = 1;
+  w2.labels = {"cuda12", "gpu", "linux"};
+  Ok(coord_->Register(w2));
+  EXPECT_EQ(find(Ok(coord_->Status(true)).skipped, "waiting_for_labels", "gpu"), nullptr);
+  EXPECT_THAT(Ok(coord_->Status()).skipped, IsEmpty()) << "only on request";
+}
+
+TEST_F(DrainPolicyTest, PhasesWaitingForLabelsAreListedUpToAHundredThenCounted) {
+  std::vector<PhaseSpec> phases;
+  for (int i = 0; i < 105; ++i) {
+    PhaseSpec p = Spec("gpu-run", absl::StrCat("p", i), i);
+    p.labels = {"gpu"};
+    phases.push_back(p);
+  }
+  Ok(coord_->ImportBacklog(phases));
+  const std::vector<SkipRow> rows = Ok(coord_->Status(true)).skipped;
+  ASSERT_EQ(rows.size(), 101u);
+  EXPECT_EQ(rows[99].run_id, "gpu-run");
+  EXPECT_EQ(rows[100].run_id, "*");
+  EXPECT_EQ(rows[100].phases, 5);
+  EXPECT_THAT(rows[100].reason, HasSubstr("more phases waiting"));
+}
+
 TEST(FailurePolicyTest, OnlyNonTransientFailuresCountAndUnblockForgets) {
   FailurePolicy p;
   p.Observe("r1", Outcome::kFailed, "failed|exit:1|x", "x", 10, false);

@@ -186,11 +186,30 @@ TEST(ReportTest, JsonRoundTripsTheNewSections) {
   EXPECT_EQ(SessionReportJson(back), SessionReportJson(r));
 }
 
+TEST(ReportTest, SkippedRowsRoundTripAndPrint) {
+  SessionReport r = ComputeSessionReport(Session(), History(), {}, {});
+  EXPECT_THAT(SessionReportText(r), ::testing::Not(HasSubstr("not leased now")));
+  r.skipped = {{"excluded", "build-2024-01-05", "", 3, "max_timeouts_per_run reached (2 timeouts)"},
+               {"waiting_for_labels", "gpu-run", "p7", 1, "waiting for a worker with labels gpu"}};
+  auto j = nlohmann::json::parse(SessionReportJson(r));
+  ASSERT_EQ(j["skipped"].size(), 2u);
+  EXPECT_EQ(j["skipped"][1]["kind"], "waiting_for_labels");
+  EXPECT_EQ(j["skipped"][1]["phase_id"], "p7");
+  EXPECT_EQ(j["skipped"][0]["phases"], 3);
+  SessionReport back = *SessionReportFromJson(j.dump());
+  ASSERT_EQ(back.skipped.size(), 2u);
+  EXPECT_EQ(back.skipped[0].reason, "max_timeouts_per_run reached (2 timeouts)");
+  const std::string text = SessionReportText(back);
+  EXPECT_THAT(text, HasSubstr("not leased now:"));
+  EXPECT_THAT(text, HasSubstr("gpu-run/p7 (1 phase): waiting for a worker with labels gpu"));
+  EXPECT_THAT(text, HasSubstr("run build-2024-01-05 (3 phases): max_timeouts_per_run reached"));
+}
+
 TEST(ReportTest, OlderJsonWithoutTheNewKeysStillParses) {
   SessionReport r = ComputeSessionReport(Session(), History(), {}, {});
   auto j = nlohmann::json::parse(SessionReportJson(r));
   for (const char* key : {"durations", "families", "workers", "fingerprints", "timeline",
-                          "timeline_bucket_ms", "telemetry_warnings", "outcome_rates"}) {
+                          "timeline_bucket_ms", "telemetry_warnings", "outcome_rates", "skipped"}) {
     j.erase(key);
   }
   absl::StatusOr<SessionReport> back = SessionReportFromJson(j.dump());

@@ -193,5 +193,139 @@ TEST(SchedulerTest, LeasesInFlightSpreadAcrossRunsBeforeStacking) {
   EXPECT_THAT(picks, ElementsAre("a", "b", "c", "a", "b", "c"));
 }
 
+// --- Run-family priors, deferral and fairness ---
+
+std::vector<std::string> OrderWith(const Scheduler& scheduler, const std::vector<RunStats>& runs,
+                                   const std::map<std::string, RunPolicyState>& policy = {}) {
+  std::vector<std::string> ids;
+  for (const RunRanking& r : scheduler.Rank(runs, SessionSettings{}, policy)) {
+    ids.push_back(r.run_id);
+  }
+  return ids;
+}
+
+RunPolicyState FailedDeterministically(int64_t times) {
+  RunPolicyState p;
+  p.deterministic_failures = times;
+  p.failure_fingerprint = "FAILED|exit-1|importerror: no module named <str>";
+  return p;
+}
+
+TEST(SchedulerFamilyTest, UnexploredRunOfAProductiveFamilyIsSampledFirst) {
+  // "zeta-v1" yielded well; "zeta-v2" is its unexplored sibling. Both
+  // unexplored runs are sampled before any second look, but the sibling of
+  // the productive run goes first although "alpha" sorts first by id.
+  const std::vector<RunStats> runs = {Explored("zeta-v1", 0, 4, 80, 4.0), Pending("alpha", 2),
+                                      Pending("zeta-v2", 2)};
+  EXPECT_THAT(OrderWith(Scheduler(), runs), ElementsAre("zeta-v2", "alpha"));
+  // With a rule that makes every run its own family, the id decides.
+  SchedulerOptions o;
+  o.family_rule = *RunFamilyRule::Compile("(zeta-v1|zeta-v2|alpha)");  // every run its own family
+  EXPECT_THAT(OrderWith(Scheduler(o), runs), ElementsAre("alpha", "zeta-v2"));
+}
+
+TEST(SchedulerFamilyTest, RunEstimateIsShrunkTowardItsFamilyThenTheGlobalPrior) {
+  const Scheduler s;
+  // A sibling with a long record (10 events/min) dominates the prior of an
+  // unexplored run; a sibling with one attempt only moves it part of the way.
+  const auto strong = s.EstimateAll({Explored("x-v1", 0, 40, 400, 40.0), Pending("x-v2", 1)});
+  EXPECT_GT(strong[1].expected_yield, 7.0);
+  EXPECT_LT(strong[1].expected_yield, 10.0);
+  const auto weak = s.EstimateAll({Explored("y-v1", 0, 1, 10, 1.0), Pending("y-v2", 1)});
+  EXPECT_GT(weak[1].expected_yield, s.Estimate(Pending("new", 1)).expected_yield);
+  EXPECT_LT(weak[1].expected_yield, strong[1].expected_yield);
+  // A run's own record outweighs the family once it is long enough.
+  const auto own =
+      s.EstimateAll({Explored("z-v1", 0, 40, 400, 40.0), Explored("z-v2", 1, 40, 0, 40.0)});
+  EXPECT_LT(own[1].expected_yield, 1.0);
+  // Success probability pools the same way.
+  RunStats failing_sibling = Pending("f-v1", 0);
+  failing_sibling.attempts = 20;
+  const auto p = s.EstimateAll({failing_sibling, Pending("f-v2", 1), Pending("other", 1)});
+  EXPECT_LT(p[1].success_probability, 0.15);
+  EXPECT_GT(p[2].success_probability, p[1].success_probability);
+  EXPECT_EQ(p[1].family, "f");
+}
+
+TEST(SchedulerFamilyTest, RunWhoseSampledPhaseFailedDeterministicallyIsDeferred) {
+  // A quick failure looks better than four slow attempts without events...
+  RunStats aaa = Explored("aaa", 3, 1, 0, 0.1);
+  aaa.successes = 0;
+  const std::vector<RunStats> with_failure = {aaa, Explored("mid", 3, 4, 0, 4.0)};
+  const std::map<std::string, RunPolicyState> policy = {{"aaa", FailedDeterministically(1)}};
+  EXPECT_THAT(OrderWith(Scheduler(), with_failure), ElementsAre("aaa", "mid"));
+  // ...but it failed deterministically: it goes after every other run.
+  EXPECT_THAT(OrderWith(Scheduler(), with_failure, policy), ElementsAre("mid", "aaa"));
+  const auto decisions = Scheduler().Decide(with_failure, SessionSettings{}, policy, 0);
+  ASSERT_EQ(decisions.size(), 2u);
+  EXPECT_TRUE(decisions[1].excluded_reason.empty());  // deferred, not excluded
+  EXPECT_THAT(decisions[1].ranking.deferred_reason,
+              ::testing::AllOf(::testing::HasSubstr("failed deterministically 1 time"),
+                               ::testing::HasSubstr("fingerprint ")));
+  EXPECT_TRUE(decisions[0].ranking.deferred_reason.empty());
+}
+
+TEST(SchedulerFamilyTest, UnexploredSiblingOfADeterministicallyFailingRunIsDeferred) {
+  RunStats bad1 = Pending("bad-v1", 2);
+  bad1.attempts = 2;
+  bad1.run_ms = 120'000;
+  const std::vector<RunStats> runs = {bad1, Pending("bad-v2", 4), Pending("zz", 4),
+                                      Explored("steady", 4, 3, 3, 3.0)};
+  const std::map<std::string, RunPolicyState> policy = {{"bad-v1", FailedDeterministically(2)}};
+  // The unexplored sibling is not sampled first; it waits behind every run
+  // that is not deferred, explored or not.
+  EXPECT_THAT(OrderWith(Scheduler(), runs, policy),
+              ElementsAre("zz", "steady", "bad-v2", "bad-v1"));
+  const auto decisions = Scheduler().Decide(runs, SessionSettings{}, policy, 0);
+  EXPECT_THAT(decisions[2].ranking.deferred_reason,
+              ::testing::HasSubstr("run family 'bad' failed deterministically 2 time(s)"));
+  // Without the failure record nothing is deferred: the sibling is still
+  // sampled before any second look, after "zz" whose prior is not dragged
+  // down by a sibling without events.
+  EXPECT_THAT(OrderWith(Scheduler(), runs), ElementsAre("zz", "bad-v2", "steady", "bad-v1"));
+  // With a family rule that separates the two, the sibling is not deferred.
+  SchedulerOptions o;
+  o.family_rule = *RunFamilyRule::Compile("(.*)-v[0-9]+-never");
+  EXPECT_THAT(OrderWith(Scheduler(o), runs, policy),
+              ElementsAre("bad-v2", "zz", "steady", "bad-v1"));
+}
+
+TEST(SchedulerFamilyTest, FamilyWithASuccessIsNotDeferred) {
+  RunStats mixed1 = Explored("mix-v1", 1, 3, 3, 3.0);
+  mixed1.successes = 1;
+  const std::vector<RunStats> runs = {mixed1, Pending("mix-v2", 2), Pending("other", 2)};
+  const std::map<std::string, RunPolicyState> policy = {{"mix-v1", FailedDeterministically(2)}};
+  const auto decisions = Scheduler().Decide(runs, SessionSettings{}, policy, 0);
+  for (const RunDecision& d : decisions) {
+    EXPECT_TRUE(d.ranking.deferred_reason.empty()) << d.ranking.run_id;
+  }
+}
+
+TEST(SchedulerFamilyTest, LeasesInFlightDiscountTheScoreSoOneRunDoesNotTakeEveryWorker) {
+  RunStats best = Explored("best", 10, 10, 100, 10.0);  // ~10 events/min
+  RunStats good = Explored("good", 10, 10, 70, 10.0);   // ~7 events/min
+  EXPECT_THAT(Order({best, good}), ElementsAre("best", "good"));
+  best.leased = 1;  // one worker already on it: 10 / 2 < 7
+  EXPECT_THAT(Order({best, good}), ElementsAre("good", "best"));
+  good.leased = 1;
+  EXPECT_THAT(Order({best, good}), ElementsAre("best", "good"));
+}
+
+TEST(SchedulerFamilyTest, CustomFamilyPatternDecidesWhoIsASibling) {
+  // Default rule: "svc-a" and "svc-b" are one family ("svc").
+  const Scheduler def;
+  const auto by_default =
+      def.EstimateAll({Explored("svc-a", 0, 20, 200, 20.0), Pending("svc-b", 1)});
+  EXPECT_EQ(by_default[1].family, "svc");
+  EXPECT_GT(by_default[1].expected_yield, 5.0);
+  // A pattern that only strips versions keeps them apart: no family evidence.
+  SchedulerOptions o;
+  o.family_rule = *RunFamilyRule::Compile("(.*)-v[0-9]+");
+  const auto custom =
+      Scheduler(o).EstimateAll({Explored("svc-a", 0, 20, 200, 20.0), Pending("svc-b", 1)});
+  EXPECT_EQ(custom[1].family, "svc-b");
+  EXPECT_LT(custom[1].expected_yield, by_default[1].expected_yield);
+}
+
 }  // namespace
 }  // namespace sluice

@@ -174,6 +174,36 @@ TEST_F(DrainE2ETest, TwoWorkersDrainTheExampleBacklogAndTheStoreMatchesTheLedger
   EXPECT_EQ(hang_attempts, 2);  // max_attempts_per_phase default
 }
 
+// Issues #4 and #7 over real gRPC: `sluice status` and `sluice report`
+// against a running coordinator say why work is not leased.
+TEST_F(DrainE2ETest, StatusAndReportOverGrpcShowWaitingAndSkippedWork) {
+  const std::string backlog = dir_.File("labels.jsonl");
+  WriteFile(backlog,
+            "{\"run_id\": \"r-gpu\", \"phase_id\": \"p1\", \"labels\": [\"gpu\"]}\n"
+            "{\"run_id\": \"tmp-old\", \"phase_id\": \"p1\"}\n");
+  const std::string address = StartCoordinator({});
+  ASSERT_FALSE(address.empty());
+  ASSERT_EQ(Sluice({"import", backlog, "--coordinator", address}).exit_code, 0);
+  ASSERT_EQ(
+      Sluice({"session", "start", "--coordinator", address, "--skip-run-prefix", "tmp-"}).exit_code,
+      0);
+  const nlohmann::json status = Status({"--coordinator", address});
+  ASSERT_TRUE(status.contains("skipped")) << status.dump();
+  std::map<std::string, std::string> reasons;  // kind/run -> reason
+  for (const auto& row : status["skipped"]) {
+    reasons[row.value("kind", "") + "/" + row.value("run_id", "")] = row.value("reason", "");
+  }
+  EXPECT_THAT(reasons["waiting_for_labels/r-gpu"],
+              HasSubstr("waiting for a worker with labels gpu"));
+  EXPECT_EQ(reasons["excluded/tmp-old"], "skipped by --skip-run-prefix");
+
+  const CommandResult text = Sluice({"report", "--coordinator", address}, milliseconds(10'000));
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_THAT(text.out, HasSubstr("not leased now:"));
+  EXPECT_THAT(text.out, HasSubstr("r-gpu/p1 (1 phase): waiting for a worker with labels gpu"));
+  EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);
+}
+
 TEST_F(DrainE2ETest, KilledWorkersPhaseIsLostThenReleasedToAnotherWorkerAfterTheTtl) {
   const std::string backlog = dir_.File("slow.jsonl");
   WriteFile(backlog,
