@@ -22,8 +22,10 @@
 #include "common/clock.h"
 #include "common/model.h"
 #include "coordinator/failure_policy.h"
+#include "coordinator/leasing_pause.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/state_store.h"
+#include "coordinator/telemetry_alarm.h"
 
 namespace sluice {
 
@@ -82,6 +84,11 @@ struct CoordinatorStatus {
   std::optional<SessionRecord> session;
   int64_t session_finished = 0;
   bool session_done = false;
+  // Set while leasing is paused for the latest session (read from the store).
+  std::optional<LeasingPause> pause;
+  // The telemetry-loss alarm's findings at the last Tick of this coordinator
+  // (empty on a coordinator that does not tick, e.g. `sluice status --store`).
+  std::vector<TelemetryWarning> telemetry_warnings;
 };
 
 class Coordinator {
@@ -106,6 +113,13 @@ class Coordinator {
   absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
                                             const std::string& reason);
   absl::StatusOr<CoordinatorStatus> Status();
+  // Attempts recorded in the store by outcome (every outcome present, zeros
+  // included): the history read once at start plus what this coordinator
+  // recorded since. For sluice_attempts_total{outcome}.
+  absl::StatusOr<std::map<Outcome, int64_t>> OutcomeTotals();
+  // Ends the pause of leasing of `session_id` (empty: the active session);
+  // returns the pause that ended. FailedPrecondition when it is not paused.
+  absl::StatusOr<LeasingPause> ResumeLeasing(const std::string& session_id);
 
   // The repeat rule's memory: every failure fingerprint, most frequent first.
   absl::StatusOr<std::vector<FingerprintInfo>> ListFingerprints();
@@ -117,8 +131,10 @@ class Coordinator {
   absl::StatusOr<LeasePlan> Plan(const SessionSettings& settings, int64_t limit);
 
   // Periodic work: expires leases, ends a session whose batch is done, whose
-  // deadline passed or that has nothing left. The server calls it about once
-  // a second; tests call it after advancing a FakeClock.
+  // deadline passed or that has nothing left, runs the telemetry-loss alarm
+  // on the session's attempts (and pauses leasing when the session says so).
+  // The server calls it about once a second; tests call it after advancing a
+  // FakeClock.
   absl::Status Tick();
 
   // Ends every waiting long-poll now and makes later ones return at once
@@ -141,6 +157,14 @@ class Coordinator {
   absl::StatusOr<std::map<std::string, RunPolicyState>> PolicyFor(const std::vector<RunStats>& runs,
                                                                   const SessionSettings& settings);
   std::string NewId(std::string_view prefix);
+  // The session's pause as stored (paused == false when there is none).
+  absl::StatusOr<LeasingPause> LoadPause(const std::string& session_id);
+  // Whether leasing is paused for `session_id`, from a cache that Tick and
+  // ResumeLeasing refresh (a resume through another process, `sluice resume
+  // --store`, is seen at the next Tick).
+  absl::StatusOr<bool> LeasingPaused(const std::string& session_id);
+  absl::Status CheckTelemetry(const SessionRecord& session);
+  void WakeLeasers();
 
   StateStore& store_;
   const Clock& clock_;
@@ -163,10 +187,22 @@ class Coordinator {
   FailurePolicy failure_policy_ ABSL_GUARDED_BY(policy_mu_);
   std::map<std::string, int64_t> run_backoff_until_ ABSL_GUARDED_BY(policy_mu_);
   std::map<std::string, int> run_transient_streak_ ABSL_GUARDED_BY(policy_mu_);
+  std::map<Outcome, int64_t> outcome_totals_ ABSL_GUARDED_BY(policy_mu_);
   // Attempts in a row without telemetry in zero_yield_session_; in memory
   // only, so a coordinator restart starts the count again.
   std::string zero_yield_session_ ABSL_GUARDED_BY(policy_mu_);
   int64_t zero_yield_streak_ ABSL_GUARDED_BY(policy_mu_) = 0;
+
+  absl::Mutex alarm_mu_;
+  std::optional<LeasingPause> pause_cache_ ABSL_GUARDED_BY(alarm_mu_);
+  std::vector<TelemetryWarning> warnings_ ABSL_GUARDED_BY(alarm_mu_);
+  std::string warnings_logged_ ABSL_GUARDED_BY(alarm_mu_);  // what was last logged, to log once
+  // Reports accepted since the alarm last looked; the alarm re-reads the
+  // session's attempts only when this moved. Starts at 1 so a restarted
+  // coordinator looks once.
+  std::atomic<uint64_t> reports_accepted_{1};
+  uint64_t reports_checked_ ABSL_GUARDED_BY(alarm_mu_) = 0;
+  std::string checked_session_ ABSL_GUARDED_BY(alarm_mu_);
 };
 
 }  // namespace sluice

@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "coordinator/grpc/services.h"
 #include "coordinator/grpc/status_util.h"
 #include "coordinator/session_report.h"
 #include "coordinator/store_factory.h"
@@ -33,6 +34,9 @@ class DirectOperator final : public OperatorApi {
     return coordinator_.StopSession(session_id, reason);
   }
   absl::StatusOr<CoordinatorStatus> Status() override { return coordinator_.Status(); }
+  absl::StatusOr<LeasingPause> Resume(const std::string& session_id) override {
+    return coordinator_.ResumeLeasing(session_id);
+  }
   absl::StatusOr<std::string> ReportJson(const std::string& session_id) override {
     std::string id = session_id;
     if (id.empty()) {
@@ -128,7 +132,20 @@ class GrpcOperator final : public OperatorApi {
     if (resp.has_session()) s.session = FromProto(resp.session());
     s.session_finished = resp.session_finished();
     s.session_done = resp.session_done();
+    if (resp.has_pause()) s.pause = FromProto(resp.pause());
+    for (const v1::TelemetryWarning& w : resp.telemetry_warnings()) {
+      s.telemetry_warnings.push_back(FromProto(w));
+    }
     return s;
+  }
+  absl::StatusOr<LeasingPause> Resume(const std::string& session_id) override {
+    v1::ResumeLeasingRequest req;
+    req.set_session_id(session_id);
+    v1::ResumeLeasingResponse resp;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    if (auto st = stub_->ResumeLeasing(&ctx, req, &resp); !st.ok()) return FromGrpcStatus(st);
+    return FromProto(resp.resumed());
   }
   absl::StatusOr<std::string> ReportJson(const std::string& session_id) override {
     v1::GetReportRequest req;

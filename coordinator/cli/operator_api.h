@@ -23,6 +23,8 @@ class OperatorApi {
   virtual absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
                                                     const std::string& reason) = 0;
   virtual absl::StatusOr<CoordinatorStatus> Status() = 0;
+  // Ends a pause of leasing; returns the pause that ended.
+  virtual absl::StatusOr<LeasingPause> Resume(const std::string& session_id) = 0;
   // The session report as JSON; empty session_id: the latest session.
   virtual absl::StatusOr<std::string> ReportJson(const std::string& session_id) = 0;
   // The repeat rule's fingerprints and the threshold of the latest session.

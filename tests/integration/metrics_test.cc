@@ -373,6 +373,13 @@ TEST_F(MetricsTest, EveryLineParsesAndTheExpectedFamiliesArePresent) {
   EXPECT_EQ(Find(e, "sluice_workers_connected")->value, 1);
   EXPECT_EQ(Find(e, "sluice_ready_backlog")->value, 4);
   EXPECT_EQ(Find(e, "sluice_attempts_total", {{"outcome", "succeeded"}})->value, 1);
+  for (const char* outcome : {"failed", "timed_out", "killed", "cancelled", "lost"}) {
+    const Sample* zero = Find(e, "sluice_attempts_total", {{"outcome", outcome}});
+    ASSERT_NE(zero, nullptr) << outcome << "\n" << body;
+    EXPECT_EQ(zero->value, 0) << outcome;
+  }
+  EXPECT_EQ(Find(e, "sluice_leasing_paused")->value, 0);
+  EXPECT_EQ(Find(e, "sluice_telemetry_loss_warnings")->value, 0);
   EXPECT_EQ(Find(e, "sluice_telemetry_events_total")->value, 12);
   EXPECT_DOUBLE_EQ(Find(e, "sluice_yield_events_per_minute")->value, 24.0);  // 12 in 30 s
   EXPECT_EQ(Find(e, "sluice_store_up")->value, 1);
@@ -387,6 +394,43 @@ TEST_F(MetricsTest, EveryLineParsesAndTheExpectedFamiliesArePresent) {
             nullptr);
   EXPECT_EQ(
       Find(e, "sluice_rpcs_total", {{"code", "OK"}, {"method", "WorkerService/Lease"}})->value, 1);
+}
+
+TEST_F(MetricsTest, TelemetryLossPauseShowsInTheGaugesAndOutcomesAreCounted) {
+  ASSERT_TRUE(coordinator_->StopSession("s1", "test").ok());
+  SessionSettings settings;
+  settings.on_telemetry_loss = TelemetryLossAction::kPause;
+  ASSERT_TRUE(coordinator_->StartSession(settings, "s2").ok());
+  WorkerInfo w;
+  w.worker_id = "w1";
+  w.host = "h";
+  w.slots = 1;
+  ASSERT_TRUE(coordinator_->Register(w).ok());
+  const Outcome outcomes[] = {Outcome::kSucceeded, Outcome::kSucceeded, Outcome::kSucceeded,
+                              Outcome::kFailed};
+  for (size_t i = 0; i < std::size(outcomes); ++i) {
+    auto leased = coordinator_->Lease("w1", "q" + std::to_string(i), 1, 0);
+    ASSERT_TRUE(leased.ok() && leased->leases.size() == 1) << leased.status();
+    AttemptReport report;
+    report.lease_id = leased->leases[0].lease_id;
+    report.epoch = leased->leases[0].epoch;
+    report.worker_id = "w1";
+    report.outcome = outcomes[i];
+    report.exit_code = outcomes[i] == Outcome::kSucceeded ? 0 : 1;
+    report.duration_ms = 1'000;
+    ASSERT_TRUE(coordinator_->Report(report).ok());  // no telemetry: lost
+  }
+  ASSERT_TRUE(coordinator_->Tick().ok());
+  const std::string body = Fetch("/metrics");
+  Exposition e = Parse(body);
+  ASSERT_TRUE(e.errors.empty()) << ::testing::PrintToString(e.errors) << "\n" << body;
+  EXPECT_EQ(e.types["sluice_leasing_paused"], "gauge");
+  EXPECT_EQ(Find(e, "sluice_leasing_paused")->value, 1);
+  EXPECT_EQ(Find(e, "sluice_telemetry_loss_warnings")->value, 1);
+  EXPECT_EQ(Find(e, "sluice_attempts_total", {{"outcome", "succeeded"}})->value, 3);
+  EXPECT_EQ(Find(e, "sluice_attempts_total", {{"outcome", "failed"}})->value, 1);
+  ASSERT_TRUE(coordinator_->ResumeLeasing("").ok());
+  EXPECT_EQ(Find(Parse(Fetch("/metrics")), "sluice_leasing_paused")->value, 0);
 }
 
 TEST_F(MetricsTest, HealthzFollowsTheServer) {
