@@ -429,7 +429,31 @@ TEST_F(MetricsTest, TelemetryLossPauseShowsInTheGaugesAndOutcomesAreCounted) {
   EXPECT_EQ(Find(e, "sluice_telemetry_loss_warnings")->value, 1);
   EXPECT_EQ(Find(e, "sluice_attempts_total", {{"outcome", "succeeded"}})->value, 3);
   EXPECT_EQ(Find(e, "sluice_attempts_total", {{"outcome", "failed"}})->value, 1);
-  ASSERT_TRUE(coordinator_->ResumeLeasing("").ok());
+  // The operator RPCs over real gRPC: status says why, resume ends the pause.
+  auto stub = v1::OperatorService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(grpc_port_), grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext ctx;
+    v1::GetStatusResponse resp;
+    ASSERT_TRUE(stub->GetStatus(&ctx, v1::GetStatusRequest(), &resp).ok());
+    ASSERT_TRUE(resp.has_pause());
+    EXPECT_EQ(resp.pause().session_id(), "s2");
+    EXPECT_THAT(resp.pause().reason(), HasSubstr("telemetry loss: "));
+    ASSERT_EQ(resp.telemetry_warnings_size(), 1);
+    EXPECT_EQ(resp.telemetry_warnings(0).kind(), "zero_event_phases");
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ResumeLeasingResponse resp;
+    ASSERT_TRUE(stub->ResumeLeasing(&ctx, v1::ResumeLeasingRequest(), &resp).ok());
+    EXPECT_THAT(resp.resumed().reason(), HasSubstr("telemetry loss: "));
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ResumeLeasingResponse resp;
+    EXPECT_EQ(stub->ResumeLeasing(&ctx, v1::ResumeLeasingRequest(), &resp).error_code(),
+              grpc::StatusCode::FAILED_PRECONDITION);
+  }
   EXPECT_EQ(Find(Parse(Fetch("/metrics")), "sluice_leasing_paused")->value, 0);
 }
 
