@@ -19,6 +19,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/model.h"
 #include "coordinator/failure_policy.h"
@@ -202,6 +203,9 @@ class Coordinator {
   // coordinator looks once.
   std::atomic<uint64_t> reports_accepted_{1};
   uint64_t reports_checked_ ABSL_GUARDED_BY(alarm_mu_) = 0;
+  // Reading a big session's attempts is not free (on Redis one hash per
+  // attempt): a check that took long postpones the next one (real time).
+  absl::Time next_alarm_check_ ABSL_GUARDED_BY(alarm_mu_) = absl::InfinitePast();
   std::string checked_session_ ABSL_GUARDED_BY(alarm_mu_);
 };
 
