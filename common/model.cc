@@ -39,6 +39,12 @@ constexpr std::array<std::pair<SessionState, std::string_view>, 3> kSessionState
     {SessionState::kFinished, "finished"},
 }};
 
+constexpr std::array<std::pair<TelemetryLossAction, std::string_view>, 2>
+    kTelemetryLossActionNames = {{
+        {TelemetryLossAction::kWarn, "warn"},
+        {TelemetryLossAction::kPause, "pause"},
+    }};
+
 template <typename Enum, size_t N>
 std::string_view NameOf(const std::array<std::pair<Enum, std::string_view>, N>& table, Enum value) {
   for (const auto& [e, name] : table) {
@@ -71,6 +77,13 @@ std::string_view ReportDispositionName(ReportDisposition d) { return NameOf(kDis
 std::string_view SessionStateName(SessionState s) { return NameOf(kSessionStateNames, s); }
 std::optional<SessionState> ParseSessionState(std::string_view name) {
   return Parse(kSessionStateNames, name);
+}
+
+std::string_view TelemetryLossActionName(TelemetryLossAction a) {
+  return NameOf(kTelemetryLossActionNames, a);
+}
+std::optional<TelemetryLossAction> ParseTelemetryLossAction(std::string_view name) {
+  return Parse(kTelemetryLossActionNames, name);
 }
 
 }  // namespace sluice

@@ -156,6 +156,13 @@ struct ExpiredLease {
   PhaseState phase_state = PhaseState::kPending;  // kPending, or kFailed when out of requeues
 };
 
+// What the coordinator does when the telemetry-loss alarm fires during a
+// session (coordinator/telemetry_alarm.h): always warn (logs, status,
+// metrics); kPause also stops granting leases until an operator resumes.
+enum class TelemetryLossAction { kWarn, kPause };
+std::string_view TelemetryLossActionName(TelemetryLossAction a);  // "warn", "pause"
+std::optional<TelemetryLossAction> ParseTelemetryLossAction(std::string_view name);
+
 // Settings of a drain session. Defaults follow the controller sluice replaces.
 struct SessionSettings {
   int32_t batch_size = 0;               // phases to finish in this session; 0 = all
@@ -175,6 +182,7 @@ struct SessionSettings {
   // and error text: such failures are transient, retried with backoff, and
   // count toward neither the repeat rule nor the attempt budget.
   std::vector<std::string> retry_on;
+  TelemetryLossAction on_telemetry_loss = TelemetryLossAction::kWarn;
 };
 
 enum class SessionState { kActive, kStopped, kFinished };

@@ -226,8 +226,13 @@ absl::StatusOr<LeaseResult> Coordinator::Lease(const std::string& worker_id,
     SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, CurrentSession());
     result.session_active = session.has_value();
     if (session) {
-      SLUICE_ASSIGN_OR_RETURN(result.leases, TryLease(worker_id, labels, *session, max_phases));
-      if (!result.leases.empty()) break;
+      // A paused session grants nothing; its workers keep long-polling and
+      // lease again once an operator resumes.
+      SLUICE_ASSIGN_OR_RETURN(bool paused, LeasingPaused(session->session_id));
+      if (!paused) {
+        SLUICE_ASSIGN_OR_RETURN(result.leases, TryLease(worker_id, labels, *session, max_phases));
+        if (!result.leases.empty()) break;
+      }
     }
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration() || shutting_down_) break;
@@ -310,7 +315,9 @@ absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
   params.counts_as_attempt = !transient;
   SLUICE_ASSIGN_OR_RETURN(ReportResult result, store_.RecordReport(params));
   if (result.disposition == ReportDisposition::kAccepted) {
+    reports_accepted_.fetch_add(1);
     absl::MutexLock lock(&policy_mu_);
+    ++outcome_totals_[report.outcome];
     failure_policy_.Observe(result.run_id, report.outcome, params.fingerprint, report.error_text,
                             params.now_ms, transient);
     if (transient) {
@@ -464,6 +471,8 @@ absl::Status Coordinator::EnsurePolicyLoaded() {
   absl::MutexLock lock(&policy_mu_);
   if (!policy_loaded_) {
     failure_policy_.Load(history, unblocks);
+    outcome_totals_.clear();  // a new term recounts from the store
+    for (const AttemptRecord& a : history) ++outcome_totals_[a.outcome];
     policy_loaded_ = true;
   }
   return absl::OkStatus();
@@ -688,6 +697,11 @@ absl::Status Coordinator::TickAsLeader() {
       session ? session->settings.max_requeues_per_phase : SessionSettings{}.max_requeues_per_phase;
   SLUICE_ASSIGN_OR_RETURN(std::vector<ExpiredLease> expired,
                           store_.ExpireLeases(clock_.NowMs(), max_requeues));
+  if (!expired.empty()) {
+    // Before the history is loaded these attempts are part of it.
+    absl::MutexLock lock(&policy_mu_);
+    if (policy_loaded_) outcome_totals_[Outcome::kLost] += static_cast<int64_t>(expired.size());
+  }
   for (const ExpiredLease& e : expired) {
     spdlog::warn("lease expired run={} phase={} attempt={} lease={} worker={} phase_state={}",
                  e.lease.run_id, e.lease.phase_id, e.lease.attempt, e.lease.lease_id,
@@ -699,14 +713,162 @@ absl::Status Coordinator::TickAsLeader() {
       SLUICE_RETURN_IF_ERROR(
           store_.EndSession(session->session_id, SessionState::kFinished, clock_.NowMs(), reason));
       spdlog::info("session finished session={} reason={}", session->session_id, reason);
+    } else {
+      SLUICE_RETURN_IF_ERROR(CheckTelemetry(*session));
     }
   }
-  if (!expired.empty()) {
-    absl::MutexLock lock(&lease_mu_);
-    ++generation_;
-    work_changed_.SignalAll();
-  }
+  if (!expired.empty()) WakeLeasers();
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<Outcome, int64_t>> Coordinator::OutcomeTotals() {
+  SLUICE_RETURN_IF_ERROR(EnsurePolicyLoaded());
+  std::map<Outcome, int64_t> totals;
+  for (Outcome o : {Outcome::kSucceeded, Outcome::kFailed, Outcome::kTimedOut, Outcome::kKilled,
+                    Outcome::kCancelled, Outcome::kLost}) {
+    totals[o] = 0;
+  }
+  absl::MutexLock lock(&policy_mu_);
+  for (const auto& [outcome, count] : outcome_totals_) totals[outcome] = count;
+  return totals;
+}
+
+void Coordinator::WakeLeasers() {
+  absl::MutexLock lock(&lease_mu_);
+  ++generation_;
+  work_changed_.SignalAll();
+}
+
+absl::StatusOr<LeasingPause> Coordinator::LoadPause(const std::string& session_id) {
+  SLUICE_ASSIGN_OR_RETURN(auto records, store_.ListPolicyRecords(kLeasingPauseRecord));
+  auto it = records.find(session_id);
+  if (it == records.end()) {
+    LeasingPause none;
+    none.session_id = session_id;
+    return none;
+  }
+  std::optional<LeasingPause> pause = LeasingPauseFromJson(session_id, it->second);
+  if (!pause) {
+    return absl::InternalError(
+        absl::StrCat("corrupt leasing pause record for session ", session_id, ": ", it->second));
+  }
+  return *pause;
+}
+
+absl::StatusOr<bool> Coordinator::LeasingPaused(const std::string& session_id) {
+  {
+    absl::MutexLock lock(&alarm_mu_);
+    if (pause_cache_ && pause_cache_->session_id == session_id) return pause_cache_->paused;
+  }
+  SLUICE_ASSIGN_OR_RETURN(LeasingPause pause, LoadPause(session_id));
+  absl::MutexLock lock(&alarm_mu_);
+  pause_cache_ = pause;
+  return pause.paused;
+}
+
+absl::Status Coordinator::CheckTelemetry(const SessionRecord& session) {
+  // Refreshed every tick: a resume written by another process is seen here.
+  SLUICE_ASSIGN_OR_RETURN(LeasingPause pause, LoadPause(session.session_id));
+  bool resumed_elsewhere = false;
+  const uint64_t accepted = reports_accepted_.load();
+  {
+    absl::MutexLock lock(&alarm_mu_);
+    resumed_elsewhere = pause_cache_ && pause_cache_->session_id == session.session_id &&
+                        pause_cache_->paused && !pause.paused;
+    pause_cache_ = pause;
+    if (!resumed_elsewhere && checked_session_ == session.session_id &&
+        (reports_checked_ == accepted || absl::Now() < next_alarm_check_)) {
+      return absl::OkStatus();  // nothing new to judge, or judged a moment ago
+    }
+  }
+  if (resumed_elsewhere) {
+    spdlog::info("leasing resumed session={}", session.session_id);
+    WakeLeasers();
+  }
+  const absl::Time check_started = absl::Now();
+  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts,
+                          store_.ListAttempts(session.session_id));
+  std::erase_if(attempts,
+                [&](const AttemptRecord& a) { return a.ended_at_ms <= pause.resumed_at_ms; });
+  std::vector<TelemetryWarning> warnings = DetectTelemetryLoss(attempts);
+  const absl::Duration took = absl::Now() - check_started;
+  {
+    absl::MutexLock lock(&alarm_mu_);
+    // Small sessions are judged at every tick with news; one whose check
+    // took over 50 ms waits 10x that, so the alarm costs at most ~10% of a
+    // core however long the session grows.
+    next_alarm_check_ =
+        took > absl::Milliseconds(50) ? absl::Now() + 10 * took : absl::InfinitePast();
+    std::string logged;
+    for (const TelemetryWarning& w : warnings) {
+      absl::StrAppend(&logged, std::string(TelemetryWarningKindName(w.kind)), ":", w.worker_id,
+                      ";");
+    }
+    if (logged != warnings_logged_) {  // log a finding once, not every tick
+      for (const TelemetryWarning& w : warnings) {
+        spdlog::warn("telemetry alarm session={} kind={}: {}", session.session_id,
+                     TelemetryWarningKindName(w.kind), w.message);
+      }
+      warnings_logged_ = logged;
+    }
+    warnings_ = warnings;
+    reports_checked_ = accepted;
+    checked_session_ = session.session_id;
+  }
+  if (warnings.empty() || pause.paused ||
+      session.settings.on_telemetry_loss != TelemetryLossAction::kPause) {
+    return absl::OkStatus();
+  }
+  pause.paused = true;
+  pause.reason = absl::StrCat("telemetry loss: ", warnings.front().message);
+  pause.paused_at_ms = clock_.NowMs();
+  SLUICE_RETURN_IF_ERROR(
+      store_.PutPolicyRecord(kLeasingPauseRecord, session.session_id, LeasingPauseToJson(pause)));
+  {
+    absl::MutexLock lock(&alarm_mu_);
+    pause_cache_ = pause;
+  }
+  spdlog::warn(
+      "leasing paused session={}: {} (running phases finish; `sluice resume` continues once "
+      "phases get their telemetry environment)",
+      session.session_id, pause.reason);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LeasingPause> Coordinator::ResumeLeasing(const std::string& session_id) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
+  std::optional<SessionRecord> session;
+  if (session_id.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(session, store_.LatestSession());
+  } else {
+    SLUICE_RETURN_IF_ERROR(ValidateId("session_id", session_id));
+    SLUICE_ASSIGN_OR_RETURN(session, store_.GetSession(session_id));
+  }
+  if (!session || session->state != SessionState::kActive) {
+    return absl::FailedPreconditionError(
+        session_id.empty() ? std::string("no active session")
+                           : absl::StrCat("session ", session_id, " is not active"));
+  }
+  SLUICE_ASSIGN_OR_RETURN(LeasingPause pause, LoadPause(session->session_id));
+  if (!pause.paused) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("leasing of session ", session->session_id, " is not paused"));
+  }
+  const LeasingPause ended = pause;
+  pause.paused = false;
+  pause.resumed_at_ms = clock_.NowMs();
+  SLUICE_RETURN_IF_ERROR(
+      store_.PutPolicyRecord(kLeasingPauseRecord, session->session_id, LeasingPauseToJson(pause)));
+  {
+    absl::MutexLock lock(&alarm_mu_);
+    pause_cache_ = pause;
+    warnings_.clear();  // the alarm judges the attempts after the resume afresh
+    checked_session_.clear();
+    warnings_logged_.clear();
+  }
+  spdlog::info("leasing resumed session={} (was paused: {})", session->session_id, ended.reason);
+  WakeLeasers();
+  return ended;
 }
 
 void Coordinator::BeginShutdown() {
@@ -729,6 +891,12 @@ absl::StatusOr<CoordinatorStatus> Coordinator::Status(bool explain_skips) {
                             store_.CountSessionAttempts(status.session->session_id));
     SLUICE_ASSIGN_OR_RETURN(std::string reason, SessionDoneReason(*status.session));
     status.session_done = !reason.empty() && status.active_leases.empty();
+    SLUICE_ASSIGN_OR_RETURN(LeasingPause pause, LoadPause(status.session->session_id));
+    if (pause.paused && status.session->state == SessionState::kActive) status.pause = pause;
+    absl::MutexLock lock(&alarm_mu_);
+    if (checked_session_ == status.session->session_id) {
+      status.telemetry_warnings = warnings_;
+    }
   }
   if (explain_skips) {
     SLUICE_ASSIGN_OR_RETURN(status.skipped, ExplainSkips(status.session ? status.session->settings

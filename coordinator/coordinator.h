@@ -19,13 +19,16 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/model.h"
 #include "coordinator/failure_policy.h"
 #include "coordinator/leader_election.h"
+#include "coordinator/leasing_pause.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/session_report.h"
 #include "coordinator/state_store.h"
+#include "coordinator/telemetry_alarm.h"
 
 namespace sluice {
 
@@ -88,6 +91,11 @@ struct CoordinatorStatus {
   int64_t session_finished = 0;
   bool session_done = false;
   std::vector<SkipRow> skipped;  // Status(true): ExplainSkips under the latest session's settings
+  // Set while leasing is paused for the latest session (read from the store).
+  std::optional<LeasingPause> pause;
+  // The telemetry-loss alarm's findings at the last Tick of this coordinator
+  // (empty on a coordinator that does not tick, e.g. `sluice status --store`).
+  std::vector<TelemetryWarning> telemetry_warnings;
 };
 
 class Coordinator {
@@ -130,6 +138,13 @@ class Coordinator {
   // explain_skips: also fill `skipped` (ExplainSkips; reads every pending
   // phase's labels, so loops that poll status leave it off).
   absl::StatusOr<CoordinatorStatus> Status(bool explain_skips = false);
+  // Attempts recorded in the store by outcome (every outcome present, zeros
+  // included): the history read once at start plus what this coordinator
+  // recorded since. For sluice_attempts_total{outcome}.
+  absl::StatusOr<std::map<Outcome, int64_t>> OutcomeTotals();
+  // Ends the pause of leasing of `session_id` (empty: the active session);
+  // returns the pause that ended. FailedPrecondition when it is not paused.
+  absl::StatusOr<LeasingPause> ResumeLeasing(const std::string& session_id);
 
   // The repeat rule's memory: every failure fingerprint, most frequent first.
   absl::StatusOr<std::vector<FingerprintInfo>> ListFingerprints();
@@ -149,8 +164,10 @@ class Coordinator {
   absl::StatusOr<SessionReport> SessionReportFor(const std::string& session_id);
 
   // Periodic work: expires leases, ends a session whose batch is done, whose
-  // deadline passed or that has nothing left. The server calls it about once
-  // a second; tests call it after advancing a FakeClock.
+  // deadline passed or that has nothing left, runs the telemetry-loss alarm
+  // on the session's attempts (and pauses leasing when the session says so).
+  // The server calls it about once a second; tests call it after advancing a
+  // FakeClock.
   absl::Status Tick();
 
   // Ends every waiting long-poll now and makes later ones return at once
@@ -174,6 +191,14 @@ class Coordinator {
   absl::StatusOr<std::map<std::string, RunPolicyState>> PolicyFor(const std::vector<RunStats>& runs,
                                                                   const SessionSettings& settings);
   std::string NewId(std::string_view prefix);
+  // The session's pause as stored (paused == false when there is none).
+  absl::StatusOr<LeasingPause> LoadPause(const std::string& session_id);
+  // Whether leasing is paused for `session_id`, from a cache that Tick and
+  // ResumeLeasing refresh (a resume through another process, `sluice resume
+  // --store`, is seen at the next Tick).
+  absl::StatusOr<bool> LeasingPaused(const std::string& session_id);
+  absl::Status CheckTelemetry(const SessionRecord& session);
+  void WakeLeasers();
 
   StateStore& store_;
   const Clock& clock_;
@@ -202,10 +227,25 @@ class Coordinator {
   FailurePolicy failure_policy_ ABSL_GUARDED_BY(policy_mu_);
   std::map<std::string, int64_t> run_backoff_until_ ABSL_GUARDED_BY(policy_mu_);
   std::map<std::string, int> run_transient_streak_ ABSL_GUARDED_BY(policy_mu_);
+  std::map<Outcome, int64_t> outcome_totals_ ABSL_GUARDED_BY(policy_mu_);
   // Attempts in a row without telemetry in zero_yield_session_; in memory
   // only, so a coordinator restart starts the count again.
   std::string zero_yield_session_ ABSL_GUARDED_BY(policy_mu_);
   int64_t zero_yield_streak_ ABSL_GUARDED_BY(policy_mu_) = 0;
+
+  absl::Mutex alarm_mu_;
+  std::optional<LeasingPause> pause_cache_ ABSL_GUARDED_BY(alarm_mu_);
+  std::vector<TelemetryWarning> warnings_ ABSL_GUARDED_BY(alarm_mu_);
+  std::string warnings_logged_ ABSL_GUARDED_BY(alarm_mu_);  // what was last logged, to log once
+  // Reports accepted since the alarm last looked; the alarm re-reads the
+  // session's attempts only when this moved. Starts at 1 so a restarted
+  // coordinator looks once.
+  std::atomic<uint64_t> reports_accepted_{1};
+  uint64_t reports_checked_ ABSL_GUARDED_BY(alarm_mu_) = 0;
+  // Reading a big session's attempts is not free (on Redis one hash per
+  // attempt): a check that took long postpones the next one (real time).
+  absl::Time next_alarm_check_ ABSL_GUARDED_BY(alarm_mu_) = absl::InfinitePast();
+  std::string checked_session_ ABSL_GUARDED_BY(alarm_mu_);
 };
 
 }  // namespace sluice

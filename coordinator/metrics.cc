@@ -208,8 +208,14 @@ void RegisterCoordinatorMetrics(MetricsRegistry& registry, Coordinator& coordina
   registry.Declare("sluice_store_up", MetricType::kGauge,
                    "1 when the last scrape could read the state store");
   registry.Declare("sluice_attempts_total", MetricType::kCounter,
-                   "Attempts recorded in the store by outcome (succeeded, timed_out; other = "
-                   "failed, killed, cancelled and lost)");
+                   "Attempts recorded in the store by outcome (succeeded, failed, timed_out, "
+                   "killed, cancelled, lost)");
+  registry.Declare("sluice_leasing_paused", MetricType::kGauge,
+                   "1 while leasing of the session is paused (--on-telemetry-loss pause) until "
+                   "`sluice resume`");
+  registry.Declare("sluice_telemetry_loss_warnings", MetricType::kGauge,
+                   "Telemetry-loss alarm findings for the session at the last check (0 = "
+                   "telemetry looks fine)");
   registry.Declare("sluice_telemetry_events_total", MetricType::kCounter,
                    "Telemetry events reported by every attempt");
   registry.Declare("sluice_phase_run_seconds_total", MetricType::kCounter,
@@ -262,18 +268,20 @@ void RegisterCoordinatorMetrics(MetricsRegistry& registry, Coordinator& coordina
     r.Set("sluice_ready_backlog", {}, static_cast<double>(ready));
     r.Set("sluice_session_active", {}, active ? 1 : 0);
 
-    int64_t attempts = 0, successes = 0, timeouts = 0, events = 0, run_ms = 0;
+    int64_t events = 0, run_ms = 0;
     for (const RunStats& s : *runs) {
-      attempts += s.attempts;
-      successes += s.successes;
-      timeouts += s.timeouts;
       events += s.telemetry_events;
       run_ms += s.run_ms;
     }
-    r.Set("sluice_attempts_total", {{"outcome", "succeeded"}}, static_cast<double>(successes));
-    r.Set("sluice_attempts_total", {{"outcome", "timed_out"}}, static_cast<double>(timeouts));
-    r.Set("sluice_attempts_total", {{"outcome", "other"}},
-          static_cast<double>(std::max<int64_t>(0, attempts - successes - timeouts)));
+    absl::StatusOr<std::map<Outcome, int64_t>> outcomes = coordinator.OutcomeTotals();
+    if (!outcomes.ok()) return outcomes.status();
+    for (const auto& [outcome, count] : *outcomes) {
+      r.Set("sluice_attempts_total", {{"outcome", std::string(OutcomeName(outcome))}},
+            static_cast<double>(count));
+    }
+    r.Set("sluice_leasing_paused", {}, status->pause ? 1 : 0);
+    r.Set("sluice_telemetry_loss_warnings", {},
+          static_cast<double>(status->telemetry_warnings.size()));
     r.Set("sluice_telemetry_events_total", {}, static_cast<double>(events));
     r.Set("sluice_phase_run_seconds_total", {}, static_cast<double>(run_ms) / 1000.0);
     r.Set("sluice_yield_events_per_minute", {}, YieldPerMinute(events, run_ms));

@@ -38,17 +38,19 @@ std::map<std::string, int64_t> TypesFromJson(const std::string& text) {
 }
 
 std::string SettingsToJson(const SessionSettings& s) {
-  nlohmann::json j = {{"batch_size", s.batch_size},
-                      {"phase_timeout_seconds", s.phase_timeout_seconds},
-                      {"max_total_minutes", s.max_total_minutes},
-                      {"max_attempts_per_phase", s.max_attempts_per_phase},
-                      {"max_requeues_per_phase", s.max_requeues_per_phase},
-                      {"run_ids", s.run_ids},
-                      {"skip_run_prefixes", s.skip_run_prefixes},
-                      {"max_fingerprint_repeats", s.max_fingerprint_repeats},
-                      {"max_timeouts_per_run", s.max_timeouts_per_run},
-                      {"max_consecutive_zero_yield", s.max_consecutive_zero_yield},
-                      {"retry_on", s.retry_on}};
+  nlohmann::json j = {
+      {"batch_size", s.batch_size},
+      {"phase_timeout_seconds", s.phase_timeout_seconds},
+      {"max_total_minutes", s.max_total_minutes},
+      {"max_attempts_per_phase", s.max_attempts_per_phase},
+      {"max_requeues_per_phase", s.max_requeues_per_phase},
+      {"run_ids", s.run_ids},
+      {"skip_run_prefixes", s.skip_run_prefixes},
+      {"max_fingerprint_repeats", s.max_fingerprint_repeats},
+      {"max_timeouts_per_run", s.max_timeouts_per_run},
+      {"max_consecutive_zero_yield", s.max_consecutive_zero_yield},
+      {"retry_on", s.retry_on},
+      {"on_telemetry_loss", std::string(TelemetryLossActionName(s.on_telemetry_loss))}};
   return j.dump();
 }
 
@@ -68,6 +70,9 @@ SessionSettings SettingsFromJson(const std::string& text) {
   s.max_consecutive_zero_yield =
       j.value("max_consecutive_zero_yield", s.max_consecutive_zero_yield);
   s.retry_on = j.value("retry_on", std::vector<std::string>{});
+  // Sessions stored before the setting existed warn only.
+  s.on_telemetry_loss = ParseTelemetryLossAction(j.value("on_telemetry_loss", std::string("warn")))
+                            .value_or(TelemetryLossAction::kWarn);
   return s;
 }
 

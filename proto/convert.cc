@@ -167,6 +167,9 @@ void ToProto(const SessionSettings& s, v1::SessionSettings* out) {
   out->set_max_timeouts_per_run(s.max_timeouts_per_run);
   out->set_max_consecutive_zero_yield(s.max_consecutive_zero_yield);
   for (const std::string& p : s.retry_on) out->add_retry_on(p);
+  out->set_on_telemetry_loss(s.on_telemetry_loss == TelemetryLossAction::kPause
+                                 ? v1::TELEMETRY_LOSS_PAUSE
+                                 : v1::TELEMETRY_LOSS_WARN);
 }
 
 SessionSettings FromProto(const v1::SessionSettings& in) {
@@ -182,6 +185,9 @@ SessionSettings FromProto(const v1::SessionSettings& in) {
   s.max_timeouts_per_run = in.max_timeouts_per_run();
   s.max_consecutive_zero_yield = in.max_consecutive_zero_yield();
   s.retry_on.assign(in.retry_on().begin(), in.retry_on().end());
+  s.on_telemetry_loss = in.on_telemetry_loss() == v1::TELEMETRY_LOSS_PAUSE
+                            ? TelemetryLossAction::kPause
+                            : TelemetryLossAction::kWarn;
   return s;
 }
 

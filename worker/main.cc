@@ -4,7 +4,9 @@
 // registration).
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -20,6 +22,8 @@
 #include "worker/failover_coordinator_client.h"
 #include "worker/grpc/channel.h"
 #include "worker/grpc/grpc_coordinator_client.h"
+#include "worker/required_env.h"
+#include "worker/service_supervisor.h"
 #include "worker/worker_agent.h"
 
 namespace {
@@ -46,7 +50,11 @@ int main(int argc, char** argv) {
   std::string exec;
   std::vector<std::string> env_pairs;
   std::vector<std::string> labels;
+  std::vector<std::string> required_env;
   std::string telemetry_probe;
+  std::string service_command;
+  std::string service_health;
+  double service_start_timeout_seconds = 60;
   std::string log_format = "human";
   std::string log_level = "info";
   double grace_seconds = 10;
@@ -76,6 +84,10 @@ int main(int argc, char** argv) {
   app.add_option(
       "--env", env_pairs,
       "K=V added to every phase's environment (repeatable), e.g. TELEMETRY_DB_ENABLED=1");
+  app.add_option("--require-env", required_env,
+                 "NAME or NAME=VALUE that phases must get (from this worker's environment or "
+                 "--env); the worker refuses to start (exit 2) otherwise, e.g. "
+                 "TELEMETRY_DB_ENABLED=1 (repeatable)");
   app.add_option("--workdir", config.workdir, "Directory phases run in (default: current)");
   app.add_option("--worker-id", config.worker_id, "Identifier of this worker")
       ->capture_default_str();
@@ -96,6 +108,17 @@ int main(int argc, char** argv) {
   app.add_option("--telemetry-probe", telemetry_probe,
                  "Command printing an integer event count, run before and after each phase; the "
                  "delta is reported (exact only with --slots 1)");
+  app.add_option("--service", service_command,
+                 "A long-lived helper started once for this worker (not per phase), e.g. the API "
+                 "server phases talk to; split into words without a shell, restarted with backoff "
+                 "when it dies, stopped on exit. Pass its address to phases with --env");
+  app.add_option("--service-health", service_health,
+                 "Health check of --service: http://HOST:PORT/PATH (healthy on 2xx) or a command "
+                 "(healthy on exit 0). Nothing is leased while it fails; 3 failures in a row "
+                 "restart the service. Empty: healthy while the process runs");
+  app.add_option("--service-start-timeout", service_start_timeout_seconds,
+                 "Seconds --service may take to become healthy at start (else exit 3)")
+      ->capture_default_str();
   app.add_option("--log-format", log_format, "human or json")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
@@ -130,6 +153,31 @@ int main(int argc, char** argv) {
       return 2;
     }
     config.env[pair.substr(0, eq)] = pair.substr(eq + 1);
+  }
+  if (absl::Status st =
+          sluice::CheckRequiredEnv(required_env, config.env, sluice::ProcessEnvLookup());
+      !st.ok()) {
+    std::cerr << "sluice-worker: " << st.message() << "\n";
+    return 2;
+  }
+  if (!service_health.empty() && service_command.empty()) {
+    std::cerr << "sluice-worker: --service-health needs --service\n";
+    return 2;
+  }
+  sluice::ServiceConfig service;
+  if (!service_command.empty()) {
+    auto service_argv = sluice::SplitServiceCommand("--service", service_command);
+    if (!service_argv.ok()) {
+      std::cerr << "sluice-worker: " << service_argv.status().message() << "\n";
+      return 2;
+    }
+    service.argv = *std::move(service_argv);
+    service.health = service_health;
+    if (auto check = sluice::HealthCheck::Parse(service_health);
+        !service_health.empty() && !check.ok()) {
+      std::cerr << "sluice-worker: " << check.status().message() << "\n";
+      return 2;
+    }
   }
   config.labels = labels;
   config.grace_ms = static_cast<int64_t>(grace_seconds * 1000);
@@ -175,6 +223,7 @@ int main(int argc, char** argv) {
         {"slots", config.slots},
         {"exec", exec},
         {"env", env},
+        {"require_env", required_env},
         {"labels", config.labels},
         {"workdir", config.workdir},
         {"log_dir", config.log_dir},
@@ -182,6 +231,8 @@ int main(int argc, char** argv) {
         {"drain_timeout_ms", config.drain_timeout_ms},
         {"lease_wait_ms", config.lease_wait_ms},
         {"telemetry_probe", telemetry_probe},
+        {"service", service_command},
+        {"service_health", service_health},
         {"max_message_bytes", channel_options.max_message_bytes},
         {"tls",
          {{"enabled", channel_options.tls_enabled()},
@@ -214,12 +265,43 @@ int main(int argc, char** argv) {
         return std::make_unique<sluice::GrpcCoordinatorClient>(channel, *token);
       });
   sluice::PosixProcessRunner runner;
+  std::unique_ptr<sluice::ServiceSupervisor> supervisor;
+  if (!service.argv.empty()) {
+    service.env = config.env;
+    service.workdir = config.workdir;
+    service.stdout_path = config.log_dir + "/service.out";
+    service.stderr_path = config.log_dir + "/service.err";
+    service.grace_ms = config.grace_ms;
+    supervisor = std::make_unique<sluice::ServiceSupervisor>(service, runner);
+    config.ready = [s = supervisor.get()] { return s->healthy(); };
+  }
   sluice::WorkerAgent agent(config, client, runner, sluice::SystemClock::Default());
+  std::atomic<bool> terminating{false};
   sluice::TerminationWatcher watcher([&](int sig) {
     spdlog::info("signal {} received: draining", sig);
+    terminating.store(true);
     agent.RequestDrain();
   });
+  if (supervisor) {
+    std::error_code ec;
+    std::filesystem::create_directories(config.log_dir, ec);
+    if (absl::Status started = supervisor->Start(); !started.ok()) {
+      std::cerr << "sluice-worker: " << started.message() << "\n";
+      return 2;
+    }
+    if (!supervisor->WaitHealthy(static_cast<int64_t>(service_start_timeout_seconds * 1000),
+                                 &terminating)) {
+      supervisor->Stop();
+      if (terminating.load()) return 0;
+      std::cerr << "sluice-worker: --service did not become healthy within "
+                << service_start_timeout_seconds << " s; see " << config.log_dir
+                << "/service.err\n";
+      return 3;
+    }
+  }
   absl::Status st = agent.Run();
+  // After the phases: they may have needed the service to the end.
+  if (supervisor) supervisor->Stop();
   if (!st.ok()) {
     spdlog::error("worker stopped: {}", st.ToString());
     // A rejected token is a configuration error too.

@@ -69,11 +69,11 @@ absl::Status ErrnoStatus(int err, const std::string& what) {
 // O_CLOEXEC on every descriptor: Run() may be called from several threads,
 // and a descriptor must not leak into a sibling's child. The spawned child
 // gets its copies through dup2 file actions, which clear the flag.
-absl::StatusOr<int> OpenLog(const std::string& path) {
+absl::StatusOr<int> OpenLog(const std::string& path, bool append) {
   const char* target = path.empty() ? "/dev/null" : path.c_str();
   int fd;
   do {
-    fd = ::open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = ::open(target, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0644);
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
     const int err = errno;
@@ -342,10 +342,10 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
     const int err = errno;
     return ErrnoStatus(err, "cannot open /dev/null");
   }
-  absl::StatusOr<int> out = OpenLog(spec.stdout_path);
+  absl::StatusOr<int> out = OpenLog(spec.stdout_path, spec.append_logs);
   if (!out.ok()) return out.status();
   const Fd stdout_fd(*out);
-  absl::StatusOr<int> err = OpenLog(spec.stderr_path);
+  absl::StatusOr<int> err = OpenLog(spec.stderr_path, spec.append_logs);
   if (!err.ok()) return err.status();
   const Fd stderr_fd(*err);
 
@@ -380,6 +380,7 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
   }
   // The child is the leader of its own group; pgid == pid.
   const pid_t pgid = pid;
+  if (spec.on_started) spec.on_started(pid);
 
   ProcessResult result;
   const bool has_timeout = spec.timeout_ms > 0;

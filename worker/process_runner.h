@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -20,6 +21,10 @@ struct ProcessSpec {
   std::string workdir;                     // empty: the worker's own
   std::string stdout_path;                 // log file, created/truncated
   std::string stderr_path;
+  bool append_logs = false;  // append to the log files instead of truncating
+  // Called with the child's pid (= its process group id) right after it
+  // started, e.g. for a supervisor that reports it.
+  std::function<void(int pid)> on_started;
   int64_t timeout_ms = 0;     // 0: none
   int64_t grace_ms = 10'000;  // SIGTERM -> SIGKILL delay
   size_t tail_bytes = 4096;   // how much of each stream to keep in the result

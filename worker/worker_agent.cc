@@ -145,6 +145,7 @@ absl::Status WorkerAgent::Run() {
 
   int lease_failures = 0;
   std::string request_id;  // reused when a lease call is retried after an error
+  bool gated = false;
   while (!drain_requested_.load()) {
     int32_t free_slots;
     {
@@ -167,6 +168,14 @@ absl::Status WorkerAgent::Run() {
                            absl::Milliseconds(200));
       continue;
     }
+    if (config_.ready && !config_.ready()) {
+      if (!gated) spdlog::warn("not leasing: the worker's service is not healthy");
+      gated = true;
+      SleepUnlessDraining(200);
+      continue;
+    }
+    if (gated) spdlog::info("leasing again: the worker's service is healthy");
+    gated = false;
     // Unique across restarts of this worker id: the coordinator answers a
     // known (worker id, request id) with the grants it made for it, so a
     // restarted worker counting from r1 again would be handed the previous

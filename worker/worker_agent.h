@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -58,6 +59,9 @@ struct WorkerConfig {
   int64_t report_give_up_ms = 300'000;  // stop retrying a report after this long at shutdown
   // Finished outcomes not yet answered by the coordinator ("" = LOG_DIR/spool).
   std::string spool_dir;
+  // Optional gate: while it returns false (e.g. the worker's --service is
+  // unhealthy) the worker leases nothing; running phases go on.
+  std::function<bool()> ready;
 
   absl::Status Validate() const;
 };

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,9 +18,11 @@
 #include "common/clock.h"
 #include "common/signals.h"
 #include "coordinator/backlog_importer.h"
+#include "coordinator/cli/drain_progress.h"
 #include "coordinator/cli/policy_commands.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/server.h"
+#include "coordinator/metrics.h"
 #include "coordinator/session_report.h"
 #include "coordinator/sqlite_state_store.h"
 #include "coordinator/store_factory.h"
@@ -151,6 +154,21 @@ class LocalWorkers {
   std::vector<pid_t> pids_;
 };
 
+int TerminalWidth() {
+  winsize ws{};
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  return 100;
+}
+
+int64_t TelemetryEvents(StateStore& store) {
+  auto runs = store.ListRunStats();
+  int64_t events = 0;
+  if (runs.ok()) {
+    for (const RunStats& r : *runs) events += r.telemetry_events;
+  }
+  return events;
+}
+
 std::string StoreDir(const std::string& url) {
   const std::string prefix = "sqlite://";
   if (url.rfind(prefix, 0) == 0) {
@@ -245,15 +263,32 @@ int RunDrain(const DrainOptions& o) {
     return session.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
   }
 
+  MetricsRegistry metrics;  // outlives the server: its interceptor records into it
   CoordinatorServer server(coordinator);
   ServerOptions server_options;
   server_options.listen_address = o.listen_address;
   server_options.tick_interval_ms = 200;
+  if (!o.metrics_listen.empty()) {
+    RegisterCoordinatorMetrics(metrics, coordinator);
+    server_options.metrics = &metrics;
+  }
   auto port = server.Start(server_options);
   if (!port.ok()) {
     std::cerr << "sluice drain: " << port.status().message() << "\n";
     (void)coordinator.StopSession(session->session_id, "coordinator could not listen");
     return kExitInfra;
+  }
+  MetricsHttpServer metrics_http(metrics, [&server] { return server.serving(); });
+  if (!o.metrics_listen.empty()) {
+    auto metrics_port = metrics_http.Start(o.metrics_listen);
+    if (!metrics_port.ok()) {
+      std::cerr << "sluice drain: --metrics-listen: " << metrics_port.status().message() << "\n";
+      (void)coordinator.StopSession(session->session_id, "metrics endpoint could not listen");
+      server.Shutdown();
+      return metrics_port.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage
+                                                                                : kExitInfra;
+    }
+    if (!o.json) std::cout << "metrics on port " << *metrics_port << std::endl;
   }
   const std::string log_dir = o.log_dir.empty() ? StoreDir(o.store_url) + "/logs" : o.log_dir;
   std::filesystem::create_directories(log_dir);
@@ -276,6 +311,24 @@ int RunDrain(const DrainOptions& o) {
   bool stopped = false;
   bool infra_error = false;
   int64_t last_progress_ms = 0;
+  const int64_t started_ms = SystemClock::Default().NowMs();
+  // A redrawn bar on a terminal; plain lines for logs and pipes.
+  const bool bar = !o.json && isatty(STDOUT_FILENO) != 0;
+  std::string last_pause;
+  auto show_progress = [&](const CoordinatorStatus& status) {
+    DrainProgress progress;
+    progress.phases = status.phases;
+    progress.session_finished = status.session_finished;
+    progress.running = static_cast<int64_t>(status.active_leases.size());
+    progress.telemetry_events = TelemetryEvents(**store);
+    progress.elapsed_ms = SystemClock::Default().NowMs() - started_ms;
+    progress.paused_reason = status.pause ? status.pause->reason : std::string();
+    if (bar) {
+      std::cout << "\r\033[K" << ProgressBarLine(progress, TerminalWidth() - 1) << std::flush;
+    } else {
+      std::cout << ProgressLogLine(progress) << std::endl;
+    }
+  };
   const auto grace = std::chrono::milliseconds(static_cast<int64_t>(o.grace_seconds * 1000));
   std::chrono::steady_clock::time_point stop_deadline;
   while (true) {
@@ -301,15 +354,26 @@ int RunDrain(const DrainOptions& o) {
       break;
     }
     const int64_t now = SystemClock::Default().NowMs();
-    if (!o.json && now - last_progress_ms >= 2'000) {
-      last_progress_ms = now;
-      std::cout << absl::StrFormat(
-                       "progress: %d finished this session, %d running | phases: %d pending, "
-                       "%d succeeded, %d failed",
-                       status->session_finished, status->active_leases.size(),
-                       status->phases.pending, status->phases.succeeded, status->phases.failed)
+    const std::string pause = status->pause ? status->pause->reason : std::string();
+    if (pause != last_pause) {
+      // Said once in the log, whatever the display: an operator must act.
+      if (bar) std::cout << "\n";
+      std::cerr << (pause.empty() ? std::string("leasing resumed")
+                                  : "leasing paused: " + pause +
+                                        "\n  fix the phases' environment, then run `sluice "
+                                        "resume --store " +
+                                        o.store_url + "` (or Ctrl-C to stop)")
                 << std::endl;
+      last_pause = pause;
     }
+    if (o.json || now - last_progress_ms < (bar ? 500 : 2'000)) continue;
+    last_progress_ms = now;
+    show_progress(*status);
+  }
+  if (!o.json) {
+    // The final state, so the display does not stop short of the end.
+    if (auto last = coordinator.Status(); last.ok()) show_progress(*last);
+    if (bar) std::cout << "\n";
   }
   // Workers idle in a lease long-poll would only see SIGTERM when it ends
   // (max_lease_wait_ms later); end the long-polls first. Reports and
@@ -317,6 +381,7 @@ int RunDrain(const DrainOptions& o) {
   coordinator.BeginShutdown();
   workers.Stop(grace + std::chrono::seconds(5));
   server.Shutdown();
+  metrics_http.Stop();
   // One last maintenance pass records the session's end.
   (void)coordinator.Tick();
 

@@ -32,7 +32,8 @@ struct DrainOptions {
   bool dry_run = false;  // print the lease plan for this backlog on a snapshot; change nothing
   std::string log_format = "human";
   std::string log_level = "warn";
-  std::string worker_binary;  // default: sluice-worker next to this executable
+  std::string worker_binary;   // default: sluice-worker next to this executable
+  std::string metrics_listen;  // HOST:PORT for the coordinator's /metrics; off when empty
 };
 
 // Exit codes: 0 every phase of the backlog has succeeded; 1 some have not;

@@ -92,6 +92,14 @@ void AddSessionFlags(CLI::App* cmd, SessionSettings* s) {
   cmd->add_option("--retry-on", s->retry_on,
                   "RE2 pattern (case-insensitive) of transient failures, e.g. 'connection reset|"
                   "503': retried with backoff, not counted as attempts or repeats (repeatable)");
+  cmd->add_option_function<std::string>(
+         "--on-telemetry-loss",
+         [s](const std::string& value) {
+           s->on_telemetry_loss = *ParseTelemetryLossAction(value);  // checked below
+         },
+         "When the telemetry-loss alarm fires: warn (logs, status, metrics) or pause (also stop "
+         "granting leases until `sluice resume`; running phases finish) [default: warn]")
+      ->check(CLI::IsMember({"warn", "pause"}));
 }
 
 int CmdImport(const Target& t, const std::string& file) {
@@ -131,7 +139,9 @@ nlohmann::json SessionJson(const SessionRecord& s) {
             {"max_attempts_per_phase", s.settings.max_attempts_per_phase},
             {"max_requeues_per_phase", s.settings.max_requeues_per_phase},
             {"run_ids", s.settings.run_ids},
-            {"skip_run_prefixes", s.settings.skip_run_prefixes}}}};
+            {"skip_run_prefixes", s.settings.skip_run_prefixes},
+            {"on_telemetry_loss",
+             std::string(TelemetryLossActionName(s.settings.on_telemetry_loss))}}}};
 }
 
 int CmdStatus(const Target& t) {
@@ -174,6 +184,14 @@ int CmdStatus(const Target& t) {
                               {"phases", k.phases},
                               {"reason", k.reason}});
     }
+    j["leasing_paused"] = status->pause.has_value();
+    j["paused_reason"] = status->pause ? status->pause->reason : std::string();
+    j["telemetry_warnings"] = nlohmann::json::array();
+    for (const TelemetryWarning& w : status->telemetry_warnings) {
+      j["telemetry_warnings"].push_back({{"kind", std::string(TelemetryWarningKindName(w.kind))},
+                                         {"worker_id", w.worker_id},
+                                         {"message", w.message}});
+    }
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -185,6 +203,13 @@ int CmdStatus(const Target& t) {
     std::cout << absl::StrFormat(
         "session %s: %s%s, %d attempts finished\n", s.session_id, SessionStateName(s.state),
         s.end_reason.empty() ? "" : " (" + s.end_reason + ")", status->session_finished);
+    if (status->pause) {
+      std::cout << "paused: " << status->pause->reason
+                << "\n  (no new leases; running phases finish; `sluice resume` continues)\n";
+    }
+    for (const TelemetryWarning& w : status->telemetry_warnings) {
+      std::cout << "warning: " << w.message << "\n";
+    }
   } else {
     std::cout << "no session yet\n";
   }
@@ -199,6 +224,23 @@ int CmdStatus(const Target& t) {
                                  l.phase_id, l.attempt, l.worker_id);
   }
   std::cout << SkipRowsText(status->skipped);
+  return 0;
+}
+
+int CmdResume(const Target& t, const std::string& session_id) {
+  auto api = Connect(t);
+  if (!api.ok()) return ErrorExit("resume", api.status());
+  auto resumed = (*api)->Resume(session_id);
+  if (!resumed.ok()) return ErrorExit("resume", resumed.status());
+  if (t.json) {
+    std::cout << nlohmann::json{{"session_id", resumed->session_id},
+                                {"was_paused_for", resumed->reason}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << "resumed leasing of session " << resumed->session_id
+              << " (was paused: " << resumed->reason << ")\n";
+  }
   return 0;
 }
 
@@ -245,6 +287,15 @@ int main(int argc, char** argv) {
   CLI::App* status_cmd =
       app.add_subcommand("status", "Phases by state, workers, active leases, the session");
   AddTargetFlags(status_cmd, &status_target);
+
+  Target resume_target;
+  std::string resume_session;
+  CLI::App* resume_cmd = app.add_subcommand(
+      "resume",
+      "Resume leasing after a pause (--on-telemetry-loss pause): fix the cause first, e.g. the "
+      "workers' --env");
+  resume_cmd->add_option("--session-id", resume_session, "Session id (default: the active one)");
+  AddTargetFlags(resume_cmd, &resume_target);
 
   Target report_target;
   std::string report_session;
@@ -313,6 +364,9 @@ int main(int argc, char** argv) {
                    "Worker heartbeat period (below the TTL)")
       ->capture_default_str();
   drain_cmd->add_flag("--json", drain.json, "Print the summary as JSON");
+  drain_cmd->add_option("--metrics-listen", drain.metrics_listen,
+                        "Serve the coordinator's Prometheus /metrics and /healthz on HOST:PORT "
+                        "(off when empty)");
   AddSessionFlags(drain_cmd, &drain.settings);
 
   Target fingerprints_target;
@@ -368,6 +422,7 @@ int main(int argc, char** argv) {
   if (std::optional<int> rc = RunInsightCommands(*insight)) return *rc;
   if (*import_cmd) return CmdImport(import_target, import_file);
   if (*status_cmd) return CmdStatus(status_target);
+  if (*resume_cmd) return CmdResume(resume_target, resume_session);
   if (*report_cmd) return CmdReport(report_target, report_session);
   if (*start_cmd) {
     auto api = Connect(start_target);

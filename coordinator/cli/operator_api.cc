@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "coordinator/grpc/services.h"
 #include "coordinator/grpc/status_util.h"
 #include "coordinator/session_report.h"
 #include "coordinator/store_factory.h"
@@ -34,6 +35,9 @@ class DirectOperator final : public OperatorApi {
   }
   absl::StatusOr<CoordinatorStatus> Status(bool explain_skips) override {
     return coordinator_.Status(explain_skips);
+  }
+  absl::StatusOr<LeasingPause> Resume(const std::string& session_id) override {
+    return coordinator_.ResumeLeasing(session_id);
   }
   absl::StatusOr<std::string> ReportJson(const std::string& session_id) override {
     auto report = coordinator_.SessionReportFor(session_id);
@@ -128,7 +132,20 @@ class GrpcOperator final : public OperatorApi {
     for (const v1::SkipRow& k : resp.skipped()) {
       s.skipped.push_back({k.kind(), k.run_id(), k.phase_id(), k.phases(), k.reason()});
     }
+    if (resp.has_pause()) s.pause = FromProto(resp.pause());
+    for (const v1::TelemetryWarning& w : resp.telemetry_warnings()) {
+      s.telemetry_warnings.push_back(FromProto(w));
+    }
     return s;
+  }
+  absl::StatusOr<LeasingPause> Resume(const std::string& session_id) override {
+    v1::ResumeLeasingRequest req;
+    req.set_session_id(session_id);
+    v1::ResumeLeasingResponse resp;
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    if (auto st = stub_->ResumeLeasing(&ctx, req, &resp); !st.ok()) return FromGrpcStatus(st);
+    return FromProto(resp.resumed());
   }
   absl::StatusOr<std::string> ReportJson(const std::string& session_id) override {
     v1::GetReportRequest req;

@@ -24,6 +24,8 @@ class OperatorApi {
                                                     const std::string& reason) = 0;
   // explain_skips: also fill CoordinatorStatus::skipped (costlier).
   virtual absl::StatusOr<CoordinatorStatus> Status(bool explain_skips) = 0;
+  // Ends a pause of leasing; returns the pause that ended.
+  virtual absl::StatusOr<LeasingPause> Resume(const std::string& session_id) = 0;
   // The session report as JSON; empty session_id: the latest session.
   virtual absl::StatusOr<std::string> ReportJson(const std::string& session_id) = 0;
   // The repeat rule's fingerprints and the threshold of the latest session.

@@ -10,6 +10,35 @@ grpc::Status OperatorServiceImpl::Check(const grpc::ServerContext* ctx) const {
   return ToGrpcStatus(auth_->Authorize(*ctx, CallKind::kOperator, ""));
 }
 
+void ToProto(const LeasingPause& p, v1::LeasingPause* out) {
+  out->set_session_id(p.session_id);
+  out->set_reason(p.reason);
+  out->set_paused_at_ms(p.paused_at_ms);
+}
+
+LeasingPause FromProto(const v1::LeasingPause& in) {
+  LeasingPause p;
+  p.session_id = in.session_id();
+  p.paused = true;
+  p.reason = in.reason();
+  p.paused_at_ms = in.paused_at_ms();
+  return p;
+}
+
+TelemetryWarning FromProto(const v1::TelemetryWarning& in) {
+  TelemetryWarning w;
+  for (TelemetryWarningKind kind :
+       {TelemetryWarningKind::kZeroEventPhases, TelemetryWarningKind::kSilentWorker,
+        TelemetryWarningKind::kYieldDroppedToZero}) {
+    if (TelemetryWarningKindName(kind) == in.kind()) w.kind = kind;
+  }
+  w.worker_id = in.worker_id();
+  w.attempts = in.attempts();
+  w.zero_event_attempts = in.zero_event_attempts();
+  w.message = in.message();
+  return w;
+}
+
 void StatusToProto(const CoordinatorStatus& status, v1::GetStatusResponse* out) {
   out->mutable_phases()->set_pending(status.phases.pending);
   out->mutable_phases()->set_leased(status.phases.leased);
@@ -37,6 +66,15 @@ void StatusToProto(const CoordinatorStatus& status, v1::GetStatusResponse* out) 
     row->set_phase_id(k.phase_id);
     row->set_phases(k.phases);
     row->set_reason(k.reason);
+  }
+  if (status.pause) ToProto(*status.pause, out->mutable_pause());
+  for (const TelemetryWarning& w : status.telemetry_warnings) {
+    v1::TelemetryWarning* tw = out->add_telemetry_warnings();
+    tw->set_kind(std::string(TelemetryWarningKindName(w.kind)));
+    tw->set_worker_id(w.worker_id);
+    tw->set_attempts(w.attempts);
+    tw->set_zero_event_attempts(w.zero_event_attempts);
+    tw->set_message(w.message);
   }
 }
 
@@ -82,6 +120,16 @@ grpc::Status OperatorServiceImpl::GetStatus(grpc::ServerContext* ctx,
   auto status = coordinator_.Status(req->explain_skips());
   if (!status.ok()) return ToGrpcStatus(status.status());
   StatusToProto(*status, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status OperatorServiceImpl::ResumeLeasing(grpc::ServerContext* ctx,
+                                                const v1::ResumeLeasingRequest* req,
+                                                v1::ResumeLeasingResponse* resp) {
+  if (grpc::Status st = Check(ctx); !st.ok()) return st;
+  auto resumed = coordinator_.ResumeLeasing(req->session_id());
+  if (!resumed.ok()) return ToGrpcStatus(resumed.status());
+  ToProto(*resumed, resp->mutable_resumed());
   return grpc::Status::OK;
 }
 

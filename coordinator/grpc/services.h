@@ -44,6 +44,8 @@ class OperatorServiceImpl final : public v1::OperatorService::Service {
                            v1::StopSessionResponse* resp) override;
   grpc::Status GetStatus(grpc::ServerContext* ctx, const v1::GetStatusRequest* req,
                          v1::GetStatusResponse* resp) override;
+  grpc::Status ResumeLeasing(grpc::ServerContext* ctx, const v1::ResumeLeasingRequest* req,
+                             v1::ResumeLeasingResponse* resp) override;
   grpc::Status GetReport(grpc::ServerContext* ctx, const v1::GetReportRequest* req,
                          v1::GetReportResponse* resp) override;
   grpc::Status ListFingerprints(grpc::ServerContext* ctx, const v1::ListFingerprintsRequest* req,
@@ -59,6 +61,10 @@ class OperatorServiceImpl final : public v1::OperatorService::Service {
   Coordinator& coordinator_;
   std::shared_ptr<const Authenticator> auth_;
 };
+
+void ToProto(const LeasingPause& pause, v1::LeasingPause* out);
+LeasingPause FromProto(const v1::LeasingPause& pause);
+TelemetryWarning FromProto(const v1::TelemetryWarning& warning);
 
 // Fills a GetStatusResponse (shared by the service and the CLI's direct mode).
 void StatusToProto(const CoordinatorStatus& status, v1::GetStatusResponse* out);

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "coordinator/coordinator.h"
 #include "gmock/gmock.h"
 
 namespace sluice::contract {
@@ -862,6 +864,7 @@ TEST_P(StateStoreContractTest, SessionRoundTripsItsSettings) {
   s.settings.max_requeues_per_phase = 0;
   s.settings.run_ids = {"r1", "r2"};
   s.settings.skip_run_prefixes = {"tmp-"};
+  s.settings.on_telemetry_loss = TelemetryLossAction::kPause;
   Ok(store().CreateSession(s));
   std::optional<SessionRecord> got = Ok(store().GetSession("s1"));
   ASSERT_TRUE(got.has_value());
@@ -877,7 +880,65 @@ TEST_P(StateStoreContractTest, SessionRoundTripsItsSettings) {
   EXPECT_EQ(got->settings.max_requeues_per_phase, 0);
   EXPECT_THAT(got->settings.run_ids, ElementsAre("r1", "r2"));
   EXPECT_THAT(got->settings.skip_run_prefixes, ElementsAre("tmp-"));
+  EXPECT_EQ(got->settings.on_telemetry_loss, TelemetryLossAction::kPause);
   EXPECT_FALSE(Ok(store().GetSession("nope")).has_value());
+}
+
+TEST_P(StateStoreContractTest, PolicyRecordsReplaceByKeyAndKeepKindsApart) {
+  EXPECT_THAT(Ok(store().ListPolicyRecords("leasing_pause")), IsEmpty());
+  Ok(store().PutPolicyRecord("leasing_pause", "s1", R"({"paused":true})"));
+  Ok(store().PutPolicyRecord("leasing_pause", "s2", R"({"paused":true})"));
+  Ok(store().PutPolicyRecord("fingerprint_unblock", "s1", "123"));
+  Ok(store().PutPolicyRecord("leasing_pause", "s1", R"({"paused":false})"));
+  const std::map<std::string, std::string> pauses = Ok(store().ListPolicyRecords("leasing_pause"));
+  EXPECT_EQ(pauses, (std::map<std::string, std::string>{{"s1", R"({"paused":false})"},
+                                                        {"s2", R"({"paused":true})"}}));
+  EXPECT_EQ(Ok(store().ListPolicyRecords("fingerprint_unblock")),
+            (std::map<std::string, std::string>{{"s1", "123"}}));
+}
+
+// The pause of leasing lives in the store: a second coordinator on the same
+// store (a restart, or `sluice resume --store`) sees it and can end it.
+TEST_P(StateStoreContractTest, LeasingPauseSurvivesACoordinatorRestart) {
+  FakeClock clock(kT0);
+  Ok(store().ImportPhases(
+      {Spec("r1", "p1", 0), Spec("r1", "p2", 1), Spec("r1", "p3", 2), Spec("r1", "p4", 3)}));
+  SessionSettings settings;
+  settings.on_telemetry_loss = TelemetryLossAction::kPause;
+  WorkerInfo w;
+  w.worker_id = "w1";
+  w.host = "h";
+  w.slots = 1;
+  {
+    Coordinator first(store(), clock);
+    Ok(first.Register(w));
+    Ok(first.StartSession(settings, "s1"));
+    for (int i = 0; i < 3; ++i) {
+      clock.AdvanceMs(1'000);
+      LeaseResult leased = Ok(first.Lease("w1", absl::StrCat("q", i), 1, 0));
+      ASSERT_EQ(leased.leases.size(), 1u);
+      AttemptReport r;
+      r.lease_id = leased.leases[0].lease_id;
+      r.epoch = leased.leases[0].epoch;
+      r.worker_id = "w1";
+      r.outcome = Outcome::kSucceeded;
+      r.duration_ms = 1'000;
+      Ok(first.Report(r));  // no telemetry events
+    }
+    Ok(first.Tick());
+    ASSERT_TRUE(Ok(first.Status()).pause.has_value());
+  }
+  Coordinator second(store(), clock);
+  Ok(second.Register(w));
+  EXPECT_THAT(Ok(second.Lease("w1", "q-after", 1, 0)).leases, IsEmpty());
+  const CoordinatorStatus status = Ok(second.Status());
+  ASSERT_TRUE(status.pause.has_value());
+  EXPECT_THAT(status.pause->reason, ::testing::HasSubstr("telemetry loss"));
+  Ok(second.ResumeLeasing(""));
+  Coordinator third(store(), clock);
+  Ok(third.Register(w));
+  EXPECT_FALSE(Ok(third.Status()).pause.has_value());
+  EXPECT_EQ(Ok(third.Lease("w1", "q-resumed", 1, 0)).leases.size(), 1u);
 }
 
 TEST_P(StateStoreContractTest, OnlyOneSessionMayBeActive) {

@@ -373,6 +373,13 @@ TEST_F(MetricsTest, EveryLineParsesAndTheExpectedFamiliesArePresent) {
   EXPECT_EQ(Find(e, "sluice_workers_connected")->value, 1);
   EXPECT_EQ(Find(e, "sluice_ready_backlog")->value, 4);
   EXPECT_EQ(Find(e, "sluice_attempts_total", {{"outcome", "succeeded"}})->value, 1);
+  for (const char* outcome : {"failed", "timed_out", "killed", "cancelled", "lost"}) {
+    const Sample* zero = Find(e, "sluice_attempts_total", {{"outcome", outcome}});
+    ASSERT_NE(zero, nullptr) << outcome << "\n" << body;
+    EXPECT_EQ(zero->value, 0) << outcome;
+  }
+  EXPECT_EQ(Find(e, "sluice_leasing_paused")->value, 0);
+  EXPECT_EQ(Find(e, "sluice_telemetry_loss_warnings")->value, 0);
   EXPECT_EQ(Find(e, "sluice_telemetry_events_total")->value, 12);
   EXPECT_DOUBLE_EQ(Find(e, "sluice_yield_events_per_minute")->value, 24.0);  // 12 in 30 s
   EXPECT_EQ(Find(e, "sluice_store_up")->value, 1);
@@ -387,6 +394,67 @@ TEST_F(MetricsTest, EveryLineParsesAndTheExpectedFamiliesArePresent) {
             nullptr);
   EXPECT_EQ(
       Find(e, "sluice_rpcs_total", {{"code", "OK"}, {"method", "WorkerService/Lease"}})->value, 1);
+}
+
+TEST_F(MetricsTest, TelemetryLossPauseShowsInTheGaugesAndOutcomesAreCounted) {
+  ASSERT_TRUE(coordinator_->StopSession("s1", "test").ok());
+  SessionSettings settings;
+  settings.on_telemetry_loss = TelemetryLossAction::kPause;
+  ASSERT_TRUE(coordinator_->StartSession(settings, "s2").ok());
+  WorkerInfo w;
+  w.worker_id = "w1";
+  w.host = "h";
+  w.slots = 1;
+  ASSERT_TRUE(coordinator_->Register(w).ok());
+  const Outcome outcomes[] = {Outcome::kSucceeded, Outcome::kSucceeded, Outcome::kSucceeded,
+                              Outcome::kFailed};
+  for (size_t i = 0; i < std::size(outcomes); ++i) {
+    auto leased = coordinator_->Lease("w1", "q" + std::to_string(i), 1, 0);
+    ASSERT_TRUE(leased.ok() && leased->leases.size() == 1) << leased.status();
+    AttemptReport report;
+    report.lease_id = leased->leases[0].lease_id;
+    report.epoch = leased->leases[0].epoch;
+    report.worker_id = "w1";
+    report.outcome = outcomes[i];
+    report.exit_code = outcomes[i] == Outcome::kSucceeded ? 0 : 1;
+    report.duration_ms = 1'000;
+    ASSERT_TRUE(coordinator_->Report(report).ok());  // no telemetry: lost
+  }
+  ASSERT_TRUE(coordinator_->Tick().ok());
+  const std::string body = Fetch("/metrics");
+  Exposition e = Parse(body);
+  ASSERT_TRUE(e.errors.empty()) << ::testing::PrintToString(e.errors) << "\n" << body;
+  EXPECT_EQ(e.types["sluice_leasing_paused"], "gauge");
+  EXPECT_EQ(Find(e, "sluice_leasing_paused")->value, 1);
+  EXPECT_EQ(Find(e, "sluice_telemetry_loss_warnings")->value, 1);
+  EXPECT_EQ(Find(e, "sluice_attempts_total", {{"outcome", "succeeded"}})->value, 3);
+  EXPECT_EQ(Find(e, "sluice_attempts_total", {{"outcome", "failed"}})->value, 1);
+  // The operator RPCs over real gRPC: status says why, resume ends the pause.
+  auto stub = v1::OperatorService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(grpc_port_), grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext ctx;
+    v1::GetStatusResponse resp;
+    ASSERT_TRUE(stub->GetStatus(&ctx, v1::GetStatusRequest(), &resp).ok());
+    ASSERT_TRUE(resp.has_pause());
+    EXPECT_EQ(resp.pause().session_id(), "s2");
+    EXPECT_THAT(resp.pause().reason(), HasSubstr("telemetry loss: "));
+    ASSERT_EQ(resp.telemetry_warnings_size(), 1);
+    EXPECT_EQ(resp.telemetry_warnings(0).kind(), "zero_event_phases");
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ResumeLeasingResponse resp;
+    ASSERT_TRUE(stub->ResumeLeasing(&ctx, v1::ResumeLeasingRequest(), &resp).ok());
+    EXPECT_THAT(resp.resumed().reason(), HasSubstr("telemetry loss: "));
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ResumeLeasingResponse resp;
+    EXPECT_EQ(stub->ResumeLeasing(&ctx, v1::ResumeLeasingRequest(), &resp).error_code(),
+              grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  EXPECT_EQ(Find(Parse(Fetch("/metrics")), "sluice_leasing_paused")->value, 0);
 }
 
 TEST_F(MetricsTest, HealthzFollowsTheServer) {

@@ -1,6 +1,7 @@
 // WorkerAgent with its outcome spool: a fake coordinator client decides what
 // each call answers, a fake runner "runs" phases at once. Conditions are
 // polled with a deadline (the agent runs its own threads).
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -234,6 +235,26 @@ TEST_F(WorkerAgentSpoolTest, RestartedWorkerNeverReusesALeaseRequestId) {
     EXPECT_FALSE(before.contains(id)) << id << " reused after a restart";
     EXPECT_LE(id.size(), 128u);
   }
+}
+
+// The --service gate: while `ready` is false the agent asks for no lease at
+// all; once it turns true leasing resumes.
+TEST_F(WorkerAgentSpoolTest, NoLeaseIsRequestedWhileTheServiceIsUnhealthy) {
+  FakeClient client;
+  client.Grant("L-1");
+  std::atomic<bool> healthy{false};
+  WorkerConfig config = Config();
+  config.ready = [&healthy] { return healthy.load(); };
+  WorkerAgent agent(std::move(config), client, runner_, SystemClock::Default());
+  absl::Status result;
+  std::thread run([&] { result = agent.Run(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_THAT(client.request_ids(), IsEmpty());
+  healthy.store(true);
+  EXPECT_TRUE(WaitFor([&] { return !client.attempts().empty(); }));
+  agent.RequestDrain();
+  run.join();
+  EXPECT_TRUE(result.ok()) << result;
 }
 
 }  // namespace
