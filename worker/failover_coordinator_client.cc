@@ -89,9 +89,9 @@ absl::StatusOr<LeaseBatch> FailoverCoordinatorClient::Lease(const std::string& w
 }
 
 absl::StatusOr<std::vector<std::string>> FailoverCoordinatorClient::Heartbeat(
-    const std::string& worker_id, const std::vector<std::string>& lease_ids) {
+    const std::string& worker_id, const std::vector<std::string>& lease_ids, int64_t timeout_ms) {
   auto [used, client] = Current();
-  return Track(used, client->Heartbeat(worker_id, lease_ids));
+  return Track(used, client->Heartbeat(worker_id, lease_ids, timeout_ms));
 }
 
 absl::StatusOr<ReportDisposition> FailoverCoordinatorClient::Report(const AttemptReport& report) {
