@@ -645,3 +645,4 @@ absl::StatusOr<CoordinatorStatus> Coordinator::Status() {
 }
 
 }  // namespace sluice
+  SLUICE_ASSIGN_OR_RETURN(status.late_reports, store_.CountLateReports());

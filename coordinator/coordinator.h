@@ -83,6 +83,9 @@ struct CoordinatorStatus {
   std::optional<SessionRecord> session;
   int64_t session_finished = 0;
   bool session_done = false;
+  // Reports the store kept as late (all sessions): workers that came back
+  // after their lease expired.
+  int64_t late_reports = 0;
 };
 
 class Coordinator {

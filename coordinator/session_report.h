@@ -95,6 +95,9 @@ struct SessionReport {
   int64_t timeline_bucket_ms = 60'000;
   std::vector<TimelineBucket> timeline;  // consecutive buckets from the session start
   std::vector<TelemetryWarning> telemetry_warnings;
+  // Late reports (StateStore::ListLateReports) for leases of this session's
+  // attempts: workers that came back after their lease expired.
+  int64_t late_reports = 0;
 };
 
 // Events per minute of run time; 0 when no time was spent.
@@ -111,6 +114,10 @@ SessionReport ComputeSessionReport(const SessionRecord& session,
                                    const std::vector<RunStats>& run_stats,
                                    const PhaseCounts& phases,
                                    const TelemetryAlarmOptions& alarm_options = {});
+
+// How many of `late` are for leases of `attempts`.
+int64_t CountLateReportsOf(const std::vector<AttemptRecord>& attempts,
+                           const std::vector<LateReportRecord>& late);
 
 absl::StatusOr<SessionReport> BuildSessionReport(StateStore& store, const std::string& session_id);
 

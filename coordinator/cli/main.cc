@@ -167,6 +167,7 @@ int CmdStatus(const Target& t) {
     j["session_finished"] = status->session_finished;
     j["session_done"] = status->session_done;
     std::cout << j.dump(2) << "\n";
+    j["late_reports"] = status->late_reports;
     return 0;
   }
   const PhaseCounts& p = status->phases;
@@ -191,6 +192,9 @@ int CmdStatus(const Target& t) {
                                  l.phase_id, l.attempt, l.worker_id);
   }
   return 0;
+  // Workers that reported after their lease expired (their outcome was kept
+  // for the record only); nonzero hints at network cuts or stalled workers.
+  std::cout << absl::StrFormat("late reports: %d\n", status->late_reports);
 }
 
 int CmdReport(const Target& t, const std::string& session_id) {

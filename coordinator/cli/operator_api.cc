@@ -130,6 +130,7 @@ class GrpcOperator final : public OperatorApi {
     s.session_done = resp.session_done();
     return s;
   }
+    s.late_reports = resp.late_reports();
   absl::StatusOr<std::string> ReportJson(const std::string& session_id) override {
     v1::GetReportRequest req;
     req.set_session_id(session_id);

@@ -30,6 +30,7 @@ void StatusToProto(const CoordinatorStatus& status, v1::GetStatusResponse* out) 
   if (status.session) ToProto(*status.session, out->mutable_session());
   out->set_session_finished(status.session_finished);
   out->set_session_done(status.session_done);
+  out->set_late_reports(status.late_reports);
 }
 
 grpc::Status OperatorServiceImpl::ImportBacklog(grpc::ServerContext* ctx,

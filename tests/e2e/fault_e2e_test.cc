@@ -77,8 +77,8 @@ std::string BacklogLines(const std::string& run_id, const std::vector<std::strin
   return text;
 }
 
-// A late report as the SQLite store keeps it (table late_reports; not part
-// of the StateStore interface, nor shown by the CLI).
+// A late report as the SQLite store keeps it (table late_reports), read
+// straight from the file (StateStore::ListLateReports is the API).
 struct LateReport {
   std::string lease_id;
   std::string worker_id;
@@ -291,6 +291,17 @@ TEST_F(FaultE2ETest, WorkerCutOffLongerThanTheTtlFencesItselfAndItsLateReportCha
                       milliseconds(20'000)))
       << "A's report was not delivered after the cut: " << Log("cut-a");
   EXPECT_THAT(SpooledLeaseIds(SpoolDir("cut-a")), IsEmpty());
+  // Operators see it: `sluice status` (text and JSON) and the session report.
+  e2e::CommandResult st = Sluice({"status", "--json", "--coordinator", address});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_EQ(nlohmann::json::parse(st.out).value("late_reports", -1), 1) << st.out;
+  st = Sluice({"status", "--coordinator", address});
+  EXPECT_THAT(st.out, HasSubstr("late reports: 1"));
+  e2e::CommandResult rep = Sluice({"report", "--json", "--coordinator", address});
+  ASSERT_EQ(rep.exit_code, 0) << rep.err;
+  EXPECT_EQ(nlohmann::json::parse(rep.out).value("late_reports", -1), 1) << rep.out;
+  rep = Sluice({"report", "--coordinator", address});
+  EXPECT_THAT(rep.out, HasSubstr("late reports 1"));
   EXPECT_EQ(StopChild(a, SIGTERM), 0) << Log("cut-a");
   EXPECT_EQ(StopChild(b, SIGTERM), 0) << Log("cut-b");
   EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);
