@@ -205,6 +205,12 @@ absl::StatusOr<LeaseResult> Coordinator::Lease(const std::string& worker_id,
   LeaseResult result;
   while (true) {
     const uint64_t seen = generation_;
+    // Leadership may have ended while this poll waited (WakeLeasePolls wakes
+    // it then): the worker must go to the new leader, not wait here. Asks
+    // the Leadership directly: CheckLeader would take lease_mu_ again.
+    if (Leadership* leadership = leadership_.load(); leadership != nullptr) {
+      SLUICE_RETURN_IF_ERROR(leadership->CurrentTerm().status());
+    }
     SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, CurrentSession());
     result.session_active = session.has_value();
     if (session) {
@@ -620,6 +626,12 @@ absl::Status Coordinator::TickAsLeader() {
   return absl::OkStatus();
 }
 
+void Coordinator::WakeLeasePolls() {
+  absl::MutexLock lock(&lease_mu_);
+  ++generation_;
+  work_changed_.SignalAll();
+}
+
 void Coordinator::BeginShutdown() {
   absl::MutexLock lock(&lease_mu_);
   shutting_down_ = true;
@@ -634,6 +646,7 @@ absl::StatusOr<CoordinatorStatus> Coordinator::Status() {
   SLUICE_ASSIGN_OR_RETURN(status.workers, store_.ListWorkers());
   SLUICE_ASSIGN_OR_RETURN(status.active_leases, store_.ListActiveLeases());
   for (const LeaseGrant& l : status.active_leases) ++status.active_leases_by_worker[l.worker_id];
+  SLUICE_ASSIGN_OR_RETURN(status.late_reports, store_.CountLateReports());
   SLUICE_ASSIGN_OR_RETURN(status.session, store_.LatestSession());
   if (status.session) {
     SLUICE_ASSIGN_OR_RETURN(status.session_finished,
@@ -645,4 +658,3 @@ absl::StatusOr<CoordinatorStatus> Coordinator::Status() {
 }
 
 }  // namespace sluice
-  SLUICE_ASSIGN_OR_RETURN(status.late_reports, store_.CountLateReports());

@@ -144,6 +144,10 @@ class Coordinator {
   // Ends every waiting long-poll now and makes later ones return at once
   // (used at shutdown).
   void BeginShutdown();
+  // Wakes every waiting Lease long-poll to re-check leadership: after a
+  // step-down (LeaderElectionOptions::on_stepped_down) they answer the
+  // not-leader error at once instead of when their wait ends.
+  void WakeLeasePolls();
 
   StateStore& store() { return store_; }
   const CoordinatorConfig& config() const { return config_; }
