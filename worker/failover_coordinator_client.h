@@ -17,16 +17,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/coordinator_addresses.h"
 #include "worker/coordinator_client.h"
 
 namespace sluice {
-
-// "a:1, b:2" -> {"a:1", "b:2"}; InvalidArgument for an empty list or entry,
-// or an entry without ":PORT".
-absl::StatusOr<std::vector<std::string>> ParseCoordinatorAddresses(const std::string& list);
-
-// The leader address named in a not-leader error, or "".
-std::string LeaderAddressHint(const absl::Status& status);
 
 class FailoverCoordinatorClient final : public CoordinatorClient {
  public:

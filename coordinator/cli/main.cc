@@ -33,7 +33,8 @@ void AddTargetFlags(CLI::App* cmd, Target* t) {
   cmd->add_option("--store", t->store_url, "State store URL used directly (sqlite://PATH)")
       ->capture_default_str();
   cmd->add_option("--coordinator", t->channel.address,
-                  "Talk to a running coordinator at HOST:PORT instead of the store");
+                  "Talk to a running coordinator at HOST:PORT instead of the store; a "
+                  "comma-separated list (active/standby coordinators) follows the leader");
   AddChannelFlags(cmd, &t->channel);
   cmd->add_flag("--json", t->json, "Print JSON");
 }
@@ -166,8 +167,8 @@ int CmdStatus(const Target& t) {
     j["session"] = status->session ? SessionJson(*status->session) : nlohmann::json(nullptr);
     j["session_finished"] = status->session_finished;
     j["session_done"] = status->session_done;
-    std::cout << j.dump(2) << "\n";
     j["late_reports"] = status->late_reports;
+    std::cout << j.dump(2) << "\n";
     return 0;
   }
   const PhaseCounts& p = status->phases;
@@ -191,10 +192,10 @@ int CmdStatus(const Target& t) {
     std::cout << absl::StrFormat("  %-24s %s/%s attempt %d on %s\n", l.lease_id, l.run_id,
                                  l.phase_id, l.attempt, l.worker_id);
   }
-  return 0;
   // Workers that reported after their lease expired (their outcome was kept
   // for the record only); nonzero hints at network cuts or stalled workers.
   std::cout << absl::StrFormat("late reports: %d\n", status->late_reports);
+  return 0;
 }
 
 int CmdReport(const Target& t, const std::string& session_id) {
