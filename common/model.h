@@ -150,6 +150,18 @@ struct ReportResult {
   std::string phase_id;
 };
 
+// A report answered kLate (its lease had expired or moved on), kept for the
+// record only: the first one per lease, as the worker sent it. Operators see
+// from these which workers came back after their lease expired.
+struct LateReportRecord {
+  std::string lease_id;
+  std::string worker_id;
+  Outcome outcome = Outcome::kSucceeded;
+  int64_t telemetry_events = 0;
+  std::string error_text;
+  int64_t received_at_ms = 0;
+};
+
 // A lease the coordinator found expired; its attempt is recorded as kLost.
 struct ExpiredLease {
   LeaseGrant lease;

@@ -223,6 +223,12 @@ absl::StatusOr<LeaseResult> Coordinator::Lease(const std::string& worker_id,
   LeaseResult result;
   while (true) {
     const uint64_t seen = generation_;
+    // Leadership may have ended while this poll waited (WakeLeasePolls wakes
+    // it then): the worker must go to the new leader, not wait here. Asks
+    // the Leadership directly: CheckLeader would take lease_mu_ again.
+    if (Leadership* leadership = leadership_.load(); leadership != nullptr) {
+      SLUICE_RETURN_IF_ERROR(leadership->CurrentTerm().status());
+    }
     SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, CurrentSession());
     result.session_active = session.has_value();
     if (session) {
@@ -717,7 +723,7 @@ absl::Status Coordinator::TickAsLeader() {
       SLUICE_RETURN_IF_ERROR(CheckTelemetry(*session));
     }
   }
-  if (!expired.empty()) WakeLeasers();
+  if (!expired.empty()) WakeLeasePolls();
   return absl::OkStatus();
 }
 
@@ -733,7 +739,7 @@ absl::StatusOr<std::map<Outcome, int64_t>> Coordinator::OutcomeTotals() {
   return totals;
 }
 
-void Coordinator::WakeLeasers() {
+void Coordinator::WakeLeasePolls() {
   absl::MutexLock lock(&lease_mu_);
   ++generation_;
   work_changed_.SignalAll();
@@ -783,7 +789,7 @@ absl::Status Coordinator::CheckTelemetry(const SessionRecord& session) {
   }
   if (resumed_elsewhere) {
     spdlog::info("leasing resumed session={}", session.session_id);
-    WakeLeasers();
+    WakeLeasePolls();
   }
   const absl::Time check_started = absl::Now();
   SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts,
@@ -867,7 +873,7 @@ absl::StatusOr<LeasingPause> Coordinator::ResumeLeasing(const std::string& sessi
     warnings_logged_.clear();
   }
   spdlog::info("leasing resumed session={} (was paused: {})", session->session_id, ended.reason);
-  WakeLeasers();
+  WakeLeasePolls();
   return ended;
 }
 
@@ -885,6 +891,7 @@ absl::StatusOr<CoordinatorStatus> Coordinator::Status(bool explain_skips) {
   SLUICE_ASSIGN_OR_RETURN(status.workers, store_.ListWorkers());
   SLUICE_ASSIGN_OR_RETURN(status.active_leases, store_.ListActiveLeases());
   for (const LeaseGrant& l : status.active_leases) ++status.active_leases_by_worker[l.worker_id];
+  SLUICE_ASSIGN_OR_RETURN(status.late_reports, store_.CountLateReports());
   SLUICE_ASSIGN_OR_RETURN(status.session, store_.LatestSession());
   if (status.session) {
     SLUICE_ASSIGN_OR_RETURN(status.session_finished,

@@ -96,6 +96,9 @@ struct CoordinatorStatus {
   // The telemetry-loss alarm's findings at the last Tick of this coordinator
   // (empty on a coordinator that does not tick, e.g. `sluice status --store`).
   std::vector<TelemetryWarning> telemetry_warnings;
+  // Reports the store kept as late (all sessions): workers that came back
+  // after their lease expired.
+  int64_t late_reports = 0;
 };
 
 class Coordinator {
@@ -173,6 +176,10 @@ class Coordinator {
   // Ends every waiting long-poll now and makes later ones return at once
   // (used at shutdown).
   void BeginShutdown();
+  // Wakes every waiting Lease long-poll to re-check leadership: after a
+  // step-down (LeaderElectionOptions::on_stepped_down) they answer the
+  // not-leader error at once instead of when their wait ends.
+  void WakeLeasePolls();
 
   StateStore& store() { return store_; }
   const CoordinatorConfig& config() const { return config_; }
@@ -198,7 +205,6 @@ class Coordinator {
   // --store`, is seen at the next Tick).
   absl::StatusOr<bool> LeasingPaused(const std::string& session_id);
   absl::Status CheckTelemetry(const SessionRecord& session);
-  void WakeLeasers();
 
   StateStore& store_;
   const Clock& clock_;

@@ -35,6 +35,23 @@ LeaderElection::LeaderElection(LeaderLeaseStore& store, const Clock& clock,
 LeaderElection::~LeaderElection() { Stop(); }
 
 LeaderElection::Transition LeaderElection::Step() {
+  const Transition transition = StepOnce();
+  if (transition == Transition::kSteppedDown) AfterStepDown();
+  return transition;
+}
+
+void LeaderElection::AfterStepDown() {
+  // Learn the new leader now rather than at the next campaign, so the calls
+  // woken below can name it.
+  absl::StatusOr<std::optional<LeaderRecord>> leader = store_.CurrentLeader();
+  if (leader.ok() && leader->has_value() && (*leader)->coordinator_id != options_.coordinator_id) {
+    absl::MutexLock lock(&mu_);
+    if (!leader_) known_leader_ = **leader;
+  }
+  if (options_.on_stepped_down) options_.on_stepped_down();
+}
+
+LeaderElection::Transition LeaderElection::StepOnce() {
   int64_t epoch = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -116,8 +133,12 @@ absl::StatusOr<int64_t> LeaderElection::CurrentTerm() const {
 }
 
 void LeaderElection::OnFenced(const absl::Status& why) {
-  absl::MutexLock lock(&mu_);
-  if (leader_) StepDownLocked(absl::StrCat("store refused a write: ", why.ToString()));
+  {
+    absl::MutexLock lock(&mu_);
+    if (!leader_) return;
+    StepDownLocked(absl::StrCat("store refused a write: ", why.ToString()));
+  }
+  AfterStepDown();
 }
 
 LeaderRecord LeaderElection::known_leader() const {

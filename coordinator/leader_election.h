@@ -47,6 +47,11 @@ struct LeaderElectionOptions {
   // Called when this process wins, with the new epoch, before CurrentTerm()
   // reports it (e.g. to set the store's fencing epoch).
   std::function<void(int64_t epoch)> on_elected;
+  // Called when this process stopped leading (a failed or late renewal, a
+  // takeover, a fenced write), outside the election's lock and after it
+  // learnt the new leader if the store names one, e.g. to wake Lease
+  // long-polls so they answer not-leader, naming that leader, at once.
+  std::function<void()> on_stepped_down;
 
   absl::Status Validate() const;
 };
@@ -78,7 +83,10 @@ class LeaderElection final : public Leadership {
   void Stop(bool resign = true);
 
  private:
+  Transition StepOnce() ABSL_LOCKS_EXCLUDED(mu_);
   void StepDownLocked(const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a step-down: asks the store who leads now, then on_stepped_down.
+  void AfterStepDown() ABSL_LOCKS_EXCLUDED(mu_);
 
   LeaderLeaseStore& store_;
   const Clock& clock_;

@@ -250,6 +250,7 @@ int main(int argc, char** argv) {
     election_options.on_elected = [redis_store](int64_t epoch) {
       redis_store->SetFencingEpoch(epoch);
     };
+    election_options.on_stepped_down = [&coordinator] { coordinator.WakeLeasePolls(); };
     election = std::make_unique<sluice::LeaderElection>(
         *election_store, sluice::SystemClock::Default(), std::move(election_options));
     coordinator.SetLeadership(election.get());

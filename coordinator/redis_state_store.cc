@@ -73,6 +73,7 @@ local function k_pending(run) return P .. 'pending:' .. run end
 local function k_lease(id) return P .. 'lease:' .. id end
 local function k_attempt(id) return P .. 'attempt:' .. id end
 local function k_late(id) return P .. 'late:' .. id end
+local K_LATES = P .. 'late_reports'
 local function k_worker(id) return P .. 'worker:' .. id end
 local function k_session(id) return P .. 'session:' .. id end
 local function k_sattempts(id) return P .. 'session_attempts:' .. id end
@@ -311,6 +312,7 @@ if not have_lease or L[4] ~= epoch or L[5] ~= worker then
     if redis.call('EXISTS', lt) == 0 then
       redis.call('HSET', lt, 'lease_id', id, 'worker_id', worker, 'outcome', outcome,
                  'telemetry_events', ARGV[11], 'error_text', ARGV[9], 'received_at', now)
+      redis.call('ZADD', K_LATES, now, id)
     end
   end
   local run, phase = L[1], L[2]
@@ -1406,6 +1408,39 @@ absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttempts(
 absl::StatusOr<int64_t> RedisStateStore::CountSessionAttempts(const std::string& session_id) {
   SLUICE_ASSIGN_OR_RETURN(Reply r,
                           Command({"GET", absl::StrCat(prefix_, "session_count:", session_id)}));
+  return r.Int();
+}
+
+absl::StatusOr<std::vector<LateReportRecord>> RedisStateStore::ListLateReports() {
+  // The index orders by received_at, then by lease id (ZRANGE on equal scores).
+  SLUICE_ASSIGN_OR_RETURN(Reply ids,
+                          Command({"ZRANGE", absl::StrCat(prefix_, "late_reports"), "0", "-1"}));
+  SLUICE_RETURN_IF_ERROR(ExpectArray(ids, 0, "ZRANGE late_reports"));
+  std::vector<LateReportRecord> out;
+  for (const Reply& id : ids.elements) {
+    SLUICE_ASSIGN_OR_RETURN(
+        Reply h, Command({"HMGET", absl::StrCat(prefix_, "late:", id.Text()), "worker_id",
+                          "outcome", "telemetry_events", "error_text", "received_at"}));
+    SLUICE_RETURN_IF_ERROR(ExpectArray(h, 5, "HMGET late"));
+    LateReportRecord r;
+    r.lease_id = id.Text();
+    r.worker_id = h.elements[0].Text();
+    const std::optional<Outcome> outcome = ParseOutcome(h.elements[1].Text());
+    if (!outcome) {
+      return absl::InternalError(absl::StrCat("redis: late report ", r.lease_id, " has outcome '",
+                                              h.elements[1].Text(), "'"));
+    }
+    r.outcome = *outcome;
+    r.telemetry_events = h.elements[2].Int();
+    r.error_text = h.elements[3].Text();
+    r.received_at_ms = h.elements[4].Int();
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> RedisStateStore::CountLateReports() {
+  SLUICE_ASSIGN_OR_RETURN(Reply r, Command({"ZCARD", absl::StrCat(prefix_, "late_reports")}));
   return r.Int();
 }
 

@@ -105,6 +105,8 @@ class RedisStateStore final : public StateStore, public LeaderLeaseStore {
   absl::StatusOr<std::optional<SessionRecord>> LatestSession() override;
   absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& session_id) override;
   absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) override;
+  absl::StatusOr<std::vector<LateReportRecord>> ListLateReports() override;
+  absl::StatusOr<int64_t> CountLateReports() override;
   absl::StatusOr<std::vector<PhaseRecord>> ListPendingPhases(const std::string& run_id,
                                                              int64_t limit) override;
   absl::Status PutPolicyRecord(const std::string& kind, const std::string& key,

@@ -275,13 +275,25 @@ SessionReport ComputeSessionReport(const SessionRecord& session,
   return report;
 }
 
+int64_t CountLateReportsOf(const std::vector<AttemptRecord>& attempts,
+                           const std::vector<LateReportRecord>& late) {
+  std::set<std::string> leases;
+  for (const AttemptRecord& a : attempts) leases.insert(a.lease_id);
+  int64_t n = 0;
+  for (const LateReportRecord& l : late) n += leases.contains(l.lease_id) ? 1 : 0;
+  return n;
+}
+
 absl::StatusOr<SessionReport> BuildSessionReport(StateStore& store, const std::string& session_id) {
   SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, store.GetSession(session_id));
   if (!session) return absl::NotFoundError(absl::StrCat("no session ", session_id));
   SLUICE_ASSIGN_OR_RETURN(PhaseCounts phases, store.CountPhases());
   SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store.ListAttempts(session_id));
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> stats, store.ListRunStats());
-  return ComputeSessionReport(*session, attempts, stats, phases);
+  SLUICE_ASSIGN_OR_RETURN(std::vector<LateReportRecord> late, store.ListLateReports());
+  SessionReport report = ComputeSessionReport(*session, attempts, stats, phases);
+  report.late_reports = CountLateReportsOf(attempts, late);
+  return report;
 }
 
 std::string SessionReportJson(const SessionReport& r) {
@@ -355,6 +367,7 @@ std::string SessionReportJson(const SessionReport& r) {
          {"run_ms", b.run_ms},
          {"yield_events_per_minute", YieldPerMinute(b.telemetry_events, b.run_ms)}});
   }
+  j["late_reports"] = r.late_reports;
   j["telemetry_warnings"] = nlohmann::json::array();
   for (const TelemetryWarning& w : r.telemetry_warnings) {
     j["telemetry_warnings"].push_back({{"kind", std::string(TelemetryWarningKindName(w.kind))},
@@ -407,6 +420,12 @@ std::string SessionReportText(const SessionReport& r) {
       r.telemetry_events, static_cast<double>(r.run_ms) / 60'000.0, r.yield_per_minute);
   absl::StrAppendFormat(&out, "phases now: %d pending, %d leased, %d succeeded, %d failed\n",
                         r.phases.pending, r.phases.leased, r.phases.succeeded, r.phases.failed);
+  if (r.late_reports > 0) {
+    absl::StrAppendFormat(&out,
+                          "late reports %d (workers reported after their lease expired; "
+                          "kept for the record, not counted)\n",
+                          r.late_reports);
+  }
   for (const auto& [label, d] :
        {std::pair<const char*, const DurationStats&>{"successes", r.success_durations},
         {"failures", r.failure_durations}}) {
@@ -483,6 +502,7 @@ absl::StatusOr<SessionReport> SessionReportFromJson(const std::string& json) {
     r.run_ms = j.at("run_ms").get<int64_t>();
     r.yield_per_minute = j.at("yield_events_per_minute").get<double>();
     r.phases = PhasesFromJson(j.at("phases"));
+    r.late_reports = j.value("late_reports", int64_t{0});
     for (const auto& e : j.at("top_errors")) {
       ErrorReportRow row;
       row.fingerprint = e.at("fingerprint").get<std::string>();

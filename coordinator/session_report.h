@@ -112,6 +112,9 @@ struct SessionReport {
   // The coordinator's current decisions; filled for the latest session only
   // (Coordinator::Report), empty when built from the store alone.
   std::vector<SkipRow> skipped;
+  // Late reports (StateStore::ListLateReports) for leases of this session's
+  // attempts: workers that came back after their lease expired.
+  int64_t late_reports = 0;
 };
 
 // The text block status and the report print for `rows` ("" when empty).
@@ -131,6 +134,10 @@ SessionReport ComputeSessionReport(const SessionRecord& session,
                                    const std::vector<RunStats>& run_stats,
                                    const PhaseCounts& phases,
                                    const TelemetryAlarmOptions& alarm_options = {});
+
+// How many of `late` are for leases of `attempts`.
+int64_t CountLateReportsOf(const std::vector<AttemptRecord>& attempts,
+                           const std::vector<LateReportRecord>& late);
 
 absl::StatusOr<SessionReport> BuildSessionReport(StateStore& store, const std::string& session_id);
 

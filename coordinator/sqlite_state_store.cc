@@ -905,6 +905,39 @@ absl::StatusOr<int64_t> SqliteStateStore::CountSessionAttempts(const std::string
   return row ? s.Int(0) : 0;
 }
 
+absl::StatusOr<std::vector<LateReportRecord>> SqliteStateStore::ListLateReports() {
+  absl::MutexLock lock(&mu_);
+  Stmt s(db_,
+         "SELECT lease_id, worker_id, outcome, telemetry_events, error_text, received_at "
+         "FROM late_reports ORDER BY received_at, lease_id");
+  std::vector<LateReportRecord> out;
+  while (true) {
+    SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    LateReportRecord r;
+    r.lease_id = s.Text(0);
+    r.worker_id = s.Text(1);
+    const std::optional<Outcome> outcome = ParseOutcome(s.Text(2));
+    if (!outcome) {
+      return absl::InternalError(
+          absl::StrCat("late report ", r.lease_id, " has outcome '", s.Text(2), "'"));
+    }
+    r.outcome = *outcome;
+    r.telemetry_events = s.Int(3);
+    r.error_text = s.Text(4);
+    r.received_at_ms = s.Int(5);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> SqliteStateStore::CountLateReports() {
+  absl::MutexLock lock(&mu_);
+  Stmt s(db_, "SELECT COUNT(*) FROM late_reports");
+  SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
+  return row ? s.Int(0) : 0;
+}
+
 absl::StatusOr<std::vector<PhaseRecord>> SqliteStateStore::ListPendingPhases(
     const std::string& run_id, int64_t limit) {
   absl::MutexLock lock(&mu_);

@@ -112,6 +112,12 @@ class StateStore {
   // cancelled ones excluded): the session's progress toward its batch size.
   virtual absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) = 0;
 
+  // Late reports (see LateReportRecord), in the order they were received
+  // (ties: by lease id). Cost grows with their number, which stays small:
+  // one per lease at most, and only for workers cut off past their TTL.
+  virtual absl::StatusOr<std::vector<LateReportRecord>> ListLateReports() = 0;
+  virtual absl::StatusOr<int64_t> CountLateReports() = 0;
+
   // Up to `limit` pending phases of a run in lease order (for --dry-run).
   virtual absl::StatusOr<std::vector<PhaseRecord>> ListPendingPhases(const std::string& run_id,
                                                                      int64_t limit) = 0;

@@ -31,9 +31,13 @@ class CoordinatorClient {
   virtual absl::StatusOr<LeaseBatch> Lease(const std::string& worker_id,
                                            const std::string& request_id, int32_t max_phases,
                                            int64_t wait_ms) = 0;
-  // Returns the lease ids the worker must stop.
+  // Returns the lease ids the worker must stop. `timeout_ms` bounds the call
+  // (DeadlineExceeded after it): the agent keeps it inside the lease TTL, so
+  // a coordinator that silently stops answering cannot hold the agent's
+  // self-fencing past the point where the leases expire.
   virtual absl::StatusOr<std::vector<std::string>> Heartbeat(
-      const std::string& worker_id, const std::vector<std::string>& lease_ids) = 0;
+      const std::string& worker_id, const std::vector<std::string>& lease_ids,
+      int64_t timeout_ms) = 0;
   virtual absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) = 0;
   // Ends a Lease long-poll in flight (it returns Cancelled), so a draining
   // worker does not wait out the poll. Thread-safe; a no-op by default.

@@ -17,16 +17,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/coordinator_addresses.h"
 #include "worker/coordinator_client.h"
 
 namespace sluice {
-
-// "a:1, b:2" -> {"a:1", "b:2"}; InvalidArgument for an empty list or entry,
-// or an entry without ":PORT".
-absl::StatusOr<std::vector<std::string>> ParseCoordinatorAddresses(const std::string& list);
-
-// The leader address named in a not-leader error, or "".
-std::string LeaderAddressHint(const absl::Status& status);
 
 class FailoverCoordinatorClient final : public CoordinatorClient {
  public:
@@ -39,8 +33,9 @@ class FailoverCoordinatorClient final : public CoordinatorClient {
   absl::StatusOr<WorkerRegistration> Register(const WorkerInfo& worker) override;
   absl::StatusOr<LeaseBatch> Lease(const std::string& worker_id, const std::string& request_id,
                                    int32_t max_phases, int64_t wait_ms) override;
-  absl::StatusOr<std::vector<std::string>> Heartbeat(
-      const std::string& worker_id, const std::vector<std::string>& lease_ids) override;
+  absl::StatusOr<std::vector<std::string>> Heartbeat(const std::string& worker_id,
+                                                     const std::vector<std::string>& lease_ids,
+                                                     int64_t timeout_ms) override;
   absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) override;
   void CancelPendingLease() override;
 

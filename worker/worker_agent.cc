@@ -48,6 +48,12 @@ absl::Status WorkerConfig::Validate() const {
   return absl::OkStatus();
 }
 
+int64_t HeartbeatTimeoutMs(int64_t lease_ttl_ms, int64_t ms_until_fence) {
+  const int64_t cap =
+      std::max(kMinHeartbeatTimeoutMs, std::min(kMaxHeartbeatTimeoutMs, lease_ttl_ms / 2));
+  return std::max(kMinHeartbeatTimeoutMs, std::min(cap, ms_until_fence));
+}
+
 Outcome ClassifyOutcome(const ProcessResult& result) {
   if (result.stopped_by == StopReason::kTimeout) return Outcome::kTimedOut;
   if (result.stopped_by == StopReason::kCancelled) return Outcome::kCancelled;
@@ -97,10 +103,11 @@ absl::Status WorkerAgent::RegisterWithRetry() {
   info.labels = config_.labels;
   info.version = config_.version;
   for (int attempt = 0;; ++attempt) {
+    const int64_t sent_ms = clock_.NowMs();
     absl::StatusOr<WorkerRegistration> reg = client_.Register(info);
     if (reg.ok()) {
       registration_ = *reg;
-      last_heartbeat_ok_ms_.store(clock_.NowMs());
+      last_renewal_sent_ms_.store(sent_ms);
       spdlog::info("registered worker={} slots={} lease_ttl_ms={} heartbeat_ms={}",
                    config_.worker_id, config_.slots, reg->lease_ttl_ms, reg->heartbeat_interval_ms);
       return absl::OkStatus();
@@ -287,16 +294,30 @@ void WorkerAgent::CancelAll(const char* why) {
   }
 }
 
+int64_t WorkerAgent::MsUntilFence() const {
+  return last_renewal_sent_ms_.load() + registration_.lease_ttl_ms - clock_.NowMs();
+}
+
+bool WorkerAgent::FenceIfExpired() {
+  if (MsUntilFence() > 0) return false;
+  CancelAll("could not renew leases within the TTL");
+  return true;
+}
+
 void WorkerAgent::HeartbeatLoop() {
   int failures = 0;
+  bool fenced = false;  // since the last renewal
   while (!stop_heartbeats_.load()) {
     const int64_t interval = failures == 0
                                  ? registration_.heartbeat_interval_ms
                                  : std::min<int64_t>(1'000, registration_.heartbeat_interval_ms);
+    // Wakes early when the fence is due, not only after `interval`.
     for (int64_t slept = 0; slept < interval && !stop_heartbeats_.load(); slept += 20) {
+      if (failures > 0 && !fenced && MsUntilFence() <= 0) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     if (stop_heartbeats_.load()) break;
+    fenced = FenceIfExpired() || fenced;
     std::vector<std::string> ids;
     {
       absl::MutexLock lock(&mu_);
@@ -304,21 +325,20 @@ void WorkerAgent::HeartbeatLoop() {
         if (!r.done) ids.push_back(id);
       }
     }
-    absl::StatusOr<std::vector<std::string>> cancel = client_.Heartbeat(config_.worker_id, ids);
+    const int64_t sent_ms = clock_.NowMs();
+    const int64_t timeout_ms = HeartbeatTimeoutMs(registration_.lease_ttl_ms, MsUntilFence());
+    absl::StatusOr<std::vector<std::string>> cancel =
+        client_.Heartbeat(config_.worker_id, ids, timeout_ms);
     if (!cancel.ok()) {
       ++failures;
-      const int64_t silent_ms = clock_.NowMs() - last_heartbeat_ok_ms_.load();
-      spdlog::warn("heartbeat failed ({}); last success {} ms ago", cancel.status().ToString(),
-                   silent_ms);
-      // Self-fencing: once our leases must have expired, the coordinator
-      // will hand the phases to someone else; stop ours so no clone runs
-      // beside the retry.
-      if (silent_ms >= registration_.lease_ttl_ms)
-        CancelAll("could not renew leases within the TTL");
+      spdlog::warn("heartbeat failed ({}); last renewal sent {} ms ago", cancel.status().ToString(),
+                   clock_.NowMs() - last_renewal_sent_ms_.load());
+      fenced = FenceIfExpired() || fenced;
       continue;
     }
     failures = 0;
-    last_heartbeat_ok_ms_.store(clock_.NowMs());
+    fenced = false;
+    last_renewal_sent_ms_.store(sent_ms);
     if (!cancel->empty()) {
       absl::MutexLock lock(&mu_);
       for (const std::string& id : *cancel) {

@@ -71,6 +71,16 @@ struct WorkerConfig {
 // 128+N exit for those) are kKilled: outside kills, not the phase's failure.
 Outcome ClassifyOutcome(const ProcessResult& result);
 
+// The deadline of one heartbeat RPC: at most min(10 s, TTL/2), so a
+// coordinator that silently stops answering (packets dropped, not reset)
+// costs at most half a lease; at most `ms_until_fence` (the time left before
+// the worker must fence itself), so the agent is back in time to do it; and
+// at least kMinHeartbeatTimeoutMs, so a tiny TTL or an overdue fence still
+// leaves a call that can succeed on loopback.
+inline constexpr int64_t kMaxHeartbeatTimeoutMs = 10'000;
+inline constexpr int64_t kMinHeartbeatTimeoutMs = 200;
+int64_t HeartbeatTimeoutMs(int64_t lease_ttl_ms, int64_t ms_until_fence);
+
 class WorkerAgent {
  public:
   WorkerAgent(WorkerConfig config, CoordinatorClient& client, ProcessRunner& runner,
@@ -109,6 +119,13 @@ class WorkerAgent {
   std::optional<int64_t> ProbeTelemetry();
   void ReapFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CancelAll(const char* why);
+  // Self-fencing: once the lease TTL has passed since the last renewal the
+  // coordinator answered was *sent*, every lease this worker holds may have
+  // expired on the coordinator (which renewed it no earlier than that), so
+  // the phases are stopped before a retry elsewhere runs beside them.
+  // True if it was due (and done).
+  bool FenceIfExpired();
+  int64_t MsUntilFence() const;
   bool SleepUnlessDraining(int64_t ms);
 
   const WorkerConfig config_;
@@ -124,7 +141,8 @@ class WorkerAgent {
   std::atomic<bool> stop_heartbeats_{false};
   std::atomic<bool> abandon_delivery_{false};  // a fatal error: leave outcomes in the spool
   std::atomic<int64_t> reported_{0};
-  std::atomic<int64_t> last_heartbeat_ok_ms_{0};
+  // When the last heartbeat the coordinator answered was sent (clock_).
+  std::atomic<int64_t> last_renewal_sent_ms_{0};
   absl::Mutex mu_;
   std::map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);  // by lease id
   uint64_t request_counter_ = 0;

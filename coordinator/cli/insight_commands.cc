@@ -53,7 +53,8 @@ std::unique_ptr<InsightCommands> AddInsightCommands(CLI::App& app) {
   c->watch->add_option("--store", c->watch_store, "State store URL used directly (sqlite://PATH)")
       ->capture_default_str();
   c->watch->add_option("--coordinator", c->watch_channel.address,
-                       "Watch a running coordinator at HOST:PORT instead of the store");
+                       "Watch a running coordinator at HOST:PORT instead of the store; a "
+                       "comma-separated list follows the leader");
   AddChannelFlags(c->watch, &c->watch_channel);
   c->watch->add_flag("--once", c->watch_options.once, "Draw one frame and exit");
   c->watch->add_option("--interval-ms", c->watch_options.interval_ms, "Refresh period")

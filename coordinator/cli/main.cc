@@ -33,7 +33,8 @@ void AddTargetFlags(CLI::App* cmd, Target* t) {
   cmd->add_option("--store", t->store_url, "State store URL used directly (sqlite://PATH)")
       ->capture_default_str();
   cmd->add_option("--coordinator", t->channel.address,
-                  "Talk to a running coordinator at HOST:PORT instead of the store");
+                  "Talk to a running coordinator at HOST:PORT instead of the store; a "
+                  "comma-separated list (active/standby coordinators) follows the leader");
   AddChannelFlags(cmd, &t->channel);
   cmd->add_flag("--json", t->json, "Print JSON");
 }
@@ -192,6 +193,7 @@ int CmdStatus(const Target& t) {
                                          {"worker_id", w.worker_id},
                                          {"message", w.message}});
     }
+    j["late_reports"] = status->late_reports;
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -223,6 +225,9 @@ int CmdStatus(const Target& t) {
     std::cout << absl::StrFormat("  %-24s %s/%s attempt %d on %s\n", l.lease_id, l.run_id,
                                  l.phase_id, l.attempt, l.worker_id);
   }
+  // Workers that reported after their lease expired (their outcome was kept
+  // for the record only); nonzero hints at network cuts or stalled workers.
+  std::cout << absl::StrFormat("late reports: %d\n", status->late_reports);
   std::cout << SkipRowsText(status->skipped);
   return 0;
 }

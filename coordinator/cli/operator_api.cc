@@ -3,6 +3,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "coordinator/grpc/services.h"
+#include "common/coordinator_addresses.h"
+#include "coordinator/cli/failover_operator_api.h"
 #include "coordinator/grpc/status_util.h"
 #include "coordinator/session_report.h"
 #include "coordinator/store_factory.h"
@@ -136,6 +138,7 @@ class GrpcOperator final : public OperatorApi {
     for (const v1::TelemetryWarning& w : resp.telemetry_warnings()) {
       s.telemetry_warnings.push_back(FromProto(w));
     }
+    s.late_reports = resp.late_reports();
     return s;
   }
   absl::StatusOr<LeasingPause> Resume(const std::string& session_id) override {
@@ -230,12 +233,35 @@ std::unique_ptr<OperatorApi> WrapCoordinator(Coordinator& coordinator) {
   return std::make_unique<DirectOperator>(nullptr, &coordinator);
 }
 
-absl::StatusOr<std::unique_ptr<OperatorApi>> ConnectOperator(const ChannelOptions& options) {
+namespace {
+
+absl::StatusOr<std::unique_ptr<OperatorApi>> ConnectOne(const ChannelOptions& options) {
   auto channel = MakeChannel(options);
   if (!channel.ok()) return channel.status();
   auto token = LoadClientToken(options);
   if (!token.ok()) return token.status();
   return std::unique_ptr<OperatorApi>(new GrpcOperator(*channel, *token));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<OperatorApi>> ConnectOperator(const ChannelOptions& options) {
+  // One address goes to gRPC as given (any target syntax gRPC accepts).
+  if (options.address.find(',') == std::string::npos) return ConnectOne(options);
+  absl::StatusOr<std::vector<std::string>> addresses = ParseCoordinatorAddresses(options.address);
+  if (!addresses.ok()) return addresses.status();
+  // Bad TLS or token options fail here, before any call, with the flag named.
+  ChannelOptions first = options;
+  first.address = addresses->front();
+  absl::StatusOr<std::unique_ptr<OperatorApi>> checked = ConnectOne(first);
+  if (!checked.ok()) return checked;
+  auto failover = std::make_unique<FailoverOperatorApi>(*std::move(addresses),
+                                                        [options](const std::string& address) {
+                                                          ChannelOptions one = options;
+                                                          one.address = address;
+                                                          return ConnectOne(one);
+                                                        });
+  return std::unique_ptr<OperatorApi>(std::move(failover));
 }
 
 }  // namespace sluice

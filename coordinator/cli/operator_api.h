@@ -39,7 +39,9 @@ absl::StatusOr<std::unique_ptr<OperatorApi>> OpenDirectOperator(const std::strin
 // Uses an existing Coordinator (for `sluice drain`).
 std::unique_ptr<OperatorApi> WrapCoordinator(Coordinator& coordinator);
 // Talks to the coordinator at options.address over gRPC (TLS and the bearer
-// token per `options`). InvalidArgument for bad TLS/token options.
+// token per `options`). A comma-separated list of HOST:PORT (active/standby
+// coordinators) follows the leader (FailoverOperatorApi). InvalidArgument
+// for bad TLS/token options or a malformed list.
 absl::StatusOr<std::unique_ptr<OperatorApi>> ConnectOperator(const ChannelOptions& options);
 
 }  // namespace sluice

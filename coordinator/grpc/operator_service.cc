@@ -76,6 +76,7 @@ void StatusToProto(const CoordinatorStatus& status, v1::GetStatusResponse* out) 
     tw->set_zero_event_attempts(w.zero_event_attempts);
     tw->set_message(w.message);
   }
+  out->set_late_reports(status.late_reports);
 }
 
 grpc::Status OperatorServiceImpl::ImportBacklog(grpc::ServerContext* ctx,

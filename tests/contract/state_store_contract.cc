@@ -648,6 +648,51 @@ TEST_P(StateStoreContractTest, ReportAfterExpiryIsLateAndNotCounted) {
   EXPECT_EQ(c.Record(g, Outcome::kSucceeded, 50, 1'000).disposition, ReportDisposition::kLate);
 }
 
+TEST_P(StateStoreContractTest, LateReportsAreListedOncePerLeaseInTheOrderReceived) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1"), Spec("r2", "q1")});
+  EXPECT_EQ(Ok(store().CountLateReports()), 0);
+  EXPECT_THAT(Ok(store().ListLateReports()), IsEmpty());
+  LeaseGrant first = c.MustLease("r1", "w1", kT0);
+  LeaseGrant second = c.MustLease("r2", "w2", kT0);
+  ASSERT_EQ(Ok(store().ExpireLeases(first.expires_at_ms, 5)).size(), 2u);
+
+  // Received in the order second, first; the repeat of `second` is not kept.
+  const int64_t t1 = first.expires_at_ms + 10;
+  const int64_t t2 = first.expires_at_ms + 20;
+  ASSERT_EQ(
+      Ok(store().RecordReport(Contract::Report(second, Outcome::kFailed, 3, 0, t1))).disposition,
+      ReportDisposition::kLate);
+  ASSERT_EQ(
+      Ok(store().RecordReport(Contract::Report(first, Outcome::kSucceeded, 7, 0, t2))).disposition,
+      ReportDisposition::kLate);
+  ASSERT_EQ(Ok(store().RecordReport(Contract::Report(second, Outcome::kSucceeded, 99, 0, t2 + 5)))
+                .disposition,
+            ReportDisposition::kLate);
+  // An accepted report and an unknown lease are not late reports.
+  LeaseGrant fresh = c.MustLease("r1", "w3", t2);
+  ASSERT_EQ(c.Record(fresh, Outcome::kSucceeded).disposition, ReportDisposition::kAccepted);
+  LeaseGrant unknown = fresh;
+  unknown.lease_id = "never-granted";
+  ASSERT_EQ(c.Record(unknown, Outcome::kFailed).disposition, ReportDisposition::kUnknownLease);
+
+  EXPECT_EQ(Ok(store().CountLateReports()), 2);
+  const std::vector<LateReportRecord> late = Ok(store().ListLateReports());
+  ASSERT_EQ(late.size(), 2u);
+  EXPECT_EQ(late[0].lease_id, second.lease_id);
+  EXPECT_EQ(late[0].worker_id, "w2");
+  EXPECT_EQ(late[0].outcome, Outcome::kFailed);
+  EXPECT_EQ(late[0].telemetry_events, 3);
+  EXPECT_EQ(late[0].error_text, "boom");
+  EXPECT_EQ(late[0].received_at_ms, t1);
+  EXPECT_EQ(late[1].lease_id, first.lease_id);
+  EXPECT_EQ(late[1].worker_id, "w1");
+  EXPECT_EQ(late[1].outcome, Outcome::kSucceeded);
+  EXPECT_EQ(late[1].telemetry_events, 7);
+  EXPECT_EQ(late[1].error_text, "");
+  EXPECT_EQ(late[1].received_at_ms, t2);
+}
+
 TEST_P(StateStoreContractTest, LateReportDoesNotDisturbTheNewHolder) {
   Contract c(store());
   c.Import({Spec("r1", "p1")});

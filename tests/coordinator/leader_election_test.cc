@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <optional>
+#include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/not_leader.h"
@@ -224,6 +226,55 @@ TEST(LeaderElectionTest, CoordinatorRefusesCallsWhileStandingBy) {
   ASSERT_EQ(b.Step(), T::kElected);
   EXPECT_TRUE(coordinator.Register(w).ok());
   EXPECT_TRUE(coordinator.Tick().ok());
+}
+
+// A Lease long-poll already waiting when its coordinator steps down is woken
+// (on_stepped_down -> WakeLeasePolls) and answers not-leader naming the new
+// leader at once, instead of re-checking a second later (or, before, waiting
+// out its whole wait_ms).
+TEST(LeaderElectionTest, StepDownWakesAWaitingLongPollWhichNamesTheNewLeader) {
+  FakeClock clock;
+  FakeLeaseStore lease(clock);
+  auto store = SqliteStateStore::Open(":memory:");
+  ASSERT_TRUE(store.ok()) << store.status();
+  Coordinator coordinator(**store, clock);
+  LeaderElectionOptions a_options = Options("a", "a:1");
+  a_options.on_stepped_down = [&coordinator] { coordinator.WakeLeasePolls(); };
+  LeaderElection a(lease, clock, a_options);
+  LeaderElection b(lease, clock, Options("b", "b:1"));
+  coordinator.SetLeadership(&a);
+  ASSERT_EQ(a.Step(), T::kElected);
+  WorkerInfo w;
+  w.worker_id = "w1";
+  w.host = "h";
+  w.slots = 1;
+  ASSERT_TRUE(coordinator.Register(w).ok());
+  ASSERT_TRUE(coordinator.StartSession(SessionSettings{}, "s1").ok());
+
+  // Nothing to lease: the poll waits (up to 20 s of real time).
+  absl::Notification done;
+  absl::StatusOr<LeaseResult> polled;
+  std::thread poll([&] {
+    polled = coordinator.Lease("w1", "req-1", 1, 20'000);
+    done.Notify();
+  });
+  EXPECT_FALSE(done.WaitForNotificationWithTimeout(absl::Milliseconds(200)))
+      << "the poll did not wait: " << polled.status();
+
+  // A misses its renewals, B takes over, A's next step notices.
+  clock.AdvanceMs(3'000);
+  ASSERT_EQ(b.Step(), T::kElected);
+  const absl::Time stepped_down = absl::Now();
+  ASSERT_EQ(a.Step(), T::kSteppedDown);
+  // Well inside the poll's own 1 s re-check: only the wake-up explains it.
+  const bool woken = done.WaitForNotificationWithTimeout(absl::Milliseconds(500));
+  const absl::Duration took = absl::Now() - stepped_down;
+  if (!woken) done.WaitForNotification();
+  poll.join();
+  EXPECT_TRUE(woken) << "the poll answered only after " << took;
+  EXPECT_TRUE(IsNotLeader(polled.status())) << polled.status();
+  EXPECT_NE(std::string(polled.status().message()).find("leader_address=b:1"), std::string::npos)
+      << polled.status();
 }
 
 // A new term must not serve from what this process cached in an earlier one:

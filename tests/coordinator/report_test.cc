@@ -208,14 +208,33 @@ TEST(ReportTest, SkippedRowsRoundTripAndPrint) {
 TEST(ReportTest, OlderJsonWithoutTheNewKeysStillParses) {
   SessionReport r = ComputeSessionReport(Session(), History(), {}, {});
   auto j = nlohmann::json::parse(SessionReportJson(r));
-  for (const char* key : {"durations", "families", "workers", "fingerprints", "timeline",
-                          "timeline_bucket_ms", "telemetry_warnings", "outcome_rates", "skipped"}) {
+  for (const char* key :
+       {"durations", "families", "workers", "fingerprints", "timeline", "timeline_bucket_ms",
+        "telemetry_warnings", "outcome_rates", "skipped", "late_reports"}) {
     j.erase(key);
   }
   absl::StatusOr<SessionReport> back = SessionReportFromJson(j.dump());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->attempts, 7);
   EXPECT_TRUE(back->timeline.empty());
+}
+
+TEST(ReportTest, LateReportsCountOnlyThisSessionsLeasesAndShowInJsonAndText) {
+  std::vector<AttemptRecord> history = History();
+  LateReportRecord mine;
+  mine.lease_id = history.back().lease_id;  // the lost attempt's worker came back
+  LateReportRecord other;
+  other.lease_id = "lease-of-another-session";
+  ASSERT_FALSE(mine.lease_id.empty());
+  EXPECT_EQ(CountLateReportsOf(history, {mine, other}), 1);
+  EXPECT_EQ(CountLateReportsOf(history, {}), 0);
+
+  SessionReport r = ComputeSessionReport(Session(), history, {}, {});
+  EXPECT_THAT(SessionReportText(r), ::testing::Not(HasSubstr("late reports")));
+  r.late_reports = 1;
+  EXPECT_EQ(nlohmann::json::parse(SessionReportJson(r)).at("late_reports"), 1);
+  EXPECT_THAT(SessionReportText(r), HasSubstr("late reports 1"));
+  EXPECT_EQ(SessionReportFromJson(SessionReportJson(r))->late_reports, 1);
 }
 
 TEST(ReportTest, BuildsFromTheStore) {

@@ -10,6 +10,8 @@
 //    expires as `lost`, another worker completes the phase, and the first
 //    worker's report, delivered when the cut ends, is recorded as late and
 //    changes nothing;
+//  - the same through a silent black hole (TcpProxy::BlackHole: no reset,
+//    only deadlines show it): the worker fences within the lease TTL;
 //  - the coordinator is SIGKILLed mid-drain and restarted on the same SQLite
 //    file and port; workers reconnect and the drain completes;
 //  - a restarted worker re-delivers a spooled report the coordinator already
@@ -75,8 +77,8 @@ std::string BacklogLines(const std::string& run_id, const std::vector<std::strin
   return text;
 }
 
-// A late report as the SQLite store keeps it (table late_reports; not part
-// of the StateStore interface, nor shown by the CLI).
+// A late report as the SQLite store keeps it (table late_reports), read
+// straight from the file (StateStore::ListLateReports is the API).
 struct LateReport {
   std::string lease_id;
   std::string worker_id;
@@ -289,6 +291,17 @@ TEST_F(FaultE2ETest, WorkerCutOffLongerThanTheTtlFencesItselfAndItsLateReportCha
                       milliseconds(20'000)))
       << "A's report was not delivered after the cut: " << Log("cut-a");
   EXPECT_THAT(SpooledLeaseIds(SpoolDir("cut-a")), IsEmpty());
+  // Operators see it: `sluice status` (text and JSON) and the session report.
+  e2e::CommandResult st = Sluice({"status", "--json", "--coordinator", address});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_EQ(nlohmann::json::parse(st.out).value("late_reports", -1), 1) << st.out;
+  st = Sluice({"status", "--coordinator", address});
+  EXPECT_THAT(st.out, HasSubstr("late reports: 1"));
+  e2e::CommandResult rep = Sluice({"report", "--json", "--coordinator", address});
+  ASSERT_EQ(rep.exit_code, 0) << rep.err;
+  EXPECT_EQ(nlohmann::json::parse(rep.out).value("late_reports", -1), 1) << rep.out;
+  rep = Sluice({"report", "--coordinator", address});
+  EXPECT_THAT(rep.out, HasSubstr("late reports 1"));
   EXPECT_EQ(StopChild(a, SIGTERM), 0) << Log("cut-a");
   EXPECT_EQ(StopChild(b, SIGTERM), 0) << Log("cut-b");
   EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);
@@ -326,6 +339,75 @@ TEST_F(FaultE2ETest, WorkerCutOffLongerThanTheTtlFencesItselfAndItsLateReportCha
   EXPECT_EQ(late[0].worker_id, "cut-a");
   EXPECT_EQ(late[0].outcome, "cancelled");
   EXPECT_THAT(Log("coordinator"), HasSubstr("disposition=late"));
+}
+
+// A black hole (packets dropped, no reset) shows only through deadlines. The
+// worker bounds each heartbeat RPC by the lease TTL (HeartbeatTimeoutMs in
+// worker_agent.h) and fences once the TTL has passed since it *sent* its last
+// answered heartbeat, which is no later than the coordinator's expiry of the
+// lease (same host, same clock). What the test can assert: the phase is gone
+// within the TTL (plus scheduling slack) of the cut, where a fixed 10 s RPC
+// deadline took over 10 s; and it is gone by the time the retry has started
+// elsewhere (plus the time a SIGTERM takes to end it).
+TEST_F(FaultE2ETest, WorkerInABlackHoleFencesItselfWithinTheLeaseTtl) {
+  constexpr int64_t kTtlMs = 2'000;
+  constexpr int64_t kSlackMs = 1'500;  // polling, SIGTERM, a loaded 2-core CI box
+  const std::string address = StartCoordinator("coordinator", "0", kTtlMs);
+  ASSERT_FALSE(address.empty());
+  ImportAndStart(address, BacklogLines("r-hole", {"p1-slow"}), {"--phase-timeout-seconds", "120"});
+  auto proxy = TcpProxy::Start(std::stoi(address.substr(address.rfind(':') + 1)));
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+
+  const pid_t a =
+      StartWorker(WorkerSpec("hole-a", (*proxy)->address(), ExampleExec(" --scale 10")).Slots(1));
+  ASSERT_TRUE(WaitFor([&] { return LedgerStarts() == 1; }, milliseconds(10'000)));
+  const Ledger::Line a_start = Ledger::Read(ledger_).lines.front();
+  const auto a_phase_pid = static_cast<pid_t>(a_start.number);
+
+  const int64_t cut_ms = WallMs();
+  (*proxy)->BlackHole();
+  const pid_t b = StartWorker(WorkerSpec("hole-b", address, ExampleExec(" --scale 0.2")).Slots(1));
+
+  // Polls both events; "gone" is read before "started", so gone_ms <=
+  // started_ms when A was gone before B's attempt began.
+  int64_t gone_ms = 0;
+  int64_t b_started_ms = 0;
+  WaitFor(
+      [&] {
+        if (gone_ms == 0 && ProcessGone(a_phase_pid)) gone_ms = WallMs();
+        if (b_started_ms == 0 && LedgerStarts() == 2) b_started_ms = WallMs();
+        return gone_ms != 0 && b_started_ms != 0;
+      },
+      milliseconds(kTtlMs + 15'000), milliseconds(5));
+  ASSERT_NE(gone_ms, 0) << "worker A did not fence itself: " << Log("hole-a");
+  RecordProperty("fenced_after_cut_ms", std::to_string(gone_ms - cut_ms));
+  if (b_started_ms != 0)
+    RecordProperty("retry_started_after_cut_ms", std::to_string(b_started_ms - cut_ms));
+  EXPECT_LE(gone_ms - cut_ms, kTtlMs + kSlackMs)
+      << "A fenced " << gone_ms - cut_ms << " ms after the cut: " << Log("hole-a");
+  EXPECT_THAT(Log("hole-a"), HasSubstr("could not renew leases within the TTL"));
+  EXPECT_THAT(Log("hole-a"), HasSubstr("DEADLINE_EXCEEDED"));
+  ASSERT_NE(b_started_ms, 0) << "the phase was not re-leased: " << Log("hole-b");
+  EXPECT_LE(gone_ms, b_started_ms + 250) << "A's phase outlived the start of the retry";
+  EXPECT_EQ((*proxy)->reset(), 0) << "a black hole resets nothing";
+
+  ASSERT_TRUE(WaitSessionDone(address, milliseconds(20'000))) << Log("hole-b");
+  // The link comes back: A's held and spooled report arrives, late.
+  (*proxy)->Resume();
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(Log("hole-a"), "answered late"); },
+                      milliseconds(30'000)))
+      << "A's report was not delivered after the black hole: " << Log("hole-a");
+  EXPECT_EQ(StopChild(a, SIGTERM), 0) << Log("hole-a");
+  EXPECT_EQ(StopChild(b, SIGTERM), 0) << Log("hole-b");
+  EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);
+
+  auto store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  const Ledger ledger = Ledger::Read(ledger_);
+  const e2e::Accounting acc = e2e::ExpectStoreMatchesLedger(*store, ledger);
+  EXPECT_EQ(acc.attempts, 2);
+  EXPECT_EQ(acc.lost, 1);
+  EXPECT_FALSE(ledger.ends.contains(a_start.key)) << "A's phase ran to its end despite the fence";
 }
 
 TEST_F(FaultE2ETest, CoordinatorKilledMidDrainRestartsOnTheSameSqliteFileAndNothingIsLost) {

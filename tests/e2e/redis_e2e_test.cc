@@ -461,6 +461,9 @@ TEST_F(RedisE2ETest, StandbyTakesOverWhenTheLeaderIsKilledMidDrain) {
   EXPECT_NE(RunSluice({"status", "--coordinator", b}, &out, /*expect_ok=*/false), 0);
   EXPECT_THAT(ReadFile(dir_.File(absl::StrCat("cmd-", commands_, ".err"))),
               HasSubstr("leader_address=" + a));
+  // Given both, standby first, the CLI follows the leader the standby names.
+  EXPECT_EQ(RunSluice({"status", "--json", "--coordinator", b + "," + a}, &out), 0);
+  EXPECT_EQ(nlohmann::json::parse(out).value("late_reports", -1), 0) << out;
 
   ImportAndStart(a);
   // One worker lists the standby first: it must find the leader by itself.
@@ -482,6 +485,9 @@ TEST_F(RedisE2ETest, StandbyTakesOverWhenTheLeaderIsKilledMidDrain) {
   std::cout << "takeover_ms=" << takeover_ms << " (default --leader-lease-ms 5000)" << std::endl;
   EXPECT_LE(takeover_ms, 5'000 + 1'667 + 2'000);  // + slack for a loaded machine
 
+  // The old leader is gone (connection refused): the CLI moves on to B.
+  EXPECT_EQ(RunSluice({"status", "--coordinator", a + "," + b}, &out), 0);
+  EXPECT_THAT(out, HasSubstr("phases:"));
   ASSERT_TRUE(WaitSessionDone(b, milliseconds(40'000))) << "drain did not complete after failover";
   EXPECT_GT(LedgerEnds(), ends_at_kill) << "nothing ran after the failover";
   for (pid_t pid : std::vector<pid_t>(children_)) {

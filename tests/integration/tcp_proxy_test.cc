@@ -1,5 +1,6 @@
 // The fault-test proxy itself: bytes pass both ways; Pause() resets open
-// connections and new ones until Resume(); a target that is down shows as a
+// connections and new ones until Resume(); BlackHole() holds bytes silently
+// until Resume(); a target that is down shows as a
 // reset. A real echo server on loopback, no fakes.
 #include "tests/testing/tcp_proxy.h"
 
@@ -119,6 +120,39 @@ TEST(TcpProxyTest, ForwardsBothWaysAndPauseCutsUntilResume) {
   EXPECT_EQ(RoundTrip(b, "again"), "again");
   ::close(b);
   EXPECT_EQ((*proxy)->forwarded(), 2);
+}
+
+// True when nothing arrives within `ms` and the connection is still open.
+bool SilentFor(int fd, int ms) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, ms) == 0;
+}
+
+TEST(TcpProxyTest, BlackHoleHoldsBytesWithoutAResetUntilResume) {
+  EchoServer echo;
+  auto proxy = TcpProxy::Start(echo.port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  const int a = Connect((*proxy)->port());
+  EXPECT_EQ(RoundTrip(a, "before"), "before");
+
+  (*proxy)->BlackHole();
+  const std::string held = "held";
+  ASSERT_EQ(::send(a, held.data(), held.size(), MSG_NOSIGNAL), static_cast<ssize_t>(held.size()));
+  EXPECT_TRUE(SilentFor(a, 500)) << "bytes (or a reset) got through the black hole";
+  EXPECT_EQ((*proxy)->reset(), 0);
+
+  (*proxy)->Resume();
+  std::string got;
+  char buf[16];
+  while (got.size() < held.size()) {
+    const ssize_t n = ::recv(a, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(got, held) << "the held bytes were lost";
+  EXPECT_EQ(RoundTrip(a, "after"), "after");
+  ::close(a);
+  EXPECT_EQ((*proxy)->forwarded(), 1);
 }
 
 TEST(TcpProxyTest, ATargetThatIsDownShowsAsAReset) {

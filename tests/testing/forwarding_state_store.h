@@ -79,6 +79,10 @@ class ForwardingStateStore : public StateStore {
                                const std::string& value) override {
     return target_->PutPolicyRecord(kind, key, value);
   }
+  absl::StatusOr<std::vector<LateReportRecord>> ListLateReports() override {
+    return target_->ListLateReports();
+  }
+  absl::StatusOr<int64_t> CountLateReports() override { return target_->CountLateReports(); }
   absl::StatusOr<std::map<std::string, std::string>> ListPolicyRecords(
       const std::string& kind) override {
     return target_->ListPolicyRecords(kind);

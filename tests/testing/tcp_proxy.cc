@@ -105,7 +105,16 @@ void TcpProxy::WaitApplied(uint64_t generation) {
 }
 
 void TcpProxy::Pause() {
+  black_hole_.store(false);
   paused_.store(true);
+  const uint64_t generation = ++requested_;
+  Wake();
+  WaitApplied(generation);
+}
+
+void TcpProxy::BlackHole() {
+  paused_.store(false);
+  black_hole_.store(true);
   const uint64_t generation = ++requested_;
   Wake();
   WaitApplied(generation);
@@ -113,6 +122,7 @@ void TcpProxy::Pause() {
 
 void TcpProxy::Resume() {
   paused_.store(false);
+  black_hole_.store(false);
   const uint64_t generation = ++requested_;
   Wake();
   WaitApplied(generation);
@@ -136,6 +146,18 @@ void TcpProxy::Loop() {
       pairs.clear();
     }
     applied_.store(generation);
+
+    if (black_hole_.load()) {
+      // Touch no socket: connections stay open with their bytes held (here
+      // and in the kernel buffers), new ones wait in the listen backlog.
+      pollfd wake{wake_read_, POLLIN, 0};
+      if (::poll(&wake, 1, 200) > 0 && (wake.revents & POLLIN)) {
+        char drain[64];
+        while (::read(wake_read_, drain, sizeof drain) > 0) {
+        }
+      }
+      continue;
+    }
 
     std::vector<pollfd> fds = {{wake_read_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
     for (Pair& p : pairs) {

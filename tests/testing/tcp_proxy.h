@@ -8,6 +8,12 @@
 // silent black hole would only show after the clients' RPC deadlines, which
 // are far longer than the short lease TTLs the tests use.)
 //
+// BlackHole() is the silent kind of cut, as when a firewall or a dead route
+// drops packets: open connections stay open but no byte moves either way,
+// and new connections wait unaccepted in the listen backlog; nobody gets a
+// reset. It shows what only a deadline can detect. Resume() forwards again
+// (bytes held meanwhile go through, as TCP retransmits would deliver them).
+//
 // One poll()-based thread forwards bytes in both directions; the upstream
 // connect is a blocking loopback connect (immediate, or refused when the
 // target is down, in which case the client is reset).
@@ -35,8 +41,10 @@ class TcpProxy {
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
 
-  // Thread-safe; both return once the forwarding thread has applied them.
+  // Thread-safe; each returns once the forwarding thread has applied it.
+  // Pause() and BlackHole() replace each other; Resume() ends either.
   void Pause();
+  void BlackHole();
   void Resume();
 
   // Connections forwarded so far, and connections reset because of a pause.
@@ -56,6 +64,7 @@ class TcpProxy {
   const int wake_read_;
   const int wake_write_;
   std::atomic<bool> paused_{false};
+  std::atomic<bool> black_hole_{false};
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> requested_{0};  // bumped by Pause/Resume
   std::atomic<uint64_t> applied_{0};    // the loop's last seen request

@@ -30,7 +30,8 @@ class ScriptedClient final : public CoordinatorClient {
     return LeaseBatch{};
   }
   absl::StatusOr<std::vector<std::string>> Heartbeat(const std::string&,
-                                                     const std::vector<std::string>&) override {
+                                                     const std::vector<std::string>&,
+                                                     int64_t) override {
     ++s_.calls[address_];
     if (absl::Status st = s_.status[address_]; !st.ok()) return st;
     return std::vector<std::string>{};
@@ -90,7 +91,7 @@ TEST(FailoverClientTest, MovesToTheNextAddressWhenTheCurrentOneIsUnavailable) {
   // A paused coordinator times out: move on too, wrapping around.
   script.status["b:1"] = absl::DeadlineExceededError("deadline");
   script.status["a:1"] = absl::OkStatus();
-  EXPECT_FALSE(client.Heartbeat("w", {}).ok());
+  EXPECT_FALSE(client.Heartbeat("w", {}, 1'000).ok());
   EXPECT_EQ(client.current_address(), "a:1");
 }
 

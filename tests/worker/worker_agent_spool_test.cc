@@ -58,7 +58,8 @@ class FakeClient : public CoordinatorClient {
     return batch;
   }
   absl::StatusOr<std::vector<std::string>> Heartbeat(const std::string&,
-                                                     const std::vector<std::string>&) override {
+                                                     const std::vector<std::string>&,
+                                                     int64_t) override {
     return std::vector<std::string>();
   }
   absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) override {
@@ -255,6 +256,18 @@ TEST_F(WorkerAgentSpoolTest, NoLeaseIsRequestedWhileTheServiceIsUnhealthy) {
   agent.RequestDrain();
   run.join();
   EXPECT_TRUE(result.ok()) << result;
+}
+
+// The heartbeat RPC deadline: half the TTL up to 10 s, never past the fence,
+// never below the floor.
+TEST(HeartbeatTimeoutTest, IsBoundedByTheLeaseTtlAndTheTimeLeftBeforeTheFence) {
+  EXPECT_EQ(HeartbeatTimeoutMs(30'000, 30'000), 10'000);  // the old fixed deadline as the cap
+  EXPECT_EQ(HeartbeatTimeoutMs(120'000, 120'000), 10'000);
+  EXPECT_EQ(HeartbeatTimeoutMs(4'000, 4'000), 2'000);  // TTL/2
+  EXPECT_EQ(HeartbeatTimeoutMs(4'000, 700), 700);      // the fence is due sooner
+  EXPECT_EQ(HeartbeatTimeoutMs(4'000, 50), kMinHeartbeatTimeoutMs);
+  EXPECT_EQ(HeartbeatTimeoutMs(4'000, -500), kMinHeartbeatTimeoutMs);  // overdue
+  EXPECT_EQ(HeartbeatTimeoutMs(100, 100), kMinHeartbeatTimeoutMs);     // a tiny TTL
 }
 
 }  // namespace

@@ -107,13 +107,13 @@ absl::StatusOr<LeaseBatch> GrpcCoordinatorClient::Lease(const std::string& worke
 }
 
 absl::StatusOr<std::vector<std::string>> GrpcCoordinatorClient::Heartbeat(
-    const std::string& worker_id, const std::vector<std::string>& lease_ids) {
+    const std::string& worker_id, const std::vector<std::string>& lease_ids, int64_t timeout_ms) {
   v1::HeartbeatRequest req;
   req.set_worker_id(worker_id);
   for (const std::string& id : lease_ids) req.add_lease_ids(id);
   v1::HeartbeatResponse resp;
   grpc::ClientContext ctx;
-  SetDeadline(&ctx, 10'000);
+  SetDeadline(&ctx, timeout_ms);
   Authorize(&ctx, stub_->authorization);
   grpc::Status st = stub_->stub->Heartbeat(&ctx, req, &resp);
   if (!st.ok()) return FromGrpc(st);

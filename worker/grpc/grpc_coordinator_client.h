@@ -29,8 +29,9 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
   absl::StatusOr<WorkerRegistration> Register(const WorkerInfo& worker) override;
   absl::StatusOr<LeaseBatch> Lease(const std::string& worker_id, const std::string& request_id,
                                    int32_t max_phases, int64_t wait_ms) override;
-  absl::StatusOr<std::vector<std::string>> Heartbeat(
-      const std::string& worker_id, const std::vector<std::string>& lease_ids) override;
+  absl::StatusOr<std::vector<std::string>> Heartbeat(const std::string& worker_id,
+                                                     const std::vector<std::string>& lease_ids,
+                                                     int64_t timeout_ms) override;
   absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) override;
   void CancelPendingLease() override;
 
