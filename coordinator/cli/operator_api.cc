@@ -2,9 +2,9 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "coordinator/grpc/services.h"
 #include "common/coordinator_addresses.h"
 #include "coordinator/cli/failover_operator_api.h"
+#include "coordinator/grpc/services.h"
 #include "coordinator/grpc/status_util.h"
 #include "coordinator/session_report.h"
 #include "coordinator/store_factory.h"
