@@ -687,11 +687,14 @@ absl::StatusOr<SessionReport> Coordinator::SessionReportFor(const std::string& s
 }
 
 absl::Status Coordinator::Tick() {
+  // The leadership this tick acted under: a fenced write must step down that
+  // one, not one installed while the tick ran.
+  Leadership* leadership = leadership_.load();
   if (absl::Status st = CheckLeader(); !st.ok()) return st;
   absl::Status st = TickAsLeader();
   // The store refused a write as fenced: someone else took over while this
   // process still believed it led. Stop at once rather than at the next renewal.
-  if (Leadership* leadership = leadership_.load(); IsNotLeader(st) && leadership != nullptr) {
+  if (IsNotLeader(st) && leadership != nullptr) {
     leadership->OnFenced(st);
   }
   return st;

@@ -119,6 +119,10 @@ void LeaderElection::StepDownLocked(const std::string& reason) {
   known_leader_ = LeaderRecord{};
 }
 
+absl::StatusOr<int64_t> NotCampaigningYet::CurrentTerm() const {
+  return NotLeaderError("not the leader: this coordinator is starting and has not campaigned yet");
+}
+
 absl::StatusOr<int64_t> LeaderElection::CurrentTerm() const {
   absl::MutexLock lock(&mu_);
   if (leader_ && clock_.NowMs() < valid_until_ms_) return epoch_;

@@ -38,6 +38,15 @@ class Leadership {
   virtual void OnFenced(const absl::Status& why) = 0;
 };
 
+// Stands in until the election exists (it needs the bound port for its
+// address): a coordinator on a shared store must not act as leader, not even
+// for its first Tick, before it has won.
+class NotCampaigningYet final : public Leadership {
+ public:
+  absl::StatusOr<int64_t> CurrentTerm() const override;
+  void OnFenced(const absl::Status&) override {}
+};
+
 struct LeaderElectionOptions {
   std::string coordinator_id;     // unique per process
   std::string advertise_address;  // HOST:PORT workers should use to reach this process

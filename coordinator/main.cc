@@ -213,6 +213,9 @@ int main(int argc, char** argv) {
     // No write of this process counts until it wins an election.
     redis_store->SetFencingEpoch(sluice::RedisStateStore::kNeverLeader);
   }
+  sluice::NotCampaigningYet not_campaigning_yet;
+  // Before the server starts: its first Tick must already see a standby.
+  if (redis_store != nullptr) coordinator.SetLeadership(&not_campaigning_yet);
   sluice::MetricsRegistry metrics;  // outlives the server: its interceptor records into it
   sluice::CoordinatorServer server(coordinator);
   if (!metrics_listen.empty()) {
