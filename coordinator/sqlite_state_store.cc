@@ -3,8 +3,10 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -369,7 +371,16 @@ SqliteStateStore::~SqliteStateStore() { sqlite3_close(db_); }
 absl::Status SqliteStateStore::InitSchema() {
   absl::MutexLock lock(&mu_);
   sqlite3_busy_timeout(db_, 10'000);
-  SLUICE_RETURN_IF_ERROR(Exec(db_, "PRAGMA journal_mode=WAL"));
+  // Two processes opening a new file at once (a drain and `sluice status
+  // --store`) can race on the switch to WAL, which SQLite answers with
+  // SQLITE_BUSY without calling the busy handler: retry it for a while.
+  for (int tries = 0;; ++tries) {
+    absl::Status wal = Exec(db_, "PRAGMA journal_mode=WAL");
+    if (wal.ok()) break;
+    const int code = sqlite3_errcode(db_);
+    if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) || tries >= 200) return wal;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   SLUICE_RETURN_IF_ERROR(Exec(db_, "PRAGMA synchronous=NORMAL"));
   Transaction tx(db_);
   SLUICE_RETURN_IF_ERROR(tx.status());

@@ -461,9 +461,18 @@ TEST_F(DrainE2ETest, TelemetryLossPausesTheDrainUntilAnOperatorResumes) {
       },
       milliseconds(30'000), milliseconds(250)))
       << ReadFile(dir_.File("silent-drain.err"));
-  ASSERT_TRUE(status.value("leasing_paused", false)) << status.dump();
+  ASSERT_TRUE(status.value("leasing_paused", false))
+      << status.dump() << "\ndrain gone: " << ProcessGone(drain) << "\ndrain stderr:\n"
+      << ReadFile(dir_.File("silent-drain.err"));
   EXPECT_THAT(status.value("paused_reason", ""), HasSubstr("telemetry loss: telemetry looks lost"));
-  EXPECT_THAT(ReadFile(dir_.File("silent-drain.err")), HasSubstr("leasing paused: telemetry loss"));
+  // The drain notices the pause on its next status poll (every 200 ms).
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return ReadFile(dir_.File("silent-drain.err")).find("leasing paused: telemetry loss") !=
+               std::string::npos;
+      },
+      milliseconds(5'000)))
+      << ReadFile(dir_.File("silent-drain.err"));
 
   // Leasing stopped: once the running phase is done nothing else starts.
   ASSERT_TRUE(WaitFor(
