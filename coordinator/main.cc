@@ -17,10 +17,10 @@
 #include "coordinator/grpc/auth.h"
 #include "coordinator/grpc/security.h"
 #include "coordinator/grpc/server.h"
-#include "coordinator/leader_election.h"
+#include "coordinator/leadership/leader_election.h"
 #include "coordinator/metrics.h"
-#include "coordinator/redis_state_store.h"
-#include "coordinator/store_factory.h"
+#include "coordinator/store/redis/redis_state_store.h"
+#include "coordinator/store/store_factory.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 

@@ -1,9 +1,9 @@
-#include "coordinator/store_factory.h"
+#include "coordinator/store/store_factory.h"
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "coordinator/redis_state_store.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/redis/redis_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 
 namespace sluice {
 

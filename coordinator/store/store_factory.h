@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "coordinator/state_store.h"
+#include "coordinator/store/state_store.h"
 
 namespace sluice {
 

@@ -1,4 +1,4 @@
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 
 #include <sqlite3.h>
 
@@ -12,7 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
-#include "coordinator/store_codec.h"
+#include "coordinator/store/store_codec.h"
 #include "nlohmann/json.hpp"
 
 namespace sluice {

@@ -1,4 +1,4 @@
-#include "coordinator/redis_state_store.h"
+#include "coordinator/store/redis/redis_state_store.h"
 
 #include <hiredis/hiredis.h>
 #include <poll.h>
@@ -19,8 +19,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
-#include "coordinator/not_leader.h"
-#include "coordinator/store_codec.h"
+#include "coordinator/leadership/not_leader.h"
+#include "coordinator/store/store_codec.h"
 #include "nlohmann/json.hpp"
 
 namespace sluice {

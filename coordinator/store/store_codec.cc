@@ -1,4 +1,4 @@
-#include "coordinator/store_codec.h"
+#include "coordinator/store/store_codec.h"
 
 #include <algorithm>
 

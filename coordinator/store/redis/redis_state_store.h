@@ -38,8 +38,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "coordinator/leader_lease_store.h"
-#include "coordinator/state_store.h"
+#include "coordinator/leadership/leader_lease_store.h"
+#include "coordinator/store/state_store.h"
 
 struct redisContext;
 
