@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/store/redis/redis_leader_lease_store.h"
 #include "coordinator/store/redis/redis_state_store.h"
 #include "coordinator/store/store_factory.h"
 #include "spdlog/spdlog.h"
@@ -124,7 +125,9 @@ void SetUpCase(Backend backend, int threads, int64_t phases) {
   if (!store.ok()) Die(store.status().ToString());
   if (backend == Backend::kRedisFenced) {
     auto* redis = dynamic_cast<RedisStateStore*>(store->get());
-    auto won = redis->Campaign("bench", "bench:0", 600'000);
+    auto lease = RedisLeaderLeaseStore::Open(*ParseRedisUrl(url));
+    if (!lease.ok()) Die(lease.status().ToString());
+    auto won = (*lease)->Campaign("bench", "bench:0", 600'000);
     if (!won.ok() || !won->won) Die("cannot take the leader lease");
     redis->SetFencingEpoch(won->leader.epoch);
   }

@@ -19,6 +19,7 @@
 #include "coordinator/grpc/server.h"
 #include "coordinator/leadership/leader_election.h"
 #include "coordinator/metrics.h"
+#include "coordinator/store/redis/redis_leader_lease_store.h"
 #include "coordinator/store/redis/redis_state_store.h"
 #include "coordinator/store/store_factory.h"
 #include "nlohmann/json.hpp"
@@ -197,14 +198,14 @@ int main(int argc, char** argv) {
   // election has its own connection so a renewal never queues behind a long
   // store call. SQLite: one coordinator per file, always the leader.
   auto* redis_store = dynamic_cast<sluice::RedisStateStore*>(store->get());
-  std::unique_ptr<sluice::RedisStateStore> election_store;
+  std::unique_ptr<sluice::RedisLeaderLeaseStore> election_store;
   std::unique_ptr<sluice::LeaderElection> election;
   if (redis_store != nullptr) {
     auto redis_options = sluice::ParseRedisUrl(store_url);
-    absl::StatusOr<std::unique_ptr<sluice::RedisStateStore>> opened =
-        redis_options.ok()
-            ? sluice::RedisStateStore::Open(*redis_options)
-            : absl::StatusOr<std::unique_ptr<sluice::RedisStateStore>>(redis_options.status());
+    absl::StatusOr<std::unique_ptr<sluice::RedisLeaderLeaseStore>> opened =
+        redis_options.ok() ? sluice::RedisLeaderLeaseStore::Open(*redis_options)
+                           : absl::StatusOr<std::unique_ptr<sluice::RedisLeaderLeaseStore>>(
+                                 redis_options.status());
     if (!opened.ok()) {
       std::cerr << "sluice-coordinator: " << opened.status().message() << "\n";
       return 3;

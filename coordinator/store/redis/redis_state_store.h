@@ -14,17 +14,13 @@
 //   as a whole when Redis is out of memory, never part-way.
 // - Lease and report touch O(1) keys (plus the labels walk of one run's
 //   pending set); nothing ever calls KEYS or SCAN.
-// - Connection: one hiredis connection behind a mutex (calls are serialized;
-//   Redis is single-threaded anyway). Connect and command timeouts default to
-//   2 s. A broken connection is dropped; the next call reconnects (with AUTH
-//   and SELECT), retrying a failed connect no sooner than an exponential
-//   backoff (50 ms doubling to 2 s) allows. A connection the server closed
-//   while idle (Redis restarted) is detected before sending and replaced.
-// - Errors: Unavailable while Redis cannot be reached, times out, or refuses
-//   (LOADING, BUSY, READONLY, OOM, NOAUTH). When a reply is lost after the
-//   command was sent the call returns Unavailable although the script may
-//   have run whole: callers treat Unavailable as "unknown outcome" and retry
-//   with the same lease/report ids, which the store answers idempotently.
+// - Connection: one RedisConnection (redis_connection.h: serialized calls,
+//   lazy reconnect with backoff, 2 s default timeouts).
+// - Errors: Unavailable while Redis cannot be reached, times out, or refuses.
+//   When a reply is lost after the command was sent the call returns
+//   Unavailable although the script may have run whole: callers treat
+//   Unavailable as "unknown outcome" and retry with the same lease/report
+//   ids, which the store answers idempotently.
 //   Internal for a corrupt keyspace or an unexpected reply.
 #pragma once
 
@@ -34,49 +30,17 @@
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 #include "coordinator/leadership/leader_lease_store.h"
+#include "coordinator/store/redis/redis_connection.h"
+#include "coordinator/store/redis/redis_url.h"
 #include "coordinator/store/state_store.h"
-
-struct redisContext;
 
 namespace sluice {
 
-struct RedisOptions {
-  // Where Redis listens: a Unix socket when unix_socket is set, else host:port.
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  std::string unix_socket;
-  // AUTH: sent when password is non-empty (with username when that is set,
-  // Redis 6 ACL users). Empty: no AUTH.
-  std::string username;
-  std::string password;
-  int db = 0;  // SELECT db (0..15 on a default Redis); 0 sends nothing
-  // Every key starts with "<key_namespace>:". [A-Za-z0-9_-]{1,64}, so two
-  // namespaces can never produce the same key. Default "sluice".
-  std::string key_namespace = "sluice";
-  // Applies to each connect attempt.
-  absl::Duration connect_timeout = absl::Seconds(2);
-  // Applies to each command; ImportPhases uses import_timeout instead because
-  // one script imports the whole backlog (about 0.3 s per 10k phases).
-  absl::Duration command_timeout = absl::Seconds(2);
-  absl::Duration import_timeout = absl::Seconds(60);
-  // Reconnect backoff after a failed connect: first delay, doubled to max.
-  absl::Duration reconnect_backoff_initial = absl::Milliseconds(50);
-  absl::Duration reconnect_backoff_max = absl::Seconds(2);
-};
-
-// Parses the two URL forms above. Query parameters: namespace, db (unix
-// form; the TCP form takes /DB), password (unix form; the TCP form takes the
-// userinfo). InvalidArgument naming the accepted forms on anything else.
-absl::StatusOr<RedisOptions> ParseRedisUrl(const std::string& url);
-
-// Thread-safe; see the file comment. Also the leader lease for an active and
-// standby coordinators on one namespace (LeaderLeaseStore; docs/redis.md).
-class RedisStateStore final : public StateStore, public LeaderLeaseStore {
+// Thread-safe; see the file comment. Its writes are fenced by the leader
+// epoch of the namespace's leader lease (RedisLeaderLeaseStore, WriteFence).
+class RedisStateStore final : public StateStore, public WriteFence {
  public:
   // Connects, loads the scripts and checks (or writes) the schema version.
   // Unavailable when Redis cannot be reached, InvalidArgument for bad options,
@@ -114,56 +78,23 @@ class RedisStateStore final : public StateStore, public LeaderLeaseStore {
   absl::StatusOr<std::map<std::string, std::string>> ListPolicyRecords(
       const std::string& kind) override;
 
-  // Fencing: every mutating StateStore call carries `epoch` and Redis refuses
-  // it (Unavailable, IsNotLeader) unless epoch is the current leader epoch.
-  // kUnfenced (the default) sends no epoch: one coordinator per namespace.
-  // kNeverLeader refuses every write (a standby before its first win).
-  static constexpr int64_t kUnfenced = 0;
-  static constexpr int64_t kNeverLeader = -1;
-  void SetFencingEpoch(int64_t epoch);
-
-  absl::StatusOr<CampaignOutcome> Campaign(const std::string& coordinator_id,
-                                           const std::string& address, int64_t lease_ms) override;
-  absl::StatusOr<bool> RenewLeadership(const std::string& coordinator_id, int64_t epoch,
-                                       int64_t lease_ms) override;
-  absl::Status Resign(const std::string& coordinator_id, int64_t epoch) override;
-  absl::StatusOr<std::optional<LeaderRecord>> CurrentLeader() override;
-
-  // A parsed reply (exposed for the implementation's helpers; not an API).
-  struct Reply;
+  // Every mutating StateStore call carries this epoch and Redis refuses it
+  // (Unavailable, IsNotLeader) unless it is the current leader epoch;
+  // kUnfenced (the default) sends no epoch, kNeverLeader refuses every write.
+  void SetFencingEpoch(int64_t epoch) override;
 
  private:
-  explicit RedisStateStore(RedisOptions options);
+  explicit RedisStateStore(const RedisOptions& options);
 
-  // Runs script `index` (see kScripts in the .cc) with ARGV = {prefix, args...}.
-  absl::StatusOr<Reply> RunScript(size_t index, const std::vector<std::string>& args,
-                                  absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
-  // Runs one plain command.
-  absl::StatusOr<Reply> Command(const std::vector<std::string>& argv) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs one of this store's scripts (kScripts in the .cc); fenced scripts
+  // get the fencing epoch in front of `args`.
+  absl::StatusOr<RedisReply> Run(size_t script, std::vector<std::string> args);
+  absl::StatusOr<RedisReply> Run(size_t script, std::vector<std::string> args,
+                                 absl::Duration timeout);
 
-  absl::Status EnsureConnectedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status ConnectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // AUTH or SELECT on a fresh connection; drops it on an error reply.
-  absl::Status SetupCommandLocked(const std::vector<std::string>& argv, const char* what)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void DropLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // One round trip on the current connection; an I/O error drops it.
-  absl::StatusOr<Reply> RawLocked(const std::vector<std::string>& argv)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<Reply> SendLocked(const std::vector<std::string>& argv, absl::Duration timeout)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::string Where() const;
-
-  const RedisOptions options_;
-  const std::string prefix_;  // "<namespace>:"
+  RedisConnection conn_;
+  const std::string prefix_;  // conn_.prefix(), "<namespace>:"
   std::atomic<int64_t> fencing_epoch_{kUnfenced};
-
-  absl::Mutex mu_;
-  std::vector<std::string> shas_ ABSL_GUARDED_BY(mu_);  // per script, from SCRIPT LOAD
-  redisContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
-  absl::Time next_connect_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  absl::Duration backoff_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
-  std::string last_error_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sluice
