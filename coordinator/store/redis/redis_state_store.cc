@@ -113,32 +113,19 @@ std::string PhaseKeyName(const std::string& prefix, const std::string& run_id,
   return absl::StrCat(prefix, "phase:", run_id.size(), ":", run_id, ":", phase_id);
 }
 
-// Reads `count` fields starting at elements[at] as a LeaseGrant.
-LeaseGrant LeaseAt(const std::vector<RedisReply>& e, size_t at) {
-  LeaseGrant g;
-  g.lease_id = e[at].Text();
-  g.run_id = e[at + 1].Text();
-  g.phase_id = e[at + 2].Text();
-  g.attempt = e[at + 3].Int32();
-  g.epoch = e[at + 4].Int();
-  g.worker_id = e[at + 5].Text();
-  g.session_id = e[at + 6].Text();
-  g.timeout_seconds = e[at + 7].Int32();
-  g.leased_at_ms = e[at + 8].Int();
-  g.expires_at_ms = e[at + 9].Int();
-  return g;
-}
+// A window on a reply's elements, for the shared decoders (store_codec.h):
+// column i is elements[at + i].
+class RedisRow {
+ public:
+  RedisRow(const std::vector<RedisReply>& elements, size_t at) : e_(elements), at_(at) {}
+  std::string Text(int i) const { return e_[at_ + static_cast<size_t>(i)].Text(); }
+  int64_t Int(int i) const { return e_[at_ + static_cast<size_t>(i)].Int(); }
+  int32_t Int32(int i) const { return e_[at_ + static_cast<size_t>(i)].Int32(); }
 
-SessionRecord SessionFrom(const std::vector<RedisReply>& e) {
-  SessionRecord r;
-  r.session_id = e[0].Text();
-  r.settings = SettingsFromJson(e[1].Text());
-  r.state = ParseSessionState(e[2].Text()).value_or(SessionState::kStopped);
-  r.started_at_ms = e[3].Int();
-  r.ended_at_ms = e[4].Int();
-  r.end_reason = e[5].Text();
-  return r;
-}
+ private:
+  const std::vector<RedisReply>& e_;
+  const size_t at_;
+};
 
 }  // namespace
 
@@ -210,22 +197,7 @@ absl::StatusOr<std::optional<PhaseRecord>> RedisStateStore::GetPhase(const Phase
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kPhaseFields.size(), "HMGET phase"));
   const std::vector<RedisReply>& e = r.elements;
   if (e[0].nil()) return std::optional<PhaseRecord>();
-  PhaseRecord p;
-  p.spec.run_id = e[0].Text();
-  p.spec.phase_id = e[1].Text();
-  p.spec.phase_index = e[2].Int();
-  p.spec.priority = e[3].Int();
-  p.spec.last_error = e[4].Text();
-  p.spec.labels = SplitLabels(e[5].Text());
-  p.spec.metadata_json = e[6].Text();
-  p.state = ParsePhaseState(e[7].Text()).value_or(PhaseState::kPending);
-  p.attempts = e[8].Int32();
-  p.requeues = e[9].Int32();
-  p.current_lease_id = e[10].Text();
-  if (!e[11].Text().empty()) p.final_outcome = ParseOutcome(e[11].Text());
-  p.telemetry_events = e[12].Int();
-  p.updated_at_ms = e[13].Int();
-  return std::optional<PhaseRecord>(std::move(p));
+  return std::optional<PhaseRecord>(DecodePhase(RedisRow(e, 0)));
 }
 
 absl::StatusOr<std::vector<RunStats>> RedisStateStore::ListRunStats() {
@@ -235,17 +207,7 @@ absl::StatusOr<std::vector<RunStats>> RedisStateStore::ListRunStats() {
   std::vector<RunStats> out;
   for (size_t i = 0; i < r.elements.size(); i += kStride) {
     const std::vector<RedisReply>& e = r.elements;
-    RunStats s;
-    s.run_id = e[i].Text();
-    s.pending = e[i + 1].Int();
-    s.leased = e[i + 2].Int();
-    s.succeeded = e[i + 3].Int();
-    s.failed = e[i + 4].Int();
-    s.attempts = e[i + 5].Int();
-    s.successes = e[i + 6].Int();
-    s.timeouts = e[i + 7].Int();
-    s.telemetry_events = e[i + 8].Int();
-    s.run_ms = e[i + 9].Int();
+    RunStats s = DecodeRunStats(RedisRow(e, i));
     s.best_pending_priority = PriorityOfRank(e[i + 10].Text());
     out.push_back(std::move(s));
   }
@@ -348,13 +310,14 @@ absl::StatusOr<ReportResult> RedisStateStore::RecordReport(const ReportParams& p
 absl::StatusOr<std::vector<ExpiredLease>> RedisStateStore::ExpireLeases(
     int64_t now_ms, int32_t max_requeues_per_phase) {
   SLUICE_ASSIGN_OR_RETURN(
-      RedisReply r, Run(kExpire, {std::to_string(now_ms), std::to_string(max_requeues_per_phase)}));
+      RedisReply r, Run(kExpire, {std::to_string(now_ms), std::to_string(max_requeues_per_phase),
+                                  kLostAttemptErrorText, kLostAttemptFingerprint}));
   constexpr size_t kStride = kLeaseFieldCount + 1;
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kStride, "expire"));
   std::vector<ExpiredLease> out;
   for (size_t i = 0; i < r.elements.size(); i += kStride) {
     out.push_back(ExpiredLease{
-        LeaseAt(r.elements, i),
+        DecodeLease(RedisRow(r.elements, i)),
         ParsePhaseState(r.elements[i + kLeaseFieldCount].Text()).value_or(PhaseState::kPending)});
   }
   return out;
@@ -365,7 +328,7 @@ absl::StatusOr<std::vector<LeaseGrant>> RedisStateStore::ListActiveLeases() {
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kLeaseFieldCount, "list leases"));
   std::vector<LeaseGrant> out;
   for (size_t i = 0; i < r.elements.size(); i += kLeaseFieldCount) {
-    out.push_back(LeaseAt(r.elements, i));
+    out.push_back(DecodeLease(RedisRow(r.elements, i)));
   }
   // Grant order (the SQLite store lists by leased_at, then insertion).
   std::stable_sort(out.begin(), out.end(), [](const LeaseGrant& a, const LeaseGrant& b) {
@@ -385,15 +348,7 @@ absl::StatusOr<std::vector<WorkerInfo>> RedisStateStore::ListWorkers() {
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kWorkerFieldCount, "list workers"));
   std::vector<WorkerInfo> out;
   for (size_t i = 0; i < r.elements.size(); i += kWorkerFieldCount) {
-    const std::vector<RedisReply>& e = r.elements;
-    WorkerInfo w;
-    w.worker_id = e[i].Text();
-    w.host = e[i + 1].Text();
-    w.slots = e[i + 2].Int32();
-    w.labels = SplitLabels(e[i + 3].Text());
-    w.version = e[i + 4].Text();
-    w.last_seen_ms = e[i + 5].Int();
-    out.push_back(std::move(w));
+    out.push_back(DecodeWorker(RedisRow(r.elements, i)));
   }
   return out;
 }
@@ -420,7 +375,7 @@ absl::StatusOr<std::optional<SessionRecord>> RedisStateStore::GetSession(
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, conn_.Command(argv));
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kSessionFields.size(), "HMGET session"));
   if (r.elements[0].nil()) return std::optional<SessionRecord>();
-  return std::optional<SessionRecord>(SessionFrom(r.elements));
+  return std::optional<SessionRecord>(DecodeSession(RedisRow(r.elements, 0)));
 }
 
 absl::StatusOr<std::optional<SessionRecord>> RedisStateStore::LatestSession() {
@@ -430,7 +385,7 @@ absl::StatusOr<std::optional<SessionRecord>> RedisStateStore::LatestSession() {
   if (r.elements.size() != kSessionFields.size() || r.elements[0].nil()) {
     return std::optional<SessionRecord>();
   }
-  return std::optional<SessionRecord>(SessionFrom(r.elements));
+  return std::optional<SessionRecord>(DecodeSession(RedisRow(r.elements, 0)));
 }
 
 absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttempts(
@@ -439,28 +394,7 @@ absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttempts(
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kAttemptFieldCount, "list attempts"));
   std::vector<AttemptRecord> out;
   for (size_t i = 0; i < r.elements.size(); i += kAttemptFieldCount) {
-    const std::vector<RedisReply>& e = r.elements;
-    AttemptRecord a;
-    a.lease_id = e[i].Text();
-    a.run_id = e[i + 1].Text();
-    a.phase_id = e[i + 2].Text();
-    a.attempt = e[i + 3].Int32();
-    a.epoch = e[i + 4].Int();
-    a.worker_id = e[i + 5].Text();
-    a.session_id = e[i + 6].Text();
-    a.outcome = ParseOutcome(e[i + 7].Text()).value_or(Outcome::kFailed);
-    a.exit_code = e[i + 8].Int32();
-    a.signal = e[i + 9].Int32();
-    a.duration_ms = e[i + 10].Int();
-    a.error_text = e[i + 11].Text();
-    a.fingerprint = e[i + 12].Text();
-    a.telemetry_events = e[i + 13].Int();
-    a.telemetry_by_type = TypesFromJson(e[i + 14].Text());
-    a.stdout_tail = e[i + 15].Text();
-    a.stderr_tail = e[i + 16].Text();
-    a.started_at_ms = e[i + 17].Int();
-    a.ended_at_ms = e[i + 18].Int();
-    out.push_back(std::move(a));
+    out.push_back(DecodeAttempt(RedisRow(r.elements, i)));
   }
   return out;
 }

@@ -1,6 +1,8 @@
--- ARGV: prefix, now, max_requeues. Returns per expired lease, in expiry
+-- ARGV: prefix, now, max_requeues, lost error text, lost fingerprint (the
+-- history of a lost attempt: kLostAttempt* in store_codec.h). Returns per expired lease, in expiry
 -- order: the 10 LEASE_FIELDS and the phase's new state.
 local now, max_requeues = ARGV[2], tonumber(ARGV[3])
+local lost_error, lost_fingerprint = ARGV[4], ARGV[5]
 local items = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', now)) do
   local L = redis.call('HMGET', k_lease(id), unpack(LEASE_FIELDS))
@@ -25,8 +27,7 @@ for _, L in ipairs(items) do
   redis.call('HSET', k_attempt(id), 'lease_id', id, 'run_id', run, 'phase_id', phase,
              'attempt', L[4], 'epoch', L[5], 'worker_id', L[6], 'session_id', session,
              'outcome', 'lost', 'exit_code', '-1', 'signal', '0', 'duration_ms', '0',
-             'error_text', 'lease expired: no report or heartbeat from the worker within the lease TTL',
-             'fingerprint', 'lost|lost|lease expired', 'telemetry_events', '0',
+             'error_text', lost_error, 'fingerprint', lost_fingerprint, 'telemetry_events', '0',
              'telemetry_by_type', '{}', 'stdout_tail', '', 'stderr_tail', '',
              'started_at', L[9], 'ended_at', now)
   index_attempt(id, session, 'lost')
