@@ -24,8 +24,8 @@
 #include "coordinator/grpc/server.h"
 #include "coordinator/metrics.h"
 #include "coordinator/session_report.h"
-#include "coordinator/sqlite_state_store.h"
-#include "coordinator/store_factory.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
+#include "coordinator/store/store_factory.h"
 #include "spdlog/spdlog.h"
 
 extern char** environ;

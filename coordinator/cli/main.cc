@@ -14,7 +14,7 @@
 #include "coordinator/cli/operator_api.h"
 #include "coordinator/cli/policy_commands.h"
 #include "coordinator/session_report.h"
-#include "coordinator/store_factory.h"
+#include "coordinator/store/store_factory.h"
 #include "nlohmann/json.hpp"
 
 namespace sluice {

@@ -26,7 +26,7 @@
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/server.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sluice/v1/sluice.grpc.pb.h"

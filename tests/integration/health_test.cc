@@ -26,7 +26,7 @@
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/server.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"

@@ -23,7 +23,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/auth.h"
 #include "coordinator/grpc/server.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sluice/v1/sluice.grpc.pb.h"
