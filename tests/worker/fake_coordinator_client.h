@@ -4,6 +4,7 @@
 #pragma once
 
 #include <deque>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -56,11 +57,9 @@ class FakeCoordinatorClient : public CoordinatorClient {
  public:
   explicit FakeCoordinatorClient(const Clock& clock) : clock_(clock) {}
 
-  absl::StatusOr<WorkerRegistration> Register(const WorkerInfo&) override {
-    WorkerRegistration r;
-    r.heartbeat_interval_ms = 60'000;
-    r.lease_ttl_ms = 600'000;
-    return r;
+  absl::StatusOr<WorkerRegistration> Register(const WorkerInfo&) override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return registration_;
   }
   absl::StatusOr<LeaseBatch> Lease(const std::string& worker_id, const std::string& request_id,
                                    int32_t, int64_t wait_ms) override ABSL_LOCKS_EXCLUDED(mu_) {
@@ -92,7 +91,14 @@ class FakeCoordinatorClient : public CoordinatorClient {
   }
   absl::StatusOr<std::vector<std::string>> Heartbeat(const std::string&,
                                                      const std::vector<std::string>&,
-                                                     int64_t) override {
+                                                     int64_t) override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::Status answer;
+    {
+      absl::MutexLock lock(&mu_);
+      answer = heartbeat_answer_;
+    }
+    heartbeats_.Increment();
+    if (!answer.ok()) return answer;
     return std::vector<std::string>();
   }
   absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) override
@@ -129,6 +135,14 @@ class FakeCoordinatorClient : public CoordinatorClient {
     }
     lease_wake_.Notify();
   }
+  void SetRegistration(WorkerRegistration registration) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    registration_ = registration;
+  }
+  void AnswerHeartbeats(absl::Status answer) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    heartbeat_answer_ = std::move(answer);
+  }
   void Answer(absl::StatusOr<ReportDisposition> answer) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     answer_ = std::move(answer);
@@ -141,8 +155,9 @@ class FakeCoordinatorClient : public CoordinatorClient {
     absl::MutexLock lock(&mu_);
     return attempts_;
   }
-  // Every Report call (failed ones included) and every Lease call.
+  // Every Report, Lease and Heartbeat call (failed ones included).
   const Counter& reports() const { return reports_; }
+  const Counter& heartbeats() const { return heartbeats_; }
   const Counter& leases_asked() const { return leases_asked_; }
 
  private:
@@ -153,9 +168,13 @@ class FakeCoordinatorClient : public CoordinatorClient {
   std::vector<std::string> request_ids_ ABSL_GUARDED_BY(mu_);
   absl::StatusOr<ReportDisposition> answer_ ABSL_GUARDED_BY(mu_) = ReportDisposition::kAccepted;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  WorkerRegistration registration_ ABSL_GUARDED_BY(mu_) = {
+      .lease_ttl_ms = 600'000, .heartbeat_interval_ms = 60'000, .max_lease_wait_ms = 30'000};
+  absl::Status heartbeat_answer_ ABSL_GUARDED_BY(mu_);
   Wakeup lease_wake_;  // one Lease call at a time (the agent's loop)
   Counter reports_;
   Counter leases_asked_;
+  Counter heartbeats_;
 };
 
 // Finishes every phase at once, successfully.
@@ -169,15 +188,16 @@ class InstantRunner : public ProcessRunner {
   }
 };
 
-// Runs each phase until the test releases its lease id (or it is cancelled
-// through Release too: the runner does not watch the CancelToken).
+// Runs each phase until the test releases its lease id; it does not watch
+// the CancelToken (a test sees a cancel request through cancelled()).
 class GatedRunner : public ProcessRunner {
  public:
-  absl::StatusOr<ProcessResult> Run(const ProcessSpec& spec, const CancelToken&) override
+  absl::StatusOr<ProcessResult> Run(const ProcessSpec& spec, const CancelToken& cancel) override
       ABSL_LOCKS_EXCLUDED(mu_) {
     const std::string lease = spec.env.at("SLUICE_LEASE_ID");
     absl::MutexLock lock(&mu_);
     started_.push_back(lease);
+    cancel_[lease] = &cancel;
     struct Args {
       GatedRunner* self;
       std::string lease;
@@ -190,6 +210,7 @@ class GatedRunner : public ProcessRunner {
           return false;
         },
         &args));
+    cancel_.erase(lease);
     ProcessResult r;
     r.exit_code = 0;
     r.duration_ms = 1;
@@ -198,6 +219,12 @@ class GatedRunner : public ProcessRunner {
   void Release(const std::string& lease) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     released_.push_back(lease);
+  }
+  // Whether the agent asked to stop the phase (while it still runs).
+  bool cancelled(const std::string& lease) const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto it = cancel_.find(lease);
+    return it != cancel_.end() && it->second->cancelled();
   }
   // False if fewer than `n` phases started within the guard.
   bool AwaitStarted(size_t n) const ABSL_LOCKS_EXCLUDED(mu_) {
@@ -222,6 +249,7 @@ class GatedRunner : public ProcessRunner {
   mutable absl::Mutex mu_;
   std::vector<std::string> started_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> released_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, const CancelToken*> cancel_ ABSL_GUARDED_BY(mu_);  // while running
 };
 
 }  // namespace sluice::testing

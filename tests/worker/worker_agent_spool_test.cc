@@ -237,6 +237,52 @@ TEST_F(WorkerAgentSpoolTest, AgentWakesAtOnceWhenAPhaseEnds) {
   EXPECT_EQ(clock_.NowMs(), start);
 }
 
+// Heartbeats follow the registration's interval on the agent's clock.
+TEST_F(WorkerAgentSpoolTest, HeartbeatsAreSentEveryIntervalOfTheClock) {
+  FakeCoordinatorClient client(clock_);
+  WorkerAgent agent(Config(), client, runner_, clock_);
+  absl::Status result;
+  std::thread run([&] { result = agent.Run(); });
+  ASSERT_TRUE(client.leases_asked().AwaitAtLeast(1));
+  ASSERT_TRUE(clock_.AwaitWaiters(2));  // the heartbeat loop and the long-poll
+  clock_.AdvanceMs(59'999);
+  EXPECT_EQ(client.heartbeats().value(), 0);
+  clock_.AdvanceMs(1);
+  EXPECT_TRUE(client.heartbeats().AwaitAtLeast(1));
+  agent.RequestDrain();
+  run.join();
+  EXPECT_TRUE(result.ok()) << result;
+}
+
+// Self-fencing on the clock: heartbeats fail, and once the lease TTL has
+// passed since the last renewal was sent, the running phase is stopped.
+TEST_F(WorkerAgentSpoolTest, PhasesAreStoppedWhenNoRenewalSucceedsWithinTheTtl) {
+  FakeCoordinatorClient client(clock_);
+  client.SetRegistration(
+      {.lease_ttl_ms = 3'000, .heartbeat_interval_ms = 1'000, .max_lease_wait_ms = 30'000});
+  client.AnswerHeartbeats(absl::UnavailableError("coordinator unreachable"));
+  client.Grant("L-1");
+  GatedRunner runner;
+  WorkerAgent agent(Config(), client, runner, clock_);  // one slot: busy with L-1
+  absl::Status result;
+  std::thread run([&] { result = agent.Run(); });
+  ASSERT_TRUE(runner.AwaitStarted(1));
+  for (int beat = 1; beat <= 2; ++beat) {
+    ASSERT_TRUE(clock_.AwaitWaiters(2));  // the heartbeat loop; the lease loop waits for a slot
+    clock_.AdvanceMs(1'000);
+    ASSERT_TRUE(client.heartbeats().AwaitAtLeast(beat));
+  }
+  ASSERT_TRUE(clock_.AwaitWaiters(2));
+  EXPECT_FALSE(runner.cancelled("L-1"));  // 2 s since the renewal: still within the TTL
+  clock_.AdvanceMs(1'000);
+  ASSERT_TRUE(client.heartbeats().AwaitAtLeast(3));  // fenced just before this one
+  EXPECT_TRUE(runner.cancelled("L-1"));
+  runner.Release("L-1");
+  agent.RequestDrain();
+  run.join();
+  EXPECT_TRUE(result.ok()) << result;
+}
+
 // The heartbeat RPC deadline: half the TTL up to 10 s, never past the fence,
 // never below the floor.
 TEST(HeartbeatTimeoutTest, IsBoundedByTheLeaseTtlAndTheTimeLeftBeforeTheFence) {
