@@ -3,7 +3,9 @@
 // the real-time bounds are only guards against a hung test.
 #pragma once
 
+#include <algorithm>
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +22,14 @@ namespace sluice::testing {
 
 inline constexpr absl::Duration kTestGuard = absl::Seconds(10);
 
+// With `mu` held: waits (releasing it meanwhile) until `done()` holds, which
+// is re-checked whenever `mu` is released. False if not within the guard.
+inline bool AwaitWithGuard(absl::Mutex& mu, const std::function<bool()>& done) {
+  return mu.AwaitWithTimeout(absl::Condition(
+                                 +[](const std::function<bool()>* f) { return (*f)(); }, &done),
+                             kTestGuard);
+}
+
 // A counter a test can wait on.
 class Counter {
  public:
@@ -34,14 +44,7 @@ class Counter {
   // False if it did not reach `n` within the guard.
   bool AwaitAtLeast(int n) const ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
-    struct Args {
-      const Counter* self;
-      int n;
-    } args{this, n};
-    return mu_.AwaitWithTimeout(
-        absl::Condition(
-            +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS { return a->self->value_ >= a->n; }, &args),
-        kTestGuard);
+    return AwaitWithGuard(mu_, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return value_ >= n; });
   }
 
  private:
@@ -198,18 +201,11 @@ class GatedRunner : public ProcessRunner {
     absl::MutexLock lock(&mu_);
     started_.push_back(lease);
     cancel_[lease] = &cancel;
-    struct Args {
-      GatedRunner* self;
-      std::string lease;
-    } args{this, lease};
+    const std::function<bool()> released = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return std::find(released_.begin(), released_.end(), lease) != released_.end();
+    };
     mu_.Await(absl::Condition(
-        +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          for (const std::string& r : a->self->released_) {
-            if (r == a->lease) return true;
-          }
-          return false;
-        },
-        &args));
+        +[](const std::function<bool()>* f) { return (*f)(); }, &released));
     cancel_.erase(lease);
     ProcessResult r;
     r.exit_code = 0;
@@ -229,16 +225,8 @@ class GatedRunner : public ProcessRunner {
   // False if fewer than `n` phases started within the guard.
   bool AwaitStarted(size_t n) const ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
-    struct Args {
-      const GatedRunner* self;
-      size_t n;
-    } args{this, n};
-    return mu_.AwaitWithTimeout(absl::Condition(
-                                    +[](Args* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                                      return a->self->started_.size() >= a->n;
-                                    },
-                                    &args),
-                                kTestGuard);
+    return AwaitWithGuard(mu_,
+                          [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return started_.size() >= n; });
   }
   std::vector<std::string> started() const ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
