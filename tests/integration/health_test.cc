@@ -15,11 +15,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -32,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/failing_state_store.h"
 #include "tests/testing/test_env.h"
+#include "tests/testing/wait.h"
 
 namespace sluice {
 namespace {
@@ -41,28 +40,54 @@ using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::sluice::testing::FailingStateStore;
 using ::sluice::testing::ScratchDir;
+using ::sluice::testing::WaitUntil;
+using std::chrono::milliseconds;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using SteadyClock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
 
 constexpr char kWorkerService[] = "sluice.v1.WorkerService";
 constexpr milliseconds kPollTimeout{10'000};
-
-// Polls `condition` until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& condition, milliseconds timeout) {
-  const SteadyClock::time_point deadline = SteadyClock::now() + timeout;
-  while (!condition()) {
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return true;
-}
 
 // What a probe sees: the RPC status, and the serving status when it is OK.
 struct CheckResult {
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
   HealthCheckResponse::ServingStatus status = HealthCheckResponse::UNKNOWN;
+};
+
+// One ServerReflectionInfo stream over the generic stub, driven step by step
+// through its completion queue (Debian ships no generated reflection stubs).
+// The queue is shut down and drained on destruction, also after a failed
+// assertion.
+class ReflectionCall {
+ public:
+  explicit ReflectionCall(const std::shared_ptr<grpc::Channel>& channel) : stub_(channel) {
+    context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    call_ = stub_.PrepareCall(
+        &context_, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq_);
+  }
+  ~ReflectionCall() {
+    cq_.Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_.Next(&tag, &ok)) {
+    }
+  }
+  ReflectionCall(const ReflectionCall&) = delete;
+  ReflectionCall& operator=(const ReflectionCall&) = delete;
+
+  bool prepared() const { return call_ != nullptr; }
+  grpc::GenericClientAsyncReaderWriter* operator->() { return call_.get(); }
+  // Waits for the operation started last; false when the queue is shut down.
+  bool Next(bool* ok) {
+    void* tag = nullptr;
+    return cq_.Next(&tag, ok);
+  }
+
+ private:
+  grpc::GenericStub stub_;
+  grpc::ClientContext context_;
+  grpc::CompletionQueue cq_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;
 };
 
 class HealthTest : public ::testing::Test {
@@ -132,26 +157,17 @@ class HealthTest : public ::testing::Test {
 // this only matters when the binary is run by hand.
 TEST_F(HealthTest, ReflectionCanBeTurnedOff) {
   StartServer(/*reflection=*/false);
-  grpc::GenericStub stub(channel_);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  grpc::CompletionQueue cq;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = stub.PrepareCall(
-      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
-  ASSERT_NE(call, nullptr);
-  void* tag = nullptr;
+  ReflectionCall call(channel_);
+  ASSERT_TRUE(call.prepared());
   bool ok = false;
   call->StartCall(reinterpret_cast<void*>(1));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   call->WritesDone(reinterpret_cast<void*>(2));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   grpc::Status status;
   call->Finish(&status, reinterpret_cast<void*>(3));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << status.error_message();
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
 }
 
 TEST_F(HealthTest, ServingForTheServerAndTheWorkerServiceWhileTheStoreIsReachable) {
@@ -175,7 +191,7 @@ TEST_F(HealthTest, NotServingWhileTheStoreFailsAndServingAgainAfterItHeals) {
   ASSERT_TRUE(BothReport(HealthCheckResponse::SERVING));
 
   store_->FailAllMutatingCalls();
-  EXPECT_TRUE(WaitFor([&] { return BothReport(HealthCheckResponse::NOT_SERVING); }, kPollTimeout))
+  EXPECT_TRUE(WaitUntil([&] { return BothReport(HealthCheckResponse::NOT_SERVING); }, kPollTimeout))
       << "overall=" << Check("").status << " worker=" << Check(kWorkerService).status;
   EXPECT_FALSE(server_->serving());
   // It was the maintenance tick's ExpireLeases that failed, not a probe.
@@ -183,7 +199,7 @@ TEST_F(HealthTest, NotServingWhileTheStoreFailsAndServingAgainAfterItHeals) {
   EXPECT_EQ(store_->failed_calls().front(), "ExpireLeases");
 
   store_->Heal();
-  EXPECT_TRUE(WaitFor([&] { return BothReport(HealthCheckResponse::SERVING); }, kPollTimeout))
+  EXPECT_TRUE(WaitUntil([&] { return BothReport(HealthCheckResponse::SERVING); }, kPollTimeout))
       << "overall=" << Check("").status << " worker=" << Check(kWorkerService).status;
   EXPECT_TRUE(server_->serving());
 }
@@ -195,7 +211,7 @@ TEST_F(HealthTest, NotServingFromTheStartWhenTheStoreIsDownAtStartup) {
   EXPECT_FALSE(server_->serving());
   EXPECT_TRUE(BothReport(HealthCheckResponse::NOT_SERVING));
   store_->Heal();
-  EXPECT_TRUE(WaitFor([&] { return BothReport(HealthCheckResponse::SERVING); }, kPollTimeout));
+  EXPECT_TRUE(WaitUntil([&] { return BothReport(HealthCheckResponse::SERVING); }, kPollTimeout));
 }
 
 TEST_F(HealthTest, NotServingOnceShutdownBegins) {
@@ -215,35 +231,26 @@ TEST_F(HealthTest, NotServingOnceShutdownBegins) {
 // checked for the service names it carries.
 TEST_F(HealthTest, ReflectionIsServedWhenEnabled) {
   StartServer(/*reflection=*/true);
-  grpc::GenericStub stub(channel_);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  grpc::CompletionQueue cq;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = stub.PrepareCall(
-      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
-  ASSERT_NE(call, nullptr);
-  void* tag = nullptr;
+  ReflectionCall call(channel_);
+  ASSERT_TRUE(call.prepared());
   bool ok = false;
   call->StartCall(reinterpret_cast<void*>(1));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   ASSERT_TRUE(ok);
   grpc::Slice request_slice(std::string("\x3a\x00", 2));
   grpc::ByteBuffer request(&request_slice, 1);
   call->Write(request, reinterpret_cast<void*>(2));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   ASSERT_TRUE(ok);
   grpc::ByteBuffer response;
   call->Read(&response, reinterpret_cast<void*>(3));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   const bool read_ok = ok;
   call->WritesDone(reinterpret_cast<void*>(4));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   grpc::Status status;
   call->Finish(&status, reinterpret_cast<void*>(5));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
+  ASSERT_TRUE(call.Next(&ok));
   ASSERT_TRUE(read_ok) << status.error_code() << " " << status.error_message();
   EXPECT_TRUE(status.ok()) << status.error_message();
   std::vector<grpc::Slice> slices;
