@@ -24,6 +24,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sluice/v1/sluice.grpc.pb.h"
+#include "tests/testing/loopback_coordinator.h"
 #include "tests/testing/process.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_env.h"
@@ -37,6 +38,7 @@ namespace sluice {
 namespace {
 
 using ::sluice::testing::IsOkAndHolds;
+using ::sluice::testing::LoopbackCoordinatorConfig;
 using ::sluice::testing::ProcessGone;
 using ::sluice::testing::ReadFile;
 using ::sluice::testing::ReadPidFile;
@@ -136,11 +138,8 @@ class GrpcIntegrationTest : public ::testing::Test {
     auto store = SqliteStateStore::Open(dir_.File("state.db"));
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
-    CoordinatorConfig config;
-    config.lease_ttl_ms = 10'000;
-    config.heartbeat_interval_ms = 500;
-    config.max_lease_wait_ms = 1'000;
-    coordinator_ = std::make_unique<Coordinator>(*store_, SystemClock::Default(), config);
+    coordinator_ =
+        std::make_unique<Coordinator>(*store_, SystemClock::Default(), LoopbackCoordinatorConfig());
     server_ = std::make_unique<CoordinatorServer>(*coordinator_);
     ServerOptions options;
     options.listen_address = "127.0.0.1:0";

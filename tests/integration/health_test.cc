@@ -29,6 +29,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/failing_state_store.h"
+#include "tests/testing/loopback_coordinator.h"
 #include "tests/testing/test_env.h"
 #include "tests/testing/wait.h"
 
@@ -39,6 +40,7 @@ using ::grpc::health::v1::Health;
 using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::sluice::testing::FailingStateStore;
+using ::sluice::testing::LoopbackCoordinatorConfig;
 using ::sluice::testing::ScratchDir;
 using ::sluice::testing::WaitUntil;
 using std::chrono::milliseconds;
@@ -96,11 +98,8 @@ class HealthTest : public ::testing::Test {
     auto sqlite = SqliteStateStore::Open(dir_.File("state.db"));
     ASSERT_TRUE(sqlite.ok()) << sqlite.status();
     store_ = std::make_unique<FailingStateStore>(std::move(*sqlite));
-    CoordinatorConfig config;
-    config.lease_ttl_ms = 10'000;
-    config.heartbeat_interval_ms = 500;
-    config.max_lease_wait_ms = 500;
-    coordinator_ = std::make_unique<Coordinator>(*store_, SystemClock::Default(), config);
+    coordinator_ = std::make_unique<Coordinator>(
+        *store_, SystemClock::Default(), LoopbackCoordinatorConfig(/*max_lease_wait_ms=*/500));
   }
 
   void TearDown() override {

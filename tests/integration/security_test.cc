@@ -24,6 +24,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sluice/v1/sluice.grpc.pb.h"
+#include "tests/testing/loopback_coordinator.h"
 #include "tests/testing/process.h"
 #include "tests/testing/test_env.h"
 #include "tests/testing/wait.h"
@@ -37,6 +38,7 @@ namespace sluice {
 namespace {
 
 using ::sluice::testing::BinPath;
+using ::sluice::testing::LoopbackCoordinatorConfig;
 using ::sluice::testing::RunShell;
 using ::sluice::testing::ScratchDir;
 using ::sluice::testing::ShellResult;
@@ -115,11 +117,8 @@ class SecurityTest : public ::testing::Test {
     auto store = SqliteStateStore::Open(dir_.File("state.db"));
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
-    CoordinatorConfig config;
-    config.lease_ttl_ms = 10'000;
-    config.heartbeat_interval_ms = 500;
-    config.max_lease_wait_ms = 1'000;
-    coordinator_ = std::make_unique<Coordinator>(*store_, SystemClock::Default(), config);
+    coordinator_ =
+        std::make_unique<Coordinator>(*store_, SystemClock::Default(), LoopbackCoordinatorConfig());
     PhaseSpec spec;
     spec.run_id = "r-sec";
     spec.phase_id = "p-1";
