@@ -287,14 +287,11 @@ TEST_F(FaultE2ETest, WorkerCutOffLongerThanTheTtlFencesItselfAndItsLateReportCha
   OnePhaseBehindAProxy setup;
   ASSERT_NO_FATAL_FAILURE(
       StartOnePhaseBehindAProxy("r-cut", kTtlMs, 120, "cut-a", " --scale 10", &setup));
-  const std::string& address = setup.address;
-  TcpProxy& proxy = *setup.proxy;
-  const pid_t a = setup.worker;
-  const Ledger::Line a_start = setup.start;
+  const auto& [address, proxy, a, a_start] = setup;
   ASSERT_EQ(std::get<2>(a_start.key), 1);
   const auto a_phase_pid = static_cast<pid_t>(a_start.number);
 
-  proxy.Pause();
+  proxy->Pause();
   // Worker B, connected directly, waits for the phase.
   const pid_t b = StartWorker(WorkerSpec("cut-b", address, ExampleExec(" --scale 0.2")).Slots(1));
 
@@ -309,7 +306,7 @@ TEST_F(FaultE2ETest, WorkerCutOffLongerThanTheTtlFencesItselfAndItsLateReportCha
   // A's cancelled outcome waits in its spool while the cut lasts.
   EXPECT_THAT(SpooledLeaseIds(SpoolDir("cut-a")), SizeIs(1));
 
-  proxy.Resume();
+  proxy->Resume();
   ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(Log("cut-a"), "answered late"); },
                         milliseconds(20'000)))
       << "A's report was not delivered after the cut: " << Log("cut-a");
@@ -328,7 +325,7 @@ TEST_F(FaultE2ETest, WorkerCutOffLongerThanTheTtlFencesItselfAndItsLateReportCha
   EXPECT_EQ(StopChild(a, SIGTERM), 0) << Log("cut-a");
   EXPECT_EQ(StopChild(b, SIGTERM), 0) << Log("cut-b");
   EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);
-  EXPECT_GE(proxy.reset(), 1);
+  EXPECT_GE(proxy->reset(), 1);
 
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
@@ -378,14 +375,11 @@ TEST_F(FaultE2ETest, WorkerInABlackHoleFencesItselfWithinTheLeaseTtl) {
   OnePhaseBehindAProxy setup;
   ASSERT_NO_FATAL_FAILURE(
       StartOnePhaseBehindAProxy("r-hole", kTtlMs, 120, "hole-a", " --scale 10", &setup));
-  const std::string& address = setup.address;
-  TcpProxy& proxy = *setup.proxy;
-  const pid_t a = setup.worker;
-  const Ledger::Line a_start = setup.start;
+  const auto& [address, proxy, a, a_start] = setup;
   const auto a_phase_pid = static_cast<pid_t>(a_start.number);
 
   const int64_t cut_ms = WallMs();
-  proxy.BlackHole();
+  proxy->BlackHole();
   const pid_t b = StartWorker(WorkerSpec("hole-b", address, ExampleExec(" --scale 0.2")).Slots(1));
 
   // Polls both events; "gone" is read before "started", so gone_ms <=
@@ -409,11 +403,11 @@ TEST_F(FaultE2ETest, WorkerInABlackHoleFencesItselfWithinTheLeaseTtl) {
   EXPECT_THAT(Log("hole-a"), HasSubstr("DEADLINE_EXCEEDED"));
   ASSERT_NE(b_started_ms, 0) << "the phase was not re-leased: " << Log("hole-b");
   EXPECT_LE(gone_ms, b_started_ms + 250) << "A's phase outlived the start of the retry";
-  EXPECT_EQ(proxy.reset(), 0) << "a black hole resets nothing";
+  EXPECT_EQ(proxy->reset(), 0) << "a black hole resets nothing";
 
   ASSERT_TRUE(WaitSessionDone(address, milliseconds(20'000))) << Log("hole-b");
   // The link comes back: A's held and spooled report arrives, late.
-  proxy.Resume();
+  proxy->Resume();
   ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(Log("hole-a"), "answered late"); },
                         milliseconds(30'000)))
       << "A's report was not delivered after the black hole: " << Log("hole-a");
@@ -481,10 +475,8 @@ TEST_F(FaultE2ETest, RestartedWorkerRedeliversADuplicateAndAnUnknownLeaseReportC
   OnePhaseBehindAProxy setup;
   ASSERT_NO_FATAL_FAILURE(
       StartOnePhaseBehindAProxy("r-dup", 20'000, 60, "w-dup", " --scale 0.5", &setup));
-  const std::string& address = setup.address;
-  TcpProxy& proxy = *setup.proxy;
-  const pid_t first = setup.worker;
-  proxy.Pause();
+  const auto& [address, proxy, first, first_start] = setup;
+  proxy->Pause();
   std::vector<std::string> spooled;
   ASSERT_TRUE(WaitUntil(
       [&] {
@@ -495,7 +487,7 @@ TEST_F(FaultE2ETest, RestartedWorkerRedeliversADuplicateAndAnUnknownLeaseReportC
   ASSERT_THAT(spooled, SizeIs(1));
   const std::string lease_id = spooled[0];
   const std::string saved = ReadFile(SpoolDir("w-dup") + "/" + lease_id + ".json");
-  proxy.Resume();
+  proxy->Resume();
   ASSERT_TRUE(WaitSessionDone(address, milliseconds(15'000)));
   ASSERT_TRUE(
       WaitUntil([&] { return SpooledLeaseIds(SpoolDir("w-dup")).empty(); }, milliseconds(5'000)));
