@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_env.h"
