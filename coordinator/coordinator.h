@@ -22,13 +22,13 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/model.h"
-#include "coordinator/failure_policy.h"
+#include "coordinator/insight/telemetry_alarm.h"
 #include "coordinator/leader_election.h"
-#include "coordinator/leasing_pause.h"
-#include "coordinator/scheduler.h"
+#include "coordinator/policy/failure_policy.h"
+#include "coordinator/policy/leasing_pause.h"
+#include "coordinator/policy/scheduler.h"
 #include "coordinator/session_report.h"
 #include "coordinator/state_store.h"
-#include "coordinator/telemetry_alarm.h"
 
 namespace sluice {
 

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "coordinator/insight/telemetry_alarm.h"
 #include "coordinator/state_store.h"
-#include "coordinator/telemetry_alarm.h"
 
 namespace sluice {
 

@@ -1,5 +1,5 @@
 // Pure Scheduler ranking: RunStats in, run order out.
-#include "coordinator/scheduler.h"
+#include "coordinator/policy/scheduler.h"
 
 #include <algorithm>
 #include <map>

@@ -1,4 +1,4 @@
-#include "coordinator/scheduler.h"
+#include "coordinator/policy/scheduler.h"
 
 #include <algorithm>
 #include <tuple>
