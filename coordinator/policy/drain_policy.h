@@ -4,7 +4,7 @@
 // rule, and every decision carries a typed reason (reasons.h).
 //
 // The rules, each with a test named after it (tests/coordinator/
-// drain_policy_test.cc, DrainPolicyRules.*):
+// drain_policy_rules_test.cc, DrainPolicyRules.*):
 //   - attempt budget: a phase fails for good after max_attempts_per_phase own
 //     outcomes; requeue budget: after max_requeues_per_phase lost, cancelled
 //     or transient attempts. The store applies both inside its atomic write;
