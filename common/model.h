@@ -169,7 +169,7 @@ struct ExpiredLease {
 };
 
 // What the coordinator does when the telemetry-loss alarm fires during a
-// session (coordinator/telemetry_alarm.h): always warn (logs, status,
+// session (coordinator/insight/telemetry_alarm.h): always warn (logs, status,
 // metrics); kPause also stops granting leases until an operator resumes.
 enum class TelemetryLossAction { kWarn, kPause };
 std::string_view TelemetryLossActionName(TelemetryLossAction a);  // "warn", "pause"

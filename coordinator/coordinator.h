@@ -1,34 +1,40 @@
-// The coordinator's logic, free of gRPC: the RPC adapters in grpc/ validate
+// The coordinator's facade, free of gRPC: the RPC adapters in grpc/ validate
 // nothing themselves; they convert messages and call these methods, which
-// validate arguments (InvalidArgument with a reason), talk to the StateStore
-// and map store failures to Unavailable.
+// validate arguments (InvalidArgument with a reason), check leadership and
+// delegate to the parts:
+//   LeaseBroker     (lease/lease_broker.h)       granting leases, long-polls
+//   DrainPolicy     (policy/drain_policy.h)      every retry/exclude/defer/end rule
+//   TelemetryWatch  (insight/telemetry_watch.h)  the telemetry-loss alarm and pause
+//   Planner         (policy/planner.h)           plan, skips, the session report
+// Store failures come back as the store returns them (Unavailable).
 //
-// Thread-safety: every public method may be called from many threads.
+// Thread-safety: every public method may be called from many threads. Each
+// part has its own lock; the facade's only lock guards the leadership term.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <map>
-#include <memory>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/model.h"
-#include "coordinator/failure_policy.h"
+#include "coordinator/insight/telemetry_alarm.h"
+#include "coordinator/insight/telemetry_watch.h"
 #include "coordinator/leadership/leader_election.h"
-#include "coordinator/leasing_pause.h"
-#include "coordinator/scheduler.h"
+#include "coordinator/lease/lease_broker.h"
+#include "coordinator/policy/drain_policy.h"
+#include "coordinator/policy/failure_policy.h"
+#include "coordinator/policy/leasing_pause.h"
+#include "coordinator/policy/planner.h"
+#include "coordinator/policy/scheduler.h"
 #include "coordinator/session_report.h"
 #include "coordinator/store/state_store.h"
-#include "coordinator/telemetry_alarm.h"
 
 namespace sluice {
 
@@ -57,29 +63,9 @@ struct RegisterResult {
   int64_t max_lease_wait_ms = 0;
 };
 
-struct LeaseResult {
-  std::vector<LeaseGrant> leases;
-  bool session_active = false;
-};
-
 struct ReportAnswer {
   ReportResult result;
   std::string fingerprint;
-};
-
-// The order in which phases would be leased now (--dry-run).
-struct PlannedLease {
-  std::string run_id;
-  std::string phase_id;
-  int32_t attempt = 0;
-  std::string why;
-  double expected_yield = 0;
-};
-
-struct LeasePlan {
-  std::vector<PlannedLease> leases;
-  std::vector<RunDecision> excluded;    // runs with pending phases that will not be leased, and why
-  std::vector<PhaseSpec> needs_labels;  // phases a label-less worker cannot take
 };
 
 struct CoordinatorStatus {
@@ -119,7 +105,7 @@ class Coordinator {
   // error; resets the caches when the term changed since the last call.
   // Every method below checks it; adapters that read the store directly
   // (reports) call it first.
-  absl::Status CheckLeader() ABSL_LOCKS_EXCLUDED(term_mu_, lease_mu_, policy_mu_);
+  absl::Status CheckLeader() ABSL_LOCKS_EXCLUDED(term_mu_);
 
   // Worker-facing.
   absl::StatusOr<RegisterResult> Register(const WorkerInfo& worker);
@@ -144,7 +130,7 @@ class Coordinator {
   // Attempts recorded in the store by outcome (every outcome present, zeros
   // included): the history read once at start plus what this coordinator
   // recorded since. For sluice_attempts_total{outcome}.
-  absl::StatusOr<std::map<Outcome, int64_t>> OutcomeTotals();
+  absl::StatusOr<std::map<Outcome, int64_t>> OutcomeTotals() { return policy_.OutcomeTotals(); }
   // Ends the pause of leasing of `session_id` (empty: the active session);
   // returns the pause that ended. FailedPrecondition when it is not paused.
   absl::StatusOr<LeasingPause> ResumeLeasing(const std::string& session_id);
@@ -161,10 +147,14 @@ class Coordinator {
   // deferred runs, phases waiting for a worker with their labels, runs with
   // phases that failed for good. Reads every pending labelled phase, so it
   // is for status and reports, never for leasing.
-  absl::StatusOr<std::vector<SkipRow>> ExplainSkips(const SessionSettings& settings);
+  absl::StatusOr<std::vector<SkipRow>> ExplainSkips(const SessionSettings& settings) {
+    return planner_.ExplainSkips(settings);
+  }
   // The session report (session_id "" = the latest); for the latest session
   // it carries ExplainSkips under that session's settings.
-  absl::StatusOr<SessionReport> SessionReportFor(const std::string& session_id);
+  absl::StatusOr<SessionReport> SessionReportFor(const std::string& session_id) {
+    return planner_.ReportFor(session_id);
+  }
 
   // Periodic work: expires leases, ends a session whose batch is done, whose
   // deadline passed or that has nothing left, runs the telemetry-loss alarm
@@ -175,83 +165,33 @@ class Coordinator {
 
   // Ends every waiting long-poll now and makes later ones return at once
   // (used at shutdown).
-  void BeginShutdown();
+  void BeginShutdown() { broker_.BeginShutdown(); }
   // Wakes every waiting Lease long-poll to re-check leadership: after a
   // step-down (LeaderElectionOptions::on_stepped_down) they answer the
   // not-leader error at once instead of when their wait ends.
-  void WakeLeasePolls();
+  void WakeLeasePolls() { broker_.Notify(); }
 
   StateStore& store() { return store_; }
   const CoordinatorConfig& config() const { return config_; }
 
  private:
   absl::Status TickAsLeader();
-  absl::StatusOr<std::optional<SessionRecord>> CurrentSession();
-  absl::StatusOr<std::vector<LeaseGrant>> TryLease(const std::string& worker_id,
-                                                   const std::vector<std::string>& labels,
-                                                   const SessionRecord& session, int32_t max_phases)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lease_mu_);
-  // Why the session is done ("" while it is not), from store counts.
-  absl::StatusOr<std::string> SessionDoneReason(const SessionRecord& session);
-  bool DeadlinePassed(const SessionRecord& session) const;
-  absl::Status EnsurePolicyLoaded();
-  absl::StatusOr<std::map<std::string, RunPolicyState>> PolicyFor(const std::vector<RunStats>& runs,
-                                                                  const SessionSettings& settings);
-  std::string NewId(std::string_view prefix);
-  // The session's pause as stored (paused == false when there is none).
-  absl::StatusOr<LeasingPause> LoadPause(const std::string& session_id);
-  // Whether leasing is paused for `session_id`, from a cache that Tick and
-  // ResumeLeasing refresh (a resume through another process, `sluice resume
-  // --store`, is seen at the next Tick).
-  absl::StatusOr<bool> LeasingPaused(const std::string& session_id);
-  absl::Status CheckTelemetry(const SessionRecord& session);
 
   StateStore& store_;
   const Clock& clock_;
   const CoordinatorConfig config_;
-  const Scheduler scheduler_;
   // Atomic: set once the server has bound its port (the advertised address
   // needs it); until then a Redis store refuses every write (kNeverLeader).
   std::atomic<Leadership*> leadership_{nullptr};
 
   absl::Mutex term_mu_;
-  int64_t cached_term_ ABSL_GUARDED_BY(term_mu_) = 0;  // term the caches belong to
+  int64_t cached_term_ ABSL_GUARDED_BY(term_mu_) = 0;  // term the parts' caches belong to
 
-  absl::Mutex lease_mu_;
-  absl::CondVar work_changed_;
-  uint64_t generation_ ABSL_GUARDED_BY(lease_mu_) = 0;  // bumped when leasable work may appear
-  bool shutting_down_ ABSL_GUARDED_BY(lease_mu_) = false;
-  // Recent lease grants by (worker_id, request_id), for retried requests.
-  std::map<std::pair<std::string, std::string>, std::vector<LeaseGrant>> recent_grants_
-      ABSL_GUARDED_BY(lease_mu_);
-  std::deque<std::pair<std::string, std::string>> recent_order_ ABSL_GUARDED_BY(lease_mu_);
-  std::map<std::string, std::vector<std::string>> worker_labels_ ABSL_GUARDED_BY(lease_mu_);
-  std::atomic<uint64_t> id_counter_{0};
-
-  absl::Mutex policy_mu_;
-  bool policy_loaded_ ABSL_GUARDED_BY(policy_mu_) = false;
-  FailurePolicy failure_policy_ ABSL_GUARDED_BY(policy_mu_);
-  std::map<std::string, int64_t> run_backoff_until_ ABSL_GUARDED_BY(policy_mu_);
-  std::map<std::string, int> run_transient_streak_ ABSL_GUARDED_BY(policy_mu_);
-  std::map<Outcome, int64_t> outcome_totals_ ABSL_GUARDED_BY(policy_mu_);
-  // Attempts in a row without telemetry in zero_yield_session_; in memory
-  // only, so a coordinator restart starts the count again.
-  std::string zero_yield_session_ ABSL_GUARDED_BY(policy_mu_);
-  int64_t zero_yield_streak_ ABSL_GUARDED_BY(policy_mu_) = 0;
-
-  absl::Mutex alarm_mu_;
-  std::optional<LeasingPause> pause_cache_ ABSL_GUARDED_BY(alarm_mu_);
-  std::vector<TelemetryWarning> warnings_ ABSL_GUARDED_BY(alarm_mu_);
-  std::string warnings_logged_ ABSL_GUARDED_BY(alarm_mu_);  // what was last logged, to log once
-  // Reports accepted since the alarm last looked; the alarm re-reads the
-  // session's attempts only when this moved. Starts at 1 so a restarted
-  // coordinator looks once.
-  std::atomic<uint64_t> reports_accepted_{1};
-  uint64_t reports_checked_ ABSL_GUARDED_BY(alarm_mu_) = 0;
-  // Reading a big session's attempts is not free (on Redis one hash per
-  // attempt): a check that took long postpones the next one (real time).
-  absl::Time next_alarm_check_ ABSL_GUARDED_BY(alarm_mu_) = absl::InfinitePast();
-  std::string checked_session_ ABSL_GUARDED_BY(alarm_mu_);
+  // Declared in dependency order: the broker uses the policy and the watch.
+  DrainPolicy policy_;
+  TelemetryWatch watch_;
+  LeaseBroker broker_;
+  Planner planner_;
 };
 
 }  // namespace sluice

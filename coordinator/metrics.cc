@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
-#include "coordinator/scheduler.h"
+#include "coordinator/policy/scheduler.h"
 #include "coordinator/session_report.h"
 #include "spdlog/spdlog.h"
 

@@ -12,8 +12,8 @@
 #include "common/fingerprint.h"
 #include "common/run_family.h"
 #include "common/status_macros.h"
+#include "coordinator/insight/telemetry_alarm.h"
 #include "coordinator/session_report.h"
-#include "coordinator/telemetry_alarm.h"
 #include "nlohmann/json.hpp"
 #include "re2/re2.h"
 

@@ -16,8 +16,8 @@
 
 #include "absl/status/statusor.h"
 #include "common/model.h"
+#include "coordinator/insight/telemetry_alarm.h"
 #include "coordinator/store/state_store.h"
-#include "coordinator/telemetry_alarm.h"
 
 namespace sluice {
 

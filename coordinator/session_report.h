@@ -11,8 +11,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "coordinator/insight/telemetry_alarm.h"
+#include "coordinator/policy/reasons.h"
 #include "coordinator/store/state_store.h"
-#include "coordinator/telemetry_alarm.h"
 
 namespace sluice {
 
@@ -83,7 +84,10 @@ struct SkipRow {
   std::string run_id;
   std::string phase_id;  // waiting_for_labels only
   int64_t phases = 0;    // phases concerned (pending ones, or failed ones)
-  std::string reason;
+  std::string reason;    // code's text (PolicyReason::Text): what operators read
+  // The policy's typed reason; kNone for rows read back from JSON or the
+  // operator API, which carry the text only.
+  SkipReason code = SkipReason::kNone;
 };
 
 struct SessionReport {

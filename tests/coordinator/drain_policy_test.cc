@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
-#include "coordinator/failure_policy.h"
+#include "coordinator/policy/failure_policy.h"
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -1,5 +1,5 @@
 // Pure Scheduler ranking: RunStats in, run order out.
-#include "coordinator/scheduler.h"
+#include "coordinator/policy/scheduler.h"
 
 #include <algorithm>
 #include <map>
@@ -259,10 +259,12 @@ TEST(SchedulerFamilyTest, RunWhoseSampledPhaseFailedDeterministicallyIsDeferred)
   const auto decisions = Scheduler().Decide(with_failure, SessionSettings{}, policy, 0);
   ASSERT_EQ(decisions.size(), 2u);
   EXPECT_TRUE(decisions[1].excluded_reason.empty());  // deferred, not excluded
-  EXPECT_THAT(decisions[1].ranking.deferred_reason,
+  EXPECT_TRUE(decisions[1].excluded.empty());
+  EXPECT_EQ(decisions[1].ranking.deferred.code, SkipReason::kDeferredOwnFailures);
+  EXPECT_THAT(decisions[1].ranking.deferred.Text(),
               ::testing::AllOf(::testing::HasSubstr("failed deterministically 1 time"),
                                ::testing::HasSubstr("fingerprint ")));
-  EXPECT_TRUE(decisions[0].ranking.deferred_reason.empty());
+  EXPECT_TRUE(decisions[0].ranking.deferred.empty());
 }
 
 TEST(SchedulerFamilyTest, UnexploredSiblingOfADeterministicallyFailingRunIsDeferred) {
@@ -277,7 +279,8 @@ TEST(SchedulerFamilyTest, UnexploredSiblingOfADeterministicallyFailingRunIsDefer
   EXPECT_THAT(OrderWith(Scheduler(), runs, policy),
               ElementsAre("zz", "steady", "bad-v2", "bad-v1"));
   const auto decisions = Scheduler().Decide(runs, SessionSettings{}, policy, 0);
-  EXPECT_THAT(decisions[2].ranking.deferred_reason,
+  EXPECT_EQ(decisions[2].ranking.deferred.code, SkipReason::kDeferredFamilyFailures);
+  EXPECT_THAT(decisions[2].ranking.deferred.Text(),
               ::testing::HasSubstr("run family 'bad' failed deterministically 2 time(s)"));
   // Without the failure record nothing is deferred: the sibling is still
   // sampled before any second look, after "zz" whose prior is not dragged
@@ -297,7 +300,7 @@ TEST(SchedulerFamilyTest, FamilyWithASuccessIsNotDeferred) {
   const std::map<std::string, RunPolicyState> policy = {{"mix-v1", FailedDeterministically(2)}};
   const auto decisions = Scheduler().Decide(runs, SessionSettings{}, policy, 0);
   for (const RunDecision& d : decisions) {
-    EXPECT_TRUE(d.ranking.deferred_reason.empty()) << d.ranking.run_id;
+    EXPECT_TRUE(d.ranking.deferred.empty()) << d.ranking.run_id;
   }
 }
 

@@ -1,5 +1,5 @@
 // Telemetry-loss detection over constructed attempt histories.
-#include "coordinator/telemetry_alarm.h"
+#include "coordinator/insight/telemetry_alarm.h"
 
 #include <string>
 #include <vector>

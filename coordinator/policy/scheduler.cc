@@ -1,4 +1,4 @@
-#include "coordinator/scheduler.h"
+#include "coordinator/policy/scheduler.h"
 
 #include <algorithm>
 #include <tuple>
@@ -118,14 +118,15 @@ std::vector<RunRanking> Scheduler::EstimateWithPolicy(
                        (own.minutes + wr * minutes_per_attempt);
     if (run.successes == 0) {
       if (own.deterministic_failures > 0) {
-        r.deferred_reason = absl::StrCat("deferred: its sampled phases failed deterministically ",
-                                         own.deterministic_failures, " time(s), none succeeded",
-                                         FingerprintNote(p->failure_fingerprint));
+        r.deferred = {SkipReason::kDeferredOwnFailures,
+                      absl::StrCat(own.deterministic_failures, " time(s), none succeeded",
+                                   FingerprintNote(p->failure_fingerprint))};
       } else if (sib.deterministic_failures > 0 && sib.successes == 0) {
-        r.deferred_reason =
-            absl::StrCat("deferred: run family '", families[i], "' failed deterministically ",
+        r.deferred = {
+            SkipReason::kDeferredFamilyFailures,
+            absl::StrCat("'", families[i], "' failed deterministically ",
                          sib.deterministic_failures, " time(s) in its other runs, none succeeded",
-                         FingerprintNote(fam.failure_fingerprint));
+                         FingerprintNote(fam.failure_fingerprint))};
       }
     }
     out.push_back(std::move(r));
@@ -139,7 +140,7 @@ std::vector<RunRanking> Scheduler::Rank(const std::vector<RunStats>& runs,
                                         int64_t now_ms) const {
   std::vector<RunRanking> out;
   for (RunDecision& d : Decide(runs, settings, policy, now_ms)) {
-    if (d.excluded_reason.empty()) out.push_back(std::move(d.ranking));
+    if (d.excluded.empty()) out.push_back(std::move(d.ranking));
   }
   return out;
 }
@@ -161,23 +162,23 @@ std::vector<RunDecision> Scheduler::Decide(const std::vector<RunStats>& runs,
   for (size_t i = 0; i < runs.size(); ++i) {
     const RunStats& run = runs[i];
     if (run.pending <= 0) continue;
-    RunDecision d{std::move(estimates[i]), "", run.pending};
+    RunDecision d{std::move(estimates[i]), "", run.pending, {}};
     const RunPolicyState* p = Find(policy, run.run_id);
     if (!RunAllowed(settings, run.run_id)) {
-      d.excluded_reason =
-          settings.run_ids.empty() ? "skipped by --skip-run-prefix" : "not selected by --run-id";
+      d.excluded = {
+          settings.run_ids.empty() ? SkipReason::kSkippedByPrefix : SkipReason::kNotSelected, ""};
     } else if (p != nullptr && !p->blocked_by_fingerprint.empty()) {
-      d.excluded_reason =
-          absl::StrCat("blocked by fingerprint ", FingerprintId(p->blocked_by_fingerprint), " (",
-                       p->blocked_by_fingerprint.substr(0, 120), ")");
+      d.excluded = {SkipReason::kFingerprintRepeats,
+                    absl::StrCat(FingerprintId(p->blocked_by_fingerprint), " (",
+                                 p->blocked_by_fingerprint.substr(0, 120), ")")};
     } else if (settings.max_timeouts_per_run > 0 && run.timeouts >= settings.max_timeouts_per_run) {
-      d.excluded_reason =
-          absl::StrCat("max_timeouts_per_run reached (", run.timeouts, " timeouts)");
+      d.excluded = {SkipReason::kTimeoutsPerRun, absl::StrCat(run.timeouts, " timeouts")};
     } else if (p != nullptr && p->backoff_until_ms > now_ms) {
-      d.excluded_reason = absl::StrCat("backing off after a transient failure for ",
-                                       (p->backoff_until_ms - now_ms + 999) / 1000, " s");
+      d.excluded = {SkipReason::kBackingOff,
+                    absl::StrCat((p->backoff_until_ms - now_ms + 999) / 1000, " s")};
     }
-    if (d.excluded_reason.empty()) {
+    d.excluded_reason = d.excluded.Text();
+    if (d.excluded.empty()) {
       const double score = d.ranking.expected_yield / (1.0 + static_cast<double>(run.leased));
       eligible.push_back({std::move(d), &run, score});
     } else {
@@ -189,10 +190,10 @@ std::vector<RunDecision> Scheduler::Decide(const std::vector<RunStats>& runs,
     const RunRanking& rb = b.decision.ranking;
     // Higher priority, not deferred, unexplored, higher score, fewer in
     // flight, run id.
-    return std::make_tuple(-a.stats->best_pending_priority, !ra.deferred_reason.empty(),
-                           ra.explored, -a.score, a.stats->leased, std::cref(ra.run_id)) <
-           std::make_tuple(-b.stats->best_pending_priority, !rb.deferred_reason.empty(),
-                           rb.explored, -b.score, b.stats->leased, std::cref(rb.run_id));
+    return std::make_tuple(-a.stats->best_pending_priority, !ra.deferred.empty(), ra.explored,
+                           -a.score, a.stats->leased, std::cref(ra.run_id)) <
+           std::make_tuple(-b.stats->best_pending_priority, !rb.deferred.empty(), rb.explored,
+                           -b.score, b.stats->leased, std::cref(rb.run_id));
   });
   std::vector<RunDecision> out;
   out.reserve(eligible.size() + excluded.size());

@@ -2,7 +2,7 @@
 // fingerprint occurred (since an operator last unblocked it) and in which
 // runs. Rebuilt from the store's attempt history when a coordinator starts or
 // takes over, then updated with every accepted report; unblocks are durable
-// policy records in the store. Pure and thread-compatible: the Coordinator
+// policy records in the store. Pure and thread-compatible: DrainPolicy
 // serialises access.
 //
 // What counts: attempts whose outcome is kFailed and that were not transient

@@ -1,4 +1,4 @@
-#include "coordinator/failure_policy.h"
+#include "coordinator/policy/failure_policy.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "coordinator/leasing_pause.h"
+#include "coordinator/policy/leasing_pause.h"
 
 #include "nlohmann/json.hpp"
 

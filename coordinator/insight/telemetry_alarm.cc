@@ -1,4 +1,4 @@
-#include "coordinator/telemetry_alarm.h"
+#include "coordinator/insight/telemetry_alarm.h"
 
 #include <algorithm>
 #include <map>

@@ -33,6 +33,7 @@
 
 #include "common/model.h"
 #include "common/run_family.h"
+#include "coordinator/policy/reasons.h"
 
 namespace sluice {
 
@@ -42,7 +43,8 @@ struct RunRanking {
   double expected_yield = 0;       // telemetry events per worker-minute (posterior mean)
   double success_probability = 0;  // posterior mean
   bool explored = false;           // sampled: an attempt finished or is in flight
-  std::string deferred_reason;     // "" = not deferred
+  // kDeferredOwnFailures / kDeferredFamilyFailures, or empty (not deferred).
+  PolicyReason deferred;
 };
 
 // What the coordinator's policy knows about a run beyond its counts.
@@ -55,12 +57,15 @@ struct RunPolicyState {
   std::string failure_fingerprint;
 };
 
-// One run's fate in a ranking: eligible (reason empty) or why it is excluded.
-// An eligible run may still be deferred (ranking.deferred_reason).
+// One run's fate in a ranking: eligible (`excluded` empty) or why it is
+// excluded. An eligible run may still be deferred (ranking.deferred).
 struct RunDecision {
   RunRanking ranking;
+  // excluded.Text(): what plan shows and the operator API carries (its
+  // messages have no code). Code branches on `excluded`, never on this.
   std::string excluded_reason;
   int64_t pending = 0;
+  PolicyReason excluded;  // an exclusion (IsExclusion) or empty
 };
 
 struct SchedulerOptions {

@@ -1,0 +1,190 @@
+#include "coordinator/lease/lease_broker.h"
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace sluice {
+
+LeaseBroker::LeaseBroker(StateStore& store, const Clock& clock, DrainPolicy& policy,
+                         TelemetryWatch& watch, LeaseBrokerOptions options,
+                         std::function<absl::Status()> still_leader)
+    : store_(store),
+      clock_(clock),
+      policy_(policy),
+      watch_(watch),
+      options_(options),
+      still_leader_(std::move(still_leader)) {}
+
+std::string LeaseBroker::NewId(std::string_view prefix) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  const uint64_t counter = ++id_counter_;
+  return absl::StrCat(std::string(prefix), "-", absl::Hex(clock_.NowMs()), "-",
+                      absl::Hex(rng() & 0xffffffffff), "-", counter);
+}
+
+void LeaseBroker::SetWorkerLabels(const std::string& worker_id, std::vector<std::string> labels) {
+  absl::MutexLock lock(&mu_);
+  worker_labels_[worker_id] = std::move(labels);
+}
+
+bool LeaseBroker::FindRecent(const RequestKey& key, LeaseResult* out) {
+  absl::MutexLock lock(&mu_);
+  auto it = recent_grants_.find(key);
+  if (it == recent_grants_.end()) return false;
+  *out = LeaseResult{it->second, true};
+  return true;
+}
+
+absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
+    const std::string& worker_id, const std::vector<std::string>& labels,
+    const SessionRecord& session, int32_t max_phases) {
+  std::vector<LeaseGrant> grants;
+  // Grants already made are committed in the store. On a later store error
+  // hand them out (Lease records them for a retried request) rather than
+  // strand their phases as leased until the leases expire and count as lost.
+  auto stop = [&grants](const absl::Status& error) -> absl::StatusOr<std::vector<LeaseGrant>> {
+    if (grants.empty()) return error;
+    spdlog::warn("lease stopped after {} grant(s): {}", grants.size(), error.ToString());
+    return grants;
+  };
+  const SessionSettings& settings = session.settings;
+  if (settings.batch_size > 0) {
+    SLUICE_ASSIGN_OR_RETURN(int64_t finished, store_.CountSessionAttempts(session.session_id));
+    SLUICE_ASSIGN_OR_RETURN(PhaseCounts counts, store_.CountPhases());
+    // Leases in flight count toward the batch, so it is not overshot.
+    const int64_t room = settings.batch_size - finished - counts.leased;
+    if (room <= 0) return grants;
+    max_phases = static_cast<int32_t>(std::min<int64_t>(max_phases, room));
+  }
+  while (static_cast<int32_t>(grants.size()) < max_phases) {
+    absl::StatusOr<std::vector<RunStats>> runs = store_.ListRunStats();
+    if (!runs.ok()) return stop(runs.status());
+    absl::StatusOr<std::vector<RunRanking>> ranked = policy_.Rank(*runs, settings, clock_.NowMs());
+    if (!ranked.ok()) return stop(ranked.status());
+    bool leased_one = false;
+    for (const RunRanking& run : *ranked) {
+      LeaseParams params;
+      params.run_id = run.run_id;
+      params.worker_id = worker_id;
+      params.session_id = session.session_id;
+      params.lease_id = NewId("L");
+      params.timeout_seconds = settings.phase_timeout_seconds;
+      if (settings.max_total_minutes > 0) {
+        // The worker enforces the session deadline too: no phase may run past
+        // it (plus the worker's grace period) even if heartbeats are slow.
+        const int64_t left_ms =
+            session.started_at_ms + int64_t{settings.max_total_minutes} * 60'000 - clock_.NowMs();
+        params.timeout_seconds = static_cast<int32_t>(
+            std::clamp<int64_t>((left_ms + 999) / 1000, 1, params.timeout_seconds));
+      }
+      params.now_ms = clock_.NowMs();
+      params.ttl_ms = options_.lease_ttl_ms;
+      params.worker_labels = labels;
+      absl::StatusOr<std::optional<LeaseGrant>> leased = store_.LeaseNextInRun(params);
+      if (!leased.ok()) return stop(leased.status());
+      std::optional<LeaseGrant> grant = *std::move(leased);
+      if (grant) {
+        grant->timeout_is_session_deadline =
+            params.timeout_seconds < settings.phase_timeout_seconds;
+        spdlog::info("leased run={} phase={} attempt={} lease={} worker={}", grant->run_id,
+                     grant->phase_id, grant->attempt, grant->lease_id, worker_id);
+        grants.push_back(std::move(*grant));
+        leased_one = true;
+        break;  // re-rank: the run just leased from is now sampled
+      }
+    }
+    if (!leased_one) break;
+  }
+  return grants;
+}
+
+absl::StatusOr<LeaseResult> LeaseBroker::Lease(const std::string& worker_id,
+                                               const std::string& request_id, int32_t max_phases,
+                                               int64_t wait_ms) {
+  // The long-poll waits in real time (not on clock_, which tests fake).
+  const absl::Time deadline =
+      absl::Now() + absl::Milliseconds(std::min(wait_ms, options_.max_lease_wait_ms));
+  const RequestKey key(worker_id, request_id);
+  LeaseResult result;
+  if (FindRecent(key, &result)) return result;
+  std::vector<std::string> labels;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = worker_labels_.find(worker_id);
+    if (it == worker_labels_.end()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("worker ", worker_id, " is not registered (call Register first)"));
+    }
+    labels = it->second;
+  }
+  while (true) {
+    uint64_t seen = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      seen = generation_;
+    }
+    // Leadership may have ended while this poll waited (a step-down wakes
+    // it): the worker must go to the new leader, not wait here.
+    if (still_leader_) SLUICE_RETURN_IF_ERROR(still_leader_());
+    SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, policy_.ActiveSession());
+    result.session_active = session.has_value();
+    if (session) {
+      // A paused session grants nothing; its workers keep long-polling and
+      // lease again once an operator resumes.
+      SLUICE_ASSIGN_OR_RETURN(bool paused, watch_.LeasingPaused(session->session_id));
+      if (!paused) {
+        absl::MutexLock grant_lock(&grant_mu_);
+        // A retry of this very request may have been granted while this one
+        // waited for its turn: it gets those grants, not new ones.
+        if (FindRecent(key, &result)) return result;
+        SLUICE_ASSIGN_OR_RETURN(result.leases, TryLease(worker_id, labels, *session, max_phases));
+        if (!result.leases.empty()) {
+          absl::MutexLock lock(&mu_);
+          recent_grants_[key] = result.leases;
+          recent_order_.push_back(key);
+          while (recent_order_.size() > options_.recent_grants_kept) {
+            recent_grants_.erase(recent_order_.front());
+            recent_order_.pop_front();
+          }
+          return result;
+        }
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration() || shutting_down_) break;
+    // Wait for a report, expiry, import or session start; re-check at least
+    // every second because session deadlines move on their own.
+    if (generation_ == seen) work_changed_.WaitWithTimeout(&mu_, std::min(left, absl::Seconds(1)));
+  }
+  return result;
+}
+
+void LeaseBroker::Notify() {
+  absl::MutexLock lock(&mu_);
+  ++generation_;
+  work_changed_.SignalAll();
+}
+
+void LeaseBroker::BeginShutdown() {
+  absl::MutexLock lock(&mu_);
+  shutting_down_ = true;
+  ++generation_;
+  work_changed_.SignalAll();
+}
+
+void LeaseBroker::ResetForNewTerm() {
+  absl::MutexLock lock(&mu_);
+  recent_grants_.clear();
+  recent_order_.clear();
+  worker_labels_.clear();  // workers register again (FAILED_PRECONDITION on their next lease)
+  ++generation_;
+  work_changed_.SignalAll();
+}
+
+}  // namespace sluice

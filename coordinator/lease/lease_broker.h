@@ -1,0 +1,112 @@
+// Grants leases: the long-poll, the per-request memory that makes a retried
+// Lease idempotent, the labels each registered worker offers, and the wake-up
+// of waiting polls when leasable work may have appeared.
+//
+// Locks. `mu_` guards the small in-memory state (generation, recent grants,
+// labels, shutdown) and the condition variable; it is never held across a
+// store call, so Report and Heartbeat (which only Notify) never wait behind a
+// grant's store round trips. `grant_mu_` serialises the granting itself (the
+// batch-size room is read, then phases are leased, one grant at a time, as
+// before the split) and is taken before mu_, never after.
+//
+// Thread-safety: every method may be called from many threads.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/model.h"
+#include "coordinator/insight/telemetry_watch.h"
+#include "coordinator/policy/drain_policy.h"
+#include "coordinator/store/state_store.h"
+
+namespace sluice {
+
+struct LeaseBrokerOptions {
+  int64_t lease_ttl_ms = 30'000;       // a granted lease's TTL
+  int64_t max_lease_wait_ms = 30'000;  // upper bound of a long-poll
+  // Retried requests remembered (oldest dropped first).
+  size_t recent_grants_kept = 4096;
+};
+
+struct LeaseResult {
+  std::vector<LeaseGrant> leases;
+  bool session_active = false;
+};
+
+class LeaseBroker {
+ public:
+  // `still_leader` answers the not-leader error once this process no longer
+  // leads (checked before every grant attempt of a poll); null: always
+  // leads. The references must outlive the broker.
+  LeaseBroker(StateStore& store, const Clock& clock, DrainPolicy& policy, TelemetryWatch& watch,
+              LeaseBrokerOptions options, std::function<absl::Status()> still_leader = nullptr);
+
+  // A registered worker's labels; Lease refuses workers it has none for.
+  void SetWorkerLabels(const std::string& worker_id, std::vector<std::string> labels)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Grants up to `max_phases` from the active session's best-ranked runs,
+  // long-polling up to min(wait_ms, max_lease_wait_ms) (real time) while
+  // nothing is ready. A retried request (same worker_id and request_id) gets
+  // the grants of the first. FailedPrecondition for an unregistered worker;
+  // store errors as the store returns them, except that grants already made
+  // are handed out rather than stranded. Arguments are not validated here.
+  absl::StatusOr<LeaseResult> Lease(const std::string& worker_id, const std::string& request_id,
+                                    int32_t max_phases, int64_t wait_ms)
+      ABSL_LOCKS_EXCLUDED(mu_, grant_mu_);
+
+  // Leasable work may have appeared (report, expiry, import, session start,
+  // unblock, resume) or leadership changed: waiting polls look again.
+  void Notify() ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends every waiting poll now and makes later ones return at once.
+  void BeginShutdown() ABSL_LOCKS_EXCLUDED(mu_);
+  // A new leadership term: recent grants and worker labels are forgotten
+  // (workers register again) and waiting polls wake.
+  void ResetForNewTerm() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // A process-unique id "PREFIX-<ms>-<random>-<counter>" (lease and session ids).
+  std::string NewId(std::string_view prefix);
+
+ private:
+  using RequestKey = std::pair<std::string, std::string>;  // worker_id, request_id
+
+  absl::StatusOr<std::vector<LeaseGrant>> TryLease(const std::string& worker_id,
+                                                   const std::vector<std::string>& labels,
+                                                   const SessionRecord& session, int32_t max_phases)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(grant_mu_);
+  // Grants made for `key` earlier, if any.
+  bool FindRecent(const RequestKey& key, LeaseResult* out) ABSL_LOCKS_EXCLUDED(mu_);
+
+  StateStore& store_;
+  const Clock& clock_;
+  DrainPolicy& policy_;
+  TelemetryWatch& watch_;
+  const LeaseBrokerOptions options_;
+  const std::function<absl::Status()> still_leader_;
+  std::atomic<uint64_t> id_counter_{0};
+
+  absl::Mutex grant_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+
+  absl::Mutex mu_;
+  absl::CondVar work_changed_;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped when leasable work may appear
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<RequestKey, std::vector<LeaseGrant>> recent_grants_ ABSL_GUARDED_BY(mu_);
+  std::deque<RequestKey> recent_order_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::vector<std::string>> worker_labels_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace sluice

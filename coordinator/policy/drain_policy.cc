@@ -1,0 +1,272 @@
+#include "coordinator/policy/drain_policy.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/fingerprint.h"
+#include "common/ids.h"
+#include "common/status_macros.h"
+#include "spdlog/spdlog.h"
+
+namespace sluice {
+
+absl::Status ValidateSessionSettings(const SessionSettings& s) {
+  if (s.batch_size < 0) return absl::InvalidArgumentError("batch_size must be >= 0");
+  if (s.phase_timeout_seconds <= 0) {
+    return absl::InvalidArgumentError("phase_timeout_seconds must be > 0");
+  }
+  if (s.max_total_minutes < 0) return absl::InvalidArgumentError("max_total_minutes must be >= 0");
+  if (s.max_attempts_per_phase <= 0) {
+    return absl::InvalidArgumentError("max_attempts_per_phase must be > 0");
+  }
+  if (s.max_requeues_per_phase < 0) {
+    return absl::InvalidArgumentError("max_requeues_per_phase must be >= 0");
+  }
+  for (const std::string& run : s.run_ids) SLUICE_RETURN_IF_ERROR(ValidateId("run_id", run));
+  for (const std::string& prefix : s.skip_run_prefixes) {
+    SLUICE_RETURN_IF_ERROR(ValidateId("skip_run_prefix", prefix));
+  }
+  if (s.max_fingerprint_repeats < 0) {
+    return absl::InvalidArgumentError("max_fingerprint_repeats must be >= 0 (0 = off)");
+  }
+  if (s.max_timeouts_per_run < 0) {
+    return absl::InvalidArgumentError("max_timeouts_per_run must be >= 0 (0 = off)");
+  }
+  if (s.max_consecutive_zero_yield < 0) {
+    return absl::InvalidArgumentError("max_consecutive_zero_yield must be >= 0 (0 = off)");
+  }
+  if (auto m = TransientMatcher::Compile(s.retry_on); !m.ok()) return m.status();
+  return absl::OkStatus();
+}
+
+int64_t TransientBackoffMs(int streak) {
+  // Exponential without jitter: one coordinator decides, so there is no herd.
+  return std::min<int64_t>(int64_t{10'000} << std::clamp(streak - 1, 0, 5), 300'000);
+}
+
+DrainPolicy::DrainPolicy(StateStore& store, const Clock& clock, SchedulerOptions options)
+    : store_(store), clock_(clock), scheduler_(std::move(options)) {}
+
+absl::Status DrainPolicy::EnsureLoaded() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (loaded_) return absl::OkStatus();
+  }
+  // Rebuilt from the whole history once per coordinator (start or takeover),
+  // outside the lock: the read may be long and reports must not wait on it.
+  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> history, store_.ListAttempts(""));
+  SLUICE_ASSIGN_OR_RETURN(auto records, store_.ListPolicyRecords(kFingerprintUnblockRecord));
+  std::map<std::string, int64_t> unblocks;
+  for (const auto& [fp, value] : records) {
+    int64_t at = 0;
+    if (absl::SimpleAtoi(value, &at)) unblocks[fp] = at;
+  }
+  absl::MutexLock lock(&mu_);
+  if (!loaded_) {
+    failure_policy_.Load(history, unblocks);
+    outcome_totals_.clear();  // a new term recounts from the store
+    for (const AttemptRecord& a : history) ++outcome_totals_[a.outcome];
+    loaded_ = true;
+  }
+  return absl::OkStatus();
+}
+
+void DrainPolicy::ResetForNewTerm() {
+  absl::MutexLock lock(&mu_);
+  loaded_ = false;
+  failure_policy_ = FailurePolicy();
+  run_backoff_until_.clear();
+  run_transient_streak_.clear();
+  zero_yield_session_.clear();
+  zero_yield_streak_ = 0;
+}
+
+bool DrainPolicy::DeadlinePassed(const SessionRecord& session) const {
+  return session.settings.max_total_minutes > 0 &&
+         clock_.NowMs() >=
+             session.started_at_ms + int64_t{session.settings.max_total_minutes} * 60'000;
+}
+
+absl::StatusOr<std::optional<SessionRecord>> DrainPolicy::ActiveSession() {
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> s, store_.LatestSession());
+  if (!s || s->state != SessionState::kActive || DeadlinePassed(*s)) {
+    return std::optional<SessionRecord>();
+  }
+  return s;
+}
+
+absl::StatusOr<ReportParams> DrainPolicy::PrepareReport(const AttemptReport& report,
+                                                        const SessionSettings& settings) const {
+  ReportParams params;
+  params.report = report;
+  params.fingerprint =
+      ComputeFingerprint(report.outcome, report.exit_code, report.signal, report.error_text).key;
+  params.now_ms = clock_.NowMs();
+  params.max_attempts_per_phase = settings.max_attempts_per_phase;
+  params.max_requeues_per_phase = settings.max_requeues_per_phase;
+  bool transient = false;
+  if (report.outcome == Outcome::kFailed && !settings.retry_on.empty()) {
+    SLUICE_ASSIGN_OR_RETURN(TransientMatcher matcher, TransientMatcher::Compile(settings.retry_on));
+    transient = matcher.Matches(params.fingerprint, report.error_text);
+  }
+  params.counts_as_attempt = !transient;
+  return params;
+}
+
+void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result,
+                          const std::optional<SessionRecord>& session) {
+  const AttemptReport& report = params.report;
+  // PrepareReport marks exactly the transient failures as not counting.
+  const bool transient = !params.counts_as_attempt;
+  absl::MutexLock lock(&mu_);
+  ++outcome_totals_[report.outcome];
+  failure_policy_.Observe(result.run_id, report.outcome, params.fingerprint, report.error_text,
+                          params.now_ms, transient);
+  if (transient) {
+    const int streak = ++run_transient_streak_[result.run_id];
+    run_backoff_until_[result.run_id] = params.now_ms + TransientBackoffMs(streak);
+    spdlog::info("transient failure run={} phase={}: run backs off", result.run_id,
+                 result.phase_id);
+  } else if (report.outcome != Outcome::kCancelled) {
+    run_transient_streak_.erase(result.run_id);
+    run_backoff_until_.erase(result.run_id);
+  }
+  if (session && report.outcome != Outcome::kCancelled) {
+    if (zero_yield_session_ != session->session_id) {
+      zero_yield_session_ = session->session_id;
+      zero_yield_streak_ = 0;
+    }
+    zero_yield_streak_ = report.telemetry_events == 0 ? zero_yield_streak_ + 1 : 0;
+  }
+}
+
+int32_t DrainPolicy::RequeueBudget(const std::optional<SessionRecord>& latest) {
+  return latest ? latest->settings.max_requeues_per_phase
+                : SessionSettings{}.max_requeues_per_phase;
+}
+
+void DrainPolicy::ObserveLost(int64_t count) {
+  absl::MutexLock lock(&mu_);
+  // Before the history is loaded these attempts are part of it.
+  if (loaded_) outcome_totals_[Outcome::kLost] += count;
+}
+
+absl::StatusOr<std::map<std::string, RunPolicyState>> DrainPolicy::StateOf(
+    const std::vector<RunStats>& runs, const SessionSettings& settings) {
+  SLUICE_RETURN_IF_ERROR(EnsureLoaded());
+  std::map<std::string, RunPolicyState> out;
+  absl::MutexLock lock(&mu_);
+  for (const RunStats& run : runs) {
+    RunPolicyState state;
+    if (auto fp =
+            failure_policy_.BlockingFingerprint(run.run_id, settings.max_fingerprint_repeats)) {
+      state.blocked_by_fingerprint = *fp;
+    }
+    if (auto it = run_backoff_until_.find(run.run_id); it != run_backoff_until_.end()) {
+      state.backoff_until_ms = it->second;
+    }
+    const RunFailures failures = failure_policy_.FailuresOf(run.run_id);
+    state.deterministic_failures = failures.count;
+    state.failure_fingerprint = failures.top_fingerprint;
+    if (!state.blocked_by_fingerprint.empty() || state.backoff_until_ms > 0 ||
+        state.deterministic_failures > 0) {
+      out[run.run_id] = std::move(state);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<RunDecision>> DrainPolicy::Decide(const std::vector<RunStats>& runs,
+                                                             const SessionSettings& settings,
+                                                             int64_t now_ms) {
+  SLUICE_ASSIGN_OR_RETURN(auto state, StateOf(runs, settings));
+  return scheduler_.Decide(runs, settings, state, now_ms);
+}
+
+absl::StatusOr<std::vector<RunRanking>> DrainPolicy::Rank(const std::vector<RunStats>& runs,
+                                                          const SessionSettings& settings,
+                                                          int64_t now_ms) {
+  SLUICE_ASSIGN_OR_RETURN(auto state, StateOf(runs, settings));
+  return scheduler_.Rank(runs, settings, state, now_ms);
+}
+
+PolicyReason DrainPolicy::FailedForGood(const SessionSettings& settings) {
+  return {SkipReason::kFailedForGood, absl::StrCat("attempts exhausted (max_attempts_per_phase ",
+                                                   settings.max_attempts_per_phase,
+                                                   ") or lost too often (max_requeues_per_phase ",
+                                                   settings.max_requeues_per_phase, ")")};
+}
+
+absl::StatusOr<SessionEnd> DrainPolicy::SessionEndFor(const SessionRecord& session) {
+  if (session.state != SessionState::kActive) {
+    if (session.end_reason.empty()) return SessionEnd{};
+    return SessionEnd{SessionEndReason::kEnded, session.end_reason};
+  }
+  if (DeadlinePassed(session)) return SessionEnd{SessionEndReason::kMaxTotalMinutes, ""};
+  SLUICE_ASSIGN_OR_RETURN(int64_t finished, store_.CountSessionAttempts(session.session_id));
+  if (session.settings.batch_size > 0 && finished >= session.settings.batch_size) {
+    return SessionEnd{SessionEndReason::kBatchSize, ""};
+  }
+  SLUICE_ASSIGN_OR_RETURN(PhaseCounts counts, store_.CountPhases());
+  if (counts.leased > 0) return SessionEnd{};
+  {
+    absl::MutexLock lock(&mu_);
+    if (session.settings.max_consecutive_zero_yield > 0 &&
+        zero_yield_session_ == session.session_id &&
+        zero_yield_streak_ >= session.settings.max_consecutive_zero_yield) {
+      return SessionEnd{SessionEndReason::kZeroYield, absl::StrCat(zero_yield_streak_)};
+    }
+  }
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunDecision> decisions,
+                          Decide(runs, session.settings, clock_.NowMs()));
+  // A run backing off comes back by itself: the session waits for it.
+  const bool waiting_on_backoff =
+      std::any_of(decisions.begin(), decisions.end(),
+                  [](const RunDecision& d) { return d.excluded.code == SkipReason::kBackingOff; });
+  const bool any_eligible = std::any_of(decisions.begin(), decisions.end(),
+                                        [](const RunDecision& d) { return d.excluded.empty(); });
+  if (!any_eligible && !waiting_on_backoff) return SessionEnd{SessionEndReason::kNothingLeft, ""};
+  return SessionEnd{};
+}
+
+absl::StatusOr<std::map<Outcome, int64_t>> DrainPolicy::OutcomeTotals() {
+  SLUICE_RETURN_IF_ERROR(EnsureLoaded());
+  std::map<Outcome, int64_t> totals;
+  for (Outcome o : {Outcome::kSucceeded, Outcome::kFailed, Outcome::kTimedOut, Outcome::kKilled,
+                    Outcome::kCancelled, Outcome::kLost}) {
+    totals[o] = 0;
+  }
+  absl::MutexLock lock(&mu_);
+  for (const auto& [outcome, count] : outcome_totals_) totals[outcome] = count;
+  return totals;
+}
+
+absl::StatusOr<std::vector<FingerprintInfo>> DrainPolicy::Fingerprints() {
+  SLUICE_RETURN_IF_ERROR(EnsureLoaded());
+  absl::MutexLock lock(&mu_);
+  return failure_policy_.Fingerprints();
+}
+
+absl::StatusOr<std::string> DrainPolicy::Unblock(const std::string& key_or_id) {
+  SLUICE_RETURN_IF_ERROR(EnsureLoaded());
+  std::optional<std::string> fp;
+  {
+    absl::MutexLock lock(&mu_);
+    fp = failure_policy_.Resolve(key_or_id);
+  }
+  if (!fp) return absl::NotFoundError(absl::StrCat("no fingerprint ", key_or_id));
+  const int64_t now = clock_.NowMs();
+  SLUICE_RETURN_IF_ERROR(
+      store_.PutPolicyRecord(kFingerprintUnblockRecord, *fp, std::to_string(now)));
+  {
+    absl::MutexLock lock(&mu_);
+    failure_policy_.Unblock(*fp, now);
+  }
+  spdlog::info("fingerprint unblocked fingerprint={} id={}", *fp, FingerprintId(*fp));
+  return *fp;
+}
+
+}  // namespace sluice

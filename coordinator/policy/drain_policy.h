@@ -1,0 +1,133 @@
+// The drain policy: every rule that decides whether work is retried, failed
+// for good, excluded, deferred or backed off, and why a session ends. One
+// home, so the gRPC adapters, status, plan and the report never re-derive a
+// rule, and every decision carries a typed reason (reasons.h).
+//
+// The rules, each with a test named after it (tests/coordinator/
+// drain_policy_rules_test.cc, DrainPolicyRules.*):
+//   - attempt budget: a phase fails for good after max_attempts_per_phase own
+//     outcomes; requeue budget: after max_requeues_per_phase lost, cancelled
+//     or transient attempts. The store applies both inside its atomic write;
+//     the budgets are decided here (PrepareReport, RequeueBudget).
+//   - transient failures (--retry-on): use the requeue budget, never feed the
+//     repeat rule, and back the run off 10 s, 20 s, ... 5 min; a
+//     non-transient, non-cancelled outcome ends the backoff.
+//   - repeat rule (FailurePolicy): a fingerprint seen max_fingerprint_repeats
+//     times blocks its runs until an operator unblocks it.
+//   - timeouts per run, run filters, deferral: the Scheduler's exclusions and
+//     deferrals, fed the policy state of each run (Decide).
+//   - session end: deadline, batch size, zero-yield streak, nothing left
+//     (runs backing off are waited for).
+//
+// State (the repeat rule's memory, backoffs, streaks, outcome totals) lives
+// in memory and is rebuilt from the store's attempt history on first use and
+// after ResetForNewTerm.
+//
+// Thread-safety: every method may be called from many threads; one mutex
+// guards the state and is never held across a store call.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/model.h"
+#include "coordinator/policy/failure_policy.h"
+#include "coordinator/policy/reasons.h"
+#include "coordinator/policy/scheduler.h"
+#include "coordinator/store/state_store.h"
+
+namespace sluice {
+
+// InvalidArgument naming the first bad setting (also compiles --retry-on).
+absl::Status ValidateSessionSettings(const SessionSettings& settings);
+
+// Backoff of a run after its `streak`-th transient failure in a row:
+// 10 s, 20 s, 40 s, ... capped at 5 min.
+int64_t TransientBackoffMs(int streak);
+
+class DrainPolicy {
+ public:
+  // `store` and `clock` must outlive the policy.
+  DrainPolicy(StateStore& store, const Clock& clock, SchedulerOptions options);
+
+  // Loads the repeat rule's memory and the outcome totals from the store
+  // (once; again after ResetForNewTerm). Unavailable on a store failure.
+  absl::Status EnsureLoaded() ABSL_LOCKS_EXCLUDED(mu_);
+  // Forgets everything cached: a new leadership term rebuilds from the store.
+  void ResetForNewTerm() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Session deadline rule: true once max_total_minutes have passed.
+  bool DeadlinePassed(const SessionRecord& session) const;
+  // The latest session if it is active and its deadline has not passed.
+  absl::StatusOr<std::optional<SessionRecord>> ActiveSession();
+
+  // The store write for `report` under `settings`: fingerprint, the attempt
+  // and requeue budgets, and whether the attempt counts toward the attempt
+  // budget (not for transient failures).
+  absl::StatusOr<ReportParams> PrepareReport(const AttemptReport& report,
+                                             const SessionSettings& settings) const;
+  // An accepted report (after the store's write): outcome totals, the repeat
+  // rule, backoff and transient streak of the run, the zero-yield streak of
+  // `session`. Call EnsureLoaded first.
+  void Observe(const ReportParams& params, const ReportResult& result,
+               const std::optional<SessionRecord>& session) ABSL_LOCKS_EXCLUDED(mu_);
+  // The requeue budget lease expiry applies (the latest session's).
+  static int32_t RequeueBudget(const std::optional<SessionRecord>& latest);
+  // `count` leases expired and were recorded as lost.
+  void ObserveLost(int64_t count) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Every run with pending phases: eligible ones best first, then the
+  // excluded ones, each with its typed reason (Scheduler::Decide).
+  absl::StatusOr<std::vector<RunDecision>> Decide(const std::vector<RunStats>& runs,
+                                                  const SessionSettings& settings, int64_t now_ms)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The eligible runs only, best first.
+  absl::StatusOr<std::vector<RunRanking>> Rank(const std::vector<RunStats>& runs,
+                                               const SessionSettings& settings, int64_t now_ms)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Failed-for-good rule, as the operator reads it for a run with failed
+  // phases under `settings`.
+  static PolicyReason FailedForGood(const SessionSettings& settings);
+
+  // Why `session` is over (kNone while it is not), from store counts.
+  absl::StatusOr<SessionEnd> SessionEndFor(const SessionRecord& session) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Attempts by outcome, every outcome present.
+  absl::StatusOr<std::map<Outcome, int64_t>> OutcomeTotals() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::vector<FingerprintInfo>> Fingerprints() ABSL_LOCKS_EXCLUDED(mu_);
+  // Resolves `key_or_id`, records the unblock in the store and forgets the
+  // fingerprint's occurrences. NotFound for an unknown fingerprint.
+  absl::StatusOr<std::string> Unblock(const std::string& key_or_id) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const Scheduler& scheduler() const { return scheduler_; }
+
+ private:
+  absl::StatusOr<std::map<std::string, RunPolicyState>> StateOf(const std::vector<RunStats>& runs,
+                                                                const SessionSettings& settings)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  StateStore& store_;
+  const Clock& clock_;
+  const Scheduler scheduler_;
+
+  absl::Mutex mu_;
+  bool loaded_ ABSL_GUARDED_BY(mu_) = false;
+  FailurePolicy failure_policy_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> run_backoff_until_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> run_transient_streak_ ABSL_GUARDED_BY(mu_);
+  std::map<Outcome, int64_t> outcome_totals_ ABSL_GUARDED_BY(mu_);
+  // Attempts in a row without telemetry in zero_yield_session_; in memory
+  // only, so a coordinator restart starts the count again.
+  std::string zero_yield_session_ ABSL_GUARDED_BY(mu_);
+  int64_t zero_yield_streak_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace sluice

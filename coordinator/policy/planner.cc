@@ -1,0 +1,131 @@
+#include "coordinator/policy/planner.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+
+namespace sluice {
+namespace {
+
+SkipRow Row(const PolicyReason& reason, std::string run_id, std::string phase_id, int64_t phases) {
+  return {std::string(SkipKindName(reason.code)),
+          std::move(run_id),
+          std::move(phase_id),
+          phases,
+          reason.Text(),
+          reason.code};
+}
+
+}  // namespace
+
+absl::StatusOr<LeasePlan> Planner::Plan(const SessionSettings& settings, int64_t limit) {
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
+  const int64_t now = clock_.NowMs();
+  LeasePlan plan;
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunDecision> decisions, policy_.Decide(runs, settings, now));
+  for (RunDecision& d : decisions) {
+    if (!d.excluded.empty()) plan.excluded.push_back(std::move(d));
+  }
+  // Simulates one label-less worker leasing one phase at a time with no
+  // outcome arriving: each lease marks its run as sampled and in flight,
+  // exactly as the lease broker's re-ranking sees it.
+  std::map<std::string, std::vector<PhaseRecord>> queues;
+  std::map<std::string, size_t> next;
+  while (static_cast<int64_t>(plan.leases.size()) < limit) {
+    SLUICE_ASSIGN_OR_RETURN(const std::vector<RunRanking> ranked,
+                            policy_.Rank(runs, settings, now));
+    if (ranked.empty()) break;
+    const RunRanking& best = ranked.front();
+    const std::string run_id = best.run_id;
+    auto stats = std::find_if(runs.begin(), runs.end(),
+                              [&](const RunStats& r) { return r.run_id == run_id; });
+    if (!queues.contains(run_id)) {
+      SLUICE_ASSIGN_OR_RETURN(queues[run_id], store_.ListPendingPhases(run_id, stats->pending));
+    }
+    std::vector<PhaseRecord>& queue = queues[run_id];
+    size_t& i = next[run_id];
+    while (i < queue.size() && !queue[i].spec.labels.empty()) {
+      plan.needs_labels.push_back(queue[i].spec);
+      ++i;
+    }
+    if (i >= queue.size()) {
+      stats->pending = 0;  // nothing a label-less worker could take
+      continue;
+    }
+    plan.leases.push_back({queue[i].spec.run_id, queue[i].spec.phase_id,
+                           queue[i].attempts + queue[i].requeues + 1,
+                           !best.deferred.empty() ? best.deferred.Text()
+                           : best.explored        ? "best estimated yield"
+                                                  : "sampling a new run",
+                           best.expected_yield});
+    ++i;
+    --stats->pending;
+    ++stats->leased;
+    // The next phase of this run is the new best of the run.
+    stats->best_pending_priority = i < queue.size() ? queue[i].spec.priority : 0;
+  }
+  return plan;
+}
+
+absl::StatusOr<std::vector<SkipRow>> Planner::ExplainSkips(const SessionSettings& settings) {
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunDecision> decisions,
+                          policy_.Decide(runs, settings, clock_.NowMs()));
+  std::vector<SkipRow> rows;
+  for (const RunDecision& d : decisions) {
+    if (!d.excluded.empty()) {
+      rows.push_back(Row(d.excluded, d.ranking.run_id, "", d.pending));
+    } else if (!d.ranking.deferred.empty()) {
+      rows.push_back(Row(d.ranking.deferred, d.ranking.run_id, "", d.pending));
+    }
+  }
+  SLUICE_ASSIGN_OR_RETURN(std::vector<WorkerInfo> workers, store_.ListWorkers());
+  constexpr int64_t kMaxWaitingRows = 100;
+  int64_t waiting = 0;
+  for (const RunStats& run : runs) {
+    if (run.pending <= 0) continue;
+    SLUICE_ASSIGN_OR_RETURN(std::vector<PhaseRecord> pending,
+                            store_.ListPendingPhases(run.run_id, run.pending));
+    for (const PhaseRecord& p : pending) {
+      if (p.spec.labels.empty()) continue;
+      const bool some_worker_fits =
+          std::any_of(workers.begin(), workers.end(), [&](const WorkerInfo& w) {
+            return std::all_of(
+                p.spec.labels.begin(), p.spec.labels.end(), [&](const std::string& l) {
+                  return std::find(w.labels.begin(), w.labels.end(), l) != w.labels.end();
+                });
+          });
+      if (some_worker_fits) continue;
+      if (++waiting > kMaxWaitingRows) continue;  // summarised below
+      rows.push_back(Row({SkipReason::kNeedsLabels, absl::StrJoin(p.spec.labels, ",")},
+                         p.spec.run_id, p.spec.phase_id, 1));
+    }
+  }
+  if (waiting > kMaxWaitingRows) {
+    // One row per phase would flood status; the rest is counted.
+    rows.push_back(Row({SkipReason::kNeedsLabelsUnlisted, ""}, "*", "", waiting - kMaxWaitingRows));
+  }
+  for (const RunStats& run : runs) {
+    if (run.failed <= 0) continue;
+    rows.push_back(Row(DrainPolicy::FailedForGood(settings), run.run_id, "", run.failed));
+  }
+  return rows;
+}
+
+absl::StatusOr<SessionReport> Planner::ReportFor(const std::string& session_id) {
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> latest, store_.LatestSession());
+  std::string id = session_id;
+  if (id.empty()) {
+    if (!latest) return absl::NotFoundError("no session yet");
+    id = latest->session_id;
+  }
+  SLUICE_ASSIGN_OR_RETURN(SessionReport report, BuildSessionReport(store_, id));
+  if (latest && latest->session_id == id) {
+    SLUICE_ASSIGN_OR_RETURN(report.skipped, ExplainSkips(latest->settings));
+  }
+  return report;
+}
+
+}  // namespace sluice

@@ -1,0 +1,68 @@
+// Explains the drain policy's decisions without changing anything: the order
+// in which phases would be leased now (`sluice plan`, --dry-run) and why
+// pending work is not leased (status and the report's "not leased now"
+// block). Every row carries the typed reason the policy decided with.
+//
+// Thread-safety: stateless apart from its references; every method may be
+// called from many threads (the DrainPolicy and the store synchronise).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "common/model.h"
+#include "coordinator/policy/drain_policy.h"
+#include "coordinator/policy/scheduler.h"
+#include "coordinator/session_report.h"
+#include "coordinator/store/state_store.h"
+
+namespace sluice {
+
+// The order in which phases would be leased now (--dry-run).
+struct PlannedLease {
+  std::string run_id;
+  std::string phase_id;
+  int32_t attempt = 0;
+  std::string why;
+  double expected_yield = 0;
+};
+
+struct LeasePlan {
+  std::vector<PlannedLease> leases;
+  std::vector<RunDecision> excluded;    // runs with pending phases that will not be leased, and why
+  std::vector<PhaseSpec> needs_labels;  // phases a label-less worker cannot take
+};
+
+class Planner {
+ public:
+  // The references must outlive the planner.
+  Planner(StateStore& store, const Clock& clock, DrainPolicy& policy)
+      : store_(store), clock_(clock), policy_(policy) {}
+
+  // What a session with `settings` would lease now, up to `limit` phases, in
+  // order, and why the other runs would not be leased. Settings are not
+  // validated here.
+  absl::StatusOr<LeasePlan> Plan(const SessionSettings& settings, int64_t limit);
+
+  // Why pending work is not leased now under `settings`: excluded and
+  // deferred runs, phases waiting for a worker with their labels (at most
+  // 100 rows, then one summary row), runs with phases that failed for good.
+  // Reads every pending labelled phase: for status and reports, never for
+  // leasing.
+  absl::StatusOr<std::vector<SkipRow>> ExplainSkips(const SessionSettings& settings);
+
+  // The session report (session_id "" = the latest); for the latest session
+  // it carries ExplainSkips under that session's settings. NotFound without
+  // any session.
+  absl::StatusOr<SessionReport> ReportFor(const std::string& session_id);
+
+ private:
+  StateStore& store_;
+  const Clock& clock_;
+  DrainPolicy& policy_;
+};
+
+}  // namespace sluice

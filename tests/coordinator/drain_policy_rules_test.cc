@@ -1,0 +1,348 @@
+// DrainPolicy on its own, one test (or more) per named rule of
+// coordinator/policy/drain_policy.h, over an in-memory SqliteStateStore and a
+// FakeClock: no sleeps, no leases unless the rule needs the store's counts.
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/fingerprint.h"
+#include "coordinator/policy/drain_policy.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace sluice {
+namespace {
+
+using ::testing::IsEmpty;
+
+PhaseSpec Spec(const std::string& run, const std::string& phase) {
+  PhaseSpec p;
+  p.run_id = run;
+  p.phase_id = phase;
+  return p;
+}
+
+RunStats Pending(const std::string& run, int64_t pending = 1) {
+  RunStats r;
+  r.run_id = run;
+  r.pending = pending;
+  return r;
+}
+
+class DrainPolicyRules : public ::testing::Test {
+ protected:
+  DrainPolicyRules()
+      : store_(SqliteStateStore::Open(":memory:").value()), policy_(*store_, clock_, {}) {}
+
+  // An accepted report of `outcome` in `run` as the store would answer it.
+  ReportParams Observe(const std::string& run, Outcome outcome, const SessionSettings& settings,
+                       const std::string& error = "boom", int64_t events = 0,
+                       const std::optional<SessionRecord>& session = std::nullopt) {
+    AttemptReport report;
+    report.lease_id = "L";
+    report.worker_id = "w1";
+    report.outcome = outcome;
+    report.exit_code = outcome == Outcome::kSucceeded ? 0 : 1;
+    report.error_text = error;
+    report.telemetry_events = events;
+    ReportParams params = policy_.PrepareReport(report, settings).value();
+    ReportResult result;
+    result.disposition = ReportDisposition::kAccepted;
+    result.run_id = run;
+    result.phase_id = "p";
+    EXPECT_TRUE(policy_.EnsureLoaded().ok());
+    policy_.Observe(params, result, session);
+    return params;
+  }
+
+  SessionRecord ActiveSession(SessionSettings settings, const std::string& id = "s1") {
+    SessionRecord s;
+    s.session_id = id;
+    s.settings = std::move(settings);
+    s.started_at_ms = clock_.NowMs();
+    EXPECT_TRUE(store_->CreateSession(s).ok());
+    return s;
+  }
+
+  RunDecision DecisionFor(const std::string& run, const SessionSettings& settings,
+                          std::vector<RunStats> runs = {}) {
+    if (runs.empty()) runs = {Pending(run)};
+    const std::vector<RunDecision> decisions =
+        policy_.Decide(runs, settings, clock_.NowMs()).value();
+    for (const RunDecision& d : decisions) {
+      if (d.ranking.run_id == run) return d;
+    }
+    throw std::runtime_error("no decision for " + run);
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<SqliteStateStore> store_;
+  DrainPolicy policy_;
+};
+
+TEST_F(DrainPolicyRules, AttemptBudgetIsHandedToTheStoresAtomicWrite) {
+  SessionSettings s;
+  s.max_attempts_per_phase = 3;
+  s.max_requeues_per_phase = 7;
+  AttemptReport r;
+  r.outcome = Outcome::kFailed;
+  r.exit_code = 2;
+  r.error_text = "boom";
+  const ReportParams p = policy_.PrepareReport(r, s).value();
+  EXPECT_EQ(p.max_attempts_per_phase, 3);
+  EXPECT_EQ(p.max_requeues_per_phase, 7);
+  EXPECT_TRUE(p.counts_as_attempt);
+  EXPECT_EQ(p.now_ms, clock_.NowMs());
+  EXPECT_EQ(p.fingerprint, ComputeFingerprint(Outcome::kFailed, 2, 0, "boom").key);
+}
+
+TEST_F(DrainPolicyRules, RequeueBudgetOfExpiryIsTheLatestSessionsOrTheDefault) {
+  EXPECT_EQ(DrainPolicy::RequeueBudget(std::nullopt), SessionSettings{}.max_requeues_per_phase);
+  SessionRecord s;
+  s.settings.max_requeues_per_phase = 1;
+  EXPECT_EQ(DrainPolicy::RequeueBudget(s), 1);
+}
+
+TEST_F(DrainPolicyRules, TransientFailureUsesTheRequeueBudgetNotTheAttemptBudget) {
+  SessionSettings s;
+  s.retry_on = {"connection reset"};
+  AttemptReport r;
+  r.outcome = Outcome::kFailed;
+  r.exit_code = 1;
+  r.error_text = "ConnectionResetError: Connection RESET by peer";
+  EXPECT_FALSE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  r.error_text = "ValueError: bad input";
+  EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  // Only failures can be transient: a timeout with the same text counts.
+  r.outcome = Outcome::kTimedOut;
+  r.error_text = "connection reset";
+  EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+}
+
+TEST_F(DrainPolicyRules, TransientBackoffDoublesFromTenSecondsUpToFiveMinutes) {
+  EXPECT_EQ(TransientBackoffMs(1), 10'000);
+  EXPECT_EQ(TransientBackoffMs(2), 20'000);
+  EXPECT_EQ(TransientBackoffMs(3), 40'000);
+  EXPECT_EQ(TransientBackoffMs(5), 160'000);
+  EXPECT_EQ(TransientBackoffMs(6), 300'000);
+  EXPECT_EQ(TransientBackoffMs(60), 300'000);
+}
+
+TEST_F(DrainPolicyRules, TransientBackoffExcludesTheRunUntilItEnds) {
+  SessionSettings s;
+  s.retry_on = {"connection reset"};
+  Observe("r1", Outcome::kFailed, s, "connection reset");
+  RunDecision d = DecisionFor("r1", s);
+  EXPECT_EQ(d.excluded.code, SkipReason::kBackingOff);
+  EXPECT_EQ(d.excluded.detail, "10 s");
+  EXPECT_EQ(d.excluded_reason, "backing off after a transient failure for 10 s");
+  // A second transient failure in a row doubles it.
+  Observe("r1", Outcome::kFailed, s, "connection reset");
+  EXPECT_EQ(DecisionFor("r1", s).excluded.detail, "20 s");
+  clock_.AdvanceMs(20'000);
+  EXPECT_TRUE(DecisionFor("r1", s).excluded.empty());
+}
+
+TEST_F(DrainPolicyRules, TransientBackoffEndsWithANonTransientOutcomeButNotACancellation) {
+  SessionSettings s;
+  s.retry_on = {"connection reset"};
+  Observe("r1", Outcome::kFailed, s, "connection reset");
+  Observe("r1", Outcome::kCancelled, s, "");
+  EXPECT_EQ(DecisionFor("r1", s).excluded.code, SkipReason::kBackingOff);
+  Observe("r1", Outcome::kSucceeded, s, "", 3);
+  EXPECT_TRUE(DecisionFor("r1", s).excluded.empty());
+  // The streak started again: the next transient failure backs off 10 s.
+  Observe("r1", Outcome::kFailed, s, "connection reset");
+  EXPECT_EQ(DecisionFor("r1", s).excluded.detail, "10 s");
+}
+
+TEST_F(DrainPolicyRules, RepeatRuleBlocksEveryRunOfAFingerprintSeenMaxRepeatsTimes) {
+  SessionSettings s;
+  s.max_fingerprint_repeats = 2;
+  const ReportParams p = Observe("r1", Outcome::kFailed, s, "ImportError: no module x");
+  EXPECT_TRUE(DecisionFor("r1", s).excluded.empty());
+  Observe("r2", Outcome::kFailed, s, "ImportError: no module x");
+  const std::vector<RunStats> runs = {Pending("r1"), Pending("r2"), Pending("r3")};
+  for (const std::string run : {"r1", "r2"}) {
+    const RunDecision d = DecisionFor(run, s, runs);
+    EXPECT_EQ(d.excluded.code, SkipReason::kFingerprintRepeats) << run;
+    EXPECT_EQ(d.excluded_reason, "blocked by fingerprint " + FingerprintId(p.fingerprint) + " (" +
+                                     p.fingerprint.substr(0, 120) + ")");
+  }
+  EXPECT_TRUE(DecisionFor("r3", s, runs).excluded.empty());
+  // Unblocking forgets the occurrences (durably) and the runs come back.
+  EXPECT_EQ(policy_.Unblock(FingerprintId(p.fingerprint)).value(), p.fingerprint);
+  EXPECT_TRUE(DecisionFor("r1", s, runs).excluded.empty());
+  EXPECT_EQ(store_->ListPolicyRecords(kFingerprintUnblockRecord).value().size(), 1u);
+  EXPECT_EQ(policy_.Unblock("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(DrainPolicyRules, RepeatRuleIgnoresTransientFailures) {
+  SessionSettings s;
+  s.max_fingerprint_repeats = 1;
+  s.retry_on = {"connection reset"};
+  Observe("r1", Outcome::kFailed, s, "connection reset");
+  clock_.AdvanceMs(600'000);
+  EXPECT_TRUE(DecisionFor("r1", s).excluded.empty());
+  EXPECT_THAT(policy_.Fingerprints().value(), IsEmpty());
+}
+
+TEST_F(DrainPolicyRules, TimeoutsPerRunExcludesTheRunOnceReached) {
+  SessionSettings s;
+  s.max_timeouts_per_run = 2;
+  RunStats run = Pending("slow", 3);
+  run.timeouts = 1;
+  EXPECT_TRUE(DecisionFor("slow", s, {run}).excluded.empty());
+  run.timeouts = 2;
+  const RunDecision d = DecisionFor("slow", s, {run});
+  EXPECT_EQ(d.excluded.code, SkipReason::kTimeoutsPerRun);
+  EXPECT_EQ(d.excluded_reason, "max_timeouts_per_run reached (2 timeouts)");
+  s.max_timeouts_per_run = 0;  // off
+  EXPECT_TRUE(DecisionFor("slow", s, {run}).excluded.empty());
+}
+
+TEST_F(DrainPolicyRules, RunFiltersExcludeWithTheirOwnReason) {
+  SessionSettings s;
+  s.skip_run_prefixes = {"tmp-"};
+  EXPECT_EQ(DecisionFor("tmp-1", s).excluded.code, SkipReason::kSkippedByPrefix);
+  EXPECT_EQ(DecisionFor("tmp-1", s).excluded_reason, "skipped by --skip-run-prefix");
+  s.run_ids = {"keep"};
+  EXPECT_EQ(DecisionFor("other", s).excluded.code, SkipReason::kNotSelected);
+  EXPECT_EQ(DecisionFor("other", s).excluded_reason, "not selected by --run-id");
+  EXPECT_TRUE(DecisionFor("keep", s).excluded.empty());
+}
+
+TEST_F(DrainPolicyRules, DeferralOfARunWhoseSampledPhasesFailedDeterministically) {
+  SessionSettings s;
+  s.max_fingerprint_repeats = 0;
+  Observe("bad", Outcome::kFailed, s, "KeyError: x");
+  RunStats bad = Pending("bad", 2);
+  bad.attempts = 1;
+  const RunDecision d = DecisionFor("bad", s, {bad, Pending("fresh")});
+  EXPECT_TRUE(d.excluded.empty());
+  EXPECT_EQ(d.ranking.deferred.code, SkipReason::kDeferredOwnFailures);
+  EXPECT_THAT(d.ranking.deferred.Text(),
+              ::testing::StartsWith("deferred: its sampled phases failed deterministically 1 "
+                                    "time(s), none succeeded (fingerprint "));
+}
+
+TEST_F(DrainPolicyRules, SessionEndDeadlinePassed) {
+  SessionSettings s;
+  s.max_total_minutes = 1;
+  const SessionRecord session = ActiveSession(s);
+  EXPECT_FALSE(policy_.DeadlinePassed(session));
+  clock_.AdvanceMs(60'000);
+  EXPECT_TRUE(policy_.DeadlinePassed(session));
+  const SessionEnd end = policy_.SessionEndFor(session).value();
+  EXPECT_EQ(end.code, SessionEndReason::kMaxTotalMinutes);
+  EXPECT_EQ(end.Text(), "max_total_minutes reached");
+  EXPECT_FALSE(policy_.ActiveSession().value().has_value()) << "a session past its deadline";
+}
+
+TEST_F(DrainPolicyRules, SessionEndZeroYieldStreak) {
+  store_->ImportPhases({Spec("r1", "p1")}).value();
+  SessionSettings s;
+  s.max_consecutive_zero_yield = 2;
+  s.max_fingerprint_repeats = 0;
+  const SessionRecord session = ActiveSession(s);
+  Observe("r1", Outcome::kSucceeded, s, "", 0, session);
+  Observe("r1", Outcome::kCancelled, s, "", 0, session);  // not counted either way
+  EXPECT_FALSE(policy_.SessionEndFor(session).value().done());
+  Observe("r1", Outcome::kFailed, s, "x", 0, session);
+  const SessionEnd end = policy_.SessionEndFor(session).value();
+  EXPECT_EQ(end.code, SessionEndReason::kZeroYield);
+  EXPECT_EQ(end.Text(),
+            "max_consecutive_zero_yield reached (2 attempts in a row without telemetry)");
+  // Telemetry resets the streak.
+  Observe("r1", Outcome::kSucceeded, s, "", 5, session);
+  EXPECT_FALSE(policy_.SessionEndFor(session).value().done());
+}
+
+TEST_F(DrainPolicyRules, SessionEndNothingLeftButWaitsForARunBackingOff) {
+  store_->ImportPhases({Spec("r1", "p1")}).value();
+  SessionSettings s;
+  s.retry_on = {"connection reset"};
+  const SessionRecord session = ActiveSession(s);
+  EXPECT_FALSE(policy_.SessionEndFor(session).value().done());
+  Observe("r1", Outcome::kFailed, s, "connection reset");
+  // Backing off is not "nothing left": the run comes back by itself.
+  EXPECT_FALSE(policy_.SessionEndFor(session).value().done());
+  SessionSettings filtered = s;
+  filtered.skip_run_prefixes = {"r"};
+  SessionRecord other = session;
+  other.settings = filtered;
+  const SessionEnd end = policy_.SessionEndFor(other).value();
+  EXPECT_EQ(end.code, SessionEndReason::kNothingLeft);
+  EXPECT_EQ(end.Text(), "nothing left to lease");
+}
+
+TEST_F(DrainPolicyRules, SessionEndBatchSizeAndAnEndedSessionKeepsItsStoredReason) {
+  SessionSettings s;
+  s.batch_size = 0;
+  SessionRecord ended;
+  ended.session_id = "old";
+  ended.state = SessionState::kStopped;
+  ended.end_reason = "stopped by operator";
+  const SessionEnd end = policy_.SessionEndFor(ended).value();
+  EXPECT_EQ(end.code, SessionEndReason::kEnded);
+  EXPECT_EQ(end.Text(), "stopped by operator");
+  EXPECT_EQ((SessionEnd{SessionEndReason::kBatchSize, ""}.Text()), "batch_size reached");
+}
+
+TEST_F(DrainPolicyRules, FailedForGoodNamesBothBudgets) {
+  SessionSettings s;
+  s.max_attempts_per_phase = 4;
+  s.max_requeues_per_phase = 3;
+  const PolicyReason r = DrainPolicy::FailedForGood(s);
+  EXPECT_EQ(r.code, SkipReason::kFailedForGood);
+  EXPECT_EQ(SkipKindName(r.code), "failed");
+  EXPECT_EQ(r.Text(),
+            "failed for good: attempts exhausted (max_attempts_per_phase 4) or lost too often "
+            "(max_requeues_per_phase 3)");
+}
+
+TEST_F(DrainPolicyRules, ResetForNewTermForgetsBackoffsAndRebuildsFromTheStore) {
+  SessionSettings s;
+  s.retry_on = {"connection reset"};
+  Observe("r1", Outcome::kFailed, s, "connection reset");
+  ASSERT_EQ(DecisionFor("r1", s).excluded.code, SkipReason::kBackingOff);
+  policy_.ResetForNewTerm();
+  EXPECT_TRUE(DecisionFor("r1", s).excluded.empty());
+  // Outcome totals are recounted from the (empty) store history.
+  EXPECT_EQ(policy_.OutcomeTotals().value().at(Outcome::kFailed), 0);
+}
+
+TEST_F(DrainPolicyRules, ObserveLostCountsOnlyOnceTheHistoryIsLoaded) {
+  policy_.ObserveLost(2);  // before loading: part of the history it will read
+  EXPECT_EQ(policy_.OutcomeTotals().value().at(Outcome::kLost), 0);
+  policy_.ObserveLost(3);
+  EXPECT_EQ(policy_.OutcomeTotals().value().at(Outcome::kLost), 3);
+}
+
+TEST(PolicyReasonTest, KindsAndTextsOfEveryReason) {
+  EXPECT_EQ(SkipKindName(SkipReason::kBackingOff), "excluded");
+  EXPECT_EQ(SkipKindName(SkipReason::kDeferredFamilyFailures), "deferred");
+  EXPECT_EQ(SkipKindName(SkipReason::kNeedsLabels), "waiting_for_labels");
+  EXPECT_EQ(SkipKindName(SkipReason::kNone), "");
+  EXPECT_EQ((PolicyReason{SkipReason::kNeedsLabels, "gpu,big"}.Text()),
+            "waiting for a worker with labels gpu,big (no registered worker has them all)");
+  EXPECT_EQ((PolicyReason{SkipReason::kNeedsLabelsUnlisted, ""}.Text()),
+            "more phases waiting for a worker with their labels (not listed)");
+  EXPECT_EQ((PolicyReason{SkipReason::kDeferredFamilyFailures,
+                          "'fam' failed deterministically 2 time(s) in its other runs, none "
+                          "succeeded"}
+                 .Text()),
+            "deferred: run family 'fam' failed deterministically 2 time(s) in its other runs, "
+            "none succeeded");
+  EXPECT_TRUE(PolicyReason{}.empty());
+  EXPECT_EQ(PolicyReason{}.Text(), "");
+  EXPECT_FALSE(SessionEnd{}.done());
+  EXPECT_EQ(SessionEndReasonName(SessionEndReason::kZeroYield), "max_consecutive_zero_yield");
+  EXPECT_EQ(SkipReasonName(SkipReason::kFingerprintRepeats), "fingerprint_repeats");
+}
+
+}  // namespace
+}  // namespace sluice
