@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "client/channel.h"
 #include "coordinator/cli/watch.h"
 #include "coordinator/recommend.h"
-#include "worker/grpc/channel.h"
 
 namespace sluice {
 

@@ -10,7 +10,6 @@
 #include "coordinator/store_factory.h"
 #include "proto/convert.h"
 #include "sluice/v1/sluice.grpc.pb.h"
-#include "worker/grpc/grpc_coordinator_client.h"
 
 namespace sluice {
 namespace {

@@ -23,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/grpc_coordinator_client.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/server.h"
@@ -32,7 +33,6 @@
 #include "sluice/v1/sluice.grpc.pb.h"
 #include "tests/testing/test_env.h"
 #include "worker/command_template.h"
-#include "worker/grpc/grpc_coordinator_client.h"
 #include "worker/process_runner.h"
 #include "worker/worker_agent.h"
 
