@@ -1,4 +1,4 @@
-#include "coordinator/cli/drain.h"
+#include "cli/drain.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -15,11 +15,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cli/drain_progress.h"
+#include "cli/policy_commands.h"
 #include "common/clock.h"
 #include "common/signals.h"
 #include "coordinator/backlog_importer.h"
-#include "coordinator/cli/drain_progress.h"
-#include "coordinator/cli/policy_commands.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/server.h"
 #include "coordinator/metrics.h"

@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "coordinator/cli/operator_api.h"
+#include "cli/operator_api.h"
 #include "coordinator/session_report.h"
 
 namespace sluice {

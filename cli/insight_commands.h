@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "cli/watch.h"
 #include "client/channel.h"
-#include "coordinator/cli/watch.h"
 #include "coordinator/recommend.h"
 
 namespace sluice {

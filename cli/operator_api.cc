@@ -1,9 +1,9 @@
-#include "coordinator/cli/operator_api.h"
+#include "cli/operator_api.h"
 
 #include <grpcpp/grpcpp.h>
 
+#include "cli/failover_operator_api.h"
 #include "common/coordinator_addresses.h"
-#include "coordinator/cli/failover_operator_api.h"
 #include "coordinator/grpc/services.h"
 #include "coordinator/grpc/status_util.h"
 #include "coordinator/session_report.h"
