@@ -22,7 +22,7 @@
 #include "coordinator/backlog_importer.h"
 #include "coordinator/bootstrap.h"
 #include "coordinator/coordinator.h"
-#include "coordinator/session_report.h"
+#include "coordinator/insight/session_report.h"
 #include "coordinator/sqlite_state_store.h"
 #include "coordinator/store_factory.h"
 #include "spdlog/spdlog.h"

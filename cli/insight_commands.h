@@ -9,7 +9,7 @@
 #include "CLI/CLI.hpp"
 #include "cli/watch.h"
 #include "client/channel.h"
-#include "coordinator/recommend.h"
+#include "coordinator/insight/recommend.h"
 
 namespace sluice {
 

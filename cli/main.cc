@@ -13,7 +13,7 @@
 #include "common/logging.h"
 #include "common/signals.h"
 #include "coordinator/backlog_importer.h"
-#include "coordinator/session_report.h"
+#include "coordinator/insight/session_report.h"
 #include "coordinator/store_factory.h"
 #include "nlohmann/json.hpp"
 

@@ -6,7 +6,7 @@
 #include "common/coordinator_addresses.h"
 #include "coordinator/grpc/services.h"
 #include "coordinator/grpc/status_util.h"
-#include "coordinator/session_report.h"
+#include "coordinator/insight/session_report.h"
 #include "coordinator/store_factory.h"
 #include "proto/convert.h"
 #include "sluice/v1/sluice.grpc.pb.h"

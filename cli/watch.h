@@ -10,7 +10,7 @@
 #include <string>
 
 #include "cli/operator_api.h"
-#include "coordinator/session_report.h"
+#include "coordinator/insight/session_report.h"
 
 namespace sluice {
 

@@ -19,7 +19,7 @@
 #include "absl/status/statusor.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/server.h"
-#include "coordinator/metrics.h"
+#include "coordinator/insight/metrics.h"
 
 namespace sluice {
 

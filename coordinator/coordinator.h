@@ -23,10 +23,10 @@
 #include "common/clock.h"
 #include "common/model.h"
 #include "coordinator/failure_policy.h"
+#include "coordinator/insight/session_report.h"
 #include "coordinator/leader_election.h"
 #include "coordinator/leasing_pause.h"
 #include "coordinator/scheduler.h"
-#include "coordinator/session_report.h"
 #include "coordinator/state_store.h"
 #include "coordinator/telemetry_alarm.h"
 

@@ -2,7 +2,7 @@
 // the metrics interceptor over loopback gRPC, the /metrics HTTP endpoint on a
 // free port, fetched with httplib::Client. Every line of the exposition must
 // parse as text format 0.0.4 (checked by the strict parser below).
-#include "coordinator/metrics.h"
+#include "coordinator/insight/metrics.h"
 
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>

@@ -1,4 +1,4 @@
-#include "coordinator/recommend.h"
+#include "coordinator/insight/recommend.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include "common/fingerprint.h"
 #include "common/run_family.h"
 #include "common/status_macros.h"
-#include "coordinator/session_report.h"
+#include "coordinator/insight/session_report.h"
 #include "coordinator/telemetry_alarm.h"
 #include "nlohmann/json.hpp"
 #include "re2/re2.h"
