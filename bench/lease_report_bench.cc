@@ -24,8 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
-#include "coordinator/redis_state_store.h"
-#include "coordinator/store_factory.h"
+#include "coordinator/store/store_factory.h"
 #include "spdlog/spdlog.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/test_env.h"
@@ -120,16 +119,15 @@ void SetUpCase(Backend backend, int threads, int64_t phases) {
   } else {
     url = Redis().Url(absl::StrCat("bench", case_number));
   }
-  auto store = OpenStateStore(url);
-  if (!store.ok()) Die(store.status().ToString());
+  auto opened = OpenStore(url);
+  if (!opened.ok()) Die(opened.status().ToString());
   if (backend == Backend::kRedisFenced) {
-    auto* redis = dynamic_cast<RedisStateStore*>(store->get());
-    auto won = redis->Campaign("bench", "bench:0", 600'000);
+    auto won = opened->leader_lease->Campaign("bench", "bench:0", 600'000);
     if (!won.ok() || !won->won) Die("cannot take the leader lease");
-    redis->SetFencingEpoch(won->leader.epoch);
+    opened->write_fence->SetFencingEpoch(won->leader.epoch);
   }
   current = new Case();
-  current->store = std::move(*store);
+  current->store = std::move(opened->store);
   CoordinatorConfig config;
   config.lease_ttl_ms = 600'000;
   current->coordinator =

@@ -50,7 +50,7 @@
 #include "common/clock.h"
 #include "common/fingerprint.h"
 #include "coordinator/coordinator.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "re2/re2.h"
 #include "spdlog/spdlog.h"
 

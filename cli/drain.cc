@@ -23,8 +23,8 @@
 #include "coordinator/bootstrap.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/insight/session_report.h"
-#include "coordinator/sqlite_state_store.h"
-#include "coordinator/store_factory.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
+#include "coordinator/store/store_factory.h"
 #include "spdlog/spdlog.h"
 
 extern char** environ;

@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "cli/operator_api.h"
-#include "coordinator/store_factory.h"
+#include "coordinator/store/store_factory.h"
 
 namespace sluice {
 

@@ -14,7 +14,7 @@
 #include "common/signals.h"
 #include "coordinator/backlog_importer.h"
 #include "coordinator/insight/session_report.h"
-#include "coordinator/store_factory.h"
+#include "coordinator/store/store_factory.h"
 #include "nlohmann/json.hpp"
 
 namespace sluice {

@@ -7,7 +7,7 @@
 #include "coordinator/grpc/services.h"
 #include "coordinator/grpc/status_util.h"
 #include "coordinator/insight/session_report.h"
-#include "coordinator/store_factory.h"
+#include "coordinator/store/store_factory.h"
 #include "proto/convert.h"
 #include "sluice/v1/sluice.grpc.pb.h"
 

@@ -13,7 +13,19 @@ if(SLUICE_SANITIZE)
 endif()
 
 # Warnings for our own targets only; generated protobuf code gets none.
-set(SLUICE_WARNINGS -Wall -Wextra -Wshadow -Wconversion -Werror)
+# -Werror is for CI and our scripts (scripts/build.sh turns it on): a user's own
+# build with another compiler or build type must never fail on a new warning.
+option(SLUICE_WERROR "Treat compiler warnings in sluice's own code as errors" OFF)
+set(SLUICE_WARNINGS -Wall -Wextra -Wshadow -Wconversion)
+# GCC 12's -Wrestrict fires falsely inside libstdc++'s inlined
+# `"literal" + std::string` at -O3 (GCC bug 105651, fixed in GCC 13); Debian 12
+# ships GCC 12, so a Release build would warn on correct code.
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
+  list(APPEND SLUICE_WARNINGS -Wno-restrict)
+endif()
+if(SLUICE_WERROR)
+  list(APPEND SLUICE_WARNINGS -Werror)
+endif()
 function(sluice_target_warnings target)
   target_compile_options(${target} PRIVATE ${SLUICE_WARNINGS})
 endfunction()

@@ -10,7 +10,7 @@
 #include "common/fingerprint.h"
 #include "common/ids.h"
 #include "common/status_macros.h"
-#include "coordinator/not_leader.h"
+#include "coordinator/leadership/not_leader.h"
 #include "spdlog/spdlog.h"
 
 namespace sluice {

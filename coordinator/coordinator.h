@@ -24,10 +24,10 @@
 #include "common/model.h"
 #include "coordinator/failure_policy.h"
 #include "coordinator/insight/session_report.h"
-#include "coordinator/leader_election.h"
+#include "coordinator/leadership/leader_election.h"
 #include "coordinator/leasing_pause.h"
 #include "coordinator/scheduler.h"
-#include "coordinator/state_store.h"
+#include "coordinator/store/state_store.h"
 #include "coordinator/telemetry_alarm.h"
 
 namespace sluice {

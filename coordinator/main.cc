@@ -18,9 +18,8 @@
 #include "coordinator/grpc/auth.h"
 #include "coordinator/grpc/security.h"
 #include "coordinator/grpc/server.h"
-#include "coordinator/leader_election.h"
-#include "coordinator/redis_state_store.h"
-#include "coordinator/store_factory.h"
+#include "coordinator/leadership/leader_election.h"
+#include "coordinator/store/store_factory.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 
@@ -186,36 +185,24 @@ int main(int argc, char** argv) {
     std::cerr << "sluice-coordinator: --advertise must be HOST:PORT\n";
     return 2;
   }
-  auto store = sluice::OpenStateStore(store_url);
-  if (!store.ok()) {
-    std::cerr << "sluice-coordinator: " << store.status().message() << "\n";
-    return store.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 3;
+  auto opened = sluice::OpenStore(store_url);
+  if (!opened.ok()) {
+    std::cerr << "sluice-coordinator: " << opened.status().message() << "\n";
+    return opened.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 3;
   }
-  sluice::Coordinator coordinator(**store, sluice::SystemClock::Default(), config);
-  // On Redis, several coordinators may share the namespace: one leads, the
-  // others stand by (NOT_SERVING, UNAVAILABLE naming the leader). The
-  // election has its own connection so a renewal never queues behind a long
-  // store call. SQLite: one coordinator per file, always the leader.
-  auto* redis_store = dynamic_cast<sluice::RedisStateStore*>(store->get());
-  std::unique_ptr<sluice::RedisStateStore> election_store;
+  sluice::Coordinator coordinator(*opened->store, sluice::SystemClock::Default(), config);
+  // On a shared store (Redis: the factory hands out a leader lease), several
+  // coordinators may share the namespace: one leads, the others stand by
+  // (NOT_SERVING, UNAVAILABLE naming the leader). SQLite: one coordinator per
+  // file, always the leader.
+  sluice::LeaderLeaseStore* const leader_lease = opened->leader_lease.get();
+  sluice::WriteFence* const write_fence = opened->write_fence;
   std::unique_ptr<sluice::LeaderElection> election;
-  if (redis_store != nullptr) {
-    auto redis_options = sluice::ParseRedisUrl(store_url);
-    absl::StatusOr<std::unique_ptr<sluice::RedisStateStore>> opened =
-        redis_options.ok()
-            ? sluice::RedisStateStore::Open(*redis_options)
-            : absl::StatusOr<std::unique_ptr<sluice::RedisStateStore>>(redis_options.status());
-    if (!opened.ok()) {
-      std::cerr << "sluice-coordinator: " << opened.status().message() << "\n";
-      return 3;
-    }
-    election_store = std::move(*opened);
-    // No write of this process counts until it wins an election.
-    redis_store->SetFencingEpoch(sluice::RedisStateStore::kNeverLeader);
-  }
+  // No write of this process counts until it wins an election.
+  if (write_fence != nullptr) write_fence->SetFencingEpoch(sluice::WriteFence::kNeverLeader);
   sluice::NotCampaigningYet not_campaigning_yet;
   // Before the server starts: its first Tick must already see a standby.
-  if (redis_store != nullptr) coordinator.SetLeadership(&not_campaigning_yet);
+  if (leader_lease != nullptr) coordinator.SetLeadership(&not_campaigning_yet);
   sluice::CoordinatorHost host(coordinator, metrics_listen);
   auto port = host.StartServer(server_options);
   if (!port.ok()) {
@@ -231,7 +218,7 @@ int main(int argc, char** argv) {
   if (*metrics_port) std::cout << "metrics on port " << **metrics_port << std::endl;
   // Tests and scripts read the bound port from this line on stdout.
   std::cout << "listening on port " << *port << std::endl;
-  if (redis_store != nullptr) {
+  if (leader_lease != nullptr) {
     sluice::LeaderElectionOptions election_options;
     election_options.coordinator_id =
         coordinator_id.empty() ? DefaultCoordinatorId() : coordinator_id;
@@ -242,12 +229,12 @@ int main(int argc, char** argv) {
           listen.substr(0, listen.rfind(':') + 1) + std::to_string(*port);
     }
     election_options.lease_ms = leader_lease_ms;
-    election_options.on_elected = [redis_store](int64_t epoch) {
-      redis_store->SetFencingEpoch(epoch);
+    election_options.on_elected = [write_fence](int64_t epoch) {
+      if (write_fence != nullptr) write_fence->SetFencingEpoch(epoch);
     };
     election_options.on_stepped_down = [&coordinator] { coordinator.WakeLeasePolls(); };
     election = std::make_unique<sluice::LeaderElection>(
-        *election_store, sluice::SystemClock::Default(), std::move(election_options));
+        *leader_lease, sluice::SystemClock::Default(), std::move(election_options));
     coordinator.SetLeadership(election.get());
     election->Start();
   }

@@ -1,7 +1,13 @@
-// The worker's main loop: registers, long-polls for leases while it has free
-// slots, runs each phase through its own command template with a
-// ProcessRunner, heartbeats on behalf of running phases, counts telemetry and
-// reports outcomes with retries.
+// The worker's lease loop: registers, long-polls for leases while it has
+// free slots, starts each granted phase on its own thread (PhaseExecutor),
+// heartbeats on behalf of running phases and fences itself when it cannot
+// renew them, and hands each outcome to ReportDelivery. Register and Lease
+// go through a RetryingCoordinatorClient wrapped around the given client.
+//
+// Event-driven: the loop blocks on a Wakeup (through the Clock seam) and runs
+// at once when a phase ends, a drain is requested or a lease call returns;
+// only real timeouts (heartbeat cadence, self-fencing, drain timeout, the
+// --service gate re-check, backoff) wait on the clock.
 //
 // Every finished outcome is written to the on-disk spool (OutcomeSpool) before
 // it is delivered and removed once the coordinator answered it, so neither a
@@ -18,10 +24,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,45 +35,15 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/model.h"
-#include "worker/command_template.h"
 #include "worker/coordinator_client.h"
 #include "worker/outcome_spool.h"
+#include "worker/phase_executor.h"
 #include "worker/process_runner.h"
+#include "worker/report_delivery.h"
+#include "worker/retrying_coordinator_client.h"
+#include "worker/worker_config.h"
 
 namespace sluice {
-
-struct WorkerConfig {
-  std::string worker_id;
-  std::string host;
-  int32_t slots = 1;
-  std::vector<std::string> labels;
-  std::string version;
-  std::optional<CommandTemplate> command;  // required: the worker's own --exec template
-  std::map<std::string, std::string> env;  // --env K=V, passed to every phase
-  std::string workdir;                     // phases run here ("" = current directory)
-  std::string log_dir = ".sluice/logs";    // per-attempt stdout/stderr/telemetry files
-  int64_t grace_ms = 10'000;               // SIGTERM -> SIGKILL
-  int64_t drain_timeout_ms = 60'000;       // how long running phases may finish on SIGTERM
-  int64_t lease_wait_ms = 10'000;          // long-poll bound asked for
-  size_t tail_bytes = 4096;                // stdout/stderr tail kept in a report
-  // Optional: a command printing an integer count of telemetry events, run
-  // before and after each phase; the delta is added to the reported events.
-  // Exact only with one slot (concurrent phases share the counter).
-  std::vector<std::string> telemetry_probe;
-  int64_t report_give_up_ms = 300'000;  // stop retrying a report after this long at shutdown
-  // Finished outcomes not yet answered by the coordinator ("" = LOG_DIR/spool).
-  std::string spool_dir;
-  // Optional gate: while it returns false (e.g. the worker's --service is
-  // unhealthy) the worker leases nothing; running phases go on.
-  std::function<bool()> ready;
-
-  absl::Status Validate() const;
-};
-
-// Maps how a process ended to an attempt outcome. Signals the worker did not
-// send that are "kills" (SIGKILL, SIGTERM, SIGINT, SIGHUP, or a shell's
-// 128+N exit for those) are kKilled: outside kills, not the phase's failure.
-Outcome ClassifyOutcome(const ProcessResult& result);
 
 // The deadline of one heartbeat RPC: at most min(10 s, TTL/2), so a
 // coordinator that silently stops answering (packets dropped, not reset)
@@ -83,6 +57,7 @@ int64_t HeartbeatTimeoutMs(int64_t lease_ttl_ms, int64_t ms_until_fence);
 
 class WorkerAgent {
  public:
+  // `client`, `runner` and `clock` must outlive the agent.
   WorkerAgent(WorkerConfig config, CoordinatorClient& client, ProcessRunner& runner,
               const Clock& clock);
   ~WorkerAgent();
@@ -90,14 +65,11 @@ class WorkerAgent {
   // Blocks until drained or stopped. OK on a clean drain.
   absl::Status Run();
 
-  // Thread-safe; ends a lease long-poll in flight.
-  void RequestDrain() {
-    drain_requested_.store(true);
-    client_.CancelPendingLease();
-  }
+  // Thread-safe; ends a lease long-poll in flight and wakes the loop.
+  void RequestDrain();
 
   // Outcomes this agent reported so far (for tests and logs).
-  int64_t reported() const { return reported_.load(); }
+  int64_t reported() const { return delivery_.delivered(); }
 
  private:
   struct Running {
@@ -107,17 +79,16 @@ class WorkerAgent {
     bool done = false;
   };
 
-  absl::Status RegisterWithRetry();
+  // Registers (retrying transient errors); Cancelled if a drain began first.
+  absl::Status Register();
   void HeartbeatLoop();
   void RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel);
-  AttemptReport Execute(const LeaseGrant& lease, const CancelToken& cancel);
-  // Delivers a spooled report until the coordinator answers it (the spool
-  // file is then removed), rejects it (the file is quarantined), or, while
-  // draining, report_give_up_ms passed (the file stays for the next start).
-  void DeliverReport(const AttemptReport& report);
-  void RedeliverSpooled(std::vector<AttemptReport> reports);
-  std::optional<int64_t> ProbeTelemetry();
-  void ReapFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Joins and forgets finished phases; returns the free slots.
+  int32_t ReapFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool AllDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits up to drain_timeout_ms for running phases, cancels the rest and
+  // joins every phase thread.
+  void Drain();
   void CancelAll(const char* why);
   // Self-fencing: once the lease TTL has passed since the last renewal the
   // coordinator answered was *sent*, every lease this worker holds may have
@@ -126,21 +97,25 @@ class WorkerAgent {
   // True if it was due (and done).
   bool FenceIfExpired();
   int64_t MsUntilFence() const;
-  bool SleepUnlessDraining(int64_t ms);
+  void StopHeartbeats(std::thread& heartbeats);
 
   const WorkerConfig config_;
   CoordinatorClient& client_;
-  ProcessRunner& runner_;
   const Clock& clock_;
   WorkerRegistration registration_;
   // Random per process: prefixes lease request ids (see Run()).
   const std::string incarnation_;
   OutcomeSpool spool_;
+  PhaseExecutor executor_;
+  ReportDelivery delivery_;
 
   std::atomic<bool> drain_requested_{false};
+  Wakeup drain_{Wakeup::Mode::kLatched};  // ends retries of Register and Lease
+  RetryingCoordinatorClient retrying_;
+  // The lease loop's: a phase ended, a drain was requested.
+  Wakeup wake_;
   std::atomic<bool> stop_heartbeats_{false};
-  std::atomic<bool> abandon_delivery_{false};  // a fatal error: leave outcomes in the spool
-  std::atomic<int64_t> reported_{0};
+  Wakeup heartbeat_wake_;  // stop_heartbeats_ was set
   // When the last heartbeat the coordinator answered was sent (clock_).
   std::atomic<int64_t> last_renewal_sent_ms_{0};
   absl::Mutex mu_;

@@ -14,7 +14,7 @@
 #include "coordinator/grpc/metrics_interceptor.h"
 #include "coordinator/grpc/security.h"
 #include "coordinator/grpc/services.h"
-#include "coordinator/not_leader.h"
+#include "coordinator/leadership/not_leader.h"
 #include "spdlog/spdlog.h"
 
 namespace sluice {

@@ -16,7 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/model.h"
-#include "coordinator/state_store.h"
+#include "coordinator/store/state_store.h"
 #include "coordinator/telemetry_alarm.h"
 
 namespace sluice {

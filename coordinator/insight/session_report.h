@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "coordinator/state_store.h"
+#include "coordinator/store/state_store.h"
 #include "coordinator/telemetry_alarm.h"
 
 namespace sluice {

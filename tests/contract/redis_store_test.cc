@@ -20,9 +20,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "coordinator/redis_state_store.h"
-#include "coordinator/sqlite_state_store.h"
-#include "coordinator/store_factory.h"
+#include "coordinator/store/redis/redis_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
+#include "coordinator/store/store_factory.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/contract/state_store_contract.h"
@@ -586,6 +586,55 @@ TEST(RedisStoreTest, ScriptErrorMidCallLeavesNothingBehind) {
   EXPECT_THAT(expired.status().message(), HasSubstr("L2"));
   EXPECT_EQ(Show(store->ListActiveLeases()) + Show(store->ListAttempts("")) +
                 Show(store->GetPhase({"r1", "p1"})) + Show(store->ListRunStats()),
+            before);
+}
+
+// The scripts' integrity checks (INTERNAL replies) come before their first
+// write, like every other refusal: a corrupt keyspace is reported, never
+// made worse.
+TEST(RedisStoreTest, LeaseRefusesALeaseIdAlreadyInUseAndWritesNothing) {
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  std::unique_ptr<RedisStateStore> store = OpenStore(*server);
+  Ok(store->ImportPhases({Spec("r1", "p1"), Spec("r1", "p2")}));
+  Ok(store->LeaseNextInRun(Lease("r1", "L1", kT0)));
+  const std::string before = Show(store->ListActiveLeases()) + Show(store->ListRunStats()) +
+                             Show(store->GetPhase({"r1", "p2"}));
+  absl::StatusOr<std::optional<LeaseGrant>> again = store->LeaseNextInRun(Lease("r1", "L1", kT0));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(again.status().message(), HasSubstr("L1"));
+  EXPECT_EQ(Show(store->ListActiveLeases()) + Show(store->ListRunStats()) +
+                Show(store->GetPhase({"r1", "p2"})),
+            before);
+}
+
+TEST(RedisStoreTest, LeaseRefusesAPendingSetNamingAMissingPhase) {
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  std::unique_ptr<RedisStateStore> store = OpenStore(*server);
+  Ok(store->ImportPhases({Spec("r1", "p1")}));
+  ASSERT_TRUE(server->Command({"DEL", "sluice:phase:2:r1:p1"}).ok());
+  const std::string before = Show(store->ListActiveLeases()) + Show(store->ListRunStats());
+  absl::StatusOr<std::optional<LeaseGrant>> lease = store->LeaseNextInRun(Lease("r1", "L1", kT0));
+  ASSERT_FALSE(lease.ok());
+  EXPECT_EQ(lease.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(lease.status().message(), HasSubstr("missing phase p1"));
+  EXPECT_EQ(Show(store->ListActiveLeases()) + Show(store->ListRunStats()), before);
+}
+
+TEST(RedisStoreTest, ReportRefusesALeaseWhoseAttemptIsAlreadyRecorded) {
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  std::unique_ptr<RedisStateStore> store = OpenStore(*server);
+  Ok(store->ImportPhases({Spec("r1", "p1")}));
+  const LeaseGrant g = *Ok(store->LeaseNextInRun(Lease("r1", "L1", kT0)));
+  ASSERT_TRUE(server->Command({"HSET", "sluice:attempt:L1", "outcome", "failed"}).ok());
+  const std::string before = Show(store->ListActiveLeases()) + Show(store->ListRunStats()) +
+                             Show(store->GetPhase({"r1", "p1"})) + Show(store->ListAttempts(""));
+  absl::StatusOr<ReportResult> report = store->RecordReport(Report(g, Outcome::kSucceeded));
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(report.status().message(), HasSubstr("already recorded"));
+  EXPECT_EQ(Show(store->ListActiveLeases()) + Show(store->ListRunStats()) +
+                Show(store->GetPhase({"r1", "p1"})) + Show(store->ListAttempts("")),
             before);
 }
 

@@ -261,6 +261,29 @@ TEST_P(StateStoreContractTest, ReimportCountsInsertedUpdatedAndUnchanged) {
   EXPECT_EQ(Ok(store().CountPhases()).total(), 3);
 }
 
+TEST_P(StateStoreContractTest, ReimportWithNewPriorityReordersPendingPhases) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1", 0), Spec("r1", "p2", 1)});
+  c.Import({Spec("r1", "p1", 0), Spec("r1", "p2", 1, /*priority=*/5)});
+  EXPECT_EQ(c.MustLease("r1").phase_id, "p2");
+  EXPECT_EQ(c.MustLease("r1").phase_id, "p1");
+}
+
+// A phase re-imported while leased keeps its lease; its new rank applies
+// when it goes back to pending.
+TEST_P(StateStoreContractTest, ReimportOfALeasedPhaseRanksItByTheNewSpecWhenRequeued) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1", 0), Spec("r1", "p2", 1)});
+  LeaseGrant g = c.MustLease("r1");
+  ASSERT_EQ(g.phase_id, "p1");
+  c.Import({Spec("r1", "p1", 0, /*priority=*/-5), Spec("r1", "p2", 1)});
+  EXPECT_EQ(c.Phase("r1", "p1").state, PhaseState::kLeased);
+  ASSERT_EQ(c.Record(g, Outcome::kFailed).phase_state, PhaseState::kPending);
+  EXPECT_EQ(c.Stats("r1").best_pending_priority, 0);
+  EXPECT_EQ(c.MustLease("r1").phase_id, "p2");
+  EXPECT_EQ(c.MustLease("r1").phase_id, "p1");
+}
+
 TEST_P(StateStoreContractTest, ReimportKeepsStateAttemptsAndHistory) {
   Contract c(store());
   c.Import({Spec("r1", "done"), Spec("r1", "retry", 1), Spec("r1", "busy", 2)});
@@ -599,6 +622,107 @@ TEST_P(StateStoreContractTest, CancelledReportRequeuesWithoutSpendingAnAttempt) 
   LeaseGrant again = c.MustLease("r1");
   EXPECT_EQ(again.attempt, 2);
   EXPECT_EQ(c.Record(again, Outcome::kSucceeded, 0, 0, 1).phase_state, PhaseState::kSucceeded);
+}
+
+// A transient failure (the failure policy said counts_as_attempt=false: the
+// worker, not the phase, was at fault) requeues on the requeue budget, never
+// the attempt budget, and fails the phase with its own outcome once the
+// budget is spent.
+TEST_P(StateStoreContractTest, ReportTransientFailureUsesRequeueBudgetAndFailsWhenExhausted) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1")});
+  auto transient = [&](const LeaseGrant& g) {
+    ReportParams p = Contract::Report(g, Outcome::kFailed, 0, 0, kT0 + 1'000, /*max_attempts=*/1);
+    p.counts_as_attempt = false;
+    p.max_requeues_per_phase = 2;
+    return Ok(store().RecordReport(p));
+  };
+  for (int i = 0; i < 2; ++i) {  // requeues 1 and 2: within max 2
+    ReportResult r = transient(c.MustLease("r1"));
+    EXPECT_EQ(r.disposition, ReportDisposition::kAccepted);
+    EXPECT_EQ(r.phase_state, PhaseState::kPending) << "requeue " << i + 1;
+  }
+  PhaseRecord p = c.Phase("r1", "p1");
+  EXPECT_EQ(p.attempts, 0);  // max_attempts=1 would have failed it at once
+  EXPECT_EQ(p.requeues, 2);
+  EXPECT_FALSE(p.final_outcome.has_value());
+
+  ReportResult last = transient(c.MustLease("r1"));
+  EXPECT_EQ(last.disposition, ReportDisposition::kAccepted);
+  EXPECT_EQ(last.phase_state, PhaseState::kFailed);
+  p = c.Phase("r1", "p1");
+  EXPECT_EQ(p.state, PhaseState::kFailed);
+  EXPECT_EQ(p.attempts, 0);
+  EXPECT_EQ(p.requeues, 3);
+  EXPECT_EQ(p.final_outcome, Outcome::kFailed);
+  EXPECT_FALSE(c.Lease("r1").has_value());
+  RunStats stats = c.Stats("r1");
+  EXPECT_EQ(stats.failed, 1);
+  EXPECT_EQ(stats.pending, 0);
+  EXPECT_EQ(stats.attempts, 3);  // every ended attempt counts in the run's figures
+}
+
+TEST_P(StateStoreContractTest, CancelledReportFailsThePhaseAsCancelledOnceOverMaxRequeues) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1")});
+  ReportParams first = Contract::Report(c.MustLease("r1"), Outcome::kCancelled);
+  first.max_requeues_per_phase = 1;
+  EXPECT_EQ(Ok(store().RecordReport(first)).phase_state, PhaseState::kPending);
+  ReportParams second = Contract::Report(c.MustLease("r1"), Outcome::kCancelled);
+  second.max_requeues_per_phase = 1;
+  const ReportResult r = Ok(store().RecordReport(second));
+  EXPECT_EQ(r.disposition, ReportDisposition::kAccepted);
+  EXPECT_EQ(r.phase_state, PhaseState::kFailed);
+  PhaseRecord p = c.Phase("r1", "p1");
+  EXPECT_EQ(p.final_outcome, Outcome::kCancelled);
+  EXPECT_EQ(p.attempts, 0);
+  EXPECT_EQ(p.requeues, 2);
+  EXPECT_EQ(c.Stats("r1").failed, 1);
+  // Cancelled attempts are ours, not the session's work.
+  EXPECT_EQ(Ok(store().CountSessionAttempts("s1")), 0);
+}
+
+// Lost (expiry), cancelled and transient outcomes all draw on one requeue
+// budget per phase, whichever comes first.
+TEST_P(StateStoreContractTest, ExpiryAndRequeuedReportsShareOneRequeueBudget) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1"), Spec("r2", "q1")});
+  // p1: lost, then cancelled (within max 2), then a transient failure spends it.
+  LeaseGrant g = c.MustLease("r1", "w1", kT0);
+  ASSERT_EQ(Ok(store().ExpireLeases(g.expires_at_ms, 2)).size(), 1u);
+  ReportParams cancelled = Contract::Report(c.MustLease("r1"), Outcome::kCancelled);
+  cancelled.max_requeues_per_phase = 2;
+  EXPECT_EQ(Ok(store().RecordReport(cancelled)).phase_state, PhaseState::kPending);
+  ReportParams transient = Contract::Report(c.MustLease("r1"), Outcome::kKilled);
+  transient.counts_as_attempt = false;
+  transient.max_requeues_per_phase = 2;
+  EXPECT_EQ(Ok(store().RecordReport(transient)).phase_state, PhaseState::kFailed);
+  EXPECT_EQ(c.Phase("r1", "p1").final_outcome, Outcome::kKilled);
+  EXPECT_EQ(c.Phase("r1", "p1").requeues, 3);
+
+  // q1: a cancelled report first, then the expiry that spends the budget.
+  ReportParams q_cancelled = Contract::Report(c.MustLease("r2"), Outcome::kCancelled);
+  q_cancelled.max_requeues_per_phase = 1;
+  EXPECT_EQ(Ok(store().RecordReport(q_cancelled)).phase_state, PhaseState::kPending);
+  LeaseGrant q = c.MustLease("r2", "w1", kT0 + 5'000);
+  std::vector<ExpiredLease> expired = Ok(store().ExpireLeases(q.expires_at_ms, 1));
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0].phase_state, PhaseState::kFailed);
+  EXPECT_EQ(c.Phase("r2", "q1").final_outcome, Outcome::kLost);
+  EXPECT_EQ(c.Phase("r2", "q1").requeues, 2);
+}
+
+TEST_P(StateStoreContractTest, DuplicateOfACancelledReportIsDuplicateAndNotLate) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1")});
+  LeaseGrant g = c.MustLease("r1");
+  ASSERT_EQ(c.Record(g, Outcome::kCancelled).phase_state, PhaseState::kPending);
+  const Snapshot before = c.Snap("r1", "p1");
+  const ReportResult dup = c.Record(g, Outcome::kCancelled);
+  EXPECT_EQ(dup.disposition, ReportDisposition::kDuplicate);
+  EXPECT_EQ(dup.phase_state, PhaseState::kPending);
+  ExpectSameSnapshot(before, c.Snap("r1", "p1"));
+  EXPECT_EQ(Ok(store().CountLateReports()), 0);
 }
 
 TEST_P(StateStoreContractTest, DuplicateReportIsAnsweredAndChangesNothing) {
@@ -1038,6 +1162,16 @@ TEST_P(StateStoreContractTest, LatestSessionPrefersActiveThenNewestStarted) {
   EXPECT_EQ(Ok(store().LatestSession())->session_id, "active");
   Ok(store().EndSession("active", SessionState::kStopped, kT0 + 400, ""));
   EXPECT_EQ(Ok(store().LatestSession())->session_id, "newest");
+}
+
+TEST_P(StateStoreContractTest, LatestSessionBreaksStartTimeTiesByCreationOrder) {
+  SessionRecord first = Session("b-first", kT0);
+  first.state = SessionState::kFinished;
+  SessionRecord second = Session("a-second", kT0);
+  second.state = SessionState::kStopped;
+  Ok(store().CreateSession(first));
+  Ok(store().CreateSession(second));
+  EXPECT_EQ(Ok(store().LatestSession())->session_id, "a-second");
 }
 
 // ---------------------------------------------------------------------------

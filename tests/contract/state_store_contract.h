@@ -1,4 +1,4 @@
-// The one contract every StateStore passes (coordinator/state_store.h).
+// The one contract every StateStore passes (coordinator/store/state_store.h).
 //
 // The TEST_P bodies live in state_store_contract.cc, compiled once into the
 // OBJECT library `sluice_store_contract` (tests/CMakeLists.txt). A backend
@@ -29,7 +29,7 @@
 #include <ostream>
 #include <string>
 
-#include "coordinator/state_store.h"
+#include "coordinator/store/state_store.h"
 #include "gtest/gtest.h"
 
 namespace sluice::contract {

@@ -11,7 +11,7 @@
 #include <string>
 #include <utility>
 
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/failing_state_store.h"

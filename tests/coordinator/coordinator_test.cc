@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/fingerprint.h"
 #include "coordinator/insight/session_report.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/failing_state_store.h"

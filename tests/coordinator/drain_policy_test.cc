@@ -13,7 +13,7 @@
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/failure_policy.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -1,7 +1,7 @@
 // LeaderElection's logic against an in-memory lease with the same semantics
 // as the Redis scripts (TTL on a FakeClock, durable epoch counter). The real
 // Redis lease is tested in tests/contract/redis_store_test.cc.
-#include "coordinator/leader_election.h"
+#include "coordinator/leadership/leader_election.h"
 
 #include <gtest/gtest.h>
 
@@ -11,8 +11,8 @@
 #include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
-#include "coordinator/not_leader.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/leadership/not_leader.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 
 namespace sluice {
 namespace {

@@ -15,24 +15,27 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/e2e/e2e_support.h"
+#include "tests/testing/process.h"
 #include "tests/testing/test_env.h"
+#include "tests/testing/wait.h"
 
 namespace sluice {
 namespace {
 
+using ::sluice::e2e::AttemptKeys;
 using ::sluice::e2e::CommandResult;
+using ::sluice::e2e::ExpectOneFinalOutcomeEach;
 using ::sluice::e2e::Ledger;
-using ::sluice::e2e::ProcessGone;
-using ::sluice::e2e::WaitExit;
-using ::sluice::e2e::WaitFor;
 using ::sluice::testing::BinPath;
+using ::sluice::testing::ProcessGone;
 using ::sluice::testing::ReadFile;
 using ::sluice::testing::SourceDir;
+using ::sluice::testing::WaitUntil;
 using ::sluice::testing::WriteFile;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
@@ -76,35 +79,6 @@ class DrainE2ETest : public e2e::ProcessTest {
     auto attempts = store.ListAttempts("");
     EXPECT_TRUE(attempts.ok()) << attempts.status();
     return attempts.ok() ? *attempts : std::vector<AttemptRecord>();
-  }
-
-  static std::map<Ledger::Key, int> AttemptKeys(const std::vector<AttemptRecord>& attempts) {
-    std::map<Ledger::Key, int> keys;
-    for (const AttemptRecord& a : attempts) ++keys[{a.run_id, a.phase_id, a.attempt}];
-    return keys;
-  }
-
-  // Every phase has at most one succeeded attempt, and a succeeded phase
-  // exactly one, its last; a failed phase none.
-  static void ExpectOneFinalOutcomeEach(StateStore& store,
-                                        const std::vector<AttemptRecord>& attempts) {
-    std::map<PhaseKey, std::vector<const AttemptRecord*>> by_phase;
-    for (const AttemptRecord& a : attempts) by_phase[{a.run_id, a.phase_id}].push_back(&a);
-    for (const auto& [key, list] : by_phase) {
-      SCOPED_TRACE(key.run_id + "/" + key.phase_id);
-      auto phase = store.GetPhase(key);
-      ASSERT_TRUE(phase.ok() && phase->has_value());
-      ASSERT_TRUE(IsFinal((*phase)->state)) << PhaseStateName((*phase)->state);
-      int successes = 0;
-      for (const AttemptRecord* a : list) successes += a->outcome == Outcome::kSucceeded ? 1 : 0;
-      if ((*phase)->state == PhaseState::kSucceeded) {
-        EXPECT_EQ(successes, 1);
-        EXPECT_EQ(list.back()->outcome, Outcome::kSucceeded);
-      } else {
-        EXPECT_EQ(successes, 0);
-        EXPECT_EQ((*phase)->final_outcome, list.back()->outcome);
-      }
-    }
   }
 };
 
@@ -221,7 +195,8 @@ TEST_F(DrainE2ETest, KilledWorkersPhaseIsLostThenReleasedToAnotherWorkerAfterThe
             0);
 
   const pid_t worker_a = StartWorker(address, "e2e-a", 1, ExampleExec());
-  ASSERT_TRUE(WaitFor([&] { return !Ledger::Read(ledger_).starts.empty(); }, milliseconds(10'000)));
+  ASSERT_TRUE(
+      WaitUntil([&] { return !Ledger::Read(ledger_).starts.empty(); }, milliseconds(10'000)));
   const Ledger::Line first = Ledger::Read(ledger_).lines.front();
   ASSERT_TRUE(first.start);
   const auto& [run_id, phase_id, attempt] = first.key;
@@ -395,12 +370,10 @@ TEST_F(DrainE2ETest, CtrlCKeepsStateAndTheSameCommandResumes) {
                                             "--json"};
   const pid_t first = StartChild(command, "first-drain");
   ASSERT_GT(first, 0);
-  ASSERT_TRUE(WaitFor([&] { return !Ledger::Read(ledger_).ends.empty(); }, milliseconds(15'000)))
+  ASSERT_TRUE(WaitUntil([&] { return !Ledger::Read(ledger_).ends.empty(); }, milliseconds(15'000)))
       << ReadFile(dir_.File("first-drain.err"));
-  ::kill(first, SIGINT);
-  const std::optional<int> code = WaitExit(first, milliseconds(15'000));
+  const std::optional<int> code = StopChild(first, SIGINT, milliseconds(15'000));
   ASSERT_TRUE(code.has_value()) << "sluice drain ignored SIGINT";
-  std::erase(children_, first);
   EXPECT_EQ(*code, 130) << ReadFile(dir_.File("first-drain.err"));
 
   const nlohmann::json kept = Status({"--store", store_url});
@@ -454,7 +427,7 @@ TEST_F(DrainE2ETest, TelemetryLossPausesTheDrainUntilAnOperatorResumes) {
       "silent-drain");
   ASSERT_GT(drain, 0);
   nlohmann::json status;
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         status = Status({"--store", store_url});
         return status.value("leasing_paused", false) || ProcessGone(drain);
@@ -466,7 +439,7 @@ TEST_F(DrainE2ETest, TelemetryLossPausesTheDrainUntilAnOperatorResumes) {
       << ReadFile(dir_.File("silent-drain.err"));
   EXPECT_THAT(status.value("paused_reason", ""), HasSubstr("telemetry loss: telemetry looks lost"));
   // The drain notices the pause on its next status poll (every 200 ms).
-  EXPECT_TRUE(WaitFor(
+  EXPECT_TRUE(WaitUntil(
       [&] {
         return ReadFile(dir_.File("silent-drain.err")).find("leasing paused: telemetry loss") !=
                std::string::npos;
@@ -475,7 +448,7 @@ TEST_F(DrainE2ETest, TelemetryLossPausesTheDrainUntilAnOperatorResumes) {
       << ReadFile(dir_.File("silent-drain.err"));
 
   // Leasing stopped: once the running phase is done nothing else starts.
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         return Status({"--store", store_url})["active_leases"].empty();
       },
@@ -491,12 +464,10 @@ TEST_F(DrainE2ETest, TelemetryLossPausesTheDrainUntilAnOperatorResumes) {
   EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_THAT(resumed.out, HasSubstr("resumed leasing of session"));
   EXPECT_TRUE(
-      WaitFor([&] { return Ledger::Read(ledger_).ends.size() > ended; }, milliseconds(10'000)));
+      WaitUntil([&] { return Ledger::Read(ledger_).ends.size() > ended; }, milliseconds(10'000)));
 
-  ::kill(drain, SIGTERM);
-  const std::optional<int> code = WaitExit(drain, milliseconds(15'000));
+  const std::optional<int> code = StopChild(drain, SIGTERM, milliseconds(15'000));
   ASSERT_TRUE(code.has_value());
-  std::erase(children_, drain);
   EXPECT_EQ(*code, 130);
 }
 
@@ -569,7 +540,7 @@ TEST_F(DrainE2ETest, WorkerServiceStartsOnceGatesLeasingAndStopsWithTheWorker) {
                                    "info"},
                                   "svc-worker");
   ASSERT_GT(worker, 0);
-  ASSERT_TRUE(WaitFor([&] { return !ReadFile(pids).empty(); }, milliseconds(10'000)));
+  ASSERT_TRUE(WaitUntil([&] { return !ReadFile(pids).empty(); }, milliseconds(10'000)));
   // Running but unhealthy: nothing is leased.
   std::this_thread::sleep_for(milliseconds(1'500));
   EXPECT_TRUE(Ledger::Read(ledger_).starts.empty());
@@ -584,7 +555,7 @@ TEST_F(DrainE2ETest, WorkerServiceStartsOnceGatesLeasingAndStopsWithTheWorker) {
   EXPECT_FALSE(ProcessGone(service));
 
   EXPECT_EQ(StopChild(worker, SIGTERM), 0);
-  EXPECT_TRUE(WaitFor([&] { return ProcessGone(service); }, milliseconds(5'000)))
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(service); }, milliseconds(5'000)))
       << "the service outlived its worker";
 }
 
@@ -610,8 +581,8 @@ TEST_F(DrainE2ETest, WorkerExitsWhenItsServiceNeverBecomesHealthy) {
 }
 
 // On a terminal `sluice drain` redraws one progress line; in a pipe it
-// prints plain log lines. The terminal is a pseudo-terminal from script(1),
-// run through /bin/sh with exec (see watch_test.cc).
+// prints plain log lines. The terminal is a pseudo-terminal from script(1)
+// (tests/testing/process.h's InPty).
 TEST_F(DrainE2ETest, ProgressIsABarOnATerminalAndPlainLinesOtherwise) {
   const std::string backlog = dir_.File("bar.jsonl");
   WriteFile(backlog, Backlog("r-bar", 6, 0));
@@ -619,8 +590,8 @@ TEST_F(DrainE2ETest, ProgressIsABarOnATerminalAndPlainLinesOtherwise) {
       absl::StrCat(BinPath("sluice"), " drain ", backlog, " --workers 1 --exec \"",
                    ExampleExec(" --scale 0.3"), "\" --env TELEMETRY_DB_ENABLED=1 --grace-seconds 1",
                    " --store sqlite://", dir_.File("bar/state.db"));
-  const std::string pty = absl::StrCat("env SHELL=/bin/sh script -qfec 'exec ", drain,
-                                       "' /dev/null > ", dir_.File("bar.tty"), " 2>&1");
+  const std::string pty =
+      absl::StrCat(sluice::testing::InPty(drain), " > ", dir_.File("bar.tty"), " 2>&1");
   ASSERT_EQ(std::system(pty.c_str()), 0) << ReadFile(dir_.File("bar.tty"));
   const std::string tty = ReadFile(dir_.File("bar.tty"));
   EXPECT_THAT(tty, HasSubstr("\r\033[K["));  // redrawn in place

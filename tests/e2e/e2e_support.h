@@ -1,121 +1,41 @@
-// Helpers for end-to-end tests that run the built binaries as processes:
-// posix_spawn with output to files, bounded waits, and the ledger that
-// sluice-example-phase writes; the ProcessTest fixture (children, the sluice
-// CLI, coordinator and worker start-up) and ExpectStoreMatchesLedger, the
-// accounting every fault test ends with.
+// Helpers for end-to-end tests that run the built binaries as processes: the
+// ledger that sluice-example-phase writes; the ProcessTest fixture (children,
+// the sluice CLI, coordinator and worker start-up) that every e2e fixture
+// derives from; and ExpectStoreMatchesLedger, the accounting every fault test
+// ends with. Spawning, bounded waits and process checks are the shared ones
+// in tests/testing/process.h and tests/testing/wait.h.
 #pragma once
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <functional>
-#include <iterator>
 #include <map>
 #include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "coordinator/state_store.h"
+#include "coordinator/store/state_store.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/process.h"
 #include "tests/testing/test_env.h"
-
-extern char** environ;
+#include "tests/testing/wait.h"
 
 namespace sluice::e2e {
 
+using ::sluice::testing::ProcessGone;
+using ::sluice::testing::WaitExit;
+using ::sluice::testing::WaitUntil;
 using std::chrono::milliseconds;
-
-inline bool WaitFor(const std::function<bool()>& condition, milliseconds timeout,
-                    milliseconds poll = milliseconds(50)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(poll);
-  }
-  return true;
-}
-
-// Starts `argv` with stdin from /dev/null and stdout/stderr to files, with
-// default signal dispositions; returns the pid (0 on failure).
-inline pid_t Spawn(const std::vector<std::string>& argv, const std::string& stdout_path,
-                   const std::string& stderr_path) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t empty;
-  sigemptyset(&empty);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  sigset_t defaults;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGINT);
-  sigaddset(&defaults, SIGTERM);
-  sigaddset(&defaults, SIGPIPE);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, args[0], &actions, &attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  return rc == 0 ? pid : 0;
-}
-
-// Exit code as a shell reports it: 128+N for a death by signal N.
-inline int DecodeWaitStatus(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
-}
-
-// Waits for `pid` to exit; nullopt when it is still running at the deadline.
-inline std::optional<int> WaitExit(pid_t pid, milliseconds timeout) {
-  std::optional<int> code;
-  WaitFor(
-      [&] {
-        int status = 0;
-        const pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) code = DecodeWaitStatus(status);
-        if (r < 0) code = -1;
-        return code.has_value();
-      },
-      timeout, milliseconds(20));
-  return code;
-}
-
-// Gone: no such process, or a zombie.
-inline bool ProcessGone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  if (content.empty()) return true;
-  const size_t paren = content.rfind(')');
-  return paren != std::string::npos && paren + 2 < content.size() && content[paren + 2] == 'Z';
-}
 
 // What sluice-example-phase wrote: "start R P A PID" and "end R P A ok|fail N".
 struct Ledger {
@@ -168,7 +88,9 @@ struct Ledger {
       if (!line.start || pid <= 0 || ProcessGone(pid)) continue;
       const std::string cmdline =
           sluice::testing::ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
-      if (cmdline.find("sluice-example-phase") != std::string::npos) ::kill(-pid, SIGKILL);
+      if (cmdline.find("sluice-example-phase") != std::string::npos) {
+        sluice::testing::KillProcessGroup(pid);
+      }
     }
   }
 };
@@ -232,11 +154,7 @@ class ProcessTest : public ::testing::Test {
   void SetUp() override { ledger_ = dir_.File("ledger.txt"); }
 
   void TearDown() override {
-    for (auto it = children_.rbegin(); it != children_.rend(); ++it) {
-      ::kill(*it, SIGKILL);
-      WaitExit(*it, milliseconds(5'000));
-    }
-    children_.clear();
+    while (!children_.empty()) KillChild(children_.back());
     Ledger::Read(ledger_).KillOrphans();
     if (const char* keep = std::getenv("SLUICE_KEEP_E2E"); keep != nullptr) {
       const std::string to =
@@ -247,10 +165,20 @@ class ProcessTest : public ::testing::Test {
   }
 
   pid_t StartChild(const std::vector<std::string>& argv, const std::string& name) {
-    const pid_t pid = Spawn(argv, dir_.File(name + ".out"), dir_.File(name + ".err"));
+    const pid_t pid =
+        sluice::testing::Spawn(argv, dir_.File(name + ".out"), dir_.File(name + ".err"));
     EXPECT_GT(pid, 0) << "cannot start " << argv[0];
     if (pid > 0) children_.push_back(pid);
     return pid;
+  }
+
+  // SIGKILLs `pid` and reaps it; false when it is still there after 5 s.
+  // Either way it is no longer one of the children.
+  bool KillChild(pid_t pid) {
+    ::kill(pid, SIGKILL);
+    const bool reaped = WaitExit(pid, milliseconds(5'000)).has_value();
+    std::erase(children_, pid);
+    return reaped;
   }
 
   // Sends `sig`, waits up to `timeout`, then SIGKILLs (a test failure).
@@ -311,7 +239,7 @@ class ProcessTest : public ::testing::Test {
 
   // Tolerates a coordinator that is restarting.
   bool WaitSessionDone(const std::string& address, milliseconds timeout) {
-    return WaitFor(
+    return WaitUntil(
         [&] {
           return Status({"--coordinator", address}, /*expect_ok=*/false)
               .value("session_done", false);
@@ -330,7 +258,7 @@ class ProcessTest : public ::testing::Test {
     coordinator_pid_ = StartChild(argv, name);
     std::string bound;
     const std::regex listening("listening on port ([0-9]+)");
-    WaitFor(
+    WaitUntil(
         [&] {
           std::smatch m;
           const std::string out = sluice::testing::ReadFile(dir_.File(name + ".out"));
@@ -380,6 +308,18 @@ class ProcessTest : public ::testing::Test {
   std::string Log(const std::string& name) const {
     return sluice::testing::ReadFile(dir_.File(name + ".err"));
   }
+  bool LogHas(const std::string& name, const std::string& text) const {
+    return absl::StrContains(Log(name), text);
+  }
+
+  // Attempts the ledger has seen start, and end.
+  size_t LedgerStarts() const { return Ledger::Read(ledger_).starts.size(); }
+  size_t LedgerEnds() const { return Ledger::Read(ledger_).ends.size(); }
+
+  // PORT of "HOST:PORT".
+  static int PortOf(const std::string& address) {
+    return std::stoi(address.substr(address.rfind(':') + 1));
+  }
 
   sluice::testing::ScratchDir dir_;
   std::string ledger_;
@@ -387,6 +327,42 @@ class ProcessTest : public ::testing::Test {
   pid_t coordinator_pid_ = 0;
   int commands_ = 0;
 };
+
+// Every phase with attempts is final with exactly one final outcome: a
+// succeeded phase has one succeeded attempt, its last; a failed phase none,
+// and its final outcome is its last attempt's. `attempts` in the store's
+// order (by end). Returns the sum of those phases' telemetry events.
+inline int64_t ExpectOneFinalOutcomeEach(StateStore& store,
+                                         const std::vector<AttemptRecord>& attempts) {
+  std::map<PhaseKey, std::vector<const AttemptRecord*>> by_phase;
+  for (const AttemptRecord& a : attempts) by_phase[{a.run_id, a.phase_id}].push_back(&a);
+  int64_t phase_events = 0;
+  for (const auto& [key, list] : by_phase) {
+    SCOPED_TRACE(key.run_id + "/" + key.phase_id);
+    auto phase = store.GetPhase(key);
+    EXPECT_TRUE(phase.ok() && phase->has_value());
+    if (!phase.ok() || !phase->has_value()) continue;
+    phase_events += (*phase)->telemetry_events;
+    EXPECT_TRUE(IsFinal((*phase)->state)) << PhaseStateName((*phase)->state);
+    int successes = 0;
+    for (const AttemptRecord* a : list) successes += a->outcome == Outcome::kSucceeded ? 1 : 0;
+    if ((*phase)->state == PhaseState::kSucceeded) {
+      EXPECT_EQ(successes, 1);
+      EXPECT_EQ(list.back()->outcome, Outcome::kSucceeded);
+    } else {
+      EXPECT_EQ(successes, 0);
+      EXPECT_EQ((*phase)->final_outcome, list.back()->outcome);
+    }
+  }
+  return phase_events;
+}
+
+// Attempts by (run, phase, attempt) with how often each is recorded.
+inline std::map<Ledger::Key, int> AttemptKeys(const std::vector<AttemptRecord>& attempts) {
+  std::map<Ledger::Key, int> keys;
+  for (const AttemptRecord& a : attempts) ++keys[{a.run_id, a.phase_id, a.attempt}];
+  return keys;
+}
 
 struct Accounting {
   int64_t attempts = 0;
@@ -415,12 +391,7 @@ inline Accounting ExpectStoreMatchesLedger(StateStore& store, const Ledger& ledg
   acc.attempts = static_cast<int64_t>(attempts.size());
   acc.ledger_starts = static_cast<int64_t>(ledger.starts.size());
 
-  std::map<Ledger::Key, int> recorded;
-  std::map<PhaseKey, std::vector<const AttemptRecord*>> by_phase;
-  for (const AttemptRecord& a : attempts) {
-    ++recorded[{a.run_id, a.phase_id, a.attempt}];
-    by_phase[{a.run_id, a.phase_id}].push_back(&a);
-  }
+  const std::map<Ledger::Key, int> recorded = AttemptKeys(attempts);
   for (const auto& [key, n] : recorded) {
     EXPECT_EQ(n, 1) << std::get<0>(key) << "/" << std::get<1>(key) << "#" << std::get<2>(key)
                     << " recorded " << n << " times";
@@ -455,24 +426,7 @@ inline Accounting ExpectStoreMatchesLedger(StateStore& store, const Ledger& ledg
   }
   EXPECT_EQ(run_events, acc.events);
   EXPECT_EQ(run_attempts, acc.attempts);
-  int64_t phase_events = 0;
-  for (const auto& [key, list] : by_phase) {
-    SCOPED_TRACE(key.run_id + "/" + key.phase_id);
-    auto phase = store.GetPhase(key);
-    EXPECT_TRUE(phase.ok() && phase->has_value());
-    if (!phase.ok() || !phase->has_value()) continue;
-    phase_events += (*phase)->telemetry_events;
-    EXPECT_TRUE(IsFinal((*phase)->state)) << PhaseStateName((*phase)->state);
-    int successes = 0;
-    for (const AttemptRecord* a : list) successes += a->outcome == Outcome::kSucceeded ? 1 : 0;
-    if ((*phase)->state == PhaseState::kSucceeded) {
-      EXPECT_EQ(successes, 1);
-      EXPECT_EQ(list.back()->outcome, Outcome::kSucceeded);
-    } else {
-      EXPECT_EQ(successes, 0);
-      EXPECT_EQ((*phase)->final_outcome, list.back()->outcome);
-    }
-  }
+  const int64_t phase_events = ExpectOneFinalOutcomeEach(store, attempts);
   EXPECT_EQ(phase_events, acc.events);
   return acc;
 }

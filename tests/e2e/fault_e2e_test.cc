@@ -37,25 +37,26 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/e2e/e2e_support.h"
+#include "tests/testing/process.h"
 #include "tests/testing/tcp_proxy.h"
 #include "tests/testing/test_env.h"
+#include "tests/testing/wait.h"
 
 namespace sluice {
 namespace {
 
 using ::sluice::e2e::Ledger;
-using ::sluice::e2e::ProcessGone;
 using ::sluice::e2e::SpooledLeaseIds;
-using ::sluice::e2e::WaitExit;
-using ::sluice::e2e::WaitFor;
 using ::sluice::e2e::WorkerSpec;
+using ::sluice::testing::ProcessGone;
 using ::sluice::testing::ReadFile;
 using ::sluice::testing::TcpProxy;
+using ::sluice::testing::WaitUntil;
 using ::sluice::testing::WriteFile;
 using std::chrono::milliseconds;
 using ::testing::HasSubstr;
@@ -140,13 +141,38 @@ class FaultE2ETest : public e2e::ProcessTest {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
-  size_t LedgerStarts() const { return Ledger::Read(ledger_).starts.size(); }
-  size_t LedgerEnds() const { return Ledger::Read(ledger_).ends.size(); }
-
   std::unique_ptr<SqliteStateStore> OpenStore() {
     auto store = SqliteStateStore::Open(StorePath());
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? std::move(*store) : nullptr;
+  }
+
+  // One phase behind a proxy, as the link-fault tests start: a coordinator
+  // (lease TTL `lease_ttl_ms`) on which `run_id`/p1-slow is imported with
+  // --phase-timeout-seconds `phase_timeout_s`, a TcpProxy in front of it, and
+  // a one-slot worker `worker_id` (sluice-example-phase`exec_flags`) that
+  // reaches the coordinator only through the proxy. Returns once that
+  // worker's phase has started; a fatal failure otherwise.
+  struct OnePhaseBehindAProxy {
+    std::string address;              // the coordinator, direct
+    std::unique_ptr<TcpProxy> proxy;  // in front of it
+    pid_t worker = 0;
+    Ledger::Line start;  // the ledger's start line of the worker's phase
+  };
+  void StartOnePhaseBehindAProxy(const std::string& run_id, int64_t lease_ttl_ms,
+                                 int phase_timeout_s, const std::string& worker_id,
+                                 const std::string& exec_flags, OnePhaseBehindAProxy* out) {
+    out->address = StartCoordinator("coordinator", "0", lease_ttl_ms);
+    ASSERT_FALSE(out->address.empty());
+    ImportAndStart(out->address, BacklogLines(run_id, {"p1-slow"}),
+                   {"--phase-timeout-seconds", std::to_string(phase_timeout_s)});
+    auto proxy = TcpProxy::Start(PortOf(out->address));
+    ASSERT_TRUE(proxy.ok()) << proxy.status();
+    out->proxy = std::move(*proxy);
+    out->worker =
+        StartWorker(WorkerSpec(worker_id, out->proxy->address(), ExampleExec(exec_flags)).Slots(1));
+    ASSERT_TRUE(WaitUntil([&] { return LedgerStarts() == 1; }, milliseconds(10'000)));
+    out->start = Ledger::Read(ledger_).lines.front();
   }
 
   // Ledger start lines of attempts still running (start without end).
@@ -173,12 +199,12 @@ TEST_F(FaultE2ETest, SigtermDrainReportsFinishedPhasesAndCancelsThoseThatOutlast
                                         .Slots(2)
                                         .DrainTimeout(1)
                                         .LogLevel("info"));
-  ASSERT_TRUE(WaitFor([&] { return LedgerStarts() == 2; }, milliseconds(10'000)));
+  ASSERT_TRUE(WaitUntil([&] { return LedgerStarts() == 2; }, milliseconds(10'000)));
   const pid_t fin_pid = StartWorker(WorkerSpec("finisher", address, ExampleExec(" --scale 2"))
                                         .Slots(2)
                                         .DrainTimeout(20)
                                         .LogLevel("info"));
-  ASSERT_TRUE(WaitFor([&] { return LedgerStarts() == 4; }, milliseconds(10'000)));
+  ASSERT_TRUE(WaitUntil([&] { return LedgerStarts() == 4; }, milliseconds(10'000)));
   const std::vector<Ledger::Line> running = Unfinished(Ledger::Read(ledger_));
   ASSERT_THAT(running, SizeIs(4)) << "a phase ended before the SIGTERM; the test needs 4 running";
 
@@ -256,28 +282,22 @@ TEST_F(FaultE2ETest, SigtermDrainReportsFinishedPhasesAndCancelsThoseThatOutlast
 
 TEST_F(FaultE2ETest, WorkerCutOffLongerThanTheTtlFencesItselfAndItsLateReportChangesNothing) {
   constexpr int64_t kTtlMs = 1'500;
-  const std::string address = StartCoordinator("coordinator", "0", kTtlMs);
-  ASSERT_FALSE(address.empty());
-  ImportAndStart(address, BacklogLines("r-cut", {"p1-slow"}), {"--phase-timeout-seconds", "120"});
-  auto proxy = TcpProxy::Start(std::stoi(address.substr(address.rfind(':') + 1)));
-  ASSERT_TRUE(proxy.ok()) << proxy.status();
-
   // Worker A reaches the coordinator only through the proxy; its phase runs
   // 15-30 s, far longer than the test.
-  const pid_t a =
-      StartWorker(WorkerSpec("cut-a", (*proxy)->address(), ExampleExec(" --scale 10")).Slots(1));
-  ASSERT_TRUE(WaitFor([&] { return LedgerStarts() == 1; }, milliseconds(10'000)));
-  const Ledger::Line a_start = Ledger::Read(ledger_).lines.front();
+  OnePhaseBehindAProxy setup;
+  ASSERT_NO_FATAL_FAILURE(
+      StartOnePhaseBehindAProxy("r-cut", kTtlMs, 120, "cut-a", " --scale 10", &setup));
+  const auto& [address, proxy, a, a_start] = setup;
   ASSERT_EQ(std::get<2>(a_start.key), 1);
   const auto a_phase_pid = static_cast<pid_t>(a_start.number);
 
-  (*proxy)->Pause();
+  proxy->Pause();
   // Worker B, connected directly, waits for the phase.
   const pid_t b = StartWorker(WorkerSpec("cut-b", address, ExampleExec(" --scale 0.2")).Slots(1));
 
   // A cannot renew its lease: once the TTL has passed since its last good
   // heartbeat it kills its own phase, so no clone runs beside the retry.
-  ASSERT_TRUE(WaitFor([&] { return ProcessGone(a_phase_pid); }, milliseconds(kTtlMs + 8'000)))
+  ASSERT_TRUE(WaitUntil([&] { return ProcessGone(a_phase_pid); }, milliseconds(kTtlMs + 8'000)))
       << "worker A did not fence itself: " << Log("cut-a");
   EXPECT_THAT(Log("cut-a"), HasSubstr("could not renew leases within the TTL"));
   // The lease expires (`lost`) and B completes the phase as attempt 2.
@@ -286,9 +306,9 @@ TEST_F(FaultE2ETest, WorkerCutOffLongerThanTheTtlFencesItselfAndItsLateReportCha
   // A's cancelled outcome waits in its spool while the cut lasts.
   EXPECT_THAT(SpooledLeaseIds(SpoolDir("cut-a")), SizeIs(1));
 
-  (*proxy)->Resume();
-  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(Log("cut-a"), "answered late"); },
-                      milliseconds(20'000)))
+  proxy->Resume();
+  ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(Log("cut-a"), "answered late"); },
+                        milliseconds(20'000)))
       << "A's report was not delivered after the cut: " << Log("cut-a");
   EXPECT_THAT(SpooledLeaseIds(SpoolDir("cut-a")), IsEmpty());
   // Operators see it: `sluice status` (text and JSON) and the session report.
@@ -305,7 +325,7 @@ TEST_F(FaultE2ETest, WorkerCutOffLongerThanTheTtlFencesItselfAndItsLateReportCha
   EXPECT_EQ(StopChild(a, SIGTERM), 0) << Log("cut-a");
   EXPECT_EQ(StopChild(b, SIGTERM), 0) << Log("cut-b");
   EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);
-  EXPECT_GE((*proxy)->reset(), 1);
+  EXPECT_GE(proxy->reset(), 1);
 
   auto store = OpenStore();
   ASSERT_NE(store, nullptr);
@@ -352,27 +372,21 @@ TEST_F(FaultE2ETest, WorkerCutOffLongerThanTheTtlFencesItselfAndItsLateReportCha
 TEST_F(FaultE2ETest, WorkerInABlackHoleFencesItselfWithinTheLeaseTtl) {
   constexpr int64_t kTtlMs = 2'000;
   constexpr int64_t kSlackMs = 1'500;  // polling, SIGTERM, a loaded 2-core CI box
-  const std::string address = StartCoordinator("coordinator", "0", kTtlMs);
-  ASSERT_FALSE(address.empty());
-  ImportAndStart(address, BacklogLines("r-hole", {"p1-slow"}), {"--phase-timeout-seconds", "120"});
-  auto proxy = TcpProxy::Start(std::stoi(address.substr(address.rfind(':') + 1)));
-  ASSERT_TRUE(proxy.ok()) << proxy.status();
-
-  const pid_t a =
-      StartWorker(WorkerSpec("hole-a", (*proxy)->address(), ExampleExec(" --scale 10")).Slots(1));
-  ASSERT_TRUE(WaitFor([&] { return LedgerStarts() == 1; }, milliseconds(10'000)));
-  const Ledger::Line a_start = Ledger::Read(ledger_).lines.front();
+  OnePhaseBehindAProxy setup;
+  ASSERT_NO_FATAL_FAILURE(
+      StartOnePhaseBehindAProxy("r-hole", kTtlMs, 120, "hole-a", " --scale 10", &setup));
+  const auto& [address, proxy, a, a_start] = setup;
   const auto a_phase_pid = static_cast<pid_t>(a_start.number);
 
   const int64_t cut_ms = WallMs();
-  (*proxy)->BlackHole();
+  proxy->BlackHole();
   const pid_t b = StartWorker(WorkerSpec("hole-b", address, ExampleExec(" --scale 0.2")).Slots(1));
 
   // Polls both events; "gone" is read before "started", so gone_ms <=
   // started_ms when A was gone before B's attempt began.
   int64_t gone_ms = 0;
   int64_t b_started_ms = 0;
-  WaitFor(
+  WaitUntil(
       [&] {
         if (gone_ms == 0 && ProcessGone(a_phase_pid)) gone_ms = WallMs();
         if (b_started_ms == 0 && LedgerStarts() == 2) b_started_ms = WallMs();
@@ -389,13 +403,13 @@ TEST_F(FaultE2ETest, WorkerInABlackHoleFencesItselfWithinTheLeaseTtl) {
   EXPECT_THAT(Log("hole-a"), HasSubstr("DEADLINE_EXCEEDED"));
   ASSERT_NE(b_started_ms, 0) << "the phase was not re-leased: " << Log("hole-b");
   EXPECT_LE(gone_ms, b_started_ms + 250) << "A's phase outlived the start of the retry";
-  EXPECT_EQ((*proxy)->reset(), 0) << "a black hole resets nothing";
+  EXPECT_EQ(proxy->reset(), 0) << "a black hole resets nothing";
 
   ASSERT_TRUE(WaitSessionDone(address, milliseconds(20'000))) << Log("hole-b");
   // The link comes back: A's held and spooled report arrives, late.
-  (*proxy)->Resume();
-  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(Log("hole-a"), "answered late"); },
-                      milliseconds(30'000)))
+  proxy->Resume();
+  ASSERT_TRUE(WaitUntil([&] { return absl::StrContains(Log("hole-a"), "answered late"); },
+                        milliseconds(30'000)))
       << "A's report was not delivered after the black hole: " << Log("hole-a");
   EXPECT_EQ(StopChild(a, SIGTERM), 0) << Log("hole-a");
   EXPECT_EQ(StopChild(b, SIGTERM), 0) << Log("hole-b");
@@ -425,15 +439,12 @@ TEST_F(FaultE2ETest, CoordinatorKilledMidDrainRestartsOnTheSameSqliteFileAndNoth
   const pid_t w1 = StartWorker(WorkerSpec("w1", address, ExampleExec(" --scale 0.8")));
   const pid_t w2 = StartWorker(WorkerSpec("w2", address, ExampleExec(" --scale 0.8")));
 
-  ASSERT_TRUE(WaitFor([&] { return LedgerEnds() >= 4; }, milliseconds(15'000)));
-  const pid_t first = coordinator_pid_;
-  ::kill(first, SIGKILL);
-  ASSERT_TRUE(WaitExit(first, milliseconds(5'000)).has_value());
-  std::erase(children_, first);
+  ASSERT_TRUE(WaitUntil([&] { return LedgerEnds() >= 4; }, milliseconds(15'000)));
+  ASSERT_TRUE(KillChild(coordinator_pid_));
   const size_t ends_at_kill = LedgerEnds();
   std::this_thread::sleep_for(milliseconds(500));  // workers see it gone
 
-  const std::string port = address.substr(address.rfind(':') + 1);
+  const std::string port = std::to_string(PortOf(address));
   ASSERT_EQ(StartCoordinator("coordinator2", port, 4'000), address);
   ASSERT_TRUE(WaitSessionDone(address, milliseconds(40'000)))
       << "drain did not complete after the restart";
@@ -459,20 +470,15 @@ TEST_F(FaultE2ETest, CoordinatorKilledMidDrainRestartsOnTheSameSqliteFileAndNoth
 }
 
 TEST_F(FaultE2ETest, RestartedWorkerRedeliversADuplicateAndAnUnknownLeaseReportCountedNowhere) {
-  const std::string address = StartCoordinator("coordinator", "0", 20'000);
-  ASSERT_FALSE(address.empty());
-  ImportAndStart(address, BacklogLines("r-dup", {"p1-slow"}), {"--phase-timeout-seconds", "60"});
-  auto proxy = TcpProxy::Start(std::stoi(address.substr(address.rfind(':') + 1)));
-  ASSERT_TRUE(proxy.ok()) << proxy.status();
-
   // The phase runs 0.75-1.5 s; the link is cut while it runs, so its outcome
   // waits in the spool, where the test copies it before the cut ends.
-  const pid_t first =
-      StartWorker(WorkerSpec("w-dup", (*proxy)->address(), ExampleExec(" --scale 0.5")).Slots(1));
-  ASSERT_TRUE(WaitFor([&] { return LedgerStarts() == 1; }, milliseconds(10'000)));
-  (*proxy)->Pause();
+  OnePhaseBehindAProxy setup;
+  ASSERT_NO_FATAL_FAILURE(
+      StartOnePhaseBehindAProxy("r-dup", 20'000, 60, "w-dup", " --scale 0.5", &setup));
+  const auto& [address, proxy, first, first_start] = setup;
+  proxy->Pause();
   std::vector<std::string> spooled;
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         spooled = SpooledLeaseIds(SpoolDir("w-dup"));
         return !spooled.empty();
@@ -481,10 +487,10 @@ TEST_F(FaultE2ETest, RestartedWorkerRedeliversADuplicateAndAnUnknownLeaseReportC
   ASSERT_THAT(spooled, SizeIs(1));
   const std::string lease_id = spooled[0];
   const std::string saved = ReadFile(SpoolDir("w-dup") + "/" + lease_id + ".json");
-  (*proxy)->Resume();
+  proxy->Resume();
   ASSERT_TRUE(WaitSessionDone(address, milliseconds(15'000)));
   ASSERT_TRUE(
-      WaitFor([&] { return SpooledLeaseIds(SpoolDir("w-dup")).empty(); }, milliseconds(5'000)));
+      WaitUntil([&] { return SpooledLeaseIds(SpoolDir("w-dup")).empty(); }, milliseconds(5'000)));
   EXPECT_EQ(StopChild(first, SIGTERM), 0);
 
   auto store = OpenStore();
@@ -508,7 +514,7 @@ TEST_F(FaultE2ETest, RestartedWorkerRedeliversADuplicateAndAnUnknownLeaseReportC
                                        .Name("w-dup-restarted")
                                        .LogLevel("info"));
   ASSERT_TRUE(
-      WaitFor([&] { return SpooledLeaseIds(SpoolDir("w-dup")).empty(); }, milliseconds(10'000)))
+      WaitUntil([&] { return SpooledLeaseIds(SpoolDir("w-dup")).empty(); }, milliseconds(10'000)))
       << Log("w-dup-restarted");
   EXPECT_EQ(StopChild(second, SIGTERM), 0);
   EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);

@@ -16,36 +16,33 @@
 //    per-phase sums in the store equal the sum over attempts.
 #include <signal.h>
 
-#include <filesystem>
 #include <memory>
-#include <regex>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "coordinator/store_factory.h"
+#include "coordinator/store/store_factory.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/e2e/e2e_support.h"
+#include "tests/testing/process.h"
 #include "tests/testing/redis_server.h"
 #include "tests/testing/test_env.h"
+#include "tests/testing/wait.h"
 
 namespace sluice {
 namespace {
 
 using ::sluice::e2e::Ledger;
-using ::sluice::e2e::ProcessGone;
-using ::sluice::e2e::Spawn;
-using ::sluice::e2e::WaitExit;
-using ::sluice::e2e::WaitFor;
-using ::sluice::testing::BinPath;
-using ::sluice::testing::ReadFile;
+using ::sluice::e2e::SpooledLeaseIds;
+using ::sluice::e2e::WorkerSpec;
+using ::sluice::testing::ProcessGone;
 using ::sluice::testing::RedisServer;
 using ::sluice::testing::RedisServerOptions;
-using ::sluice::testing::ScratchDir;
+using ::sluice::testing::WaitUntil;
 using ::sluice::testing::WriteFile;
 using std::chrono::milliseconds;
 using ::testing::HasSubstr;
@@ -75,34 +72,12 @@ std::string MixedBacklog() {
   return text;
 }
 
-std::vector<std::string> SpooledLeaseIds(const std::string& dir) {
-  std::vector<std::string> ids;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (absl::EndsWith(name, ".json")) ids.push_back(name.substr(0, name.size() - 5));
-  }
-  return ids;
-}
+// A worker or coordinator stopping on SIGTERM may wait for its drain timeout
+// (5 s) first.
+constexpr milliseconds kStopTimeout{10'000};
 
-class RedisE2ETest : public ::testing::Test {
+class RedisE2ETest : public e2e::ProcessTest {
  protected:
-  void SetUp() override { ledger_ = dir_.File("ledger.txt"); }
-
-  void TearDown() override {
-    for (auto it = children_.rbegin(); it != children_.rend(); ++it) {
-      ::kill(*it, SIGKILL);
-      WaitExit(*it, milliseconds(5'000));
-    }
-    children_.clear();
-    Ledger::Read(ledger_).KillOrphans();
-    // SLUICE_KEEP_E2E=DIR keeps logs, ledger and spools for inspection.
-    if (std::getenv("SLUICE_KEEP_E2E") != nullptr) {
-      std::filesystem::copy(dir_.path(), std::getenv("SLUICE_KEEP_E2E"),
-                            std::filesystem::copy_options::recursive);
-    }
-  }
-
   void StartRedis(const std::string& appendfsync) {
     RedisServerOptions options;
     options.appendonly = true;
@@ -112,137 +87,48 @@ class RedisE2ETest : public ::testing::Test {
     redis_ = std::move(*server);
   }
 
-  pid_t StartChild(const std::vector<std::string>& argv, const std::string& name) {
-    const pid_t pid = Spawn(argv, dir_.File(name + ".out"), dir_.File(name + ".err"));
-    EXPECT_GT(pid, 0) << "cannot start " << argv[0];
-    if (pid > 0) children_.push_back(pid);
-    return pid;
-  }
-
-  // SIGTERM (or `sig`), a bounded wait, SIGKILL. Returns the exit code.
-  std::optional<int> StopChild(pid_t pid, int sig) {
-    ::kill(pid, sig);
-    std::optional<int> code = WaitExit(pid, milliseconds(10'000));
-    if (!code) {
-      ADD_FAILURE() << "pid " << pid << " ignored signal " << sig << "; killed";
-      ::kill(pid, SIGKILL);
-      WaitExit(pid, milliseconds(5'000));
-    }
-    std::erase(children_, pid);
-    return code;
-  }
-
   // Starts a coordinator on the Redis store, listening on `port` ("0": any
   // free one); returns "127.0.0.1:PORT".
   std::string StartCoordinator(const std::string& name, const std::string& port,
                                int64_t lease_ttl_ms, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {BinPath("sluice-coordinator"),
-                                     "--listen",
-                                     "127.0.0.1:" + port,
-                                     "--store",
-                                     redis_->Url(kNamespace),
-                                     "--lease-ttl-ms",
-                                     std::to_string(lease_ttl_ms),
-                                     "--heartbeat-interval-ms",
-                                     "500",
-                                     "--max-lease-wait-ms",
-                                     "1000",
-                                     "--log-level",
-                                     "info"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    coordinator_ = StartChild(argv, name);
-    std::string bound;
-    const std::regex listening("listening on port ([0-9]+)");
-    WaitFor(
-        [&] {
-          std::smatch m;
-          const std::string out = ReadFile(dir_.File(name + ".out"));
-          if (std::regex_search(out, m, listening)) bound = m[1];
-          return !bound.empty() || ProcessGone(coordinator_);
-        },
-        milliseconds(10'000));
-    EXPECT_FALSE(bound.empty()) << name << " did not start: " << ReadFile(dir_.File(name + ".err"));
-    return bound.empty() ? std::string() : "127.0.0.1:" + bound;
+    std::vector<std::string> flags = {"--lease-ttl-ms",
+                                      std::to_string(lease_ttl_ms),
+                                      "--heartbeat-interval-ms",
+                                      "500",
+                                      "--max-lease-wait-ms",
+                                      "1000",
+                                      "--log-level",
+                                      "info"};
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    return ProcessTest::StartCoordinator(name, redis_->Url(kNamespace), port, flags);
   }
-
-  std::string LogDir(const std::string& worker_id) const { return dir_.File("logs-" + worker_id); }
-  std::string SpoolDir(const std::string& worker_id) const { return LogDir(worker_id) + "/spool"; }
 
   pid_t StartWorker(const std::string& address, const std::string& worker_id,
                     const std::string& name) {
-    return StartChild(
-        {BinPath("sluice-worker"),
-         "--coordinator",
-         address,
-         "--slots",
-         "2",
-         "--exec",
-         absl::StrCat(BinPath("sluice-example-phase"),
-                      " --run-id {run_id} --phase-id {phase_id} --scale 0.8 --ledger ", ledger_),
-         "--env",
-         "TELEMETRY_DB_ENABLED=1",
-         "--worker-id",
-         worker_id,
-         "--log-dir",
-         LogDir(worker_id),
-         "--grace-seconds",
-         "1",
-         "--drain-timeout",
-         "5",
-         "--lease-wait-ms",
-         "1000",
-         "--log-level",
-         "info"},
-        name);
-  }
-
-  int RunSluice(const std::vector<std::string>& args, std::string* out = nullptr,
-                bool expect_ok = true) {
-    const std::string name = absl::StrCat("cmd-", ++commands_);
-    std::vector<std::string> argv = {BinPath("sluice")};
-    argv.insert(argv.end(), args.begin(), args.end());
-    const pid_t pid = StartChild(argv, name);
-    std::optional<int> code = WaitExit(pid, milliseconds(15'000));
-    if (!code) {
-      ::kill(pid, SIGKILL);
-      WaitExit(pid, milliseconds(5'000));
-    }
-    std::erase(children_, pid);
-    if (out != nullptr) *out = ReadFile(dir_.File(name + ".out"));
-    EXPECT_TRUE(!expect_ok || (code.has_value() && *code == 0))
-        << "sluice " << args[0] << ": " << ReadFile(dir_.File(name + ".err"));
-    return code.value_or(-1);
+    return ProcessTest::StartWorker(
+        WorkerSpec(worker_id, address, ExampleExec(" --scale 0.8")).Name(name).LogLevel("info"));
   }
 
   void ImportAndStart(const std::string& address) {
     const std::string backlog = dir_.File("backlog.jsonl");
     WriteFile(backlog, MixedBacklog());
-    ASSERT_EQ(RunSluice({"import", backlog, "--coordinator", address}), 0);
+    e2e::CommandResult r = Sluice({"import", backlog, "--coordinator", address});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
     // The repeat rule (3 identical importerr failures block their run) is off:
     // every phase must reach a final state.
-    ASSERT_EQ(RunSluice({"session", "start", "--coordinator", address, "--phase-timeout-seconds",
-                         "3", "--max-fingerprint-repeats", "0"}),
-              0);
+    r = Sluice({"session", "start", "--coordinator", address, "--phase-timeout-seconds", "3",
+                "--max-fingerprint-repeats", "0"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
-  bool WaitSessionDone(const std::string& address, milliseconds timeout) {
-    return WaitFor(
-        [&] {
-          std::string out;
-          // May fail while the store reconnects.
-          if (RunSluice({"status", "--json", "--coordinator", address}, &out, false) != 0) {
-            return false;
-          }
-          const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
-          return !j.is_discarded() && j.value("session_done", false);
-        },
-        timeout, milliseconds(300));
-  }
-
-  size_t LedgerEnds() const { return Ledger::Read(ledger_).ends.size(); }
-
-  bool LogHas(const std::string& name, const std::string& text) const {
-    return absl::StrContains(ReadFile(dir_.File(name + ".err")), text);
+  // SIGTERMs every child but `keep` (workers, each draining), expecting a
+  // clean exit from each.
+  void StopChildrenExcept(const std::set<pid_t>& keep) {
+    for (pid_t pid : std::vector<pid_t>(children_)) {
+      if (!keep.contains(pid)) {
+        EXPECT_EQ(StopChild(pid, SIGTERM, kStopTimeout), 0) << pid;
+      }
+    }
   }
 
   // The accounting described at the top of this file.
@@ -269,12 +155,7 @@ class RedisE2ETest : public ::testing::Test {
               << " ledger_starts=" << acc.ledger_starts << " events=" << acc.events << "\n";
   }
 
-  ScratchDir dir_;
-  std::string ledger_;
   std::unique_ptr<RedisServer> redis_;
-  std::vector<pid_t> children_;
-  pid_t coordinator_ = 0;
-  int commands_ = 0;
 };
 
 TEST_F(RedisE2ETest, CoordinatorKilledMidDrainIsReplacedOnTheSameRedisAndNothingIsLost) {
@@ -285,15 +166,12 @@ TEST_F(RedisE2ETest, CoordinatorKilledMidDrainIsReplacedOnTheSameRedisAndNothing
   StartWorker(address, "w1", "w1");
   StartWorker(address, "w2", "w2");
 
-  ASSERT_TRUE(WaitFor([&] { return LedgerEnds() >= 4; }, milliseconds(15'000)));
-  const pid_t first = coordinator_;
-  ::kill(first, SIGKILL);
-  ASSERT_TRUE(WaitExit(first, milliseconds(5'000)).has_value());
-  std::erase(children_, first);
+  ASSERT_TRUE(WaitUntil([&] { return LedgerEnds() >= 4; }, milliseconds(15'000)));
+  ASSERT_TRUE(KillChild(coordinator_pid_));
   const size_t ends_at_kill = LedgerEnds();
   std::this_thread::sleep_for(milliseconds(500));  // workers see it gone
 
-  const std::string port = address.substr(address.rfind(':') + 1);
+  const std::string port = std::to_string(PortOf(address));
   const std::string again = StartCoordinator("coordinator2", port, 6'000);
   ASSERT_EQ(again, address);
   ASSERT_TRUE(WaitSessionDone(address, milliseconds(30'000)))
@@ -301,17 +179,12 @@ TEST_F(RedisE2ETest, CoordinatorKilledMidDrainIsReplacedOnTheSameRedisAndNothing
   EXPECT_GT(LedgerEnds(), ends_at_kill) << "nothing ran after the restart";
 
   // Workers drain cleanly; every outcome was answered, so the spools are empty.
-  for (pid_t pid : std::vector<pid_t>(children_)) {
-    if (pid != coordinator_) {
-      EXPECT_EQ(StopChild(pid, SIGTERM), 0);
-    }
-  }
-  EXPECT_EQ(StopChild(coordinator_, SIGTERM), 0);
+  StopChildrenExcept({coordinator_pid_});
+  EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM, kStopTimeout), 0);
   EXPECT_THAT(SpooledLeaseIds(SpoolDir("w1")), IsEmpty());
   EXPECT_THAT(SpooledLeaseIds(SpoolDir("w2")), IsEmpty());
   // Workers found the new coordinator did not know them and registered again.
-  EXPECT_THAT(ReadFile(dir_.File("w1.err")) + ReadFile(dir_.File("w2.err")),
-              HasSubstr("coordinator asks to register again"));
+  EXPECT_THAT(Log("w1") + Log("w2"), HasSubstr("coordinator asks to register again"));
   ExpectStoreMatchesLedger();
 }
 
@@ -323,14 +196,14 @@ TEST_F(RedisE2ETest, RedisKilledMidDrainAndRestartedWithAofLosesAndDoublesNothin
   std::map<std::string, pid_t> workers = {{"w1", StartWorker(address, "w1", "w1")},
                                           {"w2", StartWorker(address, "w2", "w2")}};
 
-  ASSERT_TRUE(WaitFor([&] { return LedgerEnds() >= 4; }, milliseconds(15'000)));
+  ASSERT_TRUE(WaitUntil([&] { return LedgerEnds() >= 4; }, milliseconds(15'000)));
   ASSERT_TRUE(redis_->Kill().ok());
   const auto killed_at = std::chrono::steady_clock::now();
 
   // A phase finishes while Redis is down: its outcome waits in the spool.
   std::string victim;
   std::vector<std::string> spooled;
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         for (const auto& [id, pid] : workers) {
           spooled = SpooledLeaseIds(SpoolDir(id));
@@ -342,22 +215,21 @@ TEST_F(RedisE2ETest, RedisKilledMidDrainAndRestartedWithAofLosesAndDoublesNothin
       milliseconds(6'000)))
       << "no outcome was spooled while Redis was down";
   // The worker dies too: only the spool file keeps the outcome.
-  ::kill(workers[victim], SIGKILL);
-  ASSERT_TRUE(WaitExit(workers[victim], milliseconds(5'000)).has_value());
-  std::erase(children_, workers[victim]);
+  ASSERT_TRUE(KillChild(workers[victim]));
   std::this_thread::sleep_until(killed_at + milliseconds(2'000));
-  ASSERT_FALSE(ProcessGone(coordinator_)) << "the coordinator died with Redis down";
+  ASSERT_FALSE(ProcessGone(coordinator_pid_)) << "the coordinator died with Redis down";
 
   ASSERT_TRUE(redis_->Restart().ok());
   workers[victim] = StartWorker(address, victim, victim + "-restarted");
   ASSERT_TRUE(WaitSessionDone(address, milliseconds(30'000)))
       << "drain did not complete after Redis came back";
 
-  for (const auto& [id, pid] : workers) EXPECT_EQ(StopChild(pid, SIGTERM), 0) << id;
-  EXPECT_EQ(StopChild(coordinator_, SIGTERM), 0);
-  const std::string coordinator_log = ReadFile(dir_.File("coordinator.err"));
-  EXPECT_THAT(coordinator_log, HasSubstr("maintenance tick failed"));
-  EXPECT_THAT(ReadFile(dir_.File(victim + "-restarted.err")), HasSubstr("re-delivering"));
+  for (const auto& [id, pid] : workers) {
+    EXPECT_EQ(StopChild(pid, SIGTERM, kStopTimeout), 0) << id;
+  }
+  EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM, kStopTimeout), 0);
+  EXPECT_THAT(Log("coordinator"), HasSubstr("maintenance tick failed"));
+  EXPECT_THAT(Log(victim + "-restarted"), HasSubstr("re-delivering"));
   EXPECT_THAT(SpooledLeaseIds(SpoolDir("w1")), IsEmpty());
   EXPECT_THAT(SpooledLeaseIds(SpoolDir("w2")), IsEmpty());
   ExpectStoreMatchesLedger();
@@ -386,37 +258,35 @@ TEST_F(RedisE2ETest, StandbyTakesOverWhenTheLeaderIsKilledMidDrain) {
   StartRedis("always");
   const std::string a = StartCoordinator("coordA", "0", 8'000, {"--coordinator-id", "A"});
   ASSERT_FALSE(a.empty());
-  const pid_t pid_a = coordinator_;
+  const pid_t pid_a = coordinator_pid_;
   ASSERT_TRUE(
-      WaitFor([&] { return LogHas("coordA", "leadership elected"); }, milliseconds(10'000)));
+      WaitUntil([&] { return LogHas("coordA", "leadership elected"); }, milliseconds(10'000)));
   const std::string b = StartCoordinator("coordB", "0", 8'000, {"--coordinator-id", "B"});
   ASSERT_FALSE(b.empty());
-  const pid_t pid_b = coordinator_;
+  const pid_t pid_b = coordinator_pid_;
   ASSERT_TRUE(
-      WaitFor([&] { return LogHas("coordB", "leadership standby"); }, milliseconds(10'000)));
+      WaitUntil([&] { return LogHas("coordB", "leadership standby"); }, milliseconds(10'000)));
 
   // The standby refuses operator calls, naming the leader.
-  std::string out;
-  EXPECT_NE(RunSluice({"status", "--coordinator", b}, &out, /*expect_ok=*/false), 0);
-  EXPECT_THAT(ReadFile(dir_.File(absl::StrCat("cmd-", commands_, ".err"))),
-              HasSubstr("leader_address=" + a));
+  e2e::CommandResult r = Sluice({"status", "--coordinator", b});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("leader_address=" + a));
   // Given both, standby first, the CLI follows the leader the standby names.
-  EXPECT_EQ(RunSluice({"status", "--json", "--coordinator", b + "," + a}, &out), 0);
-  EXPECT_EQ(nlohmann::json::parse(out).value("late_reports", -1), 0) << out;
+  r = Sluice({"status", "--json", "--coordinator", b + "," + a});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out).value("late_reports", -1), 0) << r.out;
 
   ImportAndStart(a);
   // One worker lists the standby first: it must find the leader by itself.
   StartWorker(b + "," + a, "w1", "w1");
   StartWorker(a + "," + b, "w2", "w2");
-  ASSERT_TRUE(WaitFor([&] { return LedgerEnds() >= 4; }, milliseconds(15'000)));
-  ::kill(pid_a, SIGKILL);
+  ASSERT_TRUE(WaitUntil([&] { return LedgerEnds() >= 4; }, milliseconds(15'000)));
   const auto killed_at = std::chrono::steady_clock::now();
-  ASSERT_TRUE(WaitExit(pid_a, milliseconds(5'000)).has_value());
-  std::erase(children_, pid_a);
+  ASSERT_TRUE(KillChild(pid_a));
   const size_t ends_at_kill = LedgerEnds();
 
-  ASSERT_TRUE(WaitFor([&] { return LogHas("coordB", "leadership elected"); }, milliseconds(20'000),
-                      milliseconds(10)));
+  ASSERT_TRUE(WaitUntil([&] { return LogHas("coordB", "leadership elected"); },
+                        milliseconds(20'000), milliseconds(10)));
   const auto takeover_ms =
       std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - killed_at)
           .count();
@@ -425,19 +295,16 @@ TEST_F(RedisE2ETest, StandbyTakesOverWhenTheLeaderIsKilledMidDrain) {
   EXPECT_LE(takeover_ms, 5'000 + 1'667 + 2'000);  // + slack for a loaded machine
 
   // The old leader is gone (connection refused): the CLI moves on to B.
-  EXPECT_EQ(RunSluice({"status", "--coordinator", a + "," + b}, &out), 0);
-  EXPECT_THAT(out, HasSubstr("phases:"));
+  r = Sluice({"status", "--coordinator", a + "," + b});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("phases:"));
   ASSERT_TRUE(WaitSessionDone(b, milliseconds(40'000))) << "drain did not complete after failover";
   EXPECT_GT(LedgerEnds(), ends_at_kill) << "nothing ran after the failover";
-  for (pid_t pid : std::vector<pid_t>(children_)) {
-    if (pid != pid_b) {
-      EXPECT_EQ(StopChild(pid, SIGTERM), 0);
-    }
-  }
-  EXPECT_EQ(StopChild(pid_b, SIGTERM), 0);
+  StopChildrenExcept({pid_b});
+  EXPECT_EQ(StopChild(pid_b, SIGTERM, kStopTimeout), 0);
   EXPECT_THAT(SpooledLeaseIds(SpoolDir("w1")), IsEmpty());
   EXPECT_THAT(SpooledLeaseIds(SpoolDir("w2")), IsEmpty());
-  EXPECT_THAT(ReadFile(dir_.File("w1.err")), HasSubstr("switching to " + a));
+  EXPECT_THAT(Log("w1"), HasSubstr("switching to " + a));
   ExpectStoreMatchesLedger();
   // Leader epochs: A had 1, B took over with 2.
   EXPECT_EQ(*redis_->Command({"GET", std::string(kNamespace) + ":leader_epoch"}), "2");
@@ -465,8 +332,8 @@ TEST_F(RedisE2ETest, StaleLeaderResumedAfterATakeoverStepsDownAndWritesNothing) 
     c.address = StartCoordinator(c.name, "0", 30'000,
                                  {"--leader-lease-ms", "3000", "--coordinator-id", id});
     ASSERT_FALSE(c.address.empty());
-    c.pid = coordinator_;
-    ASSERT_TRUE(WaitFor([&] { return LogHas(c.name, "leadership "); }, milliseconds(10'000)));
+    c.pid = coordinator_pid_;
+    ASSERT_TRUE(WaitUntil([&] { return LogHas(c.name, "leadership "); }, milliseconds(10'000)));
   }
   // Whoever leads now (normally A; on a starved machine a renewal may come
   // late and the lease move, which is the design, not a failure).
@@ -480,10 +347,10 @@ TEST_F(RedisE2ETest, StaleLeaderResumedAfterATakeoverStepsDownAndWritesNothing) 
   ImportAndStart(old_leader.address);
   StartWorker(coords["A"].address + "," + coords["B"].address, "w1", "w1");
   StartWorker(coords["A"].address + "," + coords["B"].address, "w2", "w2");
-  ASSERT_TRUE(WaitFor([&] { return LedgerEnds() >= 4; }, milliseconds(15'000)));
+  ASSERT_TRUE(WaitUntil([&] { return LedgerEnds() >= 4; }, milliseconds(15'000)));
 
   auto count = [&](const Coord& c, const std::string& text) {
-    const std::string log = ReadFile(dir_.File(c.name + ".err"));
+    const std::string log = Log(c.name);
     size_t n = 0;
     for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
     return n;
@@ -491,36 +358,27 @@ TEST_F(RedisE2ETest, StaleLeaderResumedAfterATakeoverStepsDownAndWritesNothing) 
   const size_t elected_before = count(standby, "leadership elected");
   const size_t lost_before = count(old_leader, "leadership lost");
   ::kill(old_leader.pid, SIGSTOP);
-  ASSERT_TRUE(WaitFor([&] { return count(standby, "leadership elected") > elected_before; },
-                      milliseconds(15'000)));
+  ASSERT_TRUE(WaitUntil([&] { return count(standby, "leadership elected") > elected_before; },
+                        milliseconds(15'000)));
   std::this_thread::sleep_for(milliseconds(1'000));
   ::kill(old_leader.pid, SIGCONT);
 
-  ASSERT_TRUE(WaitFor([&] { return count(old_leader, "leadership lost") > lost_before; },
-                      milliseconds(10'000)))
-      << ReadFile(dir_.File(old_leader.name + ".err"));
+  ASSERT_TRUE(WaitUntil([&] { return count(old_leader, "leadership lost") > lost_before; },
+                        milliseconds(10'000)))
+      << Log(old_leader.name);
   // The old leader now stands by and names the new one.
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] {
-        std::string ignored;
-        if (RunSluice({"status", "--coordinator", old_leader.address}, &ignored,
-                      /*expect_ok=*/false) == 0) {
-          return false;
-        }
-        return absl::StrContains(ReadFile(dir_.File(absl::StrCat("cmd-", commands_, ".err"))),
-                                 "leader_address=" + standby.address);
+        const e2e::CommandResult r = Sluice({"status", "--coordinator", old_leader.address});
+        return r.exit_code != 0 && absl::StrContains(r.err, "leader_address=" + standby.address);
       },
       milliseconds(10'000)));
   EXPECT_EQ(leader_id(), standby.id);
 
   ASSERT_TRUE(WaitSessionDone(standby.address, milliseconds(60'000))) << "drain did not complete";
-  for (pid_t pid : std::vector<pid_t>(children_)) {
-    if (pid != old_leader.pid && pid != standby.pid) {
-      EXPECT_EQ(StopChild(pid, SIGTERM), 0);
-    }
-  }
-  EXPECT_EQ(StopChild(standby.pid, SIGTERM), 0);
-  EXPECT_EQ(StopChild(old_leader.pid, SIGTERM), 0);
+  StopChildrenExcept({old_leader.pid, standby.pid});
+  EXPECT_EQ(StopChild(standby.pid, SIGTERM, kStopTimeout), 0);
+  EXPECT_EQ(StopChild(old_leader.pid, SIGTERM, kStopTimeout), 0);
   EXPECT_THAT(SpooledLeaseIds(SpoolDir("w1")), IsEmpty());
   EXPECT_THAT(SpooledLeaseIds(SpoolDir("w2")), IsEmpty());
   ExpectStoreMatchesLedger();

@@ -1,44 +1,27 @@
 // `sluice watch` under a pseudo-terminal (util-linux `script`), screenshot
 // free: the test reads what the binary draws and asserts on the text.
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/process.h"
 #include "tests/testing/test_env.h"
 
 namespace sluice {
 namespace {
 
 using ::sluice::testing::BinPath;
+using ::sluice::testing::InPty;
+using ::sluice::testing::RunShell;
 using ::sluice::testing::ScratchDir;
+using ::sluice::testing::ShellResult;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-struct Ran {
-  int exit_code = -1;
-  std::string output;
-};
-
-// Runs `command` with /bin/sh and returns its exit code and stdout.
-Ran Shell(const std::string& command) {
-  Ran r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) r.output.append(buf, n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
 
 size_t Count(const std::string& haystack, const std::string& needle) {
   size_t count = 0;
@@ -95,13 +78,6 @@ class WatchTest : public ::testing::Test {
     }
   }
 
-  // Runs `command` on a pseudo-terminal. The pty's shell must not depend on
-  // the caller's $SHELL (an empty one breaks script(1); dash stays as the
-  // parent and dies of the Ctrl-C itself), so it is /bin/sh and execs.
-  static std::string InPty(const std::string& command) {
-    return absl::StrCat("env SHELL=/bin/sh script -qfec 'exec ", command, "' /dev/null");
-  }
-
   std::string WatchCommand(const std::string& flags) const {
     return absl::StrCat(BinPath("sluice"), " watch --store sqlite://", db_, " ", flags);
   }
@@ -111,7 +87,7 @@ class WatchTest : public ::testing::Test {
 };
 
 TEST_F(WatchTest, OnceDrawsPhasesProgressYieldWorkersAndFingerprints) {
-  Ran r = Shell(InPty(WatchCommand("--once")));
+  ShellResult r = RunShell(InPty(WatchCommand("--once")));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("phases: pending 4  leased 0  succeeded 1  failed 1"));
   EXPECT_THAT(r.output, HasSubstr("2/6 done (33.3%)"));
@@ -123,8 +99,8 @@ TEST_F(WatchTest, OnceDrawsPhasesProgressYieldWorkersAndFingerprints) {
 }
 
 TEST_F(WatchTest, LiveViewRedrawsUntilQIsTyped) {
-  Ran r = Shell(absl::StrCat("(sleep 1.5; printf q) | timeout 30 ",
-                             InPty(WatchCommand("--interval-ms 200"))));
+  ShellResult r = RunShell(absl::StrCat("(sleep 1.5; printf q) | timeout 30 ",
+                                        InPty(WatchCommand("--interval-ms 200"))));
   ASSERT_EQ(r.exit_code, 0) << r.output;        // timeout would exit 124
   EXPECT_THAT(r.output, HasSubstr("\x1b[2J"));  // cleared once, then redrawn in place
   EXPECT_GE(Count(r.output, "sluice watch (q to quit)"), 2u) << r.output;
@@ -132,15 +108,15 @@ TEST_F(WatchTest, LiveViewRedrawsUntilQIsTyped) {
 }
 
 TEST_F(WatchTest, CtrlCQuits) {
-  Ran r = Shell(absl::StrCat("(sleep 1; printf '\\003') | timeout 30 ",
-                             InPty(WatchCommand("--interval-ms 200"))));
+  ShellResult r = RunShell(absl::StrCat("(sleep 1; printf '\\003') | timeout 30 ",
+                                        InPty(WatchCommand("--interval-ms 200"))));
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("pending 4"));
 }
 
 TEST_F(WatchTest, WithoutATerminalFramesAreAppendedPlainly) {
-  Ran r =
-      Shell(absl::StrCat("(sleep 1; printf q) | timeout 30 ", WatchCommand("--interval-ms 200")));
+  ShellResult r = RunShell(
+      absl::StrCat("(sleep 1; printf q) | timeout 30 ", WatchCommand("--interval-ms 200")));
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, Not(HasSubstr("\x1b[")));
   EXPECT_THAT(r.output, HasSubstr("pending 4"));

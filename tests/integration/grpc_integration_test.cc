@@ -8,15 +8,9 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstdlib>
-#include <fstream>
-#include <functional>
-#include <iterator>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,11 +21,15 @@
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/server.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sluice/v1/sluice.grpc.pb.h"
+#include "tests/testing/loopback_coordinator.h"
+#include "tests/testing/process.h"
+#include "tests/testing/status_matchers.h"
 #include "tests/testing/test_env.h"
+#include "tests/testing/wait.h"
 #include "worker/command_template.h"
 #include "worker/process_runner.h"
 #include "worker/worker_agent.h"
@@ -39,8 +37,14 @@
 namespace sluice {
 namespace {
 
+using ::sluice::testing::IsOkAndHolds;
+using ::sluice::testing::LoopbackCoordinatorConfig;
+using ::sluice::testing::ProcessGone;
 using ::sluice::testing::ReadFile;
+using ::sluice::testing::ReadPidFile;
 using ::sluice::testing::ScratchDir;
+using ::sluice::testing::StatusIs;
+using ::sluice::testing::WaitUntil;
 using ::sluice::testing::WriteFile;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -103,33 +107,6 @@ esac
 exit 0
 )SH";
 
-// Polls `condition` until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& condition, milliseconds timeout) {
-  const SteadyClock::time_point deadline = SteadyClock::now() + timeout;
-  while (!condition()) {
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return true;
-}
-
-// A pid written by a script, once the file holds a full line.
-pid_t ReadPidFile(const std::string& path) {
-  const std::string text = ReadFile(path);
-  if (text.empty() || text.back() != '\n') return 0;
-  return static_cast<pid_t>(std::atol(text.c_str()));
-}
-
-// Gone: no such process, or a zombie waiting for init to reap it.
-bool ProcessGone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  if (content.empty()) return true;
-  const size_t paren = content.rfind(')');
-  return paren != std::string::npos && paren + 2 < content.size() && content[paren + 2] == 'Z';
-}
-
 // A WorkerAgent running on its own thread; drained and joined on destruction
 // so a failing assertion never leaves it behind.
 class RunningAgent {
@@ -161,11 +138,8 @@ class GrpcIntegrationTest : public ::testing::Test {
     auto store = SqliteStateStore::Open(dir_.File("state.db"));
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
-    CoordinatorConfig config;
-    config.lease_ttl_ms = 10'000;
-    config.heartbeat_interval_ms = 500;
-    config.max_lease_wait_ms = 1'000;
-    coordinator_ = std::make_unique<Coordinator>(*store_, SystemClock::Default(), config);
+    coordinator_ =
+        std::make_unique<Coordinator>(*store_, SystemClock::Default(), LoopbackCoordinatorConfig());
     server_ = std::make_unique<CoordinatorServer>(*coordinator_);
     ServerOptions options;
     options.listen_address = "127.0.0.1:0";
@@ -264,7 +238,7 @@ TEST_F(GrpcIntegrationTest, HangingPhaseAndItsGrandchildAreKilledAfterTimeoutAnd
 
   const std::string phase_pid_file = dir_.File("hang-1.phase.pid");
   const std::string grandchild_pid_file = dir_.File("hang-1.grandchild.pid");
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] { return ReadPidFile(phase_pid_file) > 0 && ReadPidFile(grandchild_pid_file) > 0; },
       milliseconds(10'000)))
       << "the hanging phase never started";
@@ -275,13 +249,13 @@ TEST_F(GrpcIntegrationTest, HangingPhaseAndItsGrandchildAreKilledAfterTimeoutAnd
   EXPECT_FALSE(ProcessGone(grandchild_pid));
 
   // timeout 1 s + grace 0.5 s + 2 s slack for reporting over gRPC.
-  ASSERT_TRUE(WaitFor([&] { return AllFinal(); }, milliseconds(1'000 + 500 + 2'000)))
+  ASSERT_TRUE(WaitUntil([&] { return AllFinal(); }, milliseconds(1'000 + 500 + 2'000)))
       << "no outcome within timeout + grace + slack";
   const auto elapsed =
       std::chrono::duration_cast<milliseconds>(SteadyClock::now() - started).count();
   EXPECT_LT(elapsed, 1'000 + 500 + 2'000);
-  EXPECT_TRUE(WaitFor([&] { return ProcessGone(phase_pid) && ProcessGone(grandchild_pid); },
-                      milliseconds(500)))
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(phase_pid) && ProcessGone(grandchild_pid); },
+                        milliseconds(500)))
       << "phase " << phase_pid << " or its grandchild " << grandchild_pid << " survived";
 
   const std::vector<AttemptRecord> attempts = AttemptsOf("r-hang", "hang-1");
@@ -303,7 +277,7 @@ TEST_F(GrpcIntegrationTest, TelemetryLinesAreCountedExactlyPerAttempt) {
   {
     // Two slots: both phases run at once, each with its own telemetry file.
     RunningAgent agent(MakeWorkerConfig(2), *client_);
-    ASSERT_TRUE(WaitFor([&] { return AllFinal(); }, milliseconds(10'000)));
+    ASSERT_TRUE(WaitUntil([&] { return AllFinal(); }, milliseconds(10'000)));
     EXPECT_TRUE(agent.Drain().ok());
     EXPECT_EQ(agent.reported(), 2);
   }
@@ -328,7 +302,7 @@ TEST_F(GrpcIntegrationTest, ExitCodesAndSignalsAreRecordedAsSuch) {
                  OneAttempt(30));
   {
     RunningAgent agent(MakeWorkerConfig(2), *client_);
-    ASSERT_TRUE(WaitFor([&] { return AllFinal(); }, milliseconds(10'000)));
+    ASSERT_TRUE(WaitUntil([&] { return AllFinal(); }, milliseconds(10'000)));
     EXPECT_TRUE(agent.Drain().ok());
   }
   struct Expected {
@@ -361,7 +335,7 @@ TEST_F(GrpcIntegrationTest, WorkerEnvAndPhaseIdentityReachThePhase) {
   ImportAndStart({{"r-env.1", "env-1"}}, OneAttempt(30));
   {
     RunningAgent agent(MakeWorkerConfig(1), *client_);
-    ASSERT_TRUE(WaitFor([&] { return AllFinal(); }, milliseconds(10'000)));
+    ASSERT_TRUE(WaitUntil([&] { return AllFinal(); }, milliseconds(10'000)));
     EXPECT_TRUE(agent.Drain().ok());
   }
   const std::vector<AttemptRecord> attempts = AttemptsOf("r-env.1", "env-1");
@@ -379,27 +353,22 @@ TEST_F(GrpcIntegrationTest, InvalidArgumentsAreRejectedWithAReason) {
   WorkerInfo bad;
   bad.worker_id = "a;b";
   bad.slots = 1;
-  absl::StatusOr<WorkerRegistration> reg = client_->Register(bad);
-  ASSERT_FALSE(reg.ok());
-  EXPECT_EQ(reg.status().code(), absl::StatusCode::kInvalidArgument) << reg.status();
-  EXPECT_THAT(reg.status().message(), HasSubstr("worker_id"));
+  EXPECT_THAT(client_->Register(bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("worker_id")));
 
   WorkerInfo no_slots;
   no_slots.worker_id = "w-valid";
   no_slots.slots = 0;
-  reg = client_->Register(no_slots);
-  EXPECT_EQ(reg.status().code(), absl::StatusCode::kInvalidArgument) << reg.status();
-  EXPECT_THAT(reg.status().message(), HasSubstr("slots"));
+  EXPECT_THAT(client_->Register(no_slots),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("slots")));
 
   AttemptReport report;
   report.worker_id = "w-valid";
   report.lease_id = "L 1";
   report.outcome = Outcome::kSucceeded;
   report.exit_code = 0;
-  absl::StatusOr<ReportDisposition> d = client_->Report(report);
-  ASSERT_FALSE(d.ok());
-  EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument) << d.status();
-  EXPECT_THAT(d.status().message(), HasSubstr("lease_id"));
+  EXPECT_THAT(client_->Report(report),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lease_id")));
 
   // The generated stub, for what the client would never send.
   std::unique_ptr<v1::WorkerService::Stub> stub = v1::WorkerService::NewStub(MakeChannel(address_));
@@ -471,18 +440,12 @@ TEST_F(GrpcIntegrationTest, DuplicateAndUnknownLeaseReportsOverGrpc) {
   report.exit_code = 0;
   report.telemetry_events = 2;
   report.telemetry_by_type = {{"llm_call", 2}};
-  absl::StatusOr<ReportDisposition> first = client_->Report(report);
-  ASSERT_TRUE(first.ok()) << first.status();
-  EXPECT_EQ(*first, ReportDisposition::kAccepted);
-  absl::StatusOr<ReportDisposition> second = client_->Report(report);
-  ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_EQ(*second, ReportDisposition::kDuplicate);
+  EXPECT_THAT(client_->Report(report), IsOkAndHolds(ReportDisposition::kAccepted));
+  EXPECT_THAT(client_->Report(report), IsOkAndHolds(ReportDisposition::kDuplicate));
 
   AttemptReport unknown = report;
   unknown.lease_id = "L-never-granted";
-  absl::StatusOr<ReportDisposition> third = client_->Report(unknown);
-  ASSERT_TRUE(third.ok()) << third.status();
-  EXPECT_EQ(*third, ReportDisposition::kUnknownLease);
+  EXPECT_THAT(client_->Report(unknown), IsOkAndHolds(ReportDisposition::kUnknownLease));
 
   // The duplicate changed nothing: one attempt, counted once.
   const std::vector<AttemptRecord> attempts = AttemptsOf("r-dup", "p1");

@@ -9,29 +9,28 @@
 // SERVING, the standby turning SERVING when it takes over) is tested in
 // tests/integration/redis_leadership_test.cc.
 //
-// Also here: label-based leasing (in-process Coordinator, FakeClock), the
-// rule that lets phases require a kind of worker (docs/remote-workers.md).
+// Label-based leasing, a FakeClock unit test, is in
+// tests/coordinator/label_leasing_test.cc.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
-#include <functional>
 #include <memory>
-#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/server.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/failing_state_store.h"
+#include "tests/testing/loopback_coordinator.h"
 #include "tests/testing/test_env.h"
+#include "tests/testing/wait.h"
 
 namespace sluice {
 namespace {
@@ -40,29 +39,55 @@ using ::grpc::health::v1::Health;
 using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::sluice::testing::FailingStateStore;
+using ::sluice::testing::LoopbackCoordinatorConfig;
 using ::sluice::testing::ScratchDir;
-using ::testing::HasSubstr;
-using ::testing::IsEmpty;
-using SteadyClock = std::chrono::steady_clock;
+using ::sluice::testing::WaitUntil;
 using std::chrono::milliseconds;
+using ::testing::HasSubstr;
 
 constexpr char kWorkerService[] = "sluice.v1.WorkerService";
 constexpr milliseconds kPollTimeout{10'000};
-
-// Polls `condition` until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& condition, milliseconds timeout) {
-  const SteadyClock::time_point deadline = SteadyClock::now() + timeout;
-  while (!condition()) {
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return true;
-}
 
 // What a probe sees: the RPC status, and the serving status when it is OK.
 struct CheckResult {
   grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
   HealthCheckResponse::ServingStatus status = HealthCheckResponse::UNKNOWN;
+};
+
+// One ServerReflectionInfo stream over the generic stub, driven step by step
+// through its completion queue (Debian ships no generated reflection stubs).
+// The queue is shut down and drained on destruction, also after a failed
+// assertion.
+class ReflectionCall {
+ public:
+  explicit ReflectionCall(const std::shared_ptr<grpc::Channel>& channel) : stub_(channel) {
+    context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    call_ = stub_.PrepareCall(
+        &context_, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq_);
+  }
+  ~ReflectionCall() {
+    cq_.Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_.Next(&tag, &ok)) {
+    }
+  }
+  ReflectionCall(const ReflectionCall&) = delete;
+  ReflectionCall& operator=(const ReflectionCall&) = delete;
+
+  bool prepared() const { return call_ != nullptr; }
+  grpc::GenericClientAsyncReaderWriter* operator->() { return call_.get(); }
+  // Waits for the operation started last; false when the queue is shut down.
+  bool Next(bool* ok) {
+    void* tag = nullptr;
+    return cq_.Next(&tag, ok);
+  }
+
+ private:
+  grpc::GenericStub stub_;
+  grpc::ClientContext context_;
+  grpc::CompletionQueue cq_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;
 };
 
 class HealthTest : public ::testing::Test {
@@ -71,11 +96,8 @@ class HealthTest : public ::testing::Test {
     auto sqlite = SqliteStateStore::Open(dir_.File("state.db"));
     ASSERT_TRUE(sqlite.ok()) << sqlite.status();
     store_ = std::make_unique<FailingStateStore>(std::move(*sqlite));
-    CoordinatorConfig config;
-    config.lease_ttl_ms = 10'000;
-    config.heartbeat_interval_ms = 500;
-    config.max_lease_wait_ms = 500;
-    coordinator_ = std::make_unique<Coordinator>(*store_, SystemClock::Default(), config);
+    coordinator_ = std::make_unique<Coordinator>(
+        *store_, SystemClock::Default(), LoopbackCoordinatorConfig(/*max_lease_wait_ms=*/500));
   }
 
   void TearDown() override {
@@ -132,26 +154,17 @@ class HealthTest : public ::testing::Test {
 // this only matters when the binary is run by hand.
 TEST_F(HealthTest, ReflectionCanBeTurnedOff) {
   StartServer(/*reflection=*/false);
-  grpc::GenericStub stub(channel_);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  grpc::CompletionQueue cq;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = stub.PrepareCall(
-      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
-  ASSERT_NE(call, nullptr);
-  void* tag = nullptr;
+  ReflectionCall call(channel_);
+  ASSERT_TRUE(call.prepared());
   bool ok = false;
   call->StartCall(reinterpret_cast<void*>(1));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   call->WritesDone(reinterpret_cast<void*>(2));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   grpc::Status status;
   call->Finish(&status, reinterpret_cast<void*>(3));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << status.error_message();
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
 }
 
 TEST_F(HealthTest, ServingForTheServerAndTheWorkerServiceWhileTheStoreIsReachable) {
@@ -175,7 +188,7 @@ TEST_F(HealthTest, NotServingWhileTheStoreFailsAndServingAgainAfterItHeals) {
   ASSERT_TRUE(BothReport(HealthCheckResponse::SERVING));
 
   store_->FailAllMutatingCalls();
-  EXPECT_TRUE(WaitFor([&] { return BothReport(HealthCheckResponse::NOT_SERVING); }, kPollTimeout))
+  EXPECT_TRUE(WaitUntil([&] { return BothReport(HealthCheckResponse::NOT_SERVING); }, kPollTimeout))
       << "overall=" << Check("").status << " worker=" << Check(kWorkerService).status;
   EXPECT_FALSE(server_->serving());
   // It was the maintenance tick's ExpireLeases that failed, not a probe.
@@ -183,7 +196,7 @@ TEST_F(HealthTest, NotServingWhileTheStoreFailsAndServingAgainAfterItHeals) {
   EXPECT_EQ(store_->failed_calls().front(), "ExpireLeases");
 
   store_->Heal();
-  EXPECT_TRUE(WaitFor([&] { return BothReport(HealthCheckResponse::SERVING); }, kPollTimeout))
+  EXPECT_TRUE(WaitUntil([&] { return BothReport(HealthCheckResponse::SERVING); }, kPollTimeout))
       << "overall=" << Check("").status << " worker=" << Check(kWorkerService).status;
   EXPECT_TRUE(server_->serving());
 }
@@ -195,7 +208,7 @@ TEST_F(HealthTest, NotServingFromTheStartWhenTheStoreIsDownAtStartup) {
   EXPECT_FALSE(server_->serving());
   EXPECT_TRUE(BothReport(HealthCheckResponse::NOT_SERVING));
   store_->Heal();
-  EXPECT_TRUE(WaitFor([&] { return BothReport(HealthCheckResponse::SERVING); }, kPollTimeout));
+  EXPECT_TRUE(WaitUntil([&] { return BothReport(HealthCheckResponse::SERVING); }, kPollTimeout));
 }
 
 TEST_F(HealthTest, NotServingOnceShutdownBegins) {
@@ -215,35 +228,26 @@ TEST_F(HealthTest, NotServingOnceShutdownBegins) {
 // checked for the service names it carries.
 TEST_F(HealthTest, ReflectionIsServedWhenEnabled) {
   StartServer(/*reflection=*/true);
-  grpc::GenericStub stub(channel_);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  grpc::CompletionQueue cq;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = stub.PrepareCall(
-      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
-  ASSERT_NE(call, nullptr);
-  void* tag = nullptr;
+  ReflectionCall call(channel_);
+  ASSERT_TRUE(call.prepared());
   bool ok = false;
   call->StartCall(reinterpret_cast<void*>(1));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   ASSERT_TRUE(ok);
   grpc::Slice request_slice(std::string("\x3a\x00", 2));
   grpc::ByteBuffer request(&request_slice, 1);
   call->Write(request, reinterpret_cast<void*>(2));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   ASSERT_TRUE(ok);
   grpc::ByteBuffer response;
   call->Read(&response, reinterpret_cast<void*>(3));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   const bool read_ok = ok;
   call->WritesDone(reinterpret_cast<void*>(4));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
+  ASSERT_TRUE(call.Next(&ok));
   grpc::Status status;
   call->Finish(&status, reinterpret_cast<void*>(5));
-  ASSERT_TRUE(cq.Next(&tag, &ok));
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
+  ASSERT_TRUE(call.Next(&ok));
   ASSERT_TRUE(read_ok) << status.error_code() << " " << status.error_message();
   EXPECT_TRUE(status.ok()) << status.error_message();
   std::vector<grpc::Slice> slices;
@@ -255,127 +259,6 @@ TEST_F(HealthTest, ReflectionIsServedWhenEnabled) {
   EXPECT_THAT(bytes, HasSubstr(kWorkerService));
   EXPECT_THAT(bytes, HasSubstr("sluice.v1.OperatorService"));
   EXPECT_THAT(bytes, HasSubstr("grpc.health.v1.Health"));
-}
-
-// ---------------------------------------------------------------------------
-// Label-based leasing: a phase's backlog `labels` are required worker labels.
-
-class LabelLeasingTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto store = SqliteStateStore::Open(dir_.File("state.db"));
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
-    coordinator_ = std::make_unique<Coordinator>(*store_, clock_, CoordinatorConfig{});
-  }
-
-  absl::Status Register(const std::string& id, std::vector<std::string> labels) {
-    WorkerInfo w;
-    w.worker_id = id;
-    w.host = "host-" + id;
-    w.slots = 4;
-    w.labels = std::move(labels);
-    w.version = "test";
-    return coordinator_->Register(w).status();
-  }
-
-  static PhaseSpec Spec(const std::string& run, const std::string& phase, int64_t index,
-                        std::vector<std::string> labels = {}) {
-    PhaseSpec s;
-    s.run_id = run;
-    s.phase_id = phase;
-    s.phase_index = index;
-    s.priority = labels.empty() ? 0 : 10;  // the labelled phase ranks first
-    s.labels = std::move(labels);
-    return s;
-  }
-
-  std::vector<LeaseGrant> LeaseNow(const std::string& worker, int32_t max_phases) {
-    absl::StatusOr<LeaseResult> r =
-        coordinator_->Lease(worker, absl::StrCat("req-", ++request_), max_phases, /*wait_ms=*/0);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? r->leases : std::vector<LeaseGrant>{};
-  }
-
-  PhaseState StateOf(const std::string& run, const std::string& phase) {
-    absl::StatusOr<std::optional<PhaseRecord>> p = store_->GetPhase(PhaseKey{run, phase});
-    EXPECT_TRUE(p.ok() && p->has_value());
-    return p.ok() && p->has_value() ? (*p)->state : PhaseState::kFailed;
-  }
-
-  ScratchDir dir_;
-  FakeClock clock_;
-  std::unique_ptr<StateStore> store_;
-  std::unique_ptr<Coordinator> coordinator_;
-  int request_ = 0;
-};
-
-TEST_F(LabelLeasingTest, GpuPhaseIsNeverLeasedToAWorkerWithoutGpuAndIsLeasedToOneWithIt) {
-  ASSERT_TRUE(Register("cpu-box", {"os:linux"}).ok());
-  ASSERT_TRUE(Register("gpu-box", {"os:linux", "gpu"}).ok());
-  // One run per phase so nothing waits on phase order; the gpu phase has the
-  // highest priority, so the scheduler offers it first every time.
-  std::vector<PhaseSpec> phases = {Spec("r-gpu", "train", 0, {"gpu", "os:linux"})};
-  for (int i = 0; i < 20; ++i) phases.push_back(Spec(absl::StrCat("r", i), "p", 0));
-  ASSERT_TRUE(coordinator_->ImportBacklog(phases).ok());
-  ASSERT_TRUE(coordinator_->StartSession(SessionSettings{}, "s1").ok());
-
-  // Many lease calls from the worker without `gpu`: it drains every other
-  // phase, reporting each, and never gets the gpu one.
-  int leased = 0;
-  for (int call = 0; call < 100; ++call) {
-    for (const LeaseGrant& g : LeaseNow("cpu-box", 3)) {
-      EXPECT_NE(g.run_id, "r-gpu") << "gpu phase leased to a worker without the gpu label";
-      AttemptReport report;
-      report.lease_id = g.lease_id;
-      report.epoch = g.epoch;
-      report.worker_id = g.worker_id;
-      report.outcome = Outcome::kSucceeded;
-      report.exit_code = 0;
-      report.duration_ms = 10;
-      ASSERT_TRUE(coordinator_->Report(report).ok());
-      ++leased;
-    }
-    clock_.AdvanceMs(1'000);
-    ASSERT_TRUE(coordinator_->Tick().ok());
-  }
-  EXPECT_EQ(leased, 20);
-  EXPECT_EQ(StateOf("r-gpu", "train"), PhaseState::kPending);
-  // The session keeps waiting for a matching worker instead of ending.
-  absl::StatusOr<std::optional<SessionRecord>> session = store_->GetSession("s1");
-  ASSERT_TRUE(session.ok() && session->has_value());
-  EXPECT_EQ((*session)->state, SessionState::kActive);
-
-  // A worker that has every required label (and more) gets it.
-  std::vector<LeaseGrant> grants = LeaseNow("gpu-box", 3);
-  ASSERT_EQ(grants.size(), 1u);
-  EXPECT_EQ(grants[0].run_id, "r-gpu");
-  EXPECT_EQ(grants[0].worker_id, "gpu-box");
-  EXPECT_EQ(StateOf("r-gpu", "train"), PhaseState::kLeased);
-  EXPECT_THAT(LeaseNow("cpu-box", 3), IsEmpty());
-}
-
-TEST_F(LabelLeasingTest, PhaseNeedsEveryLabelItRequires) {
-  ASSERT_TRUE(Register("gpu-only", {"gpu"}).ok());
-  ASSERT_TRUE(Register("linux-only", {"os:linux"}).ok());
-  ASSERT_TRUE(Register("both", {"gpu", "os:linux"}).ok());
-  ASSERT_TRUE(coordinator_->ImportBacklog({Spec("r1", "p1", 0, {"gpu", "os:linux"})}).ok());
-  ASSERT_TRUE(coordinator_->StartSession(SessionSettings{}, "s1").ok());
-  for (int i = 0; i < 20; ++i) {
-    EXPECT_THAT(LeaseNow("gpu-only", 1), IsEmpty());
-    EXPECT_THAT(LeaseNow("linux-only", 1), IsEmpty());
-  }
-  std::vector<LeaseGrant> grants = LeaseNow("both", 1);
-  ASSERT_EQ(grants.size(), 1u);
-  EXPECT_EQ(grants[0].phase_id, "p1");
-}
-
-// Labels are identifiers ([A-Za-z0-9._:-]); "os=linux" is refused with a
-// reason, so docs write key/value labels as "os:linux".
-TEST_F(LabelLeasingTest, LabelWithEqualsSignIsRejectedAtRegistration) {
-  const absl::Status st = Register("w1", {"os=linux"});
-  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(st.message()), HasSubstr("label"));
 }
 
 }  // namespace

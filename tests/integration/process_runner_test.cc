@@ -391,7 +391,12 @@ TEST(ProcessRunnerTest, SignalMaskAndDispositionsAreReset) {
   sigset_t old_mask;
   ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &block, &old_mask), 0);
 
-  const ProcessResult result = RunOrDie(ShellSpec(dir, "grep -E '^Sig(Blk|Ign)' /proc/$$/status"));
+  // Flake fixed: grep used to read the *shell's* /proc/$$/status while the
+  // shell had every signal blocked around its fork of grep (SigBlk
+  // fffffffe7ffbfeff, most runs under --gtest_repeat). With exec, the spawned
+  // process itself reports its own mask and dispositions.
+  const ProcessResult result =
+      RunOrDie(ShellSpec(dir, "exec grep -E '^Sig(Blk|Ign)' /proc/self/status"));
 
   ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   ::sigaction(SIGPIPE, &old_pipe, nullptr);

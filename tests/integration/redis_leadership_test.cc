@@ -16,9 +16,10 @@
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/server.h"
-#include "coordinator/leader_election.h"
-#include "coordinator/not_leader.h"
-#include "coordinator/redis_state_store.h"
+#include "coordinator/leadership/leader_election.h"
+#include "coordinator/leadership/not_leader.h"
+#include "coordinator/store/redis/redis_leader_lease_store.h"
+#include "coordinator/store/redis/redis_state_store.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
@@ -64,6 +65,10 @@ std::unique_ptr<RedisStateStore> OpenStore(const std::string& ns) {
   return Ok(RedisStateStore::Open(Ok(ParseRedisUrl(Server().Url(ns)))));
 }
 
+std::unique_ptr<RedisLeaderLeaseStore> OpenLease(const std::string& ns) {
+  return Ok(RedisLeaderLeaseStore::Open(Ok(ParseRedisUrl(Server().Url(ns)))));
+}
+
 LeaderElectionOptions Options(const std::string& id, RedisStateStore* fenced_store,
                               int64_t lease_ms = 600) {
   LeaderElectionOptions o;
@@ -88,14 +93,16 @@ TEST(RedisLeadershipTest, OneWinsTheOtherTakesOverAfterRenewalsStopAndOldEpochWr
   const std::string ns = FreshNamespace();
   auto store_a = OpenStore(ns);
   auto store_b = OpenStore(ns);
-  LeaderElection a(*store_a, SystemClock::Default(), Options("a", store_a.get()));
-  LeaderElection b(*store_b, SystemClock::Default(), Options("b", store_b.get()));
+  auto lease_a = OpenLease(ns);
+  auto lease_b = OpenLease(ns);
+  LeaderElection a(*lease_a, SystemClock::Default(), Options("a", store_a.get()));
+  LeaderElection b(*lease_b, SystemClock::Default(), Options("b", store_b.get()));
   ASSERT_EQ(a.Step(), LeaderElection::Transition::kElected);
   ASSERT_EQ(b.Step(), LeaderElection::Transition::kNone);
   const int64_t epoch_a = Ok(a.CurrentTerm());
   EXPECT_TRUE(IsNotLeader(b.CurrentTerm().status()));
   EXPECT_THAT(std::string(b.CurrentTerm().status().message()), HasSubstr("leader_address=a:7400"));
-  const std::optional<LeaderRecord> holder = Ok(store_b->CurrentLeader());
+  const std::optional<LeaderRecord> holder = Ok(lease_b->CurrentLeader());
   ASSERT_TRUE(holder.has_value());
   EXPECT_EQ(holder->coordinator_id, "a");
   EXPECT_EQ(holder->epoch, epoch_a);
@@ -153,11 +160,12 @@ TEST(RedisLeadershipTest, EveryMutationIsFencedByTheLeaderEpoch) {
   const std::string ns = FreshNamespace();
   auto leader = OpenStore(ns);
   auto stale = OpenStore(ns);
-  const CampaignOutcome first = Ok(leader->Campaign("old", "old:1", 60'000));
+  auto lease = OpenLease(ns);
+  const CampaignOutcome first = Ok(lease->Campaign("old", "old:1", 60'000));
   ASSERT_TRUE(first.won);
   stale->SetFencingEpoch(first.leader.epoch);
-  ASSERT_TRUE(leader->Resign("old", first.leader.epoch).ok());
-  const CampaignOutcome second = Ok(leader->Campaign("new", "new:1", 60'000));
+  ASSERT_TRUE(lease->Resign("old", first.leader.epoch).ok());
+  const CampaignOutcome second = Ok(lease->Campaign("new", "new:1", 60'000));
   ASSERT_TRUE(second.won);
   EXPECT_EQ(second.leader.epoch, first.leader.epoch + 1);
   leader->SetFencingEpoch(second.leader.epoch);
@@ -234,7 +242,7 @@ TEST(RedisLeadershipTest, EveryMutationIsFencedByTheLeaderEpoch) {
 
 TEST(RedisLeadershipTest, CampaignIsRefusedWhileAnotherHoldsTheLeaseAndTakenAfterItsTtl) {
   const std::string ns = FreshNamespace();
-  auto store = OpenStore(ns);
+  auto store = OpenLease(ns);
   const CampaignOutcome a = Ok(store->Campaign("a", "a:1", 300));
   ASSERT_TRUE(a.won);
   const CampaignOutcome b = Ok(store->Campaign("b", "b:1", 300));
@@ -257,8 +265,8 @@ TEST(RedisLeadershipTest, CampaignIsRefusedWhileAnotherHoldsTheLeaseAndTakenAfte
 // --- Health (issue #7): two servers on one Redis namespace ------------------
 
 struct Node {
-  std::unique_ptr<RedisStateStore> store;           // the Coordinator's, fenced
-  std::unique_ptr<RedisStateStore> election_store;  // the election's connection
+  std::unique_ptr<RedisStateStore> store;                 // the Coordinator's, fenced
+  std::unique_ptr<RedisLeaderLeaseStore> election_store;  // the election's connection
   std::unique_ptr<LeaderElection> election;
   std::unique_ptr<Coordinator> coordinator;
   std::unique_ptr<CoordinatorServer> server;
@@ -286,7 +294,7 @@ std::unique_ptr<Node> StartNode(const std::string& ns, const std::string& id) {
   auto node = std::make_unique<Node>();
   node->store = OpenStore(ns);
   node->store->SetFencingEpoch(RedisStateStore::kNeverLeader);
-  node->election_store = OpenStore(ns);
+  node->election_store = OpenLease(ns);
   CoordinatorConfig config;
   config.max_lease_wait_ms = 200;
   node->coordinator = std::make_unique<Coordinator>(*node->store, SystemClock::Default(), config);

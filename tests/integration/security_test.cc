@@ -7,12 +7,9 @@
 #include "coordinator/grpc/security.h"
 
 #include <grpcpp/grpcpp.h>
-#include <sys/wait.h>
 
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
-#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -25,11 +22,14 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/auth.h"
 #include "coordinator/grpc/server.h"
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sluice/v1/sluice.grpc.pb.h"
+#include "tests/testing/loopback_coordinator.h"
+#include "tests/testing/process.h"
 #include "tests/testing/test_env.h"
+#include "tests/testing/wait.h"
 #include "worker/command_template.h"
 #include "worker/process_runner.h"
 #include "worker/worker_agent.h"
@@ -38,7 +38,11 @@ namespace sluice {
 namespace {
 
 using ::sluice::testing::BinPath;
+using ::sluice::testing::LoopbackCoordinatorConfig;
+using ::sluice::testing::RunShell;
 using ::sluice::testing::ScratchDir;
+using ::sluice::testing::ShellResult;
+using ::sluice::testing::WaitUntil;
 using ::sluice::testing::WriteFile;
 using std::chrono::milliseconds;
 using ::testing::HasSubstr;
@@ -48,23 +52,9 @@ constexpr char kWorkerToken[] = "it-worker-token-0123456789abcdef";
 constexpr char kBoundToken[] = "it-bound-token-w1-0123456789abcdef";
 constexpr char kAdminToken[] = "it-admin-token-0123456789abcdef";
 
-// Runs a shell command; its exit status (or -1) and its stdout+stderr.
-struct CommandResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-CommandResult RunCommand(const std::string& command) {
-  CommandResult result;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n = 0;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  const int status = pclose(pipe);
-  if (status != -1 && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  return result;
-}
+// A shell command's exit code (-1 when it could not run) and its stdout and
+// stderr together.
+ShellResult RunCommand(const std::string& command) { return RunShell(command + " 2>&1"); }
 
 // A CA, a server certificate for localhost/127.0.0.1 and a client certificate
 // signed by it, and a second CA that signed nothing we use. P-256 keys: fast.
@@ -95,7 +85,7 @@ class Certificates {
                      "/client.crt"),
     };
     for (const std::string& c : commands) {
-      CommandResult r = RunCommand(c);
+      ShellResult r = RunCommand(c);
       if (r.exit_code != 0) {
         ADD_FAILURE() << c << " failed (" << r.exit_code << "): " << r.output;
         return false;
@@ -109,15 +99,6 @@ class Certificates {
  private:
   const ScratchDir& dir_;
 };
-
-bool WaitFor(const std::function<bool()>& condition, milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return true;
-}
 
 class SecurityTest : public ::testing::Test {
  protected:
@@ -136,11 +117,8 @@ class SecurityTest : public ::testing::Test {
     auto store = SqliteStateStore::Open(dir_.File("state.db"));
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(*store);
-    CoordinatorConfig config;
-    config.lease_ttl_ms = 10'000;
-    config.heartbeat_interval_ms = 500;
-    config.max_lease_wait_ms = 1'000;
-    coordinator_ = std::make_unique<Coordinator>(*store_, SystemClock::Default(), config);
+    coordinator_ =
+        std::make_unique<Coordinator>(*store_, SystemClock::Default(), LoopbackCoordinatorConfig());
     PhaseSpec spec;
     spec.run_id = "r-sec";
     spec.phase_id = "p-1";
@@ -232,28 +210,33 @@ class SecurityTest : public ::testing::Test {
     EXPECT_TRUE(attempts->empty());
   }
 
-  grpc::Status OperatorGetStatus(const ChannelOptions& o, const std::string& token) {
+  // Calls `method` of the operator service's stub over `o` with a 5 s
+  // deadline and `token` (none when empty) as its bearer token.
+  template <typename Method>
+  grpc::Status CallOperator(const ChannelOptions& o, const std::string& token, Method method) {
     auto channel = MakeChannel(o);
     EXPECT_TRUE(channel.ok());
     auto stub = v1::OperatorService::NewStub(*channel);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     if (!token.empty()) ctx.AddMetadata("authorization", BearerHeader(token));
-    v1::GetStatusResponse resp;
-    return stub->GetStatus(&ctx, v1::GetStatusRequest(), &resp);
+    return method(*stub, &ctx);
+  }
+
+  grpc::Status OperatorGetStatus(const ChannelOptions& o, const std::string& token) {
+    return CallOperator(o, token, [](v1::OperatorService::Stub& stub, grpc::ClientContext* ctx) {
+      v1::GetStatusResponse resp;
+      return stub.GetStatus(ctx, v1::GetStatusRequest(), &resp);
+    });
   }
 
   grpc::Status OperatorStopSession(const ChannelOptions& o, const std::string& token) {
-    auto channel = MakeChannel(o);
-    EXPECT_TRUE(channel.ok());
-    auto stub = v1::OperatorService::NewStub(*channel);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    if (!token.empty()) ctx.AddMetadata("authorization", BearerHeader(token));
-    v1::StopSessionRequest req;
-    req.set_reason("attacker");
-    v1::StopSessionResponse resp;
-    return stub->StopSession(&ctx, req, &resp);
+    return CallOperator(o, token, [](v1::OperatorService::Stub& stub, grpc::ClientContext* ctx) {
+      v1::StopSessionRequest req;
+      req.set_reason("attacker");
+      v1::StopSessionResponse resp;
+      return stub.StopSession(ctx, req, &resp);
+    });
   }
 
   // Runs a WorkerAgent over `client` until the one phase is final.
@@ -274,7 +257,7 @@ class SecurityTest : public ::testing::Test {
     WorkerAgent agent(config, client, runner, SystemClock::Default());
     absl::Status agent_status;
     std::thread thread([&] { agent_status = agent.Run(); });
-    const bool finished = WaitFor(
+    const bool finished = WaitUntil(
         [&] {
           auto counts = store_->CountPhases();
           return counts.ok() && counts->succeeded == 1;
@@ -364,7 +347,7 @@ TEST_F(SecurityTest, ExpiredLeaseReportWithAValidTokenIsLateAndChangesNothing) {
   ASSERT_EQ(batch->leases.size(), 1u);
   const LeaseGrant lease = batch->leases[0];
   // No heartbeat: the lease expires and is recorded as lost.
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         auto attempts = store_->ListAttempts("");
         return attempts.ok() && attempts->size() == 1 && (*attempts)[0].outcome == Outcome::kLost;
@@ -450,7 +433,7 @@ TEST_F(SecurityTest, TlsServerNameOverrideIsChecked) {
 TEST_F(SecurityTest, BinariesRejectBadSecurityFlagsWithExitTwo) {
   const std::string coordinator = BinPath("sluice-coordinator");
   const std::string worker = BinPath("sluice-worker");
-  CommandResult r =
+  ShellResult r =
       RunCommand(absl::StrCat(coordinator, " --listen 127.0.0.1:0 --tls-cert ",
                               dir_.File("missing.crt"), " --tls-key ", dir_.File("missing.key")));
   EXPECT_EQ(r.exit_code, 2) << r.output;
@@ -473,7 +456,7 @@ TEST_F(SecurityTest, BinariesRejectBadSecurityFlagsWithExitTwo) {
 TEST_F(SecurityTest, PrintConfigRedactsSecrets) {
   WriteFile(dir_.File("workers.tokens"), std::string("w1:") + kBoundToken + "\n" + kWorkerToken);
   WriteFile(dir_.File("admin.tokens"), kAdminToken);
-  CommandResult r = RunCommand(absl::StrCat(
+  ShellResult r = RunCommand(absl::StrCat(
       BinPath("sluice-coordinator"), " --print-config --listen 0.0.0.0:7400",
       " --store 'redis://alice:hunter2-redis-password@localhost:6379/0' --tls-cert ",
       certs_->File("server.crt"), " --tls-key ", certs_->File("server.key"), " --token-file ",

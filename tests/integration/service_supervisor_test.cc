@@ -8,42 +8,26 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <fstream>
 #include <string>
-#include <thread>
 
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/process.h"
 #include "tests/testing/test_env.h"
+#include "tests/testing/wait.h"
 
 namespace sluice {
 namespace {
 
+using ::sluice::testing::ProcessGone;
 using ::sluice::testing::ReadFile;
 using ::sluice::testing::ScratchDir;
+using ::sluice::testing::WaitUntil;
 using std::chrono::milliseconds;
 using ::testing::HasSubstr;
-
-bool WaitFor(const std::function<bool()>& condition, milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return true;
-}
-
-// No such process (or group) left; a zombie counts as gone.
-bool Gone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
-  const std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  const size_t paren = stat.rfind(')');
-  return stat.empty() ||
-         (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z');
-}
 
 int FreePort() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -94,28 +78,28 @@ TEST_F(ServiceSupervisorTest, RestartsAfterKill9AndStopKillsTheWholeGroup) {
   EXPECT_EQ(supervisor.starts(), 1);
   const pid_t first = supervisor.pid();
   ASSERT_GT(first, 0);
-  ASSERT_TRUE(WaitFor([&] { return Lines(child) == 1; }, milliseconds(5'000)));
+  ASSERT_TRUE(WaitUntil([&] { return Lines(child) == 1; }, milliseconds(5'000)));
   const pid_t first_child = std::stoi(ReadFile(child));
 
   ASSERT_EQ(::kill(first, SIGKILL), 0);
-  ASSERT_TRUE(WaitFor([&] { return supervisor.starts() == 2 && supervisor.healthy(); },
-                      milliseconds(10'000)));
+  ASSERT_TRUE(WaitUntil([&] { return supervisor.starts() == 2 && supervisor.healthy(); },
+                        milliseconds(10'000)));
   const pid_t second = supervisor.pid();
   EXPECT_NE(second, first);
-  EXPECT_TRUE(WaitFor([&] { return Gone(first_child); }, milliseconds(5'000)))
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(first_child); }, milliseconds(5'000)))
       << "the dead service's group was not cleaned up";
   // The new shell records itself shortly after it started.
-  EXPECT_TRUE(WaitFor([&] { return Lines(pids) == 2; }, milliseconds(5'000))) << Lines(pids);
-  ASSERT_TRUE(WaitFor([&] { return ReadFile(child) != std::to_string(first_child) + "\n"; },
-                      milliseconds(5'000)));
+  EXPECT_TRUE(WaitUntil([&] { return Lines(pids) == 2; }, milliseconds(5'000))) << Lines(pids);
+  ASSERT_TRUE(WaitUntil([&] { return ReadFile(child) != std::to_string(first_child) + "\n"; },
+                        milliseconds(5'000)));
   const pid_t second_child = std::stoi(ReadFile(child));
 
   supervisor.Stop();
   EXPECT_FALSE(supervisor.healthy());
-  EXPECT_TRUE(Gone(second));
+  EXPECT_TRUE(ProcessGone(second));
   // SIGKILL to the group is delivered asynchronously: the grandchild (not
   // the supervisor's child, so not reaped by Stop) dies a moment later.
-  EXPECT_TRUE(WaitFor([&] { return Gone(second_child); }, milliseconds(2'000)))
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(second_child); }, milliseconds(2'000)))
       << "the service's group was not stopped";
   EXPECT_EQ(supervisor.starts(), 2);
 }
@@ -132,13 +116,13 @@ TEST_F(ServiceSupervisorTest, HttpHealthGatesHealthyAndAHungServerIsRestarted) {
   const pid_t first = supervisor.pid();
   // Hung: alive but answering nothing. Three failed probes restart it.
   ASSERT_EQ(::kill(first, SIGSTOP), 0);
-  EXPECT_TRUE(WaitFor([&] { return !supervisor.healthy(); }, milliseconds(5'000)));
-  ASSERT_TRUE(WaitFor([&] { return supervisor.starts() == 2 && supervisor.healthy(); },
-                      milliseconds(20'000)))
+  EXPECT_TRUE(WaitUntil([&] { return !supervisor.healthy(); }, milliseconds(5'000)));
+  ASSERT_TRUE(WaitUntil([&] { return supervisor.starts() == 2 && supervisor.healthy(); },
+                        milliseconds(20'000)))
       << ReadFile(dir_.File("service.err"));
-  EXPECT_TRUE(Gone(first));
+  EXPECT_TRUE(ProcessGone(first));
   supervisor.Stop();
-  EXPECT_TRUE(Gone(supervisor.pid() == 0 ? first : supervisor.pid()));
+  EXPECT_TRUE(ProcessGone(supervisor.pid() == 0 ? first : supervisor.pid()));
 }
 
 TEST_F(ServiceSupervisorTest, CommandHealthCheckMustPassBeforeHealthy) {
@@ -152,7 +136,7 @@ TEST_F(ServiceSupervisorTest, CommandHealthCheckMustPassBeforeHealthy) {
   EXPECT_EQ(supervisor.starts(), 1);
   const pid_t pid = supervisor.pid();
   supervisor.Stop();
-  EXPECT_TRUE(Gone(pid));
+  EXPECT_TRUE(ProcessGone(pid));
 }
 
 TEST(HealthCheckTest, RejectsWhatItCannotCheck) {

@@ -1,12 +1,10 @@
 // WorkerAgent with its outcome spool: a fake coordinator client decides what
-// each call answers, a fake runner "runs" phases at once. Conditions are
-// polled with a deadline (the agent runs its own threads).
+// each call answers, a fake runner "runs" phases at once, and the agent's
+// time is a FakeClock. The test waits on conditions (the agent runs its own
+// threads), never on real time; time passes only when the test advances it.
 #include <atomic>
-#include <chrono>
-#include <deque>
 #include <filesystem>
 #include <functional>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -15,101 +13,21 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_env.h"
+#include "tests/worker/fake_coordinator_client.h"
 #include "worker/outcome_spool.h"
 #include "worker/worker_agent.h"
 
 namespace sluice {
 namespace {
 
+using ::sluice::testing::Counter;
+using ::sluice::testing::FakeCoordinatorClient;
+using ::sluice::testing::GatedRunner;
+using ::sluice::testing::InstantRunner;
 using ::sluice::testing::ScratchDir;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-
-bool WaitFor(const std::function<bool()>& condition) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
-class FakeClient : public CoordinatorClient {
- public:
-  absl::StatusOr<WorkerRegistration> Register(const WorkerInfo&) override {
-    WorkerRegistration r;
-    r.heartbeat_interval_ms = 60'000;
-    r.lease_ttl_ms = 600'000;
-    return r;
-  }
-  absl::StatusOr<LeaseBatch> Lease(const std::string& worker_id, const std::string& request_id,
-                                   int32_t, int64_t) override {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    LeaseBatch batch;
-    batch.session_active = true;
-    std::lock_guard<std::mutex> lock(mu_);
-    request_ids_.push_back(request_id);
-    if (!grants_.empty()) {
-      batch.leases.push_back(grants_.front());
-      batch.leases.back().worker_id = worker_id;
-      grants_.pop_front();
-    }
-    return batch;
-  }
-  absl::StatusOr<std::vector<std::string>> Heartbeat(const std::string&,
-                                                     const std::vector<std::string>&,
-                                                     int64_t) override {
-    return std::vector<std::string>();
-  }
-  absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    attempts_.push_back(report);
-    return answer_;
-  }
-
-  void Grant(const std::string& lease_id) {
-    LeaseGrant g;
-    g.lease_id = lease_id;
-    g.run_id = "r1";
-    g.phase_id = "p1";
-    g.attempt = 1;
-    g.epoch = 7;
-    g.session_id = "s1";
-    g.timeout_seconds = 60;
-    std::lock_guard<std::mutex> lock(mu_);
-    grants_.push_back(g);
-  }
-  void Answer(absl::StatusOr<ReportDisposition> answer) {
-    std::lock_guard<std::mutex> lock(mu_);
-    answer_ = std::move(answer);
-  }
-  std::vector<std::string> request_ids() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return request_ids_;
-  }
-  std::vector<AttemptReport> attempts() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return attempts_;
-  }
-
- private:
-  std::mutex mu_;
-  std::deque<LeaseGrant> grants_;
-  std::vector<AttemptReport> attempts_;  // every Report call, failed ones included
-  std::vector<std::string> request_ids_;
-  absl::StatusOr<ReportDisposition> answer_ = ReportDisposition::kAccepted;
-};
-
-class InstantRunner : public ProcessRunner {
- public:
-  absl::StatusOr<ProcessResult> Run(const ProcessSpec&, const CancelToken&) override {
-    ProcessResult r;
-    r.exit_code = 0;
-    r.duration_ms = 1;
-    return r;
-  }
-};
 
 class WorkerAgentSpoolTest : public ::testing::Test {
  protected:
@@ -129,36 +47,49 @@ class WorkerAgentSpoolTest : public ::testing::Test {
     return listed.ok() ? *listed : std::vector<AttemptReport>();
   }
 
-  // Runs an agent until `done` holds, then drains it.
-  absl::Status RunUntil(WorkerConfig config, FakeClient& client,
-                        const std::function<bool()>& done) {
-    WorkerAgent agent(std::move(config), client, runner_, SystemClock::Default());
+  // Runs an agent until `until` returns (it waits for a condition, and may
+  // advance the clock), then drains it.
+  absl::Status RunUntil(WorkerConfig config, FakeCoordinatorClient& client,
+                        const std::function<void()>& until) {
+    WorkerAgent agent(std::move(config), client, runner_, clock_);
     absl::Status result;
     std::thread run([&] { result = agent.Run(); });
-    EXPECT_TRUE(WaitFor(done));
+    until();
     agent.RequestDrain();
     run.join();
     return result;
   }
+  // The agent leased `n` times: each long-poll is answered empty when the
+  // test advances the clock past its wait.
+  void AdvanceThroughLeasePolls(FakeCoordinatorClient& client, int n) {
+    for (int i = 1; i <= n; ++i) {
+      ASSERT_TRUE(client.leases_asked().AwaitAtLeast(i));
+      ASSERT_TRUE(clock_.AwaitWaiters(2));  // the heartbeat loop and the long-poll
+      if (i < n) clock_.AdvanceMs(10'000);  // lease_wait_ms
+    }
+  }
 
   ScratchDir dir_;
+  FakeClock clock_;
   InstantRunner runner_;
 };
 
 TEST_F(WorkerAgentSpoolTest, AnsweredOutcomeLeavesNothingInTheSpool) {
-  FakeClient client;
+  FakeCoordinatorClient client(clock_);
   client.Grant("L-1");
-  ASSERT_TRUE(RunUntil(Config(), client, [&] { return !client.attempts().empty(); }).ok());
+  ASSERT_TRUE(
+      RunUntil(Config(), client, [&] { ASSERT_TRUE(client.reports().AwaitAtLeast(1)); }).ok());
   ASSERT_THAT(client.attempts(), SizeIs(1));
   EXPECT_EQ(client.attempts()[0].outcome, Outcome::kSucceeded);
   EXPECT_THAT(Spooled(), IsEmpty());
 }
 
 TEST_F(WorkerAgentSpoolTest, LateOrDuplicateAnswerAlsoRemovesTheSpoolFile) {
-  FakeClient client;
+  FakeCoordinatorClient client(clock_);
   client.Answer(ReportDisposition::kLate);
   client.Grant("L-1");
-  ASSERT_TRUE(RunUntil(Config(), client, [&] { return !client.attempts().empty(); }).ok());
+  ASSERT_TRUE(
+      RunUntil(Config(), client, [&] { ASSERT_TRUE(client.reports().AwaitAtLeast(1)); }).ok());
   EXPECT_THAT(Spooled(), IsEmpty());
 }
 
@@ -166,10 +97,20 @@ TEST_F(WorkerAgentSpoolTest, UndeliveredOutcomeSurvivesDrainAndTheNextStartDeliv
   WorkerConfig config = Config();
   config.report_give_up_ms = 0;
   {
-    FakeClient down;
+    FakeCoordinatorClient down(clock_);
     down.Answer(absl::UnavailableError("coordinator down"));
     down.Grant("L-1");
-    ASSERT_TRUE(RunUntil(config, down, [&] { return !down.attempts().empty(); }).ok());
+    WorkerAgent agent(config, down, runner_, clock_);
+    absl::Status result;
+    std::thread run([&] { result = agent.Run(); });
+    ASSERT_TRUE(down.reports().AwaitAtLeast(1));
+    agent.RequestDrain();
+    // The heartbeat loop, the lease loop (long-poll or drain wait) and the
+    // report's backoff: then time passes the backoff and the give-up time.
+    ASSERT_TRUE(clock_.AwaitWaiters(3));
+    clock_.AdvanceMs(10'000);
+    run.join();
+    ASSERT_TRUE(result.ok()) << result;
     // Given up at drain, but the spool still holds it.
     const std::vector<AttemptReport> left = Spooled();
     ASSERT_THAT(left, SizeIs(1));
@@ -178,8 +119,8 @@ TEST_F(WorkerAgentSpoolTest, UndeliveredOutcomeSurvivesDrainAndTheNextStartDeliv
     EXPECT_EQ(left[0].outcome, Outcome::kSucceeded);
   }
   // The next start re-delivers it without any new lease.
-  FakeClient up;
-  ASSERT_TRUE(RunUntil(config, up, [&] { return !up.attempts().empty(); }).ok());
+  FakeCoordinatorClient up(clock_);
+  ASSERT_TRUE(RunUntil(config, up, [&] { ASSERT_TRUE(up.reports().AwaitAtLeast(1)); }).ok());
   ASSERT_THAT(up.attempts(), SizeIs(1));
   EXPECT_EQ(up.attempts()[0].lease_id, "L-1");
   EXPECT_EQ(up.attempts()[0].worker_id, "w1");
@@ -187,10 +128,11 @@ TEST_F(WorkerAgentSpoolTest, UndeliveredOutcomeSurvivesDrainAndTheNextStartDeliv
 }
 
 TEST_F(WorkerAgentSpoolTest, RejectedOutcomeIsSetAsideNotRetried) {
-  FakeClient client;
+  FakeCoordinatorClient client(clock_);
   client.Answer(absl::InvalidArgumentError("stdout_tail too long"));
   client.Grant("L-1");
-  ASSERT_TRUE(RunUntil(Config(), client, [&] { return !client.attempts().empty(); }).ok());
+  ASSERT_TRUE(
+      RunUntil(Config(), client, [&] { ASSERT_TRUE(client.reports().AwaitAtLeast(1)); }).ok());
   EXPECT_THAT(client.attempts(), SizeIs(1));
   EXPECT_THAT(Spooled(), IsEmpty());
   std::vector<std::string> names;
@@ -211,8 +153,9 @@ TEST_F(WorkerAgentSpoolTest, SpoolDirFlagOverridesTheDefault) {
   old.worker_id = "w1";
   old.outcome = Outcome::kFailed;
   ASSERT_TRUE(elsewhere.Put(old).ok());
-  FakeClient client;
-  ASSERT_TRUE(RunUntil(config, client, [&] { return !client.attempts().empty(); }).ok());
+  FakeCoordinatorClient client(clock_);
+  ASSERT_TRUE(
+      RunUntil(config, client, [&] { ASSERT_TRUE(client.reports().AwaitAtLeast(1)); }).ok());
   ASSERT_THAT(client.attempts(), SizeIs(1));
   EXPECT_EQ(client.attempts()[0].lease_id, "L-old");
   auto left = elsewhere.List();
@@ -226,10 +169,10 @@ TEST_F(WorkerAgentSpoolTest, RestartedWorkerNeverReusesALeaseRequestId) {
   // for it, so a worker restarted under the same id was handed its previous
   // process's leases again and ran those phases a second time (found by
   // RedisE2ETest.RedisKilledMidDrainAndRestartedWithAofLosesAndDoublesNothing).
-  FakeClient first;
-  ASSERT_TRUE(RunUntil(Config(), first, [&] { return first.request_ids().size() >= 3; }).ok());
-  FakeClient second;
-  ASSERT_TRUE(RunUntil(Config(), second, [&] { return second.request_ids().size() >= 3; }).ok());
+  FakeCoordinatorClient first(clock_);
+  ASSERT_TRUE(RunUntil(Config(), first, [&] { AdvanceThroughLeasePolls(first, 3); }).ok());
+  FakeCoordinatorClient second(clock_);
+  ASSERT_TRUE(RunUntil(Config(), second, [&] { AdvanceThroughLeasePolls(second, 3); }).ok());
   const std::vector<std::string> a = first.request_ids();
   const std::set<std::string> before(a.begin(), a.end());
   for (const std::string& id : second.request_ids()) {
@@ -241,18 +184,100 @@ TEST_F(WorkerAgentSpoolTest, RestartedWorkerNeverReusesALeaseRequestId) {
 // The --service gate: while `ready` is false the agent asks for no lease at
 // all; once it turns true leasing resumes.
 TEST_F(WorkerAgentSpoolTest, NoLeaseIsRequestedWhileTheServiceIsUnhealthy) {
-  FakeClient client;
+  FakeCoordinatorClient client(clock_);
   client.Grant("L-1");
   std::atomic<bool> healthy{false};
   WorkerConfig config = Config();
-  config.ready = [&healthy] { return healthy.load(); };
-  WorkerAgent agent(std::move(config), client, runner_, SystemClock::Default());
+  Counter asked;
+  config.ready = [&healthy, &asked] {
+    asked.Increment();
+    return healthy.load();
+  };
+  WorkerAgent agent(std::move(config), client, runner_, clock_);
   absl::Status result;
   std::thread run([&] { result = agent.Run(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(600));
-  EXPECT_THAT(client.request_ids(), IsEmpty());
+  // 600 ms of the agent's time, asked every 200 ms: not once a lease.
+  for (int i = 1; i <= 4; ++i) {
+    ASSERT_TRUE(asked.AwaitAtLeast(i));
+    ASSERT_TRUE(clock_.AwaitWaiters(2));  // the heartbeat loop and the gate
+    EXPECT_THAT(client.request_ids(), IsEmpty());
+    if (i < 4) clock_.AdvanceMs(kReadyRecheckMs);
+  }
   healthy.store(true);
-  EXPECT_TRUE(WaitFor([&] { return !client.attempts().empty(); }));
+  clock_.AdvanceMs(kReadyRecheckMs);
+  EXPECT_TRUE(client.reports().AwaitAtLeast(1));
+  agent.RequestDrain();
+  run.join();
+  EXPECT_TRUE(result.ok()) << result;
+}
+
+// Event-driven: a phase ending frees its slot and the agent leases the next
+// one at once. The clock never moves here, so a loop that waited for a
+// timeout (or polled) instead of being woken would never get there.
+TEST_F(WorkerAgentSpoolTest, AgentWakesAtOnceWhenAPhaseEnds) {
+  FakeCoordinatorClient client(clock_);
+  client.Grant("L-1");
+  client.Grant("L-2");
+  GatedRunner runner;
+  const int64_t start = clock_.NowMs();
+  WorkerAgent agent(Config(), client, runner, clock_);  // one slot
+  absl::Status result;
+  std::thread run([&] { result = agent.Run(); });
+  ASSERT_TRUE(runner.AwaitStarted(1));
+  ASSERT_TRUE(clock_.AwaitWaiters(2));  // the heartbeat loop; the lease loop waits for a slot
+  EXPECT_EQ(client.leases_asked().value(), 1);
+  runner.Release("L-1");
+  ASSERT_TRUE(runner.AwaitStarted(2));
+  EXPECT_THAT(runner.started(), ElementsAre("L-1", "L-2"));
+  runner.Release("L-2");
+  EXPECT_TRUE(client.reports().AwaitAtLeast(2));
+  agent.RequestDrain();  // wakes the long-poll at once, too
+  run.join();
+  EXPECT_TRUE(result.ok()) << result;
+  EXPECT_EQ(clock_.NowMs(), start);
+}
+
+// Heartbeats follow the registration's interval on the agent's clock.
+TEST_F(WorkerAgentSpoolTest, HeartbeatsAreSentEveryIntervalOfTheClock) {
+  FakeCoordinatorClient client(clock_);
+  WorkerAgent agent(Config(), client, runner_, clock_);
+  absl::Status result;
+  std::thread run([&] { result = agent.Run(); });
+  ASSERT_TRUE(client.leases_asked().AwaitAtLeast(1));
+  ASSERT_TRUE(clock_.AwaitWaiters(2));  // the heartbeat loop and the long-poll
+  clock_.AdvanceMs(59'999);
+  EXPECT_EQ(client.heartbeats().value(), 0);
+  clock_.AdvanceMs(1);
+  EXPECT_TRUE(client.heartbeats().AwaitAtLeast(1));
+  agent.RequestDrain();
+  run.join();
+  EXPECT_TRUE(result.ok()) << result;
+}
+
+// Self-fencing on the clock: heartbeats fail, and once the lease TTL has
+// passed since the last renewal was sent, the running phase is stopped.
+TEST_F(WorkerAgentSpoolTest, PhasesAreStoppedWhenNoRenewalSucceedsWithinTheTtl) {
+  FakeCoordinatorClient client(clock_);
+  client.SetRegistration(
+      {.lease_ttl_ms = 3'000, .heartbeat_interval_ms = 1'000, .max_lease_wait_ms = 30'000});
+  client.AnswerHeartbeats(absl::UnavailableError("coordinator unreachable"));
+  client.Grant("L-1");
+  GatedRunner runner;
+  WorkerAgent agent(Config(), client, runner, clock_);  // one slot: busy with L-1
+  absl::Status result;
+  std::thread run([&] { result = agent.Run(); });
+  ASSERT_TRUE(runner.AwaitStarted(1));
+  for (int beat = 1; beat <= 2; ++beat) {
+    ASSERT_TRUE(clock_.AwaitWaiters(2));  // the heartbeat loop; the lease loop waits for a slot
+    clock_.AdvanceMs(1'000);
+    ASSERT_TRUE(client.heartbeats().AwaitAtLeast(beat));
+  }
+  ASSERT_TRUE(clock_.AwaitWaiters(2));
+  EXPECT_FALSE(runner.cancelled("L-1"));  // 2 s since the renewal: still within the TTL
+  clock_.AdvanceMs(1'000);
+  ASSERT_TRUE(client.heartbeats().AwaitAtLeast(3));  // fenced just before this one
+  EXPECT_TRUE(runner.cancelled("L-1"));
+  runner.Release("L-1");
   agent.RequestDrain();
   run.join();
   EXPECT_TRUE(result.ok()) << result;

@@ -1,10 +1,10 @@
-#include "coordinator/leader_election.h"
+#include "coordinator/leadership/leader_election.h"
 
 #include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "coordinator/not_leader.h"
+#include "coordinator/leadership/not_leader.h"
 #include "spdlog/spdlog.h"
 
 namespace sluice {

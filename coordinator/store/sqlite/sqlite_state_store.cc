@@ -1,4 +1,4 @@
-#include "coordinator/sqlite_state_store.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 
 #include <sqlite3.h>
 
@@ -12,7 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
-#include "coordinator/store_codec.h"
+#include "coordinator/store/store_codec.h"
 #include "nlohmann/json.hpp"
 
 namespace sluice {
@@ -218,26 +218,6 @@ constexpr const char* kPhaseColumns =
     "run_id, phase_id, phase_index, priority, last_error, labels, metadata, state, attempts, "
     "requeues, current_lease_id, final_outcome, telemetry_events, updated_at";
 
-PhaseRecord ReadPhase(const Stmt& s) {
-  PhaseRecord p;
-  p.spec.run_id = s.Text(0);
-  p.spec.phase_id = s.Text(1);
-  p.spec.phase_index = s.Int(2);
-  p.spec.priority = s.Int(3);
-  p.spec.last_error = s.Text(4);
-  p.spec.labels = SplitLabels(s.Text(5));
-  p.spec.metadata_json = s.Text(6);
-  p.state = ParsePhaseState(s.Text(7)).value_or(PhaseState::kPending);
-  p.attempts = s.Int32(8);
-  p.requeues = s.Int32(9);
-  p.current_lease_id = s.Text(10);
-  const std::string final_outcome = s.Text(11);
-  if (!final_outcome.empty()) p.final_outcome = ParseOutcome(final_outcome);
-  p.telemetry_events = s.Int(12);
-  p.updated_at_ms = s.Int(13);
-  return p;
-}
-
 absl::StatusOr<std::optional<PhaseRecord>> LoadPhase(sqlite3* db, const std::string& run_id,
                                                      const std::string& phase_id) {
   const std::string sql =
@@ -246,27 +226,12 @@ absl::StatusOr<std::optional<PhaseRecord>> LoadPhase(sqlite3* db, const std::str
   s.Bind(run_id).Bind(phase_id);
   SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<PhaseRecord>();
-  return std::optional<PhaseRecord>(ReadPhase(s));
+  return std::optional<PhaseRecord>(DecodePhase(s));
 }
 
 constexpr const char* kLeaseColumns =
     "lease_id, run_id, phase_id, attempt, epoch, worker_id, session_id, timeout_seconds, "
     "leased_at, expires_at";
-
-LeaseGrant ReadLease(const Stmt& s) {
-  LeaseGrant g;
-  g.lease_id = s.Text(0);
-  g.run_id = s.Text(1);
-  g.phase_id = s.Text(2);
-  g.attempt = s.Int32(3);
-  g.epoch = s.Int(4);
-  g.worker_id = s.Text(5);
-  g.session_id = s.Text(6);
-  g.timeout_seconds = s.Int32(7);
-  g.leased_at_ms = s.Int(8);
-  g.expires_at_ms = s.Int(9);
-  return g;
-}
 
 absl::Status InsertAttempt(sqlite3* db, const AttemptRecord& a) {
   Stmt s(db,
@@ -467,17 +432,7 @@ absl::StatusOr<std::vector<RunStats>> SqliteStateStore::ListRunStats() {
   while (true) {
     SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    RunStats r;
-    r.run_id = s.Text(0);
-    r.pending = s.Int(1);
-    r.leased = s.Int(2);
-    r.succeeded = s.Int(3);
-    r.failed = s.Int(4);
-    r.attempts = s.Int(5);
-    r.successes = s.Int(6);
-    r.timeouts = s.Int(7);
-    r.telemetry_events = s.Int(8);
-    r.run_ms = s.Int(9);
+    RunStats r = DecodeRunStats(s);
     r.best_pending_priority = s.Int(10);
     out.push_back(std::move(r));
   }
@@ -515,7 +470,7 @@ absl::StatusOr<std::optional<LeaseGrant>> SqliteStateStore::LeaseNextInRun(
   while (true) {
     SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    PhaseRecord p = ReadPhase(s);
+    PhaseRecord p = DecodePhase(s);
     const bool fits = std::all_of(p.spec.labels.begin(), p.spec.labels.end(),
                                   [&](const std::string& l) { return have.contains(l); });
     if (fits) {
@@ -620,19 +575,12 @@ absl::StatusOr<ReportResult> SqliteStateStore::RecordReport(const ReportParams& 
     return result;
   }
 
-  const LeaseGrant lease = ReadLease(ls);
+  const LeaseGrant lease = DecodeLease(ls);
   SLUICE_ASSIGN_OR_RETURN(std::optional<PhaseRecord> phase,
                           LoadPhase(db_, lease.run_id, lease.phase_id));
   if (!phase) return absl::InternalError(absl::StrCat("lease ", lease.lease_id, " has no phase"));
 
-  AttemptRecord a;
-  a.lease_id = lease.lease_id;
-  a.run_id = lease.run_id;
-  a.phase_id = lease.phase_id;
-  a.attempt = lease.attempt;
-  a.epoch = lease.epoch;
-  a.worker_id = lease.worker_id;
-  a.session_id = lease.session_id;
+  AttemptRecord a = AttemptOfLease(lease, params.now_ms);
   a.outcome = r.outcome;
   a.exit_code = r.exit_code;
   a.signal = r.signal;
@@ -643,8 +591,6 @@ absl::StatusOr<ReportResult> SqliteStateStore::RecordReport(const ReportParams& 
   a.telemetry_by_type = r.telemetry_by_type;
   a.stdout_tail = r.stdout_tail;
   a.stderr_tail = r.stderr_tail;
-  a.started_at_ms = lease.leased_at_ms;
-  a.ended_at_ms = params.now_ms;
   SLUICE_RETURN_IF_ERROR(InsertAttempt(db_, a));
   Stmt del(db_, "DELETE FROM leases WHERE lease_id=?");
   SLUICE_RETURN_IF_ERROR(del.Bind(lease.lease_id).Run());
@@ -698,7 +644,7 @@ absl::StatusOr<std::vector<ExpiredLease>> SqliteStateStore::ExpireLeases(
     while (true) {
       SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
-      expired.push_back(ReadLease(s));
+      expired.push_back(DecodeLease(s));
     }
   }
   std::vector<ExpiredLease> out;
@@ -706,20 +652,7 @@ absl::StatusOr<std::vector<ExpiredLease>> SqliteStateStore::ExpireLeases(
     SLUICE_ASSIGN_OR_RETURN(std::optional<PhaseRecord> phase,
                             LoadPhase(db_, lease.run_id, lease.phase_id));
     if (!phase) return absl::InternalError(absl::StrCat("lease ", lease.lease_id, " has no phase"));
-    AttemptRecord a;
-    a.lease_id = lease.lease_id;
-    a.run_id = lease.run_id;
-    a.phase_id = lease.phase_id;
-    a.attempt = lease.attempt;
-    a.epoch = lease.epoch;
-    a.worker_id = lease.worker_id;
-    a.session_id = lease.session_id;
-    a.outcome = Outcome::kLost;
-    a.error_text = "lease expired: no report or heartbeat from the worker within the lease TTL";
-    a.fingerprint = "lost|lost|lease expired";
-    a.started_at_ms = lease.leased_at_ms;
-    a.ended_at_ms = now_ms;
-    SLUICE_RETURN_IF_ERROR(InsertAttempt(db_, a));
+    SLUICE_RETURN_IF_ERROR(InsertAttempt(db_, LostAttempt(lease, now_ms)));
     Stmt del(db_, "DELETE FROM leases WHERE lease_id=?");
     SLUICE_RETURN_IF_ERROR(del.Bind(lease.lease_id).Run());
     const PhaseState from = phase->state;
@@ -748,7 +681,7 @@ absl::StatusOr<std::vector<LeaseGrant>> SqliteStateStore::ListActiveLeases() {
   while (true) {
     SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    out.push_back(ReadLease(s));
+    out.push_back(DecodeLease(s));
   }
   return out;
 }
@@ -774,14 +707,7 @@ absl::StatusOr<std::vector<WorkerInfo>> SqliteStateStore::ListWorkers() {
   while (true) {
     SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    WorkerInfo w;
-    w.worker_id = s.Text(0);
-    w.host = s.Text(1);
-    w.slots = s.Int32(2);
-    w.labels = SplitLabels(s.Text(3));
-    w.version = s.Text(4);
-    w.last_seen_ms = s.Int(5);
-    out.push_back(std::move(w));
+    out.push_back(DecodeWorker(s));
   }
   return out;
 }
@@ -830,16 +756,6 @@ absl::Status SqliteStateStore::EndSession(const std::string& session_id, Session
 namespace {
 constexpr const char* kSessionColumns =
     "session_id, settings, state, started_at, ended_at, end_reason";
-SessionRecord ReadSession(const Stmt& s) {
-  SessionRecord r;
-  r.session_id = s.Text(0);
-  r.settings = SettingsFromJson(s.Text(1));
-  r.state = ParseSessionState(s.Text(2)).value_or(SessionState::kStopped);
-  r.started_at_ms = s.Int(3);
-  r.ended_at_ms = s.Int(4);
-  r.end_reason = s.Text(5);
-  return r;
-}
 }  // namespace
 
 absl::StatusOr<std::optional<SessionRecord>> SqliteStateStore::GetSession(
@@ -851,7 +767,7 @@ absl::StatusOr<std::optional<SessionRecord>> SqliteStateStore::GetSession(
   s.Bind(session_id);
   SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<SessionRecord>();
-  return std::optional<SessionRecord>(ReadSession(s));
+  return std::optional<SessionRecord>(DecodeSession(s));
 }
 
 absl::StatusOr<std::optional<SessionRecord>> SqliteStateStore::LatestSession() {
@@ -862,7 +778,7 @@ absl::StatusOr<std::optional<SessionRecord>> SqliteStateStore::LatestSession() {
   Stmt s(db_, sql.c_str());
   SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<SessionRecord>();
-  return std::optional<SessionRecord>(ReadSession(s));
+  return std::optional<SessionRecord>(DecodeSession(s));
 }
 
 absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttempts(
@@ -881,27 +797,7 @@ absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttempts(
   while (true) {
     SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    AttemptRecord a;
-    a.lease_id = s.Text(0);
-    a.run_id = s.Text(1);
-    a.phase_id = s.Text(2);
-    a.attempt = s.Int32(3);
-    a.epoch = s.Int(4);
-    a.worker_id = s.Text(5);
-    a.session_id = s.Text(6);
-    a.outcome = ParseOutcome(s.Text(7)).value_or(Outcome::kFailed);
-    a.exit_code = s.Int32(8);
-    a.signal = s.Int32(9);
-    a.duration_ms = s.Int(10);
-    a.error_text = s.Text(11);
-    a.fingerprint = s.Text(12);
-    a.telemetry_events = s.Int(13);
-    a.telemetry_by_type = TypesFromJson(s.Text(14));
-    a.stdout_tail = s.Text(15);
-    a.stderr_tail = s.Text(16);
-    a.started_at_ms = s.Int(17);
-    a.ended_at_ms = s.Int(18);
-    out.push_back(std::move(a));
+    out.push_back(DecodeAttempt(s));
   }
   return out;
 }
@@ -961,7 +857,7 @@ absl::StatusOr<std::vector<PhaseRecord>> SqliteStateStore::ListPendingPhases(
   while (true) {
     SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    out.push_back(ReadPhase(s));
+    out.push_back(DecodePhase(s));
   }
   return out;
 }

@@ -22,7 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
-#include "coordinator/leader_lease_store.h"
+#include "coordinator/leadership/leader_lease_store.h"
 
 namespace sluice {
 

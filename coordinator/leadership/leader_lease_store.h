@@ -47,4 +47,20 @@ class LeaderLeaseStore {
   virtual absl::StatusOr<std::optional<LeaderRecord>> CurrentLeader() = 0;
 };
 
+// The other half of a shared store: its writes are fenced by the leader
+// epoch. The coordinator sets the epoch it won (LeaderElectionOptions::
+// on_elected); the store then refuses, inside each atomic write, every write
+// once another coordinator took over with a newer epoch (Unavailable,
+// IsNotLeader). Thread-safe: may be set while other threads write.
+class WriteFence {
+ public:
+  // Sends no epoch: one coordinator per store (tests, tools). The default.
+  static constexpr int64_t kUnfenced = 0;
+  // Refuses every write: a standby before its first win.
+  static constexpr int64_t kNeverLeader = -1;
+
+  virtual ~WriteFence() = default;
+  virtual void SetFencingEpoch(int64_t epoch) = 0;
+};
+
 }  // namespace sluice

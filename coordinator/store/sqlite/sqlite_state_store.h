@@ -10,7 +10,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "coordinator/state_store.h"
+#include "coordinator/store/state_store.h"
 
 struct sqlite3;
 

@@ -1,4 +1,4 @@
-#include "coordinator/store_codec.h"
+#include "coordinator/store/store_codec.h"
 
 #include <algorithm>
 
@@ -74,6 +74,28 @@ SessionSettings SettingsFromJson(const std::string& text) {
   s.on_telemetry_loss = ParseTelemetryLossAction(j.value("on_telemetry_loss", std::string("warn")))
                             .value_or(TelemetryLossAction::kWarn);
   return s;
+}
+
+AttemptRecord AttemptOfLease(const LeaseGrant& lease, int64_t ended_at_ms) {
+  AttemptRecord a;
+  a.lease_id = lease.lease_id;
+  a.run_id = lease.run_id;
+  a.phase_id = lease.phase_id;
+  a.attempt = lease.attempt;
+  a.epoch = lease.epoch;
+  a.worker_id = lease.worker_id;
+  a.session_id = lease.session_id;
+  a.started_at_ms = lease.leased_at_ms;
+  a.ended_at_ms = ended_at_ms;
+  return a;
+}
+
+AttemptRecord LostAttempt(const LeaseGrant& lease, int64_t now_ms) {
+  AttemptRecord a = AttemptOfLease(lease, now_ms);
+  a.outcome = Outcome::kLost;
+  a.error_text = kLostAttemptErrorText;
+  a.fingerprint = kLostAttemptFingerprint;
+  return a;
 }
 
 }  // namespace sluice

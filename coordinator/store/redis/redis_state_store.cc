@@ -1,0 +1,479 @@
+#include "coordinator/store/redis/redis_state_store.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "coordinator/store/redis/redis_lua_scripts.h"
+#include "coordinator/store/store_codec.h"
+
+namespace sluice {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+// The store's scripts (scripts/*.lua; the fencing and the key layout are in
+// prelude.lua and fence_prelude.lua). Index into kScripts.
+enum Script : size_t {
+  kImport,
+  kListRunStats,
+  kCountPhases,
+  kLease,
+  kRenew,
+  kReport,
+  kExpire,
+  kListLeases,
+  kUpsertWorker,
+  kListWorkers,
+  kCreateSession,
+  kEndSession,
+  kLatestSession,
+  kListAttempts,
+  kPutPolicy,
+  kScriptCount,
+};
+
+struct ScriptDef {
+  ScriptAccess access;
+  bool fenced;  // takes the leader epoch as ARGV[2] (fence_prelude.lua)
+  const char* body;
+};
+
+constexpr ScriptAccess kW = ScriptAccess::kWrite;
+constexpr ScriptAccess kR = ScriptAccess::kRead;
+constexpr ScriptDef kScripts[kScriptCount] = {
+    {kW, true, redis_lua::kImportLua},         {kR, false, redis_lua::kListRunStatsLua},
+    {kR, false, redis_lua::kCountPhasesLua},   {kW, true, redis_lua::kLeaseLua},
+    {kW, true, redis_lua::kRenewLua},          {kW, true, redis_lua::kReportLua},
+    {kW, true, redis_lua::kExpireLua},         {kR, false, redis_lua::kListLeasesLua},
+    {kW, true, redis_lua::kUpsertWorkerLua},   {kR, false, redis_lua::kListWorkersLua},
+    {kW, true, redis_lua::kCreateSessionLua},  {kW, true, redis_lua::kEndSessionLua},
+    {kR, false, redis_lua::kLatestSessionLua}, {kR, false, redis_lua::kListAttemptsLua},
+    {kW, true, redis_lua::kPutPolicyLua},
+};
+
+std::vector<std::string> ScriptSources() {
+  std::vector<std::string> out;
+  for (const ScriptDef& def : kScripts) {
+    out.push_back(ComposeRedisScript(def.access, def.fenced, def.body));
+  }
+  return out;
+}
+
+// Field lists mirrored from prelude.lua (HMGET order).
+constexpr int kLeaseFieldCount = 10;
+constexpr int kAttemptFieldCount = 19;
+constexpr int kWorkerFieldCount = 6;
+const std::vector<std::string> kPhaseFields = {
+    "run_id",           "phase_id",  "phase_index", "priority", "last_error",       "labels",
+    "metadata",         "state",     "attempts",    "requeues", "current_lease_id", "final_outcome",
+    "telemetry_events", "updated_at"};
+const std::vector<std::string> kSessionFields = {"session_id", "settings", "state",
+                                                 "started_at", "ended_at", "end_reason"};
+
+// --- Rank members of the per-run pending sets ------------------------------
+// All members score 0, so Redis orders them bytewise: 16 hex digits of the
+// negated priority, 16 of the phase index, then the phase id. That is exactly
+// SQLite's ORDER BY priority DESC, phase_index, phase_id (BINARY collation)
+// over the whole int64 range, which a double score could not be.
+
+uint64_t Biased(int64_t v) { return static_cast<uint64_t>(v) ^ (uint64_t{1} << 63); }
+
+std::string Hex16(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
+  return std::string(buf, 16);
+}
+
+std::string RankMember(const PhaseSpec& spec) {
+  return absl::StrCat(Hex16(~Biased(spec.priority)), Hex16(Biased(spec.phase_index)),
+                      spec.phase_id);
+}
+
+int64_t PriorityOfRank(const std::string& member) {
+  if (member.size() < 16) return 0;
+  uint64_t u = 0;
+  for (size_t i = 0; i < 16; ++i) {
+    const char c = member[i];
+    const uint64_t digit =
+        c >= 'a' ? static_cast<uint64_t>(c - 'a' + 10) : static_cast<uint64_t>(c - '0');
+    u = (u << 4) | digit;
+  }
+  return static_cast<int64_t>(~u ^ (uint64_t{1} << 63));
+}
+
+// --- Encodings shared with the SQLite store ---------------------------------
+
+std::string PhaseKeyName(const std::string& prefix, const std::string& run_id,
+                         const std::string& phase_id) {
+  // The run id's length makes the key unambiguous: ids may contain ':'.
+  return absl::StrCat(prefix, "phase:", run_id.size(), ":", run_id, ":", phase_id);
+}
+
+// A window on a reply's elements, for the shared decoders (store_codec.h):
+// column i is elements[at + i].
+class RedisRow {
+ public:
+  RedisRow(const std::vector<RedisReply>& elements, size_t at) : e_(elements), at_(at) {}
+  std::string Text(int i) const { return e_[at_ + static_cast<size_t>(i)].Text(); }
+  int64_t Int(int i) const { return e_[at_ + static_cast<size_t>(i)].Int(); }
+  int32_t Int32(int i) const { return e_[at_ + static_cast<size_t>(i)].Int32(); }
+
+ private:
+  const std::vector<RedisReply>& e_;
+  const size_t at_;
+};
+
+}  // namespace
+
+RedisStateStore::RedisStateStore(const RedisOptions& options)
+    : conn_(options, ScriptSources()), prefix_(conn_.prefix()) {}
+
+RedisStateStore::~RedisStateStore() = default;
+
+absl::StatusOr<std::unique_ptr<RedisStateStore>> RedisStateStore::Open(
+    const RedisOptions& options) {
+  SLUICE_RETURN_IF_ERROR(ValidateRedisOptions(options));
+  std::unique_ptr<RedisStateStore> store(new RedisStateStore(options));
+  const std::string meta = absl::StrCat(store->prefix_, "meta");
+  SLUICE_RETURN_IF_ERROR(
+      store->conn_.Command({"HSETNX", meta, "schema_version", std::to_string(kSchemaVersion)})
+          .status());
+  SLUICE_ASSIGN_OR_RETURN(RedisReply version,
+                          store->conn_.Command({"HGET", meta, "schema_version"}));
+  if (version.Int() != kSchemaVersion) {
+    return absl::FailedPreconditionError(absl::StrCat("redis namespace ", options.key_namespace,
+                                                      " holds schema version ", version.Text(),
+                                                      ", this build knows ", kSchemaVersion));
+  }
+  return store;
+}
+
+void RedisStateStore::SetFencingEpoch(int64_t epoch) { fencing_epoch_.store(epoch); }
+
+absl::StatusOr<RedisReply> RedisStateStore::Run(size_t script, std::vector<std::string> args) {
+  return Run(script, std::move(args), conn_.options().command_timeout);
+}
+
+absl::StatusOr<RedisReply> RedisStateStore::Run(size_t script, std::vector<std::string> args,
+                                                absl::Duration timeout) {
+  if (kScripts[script].fenced) {
+    // ARGV[2]: the caller's leader epoch, '' when unfenced (fence_prelude.lua).
+    const int64_t fence = fencing_epoch_.load();
+    args.insert(args.begin(), fence == kUnfenced ? std::string() : std::to_string(fence));
+  }
+  return conn_.RunScript(script, args, timeout);
+}
+
+absl::StatusOr<ImportResult> RedisStateStore::ImportPhases(const std::vector<PhaseSpec>& phases) {
+  std::vector<std::string> args;
+  args.reserve(1 + phases.size() * 8);
+  args.push_back(std::to_string(phases.size()));
+  for (const PhaseSpec& p : phases) {
+    args.push_back(p.run_id);
+    args.push_back(p.phase_id);
+    args.push_back(std::to_string(p.phase_index));
+    args.push_back(std::to_string(p.priority));
+    args.push_back(p.last_error);
+    args.push_back(JoinLabels(p.labels));
+    args.push_back(p.metadata_json);
+    args.push_back(RankMember(p));
+  }
+  SLUICE_ASSIGN_OR_RETURN(
+      RedisReply r, Run(kImport, std::move(args),
+                        std::max(conn_.options().import_timeout, conn_.options().command_timeout)));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 3, "import"));
+  if (r.elements.size() != 3) return absl::InternalError("redis: unexpected reply to import");
+  return ImportResult{r.elements[0].Int(), r.elements[1].Int(), r.elements[2].Int()};
+}
+
+absl::StatusOr<std::optional<PhaseRecord>> RedisStateStore::GetPhase(const PhaseKey& key) {
+  std::vector<std::string> argv = {"HMGET", PhaseKeyName(prefix_, key.run_id, key.phase_id)};
+  argv.insert(argv.end(), kPhaseFields.begin(), kPhaseFields.end());
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, conn_.Command(argv));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kPhaseFields.size(), "HMGET phase"));
+  const std::vector<RedisReply>& e = r.elements;
+  if (e[0].nil()) return std::optional<PhaseRecord>();
+  return std::optional<PhaseRecord>(DecodePhase(RedisRow(e, 0)));
+}
+
+absl::StatusOr<std::vector<RunStats>> RedisStateStore::ListRunStats() {
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListRunStats, {}));
+  constexpr size_t kStride = 11;
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kStride, "run stats"));
+  std::vector<RunStats> out;
+  for (size_t i = 0; i < r.elements.size(); i += kStride) {
+    const std::vector<RedisReply>& e = r.elements;
+    RunStats s = DecodeRunStats(RedisRow(e, i));
+    s.best_pending_priority = PriorityOfRank(e[i + 10].Text());
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+absl::StatusOr<PhaseCounts> RedisStateStore::CountPhases() {
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kCountPhases, {}));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 4, "count phases"));
+  if (r.elements.size() != 4) return absl::InternalError("redis: unexpected reply to count");
+  return PhaseCounts{r.elements[0].Int(), r.elements[1].Int(), r.elements[2].Int(),
+                     r.elements[3].Int()};
+}
+
+absl::StatusOr<std::optional<LeaseGrant>> RedisStateStore::LeaseNextInRun(
+    const LeaseParams& params) {
+  std::vector<std::string> args = {params.run_id,
+                                   params.worker_id,
+                                   params.session_id,
+                                   params.lease_id,
+                                   std::to_string(params.timeout_seconds),
+                                   std::to_string(params.now_ms),
+                                   std::to_string(params.now_ms + params.ttl_ms),
+                                   std::to_string(params.worker_labels.size())};
+  args.insert(args.end(), params.worker_labels.begin(), params.worker_labels.end());
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kLease, args));
+  if (r.nil()) return std::optional<LeaseGrant>();
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 3, "lease"));
+  if (r.elements.size() != 3) return absl::InternalError("redis: unexpected reply to lease");
+  LeaseGrant g;
+  g.lease_id = params.lease_id;
+  g.run_id = params.run_id;
+  g.phase_id = r.elements[0].Text();
+  g.attempt = r.elements[1].Int32();
+  g.epoch = r.elements[2].Int();
+  g.worker_id = params.worker_id;
+  g.session_id = params.session_id;
+  g.timeout_seconds = params.timeout_seconds;
+  g.leased_at_ms = params.now_ms;
+  g.expires_at_ms = params.now_ms + params.ttl_ms;
+  return std::optional<LeaseGrant>(std::move(g));
+}
+
+absl::StatusOr<std::vector<std::string>> RedisStateStore::RenewLeases(
+    const std::string& worker_id, const std::vector<std::string>& lease_ids, int64_t now_ms,
+    int64_t ttl_ms) {
+  std::vector<std::string> args = {worker_id, std::to_string(now_ms),
+                                   std::to_string(now_ms + ttl_ms)};
+  args.insert(args.end(), lease_ids.begin(), lease_ids.end());
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kRenew, args));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 0, "renew"));
+  std::vector<std::string> gone;
+  for (const RedisReply& e : r.elements) gone.push_back(e.Text());
+  return gone;
+}
+
+absl::StatusOr<ReportResult> RedisStateStore::RecordReport(const ReportParams& params) {
+  const AttemptReport& rep = params.report;
+  const std::vector<std::string> args = {rep.lease_id,
+                                         std::to_string(rep.epoch),
+                                         rep.worker_id,
+                                         std::string(OutcomeName(rep.outcome)),
+                                         std::to_string(rep.exit_code),
+                                         std::to_string(rep.signal),
+                                         std::to_string(rep.duration_ms),
+                                         rep.error_text,
+                                         params.fingerprint,
+                                         std::to_string(rep.telemetry_events),
+                                         TypesToJson(rep.telemetry_by_type),
+                                         rep.stdout_tail,
+                                         rep.stderr_tail,
+                                         std::to_string(params.now_ms),
+                                         std::to_string(params.max_attempts_per_phase),
+                                         params.counts_as_attempt ? "1" : "0",
+                                         std::to_string(params.max_requeues_per_phase)};
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kReport, args));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 2, "report"));
+  if (r.elements.size() != 2 && r.elements.size() != 4) {
+    return absl::InternalError("redis: unexpected reply to report");
+  }
+  ReportResult result;
+  if (r.elements.size() == 4) {
+    result.run_id = r.elements[2].Text();
+    result.phase_id = r.elements[3].Text();
+  }
+  const std::string disposition = r.elements[0].Text();
+  if (disposition == "accepted") {
+    result.disposition = ReportDisposition::kAccepted;
+  } else if (disposition == "duplicate") {
+    result.disposition = ReportDisposition::kDuplicate;
+  } else if (disposition == "late") {
+    result.disposition = ReportDisposition::kLate;
+  } else {
+    result.disposition = ReportDisposition::kUnknownLease;
+  }
+  result.phase_state = ParsePhaseState(r.elements[1].Text()).value_or(PhaseState::kPending);
+  return result;
+}
+
+absl::StatusOr<std::vector<ExpiredLease>> RedisStateStore::ExpireLeases(
+    int64_t now_ms, int32_t max_requeues_per_phase) {
+  SLUICE_ASSIGN_OR_RETURN(
+      RedisReply r, Run(kExpire, {std::to_string(now_ms), std::to_string(max_requeues_per_phase),
+                                  kLostAttemptErrorText, kLostAttemptFingerprint}));
+  constexpr size_t kStride = kLeaseFieldCount + 1;
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kStride, "expire"));
+  std::vector<ExpiredLease> out;
+  for (size_t i = 0; i < r.elements.size(); i += kStride) {
+    out.push_back(ExpiredLease{
+        DecodeLease(RedisRow(r.elements, i)),
+        ParsePhaseState(r.elements[i + kLeaseFieldCount].Text()).value_or(PhaseState::kPending)});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<LeaseGrant>> RedisStateStore::ListActiveLeases() {
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListLeases, {}));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kLeaseFieldCount, "list leases"));
+  std::vector<LeaseGrant> out;
+  for (size_t i = 0; i < r.elements.size(); i += kLeaseFieldCount) {
+    out.push_back(DecodeLease(RedisRow(r.elements, i)));
+  }
+  // Grant order (the SQLite store lists by leased_at, then insertion).
+  std::stable_sort(out.begin(), out.end(), [](const LeaseGrant& a, const LeaseGrant& b) {
+    return std::tie(a.leased_at_ms, a.epoch) < std::tie(b.leased_at_ms, b.epoch);
+  });
+  return out;
+}
+
+absl::Status RedisStateStore::UpsertWorker(const WorkerInfo& w) {
+  return Run(kUpsertWorker, {w.worker_id, w.host, std::to_string(w.slots), JoinLabels(w.labels),
+                             w.version, std::to_string(w.last_seen_ms)})
+      .status();
+}
+
+absl::StatusOr<std::vector<WorkerInfo>> RedisStateStore::ListWorkers() {
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListWorkers, {}));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kWorkerFieldCount, "list workers"));
+  std::vector<WorkerInfo> out;
+  for (size_t i = 0; i < r.elements.size(); i += kWorkerFieldCount) {
+    out.push_back(DecodeWorker(RedisRow(r.elements, i)));
+  }
+  return out;
+}
+
+absl::Status RedisStateStore::CreateSession(const SessionRecord& session) {
+  return Run(kCreateSession,
+             {session.session_id, SettingsToJson(session.settings),
+              std::string(SessionStateName(session.state)), std::to_string(session.started_at_ms),
+              std::to_string(session.ended_at_ms), session.end_reason})
+      .status();
+}
+
+absl::Status RedisStateStore::EndSession(const std::string& session_id, SessionState state,
+                                         int64_t ended_at_ms, const std::string& reason) {
+  return Run(kEndSession, {session_id, std::string(SessionStateName(state)),
+                           std::to_string(ended_at_ms), reason})
+      .status();
+}
+
+absl::StatusOr<std::optional<SessionRecord>> RedisStateStore::GetSession(
+    const std::string& session_id) {
+  std::vector<std::string> argv = {"HMGET", absl::StrCat(prefix_, "session:", session_id)};
+  argv.insert(argv.end(), kSessionFields.begin(), kSessionFields.end());
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, conn_.Command(argv));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kSessionFields.size(), "HMGET session"));
+  if (r.elements[0].nil()) return std::optional<SessionRecord>();
+  return std::optional<SessionRecord>(DecodeSession(RedisRow(r.elements, 0)));
+}
+
+absl::StatusOr<std::optional<SessionRecord>> RedisStateStore::LatestSession() {
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kLatestSession, {}));
+  if (r.nil()) return std::optional<SessionRecord>();
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kSessionFields.size(), "latest session"));
+  if (r.elements.size() != kSessionFields.size() || r.elements[0].nil()) {
+    return std::optional<SessionRecord>();
+  }
+  return std::optional<SessionRecord>(DecodeSession(RedisRow(r.elements, 0)));
+}
+
+absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttempts(
+    const std::string& session_id) {
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListAttempts, {session_id}));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kAttemptFieldCount, "list attempts"));
+  std::vector<AttemptRecord> out;
+  for (size_t i = 0; i < r.elements.size(); i += kAttemptFieldCount) {
+    out.push_back(DecodeAttempt(RedisRow(r.elements, i)));
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> RedisStateStore::CountSessionAttempts(const std::string& session_id) {
+  SLUICE_ASSIGN_OR_RETURN(
+      RedisReply r, conn_.Command({"GET", absl::StrCat(prefix_, "session_count:", session_id)}));
+  return r.Int();
+}
+
+absl::StatusOr<std::vector<LateReportRecord>> RedisStateStore::ListLateReports() {
+  // The index orders by received_at, then by lease id (ZRANGE on equal scores).
+  SLUICE_ASSIGN_OR_RETURN(
+      RedisReply ids, conn_.Command({"ZRANGE", absl::StrCat(prefix_, "late_reports"), "0", "-1"}));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(ids, 0, "ZRANGE late_reports"));
+  std::vector<LateReportRecord> out;
+  for (const RedisReply& id : ids.elements) {
+    SLUICE_ASSIGN_OR_RETURN(
+        RedisReply h,
+        conn_.Command({"HMGET", absl::StrCat(prefix_, "late:", id.Text()), "worker_id", "outcome",
+                       "telemetry_events", "error_text", "received_at"}));
+    SLUICE_RETURN_IF_ERROR(ExpectRedisArray(h, 5, "HMGET late"));
+    LateReportRecord r;
+    r.lease_id = id.Text();
+    r.worker_id = h.elements[0].Text();
+    const std::optional<Outcome> outcome = ParseOutcome(h.elements[1].Text());
+    if (!outcome) {
+      return absl::InternalError(absl::StrCat("redis: late report ", r.lease_id, " has outcome '",
+                                              h.elements[1].Text(), "'"));
+    }
+    r.outcome = *outcome;
+    r.telemetry_events = h.elements[2].Int();
+    r.error_text = h.elements[3].Text();
+    r.received_at_ms = h.elements[4].Int();
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> RedisStateStore::CountLateReports() {
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r,
+                          conn_.Command({"ZCARD", absl::StrCat(prefix_, "late_reports")}));
+  return r.Int();
+}
+
+absl::StatusOr<std::vector<PhaseRecord>> RedisStateStore::ListPendingPhases(
+    const std::string& run_id, int64_t limit) {
+  std::vector<PhaseRecord> out;
+  if (limit <= 0) return out;
+  // Members are 32 hex digits of rank followed by the phase id (see docs/redis.md).
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r,
+                          conn_.Command({"ZRANGE", absl::StrCat(prefix_, "pending:", run_id), "0",
+                                         std::to_string(limit - 1)}));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 0, "ZRANGE pending"));
+  for (const RedisReply& member : r.elements) {
+    const std::string m = member.Text();
+    if (m.size() <= 32) return absl::InternalError("redis: malformed pending member " + m);
+    SLUICE_ASSIGN_OR_RETURN(std::optional<PhaseRecord> phase,
+                            GetPhase(PhaseKey{run_id, m.substr(32)}));
+    if (phase) out.push_back(std::move(*phase));
+  }
+  return out;
+}
+
+absl::Status RedisStateStore::PutPolicyRecord(const std::string& kind, const std::string& key,
+                                              const std::string& value) {
+  return Run(kPutPolicy, {kind, key, value}).status();
+}
+
+absl::StatusOr<std::map<std::string, std::string>> RedisStateStore::ListPolicyRecords(
+    const std::string& kind) {
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r,
+                          conn_.Command({"HGETALL", absl::StrCat(prefix_, "policy:", kind)}));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 2, "HGETALL policy"));
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+    out[r.elements[i].Text()] = r.elements[i + 1].Text();
+  }
+  return out;
+}
+
+}  // namespace sluice

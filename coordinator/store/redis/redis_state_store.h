@@ -1,0 +1,100 @@
+// The shared store: Redis (>= 7.0) through hiredis. Selected with
+//   --store redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?namespace=NAME]
+//   --store redis+unix:///path/to/redis.sock[?db=N&password=P&namespace=NAME]
+// (key schema and operators' guidance: docs/redis.md).
+//
+// Contract, beyond StateStore's:
+// - Every mutating call is ONE Lua script run with EVALSHA (loaded with SCRIPT
+//   LOAD on connect, reloaded on NOSCRIPT). A script validates everything
+//   before its first write, so an error reply leaves Redis untouched; Redis
+//   runs the script atomically, so no other client sees a half-made
+//   transition. Reads of related keys are scripts too (one consistent view).
+// - Scripts declare `#!lua flags=no-cluster`: Redis Cluster is not supported
+//   (a script touches keys it computes itself). Mutating scripts are denied
+//   as a whole when Redis is out of memory, never part-way.
+// - Lease and report touch O(1) keys (plus the labels walk of one run's
+//   pending set); nothing ever calls KEYS or SCAN.
+// - Connection: one RedisConnection (redis_connection.h: serialized calls,
+//   lazy reconnect with backoff, 2 s default timeouts).
+// - Errors: Unavailable while Redis cannot be reached, times out, or refuses.
+//   When a reply is lost after the command was sent the call returns
+//   Unavailable although the script may have run whole: callers treat
+//   Unavailable as "unknown outcome" and retry with the same lease/report
+//   ids, which the store answers idempotently.
+//   Internal for a corrupt keyspace or an unexpected reply.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coordinator/leadership/leader_lease_store.h"
+#include "coordinator/store/redis/redis_connection.h"
+#include "coordinator/store/redis/redis_url.h"
+#include "coordinator/store/state_store.h"
+
+namespace sluice {
+
+// Thread-safe; see the file comment. Its writes are fenced by the leader
+// epoch of the namespace's leader lease (RedisLeaderLeaseStore, WriteFence).
+class RedisStateStore final : public StateStore, public WriteFence {
+ public:
+  // Connects, loads the scripts and checks (or writes) the schema version.
+  // Unavailable when Redis cannot be reached, InvalidArgument for bad options,
+  // FailedPrecondition when the namespace holds another schema version.
+  static absl::StatusOr<std::unique_ptr<RedisStateStore>> Open(const RedisOptions& options);
+  ~RedisStateStore() override;
+
+  absl::StatusOr<ImportResult> ImportPhases(const std::vector<PhaseSpec>& phases) override;
+  absl::StatusOr<std::optional<PhaseRecord>> GetPhase(const PhaseKey& key) override;
+  absl::StatusOr<std::vector<RunStats>> ListRunStats() override;
+  absl::StatusOr<PhaseCounts> CountPhases() override;
+  absl::StatusOr<std::optional<LeaseGrant>> LeaseNextInRun(const LeaseParams& params) override;
+  absl::StatusOr<std::vector<std::string>> RenewLeases(const std::string& worker_id,
+                                                       const std::vector<std::string>& lease_ids,
+                                                       int64_t now_ms, int64_t ttl_ms) override;
+  absl::StatusOr<ReportResult> RecordReport(const ReportParams& params) override;
+  absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(int64_t now_ms,
+                                                         int32_t max_requeues_per_phase) override;
+  absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() override;
+  absl::Status UpsertWorker(const WorkerInfo& worker) override;
+  absl::StatusOr<std::vector<WorkerInfo>> ListWorkers() override;
+  absl::Status CreateSession(const SessionRecord& session) override;
+  absl::Status EndSession(const std::string& session_id, SessionState state, int64_t ended_at_ms,
+                          const std::string& reason) override;
+  absl::StatusOr<std::optional<SessionRecord>> GetSession(const std::string& session_id) override;
+  absl::StatusOr<std::optional<SessionRecord>> LatestSession() override;
+  absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& session_id) override;
+  absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) override;
+  absl::StatusOr<std::vector<LateReportRecord>> ListLateReports() override;
+  absl::StatusOr<int64_t> CountLateReports() override;
+  absl::StatusOr<std::vector<PhaseRecord>> ListPendingPhases(const std::string& run_id,
+                                                             int64_t limit) override;
+  absl::Status PutPolicyRecord(const std::string& kind, const std::string& key,
+                               const std::string& value) override;
+  absl::StatusOr<std::map<std::string, std::string>> ListPolicyRecords(
+      const std::string& kind) override;
+
+  // Every mutating StateStore call carries this epoch and Redis refuses it
+  // (Unavailable, IsNotLeader) unless it is the current leader epoch;
+  // kUnfenced (the default) sends no epoch, kNeverLeader refuses every write.
+  void SetFencingEpoch(int64_t epoch) override;
+
+ private:
+  explicit RedisStateStore(const RedisOptions& options);
+
+  // Runs one of this store's scripts (kScripts in the .cc); fenced scripts
+  // get the fencing epoch in front of `args`.
+  absl::StatusOr<RedisReply> Run(size_t script, std::vector<std::string> args);
+  absl::StatusOr<RedisReply> Run(size_t script, std::vector<std::string> args,
+                                 absl::Duration timeout);
+
+  RedisConnection conn_;
+  const std::string prefix_;  // conn_.prefix(), "<namespace>:"
+  std::atomic<int64_t> fencing_epoch_{kUnfenced};
+};
+
+}  // namespace sluice

@@ -1,0 +1,53 @@
+// Where and how to reach Redis: RedisOptions and the two --store URL forms
+//   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?namespace=NAME]
+//   redis+unix:///path/to/redis.sock[?db=N&password=P&namespace=NAME]
+// (docs/redis.md). Pure code: no I/O, thread-compatible.
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace sluice {
+
+struct RedisOptions {
+  // Where Redis listens: a Unix socket when unix_socket is set, else host:port.
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string unix_socket;
+  // AUTH: sent when password is non-empty (with username when that is set,
+  // Redis 6 ACL users). Empty: no AUTH.
+  std::string username;
+  std::string password;
+  int db = 0;  // SELECT db (0..15 on a default Redis); 0 sends nothing
+  // Every key starts with "<key_namespace>:". [A-Za-z0-9_-]{1,64}, so two
+  // namespaces can never produce the same key. Default "sluice".
+  std::string key_namespace = "sluice";
+  // Applies to each connect attempt.
+  absl::Duration connect_timeout = absl::Seconds(2);
+  // Applies to each command; ImportPhases uses import_timeout instead because
+  // one script imports the whole backlog (about 0.3 s per 10k phases).
+  absl::Duration command_timeout = absl::Seconds(2);
+  absl::Duration import_timeout = absl::Seconds(60);
+  // Reconnect backoff after a failed connect: first delay, doubled to max.
+  absl::Duration reconnect_backoff_initial = absl::Milliseconds(50);
+  absl::Duration reconnect_backoff_max = absl::Seconds(2);
+};
+
+// Parses the two URL forms above. Query parameters: namespace, db (unix
+// form; the TCP form takes /DB), password (unix form; the TCP form takes the
+// userinfo). InvalidArgument naming the accepted forms on anything else.
+absl::StatusOr<RedisOptions> ParseRedisUrl(const std::string& url);
+
+// Decodes %XX escapes; a '%' not followed by two hex digits stays as it is.
+std::string PercentDecode(const std::string& in);
+
+// [A-Za-z0-9_-]{1,64}.
+bool IsValidRedisNamespace(const std::string& ns);
+
+// InvalidArgument for a bad namespace or a negative db (options built in
+// code rather than parsed from a URL).
+absl::Status ValidateRedisOptions(const RedisOptions& options);
+
+}  // namespace sluice

@@ -1,0 +1,74 @@
+-- Shared by every script (prepended after the shebang). Each script runs
+-- with ARGV[1] = key prefix ("<namespace>:") and no KEYS (the keys derive
+-- from ids, see docs/redis.md). Rules every mutating script follows so that a
+-- transition never half-applies:
+--  1. read and validate everything first; every error_reply comes before the
+--     first write;
+--  2. the shebang makes Redis refuse the whole script when out of memory
+--     instead of failing at its first write.
+-- Integers that may exceed 2^53 (priority, phase_index, telemetry, durations)
+-- are never converted to Lua numbers: they travel as decimal strings and are
+-- added with HINCRBY.
+local P = ARGV[1]
+local function k_phase(run, phase) return P .. 'phase:' .. #run .. ':' .. run .. ':' .. phase end
+local function k_run(run) return P .. 'run:' .. run end
+local function k_pending(run) return P .. 'pending:' .. run end
+local function k_lease(id) return P .. 'lease:' .. id end
+local function k_attempt(id) return P .. 'attempt:' .. id end
+local function k_late(id) return P .. 'late:' .. id end
+local K_LATES = P .. 'late_reports'
+local function k_worker(id) return P .. 'worker:' .. id end
+local function k_session(id) return P .. 'session:' .. id end
+local function k_sattempts(id) return P .. 'session_attempts:' .. id end
+local function k_scount(id) return P .. 'session_count:' .. id end
+local K_RUNS = P .. 'runs'
+local K_LEASES = P .. 'leases'
+local K_ATTEMPTS = P .. 'attempts'
+local K_EPOCH = P .. 'epoch'
+local K_WORKERS = P .. 'workers'
+local K_SESSIONS = P .. 'sessions'
+local K_ACTIVE = P .. 'active_session'
+local K_SESSION_SEQ = P .. 'session_seq'
+local RUN_FIELDS = {'pending', 'leased', 'succeeded', 'failed', 'attempts', 'successes',
+                    'timeouts', 'telemetry_events', 'run_ms'}
+local LEASE_FIELDS = {'lease_id', 'run_id', 'phase_id', 'attempt', 'epoch', 'worker_id',
+                      'session_id', 'timeout_seconds', 'leased_at', 'expires_at'}
+local ATTEMPT_FIELDS = {'lease_id', 'run_id', 'phase_id', 'attempt', 'epoch', 'worker_id',
+                        'session_id', 'outcome', 'exit_code', 'signal', 'duration_ms', 'error_text',
+                        'fingerprint', 'telemetry_events', 'telemetry_by_type', 'stdout_tail',
+                        'stderr_tail', 'started_at', 'ended_at'}
+local SESSION_FIELDS = {'session_id', 'settings', 'state', 'started_at', 'ended_at', 'end_reason'}
+local WORKER_FIELDS = {'worker_id', 'host', 'slots', 'labels', 'version', 'last_seen'}
+local function istr(n) return string.format('%d', n) end
+-- Same as absl::StrSplit(s, ',') on a non-empty string; '' has no labels.
+local function split_labels(s)
+  local out = {}
+  if s == '' then return out end
+  local pos = 1
+  while true do
+    local c = string.find(s, ',', pos, true)
+    if not c then out[#out + 1] = string.sub(s, pos); return out end
+    out[#out + 1] = string.sub(s, pos, c - 1)
+    pos = c + 1
+  end
+end
+-- Moves one phase of `run` from state `from` to `to` and adds the deltas
+-- (events and run_ms are decimal strings).
+local function bump_run(run, from, to, attempts, successes, timeouts, events, run_ms)
+  local k = k_run(run)
+  if from ~= to then
+    redis.call('HINCRBY', k, from, -1)
+    redis.call('HINCRBY', k, to, 1)
+  end
+  if attempts ~= 0 then redis.call('HINCRBY', k, 'attempts', attempts) end
+  if successes ~= 0 then redis.call('HINCRBY', k, 'successes', successes) end
+  if timeouts ~= 0 then redis.call('HINCRBY', k, 'timeouts', timeouts) end
+  if events ~= '0' then redis.call('HINCRBY', k, 'telemetry_events', events) end
+  if run_ms ~= '0' then redis.call('HINCRBY', k, 'run_ms', run_ms) end
+end
+-- Appends an ended attempt to the global and the session's end-order lists.
+local function index_attempt(id, session, outcome)
+  redis.call('RPUSH', K_ATTEMPTS, id)
+  redis.call('RPUSH', k_sattempts(session), id)
+  if outcome ~= 'lost' and outcome ~= 'cancelled' then redis.call('INCR', k_scount(session)) end
+end

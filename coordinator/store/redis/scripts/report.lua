@@ -1,0 +1,76 @@
+-- ARGV: prefix, lease_id, epoch, worker, outcome, exit_code, signal,
+-- duration_ms, error_text, fingerprint, telemetry_events, telemetry_by_type,
+-- stdout_tail, stderr_tail, now, max_attempts, counts_as_attempt ('1'/'0'),
+-- max_requeues. Returns {disposition, phase_state}.
+local id, epoch, worker, outcome, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[15]
+local lk = k_lease(id)
+local L = redis.call('HMGET', lk, 'run_id', 'phase_id', 'attempt', 'epoch', 'worker_id',
+                     'session_id', 'leased_at')
+local have_lease = L[1] ~= false
+if not have_lease or L[4] ~= epoch or L[5] ~= worker then
+  -- Not the current holder: a duplicate of an applied report, a late one
+  -- (expired or someone else's lease), or a lease never granted.
+  local A = redis.call('HMGET', k_attempt(id), 'outcome', 'worker_id', 'epoch', 'run_id',
+                       'phase_id')
+  local have_attempt = A[1] ~= false
+  if not have_attempt and not have_lease then return {'unknown_lease', ''} end
+  local disposition
+  if have_attempt and A[1] ~= 'lost' and A[2] == worker and A[3] == epoch then
+    disposition = 'duplicate'
+  else
+    disposition = 'late'
+    local lt = k_late(id)
+    if redis.call('EXISTS', lt) == 0 then
+      redis.call('HSET', lt, 'lease_id', id, 'worker_id', worker, 'outcome', outcome,
+                 'telemetry_events', ARGV[11], 'error_text', ARGV[9], 'received_at', now)
+      redis.call('ZADD', K_LATES, now, id)
+    end
+  end
+  local run, phase = L[1], L[2]
+  if have_attempt then run, phase = A[4], A[5] end
+  local st = redis.call('HGET', k_phase(run, phase), 'state')
+  return {disposition, st or ''}
+end
+
+local run, phase, session = L[1], L[2], L[6]
+local pk = k_phase(run, phase)
+local ph = redis.call('HMGET', pk, 'state', 'attempts', 'requeues', 'rank')
+if not ph[1] then return redis.error_reply('INTERNAL lease ' .. id .. ' has no phase') end
+local ak = k_attempt(id)
+if redis.call('EXISTS', ak) == 1 then
+  return redis.error_reply('INTERNAL an attempt for lease ' .. id .. ' is already recorded')
+end
+
+redis.call('HSET', ak, 'lease_id', id, 'run_id', run, 'phase_id', phase, 'attempt', L[3],
+           'epoch', L[4], 'worker_id', L[5], 'session_id', session, 'outcome', outcome,
+           'exit_code', ARGV[6], 'signal', ARGV[7], 'duration_ms', ARGV[8],
+           'error_text', ARGV[9], 'fingerprint', ARGV[10], 'telemetry_events', ARGV[11],
+           'telemetry_by_type', ARGV[12], 'stdout_tail', ARGV[13], 'stderr_tail', ARGV[14],
+           'started_at', L[7], 'ended_at', now)
+index_attempt(id, session, outcome)
+redis.call('DEL', lk)
+redis.call('ZREM', K_LEASES, id)
+
+-- Cancelled attempts were stopped by us (deadline, drain), not by the phase:
+-- they use the requeue budget, not the attempt budget.
+local from = ph[1]
+local attempts, requeues = tonumber(ph[2]), tonumber(ph[3])
+local to, final
+if outcome == 'succeeded' then
+  attempts = attempts + 1
+  to, final = 'succeeded', 'succeeded'
+elseif outcome == 'cancelled' or ARGV[17] == '0' then
+  requeues = requeues + 1
+  if requeues > tonumber(ARGV[18]) then to, final = 'failed', outcome else to = 'pending' end
+else
+  attempts = attempts + 1
+  if attempts >= tonumber(ARGV[16]) then to, final = 'failed', outcome else to = 'pending' end
+end
+redis.call('HSET', pk, 'state', to, 'attempts', istr(attempts), 'requeues', istr(requeues),
+           'current_lease_id', '', 'updated_at', now)
+if final then redis.call('HSET', pk, 'final_outcome', final) end
+if ARGV[11] ~= '0' then redis.call('HINCRBY', pk, 'telemetry_events', ARGV[11]) end
+if to == 'pending' then redis.call('ZADD', k_pending(run), 0, ph[4]) end
+bump_run(run, from, to, 1, outcome == 'succeeded' and 1 or 0, outcome == 'timed_out' and 1 or 0,
+         ARGV[11], ARGV[8])
+return {'accepted', to, run, phase}

@@ -1,0 +1,243 @@
+// Test doubles for the worker's unit tests. Every wait here blocks on a
+// condition (absl::Mutex) or on the FakeClock, never on a real-time sleep;
+// the real-time bounds are only guards against a hung test.
+#pragma once
+
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "worker/coordinator_client.h"
+#include "worker/process_runner.h"
+
+namespace sluice::testing {
+
+inline constexpr absl::Duration kTestGuard = absl::Seconds(10);
+
+// With `mu` held: waits (releasing it meanwhile) until `done()` holds, which
+// is re-checked whenever `mu` is released. False if not within the guard.
+inline bool AwaitWithGuard(absl::Mutex& mu, const std::function<bool()>& done) {
+  return mu.AwaitWithTimeout(absl::Condition(
+                                 +[](const std::function<bool()>* f) { return (*f)(); }, &done),
+                             kTestGuard);
+}
+
+// A counter a test can wait on.
+class Counter {
+ public:
+  void Increment() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    ++value_;
+  }
+  int value() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return value_;
+  }
+  // False if it did not reach `n` within the guard.
+  bool AwaitAtLeast(int n) const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return AwaitWithGuard(mu_, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return value_ >= n; });
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  int value_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// A coordinator whose Lease is a long-poll on the FakeClock: it answers at
+// once when a grant is queued, else when Grant() is called, when the pending
+// lease is cancelled, or when wait_ms passed on the clock (an empty batch).
+// Report answers whatever Answer() set last.
+class FakeCoordinatorClient : public CoordinatorClient {
+ public:
+  explicit FakeCoordinatorClient(const Clock& clock) : clock_(clock) {}
+
+  absl::StatusOr<WorkerRegistration> Register(const WorkerInfo&) override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return registration_;
+  }
+  absl::StatusOr<LeaseBatch> Lease(const std::string& worker_id, const std::string& request_id,
+                                   int32_t, int64_t wait_ms) override ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      request_ids_.push_back(request_id);
+    }
+    leases_asked_.Increment();
+    const int64_t deadline = clock_.NowMs() + wait_ms;
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (cancelled_) return absl::CancelledError("lease cancelled");
+        if (!grants_.empty()) {
+          LeaseBatch batch;
+          batch.session_active = true;
+          batch.leases.push_back(grants_.front());
+          batch.leases.back().worker_id = worker_id;
+          grants_.pop_front();
+          return batch;
+        }
+      }
+      if (!clock_.WaitUntil(lease_wake_, deadline)) {
+        LeaseBatch empty;
+        empty.session_active = true;
+        return empty;
+      }
+    }
+  }
+  absl::StatusOr<std::vector<std::string>> Heartbeat(const std::string&,
+                                                     const std::vector<std::string>&,
+                                                     int64_t) override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::Status answer;
+    {
+      absl::MutexLock lock(&mu_);
+      answer = heartbeat_answer_;
+    }
+    heartbeats_.Increment();
+    if (!answer.ok()) return answer;
+    return std::vector<std::string>();
+  }
+  absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) override
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::StatusOr<ReportDisposition> answer;
+    {
+      absl::MutexLock lock(&mu_);
+      attempts_.push_back(report);
+      answer = answer_;
+    }
+    reports_.Increment();
+    return answer;
+  }
+  void CancelPendingLease() override ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+    }
+    lease_wake_.Notify();
+  }
+
+  void Grant(const std::string& lease_id) ABSL_LOCKS_EXCLUDED(mu_) {
+    LeaseGrant g;
+    g.lease_id = lease_id;
+    g.run_id = "r1";
+    g.phase_id = "p1";
+    g.attempt = 1;
+    g.epoch = 7;
+    g.session_id = "s1";
+    g.timeout_seconds = 60;
+    {
+      absl::MutexLock lock(&mu_);
+      grants_.push_back(g);
+    }
+    lease_wake_.Notify();
+  }
+  void SetRegistration(WorkerRegistration registration) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    registration_ = registration;
+  }
+  void AnswerHeartbeats(absl::Status answer) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    heartbeat_answer_ = std::move(answer);
+  }
+  void Answer(absl::StatusOr<ReportDisposition> answer) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    answer_ = std::move(answer);
+  }
+  std::vector<std::string> request_ids() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return request_ids_;
+  }
+  std::vector<AttemptReport> attempts() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return attempts_;
+  }
+  // Every Report, Lease and Heartbeat call (failed ones included).
+  const Counter& reports() const { return reports_; }
+  const Counter& heartbeats() const { return heartbeats_; }
+  const Counter& leases_asked() const { return leases_asked_; }
+
+ private:
+  const Clock& clock_;
+  mutable absl::Mutex mu_;
+  std::deque<LeaseGrant> grants_ ABSL_GUARDED_BY(mu_);
+  std::vector<AttemptReport> attempts_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> request_ids_ ABSL_GUARDED_BY(mu_);
+  absl::StatusOr<ReportDisposition> answer_ ABSL_GUARDED_BY(mu_) = ReportDisposition::kAccepted;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  WorkerRegistration registration_ ABSL_GUARDED_BY(mu_) = {
+      .lease_ttl_ms = 600'000, .heartbeat_interval_ms = 60'000, .max_lease_wait_ms = 30'000};
+  absl::Status heartbeat_answer_ ABSL_GUARDED_BY(mu_);
+  Wakeup lease_wake_;  // one Lease call at a time (the agent's loop)
+  Counter reports_;
+  Counter leases_asked_;
+  Counter heartbeats_;
+};
+
+// Finishes every phase at once, successfully.
+class InstantRunner : public ProcessRunner {
+ public:
+  absl::StatusOr<ProcessResult> Run(const ProcessSpec&, const CancelToken&) override {
+    ProcessResult r;
+    r.exit_code = 0;
+    r.duration_ms = 1;
+    return r;
+  }
+};
+
+// Runs each phase until the test releases its lease id; it does not watch
+// the CancelToken (a test sees a cancel request through cancelled()).
+class GatedRunner : public ProcessRunner {
+ public:
+  absl::StatusOr<ProcessResult> Run(const ProcessSpec& spec, const CancelToken& cancel) override
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    const std::string lease = spec.env.at("SLUICE_LEASE_ID");
+    absl::MutexLock lock(&mu_);
+    started_.push_back(lease);
+    cancel_[lease] = &cancel;
+    const std::function<bool()> released = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return std::find(released_.begin(), released_.end(), lease) != released_.end();
+    };
+    mu_.Await(absl::Condition(
+        +[](const std::function<bool()>* f) { return (*f)(); }, &released));
+    cancel_.erase(lease);
+    ProcessResult r;
+    r.exit_code = 0;
+    r.duration_ms = 1;
+    return r;
+  }
+  void Release(const std::string& lease) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    released_.push_back(lease);
+  }
+  // Whether the agent asked to stop the phase (while it still runs).
+  bool cancelled(const std::string& lease) const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto it = cancel_.find(lease);
+    return it != cancel_.end() && it->second->cancelled();
+  }
+  // False if fewer than `n` phases started within the guard.
+  bool AwaitStarted(size_t n) const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return AwaitWithGuard(mu_,
+                          [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return started_.size() >= n; });
+  }
+  std::vector<std::string> started() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return started_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<std::string> started_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> released_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, const CancelToken*> cancel_ ABSL_GUARDED_BY(mu_);  // while running
+};
+
+}  // namespace sluice::testing

@@ -1,0 +1,134 @@
+#include "worker/phase_executor.h"
+
+#include <signal.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "spdlog/spdlog.h"
+#include "worker/telemetry_counter.h"
+
+namespace sluice {
+namespace {
+
+bool IsKillSignal(int sig) {
+  return sig == SIGKILL || sig == SIGTERM || sig == SIGINT || sig == SIGHUP;
+}
+
+}  // namespace
+
+Outcome ClassifyOutcome(const ProcessResult& result) {
+  if (result.stopped_by == StopReason::kTimeout) return Outcome::kTimedOut;
+  if (result.stopped_by == StopReason::kCancelled) return Outcome::kCancelled;
+  if (result.signal != 0) return IsKillSignal(result.signal) ? Outcome::kKilled : Outcome::kFailed;
+  if (result.exit_code == 0) return Outcome::kSucceeded;
+  if (result.exit_code > 128 && IsKillSignal(result.exit_code - 128)) return Outcome::kKilled;
+  return Outcome::kFailed;
+}
+
+std::optional<int64_t> PhaseExecutor::ProbeTelemetry() const {
+  if (config_.telemetry_probe.empty()) return std::nullopt;
+  const std::string base = (std::filesystem::path(config_.log_dir) / "probe").string();
+  ProcessSpec spec;
+  spec.argv = config_.telemetry_probe;
+  spec.workdir = config_.workdir;
+  spec.stdout_path = base + ".out";
+  spec.stderr_path = base + ".err";
+  spec.timeout_ms = 30'000;
+  spec.grace_ms = 1'000;
+  CancelToken never;
+  absl::StatusOr<ProcessResult> r = runner_.Run(spec, never);
+  int64_t value = 0;
+  if (!r.ok() || r->exit_code != 0 ||
+      !absl::SimpleAtoi(absl::StripAsciiWhitespace(r->stdout_tail), &value)) {
+    spdlog::warn("telemetry probe failed: {}", r.ok() ? r->stderr_tail : r.status().ToString());
+    return std::nullopt;
+  }
+  return value;
+}
+
+AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken& cancel) const {
+  AttemptReport report;
+  report.lease_id = lease.lease_id;
+  report.epoch = lease.epoch;
+  report.worker_id = config_.worker_id;
+
+  PhaseIdentity identity{lease.run_id, lease.phase_id, lease.attempt, lease.lease_id,
+                         lease.session_id};
+  absl::StatusOr<std::vector<std::string>> argv = config_.command->Expand(identity);
+  if (!argv.ok()) {
+    report.outcome = Outcome::kFailed;
+    report.error_text = absl::StrCat("worker refused the lease: ", argv.status().message());
+    return report;
+  }
+  // Identifiers are validated, so they are safe as path components.
+  const std::filesystem::path dir = std::filesystem::path(config_.log_dir) / lease.run_id;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const std::string stem =
+      (dir / absl::StrCat(lease.phase_id, ".attempt", lease.attempt, ".", lease.lease_id)).string();
+  const std::string telemetry_path = stem + ".telemetry.jsonl";
+  std::filesystem::remove(telemetry_path, ec);  // a fresh file per attempt
+
+  ProcessSpec spec;
+  spec.argv = std::move(*argv);
+  spec.env = config_.env;
+  spec.env["SLUICE_RUN_ID"] = lease.run_id;
+  spec.env["SLUICE_PHASE_ID"] = lease.phase_id;
+  spec.env["SLUICE_ATTEMPT"] = std::to_string(lease.attempt);
+  spec.env["SLUICE_LEASE_ID"] = lease.lease_id;
+  spec.env["SLUICE_SESSION_ID"] = lease.session_id;
+  spec.env["SLUICE_TELEMETRY_FILE"] = std::filesystem::absolute(telemetry_path).string();
+  spec.workdir = config_.workdir;
+  spec.stdout_path = stem + ".stdout.log";
+  spec.stderr_path = stem + ".stderr.log";
+  spec.timeout_ms = int64_t{lease.timeout_seconds} * 1000;
+  spec.grace_ms = config_.grace_ms;
+  spec.tail_bytes = config_.tail_bytes;
+
+  const std::optional<int64_t> probe_before = ProbeTelemetry();
+  spdlog::info("starting run={} phase={} attempt={} lease={} timeout_s={}", lease.run_id,
+               lease.phase_id, lease.attempt, lease.lease_id, lease.timeout_seconds);
+  absl::StatusOr<ProcessResult> result = runner_.Run(spec, cancel);
+  if (!result.ok()) {
+    report.outcome = Outcome::kFailed;
+    report.exit_code = 127;
+    report.error_text = absl::StrCat("cannot start phase: ", result.status().message());
+    return report;
+  }
+  report.outcome = ClassifyOutcome(*result);
+  report.exit_code = result->exit_code;
+  report.signal = result->signal;
+  report.duration_ms = result->duration_ms;
+  report.stdout_tail = result->stdout_tail;
+  report.stderr_tail = result->stderr_tail;
+  report.error_text = result->error_text;
+  if (report.outcome == Outcome::kTimedOut && lease.timeout_is_session_deadline) {
+    report.outcome = Outcome::kCancelled;
+    report.error_text = "cancelled at the session deadline (--max-total-minutes)";
+  }
+  if (report.outcome == Outcome::kTimedOut && report.error_text.empty()) {
+    report.error_text = absl::StrCat("phase timed out after ", lease.timeout_seconds, " s");
+  }
+  absl::StatusOr<TelemetryCount> telemetry = CountTelemetryFile(telemetry_path);
+  if (telemetry.ok()) {
+    report.telemetry_events = telemetry->events;
+    report.telemetry_by_type = telemetry->by_type;
+  } else {
+    spdlog::warn("cannot count telemetry lease={}: {}", lease.lease_id,
+                 telemetry.status().ToString());
+  }
+  if (probe_before) {
+    if (std::optional<int64_t> after = ProbeTelemetry(); after && *after > *probe_before) {
+      report.telemetry_events += *after - *probe_before;
+      report.telemetry_by_type["probe"] += *after - *probe_before;
+    }
+  }
+  return report;
+}
+
+}  // namespace sluice

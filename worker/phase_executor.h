@@ -1,0 +1,44 @@
+// Runs one granted phase on this worker: expands the worker's own command
+// template with the lease's identifiers (the coordinator never sends shell
+// text), prepares the per-attempt log and telemetry files
+// (LOG_DIR/RUN/PHASE.attemptN.LEASE.{stdout.log,stderr.log,telemetry.jsonl}),
+// runs the process through the ProcessRunner under the lease's timeout,
+// counts the telemetry it wrote (plus the --telemetry-probe delta), and
+// builds the AttemptReport. It never talks to the coordinator.
+//
+// Thread-safe: phases run concurrently, one Execute() each. `config` and
+// `runner` must outlive this.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "common/model.h"
+#include "worker/process_runner.h"
+#include "worker/worker_config.h"
+
+namespace sluice {
+
+// Maps how a process ended to an attempt outcome. Signals the worker did not
+// send that are "kills" (SIGKILL, SIGTERM, SIGINT, SIGHUP, or a shell's
+// 128+N exit for those) are kKilled: outside kills, not the phase's failure.
+Outcome ClassifyOutcome(const ProcessResult& result);
+
+class PhaseExecutor {
+ public:
+  PhaseExecutor(const WorkerConfig& config, ProcessRunner& runner)
+      : config_(config), runner_(runner) {}
+
+  // Never fails: a phase that cannot be expanded or started is a kFailed
+  // report saying why. `cancel` stops the process (SIGTERM, grace, SIGKILL).
+  AttemptReport Execute(const LeaseGrant& lease, const CancelToken& cancel) const;
+
+ private:
+  // The probe's count, or nullopt when there is no probe or it failed.
+  std::optional<int64_t> ProbeTelemetry() const;
+
+  const WorkerConfig& config_;
+  ProcessRunner& runner_;
+};
+
+}  // namespace sluice
