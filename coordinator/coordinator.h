@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/model.h"
+#include "coordinator/insight/session_report.h"
 #include "coordinator/insight/telemetry_alarm.h"
 #include "coordinator/insight/telemetry_watch.h"
 #include "coordinator/leadership/leader_election.h"
@@ -33,7 +34,6 @@
 #include "coordinator/policy/leasing_pause.h"
 #include "coordinator/policy/planner.h"
 #include "coordinator/policy/scheduler.h"
-#include "coordinator/session_report.h"
 #include "coordinator/store/state_store.h"
 
 namespace sluice {

@@ -13,12 +13,12 @@
 #include "common/logging.h"
 #include "common/redact.h"
 #include "common/signals.h"
+#include "coordinator/bootstrap.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/auth.h"
 #include "coordinator/grpc/security.h"
 #include "coordinator/grpc/server.h"
 #include "coordinator/leadership/leader_election.h"
-#include "coordinator/metrics.h"
 #include "coordinator/store/store_factory.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -203,27 +203,19 @@ int main(int argc, char** argv) {
   sluice::NotCampaigningYet not_campaigning_yet;
   // Before the server starts: its first Tick must already see a standby.
   if (leader_lease != nullptr) coordinator.SetLeadership(&not_campaigning_yet);
-  sluice::MetricsRegistry metrics;  // outlives the server: its interceptor records into it
-  sluice::CoordinatorServer server(coordinator);
-  if (!metrics_listen.empty()) {
-    sluice::RegisterCoordinatorMetrics(metrics, coordinator);
-    server_options.metrics = &metrics;
-  }
-  auto port = server.Start(server_options);
+  sluice::CoordinatorHost host(coordinator, metrics_listen);
+  auto port = host.StartServer(server_options);
   if (!port.ok()) {
     std::cerr << "sluice-coordinator: " << port.status().message() << "\n";
-    return 3;
+    return sluice::StartupExitCode(port.status());
   }
-  sluice::MetricsHttpServer metrics_http(metrics, [&server] { return server.serving(); });
-  if (!metrics_listen.empty()) {
-    auto metrics_port = metrics_http.Start(metrics_listen);
-    if (!metrics_port.ok()) {
-      std::cerr << "sluice-coordinator: " << metrics_port.status().message() << "\n";
-      server.Shutdown();
-      return metrics_port.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 3;
-    }
-    std::cout << "metrics on port " << *metrics_port << std::endl;
+  auto metrics_port = host.StartMetrics();
+  if (!metrics_port.ok()) {
+    std::cerr << "sluice-coordinator: " << metrics_port.status().message() << "\n";
+    host.ShutdownServer();
+    return sluice::StartupExitCode(metrics_port.status());
   }
+  if (*metrics_port) std::cout << "metrics on port " << **metrics_port << std::endl;
   // Tests and scripts read the bound port from this line on stdout.
   std::cout << "listening on port " << *port << std::endl;
   if (leader_lease != nullptr) {
@@ -248,9 +240,9 @@ int main(int argc, char** argv) {
   }
   sluice::TerminationWatcher watcher([&](int sig) {
     spdlog::info("signal {} received: shutting down", sig);
-    server.Shutdown();
+    host.ShutdownServer();
   });
-  server.Wait();
+  host.Wait();
   // Resign so a standby takes over at once instead of after the lease TTL.
   if (election != nullptr) election->Stop();
   spdlog::info("coordinator stopped");

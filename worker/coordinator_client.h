@@ -1,5 +1,5 @@
 // The worker's view of the coordinator. The gRPC implementation lives in
-// worker/grpc/; tests can substitute a fake. Every call is safe to retry:
+// client/; tests can substitute a fake. Every call is safe to retry:
 // Lease with the same request_id returns the same grants, and Report is
 // idempotent by lease id.
 #pragma once

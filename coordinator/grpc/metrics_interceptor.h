@@ -11,7 +11,7 @@
 
 #include <memory>
 
-#include "coordinator/metrics.h"
+#include "coordinator/insight/metrics.h"
 
 namespace sluice {
 

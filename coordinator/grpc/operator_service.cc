@@ -1,6 +1,6 @@
 #include "coordinator/grpc/services.h"
 #include "coordinator/grpc/status_util.h"
-#include "coordinator/session_report.h"
+#include "coordinator/insight/session_report.h"
 #include "proto/convert.h"
 
 namespace sluice {

@@ -14,9 +14,9 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "common/model.h"
+#include "coordinator/insight/session_report.h"
 #include "coordinator/policy/drain_policy.h"
 #include "coordinator/policy/scheduler.h"
-#include "coordinator/session_report.h"
 #include "coordinator/store/state_store.h"
 
 namespace sluice {

@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "client/channel.h"
 #include "common/redact.h"
 #include "coordinator/grpc/security.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_env.h"
-#include "worker/grpc/channel.h"
 
 namespace sluice {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fingerprint.h"
-#include "coordinator/session_report.h"
+#include "coordinator/insight/session_report.h"
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

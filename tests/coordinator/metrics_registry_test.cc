@@ -5,7 +5,7 @@
 // tests/integration/metrics_test.cc.
 #include <string>
 
-#include "coordinator/metrics.h"
+#include "coordinator/insight/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/prometheus_text.h"

@@ -1,5 +1,5 @@
 // `sluice recommend` over constructed histories.
-#include "coordinator/recommend.h"
+#include "coordinator/insight/recommend.h"
 
 #include <cmath>
 #include <string>

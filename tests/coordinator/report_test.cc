@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/session_report.h"
+#include "coordinator/insight/session_report.h"
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

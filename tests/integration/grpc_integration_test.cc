@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/grpc_coordinator_client.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/server.h"
@@ -30,7 +31,6 @@
 #include "tests/testing/test_env.h"
 #include "tests/testing/wait.h"
 #include "worker/command_template.h"
-#include "worker/grpc/grpc_coordinator_client.h"
 #include "worker/process_runner.h"
 #include "worker/worker_agent.h"
 

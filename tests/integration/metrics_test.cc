@@ -3,7 +3,7 @@
 // free port, fetched with httplib::Client. Every line of the exposition must
 // parse as text format 0.0.4 (tests/testing/prometheus_text.h). The registry
 // alone is tested in tests/coordinator/metrics_registry_test.cc.
-#include "coordinator/metrics.h"
+#include "coordinator/insight/metrics.h"
 
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>

@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/channel.h"
+#include "client/grpc_coordinator_client.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/auth.h"
@@ -29,8 +31,6 @@
 #include "tests/testing/test_env.h"
 #include "tests/testing/wait.h"
 #include "worker/command_template.h"
-#include "worker/grpc/channel.h"
-#include "worker/grpc/grpc_coordinator_client.h"
 #include "worker/process_runner.h"
 #include "worker/worker_agent.h"
 

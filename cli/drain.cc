@@ -1,4 +1,4 @@
-#include "coordinator/cli/drain.h"
+#include "cli/drain.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -15,15 +15,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cli/drain_progress.h"
+#include "cli/policy_commands.h"
 #include "common/clock.h"
 #include "common/signals.h"
 #include "coordinator/backlog_importer.h"
-#include "coordinator/cli/drain_progress.h"
-#include "coordinator/cli/policy_commands.h"
+#include "coordinator/bootstrap.h"
 #include "coordinator/coordinator.h"
-#include "coordinator/grpc/server.h"
-#include "coordinator/metrics.h"
-#include "coordinator/session_report.h"
+#include "coordinator/insight/session_report.h"
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "coordinator/store/store_factory.h"
 #include "spdlog/spdlog.h"
@@ -207,7 +206,7 @@ int RunDryRun(const DrainOptions& o, const std::vector<PhaseSpec>& phases) {
       coordinator.Plan(o.settings, o.settings.batch_size > 0 ? o.settings.batch_size : 1'000'000);
   if (!plan.ok()) {
     std::cerr << "sluice drain --dry-run: " << plan.status().message() << "\n";
-    return plan.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
+    return StartupExitCode(plan.status());
   }
   PrintPlan(*plan, o.json);
   return kExitOk;
@@ -229,7 +228,7 @@ int RunDrain(const DrainOptions& o) {
   auto store = OpenStateStore(o.store_url);
   if (!store.ok()) {
     std::cerr << "sluice drain: " << store.status().message() << "\n";
-    return store.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
+    return StartupExitCode(store.status());
   }
   CoordinatorConfig config;
   config.lease_ttl_ms = o.lease_ttl_ms;
@@ -244,7 +243,7 @@ int RunDrain(const DrainOptions& o) {
   auto imported = coordinator.ImportBacklog(*phases);
   if (!imported.ok()) {
     std::cerr << "sluice drain: import: " << imported.status().message() << "\n";
-    return imported.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
+    return StartupExitCode(imported.status());
   }
   if (!o.json) {
     std::cout << absl::StrFormat("imported %s: %d new, %d updated, %d unchanged phases\n",
@@ -260,36 +259,27 @@ int RunDrain(const DrainOptions& o) {
   auto session = coordinator.StartSession(o.settings, "");
   if (!session.ok()) {
     std::cerr << "sluice drain: " << session.status().message() << "\n";
-    return session.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : kExitInfra;
+    return StartupExitCode(session.status());
   }
 
-  MetricsRegistry metrics;  // outlives the server: its interceptor records into it
-  CoordinatorServer server(coordinator);
+  CoordinatorHost host(coordinator, o.metrics_listen);
   ServerOptions server_options;
   server_options.listen_address = o.listen_address;
   server_options.tick_interval_ms = 200;
-  if (!o.metrics_listen.empty()) {
-    RegisterCoordinatorMetrics(metrics, coordinator);
-    server_options.metrics = &metrics;
-  }
-  auto port = server.Start(server_options);
+  auto port = host.StartServer(server_options);
   if (!port.ok()) {
     std::cerr << "sluice drain: " << port.status().message() << "\n";
     (void)coordinator.StopSession(session->session_id, "coordinator could not listen");
-    return kExitInfra;
+    return StartupExitCode(port.status());
   }
-  MetricsHttpServer metrics_http(metrics, [&server] { return server.serving(); });
-  if (!o.metrics_listen.empty()) {
-    auto metrics_port = metrics_http.Start(o.metrics_listen);
-    if (!metrics_port.ok()) {
-      std::cerr << "sluice drain: --metrics-listen: " << metrics_port.status().message() << "\n";
-      (void)coordinator.StopSession(session->session_id, "metrics endpoint could not listen");
-      server.Shutdown();
-      return metrics_port.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage
-                                                                                : kExitInfra;
-    }
-    if (!o.json) std::cout << "metrics on port " << *metrics_port << std::endl;
+  auto metrics_port = host.StartMetrics();
+  if (!metrics_port.ok()) {
+    std::cerr << "sluice drain: --metrics-listen: " << metrics_port.status().message() << "\n";
+    (void)coordinator.StopSession(session->session_id, "metrics endpoint could not listen");
+    host.ShutdownServer();
+    return StartupExitCode(metrics_port.status());
   }
+  if (*metrics_port && !o.json) std::cout << "metrics on port " << **metrics_port << std::endl;
   const std::string log_dir = o.log_dir.empty() ? StoreDir(o.store_url) + "/logs" : o.log_dir;
   std::filesystem::create_directories(log_dir);
   LocalWorkers workers;
@@ -377,11 +367,10 @@ int RunDrain(const DrainOptions& o) {
   }
   // Workers idle in a lease long-poll would only see SIGTERM when it ends
   // (max_lease_wait_ms later); end the long-polls first. Reports and
-  // heartbeats are still served until server.Shutdown().
+  // heartbeats are still served until host.Stop().
   coordinator.BeginShutdown();
   workers.Stop(grace + std::chrono::seconds(5));
-  server.Shutdown();
-  metrics_http.Stop();
+  host.Stop();
   // One last maintenance pass records the session's end.
   (void)coordinator.Tick();
 

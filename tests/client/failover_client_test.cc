@@ -4,7 +4,7 @@
 #include <map>
 #include <memory>
 
-#include "worker/failover_coordinator_client.h"
+#include "client/failover_coordinator_client.h"
 
 namespace sluice {
 namespace {

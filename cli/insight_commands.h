@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "coordinator/cli/watch.h"
-#include "coordinator/recommend.h"
-#include "worker/grpc/channel.h"
+#include "cli/watch.h"
+#include "client/channel.h"
+#include "coordinator/insight/recommend.h"
 
 namespace sluice {
 

@@ -9,8 +9,8 @@
 #include <optional>
 #include <string>
 
-#include "coordinator/cli/operator_api.h"
-#include "coordinator/session_report.h"
+#include "cli/operator_api.h"
+#include "coordinator/insight/session_report.h"
 
 namespace sluice {
 

@@ -1,4 +1,4 @@
-#include "coordinator/cli/watch.h"
+#include "cli/watch.h"
 
 #include <poll.h>
 #include <termios.h>

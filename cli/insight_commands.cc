@@ -1,9 +1,9 @@
-#include "coordinator/cli/insight_commands.h"
+#include "cli/insight_commands.h"
 
 #include <iostream>
 #include <memory>
 
-#include "coordinator/cli/operator_api.h"
+#include "cli/operator_api.h"
 #include "coordinator/store/store_factory.h"
 
 namespace sluice {

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/channel.h"
 #include "coordinator/coordinator.h"
-#include "worker/grpc/channel.h"
 
 namespace sluice {
 

@@ -47,6 +47,10 @@ void AddChannelFlags(CLI::App* app, ChannelOptions* options);
 // max_message_bytes outside [4096, 1 GiB].
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions& options);
 
+// A plaintext channel to `address` (host:port) with the default message size
+// limits; cannot fail. TLS, mTLS and other limits: MakeChannel(ChannelOptions).
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+
 // The bearer token: the first non-blank, non-'#' line of options.token_file
 // (trimmed), else $SLUICE_TOKEN, else "" (no token). InvalidArgument for an
 // unreadable or empty file or a token with white space or control characters.

@@ -1,4 +1,4 @@
-#include "coordinator/cli/failover_operator_api.h"
+#include "cli/failover_operator_api.h"
 
 #include <algorithm>
 #include <optional>

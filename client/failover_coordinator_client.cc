@@ -1,4 +1,4 @@
-#include "worker/failover_coordinator_client.h"
+#include "client/failover_coordinator_client.h"
 
 #include <string_view>
 #include <utility>

@@ -1,4 +1,4 @@
-#include "coordinator/cli/policy_commands.h"
+#include "cli/policy_commands.h"
 
 #include <iostream>
 

@@ -1,23 +1,19 @@
-// CoordinatorClient over gRPC: the only worker code that touches generated
-// stubs. Each call has a deadline; transport failures come back as
-// Unavailable/DeadlineExceeded for the agent to retry.
+// CoordinatorClient over gRPC: the only code of the worker's connection that
+// touches generated stubs. Each call has a deadline; transport failures come
+// back as Unavailable/DeadlineExceeded for the agent to retry.
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "client/channel.h"
 #include "worker/coordinator_client.h"
-#include "worker/grpc/channel.h"
 
 namespace grpc {
 class Channel;
 }
 
 namespace sluice {
-
-// A plaintext channel to `address` (host:port) with the default message size
-// limits. TLS, mTLS and other limits: MakeChannel(ChannelOptions) in channel.h.
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 
 class GrpcCoordinatorClient final : public CoordinatorClient {
  public:

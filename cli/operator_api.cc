@@ -1,16 +1,15 @@
-#include "coordinator/cli/operator_api.h"
+#include "cli/operator_api.h"
 
 #include <grpcpp/grpcpp.h>
 
+#include "cli/failover_operator_api.h"
 #include "common/coordinator_addresses.h"
-#include "coordinator/cli/failover_operator_api.h"
 #include "coordinator/grpc/services.h"
 #include "coordinator/grpc/status_util.h"
-#include "coordinator/session_report.h"
+#include "coordinator/insight/session_report.h"
 #include "coordinator/store/store_factory.h"
 #include "proto/convert.h"
 #include "sluice/v1/sluice.grpc.pb.h"
-#include "worker/grpc/grpc_coordinator_client.h"
 
 namespace sluice {
 namespace {

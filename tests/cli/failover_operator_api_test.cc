@@ -1,7 +1,7 @@
 // FailoverOperatorApi's address selection (`sluice --coordinator a,b,c`):
 // fake per-address APIs answer from a script. The real thing against two
 // coordinators on Redis is in tests/e2e/redis_e2e_test.cc.
-#include "coordinator/cli/failover_operator_api.h"
+#include "cli/failover_operator_api.h"
 
 #include <map>
 #include <string>

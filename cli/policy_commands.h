@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "coordinator/cli/operator_api.h"
+#include "cli/operator_api.h"
 
 namespace sluice {
 

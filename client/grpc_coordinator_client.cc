@@ -1,4 +1,4 @@
-#include "worker/grpc/grpc_coordinator_client.h"
+#include "client/grpc_coordinator_client.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -25,13 +25,6 @@ void Authorize(grpc::ClientContext* ctx, const std::string& authorization) {
 }
 
 }  // namespace
-
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
-  ChannelOptions options;
-  options.address = address;
-  // Plaintext with default limits cannot fail.
-  return *MakeChannel(options);
-}
 
 struct GrpcCoordinatorClient::Stub {
   std::unique_ptr<v1::WorkerService::Stub> stub;

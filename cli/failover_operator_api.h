@@ -20,7 +20,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
-#include "coordinator/cli/operator_api.h"
+#include "cli/operator_api.h"
 
 namespace sluice {
 

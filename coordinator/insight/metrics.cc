@@ -1,4 +1,4 @@
-#include "coordinator/metrics.h"
+#include "coordinator/insight/metrics.h"
 
 #include <httplib.h>
 
@@ -10,8 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/insight/session_report.h"
 #include "coordinator/policy/scheduler.h"
-#include "coordinator/session_report.h"
 #include "spdlog/spdlog.h"
 
 namespace sluice {

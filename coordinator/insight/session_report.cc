@@ -1,4 +1,4 @@
-#include "coordinator/session_report.h"
+#include "coordinator/insight/session_report.h"
 
 #include <algorithm>
 #include <cmath>

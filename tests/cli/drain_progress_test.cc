@@ -1,4 +1,4 @@
-#include "coordinator/cli/drain_progress.h"
+#include "cli/drain_progress.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -1,4 +1,4 @@
-#include "worker/grpc/channel.h"
+#include "client/channel.h"
 
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
@@ -154,6 +154,13 @@ absl::StatusOr<std::string> LoadClientToken(const ChannelOptions& o) {
   const std::string token(absl::StripAsciiWhitespace(env));
   if (absl::Status st = ValidateToken("$SLUICE_TOKEN", token); !st.ok()) return st;
   return token;
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+  ChannelOptions options;
+  options.address = address;
+  // Plaintext with default limits cannot fail.
+  return *MakeChannel(options);
 }
 
 std::string BearerHeader(const std::string& token) { return absl::StrCat("Bearer ", token); }

@@ -1,0 +1,68 @@
+// The serving side of a coordinator process, shared by sluice-coordinator
+// (coordinator/main.cc) and `sluice drain` (cli/drain.cc), so both wire it
+// the same way: the gRPC server with the worker and operator services and
+// its maintenance tick loop (CoordinatorServer), RPC latency metrics, and
+// the optional Prometheus /metrics + /healthz endpoint (healthy while the
+// server is SERVING). Opening the store and the leader election stay with
+// the caller: only sluice-coordinator elects a leader.
+//
+// Ownership: `coordinator` must outlive the host. Thread-safety: Start*,
+// Stop() and the destructor from one thread; ShutdownServer() from any (a
+// signal watcher), also while Wait() blocks.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/grpc/server.h"
+#include "coordinator/insight/metrics.h"
+
+namespace sluice {
+
+// The exit code of a start-up failure: 2 for a configuration error
+// (InvalidArgument), 3 for an infrastructure one (store or port unavailable).
+int StartupExitCode(const absl::Status& status);
+
+class CoordinatorHost {
+ public:
+  // `metrics_listen`: HOST:PORT of /metrics and /healthz; empty: no endpoint
+  // and no metrics recorded.
+  CoordinatorHost(Coordinator& coordinator, std::string metrics_listen);
+  ~CoordinatorHost();  // Stop()
+  CoordinatorHost(const CoordinatorHost&) = delete;
+  CoordinatorHost& operator=(const CoordinatorHost&) = delete;
+
+  // Binds options.listen_address, registers the services and starts the
+  // tick loop; returns the bound port. options.metrics is the host's own
+  // registry when there is an endpoint, else null. Unavailable when it
+  // cannot listen.
+  absl::StatusOr<int> StartServer(ServerOptions options);
+  // After StartServer: serves /metrics and /healthz; returns the bound port,
+  // nullopt without an endpoint. InvalidArgument for a malformed address,
+  // Unavailable when the port cannot be bound; the gRPC server keeps running
+  // until ShutdownServer() or Stop().
+  absl::StatusOr<std::optional<int>> StartMetrics();
+
+  // The server's health (CoordinatorServer::serving()).
+  bool serving() const { return server_.serving(); }
+  // Stops accepting RPCs, wakes long-polls, waits (bounded) for calls in
+  // flight and ends the tick loop. Idempotent. /metrics keeps answering
+  // (/healthz with 503) until Stop().
+  void ShutdownServer();
+  // Blocks until the gRPC server has shut down.
+  void Wait();
+  // ShutdownServer(), then stops the metrics endpoint. Idempotent.
+  void Stop();
+
+ private:
+  const std::string metrics_listen_;
+  MetricsRegistry metrics_;  // outlives the server: its interceptor records into it
+  CoordinatorServer server_;
+  MetricsHttpServer metrics_http_;
+};
+
+}  // namespace sluice
