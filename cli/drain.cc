@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "cli/drain_progress.h"
 #include "cli/policy_commands.h"
 #include "common/clock.h"
@@ -26,6 +27,7 @@
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "coordinator/store/store_factory.h"
 #include "spdlog/spdlog.h"
+#include "worker/command_template.h"
 
 extern char** environ;
 
@@ -177,6 +179,41 @@ std::string StoreDir(const std::string& url) {
   return ".sluice";
 }
 
+// The --exec program as the local workers will start it: found on PATH
+// (posix_spawnp with the drain's own PATH, which the workers inherit) or,
+// with a slash, relative to --workdir. InvalidArgument for a malformed
+// template, FailedPrecondition (an infrastructure failure: exit 3) when the
+// program cannot be started, so the drain stops before leasing anything
+// instead of failing every phase with "cannot start". A program name with a
+// placeholder is left to the workers.
+absl::Status CheckExecProgram(const DrainOptions& o) {
+  auto command = CommandTemplate::Parse(o.exec);
+  if (!command.ok()) return command.status();
+  const std::string& program = command->words().front();
+  if (program.find('{') != std::string::npos) return absl::OkStatus();
+  auto executable = [](const std::filesystem::path& path) {
+    std::error_code ec;
+    return std::filesystem::is_regular_file(path, ec) && access(path.c_str(), X_OK) == 0;
+  };
+  if (program.find('/') != std::string::npos) {
+    std::filesystem::path path(program);
+    if (path.is_relative() && !o.workdir.empty()) path = std::filesystem::path(o.workdir) / path;
+    if (executable(path)) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("--exec: cannot start ", program, ": ",
+                     std::filesystem::exists(path) ? "not executable" : "no such file"));
+  }
+  const char* path_env = std::getenv("PATH");
+  for (const std::string& dir :
+       std::vector<std::string>(absl::StrSplit(path_env != nullptr ? path_env : "", ':'))) {
+    if (executable(std::filesystem::path(dir.empty() ? "." : dir) / program)) {
+      return absl::OkStatus();
+    }
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("--exec: cannot start ", program, ": not found in PATH"));
+}
+
 // Imports the backlog into an in-memory copy of the store and prints the
 // plan: the real store is never written.
 int RunDryRun(const DrainOptions& o, const std::vector<PhaseSpec>& phases) {
@@ -225,6 +262,10 @@ int RunDrain(const DrainOptions& o) {
     return kExitUsage;
   }
   if (o.dry_run) return RunDryRun(o, *phases);
+  if (absl::Status st = CheckExecProgram(o); !st.ok()) {
+    std::cerr << "sluice drain: " << st.message() << "\n";
+    return StartupExitCode(st);
+  }
   auto store = OpenStateStore(o.store_url);
   if (!store.ok()) {
     std::cerr << "sluice drain: " << store.status().message() << "\n";

@@ -142,6 +142,11 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
   }
 }
 
+int64_t DrainPolicy::ZeroYieldStreak(const std::string& session_id) {
+  absl::MutexLock lock(&mu_);
+  return zero_yield_session_ == session_id ? zero_yield_streak_ : 0;
+}
+
 int32_t DrainPolicy::RequeueBudget(const std::optional<SessionRecord>& latest) {
   return latest ? latest->settings.max_requeues_per_phase
                 : SessionSettings{}.max_requeues_per_phase;
@@ -209,9 +214,10 @@ absl::StatusOr<SessionEnd> DrainPolicy::SessionEndFor(const SessionRecord& sessi
   if (session.settings.batch_size > 0 && finished >= session.settings.batch_size) {
     return SessionEnd{SessionEndReason::kBatchSize, ""};
   }
-  SLUICE_ASSIGN_OR_RETURN(PhaseCounts counts, store_.CountPhases());
-  if (counts.leased > 0) return SessionEnd{};
   {
+    // Like the batch size, the streak ends the session at once, phases still
+    // in flight or not: none is leased after it (LeaseBroker), so the
+    // operator should see why now, not when the last one reports.
     absl::MutexLock lock(&mu_);
     if (session.settings.max_consecutive_zero_yield > 0 &&
         zero_yield_session_ == session.session_id &&
@@ -219,6 +225,8 @@ absl::StatusOr<SessionEnd> DrainPolicy::SessionEndFor(const SessionRecord& sessi
       return SessionEnd{SessionEndReason::kZeroYield, absl::StrCat(zero_yield_streak_)};
     }
   }
+  SLUICE_ASSIGN_OR_RETURN(PhaseCounts counts, store_.CountPhases());
+  if (counts.leased > 0) return SessionEnd{};
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunDecision> decisions,
                           Decide(runs, session.settings, clock_.NowMs()));

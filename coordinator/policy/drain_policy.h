@@ -79,6 +79,10 @@ class DrainPolicy {
   // `session`. Call EnsureLoaded first.
   void Observe(const ReportParams& params, const ReportResult& result,
                const std::optional<SessionRecord>& session) ABSL_LOCKS_EXCLUDED(mu_);
+  // Attempts in a row without telemetry reported in `session_id` so far (0
+  // for another session). The broker leases no more once this plus the
+  // leases in flight reaches max_consecutive_zero_yield.
+  int64_t ZeroYieldStreak(const std::string& session_id) ABSL_LOCKS_EXCLUDED(mu_);
   // The requeue budget lease expiry applies (the latest session's).
   static int32_t RequeueBudget(const std::optional<SessionRecord>& latest);
   // `count` leases expired and were recorded as lost.

@@ -1,0 +1,125 @@
+// Issue #16, the coordinator and CLI side: `sluice drain` and
+// sluice-coordinator do exactly what the operator asked, and say so. The
+// built binaries run as processes (e2e_support.h's ProcessTest): a port in
+// use, a program that cannot start, the zero-yield stop, blocked work, and
+// resuming an interrupted session.
+#include <signal.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/e2e/e2e_support.h"
+#include "tests/testing/process.h"
+#include "tests/testing/test_env.h"
+#include "tests/testing/wait.h"
+
+namespace sluice {
+namespace {
+
+using ::sluice::e2e::CommandResult;
+using ::sluice::e2e::Ledger;
+using ::sluice::testing::BinPath;
+using ::sluice::testing::ReadFile;
+using ::sluice::testing::WaitExit;
+using ::sluice::testing::WriteFile;
+using std::chrono::milliseconds;
+using ::testing::HasSubstr;
+
+class DrainOperatorE2ETest : public e2e::ProcessTest {
+ protected:
+  void TearDown() override {
+    for (pid_t pid : std::vector<pid_t>(children_.rbegin(), children_.rend())) {
+      StopChild(pid, SIGTERM);
+    }
+    ProcessTest::TearDown();
+  }
+
+  // `n` phases of run `run_id` named p1-`kind` ... pN-`kind`.
+  std::string WriteBacklog(const std::string& name, const std::string& run_id, int n,
+                           const std::string& kind) {
+    std::string text;
+    for (int i = 1; i <= n; ++i) {
+      text += absl::StrCat("{\"run_id\": \"", run_id, "\", \"phase_id\": \"p", i, "-", kind,
+                           "\", \"phase_index\": ", i, "}\n");
+    }
+    const std::string path = dir_.File(name + ".jsonl");
+    WriteFile(path, text);
+    return path;
+  }
+
+  std::vector<std::string> DrainArgs(const std::string& backlog, const std::string& store,
+                                     const std::string& exec) {
+    return {"drain",           backlog,
+            "--workers",       "1",
+            "--slots",         "1",
+            "--exec",          exec,
+            "--env",           "TELEMETRY_DB_ENABLED=1",
+            "--grace-seconds", "1",
+            "--store",         "sqlite://" + dir_.File(store)};
+  }
+};
+
+TEST_F(DrainOperatorE2ETest, APortInUseIsAnInfrastructureErrorForCoordinatorAndDrain) {
+  // Bug: gRPC binds with SO_REUSEPORT, so a second coordinator or drain on a
+  // port in use bound anyway, shared the first one's workers and exited 0.
+  const std::string first =
+      StartCoordinator("first", "sqlite://" + dir_.File("first.db"), "0", {"--log-level", "warn"});
+  ASSERT_FALSE(first.empty());
+  const std::string port = std::to_string(PortOf(first));
+
+  const CommandResult second =
+      Run({BinPath("sluice-coordinator"), "--listen", "127.0.0.1:" + port, "--store",
+           "sqlite://" + dir_.File("second.db"), "--log-level", "warn"},
+          milliseconds(15'000));
+  EXPECT_EQ(second.exit_code, 3) << second.out << second.err;
+  EXPECT_THAT(second.err, HasSubstr("127.0.0.1:" + port));
+  EXPECT_THAT(second.err, HasSubstr("in use"));
+
+  const std::string backlog = WriteBacklog("port", "r-port", 2, "ok");
+  std::vector<std::string> args = DrainArgs(backlog, "drain.db", ExampleExec());
+  args.insert(args.end(), {"--listen", "127.0.0.1:" + port});
+  const CommandResult drain = Sluice(args, milliseconds(20'000));
+  EXPECT_EQ(drain.exit_code, 3) << drain.out << drain.err;
+  EXPECT_THAT(drain.err, HasSubstr("in use"));
+  EXPECT_EQ(LedgerStarts(), 0u) << "a phase ran although the drain could not listen";
+}
+
+TEST_F(DrainOperatorE2ETest, AProgramThatCannotStartIsAnInfrastructureError) {
+  // Bug: `sluice drain --exec /nonexistent` failed every phase and exited 1,
+  // like phases that fail, instead of 3 (infrastructure).
+  const std::string backlog = WriteBacklog("noexec", "r-noexec", 2, "ok");
+  for (const std::string& exec : {std::string("/nonexistent/tool --phase {phase_id}"),
+                                  std::string("sluice-no-such-program-16 {phase_id}")}) {
+    SCOPED_TRACE(exec);
+    const CommandResult r = Sluice(DrainArgs(backlog, "noexec.db", exec), milliseconds(20'000));
+    EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+    EXPECT_THAT(r.err, HasSubstr("cannot start"));
+  }
+}
+
+TEST_F(DrainOperatorE2ETest, ZeroYieldStopsLeasingAfterNAttemptsCountingThoseInFlight) {
+  // Bug: with --max-consecutive-zero-yield 2 and four slots every phase ran
+  // (leases in flight were not counted) and the end reason appeared only
+  // after the last report.
+  const std::string backlog = WriteBacklog("zero", "r-zero", 8, "ok");
+  // No TELEMETRY_DB_ENABLED for the phases: every attempt reports 0 events.
+  const CommandResult r =
+      Sluice({"drain", backlog, "--workers", "2", "--slots", "2", "--exec",
+              ExampleExec(" --scale 0.3"), "--grace-seconds", "1", "--max-consecutive-zero-yield",
+              "2", "--store", "sqlite://" + dir_.File("zero.db"), "--json"},
+             milliseconds(30'000));
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // phases are left over
+  EXPECT_EQ(LedgerStarts(), 2u) << "attempts beyond the zero-yield limit ran";
+  const nlohmann::json summary = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(summary.is_discarded()) << r.out;
+  EXPECT_EQ(summary.value("attempts", -1), 2) << summary.dump();
+  EXPECT_THAT(summary.dump(), HasSubstr("max_consecutive_zero_yield reached"));
+}
+
+}  // namespace
+}  // namespace sluice
