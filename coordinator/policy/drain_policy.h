@@ -53,6 +53,12 @@ absl::Status ValidateSessionSettings(const SessionSettings& settings);
 // 10 s, 20 s, 40 s, ... capped at 5 min.
 int64_t TransientBackoffMs(int streak);
 
+// The budget that failed a phase for good.
+enum class FailedBudget {
+  kAttempts,  // max_attempts_per_phase own outcomes
+  kRequeues,  // max_requeues_per_phase lost, cancelled or transient attempts
+};
+
 class DrainPolicy {
  public:
   // `store` and `clock` must outlive the policy.
@@ -98,8 +104,9 @@ class DrainPolicy {
                                                const SessionSettings& settings, int64_t now_ms)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Failed-for-good rule, as the operator reads it for a run with failed
-  // phases under `settings`.
+  // phases under `settings`: both budgets, or the one that ran out.
   static PolicyReason FailedForGood(const SessionSettings& settings);
+  static PolicyReason FailedForGood(const SessionSettings& settings, FailedBudget budget);
 
   // Why `session` is over (kNone while it is not), from store counts.
   absl::StatusOr<SessionEnd> SessionEndFor(const SessionRecord& session) ABSL_LOCKS_EXCLUDED(mu_);

@@ -121,5 +121,30 @@ TEST_F(DrainOperatorE2ETest, ZeroYieldStopsLeasingAfterNAttemptsCountingThoseInF
   EXPECT_THAT(summary.dump(), HasSubstr("max_consecutive_zero_yield reached"));
 }
 
+TEST_F(DrainOperatorE2ETest, WhenEverythingLeftIsBlockedStatusAndSummarySaySo) {
+  // Bug: with every pending phase blocked by the repeat rule the drain and
+  // `sluice status` said "finished: nothing left to lease", and failed phases
+  // read "attempts exhausted or lost too often" without saying which.
+  const std::string backlog = WriteBacklog("blocked", "r-blocked", 4, "importerr");
+  std::vector<std::string> args = DrainArgs(backlog, "blocked.db", ExampleExec(" --scale 0.1"));
+  args.insert(args.end(),
+              {"--max-attempts-per-phase", "1", "--max-fingerprint-repeats", "2", "--json"});
+  const CommandResult r = Sluice(args, milliseconds(30'000));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(LedgerStarts(), 2u);
+  const nlohmann::json summary = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(summary.is_discarded()) << r.out;
+  const std::string end_reason = summary.value("end_reason", "");
+  EXPECT_THAT(end_reason, HasSubstr("all 2 pending phases are blocked: 1 fingerprint ("));
+  EXPECT_THAT(end_reason, HasSubstr("`sluice unblock ID`"));
+
+  const CommandResult status = Sluice({"status", "--store", "sqlite://" + dir_.File("blocked.db")});
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_THAT(status.out, HasSubstr("all 2 pending phases are blocked"));
+  EXPECT_THAT(status.out,
+              HasSubstr("failed for good: attempts exhausted (max_attempts_per_phase 1)"));
+  EXPECT_THAT(status.out, ::testing::Not(HasSubstr("or lost too often")));
+}
+
 }  // namespace
 }  // namespace sluice
