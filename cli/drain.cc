@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cli/drain_progress.h"
 #include "cli/policy_commands.h"
@@ -214,6 +215,20 @@ absl::Status CheckExecProgram(const DrainOptions& o) {
       absl::StrCat("--exec: cannot start ", program, ": not found in PATH"));
 }
 
+// A session's limits as the flags that set them, e.g. "--batch-size 20
+// --max-total-minutes 5"; "no limits" when none is set.
+std::string LimitsText(const SessionSettings& s) {
+  std::vector<std::string> parts;
+  if (s.batch_size > 0) parts.push_back(absl::StrCat("--batch-size ", s.batch_size));
+  if (s.max_total_minutes > 0) {
+    parts.push_back(absl::StrCat("--max-total-minutes ", s.max_total_minutes));
+  }
+  if (s.max_consecutive_zero_yield > 0) {
+    parts.push_back(absl::StrCat("--max-consecutive-zero-yield ", s.max_consecutive_zero_yield));
+  }
+  return parts.empty() ? std::string("no limits") : absl::StrJoin(parts, " ");
+}
+
 // Imports the backlog into an in-memory copy of the store and prints the
 // plan: the real store is never written.
 int RunDryRun(const DrainOptions& o, const std::vector<PhaseSpec>& phases) {
@@ -293,9 +308,22 @@ int RunDrain(const DrainOptions& o) {
   }
   // A session left active by a drain that died is superseded: its phases'
   // state is kept and the new session carries on from it.
-  if (auto latest = (*store)->LatestSession();
-      latest.ok() && *latest && (*latest)->state == SessionState::kActive) {
+  auto latest = (*store)->LatestSession();
+  if (latest.ok() && *latest && (*latest)->state == SessionState::kActive) {
     (void)coordinator.StopSession((*latest)->session_id, "superseded by a new drain");
+  }
+  // A resumed drain starts a new session with this command's limits, not the
+  // interrupted one's: say exactly which apply now when they differ.
+  if (latest.ok() && *latest) {
+    const SessionRecord& previous = **latest;
+    const bool interrupted =
+        previous.state == SessionState::kActive || previous.end_reason == "interrupted by operator";
+    if (interrupted && LimitsText(previous.settings) != LimitsText(o.settings)) {
+      std::cerr << "sluice drain: resuming after interrupted session " << previous.session_id
+                << " (" << LimitsText(previous.settings)
+                << "); this drain starts a new session with the limits given now: "
+                << LimitsText(o.settings) << " (pass the flags again to keep the old ones)\n";
+    }
   }
   auto session = coordinator.StartSession(o.settings, "");
   if (!session.ok()) {

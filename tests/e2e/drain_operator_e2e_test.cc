@@ -146,5 +146,28 @@ TEST_F(DrainOperatorE2ETest, WhenEverythingLeftIsBlockedStatusAndSummarySaySo) {
   EXPECT_THAT(status.out, ::testing::Not(HasSubstr("or lost too often")));
 }
 
+TEST_F(DrainOperatorE2ETest, ResumeSaysWhichLimitsApplyNow) {
+  // Bug: a drain started with --batch-size 20 --max-total-minutes 5,
+  // interrupted and re-run without the flags silently ran with no limits.
+  const std::string backlog = WriteBacklog("resume", "r-resume", 4, "slow");
+  const std::vector<std::string> plain =
+      DrainArgs(backlog, "resume.db", ExampleExec(" --scale 0.5"));
+  std::vector<std::string> limited = plain;
+  limited.insert(limited.begin(), BinPath("sluice"));
+  limited.insert(limited.end(), {"--batch-size", "20", "--max-total-minutes", "5"});
+  const pid_t first = StartChild(limited, "first-drain");
+  ASSERT_GT(first, 0);
+  ASSERT_TRUE(sluice::testing::WaitUntil([&] { return !Ledger::Read(ledger_).ends.empty(); },
+                                         milliseconds(15'000)))
+      << ReadFile(dir_.File("first-drain.err"));
+  EXPECT_EQ(StopChild(first, SIGINT, milliseconds(15'000)), 130);
+
+  const CommandResult second = Sluice(plain, milliseconds(30'000));
+  EXPECT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_THAT(second.err, HasSubstr("resuming after interrupted session"));
+  EXPECT_THAT(second.err, HasSubstr("(--batch-size 20 --max-total-minutes 5)"));
+  EXPECT_THAT(second.err, HasSubstr("with the limits given now: no limits"));
+}
+
 }  // namespace
 }  // namespace sluice
