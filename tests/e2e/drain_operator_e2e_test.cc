@@ -169,5 +169,19 @@ TEST_F(DrainOperatorE2ETest, ResumeSaysWhichLimitsApplyNow) {
   EXPECT_THAT(second.err, HasSubstr("with the limits given now: no limits"));
 }
 
+TEST_F(DrainOperatorE2ETest, FingerprintsSayTheRepeatRuleIsOffAtZero) {
+  // Bug: with --max-fingerprint-repeats 0 (the rule off) `sluice
+  // fingerprints` claimed "a fingerprint seen 0 times blocks its runs".
+  const std::string backlog = WriteBacklog("norule", "r-norule", 2, "importerr");
+  std::vector<std::string> args = DrainArgs(backlog, "norule.db", ExampleExec(" --scale 0.1"));
+  args.insert(args.end(), {"--max-attempts-per-phase", "1", "--max-fingerprint-repeats", "0"});
+  EXPECT_EQ(Sluice(args, milliseconds(30'000)).exit_code, 1);
+  const CommandResult r = Sluice({"fingerprints", "--store", "sqlite://" + dir_.File("norule.db")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("seen 0 times")));
+  EXPECT_THAT(r.out, HasSubstr("the repeat rule is off (--max-fingerprint-repeats 0)"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("BLOCKED")));
+}
+
 }  // namespace
 }  // namespace sluice
