@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -181,6 +182,24 @@ TEST_F(DrainOperatorE2ETest, FingerprintsSayTheRepeatRuleIsOffAtZero) {
   EXPECT_THAT(r.out, ::testing::Not(HasSubstr("seen 0 times")));
   EXPECT_THAT(r.out, HasSubstr("the repeat rule is off (--max-fingerprint-repeats 0)"));
   EXPECT_THAT(r.out, ::testing::Not(HasSubstr("BLOCKED")));
+}
+
+TEST_F(DrainOperatorE2ETest, ABacklogRowWithAStateFieldIsRejectedWithItsLine) {
+  // Bug: a backlog row with "state": "QUEUED" (or a CSV state column) was
+  // imported with the state as metadata and silently leased.
+  const std::string jsonl = dir_.File("state.jsonl");
+  WriteFile(jsonl,
+            "{\"run_id\": \"r-state\", \"phase_id\": \"p1-ok\"}\n"
+            "{\"run_id\": \"r-state\", \"phase_id\": \"p2-ok\", \"state\": \"QUEUED\"}\n");
+  const std::string csv = dir_.File("state.csv");
+  WriteFile(csv, "run_id,phase_id,state\nr-state,p1-ok,DONE\n");
+  for (const auto& [file, line] : {std::pair{jsonl, 2}, std::pair{csv, 1}}) {
+    const CommandResult r =
+        Sluice(DrainArgs(file, "state.db", ExampleExec(" --scale 0.1")), milliseconds(20'000));
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_THAT(r.err, HasSubstr(absl::StrCat(file, ":", line, ": field \"state\"")));
+  }
+  EXPECT_EQ(LedgerStarts(), 0u);
 }
 
 }  // namespace
