@@ -162,13 +162,14 @@ int TerminalWidth() {
   return 100;
 }
 
-int64_t TelemetryEvents(StateStore& store) {
+// The backlog's telemetry events and summed attempt time, for the yield.
+void AddTelemetry(StateStore& store, DrainProgress* progress) {
   auto runs = store.ListRunStats();
-  int64_t events = 0;
-  if (runs.ok()) {
-    for (const RunStats& r : *runs) events += r.telemetry_events;
+  if (!runs.ok()) return;
+  for (const RunStats& r : *runs) {
+    progress->telemetry_events += r.telemetry_events;
+    progress->run_ms += r.run_ms;
   }
-  return events;
 }
 
 std::string StoreDir(const std::string& url) {
@@ -379,7 +380,7 @@ int RunDrain(const DrainOptions& o) {
     progress.phases = status.phases;
     progress.session_finished = status.session_finished;
     progress.running = static_cast<int64_t>(status.active_leases.size());
-    progress.telemetry_events = TelemetryEvents(**store);
+    AddTelemetry(**store, &progress);
     progress.elapsed_ms = SystemClock::Default().NowMs() - started_ms;
     progress.paused_reason = status.pause ? status.pause->reason : std::string();
     if (bar) {

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -200,6 +201,21 @@ TEST_F(DrainOperatorE2ETest, ABacklogRowWithAStateFieldIsRejectedWithItsLine) {
     EXPECT_THAT(r.err, HasSubstr(absl::StrCat(file, ":", line, ": field \"state\"")));
   }
   EXPECT_EQ(LedgerStarts(), 0u);
+}
+
+TEST_F(DrainOperatorE2ETest, ProgressGivesYieldInEventsPerWorkerMinute) {
+  // Bug: the drain's progress bar gave yield in events per phase while
+  // watch, report and recommend give events per worker-minute.
+  const std::string backlog = WriteBacklog("yield", "r-yield", 2, "ok");
+  const std::string drain = absl::StrCat(
+      BinPath("sluice"), " drain ", backlog, " --workers 1 --exec \"", ExampleExec(" --scale 0.1"),
+      "\" --env TELEMETRY_DB_ENABLED=1 --grace-seconds 1 --store sqlite://", dir_.File("yield.db"));
+  const std::string pty =
+      absl::StrCat(sluice::testing::InPty(drain), " > ", dir_.File("yield.tty"), " 2>&1");
+  ASSERT_EQ(std::system(pty.c_str()), 0) << ReadFile(dir_.File("yield.tty"));
+  const std::string tty = ReadFile(dir_.File("yield.tty"));
+  EXPECT_THAT(tty, ::testing::ContainsRegex("yield [0-9.]+ ev/min"));
+  EXPECT_THAT(tty, ::testing::Not(HasSubstr("ev/phase")));
 }
 
 }  // namespace
