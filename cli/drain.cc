@@ -15,6 +15,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "cli/drain_progress.h"
 #include "cli/policy_commands.h"
 #include "common/clock.h"
@@ -26,6 +28,7 @@
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "coordinator/store/store_factory.h"
 #include "spdlog/spdlog.h"
+#include "worker/command_template.h"
 
 extern char** environ;
 
@@ -159,13 +162,14 @@ int TerminalWidth() {
   return 100;
 }
 
-int64_t TelemetryEvents(StateStore& store) {
+// The backlog's telemetry events and summed attempt time, for the yield.
+void AddTelemetry(StateStore& store, DrainProgress* progress) {
   auto runs = store.ListRunStats();
-  int64_t events = 0;
-  if (runs.ok()) {
-    for (const RunStats& r : *runs) events += r.telemetry_events;
+  if (!runs.ok()) return;
+  for (const RunStats& r : *runs) {
+    progress->telemetry_events += r.telemetry_events;
+    progress->run_ms += r.run_ms;
   }
-  return events;
 }
 
 std::string StoreDir(const std::string& url) {
@@ -175,6 +179,55 @@ std::string StoreDir(const std::string& url) {
     return parent.empty() ? std::string(".") : parent.string();
   }
   return ".sluice";
+}
+
+// The --exec program as the local workers will start it: found on PATH
+// (posix_spawnp with the drain's own PATH, which the workers inherit) or,
+// with a slash, relative to --workdir. InvalidArgument for a malformed
+// template, FailedPrecondition (an infrastructure failure: exit 3) when the
+// program cannot be started, so the drain stops before leasing anything
+// instead of failing every phase with "cannot start". A program name with a
+// placeholder is left to the workers.
+absl::Status CheckExecProgram(const DrainOptions& o) {
+  auto command = CommandTemplate::Parse(o.exec);
+  if (!command.ok()) return command.status();
+  const std::string& program = command->words().front();
+  if (program.find('{') != std::string::npos) return absl::OkStatus();
+  auto executable = [](const std::filesystem::path& path) {
+    std::error_code ec;
+    return std::filesystem::is_regular_file(path, ec) && access(path.c_str(), X_OK) == 0;
+  };
+  if (program.find('/') != std::string::npos) {
+    std::filesystem::path path(program);
+    if (path.is_relative() && !o.workdir.empty()) path = std::filesystem::path(o.workdir) / path;
+    if (executable(path)) return absl::OkStatus();
+    return absl::FailedPreconditionError(
+        absl::StrCat("--exec: cannot start ", program, ": ",
+                     std::filesystem::exists(path) ? "not executable" : "no such file"));
+  }
+  const char* path_env = std::getenv("PATH");
+  for (const std::string& dir :
+       std::vector<std::string>(absl::StrSplit(path_env != nullptr ? path_env : "", ':'))) {
+    if (executable(std::filesystem::path(dir.empty() ? "." : dir) / program)) {
+      return absl::OkStatus();
+    }
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("--exec: cannot start ", program, ": not found in PATH"));
+}
+
+// A session's limits as the flags that set them, e.g. "--batch-size 20
+// --max-total-minutes 5"; "no limits" when none is set.
+std::string LimitsText(const SessionSettings& s) {
+  std::vector<std::string> parts;
+  if (s.batch_size > 0) parts.push_back(absl::StrCat("--batch-size ", s.batch_size));
+  if (s.max_total_minutes > 0) {
+    parts.push_back(absl::StrCat("--max-total-minutes ", s.max_total_minutes));
+  }
+  if (s.max_consecutive_zero_yield > 0) {
+    parts.push_back(absl::StrCat("--max-consecutive-zero-yield ", s.max_consecutive_zero_yield));
+  }
+  return parts.empty() ? std::string("no limits") : absl::StrJoin(parts, " ");
 }
 
 // Imports the backlog into an in-memory copy of the store and prints the
@@ -225,6 +278,10 @@ int RunDrain(const DrainOptions& o) {
     return kExitUsage;
   }
   if (o.dry_run) return RunDryRun(o, *phases);
+  if (absl::Status st = CheckExecProgram(o); !st.ok()) {
+    std::cerr << "sluice drain: " << st.message() << "\n";
+    return StartupExitCode(st);
+  }
   auto store = OpenStateStore(o.store_url);
   if (!store.ok()) {
     std::cerr << "sluice drain: " << store.status().message() << "\n";
@@ -252,9 +309,22 @@ int RunDrain(const DrainOptions& o) {
   }
   // A session left active by a drain that died is superseded: its phases'
   // state is kept and the new session carries on from it.
-  if (auto latest = (*store)->LatestSession();
-      latest.ok() && *latest && (*latest)->state == SessionState::kActive) {
+  auto latest = (*store)->LatestSession();
+  if (latest.ok() && *latest && (*latest)->state == SessionState::kActive) {
     (void)coordinator.StopSession((*latest)->session_id, "superseded by a new drain");
+  }
+  // A resumed drain starts a new session with this command's limits, not the
+  // interrupted one's: say exactly which apply now when they differ.
+  if (latest.ok() && *latest) {
+    const SessionRecord& previous = **latest;
+    const bool interrupted =
+        previous.state == SessionState::kActive || previous.end_reason == "interrupted by operator";
+    if (interrupted && LimitsText(previous.settings) != LimitsText(o.settings)) {
+      std::cerr << "sluice drain: resuming after interrupted session " << previous.session_id
+                << " (" << LimitsText(previous.settings)
+                << "); this drain starts a new session with the limits given now: "
+                << LimitsText(o.settings) << " (pass the flags again to keep the old ones)\n";
+    }
   }
   auto session = coordinator.StartSession(o.settings, "");
   if (!session.ok()) {
@@ -310,7 +380,7 @@ int RunDrain(const DrainOptions& o) {
     progress.phases = status.phases;
     progress.session_finished = status.session_finished;
     progress.running = static_cast<int64_t>(status.active_leases.size());
-    progress.telemetry_events = TelemetryEvents(**store);
+    AddTelemetry(**store, &progress);
     progress.elapsed_ms = SystemClock::Default().NowMs() - started_ms;
     progress.paused_reason = status.pause ? status.pause->reason : std::string();
     if (bar) {

@@ -14,6 +14,14 @@ std::string Duration(int64_t seconds) {
   return absl::StrFormat("%ds", seconds);
 }
 
+// Events per worker-minute, like watch, report and recommend; "-" while no
+// attempt time is recorded (no evidence, not zero).
+std::string YieldText(const DrainProgress& p) {
+  if (p.run_ms <= 0) return "yield -";
+  return absl::StrFormat("yield %.1f ev/min", static_cast<double>(p.telemetry_events) /
+                                                  (static_cast<double>(p.run_ms) / 60'000.0));
+}
+
 }  // namespace
 
 std::string ProgressBarLine(const DrainProgress& p, int width) {
@@ -30,10 +38,7 @@ std::string ProgressBarLine(const DrainProgress& p, int width) {
   } else if (rate > 0) {
     eta = "ETA " + Duration(static_cast<int64_t>(static_cast<double>(left) / rate * 60.0));
   }
-  const std::string yield =
-      done > 0 ? absl::StrFormat("yield %.1f ev/phase", static_cast<double>(p.telemetry_events) /
-                                                            static_cast<double>(done))
-               : std::string("yield -");
+  const std::string yield = YieldText(p);
   std::string tail = absl::StrFormat(" %d/%d phases  %.1f/min  %s  %s  %d running", done, total,
                                      rate, eta, yield, p.running);
   if (!p.paused_reason.empty()) absl::StrAppend(&tail, "  paused: ", p.paused_reason);

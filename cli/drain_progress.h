@@ -16,12 +16,15 @@ struct DrainProgress {
   int64_t session_finished = 0;  // attempts finished in this drain's session
   int64_t running = 0;           // active leases
   int64_t telemetry_events = 0;  // events of the whole backlog so far
+  int64_t run_ms = 0;            // worker time: the backlog's summed attempt durations
   int64_t elapsed_ms = 0;        // since the drain started
   std::string paused_reason;     // non-empty while leasing is paused
 };
 
+// Yield is events per worker-minute (events / summed attempt minutes), the
+// definition of watch, report and recommend; "-" without attempt time.
 // One terminal line, at most `width` columns, e.g.
-//   [#########-----------]  45/100 phases  12.0/min  ETA 4m35s  yield 3.2 ev/phase  2 running
+//   [#########-----------]  45/100 phases  12.0/min  ETA 4m35s  yield 3.2 ev/min  2 running
 std::string ProgressBarLine(const DrainProgress& p, int width);
 
 // The plain line printed every few seconds when stdout is not a terminal.

@@ -30,8 +30,15 @@ int CmdFingerprints(OperatorApi& api, bool json) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::cout << absl::StrFormat("%d fingerprints; a fingerprint seen %d times blocks its runs\n",
-                               fingerprints.size(), max_repeats);
+  if (max_repeats > 0) {
+    std::cout << absl::StrFormat("%d fingerprints; a fingerprint seen %d times blocks its runs\n",
+                                 fingerprints.size(), max_repeats);
+  } else {
+    std::cout << absl::StrFormat(
+        "%d fingerprints; the repeat rule is off (--max-fingerprint-repeats 0): none blocks its "
+        "runs\n",
+        fingerprints.size());
+  }
   for (const FingerprintInfo& f : fingerprints) {
     const bool blocked = max_repeats > 0 && f.count >= max_repeats;
     std::cout << absl::StrFormat("%s %5d x  %-8s runs=%-3d %s\n", f.id, f.count,

@@ -113,6 +113,15 @@ bool IsBlank(std::string_view text) {
 
 std::string Quoted(std::string_view field) { return absl::StrCat("field \"", Sv(field), "\""); }
 
+// A backlog row's "state" (e.g. QUEUED from another system's export) would
+// otherwise become metadata and the phase be leased anyway: refused, since
+// sluice keeps each phase's state itself.
+constexpr std::string_view kStateField = "state";
+std::string StateFieldRejected() {
+  return "field \"state\" is not supported: sluice keeps each phase's state itself (drop the "
+         "field, and leave out the rows that must not run)";
+}
+
 // Builds PhaseSpecs from already split fields and checks what both formats share.
 class Collector {
  public:
@@ -243,6 +252,7 @@ absl::Status ParseJsonLine(Collector& c, const Line& line) {
 
   for (const auto& [key, value] : row.items()) {
     if (key == "run_id" || key == "phase_id") continue;
+    if (key == kStateField) return c.Error(line.number, StateFieldRejected());
     // An explicit null in an optional field means "not given".
     if (key == "phase_index" || key == "priority") {
       if (value.is_null()) continue;
@@ -412,6 +422,7 @@ absl::StatusOr<std::vector<PhaseSpec>> ParseCsv(std::string_view name,
     }
     columns.push_back(std::move(column));
   }
+  if (index.contains(kStateField)) return c.Error(header->line, StateFieldRejected());
   for (std::string_view required : {"run_id", "phase_id"}) {
     if (!index.contains(required)) {
       return c.Error(header->line, absl::StrCat("header has no \"", Sv(required), "\" column"));

@@ -51,6 +51,9 @@ absl::StatusOr<int> CoordinatorServer::Start(const ServerOptions& options) {
       options.listen_address,
       options.credentials != nullptr ? options.credentials : grpc::InsecureServerCredentials(),
       &port);
+  // gRPC binds with SO_REUSEPORT on Linux by default: a second coordinator on
+  // a port in use would bind anyway and share (steal) the first one's workers.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   worker_service_->SetAuthenticator(options.authenticator);
@@ -68,8 +71,8 @@ absl::StatusOr<int> CoordinatorServer::Start(const ServerOptions& options) {
   builder.RegisterService(operator_service_.get());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.listen_address, " (address in use or invalid)"));
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address,
+                                               " (address in use by another process, or invalid)"));
   }
   SetServing(coordinator_.Tick().ok());
   ticker_ = std::thread([this, interval = options.tick_interval_ms] {

@@ -53,11 +53,21 @@ absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
     return grants;
   };
   const SessionSettings& settings = session.settings;
-  if (settings.batch_size > 0) {
-    SLUICE_ASSIGN_OR_RETURN(int64_t finished, store_.CountSessionAttempts(session.session_id));
+  if (settings.batch_size > 0 || settings.max_consecutive_zero_yield > 0) {
     SLUICE_ASSIGN_OR_RETURN(PhaseCounts counts, store_.CountPhases());
-    // Leases in flight count toward the batch, so it is not overshot.
-    const int64_t room = settings.batch_size - finished - counts.leased;
+    int64_t room = max_phases;
+    if (settings.batch_size > 0) {
+      SLUICE_ASSIGN_OR_RETURN(int64_t finished, store_.CountSessionAttempts(session.session_id));
+      // Leases in flight count toward the batch, so it is not overshot.
+      room = std::min(room, settings.batch_size - finished - counts.leased);
+    }
+    if (settings.max_consecutive_zero_yield > 0) {
+      // Leases in flight count toward the zero-yield streak too: if they all
+      // come back without telemetry the streak is complete, so no attempt
+      // beyond the N-th runs. A report with events resets the streak.
+      room = std::min(room, settings.max_consecutive_zero_yield -
+                                policy_.ZeroYieldStreak(session.session_id) - counts.leased);
+    }
     if (room <= 0) return grants;
     max_phases = static_cast<int32_t>(std::min<int64_t>(max_phases, room));
   }

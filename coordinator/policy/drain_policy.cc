@@ -1,10 +1,12 @@
 #include "coordinator/policy/drain_policy.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/fingerprint.h"
 #include "common/ids.h"
 #include "common/status_macros.h"
@@ -142,6 +144,11 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
   }
 }
 
+int64_t DrainPolicy::ZeroYieldStreak(const std::string& session_id) {
+  absl::MutexLock lock(&mu_);
+  return zero_yield_session_ == session_id ? zero_yield_streak_ : 0;
+}
+
 int32_t DrainPolicy::RequeueBudget(const std::optional<SessionRecord>& latest) {
   return latest ? latest->settings.max_requeues_per_phase
                 : SessionSettings{}.max_requeues_per_phase;
@@ -199,6 +206,68 @@ PolicyReason DrainPolicy::FailedForGood(const SessionSettings& settings) {
                                                    settings.max_requeues_per_phase, ")")};
 }
 
+namespace {
+
+// "all 10 pending phases are blocked: 2 fingerprints (ID, ID); `sluice
+// unblock ID`", or with other exclusions "all 10 pending phases are
+// excluded: 8 blocked by 2 fingerprints (...), 2 max_timeouts_per_run";
+// empty when nothing is pending or only the operator's own run filters
+// (--run-id, --skip-run-prefix) hold pending phases back. Every decision
+// is an exclusion here (nothing eligible is left).
+std::string NothingLeftDetail(const std::vector<RunDecision>& decisions,
+                              const std::map<std::string, RunPolicyState>& state) {
+  int64_t pending = 0;
+  int64_t blocked = 0;
+  int64_t filtered = 0;
+  std::set<std::string> fingerprint_ids;
+  std::map<std::string, int64_t> others;  // reason name -> pending phases
+  for (const RunDecision& d : decisions) {
+    pending += d.pending;
+    switch (d.excluded.code) {
+      case SkipReason::kFingerprintRepeats:
+        blocked += d.pending;
+        if (auto it = state.find(d.ranking.run_id); it != state.end()) {
+          fingerprint_ids.insert(FingerprintId(it->second.blocked_by_fingerprint));
+        }
+        break;
+      case SkipReason::kNotSelected:
+      case SkipReason::kSkippedByPrefix:
+        filtered += d.pending;
+        break;
+      default:
+        others[std::string(SkipReasonName(d.excluded.code))] += d.pending;
+    }
+  }
+  if (pending == 0 || filtered == pending) return "";
+  std::string fingerprints;
+  if (blocked > 0) {
+    fingerprints = absl::StrCat(fingerprint_ids.size(),
+                                fingerprint_ids.size() == 1 ? " fingerprint (" : " fingerprints (",
+                                absl::StrJoin(fingerprint_ids, ", "), "); `sluice unblock ID`");
+  }
+  if (blocked == pending) {
+    return absl::StrCat("all ", pending, " pending phases are blocked: ", fingerprints);
+  }
+  std::vector<std::string> parts;
+  if (blocked > 0) parts.push_back(absl::StrCat(blocked, " blocked by ", fingerprints));
+  for (const auto& [name, n] : others) parts.push_back(absl::StrCat(n, " ", name));
+  if (filtered > 0) parts.push_back(absl::StrCat(filtered, " outside the session's run filters"));
+  return absl::StrCat("all ", pending,
+                      " pending phases are excluded: ", absl::StrJoin(parts, ", "));
+}
+
+}  // namespace
+
+PolicyReason DrainPolicy::FailedForGood(const SessionSettings& settings, FailedBudget budget) {
+  if (budget == FailedBudget::kAttempts) {
+    return {SkipReason::kFailedForGood, absl::StrCat("attempts exhausted (max_attempts_per_phase ",
+                                                     settings.max_attempts_per_phase, ")")};
+  }
+  return {SkipReason::kFailedForGood,
+          absl::StrCat("lost, cancelled or failed transiently too often (max_requeues_per_phase ",
+                       settings.max_requeues_per_phase, ")")};
+}
+
 absl::StatusOr<SessionEnd> DrainPolicy::SessionEndFor(const SessionRecord& session) {
   if (session.state != SessionState::kActive) {
     if (session.end_reason.empty()) return SessionEnd{};
@@ -209,9 +278,10 @@ absl::StatusOr<SessionEnd> DrainPolicy::SessionEndFor(const SessionRecord& sessi
   if (session.settings.batch_size > 0 && finished >= session.settings.batch_size) {
     return SessionEnd{SessionEndReason::kBatchSize, ""};
   }
-  SLUICE_ASSIGN_OR_RETURN(PhaseCounts counts, store_.CountPhases());
-  if (counts.leased > 0) return SessionEnd{};
   {
+    // Like the batch size, the streak ends the session at once, phases still
+    // in flight or not: none is leased after it (LeaseBroker), so the
+    // operator should see why now, not when the last one reports.
     absl::MutexLock lock(&mu_);
     if (session.settings.max_consecutive_zero_yield > 0 &&
         zero_yield_session_ == session.session_id &&
@@ -219,16 +289,21 @@ absl::StatusOr<SessionEnd> DrainPolicy::SessionEndFor(const SessionRecord& sessi
       return SessionEnd{SessionEndReason::kZeroYield, absl::StrCat(zero_yield_streak_)};
     }
   }
+  SLUICE_ASSIGN_OR_RETURN(PhaseCounts counts, store_.CountPhases());
+  if (counts.leased > 0) return SessionEnd{};
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
-  SLUICE_ASSIGN_OR_RETURN(std::vector<RunDecision> decisions,
-                          Decide(runs, session.settings, clock_.NowMs()));
+  SLUICE_ASSIGN_OR_RETURN(auto state, StateOf(runs, session.settings));
+  const std::vector<RunDecision> decisions =
+      scheduler_.Decide(runs, session.settings, state, clock_.NowMs());
   // A run backing off comes back by itself: the session waits for it.
   const bool waiting_on_backoff =
       std::any_of(decisions.begin(), decisions.end(),
                   [](const RunDecision& d) { return d.excluded.code == SkipReason::kBackingOff; });
   const bool any_eligible = std::any_of(decisions.begin(), decisions.end(),
                                         [](const RunDecision& d) { return d.excluded.empty(); });
-  if (!any_eligible && !waiting_on_backoff) return SessionEnd{SessionEndReason::kNothingLeft, ""};
+  if (!any_eligible && !waiting_on_backoff) {
+    return SessionEnd{SessionEndReason::kNothingLeft, NothingLeftDetail(decisions, state)};
+  }
   return SessionEnd{};
 }
 

@@ -53,6 +53,12 @@ absl::Status ValidateSessionSettings(const SessionSettings& settings);
 // 10 s, 20 s, 40 s, ... capped at 5 min.
 int64_t TransientBackoffMs(int streak);
 
+// The budget that failed a phase for good.
+enum class FailedBudget {
+  kAttempts,  // max_attempts_per_phase own outcomes
+  kRequeues,  // max_requeues_per_phase lost, cancelled or transient attempts
+};
+
 class DrainPolicy {
  public:
   // `store` and `clock` must outlive the policy.
@@ -79,6 +85,10 @@ class DrainPolicy {
   // `session`. Call EnsureLoaded first.
   void Observe(const ReportParams& params, const ReportResult& result,
                const std::optional<SessionRecord>& session) ABSL_LOCKS_EXCLUDED(mu_);
+  // Attempts in a row without telemetry reported in `session_id` so far (0
+  // for another session). The broker leases no more once this plus the
+  // leases in flight reaches max_consecutive_zero_yield.
+  int64_t ZeroYieldStreak(const std::string& session_id) ABSL_LOCKS_EXCLUDED(mu_);
   // The requeue budget lease expiry applies (the latest session's).
   static int32_t RequeueBudget(const std::optional<SessionRecord>& latest);
   // `count` leases expired and were recorded as lost.
@@ -94,8 +104,9 @@ class DrainPolicy {
                                                const SessionSettings& settings, int64_t now_ms)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Failed-for-good rule, as the operator reads it for a run with failed
-  // phases under `settings`.
+  // phases under `settings`: both budgets, or the one that ran out.
   static PolicyReason FailedForGood(const SessionSettings& settings);
+  static PolicyReason FailedForGood(const SessionSettings& settings, FailedBudget budget);
 
   // Why `session` is over (kNone while it is not), from store counts.
   absl::StatusOr<SessionEnd> SessionEndFor(const SessionRecord& session) ABSL_LOCKS_EXCLUDED(mu_);

@@ -107,11 +107,50 @@ absl::StatusOr<std::vector<SkipRow>> Planner::ExplainSkips(const SessionSettings
     // One row per phase would flood status; the rest is counted.
     rows.push_back(Row({SkipReason::kNeedsLabelsUnlisted, ""}, "*", "", waiting - kMaxWaitingRows));
   }
+  SLUICE_RETURN_IF_ERROR(AddFailedForGoodRows(runs, settings, &rows));
+  return rows;
+}
+
+absl::Status Planner::AddFailedForGoodRows(const std::vector<RunStats>& runs,
+                                           const SessionSettings& settings,
+                                           std::vector<SkipRow>* rows) {
+  if (std::none_of(runs.begin(), runs.end(), [](const RunStats& r) { return r.failed > 0; })) {
+    return absl::OkStatus();
+  }
+  // Which budget ran out, per failed phase: its own outcomes (lost and
+  // cancelled ones are not its own) reached max_attempts_per_phase, or else
+  // the requeue budget ended it.
+  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store_.ListAttempts(""));
+  std::map<PhaseKey, int64_t> own_outcomes;
+  for (const AttemptRecord& a : attempts) {
+    int64_t& n = own_outcomes[{a.run_id, a.phase_id}];
+    if (a.outcome != Outcome::kLost && a.outcome != Outcome::kCancelled) ++n;
+  }
+  std::map<std::string, std::pair<int64_t, int64_t>> by_run;  // exhausted, requeues
+  for (const auto& [key, own] : own_outcomes) {
+    SLUICE_ASSIGN_OR_RETURN(std::optional<PhaseRecord> phase, store_.GetPhase(key));
+    if (!phase || phase->state != PhaseState::kFailed) continue;
+    auto& [exhausted, requeues] = by_run[key.run_id];
+    ++(own >= settings.max_attempts_per_phase ? exhausted : requeues);
+  }
   for (const RunStats& run : runs) {
     if (run.failed <= 0) continue;
-    rows.push_back(Row(DrainPolicy::FailedForGood(settings), run.run_id, "", run.failed));
+    auto it = by_run.find(run.run_id);
+    if (it == by_run.end()) {
+      rows->push_back(Row(DrainPolicy::FailedForGood(settings), run.run_id, "", run.failed));
+      continue;
+    }
+    const auto [exhausted, requeues] = it->second;
+    if (exhausted > 0) {
+      rows->push_back(Row(DrainPolicy::FailedForGood(settings, FailedBudget::kAttempts), run.run_id,
+                          "", exhausted));
+    }
+    if (requeues > 0) {
+      rows->push_back(Row(DrainPolicy::FailedForGood(settings, FailedBudget::kRequeues), run.run_id,
+                          "", requeues));
+    }
   }
-  return rows;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<SessionReport> Planner::ReportFor(const std::string& session_id) {

@@ -60,6 +60,11 @@ class Planner {
   absl::StatusOr<SessionReport> ReportFor(const std::string& session_id);
 
  private:
+  // One row per run with failed phases and budget that ended them (the
+  // attempt budget or the requeue budget), counted per phase.
+  absl::Status AddFailedForGoodRows(const std::vector<RunStats>& runs,
+                                    const SessionSettings& settings, std::vector<SkipRow>* rows);
+
   StateStore& store_;
   const Clock& clock_;
   DrainPolicy& policy_;

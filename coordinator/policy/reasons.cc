@@ -123,7 +123,8 @@ std::string SessionEnd::Text() const {
       return absl::StrCat("max_consecutive_zero_yield reached (", detail,
                           " attempts in a row without telemetry)");
     case SessionEndReason::kNothingLeft:
-      return "nothing left to lease";
+      // detail: why pending phases are left (all blocked or excluded).
+      return detail.empty() ? "nothing left to lease" : detail;
   }
   return detail;
 }

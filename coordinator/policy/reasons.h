@@ -65,7 +65,9 @@ std::string_view SessionEndReasonName(SessionEndReason reason);  // "batch_size"
 
 struct SessionEnd {
   SessionEndReason code = SessionEndReason::kNone;
-  std::string detail;  // kEnded: the stored reason; kZeroYield: the streak
+  // kEnded: the stored reason; kZeroYield: the streak; kNothingLeft: why
+  // pending phases are left, when some are (all blocked or excluded).
+  std::string detail;
 
   bool done() const { return code != SessionEndReason::kNone; }
   // What the session record and status say, e.g. "batch_size reached".

@@ -15,6 +15,7 @@ DrainProgress Halfway() {
   p.session_finished = 50;
   p.running = 2;
   p.telemetry_events = 100;
+  p.run_ms = 50 * 60'000;     // 50 worker-minutes
   p.elapsed_ms = 5 * 60'000;  // 10 phases a minute
   return p;
 }
@@ -24,8 +25,8 @@ TEST(DrainProgressTest, BarShowsDoneTotalRateEtaAndYield) {
   EXPECT_THAT(line, StartsWith("[###############---------------]"));  // 50 of 100 in 30 columns
   EXPECT_THAT(line, HasSubstr(" 50/100 phases"));
   EXPECT_THAT(line, HasSubstr("10.0/min"));
-  EXPECT_THAT(line, HasSubstr("ETA 5m00s"));  // 50 left at 10 a minute
-  EXPECT_THAT(line, HasSubstr("yield 2.0 ev/phase"));
+  EXPECT_THAT(line, HasSubstr("ETA 5m00s"));         // 50 left at 10 a minute
+  EXPECT_THAT(line, HasSubstr("yield 2.0 ev/min"));  // events per worker-minute
   EXPECT_THAT(line, HasSubstr("2 running"));
 }
 

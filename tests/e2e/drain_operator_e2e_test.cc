@@ -1,0 +1,222 @@
+// Issue #16, the coordinator and CLI side: `sluice drain` and
+// sluice-coordinator do exactly what the operator asked, and say so. The
+// built binaries run as processes (e2e_support.h's ProcessTest): a port in
+// use, a program that cannot start, the zero-yield stop, blocked work, and
+// resuming an interrupted session.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/e2e/e2e_support.h"
+#include "tests/testing/process.h"
+#include "tests/testing/test_env.h"
+#include "tests/testing/wait.h"
+
+namespace sluice {
+namespace {
+
+using ::sluice::e2e::CommandResult;
+using ::sluice::e2e::Ledger;
+using ::sluice::testing::BinPath;
+using ::sluice::testing::ReadFile;
+using ::sluice::testing::WaitExit;
+using ::sluice::testing::WriteFile;
+using std::chrono::milliseconds;
+using ::testing::HasSubstr;
+
+class DrainOperatorE2ETest : public e2e::ProcessTest {
+ protected:
+  void TearDown() override {
+    for (pid_t pid : std::vector<pid_t>(children_.rbegin(), children_.rend())) {
+      StopChild(pid, SIGTERM);
+    }
+    ProcessTest::TearDown();
+  }
+
+  // `n` phases of run `run_id` named p1-`kind` ... pN-`kind`.
+  std::string WriteBacklog(const std::string& name, const std::string& run_id, int n,
+                           const std::string& kind) {
+    std::string text;
+    for (int i = 1; i <= n; ++i) {
+      text += absl::StrCat("{\"run_id\": \"", run_id, "\", \"phase_id\": \"p", i, "-", kind,
+                           "\", \"phase_index\": ", i, "}\n");
+    }
+    const std::string path = dir_.File(name + ".jsonl");
+    WriteFile(path, text);
+    return path;
+  }
+
+  std::vector<std::string> DrainArgs(const std::string& backlog, const std::string& store,
+                                     const std::string& exec) {
+    return {"drain",           backlog,
+            "--workers",       "1",
+            "--slots",         "1",
+            "--exec",          exec,
+            "--env",           "TELEMETRY_DB_ENABLED=1",
+            "--grace-seconds", "1",
+            "--store",         "sqlite://" + dir_.File(store)};
+  }
+};
+
+TEST_F(DrainOperatorE2ETest, APortInUseIsAnInfrastructureErrorForCoordinatorAndDrain) {
+  // Bug: gRPC binds with SO_REUSEPORT, so a second coordinator or drain on a
+  // port in use bound anyway, shared the first one's workers and exited 0.
+  const std::string first =
+      StartCoordinator("first", "sqlite://" + dir_.File("first.db"), "0", {"--log-level", "warn"});
+  ASSERT_FALSE(first.empty());
+  const std::string port = std::to_string(PortOf(first));
+
+  const CommandResult second =
+      Run({BinPath("sluice-coordinator"), "--listen", "127.0.0.1:" + port, "--store",
+           "sqlite://" + dir_.File("second.db"), "--log-level", "warn"},
+          milliseconds(15'000));
+  EXPECT_EQ(second.exit_code, 3) << second.out << second.err;
+  EXPECT_THAT(second.err, HasSubstr("127.0.0.1:" + port));
+  EXPECT_THAT(second.err, HasSubstr("in use"));
+
+  const std::string backlog = WriteBacklog("port", "r-port", 2, "ok");
+  std::vector<std::string> args = DrainArgs(backlog, "drain.db", ExampleExec());
+  args.insert(args.end(), {"--listen", "127.0.0.1:" + port});
+  const CommandResult drain = Sluice(args, milliseconds(20'000));
+  EXPECT_EQ(drain.exit_code, 3) << drain.out << drain.err;
+  EXPECT_THAT(drain.err, HasSubstr("in use"));
+  EXPECT_EQ(LedgerStarts(), 0u) << "a phase ran although the drain could not listen";
+}
+
+TEST_F(DrainOperatorE2ETest, AProgramThatCannotStartIsAnInfrastructureError) {
+  // Bug: `sluice drain --exec /nonexistent` failed every phase and exited 1,
+  // like phases that fail, instead of 3 (infrastructure).
+  const std::string backlog = WriteBacklog("noexec", "r-noexec", 2, "ok");
+  for (const std::string& exec : {std::string("/nonexistent/tool --phase {phase_id}"),
+                                  std::string("sluice-no-such-program-16 {phase_id}")}) {
+    SCOPED_TRACE(exec);
+    const CommandResult r = Sluice(DrainArgs(backlog, "noexec.db", exec), milliseconds(20'000));
+    EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+    EXPECT_THAT(r.err, HasSubstr("cannot start"));
+  }
+}
+
+TEST_F(DrainOperatorE2ETest, ZeroYieldStopsLeasingAfterNAttemptsCountingThoseInFlight) {
+  // Bug: with --max-consecutive-zero-yield 2 and four slots every phase ran
+  // (leases in flight were not counted) and the end reason appeared only
+  // after the last report.
+  const std::string backlog = WriteBacklog("zero", "r-zero", 8, "ok");
+  // No TELEMETRY_DB_ENABLED for the phases: every attempt reports 0 events.
+  const CommandResult r =
+      Sluice({"drain", backlog, "--workers", "2", "--slots", "2", "--exec",
+              ExampleExec(" --scale 0.3"), "--grace-seconds", "1", "--max-consecutive-zero-yield",
+              "2", "--store", "sqlite://" + dir_.File("zero.db"), "--json"},
+             milliseconds(30'000));
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // phases are left over
+  EXPECT_EQ(LedgerStarts(), 2u) << "attempts beyond the zero-yield limit ran";
+  const nlohmann::json summary = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(summary.is_discarded()) << r.out;
+  EXPECT_EQ(summary.value("attempts", -1), 2) << summary.dump();
+  EXPECT_THAT(summary.dump(), HasSubstr("max_consecutive_zero_yield reached"));
+}
+
+TEST_F(DrainOperatorE2ETest, WhenEverythingLeftIsBlockedStatusAndSummarySaySo) {
+  // Bug: with every pending phase blocked by the repeat rule the drain and
+  // `sluice status` said "finished: nothing left to lease", and failed phases
+  // read "attempts exhausted or lost too often" without saying which.
+  const std::string backlog = WriteBacklog("blocked", "r-blocked", 4, "importerr");
+  std::vector<std::string> args = DrainArgs(backlog, "blocked.db", ExampleExec(" --scale 0.1"));
+  args.insert(args.end(),
+              {"--max-attempts-per-phase", "1", "--max-fingerprint-repeats", "2", "--json"});
+  const CommandResult r = Sluice(args, milliseconds(30'000));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(LedgerStarts(), 2u);
+  const nlohmann::json summary = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(summary.is_discarded()) << r.out;
+  const std::string end_reason = summary.value("end_reason", "");
+  EXPECT_THAT(end_reason, HasSubstr("all 2 pending phases are blocked: 1 fingerprint ("));
+  EXPECT_THAT(end_reason, HasSubstr("`sluice unblock ID`"));
+
+  const CommandResult status = Sluice({"status", "--store", "sqlite://" + dir_.File("blocked.db")});
+  EXPECT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_THAT(status.out, HasSubstr("all 2 pending phases are blocked"));
+  EXPECT_THAT(status.out,
+              HasSubstr("failed for good: attempts exhausted (max_attempts_per_phase 1)"));
+  EXPECT_THAT(status.out, ::testing::Not(HasSubstr("or lost too often")));
+}
+
+TEST_F(DrainOperatorE2ETest, ResumeSaysWhichLimitsApplyNow) {
+  // Bug: a drain started with --batch-size 20 --max-total-minutes 5,
+  // interrupted and re-run without the flags silently ran with no limits.
+  const std::string backlog = WriteBacklog("resume", "r-resume", 4, "slow");
+  const std::vector<std::string> plain =
+      DrainArgs(backlog, "resume.db", ExampleExec(" --scale 0.5"));
+  std::vector<std::string> limited = plain;
+  limited.insert(limited.begin(), BinPath("sluice"));
+  limited.insert(limited.end(), {"--batch-size", "20", "--max-total-minutes", "5"});
+  const pid_t first = StartChild(limited, "first-drain");
+  ASSERT_GT(first, 0);
+  ASSERT_TRUE(sluice::testing::WaitUntil([&] { return !Ledger::Read(ledger_).ends.empty(); },
+                                         milliseconds(15'000)))
+      << ReadFile(dir_.File("first-drain.err"));
+  EXPECT_EQ(StopChild(first, SIGINT, milliseconds(15'000)), 130);
+
+  const CommandResult second = Sluice(plain, milliseconds(30'000));
+  EXPECT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_THAT(second.err, HasSubstr("resuming after interrupted session"));
+  EXPECT_THAT(second.err, HasSubstr("(--batch-size 20 --max-total-minutes 5)"));
+  EXPECT_THAT(second.err, HasSubstr("with the limits given now: no limits"));
+}
+
+TEST_F(DrainOperatorE2ETest, FingerprintsSayTheRepeatRuleIsOffAtZero) {
+  // Bug: with --max-fingerprint-repeats 0 (the rule off) `sluice
+  // fingerprints` claimed "a fingerprint seen 0 times blocks its runs".
+  const std::string backlog = WriteBacklog("norule", "r-norule", 2, "importerr");
+  std::vector<std::string> args = DrainArgs(backlog, "norule.db", ExampleExec(" --scale 0.1"));
+  args.insert(args.end(), {"--max-attempts-per-phase", "1", "--max-fingerprint-repeats", "0"});
+  EXPECT_EQ(Sluice(args, milliseconds(30'000)).exit_code, 1);
+  const CommandResult r = Sluice({"fingerprints", "--store", "sqlite://" + dir_.File("norule.db")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("seen 0 times")));
+  EXPECT_THAT(r.out, HasSubstr("the repeat rule is off (--max-fingerprint-repeats 0)"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("BLOCKED")));
+}
+
+TEST_F(DrainOperatorE2ETest, ABacklogRowWithAStateFieldIsRejectedWithItsLine) {
+  // Bug: a backlog row with "state": "QUEUED" (or a CSV state column) was
+  // imported with the state as metadata and silently leased.
+  const std::string jsonl = dir_.File("state.jsonl");
+  WriteFile(jsonl,
+            "{\"run_id\": \"r-state\", \"phase_id\": \"p1-ok\"}\n"
+            "{\"run_id\": \"r-state\", \"phase_id\": \"p2-ok\", \"state\": \"QUEUED\"}\n");
+  const std::string csv = dir_.File("state.csv");
+  WriteFile(csv, "run_id,phase_id,state\nr-state,p1-ok,DONE\n");
+  for (const auto& [file, line] : {std::pair{jsonl, 2}, std::pair{csv, 1}}) {
+    const CommandResult r =
+        Sluice(DrainArgs(file, "state.db", ExampleExec(" --scale 0.1")), milliseconds(20'000));
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_THAT(r.err, HasSubstr(absl::StrCat(file, ":", line, ": field \"state\"")));
+  }
+  EXPECT_EQ(LedgerStarts(), 0u);
+}
+
+TEST_F(DrainOperatorE2ETest, ProgressGivesYieldInEventsPerWorkerMinute) {
+  // Bug: the drain's progress bar gave yield in events per phase while
+  // watch, report and recommend give events per worker-minute.
+  const std::string backlog = WriteBacklog("yield", "r-yield", 2, "ok");
+  const std::string drain = absl::StrCat(
+      BinPath("sluice"), " drain ", backlog, " --workers 1 --exec \"", ExampleExec(" --scale 0.1"),
+      "\" --env TELEMETRY_DB_ENABLED=1 --grace-seconds 1 --store sqlite://", dir_.File("yield.db"));
+  const std::string pty =
+      absl::StrCat(sluice::testing::InPty(drain), " > ", dir_.File("yield.tty"), " 2>&1");
+  ASSERT_EQ(std::system(pty.c_str()), 0) << ReadFile(dir_.File("yield.tty"));
+  const std::string tty = ReadFile(dir_.File("yield.tty"));
+  EXPECT_THAT(tty, ::testing::ContainsRegex("yield [0-9.]+ ev/min"));
+  EXPECT_THAT(tty, ::testing::Not(HasSubstr("ev/phase")));
+}
+
+}  // namespace
+}  // namespace sluice
