@@ -1,7 +1,7 @@
 // Leadership of one coordinator among several sharing a store: campaign while
 // standing by, renew while leading, step down at once when a renewal fails.
 // Pure logic over a LeaderLeaseStore and a Clock, so it is unit-tested with a
-// FakeClock (tests/coordinator/leader_election_test.cc); Start() runs Step()
+// FakeClock (tests/coordinator/leadership/leader_election_test.cc); Start() runs Step()
 // on a thread for the real process.
 //
 // Safety: this process believes it leads only until (start of its last

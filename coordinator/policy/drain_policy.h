@@ -3,7 +3,7 @@
 // home, so the gRPC adapters, status, plan and the report never re-derive a
 // rule, and every decision carries a typed reason (reasons.h).
 //
-// The rules, each with a test named after it (tests/coordinator/
+// The rules, each with a test named after it (tests/coordinator/policy/
 // drain_policy_rules_test.cc, DrainPolicyRules.*):
 //   - attempt budget: a phase fails for good after max_attempts_per_phase own
 //     outcomes; requeue budget: after max_requeues_per_phase lost, cancelled

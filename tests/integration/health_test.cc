@@ -10,7 +10,7 @@
 // tests/integration/redis_leadership_test.cc.
 //
 // Label-based leasing, a FakeClock unit test, is in
-// tests/coordinator/label_leasing_test.cc.
+// tests/coordinator/lease/label_leasing_test.cc.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 

@@ -2,7 +2,7 @@
 // the metrics interceptor over loopback gRPC, the /metrics HTTP endpoint on a
 // free port, fetched with httplib::Client. Every line of the exposition must
 // parse as text format 0.0.4 (tests/testing/prometheus_text.h). The registry
-// alone is tested in tests/coordinator/metrics_registry_test.cc.
+// alone is tested in tests/coordinator/insight/metrics_registry_test.cc.
 #include "coordinator/insight/metrics.h"
 
 #include <grpcpp/grpcpp.h>

@@ -7,13 +7,10 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <memory>
 #include <set>
@@ -24,13 +21,18 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/process.h"
 #include "tests/testing/test_env.h"
+#include "tests/testing/wait.h"
 
 namespace sluice {
 namespace {
 
+using ::sluice::testing::ProcessGone;
 using ::sluice::testing::ReadFile;
+using ::sluice::testing::ReadPidFile;
 using ::sluice::testing::ScratchDir;
+using ::sluice::testing::WaitUntil;
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -52,36 +54,6 @@ ProcessResult RunOrDie(const ProcessSpec& spec, const CancelToken& cancel = Canc
   absl::StatusOr<ProcessResult> result = runner.Run(spec, cancel);
   EXPECT_TRUE(result.ok()) << result.status();
   return result.ok() ? *result : ProcessResult();
-}
-
-// Polls `condition` until it holds or `timeout` passes.
-template <typename Condition>
-bool WaitFor(Condition condition, std::chrono::milliseconds timeout) {
-  const Clock::time_point deadline = Clock::now() + timeout;
-  while (!condition()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
-
-// A pid written by a script, once the file holds a full line.
-pid_t ReadPidFile(const std::string& path) {
-  const std::string text = ReadFile(path);
-  if (text.empty() || text.back() != '\n') return 0;
-  return static_cast<pid_t>(std::atol(text.c_str()));
-}
-
-// Gone: no such process, or a zombie waiting for init (or a subreaper) to
-// reap it: it runs no code any more.
-bool ProcessGone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  if (content.empty()) return true;
-  // "pid (comm) S ...": the state follows the last ')'.
-  const size_t paren = content.rfind(')');
-  return paren != std::string::npos && paren + 2 < content.size() && content[paren + 2] == 'Z';
 }
 
 TEST(ProcessRunnerTest, ReportsExitCode) {
@@ -147,7 +119,7 @@ TEST(ProcessRunnerTest, TimeoutKillsWholeGroupIncludingGrandchildThatIgnoresTerm
 
   const pid_t grandchild = ReadPidFile(pid_file);
   ASSERT_GT(grandchild, 0) << "the script did not record its background pid";
-  EXPECT_TRUE(WaitFor([&] { return ProcessGone(grandchild); }, std::chrono::seconds(2)))
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(grandchild); }, std::chrono::seconds(2)))
       << "grandchild " << grandchild << " survived the group kill";
 }
 
@@ -160,7 +132,7 @@ TEST(ProcessRunnerTest, LeftoverGroupMembersAreKilledAfterNormalExit) {
   EXPECT_EQ(result.stopped_by, StopReason::kNone);
   const pid_t leftover = ReadPidFile(pid_file);
   ASSERT_GT(leftover, 0);
-  EXPECT_TRUE(WaitFor([&] { return ProcessGone(leftover); }, std::chrono::seconds(2)))
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(leftover); }, std::chrono::seconds(2)))
       << "background process " << leftover << " outlived its phase";
 }
 
@@ -185,7 +157,7 @@ TEST(ProcessRunnerTest, CancelFromAnotherThreadStopsProcess) {
   spec.grace_ms = 2'000;
   CancelToken cancel;
   std::thread canceller([&] {
-    WaitFor([&] { return ReadFile(started) == "yes\n"; }, std::chrono::seconds(10));
+    WaitUntil([&] { return ReadFile(started) == "yes\n"; }, std::chrono::seconds(10));
     cancel.Cancel();
   });
   const Clock::time_point begin = Clock::now();

@@ -5,9 +5,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
-#include <functional>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +22,8 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/testing/redis_server.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/wait.h"
 
 namespace sluice {
 namespace {
@@ -31,25 +31,12 @@ namespace {
 using ::grpc::health::v1::Health;
 using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
+using ::sluice::testing::Ok;
 using ::sluice::testing::RedisServer;
+using ::sluice::testing::WaitUntil;
 using ::testing::HasSubstr;
 using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-template <typename T>
-T Ok(absl::StatusOr<T> result) {
-  if (!result.ok()) throw std::runtime_error(result.status().ToString());
-  return *std::move(result);
-}
-
-bool WaitFor(const std::function<bool()>& condition, milliseconds timeout) {
-  const SteadyClock::time_point deadline = SteadyClock::now() + timeout;
-  while (!condition()) {
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return true;
-}
 
 RedisServer& Server() {
   static std::unique_ptr<RedisServer> server = Ok(RedisServer::Start());
@@ -117,7 +104,7 @@ TEST(RedisLeadershipTest, OneWinsTheOtherTakesOverAfterRenewalsStopAndOldEpochWr
   }
   // A stops renewing (paused or dead); B takes over within the TTL plus one round.
   const SteadyClock::time_point stopped = SteadyClock::now();
-  ASSERT_TRUE(WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         std::this_thread::sleep_for(milliseconds(b.renew_interval_ms()));
         return b.Step() == LeaderElection::Transition::kElected;
@@ -321,16 +308,16 @@ std::unique_ptr<Node> StartNode(const std::string& ns, const std::string& id) {
 TEST(RedisLeadershipTest, HealthIsServingOnTheLeaderOnlyAndMovesToTheStandbyOnTakeover) {
   const std::string ns = FreshNamespace();
   std::unique_ptr<Node> first = StartNode(ns, "first");
-  ASSERT_TRUE(WaitFor([&] { return first->election->IsLeader(); }, milliseconds(5'000)));
+  ASSERT_TRUE(WaitUntil([&] { return first->election->IsLeader(); }, milliseconds(5'000)));
   std::unique_ptr<Node> second = StartNode(ns, "second");
-  ASSERT_TRUE(
-      WaitFor([&] { return first->AllReport(HealthCheckResponse::SERVING); }, milliseconds(5'000)));
+  ASSERT_TRUE(WaitUntil([&] { return first->AllReport(HealthCheckResponse::SERVING); },
+                        milliseconds(5'000)));
   // The standby answers NOT_SERVING for the server and each service, and
   // keeps doing so while the leader renews.
-  ASSERT_TRUE(WaitFor([&] { return second->AllReport(HealthCheckResponse::NOT_SERVING); },
-                      milliseconds(5'000)));
-  ASSERT_TRUE(WaitFor([&] { return second->election->known_leader().coordinator_id == "first"; },
-                      milliseconds(5'000)));
+  ASSERT_TRUE(WaitUntil([&] { return second->AllReport(HealthCheckResponse::NOT_SERVING); },
+                        milliseconds(5'000)));
+  ASSERT_TRUE(WaitUntil([&] { return second->election->known_leader().coordinator_id == "first"; },
+                        milliseconds(5'000)));
   std::this_thread::sleep_for(milliseconds(1'500));  // more than one lease TTL
   EXPECT_TRUE(first->AllReport(HealthCheckResponse::SERVING));
   EXPECT_TRUE(second->AllReport(HealthCheckResponse::NOT_SERVING));
@@ -339,8 +326,8 @@ TEST(RedisLeadershipTest, HealthIsServingOnTheLeaderOnlyAndMovesToTheStandbyOnTa
   // The leader stops renewing without resigning (hung, as in a crash): it
   // turns NOT_SERVING when its lease runs out, and the standby SERVING.
   first->election->Stop(/*resign=*/false);
-  ASSERT_TRUE(WaitFor([&] { return second->AllReport(HealthCheckResponse::SERVING); },
-                      milliseconds(5'000)));
+  ASSERT_TRUE(WaitUntil([&] { return second->AllReport(HealthCheckResponse::SERVING); },
+                        milliseconds(5'000)));
   EXPECT_TRUE(second->election->IsLeader());
   EXPECT_TRUE(first->AllReport(HealthCheckResponse::NOT_SERVING));
   first->server->Shutdown();

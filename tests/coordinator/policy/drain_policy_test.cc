@@ -16,21 +16,14 @@
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
 
 namespace sluice {
 namespace {
 
+using ::sluice::testing::Ok;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-
-template <typename T>
-T Ok(absl::StatusOr<T> result) {
-  if (!result.ok()) throw std::runtime_error(result.status().ToString());
-  return *std::move(result);
-}
-void Ok(const absl::Status& status) {
-  if (!status.ok()) throw std::runtime_error(status.ToString());
-}
 
 PhaseSpec Spec(const std::string& run, const std::string& phase, int64_t index = 0) {
   PhaseSpec s;

@@ -1,0 +1,198 @@
+// Coordinator: sessions (start, stop, what ends one), Status and Import.
+// Fixture and helpers: coordinator_fixture.h (FakeClock, in-memory SQLite).
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tests/coordinator/coordinator_fixture.h"
+
+namespace sluice::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+TEST_F(CoordinatorTest, StartSessionRejectsBadSettingsNamingTheSetting) {
+  struct Case {
+    std::string field;
+    SessionSettings settings;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"batch_size", {}});
+  cases.back().settings.batch_size = -1;
+  cases.push_back({"phase_timeout_seconds", {}});
+  cases.back().settings.phase_timeout_seconds = 0;
+  cases.push_back({"max_total_minutes", {}});
+  cases.back().settings.max_total_minutes = -1;
+  cases.push_back({"max_attempts_per_phase", {}});
+  cases.back().settings.max_attempts_per_phase = 0;
+  cases.push_back({"max_requeues_per_phase", {}});
+  cases.back().settings.max_requeues_per_phase = -1;
+  cases.push_back({"run_id", {}});
+  cases.back().settings.run_ids = {"ok", "not ok"};
+  cases.push_back({"skip_run_prefix", {}});
+  cases.back().settings.skip_run_prefixes = {"a/b"};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.field);
+    absl::Status st = Err(coord_.StartSession(c.settings, ""));
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(st.message()), HasSubstr(c.field));
+  }
+  EXPECT_EQ(Err(coord_.StartSession({}, "bad id")).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(Ok(store_.LatestSession()).has_value());
+}
+
+TEST_F(CoordinatorTest, StartSessionWhileOneIsActiveIsFailedPrecondition) {
+  SessionRecord s = Start({}, "");
+  EXPECT_FALSE(s.session_id.empty());
+  EXPECT_EQ(s.state, SessionState::kActive);
+  EXPECT_EQ(s.started_at_ms, clock_.NowMs());
+  EXPECT_EQ(Err(coord_.StartSession({}, "s2")).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Ok(store_.LatestSession())->session_id, s.session_id);
+}
+
+TEST_F(CoordinatorTest, StopSessionWithoutAnActiveOneIsFailedPrecondition) {
+  EXPECT_EQ(Err(coord_.StopSession("", "")).code(), absl::StatusCode::kFailedPrecondition);
+  Start();
+  clock_.AdvanceMs(5'000);
+  SessionRecord stopped = Ok(coord_.StopSession("", ""));
+  EXPECT_EQ(stopped.state, SessionState::kStopped);
+  EXPECT_EQ(stopped.ended_at_ms, clock_.NowMs());
+  EXPECT_EQ(stopped.end_reason, "stopped by operator");
+  EXPECT_EQ(Err(coord_.StopSession("", "")).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Err(coord_.StopSession("s1", "again")).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Session().end_reason, "stopped by operator");
+}
+
+TEST_F(CoordinatorTest, StoppedSessionLeasesNothing) {
+  RegisterWorker("w1");
+  Import({Spec("r1", "p1")});
+  Start();
+  Ok(coord_.StopSession("s1", "enough"));
+  LeaseResult r = LeaseNow("w1");
+  EXPECT_THAT(r.leases, IsEmpty());
+  EXPECT_FALSE(r.session_active);
+  EXPECT_EQ(Session().end_reason, "enough");
+}
+
+TEST_F(CoordinatorTest, TickEndsSessionWhenNothingIsLeftToLease) {
+  RegisterWorker("w1");
+  Import({Spec("r1", "p1"), Spec("r1", "p2", 1)});
+  Start();
+  LeaseResult r = LeaseNow("w1", 2);
+  ASSERT_EQ(r.leases.size(), 2u);
+  ReportNow(r.leases[0], Outcome::kSucceeded);
+  Ok(coord_.Tick());
+  EXPECT_EQ(Session().state, SessionState::kActive);  // a lease is still in flight
+  ReportNow(r.leases[1], Outcome::kSucceeded);
+  clock_.AdvanceMs(1'000);
+  Ok(coord_.Tick());
+  SessionRecord s = Session();
+  EXPECT_EQ(s.state, SessionState::kFinished);
+  EXPECT_EQ(s.end_reason, "nothing left to lease");
+  EXPECT_EQ(s.ended_at_ms, clock_.NowMs());
+}
+
+TEST_F(CoordinatorTest, TickEndsSessionAtOnceWhenFiltersExcludeEveryRun) {
+  Import({Spec("r1", "p1")});
+  SessionSettings settings;
+  settings.skip_run_prefixes = {"r"};
+  Start(settings);
+  Ok(coord_.Tick());
+  EXPECT_EQ(Session().end_reason, "nothing left to lease");
+}
+
+TEST_F(CoordinatorTest, TickEndsSessionWhenBatchSizeIsReached) {
+  RegisterWorker("w1");
+  Import({Spec("r1", "p1"), Spec("r1", "p2", 1), Spec("r1", "p3", 2)});
+  SessionSettings settings;
+  settings.batch_size = 2;
+  Start(settings);
+  LeaseResult r = LeaseNow("w1", 3);
+  ASSERT_EQ(r.leases.size(), 2u);
+  ReportNow(r.leases[0], Outcome::kFailed);
+  Ok(coord_.Tick());
+  EXPECT_EQ(Session().state, SessionState::kActive);
+  ReportNow(r.leases[1], Outcome::kSucceeded);
+  Ok(coord_.Tick());
+  EXPECT_EQ(Session().state, SessionState::kFinished);
+  EXPECT_EQ(Session().end_reason, "batch_size reached");
+  EXPECT_FALSE(LeaseNow("w1").session_active);
+}
+
+TEST_F(CoordinatorTest, TickEndsSessionWhenMaxTotalMinutesPass) {
+  RegisterWorker("w1");
+  Import({Spec("r1", "p1"), Spec("r1", "p2", 1)});
+  SessionSettings settings;
+  settings.max_total_minutes = 2;
+  Start(settings);
+  LeaseGrant g = LeaseOne();
+  clock_.AdvanceMs(2 * 60'000 - 1);
+  Ok(coord_.Heartbeat("w1", {g.lease_id}));
+  Ok(coord_.Tick());
+  EXPECT_EQ(Session().state, SessionState::kActive);
+  clock_.AdvanceMs(1);
+  // Past the deadline the session is over for leasing even before Tick.
+  LeaseResult late = LeaseNow("w1");
+  EXPECT_FALSE(late.session_active);
+  EXPECT_THAT(late.leases, IsEmpty());
+  EXPECT_THAT(Ok(coord_.Heartbeat("w1", {g.lease_id})), ElementsAre(g.lease_id));
+  Ok(coord_.Tick());
+  SessionRecord s = Session();
+  EXPECT_EQ(s.state, SessionState::kFinished);
+  EXPECT_EQ(s.end_reason, "max_total_minutes reached");
+  EXPECT_EQ(s.ended_at_ms, clock_.NowMs());
+}
+
+TEST_F(CoordinatorTest, StatusReportsCountsWorkersLeasesAndSessionProgress) {
+  RegisterWorker("w1");
+  RegisterWorker("w2");
+  Import({Spec("r1", "p1"), Spec("r1", "p2", 1), Spec("r2", "q1"), Spec("r2", "q2", 1)});
+  CoordinatorStatus before = Ok(coord_.Status());
+  EXPECT_FALSE(before.session.has_value());
+  EXPECT_EQ(before.phases.pending, 4);
+  EXPECT_EQ(before.workers.size(), 2u);
+
+  Start();
+  LeaseResult a = LeaseNow("w1", 2);
+  LeaseResult b = LeaseNow("w2", 1);
+  ASSERT_EQ(a.leases.size(), 2u);
+  ASSERT_EQ(b.leases.size(), 1u);
+  ReportNow(a.leases[0], Outcome::kSucceeded);
+
+  CoordinatorStatus s = Ok(coord_.Status());
+  EXPECT_EQ(s.phases.pending, 1);
+  EXPECT_EQ(s.phases.leased, 2);
+  EXPECT_EQ(s.phases.succeeded, 1);
+  EXPECT_EQ(s.active_leases.size(), 2u);
+  EXPECT_EQ(s.active_leases_by_worker, (std::map<std::string, int32_t>{{"w1", 1}, {"w2", 1}}));
+  ASSERT_TRUE(s.session.has_value());
+  EXPECT_EQ(s.session->session_id, "s1");
+  EXPECT_EQ(s.session_finished, 1);
+  EXPECT_FALSE(s.session_done);
+
+  ReportNow(a.leases[1], Outcome::kSucceeded);
+  ReportNow(b.leases[0], Outcome::kFailed);  // pending again (attempt 1 of 2)
+  ReportNow(LeaseOne("w1"), Outcome::kSucceeded);
+  ReportNow(LeaseOne("w1"), Outcome::kSucceeded);
+  s = Ok(coord_.Status());
+  EXPECT_EQ(s.phases.succeeded, 4);
+  EXPECT_EQ(s.session_finished, 5);
+  EXPECT_TRUE(s.session_done);
+  EXPECT_THAT(s.active_leases_by_worker, IsEmpty());
+}
+
+TEST_F(CoordinatorTest, ImportValidatesEveryPhaseBeforeStoringAny) {
+  EXPECT_EQ(Err(coord_.ImportBacklog({})).code(), absl::StatusCode::kInvalidArgument);
+  absl::Status st = Err(coord_.ImportBacklog({Spec("r1", "ok"), Spec("r1", "bad id")}));
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("phase #2"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("phase_id"));
+  EXPECT_EQ(Ok(store_.CountPhases()).total(), 0);
+  ImportResult r = Ok(coord_.ImportBacklog({Spec("r1", "ok")}));
+  EXPECT_EQ(r.inserted, 1);
+}
+
+}  // namespace
+}  // namespace sluice::testing
