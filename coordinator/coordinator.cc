@@ -271,8 +271,9 @@ absl::Status Coordinator::Tick() {
 
 absl::Status Coordinator::TickAsLeader() {
   SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, store_.LatestSession());
-  SLUICE_ASSIGN_OR_RETURN(std::vector<ExpiredLease> expired,
-                          store_.ExpireLeases(clock_.NowMs(), DrainPolicy::RequeueBudget(session)));
+  SLUICE_ASSIGN_OR_RETURN(
+      std::vector<ExpiredLease> expired,
+      store_.ExpireLeases(clock_.NowMs(), DrainPolicy::ExpiryTransition(session)));
   if (!expired.empty()) policy_.ObserveLost(static_cast<int64_t>(expired.size()));
   for (const ExpiredLease& e : expired) {
     spdlog::warn("lease expired run={} phase={} attempt={} lease={} worker={} phase_state={}",

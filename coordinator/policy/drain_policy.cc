@@ -106,22 +106,23 @@ absl::StatusOr<ReportParams> DrainPolicy::PrepareReport(const AttemptReport& rep
   params.fingerprint =
       ComputeFingerprint(report.outcome, report.exit_code, report.signal, report.error_text).key;
   params.now_ms = clock_.NowMs();
-  params.max_attempts_per_phase = settings.max_attempts_per_phase;
-  params.max_requeues_per_phase = settings.max_requeues_per_phase;
   bool transient = false;
   if (report.outcome == Outcome::kFailed && !settings.retry_on.empty()) {
     SLUICE_ASSIGN_OR_RETURN(TransientMatcher matcher, TransientMatcher::Compile(settings.retry_on));
     transient = matcher.Matches(params.fingerprint, report.error_text);
   }
-  params.counts_as_attempt = !transient;
+  params.transition =
+      TransitionAfterOutcome(BudgetOf(settings), report.outcome, /*counts_as_attempt=*/!transient);
   return params;
 }
 
 void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result,
                           const std::optional<SessionRecord>& session) {
   const AttemptReport& report = params.report;
-  // PrepareReport marks exactly the transient failures as not counting.
-  const bool transient = !params.counts_as_attempt;
+  // A failure spends the requeue budget exactly when PrepareReport found it
+  // transient.
+  const bool transient = report.outcome == Outcome::kFailed &&
+                         params.transition.counter == PhaseTransition::Counter::kRequeues;
   absl::MutexLock lock(&mu_);
   ++outcome_totals_[report.outcome];
   failure_policy_.Observe(result.run_id, report.outcome, params.fingerprint, report.error_text,
@@ -152,6 +153,14 @@ int64_t DrainPolicy::ZeroYieldStreak(const std::string& session_id) {
 int32_t DrainPolicy::RequeueBudget(const std::optional<SessionRecord>& latest) {
   return latest ? latest->settings.max_requeues_per_phase
                 : SessionSettings{}.max_requeues_per_phase;
+}
+
+PhaseBudget DrainPolicy::BudgetOf(const SessionSettings& settings) {
+  return PhaseBudget{settings.max_attempts_per_phase, settings.max_requeues_per_phase};
+}
+
+PhaseTransition DrainPolicy::ExpiryTransition(const std::optional<SessionRecord>& latest) {
+  return LostLeaseTransition(RequeueBudget(latest));
 }
 
 void DrainPolicy::ObserveLost(int64_t count) {

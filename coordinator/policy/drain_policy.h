@@ -7,8 +7,9 @@
 // drain_policy_rules_test.cc, DrainPolicyRules.*):
 //   - attempt budget: a phase fails for good after max_attempts_per_phase own
 //     outcomes; requeue budget: after max_requeues_per_phase lost, cancelled
-//     or transient attempts. The store applies both inside its atomic write;
-//     the budgets are decided here (PrepareReport, RequeueBudget).
+//     or transient attempts. The rule is DecideAfterOutcome (phase_budget.h);
+//     PrepareReport and ExpiryTransition hand its transition to the store,
+//     which applies it inside its atomic write.
 //   - transient failures (--retry-on): use the requeue budget, never feed the
 //     repeat rule, and back the run off 10 s, 20 s, ... 5 min; a
 //     non-transient, non-cancelled outcome ends the backoff.
@@ -40,6 +41,7 @@
 #include "common/clock.h"
 #include "common/model.h"
 #include "coordinator/policy/failure_policy.h"
+#include "coordinator/policy/phase_budget.h"
 #include "coordinator/policy/reasons.h"
 #include "coordinator/policy/scheduler.h"
 #include "coordinator/store/state_store.h"
@@ -75,9 +77,8 @@ class DrainPolicy {
   // The latest session if it is active and its deadline has not passed.
   absl::StatusOr<std::optional<SessionRecord>> ActiveSession();
 
-  // The store write for `report` under `settings`: fingerprint, the attempt
-  // and requeue budgets, and whether the attempt counts toward the attempt
-  // budget (not for transient failures).
+  // The store write for `report` under `settings`: fingerprint and the budget
+  // rule's transition (a transient failure spends the requeue budget).
   absl::StatusOr<ReportParams> PrepareReport(const AttemptReport& report,
                                              const SessionSettings& settings) const;
   // An accepted report (after the store's write): outcome totals, the repeat
@@ -91,6 +92,9 @@ class DrainPolicy {
   int64_t ZeroYieldStreak(const std::string& session_id) ABSL_LOCKS_EXCLUDED(mu_);
   // The requeue budget lease expiry applies (the latest session's).
   static int32_t RequeueBudget(const std::optional<SessionRecord>& latest);
+  // The transition the store applies to the phase of each expired lease.
+  static PhaseTransition ExpiryTransition(const std::optional<SessionRecord>& latest);
+  static PhaseBudget BudgetOf(const SessionSettings& settings);
   // `count` leases expired and were recorded as lost.
   void ObserveLost(int64_t count) ABSL_LOCKS_EXCLUDED(mu_);
 

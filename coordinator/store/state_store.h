@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/model.h"
+#include "coordinator/policy/phase_budget.h"
 
 namespace sluice {
 
@@ -46,11 +47,10 @@ struct ReportParams {
   AttemptReport report;
   std::string fingerprint;
   int64_t now_ms = 0;
-  int32_t max_attempts_per_phase = 2;  // phase fails for good after this many own outcomes
-  // false: a transient failure (or any cancelled attempt) uses the requeue
-  // budget instead of the attempt budget.
-  bool counts_as_attempt = true;
-  int32_t max_requeues_per_phase = 5;  // requeues beyond this fail the phase
+  // What the outcome does to the phase, decided by the budget rule
+  // (coordinator/policy/phase_budget.h) before the call; the store applies it
+  // to the counters it reads inside its atomic write and decides nothing.
+  PhaseTransition transition;
 };
 
 class StateStore {
@@ -81,13 +81,16 @@ class StateStore {
       int64_t ttl_ms) = 0;
 
   // Records the outcome of an attempt, fenced by (lease_id, epoch): accepted
-  // only while that lease is the phase's current one. Idempotent by lease id.
+  // only while that lease is the phase's current one. Idempotent by lease id
+  // (duplicate, late and unknown leases are the store's to tell apart); an
+  // accepted report applies params.transition.
   virtual absl::StatusOr<ReportResult> RecordReport(const ReportParams& params) = 0;
 
   // Expires every lease with expires_at <= now: the attempt is recorded as
-  // kLost, the phase returns to pending (or fails when out of requeues).
-  virtual absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(
-      int64_t now_ms, int32_t max_requeues_per_phase) = 0;
+  // kLost and `lost` (LostLeaseTransition: pending again, or failed when out
+  // of requeues) is applied to its phase.
+  virtual absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(int64_t now_ms,
+                                                                 const PhaseTransition& lost) = 0;
 
   virtual absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() = 0;
 

@@ -1,6 +1,7 @@
 // The one contract every StateStore passes (coordinator/store/state_store.h).
 //
-// The TEST_P bodies live in state_store_contract.cc, compiled once into the
+// The TEST_P bodies live in state_store_*contract.cc (by topic: import and
+// leasing, reports and budgets, expiry, sessions), compiled once into the
 // OBJECT library `sluice_store_contract` (tests/CMakeLists.txt). A backend
 // gets the whole suite by linking that library and instantiating the fixture
 // with a factory in its own test file:

@@ -105,6 +105,7 @@ ReportParams Report(const LeaseGrant& g, Outcome outcome, int64_t events = 0) {
   p.report.duration_ms = 1'000;
   p.fingerprint = "fp";
   p.now_ms = kT0 + 1'000;
+  p.transition = TransitionAfterOutcome(PhaseBudget{}, outcome, true);
   return p;
 }
 
@@ -247,7 +248,7 @@ TEST_F(SqliteStateStoreTest, ExpiryFailingOnTheSecondLeaseKeepsTheFirst) {
   ExecOnFile(path_,
              "CREATE TRIGGER poison BEFORE UPDATE ON phases WHEN NEW.phase_id = 'p2' "
              "AND NEW.state != 'leased' BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
-  ASSERT_FALSE(store->ExpireLeases(kT0 + 1 + kTtl, 5).ok());
+  ASSERT_FALSE(store->ExpireLeases(kT0 + 1 + kTtl, LostLeaseTransition(5)).ok());
 
   EXPECT_EQ(Ok(store->GetPhase(PhaseKey{"r1", "p1"}))->state, PhaseState::kLeased);
   EXPECT_EQ(Ok(store->GetPhase(PhaseKey{"r1", "p1"}))->requeues, 0);
@@ -255,7 +256,8 @@ TEST_F(SqliteStateStoreTest, ExpiryFailingOnTheSecondLeaseKeepsTheFirst) {
   EXPECT_EQ(Ok(store->ListActiveLeases()).size(), 2u);
 
   ExecOnFile(path_, "DROP TRIGGER poison;");
-  std::vector<ExpiredLease> expired = Ok(store->ExpireLeases(kT0 + 1 + kTtl, 5));
+  std::vector<ExpiredLease> expired =
+      Ok(store->ExpireLeases(kT0 + 1 + kTtl, LostLeaseTransition(5)));
   ASSERT_EQ(expired.size(), 2u);
   EXPECT_EQ(expired[0].lease.lease_id, first.lease_id);
   EXPECT_EQ(Ok(store->ListRunStats())[0].attempts, 2);

@@ -188,8 +188,9 @@ TEST(RedisLeadershipTest, EveryMutationIsFencedByTheLeaderEpoch) {
     rp.report.worker_id = "w";
     rp.report.outcome = Outcome::kSucceeded;
     rp.now_ms = kT0 + 2;
+    rp.transition = TransitionAfterOutcome(PhaseBudget{}, Outcome::kSucceeded, true);
     expect_fenced(s->RecordReport(rp).status(), "report");
-    expect_fenced(s->ExpireLeases(kT0 + 10'000'000, 5).status(), "expire");
+    expect_fenced(s->ExpireLeases(kT0 + 10'000'000, LostLeaseTransition(5)).status(), "expire");
     WorkerInfo w;
     w.worker_id = "w2";
     expect_fenced(s->UpsertWorker(w), "upsert worker");
@@ -213,6 +214,7 @@ TEST(RedisLeadershipTest, EveryMutationIsFencedByTheLeaderEpoch) {
   rp.report.worker_id = "w";
   rp.report.outcome = Outcome::kSucceeded;
   rp.now_ms = kT0 + 2;
+  rp.transition = TransitionAfterOutcome(PhaseBudget{}, Outcome::kSucceeded, true);
   EXPECT_EQ(Ok(leader->RecordReport(rp)).disposition, ReportDisposition::kAccepted);
 
   // A standby that never won writes nothing.

@@ -72,9 +72,9 @@ class FailingStateStore : public ForwardingStateStore {
     return ForwardingStateStore::RecordReport(params);
   }
   absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(int64_t now_ms,
-                                                         int32_t max_requeues_per_phase) override {
+                                                         const PhaseTransition& lost) override {
     if (absl::Status st = MaybeFail("ExpireLeases"); !st.ok()) return st;
-    return ForwardingStateStore::ExpireLeases(now_ms, max_requeues_per_phase);
+    return ForwardingStateStore::ExpireLeases(now_ms, lost);
   }
   absl::Status UpsertWorker(const WorkerInfo& worker) override {
     if (absl::Status st = MaybeFail("UpsertWorker"); !st.ok()) return st;

@@ -42,8 +42,8 @@ class ForwardingStateStore : public StateStore {
     return target_->RecordReport(params);
   }
   absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(int64_t now_ms,
-                                                         int32_t max_requeues_per_phase) override {
-    return target_->ExpireLeases(now_ms, max_requeues_per_phase);
+                                                         const PhaseTransition& lost) override {
+    return target_->ExpireLeases(now_ms, lost);
   }
   absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() override {
     return target_->ListActiveLeases();

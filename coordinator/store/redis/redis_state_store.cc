@@ -127,6 +127,16 @@ class RedisRow {
   const size_t at_;
 };
 
+// The four ARGV a script's apply_transition (prelude.lua) reads: the phase
+// field the outcome spends, '1' when the phase succeeded, the value of that
+// field at which it fails for good, and the final outcome.
+void AppendTransition(const PhaseTransition& t, std::vector<std::string>& args) {
+  args.emplace_back(CounterField(t.counter));
+  args.emplace_back(t.succeeds ? "1" : "0");
+  args.push_back(std::to_string(t.fail_at));
+  args.emplace_back(OutcomeName(t.final_outcome));
+}
+
 }  // namespace
 
 RedisStateStore::RedisStateStore(const RedisOptions& options)
@@ -266,23 +276,21 @@ absl::StatusOr<std::vector<std::string>> RedisStateStore::RenewLeases(
 
 absl::StatusOr<ReportResult> RedisStateStore::RecordReport(const ReportParams& params) {
   const AttemptReport& rep = params.report;
-  const std::vector<std::string> args = {rep.lease_id,
-                                         std::to_string(rep.epoch),
-                                         rep.worker_id,
-                                         std::string(OutcomeName(rep.outcome)),
-                                         std::to_string(rep.exit_code),
-                                         std::to_string(rep.signal),
-                                         std::to_string(rep.duration_ms),
-                                         rep.error_text,
-                                         params.fingerprint,
-                                         std::to_string(rep.telemetry_events),
-                                         TypesToJson(rep.telemetry_by_type),
-                                         rep.stdout_tail,
-                                         rep.stderr_tail,
-                                         std::to_string(params.now_ms),
-                                         std::to_string(params.max_attempts_per_phase),
-                                         params.counts_as_attempt ? "1" : "0",
-                                         std::to_string(params.max_requeues_per_phase)};
+  std::vector<std::string> args = {rep.lease_id,
+                                   std::to_string(rep.epoch),
+                                   rep.worker_id,
+                                   std::string(OutcomeName(rep.outcome)),
+                                   std::to_string(rep.exit_code),
+                                   std::to_string(rep.signal),
+                                   std::to_string(rep.duration_ms),
+                                   rep.error_text,
+                                   params.fingerprint,
+                                   std::to_string(rep.telemetry_events),
+                                   TypesToJson(rep.telemetry_by_type),
+                                   rep.stdout_tail,
+                                   rep.stderr_tail,
+                                   std::to_string(params.now_ms)};
+  AppendTransition(params.transition, args);
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kReport, args));
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 2, "report"));
   if (r.elements.size() != 2 && r.elements.size() != 4) {
@@ -308,10 +316,11 @@ absl::StatusOr<ReportResult> RedisStateStore::RecordReport(const ReportParams& p
 }
 
 absl::StatusOr<std::vector<ExpiredLease>> RedisStateStore::ExpireLeases(
-    int64_t now_ms, int32_t max_requeues_per_phase) {
-  SLUICE_ASSIGN_OR_RETURN(
-      RedisReply r, Run(kExpire, {std::to_string(now_ms), std::to_string(max_requeues_per_phase),
-                                  kLostAttemptErrorText, kLostAttemptFingerprint}));
+    int64_t now_ms, const PhaseTransition& lost) {
+  std::vector<std::string> args = {std::to_string(now_ms), kLostAttemptErrorText,
+                                   kLostAttemptFingerprint};
+  AppendTransition(lost, args);
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kExpire, args));
   constexpr size_t kStride = kLeaseFieldCount + 1;
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kStride, "expire"));
   std::vector<ExpiredLease> out;

@@ -37,7 +37,7 @@ class SqliteStateStore final : public StateStore {
                                                        int64_t now_ms, int64_t ttl_ms) override;
   absl::StatusOr<ReportResult> RecordReport(const ReportParams& params) override;
   absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(int64_t now_ms,
-                                                         int32_t max_requeues_per_phase) override;
+                                                         const PhaseTransition& lost) override;
   absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() override;
   absl::Status UpsertWorker(const WorkerInfo& worker) override;
   absl::StatusOr<std::vector<WorkerInfo>> ListWorkers() override;

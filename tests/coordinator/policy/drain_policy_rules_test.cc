@@ -92,9 +92,10 @@ TEST_F(DrainPolicyRules, AttemptBudgetIsHandedToTheStoresAtomicWrite) {
   r.exit_code = 2;
   r.error_text = "boom";
   const ReportParams p = policy_.PrepareReport(r, s).value();
-  EXPECT_EQ(p.max_attempts_per_phase, 3);
-  EXPECT_EQ(p.max_requeues_per_phase, 7);
-  EXPECT_TRUE(p.counts_as_attempt);
+  // An own failure spends the attempt budget: failed for good at the 3rd.
+  EXPECT_EQ(p.transition.counter, PhaseTransition::Counter::kAttempts);
+  EXPECT_EQ(p.transition.fail_at, 3);
+  EXPECT_EQ(p.transition, TransitionAfterOutcome(PhaseBudget{3, 7}, Outcome::kFailed, true));
   EXPECT_EQ(p.now_ms, clock_.NowMs());
   EXPECT_EQ(p.fingerprint, ComputeFingerprint(Outcome::kFailed, 2, 0, "boom").key);
 }
@@ -104,6 +105,9 @@ TEST_F(DrainPolicyRules, RequeueBudgetOfExpiryIsTheLatestSessionsOrTheDefault) {
   SessionRecord s;
   s.settings.max_requeues_per_phase = 1;
   EXPECT_EQ(DrainPolicy::RequeueBudget(s), 1);
+  EXPECT_EQ(DrainPolicy::ExpiryTransition(s), LostLeaseTransition(1));
+  EXPECT_EQ(DrainPolicy::ExpiryTransition(std::nullopt),
+            LostLeaseTransition(SessionSettings{}.max_requeues_per_phase));
 }
 
 TEST_F(DrainPolicyRules, TransientFailureUsesTheRequeueBudgetNotTheAttemptBudget) {
@@ -113,13 +117,14 @@ TEST_F(DrainPolicyRules, TransientFailureUsesTheRequeueBudgetNotTheAttemptBudget
   r.outcome = Outcome::kFailed;
   r.exit_code = 1;
   r.error_text = "ConnectionResetError: Connection RESET by peer";
-  EXPECT_FALSE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  auto spends = [&] { return policy_.PrepareReport(r, s).value().transition.counter; };
+  EXPECT_EQ(spends(), PhaseTransition::Counter::kRequeues);
   r.error_text = "ValueError: bad input";
-  EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  EXPECT_EQ(spends(), PhaseTransition::Counter::kAttempts);
   // Only failures can be transient: a timeout with the same text counts.
   r.outcome = Outcome::kTimedOut;
   r.error_text = "connection reset";
-  EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  EXPECT_EQ(spends(), PhaseTransition::Counter::kAttempts);
 }
 
 TEST_F(DrainPolicyRules, TransientBackoffDoublesFromTenSecondsUpToFiveMinutes) {

@@ -1,8 +1,9 @@
--- ARGV: prefix, now, max_requeues, lost error text, lost fingerprint (the
--- history of a lost attempt: kLostAttempt* in store_codec.h). Returns per expired lease, in expiry
--- order: the 10 LEASE_FIELDS and the phase's new state.
-local now, max_requeues = ARGV[2], tonumber(ARGV[3])
-local lost_error, lost_fingerprint = ARGV[4], ARGV[5]
+-- ARGV: prefix, now, lost error text, lost fingerprint (the history of a lost
+-- attempt: kLostAttempt* in store_codec.h), then the transition the
+-- coordinator decided for a lost lease (counter, succeeds, fail_at, final: see
+-- apply_transition). Returns per expired lease, in expiry order: the 10
+-- LEASE_FIELDS and the phase's new state.
+local now, lost_error, lost_fingerprint = ARGV[2], ARGV[3], ARGV[4]
 local items = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', now)) do
   local L = redis.call('HMGET', k_lease(id), unpack(LEASE_FIELDS))
@@ -34,16 +35,13 @@ for _, L in ipairs(items) do
   redis.call('DEL', k_lease(id))
   redis.call('ZREM', K_LEASES, id)
   local pk = k_phase(run, phase)
-  local ph = redis.call('HMGET', pk, 'state', 'requeues', 'rank')
-  local requeues = tonumber(ph[2]) + 1
-  local to = 'pending'
-  if requeues > max_requeues then
-    to = 'failed'
-    redis.call('HSET', pk, 'final_outcome', 'lost')
-  end
-  redis.call('HSET', pk, 'state', to, 'requeues', istr(requeues), 'current_lease_id', '',
-             'updated_at', now)
-  if to == 'pending' then redis.call('ZADD', k_pending(run), 0, ph[3]) end
+  local ph = redis.call('HMGET', pk, 'state', 'attempts', 'requeues', 'rank')
+  local to, attempts, requeues, final = apply_transition(tonumber(ph[2]), tonumber(ph[3]), ARGV[5],
+                                                          ARGV[6], ARGV[7], ARGV[8])
+  redis.call('HSET', pk, 'state', to, 'attempts', istr(attempts), 'requeues', istr(requeues),
+             'current_lease_id', '', 'updated_at', now)
+  if final then redis.call('HSET', pk, 'final_outcome', final) end
+  if to == 'pending' then redis.call('ZADD', k_pending(run), 0, ph[4]) end
   bump_run(run, ph[1], to, 1, 0, 0, '0', '0')
   for j = 1, #LEASE_FIELDS do out[#out + 1] = L[j] end
   out[#out + 1] = to

@@ -72,3 +72,22 @@ local function index_attempt(id, session, outcome)
   redis.call('RPUSH', k_sattempts(session), id)
   if outcome ~= 'lost' and outcome ~= 'cancelled' then redis.call('INCR', k_scount(session)) end
 end
+-- Applies a phase transition decided in C++ (coordinator/policy/phase_budget.h,
+-- the one home of the budget rule): the script only counts and compares.
+-- counter: 'attempts' or 'requeues', the field the outcome spends; succeeds:
+-- '1' when the phase succeeded; fail_at: failed for good once the spent field
+-- reaches it; final: the outcome recorded when the phase ends. Returns the new
+-- state, attempts, requeues and final outcome (nil while pending).
+local function apply_transition(attempts, requeues, counter, succeeds, fail_at, final)
+  local spent
+  if counter == 'attempts' then
+    attempts = attempts + 1
+    spent = attempts
+  else
+    requeues = requeues + 1
+    spent = requeues
+  end
+  if succeeds == '1' then return 'succeeded', attempts, requeues, final end
+  if spent >= tonumber(fail_at) then return 'failed', attempts, requeues, final end
+  return 'pending', attempts, requeues, nil
+end

@@ -1,7 +1,8 @@
 -- ARGV: prefix, lease_id, epoch, worker, outcome, exit_code, signal,
 -- duration_ms, error_text, fingerprint, telemetry_events, telemetry_by_type,
--- stdout_tail, stderr_tail, now, max_attempts, counts_as_attempt ('1'/'0'),
--- max_requeues. Returns {disposition, phase_state}.
+-- stdout_tail, stderr_tail, now, then the transition the coordinator decided
+-- (counter, succeeds, fail_at, final: see apply_transition). Returns
+-- {disposition, phase_state}, plus run and phase when accepted.
 local id, epoch, worker, outcome, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[15]
 local lk = k_lease(id)
 local L = redis.call('HMGET', lk, 'run_id', 'phase_id', 'attempt', 'epoch', 'worker_id',
@@ -51,21 +52,9 @@ index_attempt(id, session, outcome)
 redis.call('DEL', lk)
 redis.call('ZREM', K_LEASES, id)
 
--- Cancelled attempts were stopped by us (deadline, drain), not by the phase:
--- they use the requeue budget, not the attempt budget.
 local from = ph[1]
-local attempts, requeues = tonumber(ph[2]), tonumber(ph[3])
-local to, final
-if outcome == 'succeeded' then
-  attempts = attempts + 1
-  to, final = 'succeeded', 'succeeded'
-elseif outcome == 'cancelled' or ARGV[17] == '0' then
-  requeues = requeues + 1
-  if requeues > tonumber(ARGV[18]) then to, final = 'failed', outcome else to = 'pending' end
-else
-  attempts = attempts + 1
-  if attempts >= tonumber(ARGV[16]) then to, final = 'failed', outcome else to = 'pending' end
-end
+local to, attempts, requeues, final = apply_transition(tonumber(ph[2]), tonumber(ph[3]), ARGV[16],
+                                                        ARGV[17], ARGV[18], ARGV[19])
 redis.call('HSET', pk, 'state', to, 'attempts', istr(attempts), 'requeues', istr(requeues),
            'current_lease_id', '', 'updated_at', now)
 if final then redis.call('HSET', pk, 'final_outcome', final) end

@@ -1,0 +1,138 @@
+#include "coordinator/store/sqlite/sqlite_statements.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "coordinator/store/store_codec.h"
+
+namespace sluice::sqlite_store {
+
+absl::Status SqlError(sqlite3* db, const std::string& what) {
+  const int code = sqlite3_errcode(db);
+  std::string msg = absl::StrCat("sqlite ", what, ": ", sqlite3_errmsg(db));
+  if (code == SQLITE_BUSY || code == SQLITE_LOCKED || code == SQLITE_CANTOPEN ||
+      code == SQLITE_IOERR || code == SQLITE_FULL) {
+    return absl::UnavailableError(msg);
+  }
+  return absl::InternalError(msg);
+}
+
+absl::Status Exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err != nullptr ? err : "unknown error";
+    sqlite3_free(err);
+    return absl::InternalError(absl::StrCat("sqlite: ", msg, " in: ", sql));
+  }
+  return absl::OkStatus();
+}
+
+const char* StateColumn(PhaseState s) {
+  switch (s) {
+    case PhaseState::kPending:
+      return "pending";
+    case PhaseState::kLeased:
+      return "leased";
+    case PhaseState::kSucceeded:
+      return "succeeded";
+    case PhaseState::kFailed:
+      return "failed";
+  }
+  return "pending";
+}
+
+absl::Status BumpRun(sqlite3* db, const std::string& run_id, PhaseState from, PhaseState to,
+                     int64_t attempts, int64_t successes, int64_t timeouts, int64_t events,
+                     int64_t run_ms) {
+  Stmt ins(db, "INSERT OR IGNORE INTO runs VALUES(?,0,0,0,0,0,0,0,0,0)");
+  SLUICE_RETURN_IF_ERROR(ins.Bind(run_id).Run());
+  int64_t d[4] = {0, 0, 0, 0};
+  if (from != to) {
+    d[static_cast<int>(from)] -= 1;
+    d[static_cast<int>(to)] += 1;
+  }
+  Stmt upd(db,
+           "UPDATE runs SET pending=pending+?, leased=leased+?, succeeded=succeeded+?, "
+           "failed=failed+?, attempts=attempts+?, successes=successes+?, timeouts=timeouts+?, "
+           "telemetry_events=telemetry_events+?, run_ms=run_ms+? WHERE run_id=?");
+  return upd.Bind(d[0])
+      .Bind(d[1])
+      .Bind(d[2])
+      .Bind(d[3])
+      .Bind(attempts)
+      .Bind(successes)
+      .Bind(timeouts)
+      .Bind(events)
+      .Bind(run_ms)
+      .Bind(run_id)
+      .Run();
+}
+
+absl::StatusOr<int64_t> NextEpoch(sqlite3* db) {
+  Stmt upd(db, "UPDATE meta SET value=value+1 WHERE key='epoch' RETURNING value");
+  SLUICE_ASSIGN_OR_RETURN(bool row, upd.Step());
+  if (!row) return absl::InternalError("meta row 'epoch' missing");
+  return upd.Int(0);
+}
+
+absl::StatusOr<std::optional<PhaseRecord>> LoadPhase(sqlite3* db, const std::string& run_id,
+                                                     const std::string& phase_id) {
+  const std::string sql =
+      absl::StrCat("SELECT ", kPhaseColumns, " FROM phases WHERE run_id=? AND phase_id=?");
+  Stmt s(db, sql.c_str());
+  s.Bind(run_id).Bind(phase_id);
+  SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<PhaseRecord>();
+  return std::optional<PhaseRecord>(DecodePhase(s));
+}
+
+absl::Status InsertAttempt(sqlite3* db, const AttemptRecord& a) {
+  Stmt s(db,
+         "INSERT INTO attempts(lease_id, run_id, phase_id, attempt, epoch, worker_id, session_id, "
+         "outcome, exit_code, signal, duration_ms, error_text, fingerprint, telemetry_events, "
+         "telemetry_by_type, stdout_tail, stderr_tail, started_at, ended_at) "
+         "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  return s.Bind(a.lease_id)
+      .Bind(a.run_id)
+      .Bind(a.phase_id)
+      .Bind(a.attempt)
+      .Bind(a.epoch)
+      .Bind(a.worker_id)
+      .Bind(a.session_id)
+      .Bind(OutcomeName(a.outcome))
+      .Bind(a.exit_code)
+      .Bind(a.signal)
+      .Bind(a.duration_ms)
+      .Bind(a.error_text)
+      .Bind(a.fingerprint)
+      .Bind(a.telemetry_events)
+      .Bind(TypesToJson(a.telemetry_by_type))
+      .Bind(a.stdout_tail)
+      .Bind(a.stderr_tail)
+      .Bind(a.started_at_ms)
+      .Bind(a.ended_at_ms)
+      .Run();
+}
+
+void ApplyDecision(const PhaseDecision& d, PhaseRecord& p) {
+  p.state = d.next;
+  p.attempts = static_cast<int32_t>(d.counters.attempts);
+  p.requeues = static_cast<int32_t>(d.counters.requeues);
+  if (d.final_outcome) p.final_outcome = d.final_outcome;
+}
+
+absl::Status UpdatePhaseState(sqlite3* db, const PhaseRecord& p) {
+  Stmt s(db,
+         "UPDATE phases SET state=?, attempts=?, requeues=?, current_lease_id=?, final_outcome=?, "
+         "telemetry_events=?, updated_at=? WHERE run_id=? AND phase_id=?");
+  return s.Bind(StateColumn(p.state))
+      .Bind(p.attempts)
+      .Bind(p.requeues)
+      .Bind(p.current_lease_id)
+      .Bind(p.final_outcome ? OutcomeName(*p.final_outcome) : std::string_view())
+      .Bind(p.telemetry_events)
+      .Bind(p.updated_at_ms)
+      .Bind(p.spec.run_id)
+      .Bind(p.spec.phase_id)
+      .Run();
+}
+}  // namespace sluice::sqlite_store

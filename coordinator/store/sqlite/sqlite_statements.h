@@ -1,0 +1,134 @@
+// Statement helpers shared by the SQLite store's files (sqlite_state_store.cc:
+// schema and reads; sqlite_leasing.cc: leases and reports; sqlite_records.cc:
+// workers, sessions, history and policy records). Internal to the store: every
+// function expects the caller to hold the store's mutex.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/model.h"
+#include "coordinator/policy/phase_budget.h"
+
+namespace sluice::sqlite_store {
+
+// Unavailable for what a retry may fix (busy, locked, I/O, full), else Internal.
+absl::Status SqlError(sqlite3* db, const std::string& what);
+
+// A prepared statement with positional binding; finalized on destruction.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    status_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) == SQLITE_OK ? absl::OkStatus()
+                                                                            : SqlError(db, sql);
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  const absl::Status& status() const { return status_; }
+
+  Stmt& Bind(std::string_view v) {
+    // An empty view may have a null data(), which SQLite would bind as NULL.
+    sqlite3_bind_text(stmt_, ++bound_, v.data() == nullptr ? "" : v.data(),
+                      static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Bind(const std::string& v) { return Bind(std::string_view(v)); }
+  Stmt& Bind(const char* v) { return Bind(std::string_view(v)); }
+  Stmt& Bind(int64_t v) {
+    sqlite3_bind_int64(stmt_, ++bound_, v);
+    return *this;
+  }
+  Stmt& Bind(int32_t v) { return Bind(static_cast<int64_t>(v)); }
+
+  // SQLITE_ROW -> true, SQLITE_DONE -> false, error -> status.
+  absl::StatusOr<bool> Step() {
+    if (!status_.ok()) return status_;
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqlError(db_, "step");
+  }
+  absl::Status Run() {
+    auto r = Step();
+    return r.ok() ? absl::OkStatus() : r.status();
+  }
+
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  int32_t Int32(int col) const { return static_cast<int32_t>(sqlite3_column_int64(stmt_, col)); }
+  std::string Text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p == nullptr ? std::string()
+                        : std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col)));
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int bound_ = 0;
+  absl::Status status_;
+};
+
+absl::Status Exec(sqlite3* db, const char* sql);
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back unless Commit() succeeds.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) {
+    begin_ = sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK
+                 ? absl::OkStatus()
+                 : SqlError(db, "begin");
+  }
+  ~Transaction() {
+    if (begin_.ok() && !committed_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  const absl::Status& status() const { return begin_; }
+  absl::Status Commit() {
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return SqlError(db_, "commit");
+    }
+    committed_ = true;
+    return absl::OkStatus();
+  }
+
+ private:
+  sqlite3* db_;
+  absl::Status begin_;
+  bool committed_ = false;
+};
+
+const char* StateColumn(PhaseState s);
+
+// Adds deltas to a run's aggregate row, creating it when needed.
+absl::Status BumpRun(sqlite3* db, const std::string& run_id, PhaseState from, PhaseState to,
+                     int64_t attempts, int64_t successes, int64_t timeouts, int64_t events,
+                     int64_t run_ms);
+
+absl::StatusOr<int64_t> NextEpoch(sqlite3* db);
+
+inline constexpr const char* kPhaseColumns =
+    "run_id, phase_id, phase_index, priority, last_error, labels, metadata, state, attempts, "
+    "requeues, current_lease_id, final_outcome, telemetry_events, updated_at";
+
+absl::StatusOr<std::optional<PhaseRecord>> LoadPhase(sqlite3* db, const std::string& run_id,
+                                                     const std::string& phase_id);
+
+inline constexpr const char* kLeaseColumns =
+    "lease_id, run_id, phase_id, attempt, epoch, worker_id, session_id, timeout_seconds, "
+    "leased_at, expires_at";
+
+absl::Status InsertAttempt(sqlite3* db, const AttemptRecord& a);
+
+// The budget rule's decision, as the phase record takes it.
+void ApplyDecision(const PhaseDecision& d, PhaseRecord& p);
+
+absl::Status UpdatePhaseState(sqlite3* db, const PhaseRecord& p);
+
+}  // namespace sluice::sqlite_store

@@ -1,0 +1,247 @@
+// RedisStateStore against real redis-server processes, operations: AUTH,
+// database selection, namespaces, no KEYS/SCAN, script reloads, reconnects,
+// label walks, concurrency and memory per phase.
+#include "tests/contract/redis_store_test_helpers.h"
+
+namespace sluice::redis_test {
+namespace {
+
+TEST(RedisStoreTest, AuthWithRequirepass) {
+  std::unique_ptr<RedisServer> server =
+      StartOrThrow({.appendonly = false, .requirepass = "s3cret"});
+  std::unique_ptr<RedisStateStore> store = OpenStore(*server);  // Url() carries the password
+  Ok(store->ImportPhases({Spec("r1", "p1")}));
+  EXPECT_TRUE(Ok(store->LeaseNextInRun(Lease("r1", "L1"))).has_value());
+
+  RedisOptions none = Ok(ParseRedisUrl("redis+unix://" + server->socket_path()));
+  absl::StatusOr<std::unique_ptr<RedisStateStore>> anonymous = RedisStateStore::Open(none);
+  ASSERT_FALSE(anonymous.ok());
+  EXPECT_EQ(anonymous.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(anonymous.status().message(), HasSubstr("NOAUTH"));
+
+  RedisOptions wrong = none;
+  wrong.password = "guess";
+  absl::StatusOr<std::unique_ptr<RedisStateStore>> intruder = RedisStateStore::Open(wrong);
+  ASSERT_FALSE(intruder.ok());
+  EXPECT_EQ(intruder.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(intruder.status().message(), HasSubstr("AUTH failed"));
+  EXPECT_THAT(intruder.status().message(), Not(HasSubstr("guess"))) << "never log the password";
+}
+
+TEST(RedisStoreTest, SelectsTheDatabaseFromTheUrl) {
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  RedisOptions o = Ok(ParseRedisUrl("redis+unix://" + server->socket_path() + "?db=5"));
+  std::unique_ptr<RedisStateStore> db5 = Ok(RedisStateStore::Open(o));
+  Ok(db5->ImportPhases({Spec("r1", "p1")}));
+  std::unique_ptr<RedisStateStore> db0 = OpenStore(*server);
+  EXPECT_EQ(Ok(db0->CountPhases()).total(), 0);
+  EXPECT_EQ(Ok(db5->CountPhases()).total(), 1);
+  EXPECT_THAT(Ok(server->Command({"INFO", "keyspace"})), HasSubstr("db5:keys=5,"));
+}
+
+TEST(RedisStoreTest, NamespacesAreIsolated) {
+  RedisServer& server = SharedServer();
+  std::unique_ptr<RedisStateStore> a = OpenStore(server, FreshNamespace("iso_a"));
+  std::unique_ptr<RedisStateStore> b = OpenStore(server, FreshNamespace("iso_b"));
+  Ok(a->ImportPhases({Spec("r1", "p1"), Spec("r1", "p2")}));
+  SessionRecord s;
+  s.session_id = "s1";
+  s.started_at_ms = kT0;
+  Ok(a->CreateSession(s));
+  const LeaseGrant g = MustLease(*a, Lease("r1", "L1"));
+  Ok(a->RecordReport(Report(g, Outcome::kSucceeded)));
+
+  EXPECT_EQ(Ok(b->CountPhases()).total(), 0);
+  EXPECT_TRUE(Ok(b->ListRunStats()).empty());
+  EXPECT_FALSE(Ok(b->GetPhase({"r1", "p1"})).has_value());
+  EXPECT_FALSE(Ok(b->LatestSession()).has_value());
+  EXPECT_TRUE(Ok(b->ListAttempts("")).empty());
+  EXPECT_FALSE(Ok(b->LeaseNextInRun(Lease("r1", "L1"))).has_value());
+  // b may start its own session while a's is active, and its epochs start over.
+  Ok(b->CreateSession(s));
+  Ok(b->ImportPhases({Spec("r1", "p1")}));
+  EXPECT_EQ(Ok(b->LeaseNextInRun(Lease("r1", "L1")))->epoch, 1);
+  EXPECT_EQ(Ok(a->CountPhases()).succeeded, 1);
+  EXPECT_EQ(Ok(a->CountPhases()).pending, 1);
+}
+
+TEST(RedisStoreTest, NeverUsesKeysOrScan) {
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  std::unique_ptr<RedisStateStore> store = OpenStore(*server);
+  ASSERT_TRUE(server->Command({"CONFIG", "RESETSTAT"}).ok());
+  std::vector<PhaseSpec> specs;
+  for (int i = 0; i < 50; ++i) specs.push_back(Spec("r1", absl::StrCat("p", i), i % 3, {"gpu"}));
+  Ok(store->ImportPhases(specs));
+  SessionRecord s;
+  s.session_id = "s1";
+  s.started_at_ms = kT0;
+  Ok(store->CreateSession(s));
+  for (int i = 0; i < 10; ++i) {
+    LeaseParams p = Lease("r1", absl::StrCat("L", i));
+    p.worker_labels = {"gpu"};
+    const LeaseGrant g = MustLease(*store, p);
+    Ok(store->RenewLeases("w1", {g.lease_id}, kT0 + 1, kTtl));
+    Ok(store->RecordReport(Report(g, i % 2 == 0 ? Outcome::kSucceeded : Outcome::kFailed)));
+  }
+  Ok(store->ExpireLeases(kT0 + kTtl * 3, LostLeaseTransition(5)));
+  Ok(store->ListRunStats());
+  Ok(store->CountPhases());
+  Ok(store->ListActiveLeases());
+  Ok(store->ListAttempts(""));
+  Ok(store->ListAttempts("s1"));
+  Ok(store->LatestSession());
+  Ok(store->CountSessionAttempts("s1"));
+  const std::string stats = Ok(server->Command({"INFO", "commandstats"}));
+  EXPECT_THAT(stats, HasSubstr("cmdstat_evalsha"));
+  EXPECT_THAT(stats, Not(HasSubstr("cmdstat_keys:")));
+  EXPECT_THAT(stats, Not(HasSubstr("cmdstat_scan:")));
+  EXPECT_THAT(stats, Not(HasSubstr("cmdstat_eval:"))) << "scripts run by SHA, never resent";
+}
+
+TEST(RedisStoreTest, ReloadsScriptsAfterScriptFlush) {
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  std::unique_ptr<RedisStateStore> store = OpenStore(*server);
+  Ok(store->ImportPhases({Spec("r1", "p1")}));
+  ASSERT_TRUE(server->Command({"SCRIPT", "FLUSH"}).ok());
+  EXPECT_TRUE(Ok(store->LeaseNextInRun(Lease("r1", "L1"))).has_value());
+  EXPECT_EQ(Ok(store->CountPhases()).leased, 1);
+}
+
+TEST(RedisStoreTest, ReconnectsWhenTheServerDropsTheConnection) {
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  std::unique_ptr<RedisStateStore> store = OpenStore(*server);
+  Ok(store->ImportPhases({Spec("r1", "p1")}));
+  ASSERT_TRUE(server->Command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"}).ok());
+  EXPECT_EQ(Ok(store->CountPhases()).pending, 1);
+}
+
+TEST(RedisStoreTest, LeaseWalksPastManyPhasesTheWorkerCannotRun) {
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  std::unique_ptr<RedisStateStore> store = OpenStore(*server);
+  std::vector<PhaseSpec> specs;
+  // 200 higher-priority phases need a GPU (several walk chunks).
+  for (int i = 0; i < 200; ++i) specs.push_back(Spec("r1", absl::StrCat("gpu", i), 10, {"gpu"}));
+  specs.push_back(Spec("r1", "cpu", 1));
+  specs.push_back(Spec("r1", "top", INT64_MAX, {"gpu", "big"}));
+  Ok(store->ImportPhases(specs));
+  LeaseParams p = Lease("r1", "L1");
+  EXPECT_EQ(Ok(store->LeaseNextInRun(p))->phase_id, "cpu");
+  p.lease_id = "L2";
+  p.worker_labels = {"gpu"};
+  EXPECT_EQ(Ok(store->LeaseNextInRun(p))->phase_id, "gpu0");
+  p.lease_id = "L3";
+  p.worker_labels = {"big", "gpu"};
+  EXPECT_EQ(Ok(store->LeaseNextInRun(p))->phase_id, "top");
+  EXPECT_EQ(Ok(store->ListRunStats())[0].best_pending_priority, 10);
+}
+
+TEST(RedisStoreTest, ConcurrentLeasesNeverGrantAPhaseTwice) {
+  RedisServer& server = SharedServer();
+  std::unique_ptr<RedisStateStore> store = OpenStore(server, FreshNamespace("concurrent"));
+  std::vector<PhaseSpec> specs;
+  for (int i = 0; i < 200; ++i) specs.push_back(Spec("r1", absl::StrCat("p", i)));
+  Ok(store->ImportPhases(specs));
+  std::vector<std::vector<std::string>> got(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0;; ++i) {
+        absl::StatusOr<std::optional<LeaseGrant>> g =
+            store->LeaseNextInRun(Lease("r1", absl::StrCat("T", t, "-", i)));
+        if (!g.ok() || !*g) return;
+        got[static_cast<size_t>(t)].push_back((*g)->phase_id);
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  std::set<std::string> all;
+  size_t total = 0;
+  for (const auto& v : got) {
+    total += v.size();
+    all.insert(v.begin(), v.end());
+  }
+  EXPECT_EQ(total, 200u);
+  EXPECT_EQ(all.size(), 200u);
+}
+
+int64_t UsedMemory(const RedisServer& server) {
+  const std::string info = Ok(server.Command({"INFO", "memory"}));
+  for (absl::string_view line : absl::StrSplit(info, '\n')) {
+    if (absl::StartsWith(line, "used_memory:")) {
+      int64_t v = 0;
+      if (absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(12)), &v)) return v;
+    }
+  }
+  return -1;
+}
+
+// Server-side microseconds spent in EVALSHA since the last CONFIG RESETSTAT.
+std::string EvalshaStats(const RedisServer& server) {
+  const std::string info = Ok(server.Command({"INFO", "commandstats"}));
+  for (absl::string_view line : absl::StrSplit(info, '\n')) {
+    if (absl::StartsWith(line, "cmdstat_evalsha:")) {
+      return std::string(absl::StripAsciiWhitespace(line.substr(16)));
+    }
+  }
+  return "none";
+}
+
+TEST(RedisStoreTest, MemoryPerPhaseIsMeasured) {
+  // Figures for docs/redis.md: 10k phases in 10 runs, typical ids/labels/metadata.
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  std::unique_ptr<RedisStateStore> store = OpenStore(*server);
+  constexpr int kPhases = 10'000;
+  std::vector<PhaseSpec> specs;
+  for (int i = 0; i < kPhases; ++i) {
+    PhaseSpec s = Spec(absl::StrCat("run-", i % 10), absl::StrCat("phase-", i), i % 7, {"linux"});
+    s.phase_index = i;
+    s.metadata_json = R"({"shard":"eu-west-1","size":123456})";
+    specs.push_back(std::move(s));
+  }
+  const int64_t empty = UsedMemory(*server);
+  ASSERT_TRUE(server->Command({"CONFIG", "RESETSTAT"}).ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  Ok(store->ImportPhases(specs));
+  const auto import_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  const int64_t imported = UsedMemory(*server);
+  const std::string import_stats = EvalshaStats(*server);
+  // Then every phase done once: one lease + report each.
+  SessionRecord session;
+  session.session_id = "s1";
+  session.started_at_ms = kT0;
+  Ok(store->CreateSession(session));
+  ASSERT_TRUE(server->Command({"CONFIG", "RESETSTAT"}).ok());
+  const auto t1 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kPhases; ++i) {
+    LeaseParams p = Lease(absl::StrCat("run-", i % 10), absl::StrCat("L", i));
+    p.worker_labels = {"linux"};
+    const LeaseGrant g = MustLease(*store, p);
+    Ok(store->RecordReport(Report(g, Outcome::kSucceeded)));
+  }
+  const double cycle_us = static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                  std::chrono::steady_clock::now() - t1)
+                                                  .count()) /
+                          kPhases;
+  const int64_t done = UsedMemory(*server);
+  const std::string cycle_stats = EvalshaStats(*server);
+  const std::string phase_usage =
+      Ok(server->Command({"MEMORY", "USAGE", "sluice:phase:5:run-3:phase-3"}));
+  const std::string attempt_usage = Ok(server->Command({"MEMORY", "USAGE", "sluice:attempt:L3"}));
+  const double per_phase = static_cast<double>(imported - empty) / kPhases;
+  const double per_attempt = static_cast<double>(done - imported) / kPhases;
+  std::printf(
+      "redis memory: %.0f B/phase imported (phase hash alone %s B), %.0f B/attempt recorded "
+      "(attempt hash %s B)\nimport of %d phases: %lld ms end to end, server: %s\n"
+      "lease+report: %.0f us end to end, server per script: %s\n",
+      per_phase, phase_usage.c_str(), per_attempt, attempt_usage.c_str(), kPhases,
+      static_cast<long long>(import_ms), import_stats.c_str(), cycle_us, cycle_stats.c_str());
+  RecordProperty("bytes_per_phase", static_cast<int>(per_phase));
+  RecordProperty("bytes_per_attempt", static_cast<int>(per_attempt));
+  EXPECT_LT(per_phase, 1024) << "a pending phase should stay well under 1 KiB";
+  EXPECT_EQ(Ok(store->CountPhases()).succeeded, kPhases);
+}
+
+}  // namespace
+}  // namespace sluice::redis_test
