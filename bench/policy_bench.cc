@@ -126,16 +126,20 @@ int main(int argc, char** argv) {
   const Options o = ParseArgs(argc, argv);
   std::vector<Row> rows = {
       {"sluice", {}}, {"sluice --retry-on reset", {}}, {"fifo", {}}, {"reference", {}}};
+  std::vector<int> can_succeed;  // per seed
   for (int s = 0; s < o.seeds; ++s) {
     const uint64_t seed = o.first_seed + static_cast<uint64_t>(s);
     const Backlog b = MakeBacklog(seed, o.phases, o.runs);
+    can_succeed.push_back(b.can_succeed);
     std::printf(
         "seed %llu: %zu phases, %d runs (largest %d), %d families; %d deterministic (%.0f %%), "
-        "%d hang, %d transient-once, %d with events; %lld attainable events\n",
+        "%d hang, %d transient-once, %d phase-specific failures, %d with events; %d can succeed; "
+        "%lld attainable events\n",
         static_cast<unsigned long long>(seed), b.phases.size(), b.runs, b.largest_run, b.families,
         b.deterministic_phases,
         100.0 * b.deterministic_phases / static_cast<double>(b.phases.size()), b.hang_phases,
-        b.transient_phases, b.event_phases, static_cast<long long>(b.attainable_events));
+        b.transient_phases, b.phase_fail_phases, b.event_phases, b.can_succeed,
+        static_cast<long long>(b.attainable_events));
     {
       SluicePolicy p(b, SessionSettings{});
       rows[0].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
@@ -189,9 +193,9 @@ int main(int argc, char** argv) {
       o.seeds, static_cast<unsigned long long>(o.first_seed), o.workers);
   std::printf("%-24s %-26s %-9s %-30s %-9s %-26s %-9s %s\n", "policy", "events/worker-min", "ratio",
               "worker-min to 90% events", "ratio", "repeat-failure min", "ratio",
-              "events collected");
+              "events collected    phases succeeded / can succeed");
   for (const Row& r : rows) {
-    std::vector<double> ypm, t90, rep, ev, ypm_ratio, t90_ratio, rep_ratio;
+    std::vector<double> ypm, t90, rep, ev, ok, can, ypm_ratio, t90_ratio, rep_ratio;
     int never = 0;
     for (size_t i = 0; i < r.per_seed.size(); ++i) {
       const Metrics& m = r.per_seed[i];
@@ -207,6 +211,8 @@ int main(int argc, char** argv) {
       rep.push_back(m.repeat_minutes);
       if (base.repeat_minutes > 0) rep_ratio.push_back(m.repeat_minutes / base.repeat_minutes);
       ev.push_back(static_cast<double>(m.events));
+      ok.push_back(static_cast<double>(m.phases_succeeded));
+      can.push_back(static_cast<double>(can_succeed[i]));
     }
     double mean, lo, hi, rmean, rlo, rhi;
     Summarise(ypm, &mean, &lo, &hi);
@@ -225,9 +231,13 @@ int main(int argc, char** argv) {
     std::string c5 = absl::StrFormat("%.1f [%.1f..%.1f]", mean, lo, hi);
     std::string c6 = rep_ratio.empty() ? "-" : absl::StrFormat("%.2fx", rmean);
     Summarise(ev, &mean, &lo, &hi);
-    std::printf("%-24s %-26s %-9s %-30s %-9s %-26s %-9s %.0f [%.0f..%.0f]\n", r.name.c_str(),
-                c1.c_str(), c2.c_str(), c3.c_str(), c4.c_str(), c5.c_str(), c6.c_str(), mean, lo,
-                hi);
+    std::string c7 = absl::StrFormat("%.0f [%.0f..%.0f]", mean, lo, hi);
+    Summarise(ok, &mean, &lo, &hi);
+    double can_mean, can_lo, can_hi;
+    Summarise(can, &can_mean, &can_lo, &can_hi);
+    std::printf("%-24s %-26s %-9s %-30s %-9s %-26s %-9s %-19s %.1f [%.0f..%.0f] / %.1f\n",
+                r.name.c_str(), c1.c_str(), c2.c_str(), c3.c_str(), c4.c_str(), c5.c_str(),
+                c6.c_str(), c7.c_str(), mean, lo, hi, can_mean);
   }
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 #include <queue>
+#include <set>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -30,6 +31,11 @@ Metrics Measure(std::vector<AttemptLog> log, int64_t attainable) {
     }
   }
   m.attempts = static_cast<int64_t>(log.size());
+  std::set<const SimPhase*> succeeded;
+  for (const AttemptLog& a : log) {
+    if (a.succeeded) succeeded.insert(a.phase);
+  }
+  m.phases_succeeded = static_cast<int64_t>(succeeded.size());
   m.worker_minutes = worker_s / 60;
   m.events_per_worker_minute =
       m.worker_minutes > 0 ? static_cast<double>(m.events) / m.worker_minutes : 0;
@@ -89,7 +95,8 @@ std::vector<AttemptLog> RunSimulation(Policy& policy, int workers, uint64_t seed
     busy[done.worker] = false;
     policy.Finished(absl::StrCat("sim-", done.worker), done.a, done.r, now);
     log.push_back({done.start_s, done.end_s, done.r.events,
-                   done.r.outcome == Outcome::kFailed && !done.r.cause.empty(), done.r.cause});
+                   done.r.outcome == Outcome::kFailed && !done.r.cause.empty(), done.r.cause,
+                   done.a.phase, done.r.outcome == Outcome::kSucceeded});
   }
   Die("simulation did not end");
   return log;

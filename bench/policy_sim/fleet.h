@@ -18,6 +18,8 @@ struct AttemptLog {
   int events = 0;
   bool deterministic_failure = false;
   std::string cause;
+  const SimPhase* phase = nullptr;
+  bool succeeded = false;
 };
 
 struct Metrics {
@@ -28,6 +30,7 @@ struct Metrics {
   double wall_minutes = 0;
   int64_t events = 0;
   int64_t attempts = 0;
+  int64_t phases_succeeded = 0;  // distinct phases with a successful attempt
 };
 
 Metrics Measure(std::vector<AttemptLog> log, int64_t attainable);

@@ -31,6 +31,15 @@ const char* const kCauses[] = {
     "AssertionError: schema version mismatch in %s: expected 7, got 6",
     "KeyError: '%s_API_TOKEN' is not set",
 };
+// Transient infrastructure errors as workers report them.
+const char* const kTransientTexts[] = {
+    "ConnectionResetError: [Errno 104] Connection reset by peer while uploading to "
+    "https://results.internal:8443/v2/upload",
+    "TimeoutError: The read operation timed out",
+    "requests.exceptions.HTTPError: 503 Server Error: Service Unavailable for url: "
+    "https://artifacts.internal/v1/blob",
+    "socket.gaierror: [Errno -3] Temporary failure in name resolution",
+};
 }  // namespace
 
 Backlog MakeBacklog(uint64_t seed, int target_phases, int target_runs) {
@@ -129,7 +138,9 @@ Backlog MakeBacklog(uint64_t seed, int target_phases, int target_runs) {
   }
   for (int r : run_order) {
     const Family& fam = *family_of[r];
-    const double p_events = 0.15 + 0.7 * u(rng);  // runs differ in productivity
+    // Runs differ in productivity; hang-prone runs are productive between
+    // their hangs (runs that mix hangs with productive phases).
+    const double p_events = hang_prone.contains(r) ? 0.6 + 0.3 * u(rng) : 0.15 + 0.7 * u(rng);
     for (int k = 0; k < sizes[r]; ++k) {
       SimPhase p;
       p.run_id = run_ids[r];
@@ -145,6 +156,10 @@ Backlog MakeBacklog(uint64_t seed, int target_phases, int target_runs) {
         p.cause_text = fam.cause_text;
       } else if (x < (hang_prone.contains(r) ? 0.5 : 0.03)) {
         p.kind = Kind::kHang;
+      } else if (x > 0.88) {
+        p.kind = Kind::kPhaseFail;
+        p.events = u(rng) < p_events ? 1 + static_cast<int>(u(rng) * 2) : 0;
+        p.work_s = 30 + 240 * u(rng) * u(rng);
       } else if (u(rng) < 0.10) {
         p.kind = Kind::kTransientOnce;
         p.events = u(rng) < p_events ? 1 + static_cast<int>(u(rng) * 3) : 0;
@@ -157,6 +172,8 @@ Backlog MakeBacklog(uint64_t seed, int target_phases, int target_runs) {
       b.deterministic_phases += p.kind == Kind::kDeterministic;
       b.hang_phases += p.kind == Kind::kHang;
       b.transient_phases += p.kind == Kind::kTransientOnce;
+      b.phase_fail_phases += p.kind == Kind::kPhaseFail;
+      b.can_succeed += CanSucceed(p.kind);
       b.event_phases += p.events > 0;
       b.attainable_events += p.events;
       b.phases.push_back(std::move(p));
@@ -190,13 +207,22 @@ AttemptResult Simulate(const SimPhase& p, int n, int timeout_s, uint64_t seed) {
       if (n == 1) {
         r.outcome = Outcome::kFailed;
         r.duration_s = p.startup_s + 5 + static_cast<double>(rng() % 50);
-        r.error_text = absl::StrCat(
-            "ConnectionResetError: [Errno 104] Connection reset by peer while uploading to "
-            "https://results.internal:8443/v2/upload (request id: ",
-            request_id, ")");
+        r.error_text =
+            absl::StrCat(kTransientTexts[(p.index + p.run_id.size()) % std::size(kTransientTexts)],
+                         " (request id: ", request_id, ")");
         return r;
       }
       [[fallthrough]];
+    case Kind::kPhaseFail:
+      r.outcome = Outcome::kFailed;
+      r.duration_s = p.startup_s + p.work_s;
+      r.events = n == 1 ? p.events : 0;
+      r.error_text = absl::StrCat(
+          "Traceback (most recent call last):\n  File \"/work/", p.run_id, "/tests/test_",
+          p.phase_id, ".py\", line ", 40 + (p.index * 7) % 90, ", in check_", p.phase_id,
+          "\nAssertionError: column '", kWords[(p.index * 5 + p.run_id.size()) % std::size(kWords)],
+          "_", kWords[(p.index * 11 + 7) % std::size(kWords)], "' has unexpected values");
+      return r;
     case Kind::kEvents:
     case Kind::kNoEvents:
       r.outcome = Outcome::kSucceeded;

@@ -22,7 +22,15 @@ T Ok(absl::StatusOr<T> v, const char* what) {
   return *std::move(v);
 }
 
-enum class Kind { kEvents, kNoEvents, kDeterministic, kHang, kTransientOnce };
+// kPhaseFail: a phase-specific, non-transient failure (its own error text)
+// that still emits its events on the first attempt and fails the same way on
+// every retry (the retry emits nothing new: telemetry is deduplicated).
+enum class Kind { kEvents, kNoEvents, kDeterministic, kHang, kTransientOnce, kPhaseFail };
+
+// True for the phases some attempt can finish successfully.
+inline bool CanSucceed(Kind k) {
+  return k == Kind::kEvents || k == Kind::kNoEvents || k == Kind::kTransientOnce;
+}
 
 struct SimPhase {
   std::string run_id;
@@ -44,6 +52,8 @@ struct Backlog {
   int deterministic_phases = 0;
   int hang_phases = 0;
   int transient_phases = 0;
+  int phase_fail_phases = 0;
+  int can_succeed = 0;  // phases with CanSucceed(kind)
   int event_phases = 0;
   int largest_run = 0;
 };
