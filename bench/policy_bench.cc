@@ -46,6 +46,7 @@
 #include "bench/policy_sim/fleet.h"
 #include "bench/policy_sim/model.h"
 #include "bench/policy_sim/policies.h"
+#include "coordinator/policy/failure_policy.h"
 #include "spdlog/spdlog.h"
 
 namespace sluice {
@@ -134,7 +135,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::err);
   const Options o = ParseArgs(argc, argv);
   std::vector<Row> rows = {
-      {"sluice", {}}, {"sluice --retry-on reset", {}}, {"fifo", {}}, {"reference", {}}};
+      {"sluice", {}}, {"sluice --no-default-transient", {}}, {"fifo", {}}, {"reference", {}}};
   std::vector<int> can_succeed;  // per seed
   for (int s = 0; s < o.seeds; ++s) {
     const uint64_t seed = o.first_seed + static_cast<uint64_t>(s);
@@ -163,11 +164,11 @@ int main(int argc, char** argv) {
     }
     {
       SessionSettings settings;
-      settings.retry_on = {"connection reset"};
+      settings.retry_on = {kNoDefaultTransient};  // the pre-#13 default
       SluicePolicy p(b, settings);
       rows[1].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
       if (o.verbose) {
-        std::printf("  sluice --retry-on: left:");
+        std::printf("  sluice --no-default-transient: left:");
         for (const auto& [kind, n] : p.SkipSummary()) {
           std::printf(" [%s %lld]", kind.c_str(), static_cast<long long>(n));
         }
@@ -187,7 +188,7 @@ int main(int argc, char** argv) {
       for (const Row& r : rows) {
         const Metrics& m = r.per_seed.back();
         std::printf(
-            "  %-24s events %4lld  attempts %4lld  worker-min %7.1f  wall-min %6.1f  ev/wmin "
+            "  %-30s events %4lld  attempts %4lld  worker-min %7.1f  wall-min %6.1f  ev/wmin "
             "%.3f  min-to-90%% %7.1f  repeat-min %6.1f\n",
             r.name.c_str(), static_cast<long long>(m.events), static_cast<long long>(m.attempts),
             m.worker_minutes, m.wall_minutes, m.events_per_worker_minute, m.minutes_to_90,
@@ -200,7 +201,7 @@ int main(int argc, char** argv) {
       "\n%d seeds from %llu, %d workers; mean [min..max] over seeds; ratio = policy / "
       "reference of the per-seed values, mean\n",
       o.seeds, static_cast<unsigned long long>(o.first_seed), o.workers);
-  std::printf("%-24s %-26s %-9s %-30s %-9s %-26s %-9s %s\n", "policy", "events/worker-min", "ratio",
+  std::printf("%-30s %-26s %-9s %-30s %-9s %-26s %-9s %s\n", "policy", "events/worker-min", "ratio",
               "worker-min to 90% events", "ratio", "repeat-failure min", "ratio",
               "events collected    phases succeeded / can succeed");
   for (const Row& r : rows) {
@@ -244,7 +245,7 @@ int main(int argc, char** argv) {
     Summarise(ok, &mean, &lo, &hi);
     double can_mean, can_lo, can_hi;
     Summarise(can, &can_mean, &can_lo, &can_hi);
-    std::printf("%-24s %-26s %-9s %-30s %-9s %-26s %-9s %-19s %.1f [%.0f..%.0f] / %.1f\n",
+    std::printf("%-30s %-26s %-9s %-30s %-9s %-26s %-9s %-19s %.1f [%.0f..%.0f] / %.1f\n",
                 r.name.c_str(), c1.c_str(), c2.c_str(), c3.c_str(), c4.c_str(), c5.c_str(),
                 c6.c_str(), c7.c_str(), mean, lo, hi, can_mean);
   }

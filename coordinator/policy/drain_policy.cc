@@ -37,7 +37,7 @@ absl::Status ValidateSessionSettings(const SessionSettings& s) {
   if (s.max_consecutive_zero_yield < 0) {
     return absl::InvalidArgumentError("max_consecutive_zero_yield must be >= 0 (0 = off)");
   }
-  if (auto m = TransientMatcher::Compile(s.retry_on); !m.ok()) return m.status();
+  if (auto m = TransientMatcher::ForSettings(s.retry_on); !m.ok()) return m.status();
   return absl::OkStatus();
 }
 
@@ -107,8 +107,9 @@ absl::StatusOr<ReportParams> DrainPolicy::PrepareReport(const AttemptReport& rep
   params.max_attempts_per_phase = settings.max_attempts_per_phase;
   params.max_requeues_per_phase = settings.max_requeues_per_phase;
   bool transient = false;
-  if (report.outcome == Outcome::kFailed && !settings.retry_on.empty()) {
-    SLUICE_ASSIGN_OR_RETURN(TransientMatcher matcher, TransientMatcher::Compile(settings.retry_on));
+  if (report.outcome == Outcome::kFailed) {
+    SLUICE_ASSIGN_OR_RETURN(TransientMatcher matcher,
+                            TransientMatcher::ForSettings(settings.retry_on));
     transient = matcher.Matches(params.fingerprint, report.error_text);
   }
   params.counts_as_attempt = !transient;

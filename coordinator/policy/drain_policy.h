@@ -9,7 +9,8 @@
 //     outcomes; requeue budget: after max_requeues_per_phase lost, cancelled
 //     or transient attempts. The store applies both inside its atomic write;
 //     the budgets are decided here (PrepareReport, RequeueBudget).
-//   - transient failures (--retry-on): use the requeue budget, never feed the
+//   - transient failures (the built-in set of failure_policy.h unless
+//     --no-default-transient, plus --retry-on): use the requeue budget, never feed the
 //     repeat rule, and back the run off 10 s, 20 s, ... 5 min; a
 //     non-transient, non-cancelled outcome ends the backoff.
 //   - repeat rule (FailurePolicy): a fingerprint seen max_fingerprint_repeats

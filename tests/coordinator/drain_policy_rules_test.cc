@@ -122,6 +122,69 @@ TEST_F(DrainPolicyRules, TransientFailureUsesTheRequeueBudgetNotTheAttemptBudget
   EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt);
 }
 
+TEST_F(DrainPolicyRules, TransientDefaultSetRecognisesInfrastructureErrorsCaseInsensitively) {
+  const SessionSettings s;  // no --retry-on
+  AttemptReport r;
+  r.outcome = Outcome::kFailed;
+  r.exit_code = 1;
+  for (const char* text :
+       {"ConnectionResetError: [Errno 104] Connection reset by peer", "connection REFUSED",
+        "ConnectionAbortedError: connection aborted", "TimeoutError: The read operation timed out",
+        "ReadTimeout: read timeout=30", "ConnectTimeoutError: connect timeout",
+        "urlopen error ETIMEDOUT", "HTTPError: 429 Too Many Requests",
+        "requests.exceptions.HTTPError: 503 Server Error", "upstream answered HTTP 502",
+        "status code: 500", "Resource temporarily unavailable",
+        "RateLimitError: rate limit exceeded", "BrokenPipeError: [Errno 32] Broken pipe",
+        "socket.gaierror: [Errno -2] Name or service not known",
+        "socket.gaierror: [Errno -3] Temporary failure in name resolution",
+        "curl: (6) Could not resolve host: example.org"}) {
+    r.error_text = text;
+    EXPECT_FALSE(policy_.PrepareReport(r, s).value().counts_as_attempt) << text;
+  }
+  for (const char* text : {"AssertionError: expected 3 rows, got 2",
+                           "File \"/work/t.py\", line 503, in check\nKeyError: 'id'",
+                           "ModuleNotFoundError: No module named 'ingest_client'",
+                           "ValueError: 429 is not a valid port"}) {
+    r.error_text = text;
+    EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt) << text;
+  }
+}
+
+TEST_F(DrainPolicyRules, TransientDefaultSetIsSwitchedOffByNoDefaultTransient) {
+  SessionSettings s;
+  s.retry_on = {kNoDefaultTransient};
+  AttemptReport r;
+  r.outcome = Outcome::kFailed;
+  r.exit_code = 1;
+  r.error_text = "ConnectionResetError: Connection reset by peer";
+  EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  EXPECT_TRUE(ValidateSessionSettings(s).ok());
+}
+
+TEST_F(DrainPolicyRules, TransientDefaultSetIsExtendedByRetryOn) {
+  SessionSettings s;
+  s.retry_on = {"quota exceeded"};
+  AttemptReport r;
+  r.outcome = Outcome::kFailed;
+  r.exit_code = 1;
+  r.error_text = "QUOTA EXCEEDED for project x";
+  EXPECT_FALSE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  r.error_text = "broken pipe";
+  EXPECT_FALSE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  s.retry_on = {"quota exceeded", kNoDefaultTransient};
+  EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+}
+
+TEST_F(DrainPolicyRules, TransientDefaultSetNeverFeedsTheRepeatRule) {
+  SessionSettings s;
+  s.max_fingerprint_repeats = 1;
+  Observe("r1", Outcome::kFailed, s, "TimeoutError: The read operation timed out");
+  Observe("r1", Outcome::kFailed, s, "TimeoutError: The read operation timed out");
+  clock_.AdvanceMs(600'000);
+  EXPECT_TRUE(DecisionFor("r1", s).excluded.empty());
+  EXPECT_THAT(policy_.Fingerprints().value(), IsEmpty());
+}
+
 TEST_F(DrainPolicyRules, TransientBackoffDoublesFromTenSecondsUpToFiveMinutes) {
   EXPECT_EQ(TransientBackoffMs(1), 10'000);
   EXPECT_EQ(TransientBackoffMs(2), 20'000);
