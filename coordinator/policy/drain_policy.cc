@@ -58,6 +58,17 @@ absl::Status DrainPolicy::EnsureLoaded() {
   // outside the lock: the read may be long and reports must not wait on it.
   SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> history, store_.ListAttempts(""));
   SLUICE_ASSIGN_OR_RETURN(auto records, store_.ListPolicyRecords(kFingerprintUnblockRecord));
+  // Which past failures were transient: under the latest session's settings.
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> latest, store_.LatestSession());
+  SLUICE_ASSIGN_OR_RETURN(TransientMatcher matcher,
+                          TransientMatcher::ForSettings(latest ? latest->settings.retry_on
+                                                               : std::vector<std::string>{}));
+  std::vector<bool> transient;
+  transient.reserve(history.size());
+  for (const AttemptRecord& a : history) {
+    transient.push_back(a.outcome == Outcome::kFailed &&
+                        matcher.Matches(a.fingerprint, a.error_text));
+  }
   std::map<std::string, int64_t> unblocks;
   for (const auto& [fp, value] : records) {
     int64_t at = 0;
@@ -66,6 +77,7 @@ absl::Status DrainPolicy::EnsureLoaded() {
   absl::MutexLock lock(&mu_);
   if (!loaded_) {
     failure_policy_.Load(history, unblocks);
+    retry_evidence_.Load(history, transient);
     outcome_totals_.clear();  // a new term recounts from the store
     for (const AttemptRecord& a : history) ++outcome_totals_[a.outcome];
     loaded_ = true;
@@ -113,6 +125,17 @@ absl::StatusOr<ReportParams> DrainPolicy::PrepareReport(const AttemptReport& rep
     transient = matcher.Matches(params.fingerprint, report.error_text);
   }
   params.counts_as_attempt = !transient;
+  if (params.counts_as_attempt) {
+    PolicyReason declined;
+    {
+      absl::MutexLock lock(&mu_);
+      declined = retry_evidence_.Decide(report.outcome, params.fingerprint);
+    }
+    if (!declined.empty()) {
+      params.max_attempts_per_phase = 1;  // fails the phase for good now
+      spdlog::info("lease={}: {}", report.lease_id, declined.Text());
+    }
+  }
   return params;
 }
 
@@ -125,6 +148,8 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
   ++outcome_totals_[report.outcome];
   failure_policy_.Observe(result.run_id, report.outcome, params.fingerprint, report.error_text,
                           params.now_ms, transient);
+  retry_evidence_.Observe(result.run_id, result.phase_id, report.outcome, params.fingerprint,
+                          transient);
   if (transient) {
     const int streak = ++run_transient_streak_[result.run_id];
     run_backoff_until_[result.run_id] = params.now_ms + TransientBackoffMs(streak);

@@ -185,6 +185,71 @@ TEST_F(DrainPolicyRules, TransientDefaultSetNeverFeedsTheRepeatRule) {
   EXPECT_THAT(policy_.Fingerprints().value(), IsEmpty());
 }
 
+TEST_F(DrainPolicyRules, RetryWorthItRuleRetriesAFirstFailureOnThePrior) {
+  SessionSettings s;
+  s.max_attempts_per_phase = 3;
+  AttemptReport r;
+  r.outcome = Outcome::kFailed;
+  r.exit_code = 1;
+  r.error_text = "KeyError: 'id'";
+  // No evidence yet: the prior says a retry is worth a look; the budget is
+  // the session's, never more.
+  EXPECT_EQ(policy_.PrepareReport(r, s).value().max_attempts_per_phase, 3);
+}
+
+TEST_F(DrainPolicyRules, RetryWorthItRuleDeclinesAFingerprintWhoseRetriesFail) {
+  SessionSettings s;
+  Observe("r1", Outcome::kFailed, s, "KeyError: 'id'");
+  Observe("r1", Outcome::kFailed, s, "KeyError: 'id'");  // the retry failed the same way
+  AttemptReport r;
+  r.outcome = Outcome::kFailed;
+  r.exit_code = 1;
+  r.error_text = "KeyError: 'id'";
+  const ReportParams p = policy_.PrepareReport(r, s).value();
+  EXPECT_EQ(p.max_attempts_per_phase, 1);  // fails for good now
+  EXPECT_TRUE(p.counts_as_attempt);
+  const PolicyReason why = RetryEvidence().Decide(Outcome::kFailed, p.fingerprint);
+  EXPECT_TRUE(why.empty()) << "a fresh evidence base follows the prior";
+  // A success is never touched.
+  r.outcome = Outcome::kSucceeded;
+  r.exit_code = 0;
+  r.error_text = "";
+  EXPECT_EQ(policy_.PrepareReport(r, s).value().max_attempts_per_phase, 2);
+}
+
+TEST_F(DrainPolicyRules, RetryWorthItRuleKeepsRetryingAFingerprintWhoseRetriesSucceed) {
+  SessionSettings s;
+  for (const char* run : {"r1", "r2"}) {
+    Observe(run, Outcome::kFailed, s, "AssertionError: flaky");
+    Observe(run, Outcome::kSucceeded, s, "", 1);
+  }
+  AttemptReport r;
+  r.outcome = Outcome::kFailed;
+  r.exit_code = 1;
+  r.error_text = "AssertionError: flaky";
+  EXPECT_EQ(policy_.PrepareReport(r, s).value().max_attempts_per_phase, 2);
+}
+
+TEST_F(DrainPolicyRules, RetryWorthItRuleAfterAHangNeedsTwiceTheEvidence) {
+  // A hang costs the whole phase timeout again: at the same estimate (one
+  // failed retry cluster-wide: 1/3) a failure is retried, a timeout is not.
+  RetryEvidence e;
+  e.Observe("r1", "p", Outcome::kFailed, "other", false);
+  e.Observe("r1", "p", Outcome::kFailed, "other", false);
+  EXPECT_NEAR(e.RetrySuccess("timeout"), 1.0 / 3, 1e-9);
+  EXPECT_TRUE(e.Decide(Outcome::kFailed, "boom").empty());
+  const PolicyReason why = e.Decide(Outcome::kTimedOut, "timeout");
+  EXPECT_EQ(why.code, SkipReason::kRetryNotWorthIt);
+  EXPECT_EQ(SkipKindName(why.code), "failed");
+  EXPECT_THAT(why.Text(), ::testing::HasSubstr("retry not worth it"));
+  // Transient failures, kills and lost leases neither count nor break a chain.
+  e.Observe("r2", "p", Outcome::kTimedOut, "timeout", false);
+  e.Observe("r2", "p", Outcome::kFailed, "connection reset", true);
+  e.Observe("r2", "p", Outcome::kLost, "", false);
+  e.Observe("r2", "p", Outcome::kSucceeded, "", false);
+  EXPECT_GT(e.RetrySuccess("timeout"), 1.0 / 3);
+}
+
 TEST_F(DrainPolicyRules, TransientBackoffDoublesFromTenSecondsUpToFiveMinutes) {
   EXPECT_EQ(TransientBackoffMs(1), 10'000);
   EXPECT_EQ(TransientBackoffMs(2), 20'000);
