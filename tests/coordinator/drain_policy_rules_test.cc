@@ -32,6 +32,15 @@ RunStats Pending(const std::string& run, int64_t pending = 1) {
   return r;
 }
 
+// A failed report (exit code 1) with `error`.
+AttemptReport Failure(const std::string& error) {
+  AttemptReport r;
+  r.outcome = Outcome::kFailed;
+  r.exit_code = 1;
+  r.error_text = error;
+  return r;
+}
+
 class DrainPolicyRules : public ::testing::Test {
  protected:
   DrainPolicyRules()
@@ -124,9 +133,7 @@ TEST_F(DrainPolicyRules, TransientFailureUsesTheRequeueBudgetNotTheAttemptBudget
 
 TEST_F(DrainPolicyRules, TransientDefaultSetRecognisesInfrastructureErrorsCaseInsensitively) {
   const SessionSettings s;  // no --retry-on
-  AttemptReport r;
-  r.outcome = Outcome::kFailed;
-  r.exit_code = 1;
+  AttemptReport r = Failure("");
   for (const char* text :
        {"ConnectionResetError: [Errno 104] Connection reset by peer", "connection REFUSED",
         "ConnectionAbortedError: connection aborted", "TimeoutError: The read operation timed out",
@@ -153,10 +160,7 @@ TEST_F(DrainPolicyRules, TransientDefaultSetRecognisesInfrastructureErrorsCaseIn
 TEST_F(DrainPolicyRules, TransientDefaultSetIsSwitchedOffByNoDefaultTransient) {
   SessionSettings s;
   s.retry_on = {kNoDefaultTransient};
-  AttemptReport r;
-  r.outcome = Outcome::kFailed;
-  r.exit_code = 1;
-  r.error_text = "ConnectionResetError: Connection reset by peer";
+  AttemptReport r = Failure("ConnectionResetError: Connection reset by peer");
   EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt);
   EXPECT_TRUE(ValidateSessionSettings(s).ok());
 }
@@ -164,10 +168,7 @@ TEST_F(DrainPolicyRules, TransientDefaultSetIsSwitchedOffByNoDefaultTransient) {
 TEST_F(DrainPolicyRules, TransientDefaultSetIsExtendedByRetryOn) {
   SessionSettings s;
   s.retry_on = {"quota exceeded"};
-  AttemptReport r;
-  r.outcome = Outcome::kFailed;
-  r.exit_code = 1;
-  r.error_text = "QUOTA EXCEEDED for project x";
+  AttemptReport r = Failure("QUOTA EXCEEDED for project x");
   EXPECT_FALSE(policy_.PrepareReport(r, s).value().counts_as_attempt);
   r.error_text = "broken pipe";
   EXPECT_FALSE(policy_.PrepareReport(r, s).value().counts_as_attempt);
@@ -175,23 +176,10 @@ TEST_F(DrainPolicyRules, TransientDefaultSetIsExtendedByRetryOn) {
   EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt);
 }
 
-TEST_F(DrainPolicyRules, TransientDefaultSetNeverFeedsTheRepeatRule) {
-  SessionSettings s;
-  s.max_fingerprint_repeats = 1;
-  Observe("r1", Outcome::kFailed, s, "TimeoutError: The read operation timed out");
-  Observe("r1", Outcome::kFailed, s, "TimeoutError: The read operation timed out");
-  clock_.AdvanceMs(600'000);
-  EXPECT_TRUE(DecisionFor("r1", s).excluded.empty());
-  EXPECT_THAT(policy_.Fingerprints().value(), IsEmpty());
-}
-
 TEST_F(DrainPolicyRules, RetryWorthItRuleRetriesAFirstFailureOnThePrior) {
   SessionSettings s;
   s.max_attempts_per_phase = 3;
-  AttemptReport r;
-  r.outcome = Outcome::kFailed;
-  r.exit_code = 1;
-  r.error_text = "KeyError: 'id'";
+  AttemptReport r = Failure("KeyError: 'id'");
   // No evidence yet: the prior says a retry is worth a look; the budget is
   // the session's, never more.
   EXPECT_EQ(policy_.PrepareReport(r, s).value().max_attempts_per_phase, 3);
@@ -201,10 +189,7 @@ TEST_F(DrainPolicyRules, RetryWorthItRuleDeclinesAFingerprintWhoseRetriesFail) {
   SessionSettings s;
   Observe("r1", Outcome::kFailed, s, "KeyError: 'id'");
   Observe("r1", Outcome::kFailed, s, "KeyError: 'id'");  // the retry failed the same way
-  AttemptReport r;
-  r.outcome = Outcome::kFailed;
-  r.exit_code = 1;
-  r.error_text = "KeyError: 'id'";
+  AttemptReport r = Failure("KeyError: 'id'");
   const ReportParams p = policy_.PrepareReport(r, s).value();
   EXPECT_EQ(p.max_attempts_per_phase, 1);  // fails for good now
   EXPECT_TRUE(p.counts_as_attempt);
@@ -223,10 +208,7 @@ TEST_F(DrainPolicyRules, RetryWorthItRuleKeepsRetryingAFingerprintWhoseRetriesSu
     Observe(run, Outcome::kFailed, s, "AssertionError: flaky");
     Observe(run, Outcome::kSucceeded, s, "", 1);
   }
-  AttemptReport r;
-  r.outcome = Outcome::kFailed;
-  r.exit_code = 1;
-  r.error_text = "AssertionError: flaky";
+  AttemptReport r = Failure("AssertionError: flaky");
   EXPECT_EQ(policy_.PrepareReport(r, s).value().max_attempts_per_phase, 2);
 }
 
@@ -315,6 +297,13 @@ TEST_F(DrainPolicyRules, RepeatRuleIgnoresTransientFailures) {
   Observe("r1", Outcome::kFailed, s, "connection reset");
   clock_.AdvanceMs(600'000);
   EXPECT_TRUE(DecisionFor("r1", s).excluded.empty());
+  EXPECT_THAT(policy_.Fingerprints().value(), IsEmpty());
+  // The built-in transient set too, with no --retry-on (issue #13).
+  s.retry_on.clear();
+  Observe("r2", Outcome::kFailed, s, "TimeoutError: The read operation timed out");
+  Observe("r2", Outcome::kFailed, s, "TimeoutError: The read operation timed out");
+  clock_.AdvanceMs(600'000);
+  EXPECT_TRUE(DecisionFor("r2", s).excluded.empty());
   EXPECT_THAT(policy_.Fingerprints().value(), IsEmpty());
 }
 
