@@ -14,6 +14,7 @@
 #include "common/signals.h"
 #include "coordinator/backlog_importer.h"
 #include "coordinator/insight/session_report.h"
+#include "coordinator/policy/failure_policy.h"
 #include "coordinator/store/store_factory.h"
 #include "nlohmann/json.hpp"
 
@@ -92,7 +93,12 @@ void AddSessionFlags(CLI::App* cmd, SessionSettings* s) {
       ->capture_default_str();
   cmd->add_option("--retry-on", s->retry_on,
                   "RE2 pattern (case-insensitive) of transient failures, e.g. 'connection reset|"
-                  "503': retried with backoff, not counted as attempts or repeats (repeatable)");
+                  "503': retried with backoff, not counted as attempts or repeats (repeatable); "
+                  "added to the built-in set (connection reset/refused/aborted, timeouts, HTTP "
+                  "429/5xx, rate limits, broken pipe, DNS failures)");
+  cmd->add_flag_callback(
+      "--no-default-transient", [s] { s->retry_on.push_back(kNoDefaultTransient); },
+      "Switch off the built-in set of transient errors: only --retry-on patterns are transient");
   cmd->add_option_function<std::string>(
          "--on-telemetry-loss",
          [s](const std::string& value) {

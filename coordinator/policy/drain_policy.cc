@@ -39,7 +39,7 @@ absl::Status ValidateSessionSettings(const SessionSettings& s) {
   if (s.max_consecutive_zero_yield < 0) {
     return absl::InvalidArgumentError("max_consecutive_zero_yield must be >= 0 (0 = off)");
   }
-  if (auto m = TransientMatcher::Compile(s.retry_on); !m.ok()) return m.status();
+  if (auto m = TransientMatcher::ForSettings(s.retry_on); !m.ok()) return m.status();
   return absl::OkStatus();
 }
 
@@ -60,6 +60,17 @@ absl::Status DrainPolicy::EnsureLoaded() {
   // outside the lock: the read may be long and reports must not wait on it.
   SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> history, store_.ListAttempts(""));
   SLUICE_ASSIGN_OR_RETURN(auto records, store_.ListPolicyRecords(kFingerprintUnblockRecord));
+  // Which past failures were transient: under the latest session's settings.
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> latest, store_.LatestSession());
+  SLUICE_ASSIGN_OR_RETURN(TransientMatcher matcher,
+                          TransientMatcher::ForSettings(latest ? latest->settings.retry_on
+                                                               : std::vector<std::string>{}));
+  std::vector<bool> transient;
+  transient.reserve(history.size());
+  for (const AttemptRecord& a : history) {
+    transient.push_back(a.outcome == Outcome::kFailed &&
+                        matcher.Matches(a.fingerprint, a.error_text));
+  }
   std::map<std::string, int64_t> unblocks;
   for (const auto& [fp, value] : records) {
     int64_t at = 0;
@@ -68,6 +79,7 @@ absl::Status DrainPolicy::EnsureLoaded() {
   absl::MutexLock lock(&mu_);
   if (!loaded_) {
     failure_policy_.Load(history, unblocks);
+    retry_evidence_.Load(history, transient);
     outcome_totals_.clear();  // a new term recounts from the store
     for (const AttemptRecord& a : history) ++outcome_totals_[a.outcome];
     loaded_ = true;
@@ -107,12 +119,25 @@ absl::StatusOr<ReportParams> DrainPolicy::PrepareReport(const AttemptReport& rep
       ComputeFingerprint(report.outcome, report.exit_code, report.signal, report.error_text).key;
   params.now_ms = clock_.NowMs();
   bool transient = false;
-  if (report.outcome == Outcome::kFailed && !settings.retry_on.empty()) {
-    SLUICE_ASSIGN_OR_RETURN(TransientMatcher matcher, TransientMatcher::Compile(settings.retry_on));
+  if (report.outcome == Outcome::kFailed) {
+    SLUICE_ASSIGN_OR_RETURN(TransientMatcher matcher,
+                            TransientMatcher::ForSettings(settings.retry_on));
     transient = matcher.Matches(params.fingerprint, report.error_text);
   }
-  params.transition =
-      TransitionAfterOutcome(BudgetOf(settings), report.outcome, /*counts_as_attempt=*/!transient);
+  const bool counts_as_attempt = !transient;
+  PhaseBudget budget = BudgetOf(settings);
+  if (counts_as_attempt) {
+    PolicyReason declined;
+    {
+      absl::MutexLock lock(&mu_);
+      declined = retry_evidence_.Decide(report.outcome, params.fingerprint);
+    }
+    if (!declined.empty()) {
+      budget.max_attempts = 1;  // fails the phase for good now
+      spdlog::info("lease={}: {}", report.lease_id, declined.Text());
+    }
+  }
+  params.transition = TransitionAfterOutcome(budget, report.outcome, counts_as_attempt);
   return params;
 }
 
@@ -127,6 +152,8 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
   ++outcome_totals_[report.outcome];
   failure_policy_.Observe(result.run_id, report.outcome, params.fingerprint, report.error_text,
                           params.now_ms, transient);
+  retry_evidence_.Observe(result.run_id, result.phase_id, report.outcome, params.fingerprint,
+                          transient);
   if (transient) {
     const int streak = ++run_transient_streak_[result.run_id];
     run_backoff_until_[result.run_id] = params.now_ms + TransientBackoffMs(streak);

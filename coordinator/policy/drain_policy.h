@@ -10,9 +10,14 @@
 //     or transient attempts. The rule is DecideAfterOutcome (phase_budget.h);
 //     PrepareReport and ExpiryTransition hand its transition to the store,
 //     which applies it inside its atomic write.
-//   - transient failures (--retry-on): use the requeue budget, never feed the
+//   - transient failures (the built-in set of failure_policy.h unless
+//     --no-default-transient, plus --retry-on): use the requeue budget, never feed the
 //     repeat rule, and back the run off 10 s, 20 s, ... 5 min; a
 //     non-transient, non-cancelled outcome ends the backoff.
+//   - retry worth-it rule (RetryEvidence, retry_policy.h): an own failure or
+//     timeout whose fingerprint's retries rarely succeed, cluster-wide, fails
+//     the phase for good at once (the store gets an attempt budget of 1);
+//     the attempt budget stays the hard cap.
 //   - repeat rule (FailurePolicy): a fingerprint seen max_fingerprint_repeats
 //     times blocks its runs until an operator unblocks it.
 //   - timeouts per run, run filters, deferral: the Scheduler's exclusions and
@@ -43,6 +48,7 @@
 #include "coordinator/policy/failure_policy.h"
 #include "coordinator/policy/phase_budget.h"
 #include "coordinator/policy/reasons.h"
+#include "coordinator/policy/retry_policy.h"
 #include "coordinator/policy/scheduler.h"
 #include "coordinator/store/state_store.h"
 
@@ -78,7 +84,8 @@ class DrainPolicy {
   absl::StatusOr<std::optional<SessionRecord>> ActiveSession();
 
   // The store write for `report` under `settings`: fingerprint and the budget
-  // rule's transition (a transient failure spends the requeue budget).
+  // rule's transition (a transient failure spends the requeue budget; the
+  // attempt budget is 1 when the retry worth-it rule declines a retry).
   absl::StatusOr<ReportParams> PrepareReport(const AttemptReport& report,
                                              const SessionSettings& settings) const;
   // An accepted report (after the store's write): outcome totals, the repeat
@@ -133,9 +140,10 @@ class DrainPolicy {
   const Clock& clock_;
   const Scheduler scheduler_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   bool loaded_ ABSL_GUARDED_BY(mu_) = false;
   FailurePolicy failure_policy_ ABSL_GUARDED_BY(mu_);
+  RetryEvidence retry_evidence_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> run_backoff_until_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> run_transient_streak_ ABSL_GUARDED_BY(mu_);
   std::map<Outcome, int64_t> outcome_totals_ ABSL_GUARDED_BY(mu_);

@@ -119,6 +119,51 @@ absl::StatusOr<TransientMatcher> TransientMatcher::Compile(
   return m;
 }
 
+const std::vector<std::string>& DefaultTransientPatterns() {
+  static const auto* const kPatterns = new std::vector<std::string>{
+      R"(connection\s*(reset|refused|aborted))",
+      R"(\bE(CONNRESET|CONNREFUSED|CONNABORTED|TIMEDOUT|PIPE)\b)",
+      R"((read|connect|connection)\s*time-?out)",
+      R"(timed\s*out)",
+      R"(\b(429|5\d\d)\b[^\n]{0,4}(too many requests|server error|internal server error|)"
+      R"(bad gateway|service unavailable|gateway time-?out))",
+      R"(\b(http|status|status code|response code)[ :=/]*(429|5\d\d)\b)",
+      R"(bad gateway|service unavailable|gateway time-?out|too many requests)",
+      R"(temporarily unavailable)",
+      R"(rate[ _-]?limit)",
+      R"(broken pipe)",
+      R"(name or service not known|temporary failure in name resolution)",
+      R"(could not resolve host|nodename nor servname|no address associated with hostname)",
+  };
+  return *kPatterns;
+}
+
+absl::StatusOr<TransientMatcher> TransientMatcher::ForSettings(
+    const std::vector<std::string>& retry_on) {
+  // The built-in set compiles once per process; copies share it.
+  static const auto* const kDefaults =
+      new TransientMatcher(Compile(DefaultTransientPatterns()).value());
+  std::vector<std::string> own;
+  bool defaults = true;
+  for (const std::string& p : retry_on) {
+    if (p == kNoDefaultTransient) {
+      defaults = false;
+    } else {
+      own.push_back(p);
+    }
+  }
+  TransientMatcher m;
+  if (!own.empty()) {
+    auto compiled = Compile(own);
+    if (!compiled.ok()) return compiled.status();
+    m = *std::move(compiled);
+  }
+  if (defaults) {
+    m.patterns_.insert(m.patterns_.end(), kDefaults->patterns_.begin(), kDefaults->patterns_.end());
+  }
+  return m;
+}
+
 bool TransientMatcher::Matches(const std::string& fingerprint,
                                const std::string& error_text) const {
   for (const auto& re : patterns_) {

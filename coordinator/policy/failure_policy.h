@@ -78,12 +78,35 @@ class FailurePolicy {
   std::map<std::string, int64_t> unblocked_at_;
 };
 
-// Transient-failure patterns (--retry-on), RE2, case-insensitive, matched
+// The built-in transient set, on unless switched off: infrastructure errors
+// that say nothing about the phase and usually pass on a later attempt.
+// RE2, case-insensitive, on the error text (and the fingerprint key):
+//   connection reset / refused / aborted (and ECONNRESET, ECONNREFUSED,
+//   ECONNABORTED, ETIMEDOUT, EPIPE); read or connect timeouts ("read
+//   timeout", "ConnectTimeout", "read operation timed out", any "timed
+//   out"); HTTP 429 and 5xx ("429 Too Many Requests", "503 Server Error",
+//   "HTTP 502", "status code 500", "bad gateway", "service unavailable",
+//   "gateway timeout"); "temporarily unavailable"; "rate limit(ed)";
+//   "broken pipe"; DNS failures ("name or service not known", "temporary
+//   failure in name resolution", "could not resolve host", "nodename nor
+//   servname", "no address associated with hostname").
+const std::vector<std::string>& DefaultTransientPatterns();
+
+// The entry of SessionSettings::retry_on that switches the built-in set off
+// (`--no-default-transient` adds it); never compiled as a pattern.
+inline constexpr const char* kNoDefaultTransient = "!no-default-transient";
+
+// Transient-failure patterns: the built-in set (unless retry_on holds
+// kNoDefaultTransient) plus --retry-on's, RE2, case-insensitive, matched
 // against a failure's fingerprint key and its raw error text.
 class TransientMatcher {
  public:
-  // InvalidArgument naming the pattern that does not compile.
+  // InvalidArgument naming the pattern that does not compile. Exactly
+  // `patterns`, no built-in set.
   static absl::StatusOr<TransientMatcher> Compile(const std::vector<std::string>& patterns);
+  // What a session's `retry_on` means: the built-in set unless switched
+  // off, plus its own patterns.
+  static absl::StatusOr<TransientMatcher> ForSettings(const std::vector<std::string>& retry_on);
   TransientMatcher() = default;
   bool Matches(const std::string& fingerprint, const std::string& error_text) const;
   bool empty() const { return patterns_.empty(); }

@@ -28,6 +28,8 @@ std::string_view SkipReasonName(SkipReason reason) {
       return "needs_labels_unlisted";
     case SkipReason::kFailedForGood:
       return "failed_for_good";
+    case SkipReason::kRetryNotWorthIt:
+      return "retry_not_worth_it";
   }
   return "unknown";
 }
@@ -56,7 +58,9 @@ std::string_view SkipKindName(SkipReason reason) {
   if (reason == SkipReason::kNeedsLabels || reason == SkipReason::kNeedsLabelsUnlisted) {
     return "waiting_for_labels";
   }
-  if (reason == SkipReason::kFailedForGood) return "failed";
+  if (reason == SkipReason::kFailedForGood || reason == SkipReason::kRetryNotWorthIt) {
+    return "failed";
+  }
   return "";
 }
 
@@ -87,6 +91,8 @@ std::string PolicyReason::Text() const {
       return "more phases waiting for a worker with their labels (not listed)";
     case SkipReason::kFailedForGood:
       return absl::StrCat("failed for good: ", detail);
+    case SkipReason::kRetryNotWorthIt:
+      return absl::StrCat("failed for good: retry not worth it (", detail, ")");
   }
   return detail;
 }

@@ -26,6 +26,7 @@ enum class SkipReason {
   kNeedsLabels,             // no registered worker has the phase's labels
   kNeedsLabelsUnlisted,     // the summary row for label-waiting phases beyond the listed ones
   kFailedForGood,           // attempts or requeues exhausted
+  kRetryNotWorthIt,         // failed for good early: retries of its fingerprint rarely succeed
 };
 
 // "not_selected", "fingerprint_repeats", ... (stable; for logs and JSON).

@@ -285,5 +285,36 @@ TEST_F(SessionReportTest, UnknownSessionIsNotFoundAndBadJsonIsInvalidArgument) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(CoordinatorTest, TransientErrorInAProductiveRunDoesNotBlockIt) {
+  // Issue #13: "read operation timed out" fed the repeat rule and blocked two
+  // productive runs whole. The built-in transient set now recognises it with
+  // no --retry-on: the run backs off, is leased again, and every phase ends.
+  RegisterWorker("w1");
+  Import({Spec("r1", "p1"), Spec("r1", "p2"), Spec("r1", "p3")});
+  SessionSettings settings;
+  settings.max_fingerprint_repeats = 1;  // one counted repeat would block r1
+  settings.max_attempts_per_phase = 1;   // one counted failure would fail a phase
+  Start(settings);
+  int transient = 0;
+  for (int i = 0; i < 20; ++i) {
+    LeaseResult r = LeaseNow("w1");
+    if (r.leases.empty()) {
+      clock_.AdvanceMs(10'000);  // past the backoff
+      continue;
+    }
+    if (transient < 2) {
+      ++transient;
+      ReportNow(r.leases[0], Outcome::kFailed, 0, 1'000,
+                "TimeoutError: The read operation timed out (request id: req_3f2a)");
+    } else {
+      ReportNow(r.leases[0], Outcome::kSucceeded, 2);
+    }
+  }
+  EXPECT_EQ(transient, 2);
+  for (const char* p : {"p1", "p2", "p3"}) {
+    EXPECT_EQ(Phase("r1", p).state, PhaseState::kSucceeded) << p;
+  }
+}
+
 }  // namespace
 }  // namespace sluice::testing

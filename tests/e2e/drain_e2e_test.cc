@@ -110,7 +110,11 @@ TEST_F(DrainE2ETest, TwoWorkersDrainTheExampleBacklogAndTheStoreMatchesTheLedger
       EXPECT_EQ(a.signal, SIGSEGV);
     }
   }
-  EXPECT_EQ(hang_attempts, 2);  // max_attempts_per_phase default
+  // Issue #13: a timed-out phase is retried only while the retry worth-it
+  // rule's evidence (retries cluster-wide, timing-dependent here) says so;
+  // the attempt budget (max_attempts_per_phase 2) stays the hard cap.
+  EXPECT_GE(hang_attempts, 1);
+  EXPECT_LE(hang_attempts, 2);
 }
 
 // Issues #4 and #7 over real gRPC: `sluice status` and `sluice report`

@@ -32,6 +32,15 @@ RunStats Pending(const std::string& run, int64_t pending = 1) {
   return r;
 }
 
+// A failed report (exit code 1) with `error`.
+AttemptReport Failure(const std::string& error) {
+  AttemptReport r;
+  r.outcome = Outcome::kFailed;
+  r.exit_code = 1;
+  r.error_text = error;
+  return r;
+}
+
 class DrainPolicyRules : public ::testing::Test {
  protected:
   DrainPolicyRules()
@@ -127,6 +136,107 @@ TEST_F(DrainPolicyRules, TransientFailureUsesTheRequeueBudgetNotTheAttemptBudget
   EXPECT_EQ(spends(), PhaseTransition::Counter::kAttempts);
 }
 
+TEST_F(DrainPolicyRules, TransientDefaultSetRecognisesInfrastructureErrorsCaseInsensitively) {
+  const SessionSettings s;  // no --retry-on
+  AttemptReport r = Failure("");
+  for (const char* text :
+       {"ConnectionResetError: [Errno 104] Connection reset by peer", "connection REFUSED",
+        "ConnectionAbortedError: connection aborted", "TimeoutError: The read operation timed out",
+        "ReadTimeout: read timeout=30", "ConnectTimeoutError: connect timeout",
+        "urlopen error ETIMEDOUT", "HTTPError: 429 Too Many Requests",
+        "requests.exceptions.HTTPError: 503 Server Error", "upstream answered HTTP 502",
+        "status code: 500", "Resource temporarily unavailable",
+        "RateLimitError: rate limit exceeded", "BrokenPipeError: [Errno 32] Broken pipe",
+        "socket.gaierror: [Errno -2] Name or service not known",
+        "socket.gaierror: [Errno -3] Temporary failure in name resolution",
+        "curl: (6) Could not resolve host: example.org"}) {
+    r.error_text = text;
+    EXPECT_FALSE(policy_.PrepareReport(r, s).value().counts_as_attempt) << text;
+  }
+  for (const char* text : {"AssertionError: expected 3 rows, got 2",
+                           "File \"/work/t.py\", line 503, in check\nKeyError: 'id'",
+                           "ModuleNotFoundError: No module named 'ingest_client'",
+                           "ValueError: 429 is not a valid port"}) {
+    r.error_text = text;
+    EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt) << text;
+  }
+}
+
+TEST_F(DrainPolicyRules, TransientDefaultSetIsSwitchedOffByNoDefaultTransient) {
+  SessionSettings s;
+  s.retry_on = {kNoDefaultTransient};
+  AttemptReport r = Failure("ConnectionResetError: Connection reset by peer");
+  EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  EXPECT_TRUE(ValidateSessionSettings(s).ok());
+}
+
+TEST_F(DrainPolicyRules, TransientDefaultSetIsExtendedByRetryOn) {
+  SessionSettings s;
+  s.retry_on = {"quota exceeded"};
+  AttemptReport r = Failure("QUOTA EXCEEDED for project x");
+  EXPECT_FALSE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  r.error_text = "broken pipe";
+  EXPECT_FALSE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  s.retry_on = {"quota exceeded", kNoDefaultTransient};
+  EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+}
+
+TEST_F(DrainPolicyRules, RetryWorthItRuleRetriesAFirstFailureOnThePrior) {
+  SessionSettings s;
+  s.max_attempts_per_phase = 3;
+  AttemptReport r = Failure("KeyError: 'id'");
+  // No evidence yet: the prior says a retry is worth a look; the budget is
+  // the session's, never more.
+  EXPECT_EQ(policy_.PrepareReport(r, s).value().max_attempts_per_phase, 3);
+}
+
+TEST_F(DrainPolicyRules, RetryWorthItRuleDeclinesAFingerprintWhoseRetriesFail) {
+  SessionSettings s;
+  Observe("r1", Outcome::kFailed, s, "KeyError: 'id'");
+  Observe("r1", Outcome::kFailed, s, "KeyError: 'id'");  // the retry failed the same way
+  AttemptReport r = Failure("KeyError: 'id'");
+  const ReportParams p = policy_.PrepareReport(r, s).value();
+  EXPECT_EQ(p.max_attempts_per_phase, 1);  // fails for good now
+  EXPECT_TRUE(p.counts_as_attempt);
+  const PolicyReason why = RetryEvidence().Decide(Outcome::kFailed, p.fingerprint);
+  EXPECT_TRUE(why.empty()) << "a fresh evidence base follows the prior";
+  // A success is never touched.
+  r.outcome = Outcome::kSucceeded;
+  r.exit_code = 0;
+  r.error_text = "";
+  EXPECT_EQ(policy_.PrepareReport(r, s).value().max_attempts_per_phase, 2);
+}
+
+TEST_F(DrainPolicyRules, RetryWorthItRuleKeepsRetryingAFingerprintWhoseRetriesSucceed) {
+  SessionSettings s;
+  for (const char* run : {"r1", "r2"}) {
+    Observe(run, Outcome::kFailed, s, "AssertionError: flaky");
+    Observe(run, Outcome::kSucceeded, s, "", 1);
+  }
+  AttemptReport r = Failure("AssertionError: flaky");
+  EXPECT_EQ(policy_.PrepareReport(r, s).value().max_attempts_per_phase, 2);
+}
+
+TEST_F(DrainPolicyRules, RetryWorthItRuleAfterAHangNeedsTwiceTheEvidence) {
+  // A hang costs the whole phase timeout again: at the same estimate (one
+  // failed retry cluster-wide: 1/3) a failure is retried, a timeout is not.
+  RetryEvidence e;
+  e.Observe("r1", "p", Outcome::kFailed, "other", false);
+  e.Observe("r1", "p", Outcome::kFailed, "other", false);
+  EXPECT_NEAR(e.RetrySuccess("timeout"), 1.0 / 3, 1e-9);
+  EXPECT_TRUE(e.Decide(Outcome::kFailed, "boom").empty());
+  const PolicyReason why = e.Decide(Outcome::kTimedOut, "timeout");
+  EXPECT_EQ(why.code, SkipReason::kRetryNotWorthIt);
+  EXPECT_EQ(SkipKindName(why.code), "failed");
+  EXPECT_THAT(why.Text(), ::testing::HasSubstr("retry not worth it"));
+  // Transient failures, kills and lost leases neither count nor break a chain.
+  e.Observe("r2", "p", Outcome::kTimedOut, "timeout", false);
+  e.Observe("r2", "p", Outcome::kFailed, "connection reset", true);
+  e.Observe("r2", "p", Outcome::kLost, "", false);
+  e.Observe("r2", "p", Outcome::kSucceeded, "", false);
+  EXPECT_GT(e.RetrySuccess("timeout"), 1.0 / 3);
+}
+
 TEST_F(DrainPolicyRules, TransientBackoffDoublesFromTenSecondsUpToFiveMinutes) {
   EXPECT_EQ(TransientBackoffMs(1), 10'000);
   EXPECT_EQ(TransientBackoffMs(2), 20'000);
@@ -192,6 +302,13 @@ TEST_F(DrainPolicyRules, RepeatRuleIgnoresTransientFailures) {
   Observe("r1", Outcome::kFailed, s, "connection reset");
   clock_.AdvanceMs(600'000);
   EXPECT_TRUE(DecisionFor("r1", s).excluded.empty());
+  EXPECT_THAT(policy_.Fingerprints().value(), IsEmpty());
+  // The built-in transient set too, with no --retry-on (issue #13).
+  s.retry_on.clear();
+  Observe("r2", Outcome::kFailed, s, "TimeoutError: The read operation timed out");
+  Observe("r2", Outcome::kFailed, s, "TimeoutError: The read operation timed out");
+  clock_.AdvanceMs(600'000);
+  EXPECT_TRUE(DecisionFor("r2", s).excluded.empty());
   EXPECT_THAT(policy_.Fingerprints().value(), IsEmpty());
 }
 
