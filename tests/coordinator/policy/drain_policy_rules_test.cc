@@ -151,14 +151,18 @@ TEST_F(DrainPolicyRules, TransientDefaultSetRecognisesInfrastructureErrorsCaseIn
         "socket.gaierror: [Errno -3] Temporary failure in name resolution",
         "curl: (6) Could not resolve host: example.org"}) {
     r.error_text = text;
-    EXPECT_FALSE(policy_.PrepareReport(r, s).value().counts_as_attempt) << text;
+    EXPECT_FALSE(policy_.PrepareReport(r, s).value().transition.counter ==
+                 PhaseTransition::Counter::kAttempts)
+        << text;
   }
   for (const char* text : {"AssertionError: expected 3 rows, got 2",
                            "File \"/work/t.py\", line 503, in check\nKeyError: 'id'",
                            "ModuleNotFoundError: No module named 'ingest_client'",
                            "ValueError: 429 is not a valid port"}) {
     r.error_text = text;
-    EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt) << text;
+    EXPECT_TRUE(policy_.PrepareReport(r, s).value().transition.counter ==
+                PhaseTransition::Counter::kAttempts)
+        << text;
   }
 }
 
@@ -166,7 +170,8 @@ TEST_F(DrainPolicyRules, TransientDefaultSetIsSwitchedOffByNoDefaultTransient) {
   SessionSettings s;
   s.retry_on = {kNoDefaultTransient};
   AttemptReport r = Failure("ConnectionResetError: Connection reset by peer");
-  EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  EXPECT_TRUE(policy_.PrepareReport(r, s).value().transition.counter ==
+              PhaseTransition::Counter::kAttempts);
   EXPECT_TRUE(ValidateSessionSettings(s).ok());
 }
 
@@ -174,11 +179,14 @@ TEST_F(DrainPolicyRules, TransientDefaultSetIsExtendedByRetryOn) {
   SessionSettings s;
   s.retry_on = {"quota exceeded"};
   AttemptReport r = Failure("QUOTA EXCEEDED for project x");
-  EXPECT_FALSE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  EXPECT_FALSE(policy_.PrepareReport(r, s).value().transition.counter ==
+               PhaseTransition::Counter::kAttempts);
   r.error_text = "broken pipe";
-  EXPECT_FALSE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  EXPECT_FALSE(policy_.PrepareReport(r, s).value().transition.counter ==
+               PhaseTransition::Counter::kAttempts);
   s.retry_on = {"quota exceeded", kNoDefaultTransient};
-  EXPECT_TRUE(policy_.PrepareReport(r, s).value().counts_as_attempt);
+  EXPECT_TRUE(policy_.PrepareReport(r, s).value().transition.counter ==
+              PhaseTransition::Counter::kAttempts);
 }
 
 TEST_F(DrainPolicyRules, RetryWorthItRuleRetriesAFirstFailureOnThePrior) {
@@ -187,7 +195,7 @@ TEST_F(DrainPolicyRules, RetryWorthItRuleRetriesAFirstFailureOnThePrior) {
   AttemptReport r = Failure("KeyError: 'id'");
   // No evidence yet: the prior says a retry is worth a look; the budget is
   // the session's, never more.
-  EXPECT_EQ(policy_.PrepareReport(r, s).value().max_attempts_per_phase, 3);
+  EXPECT_EQ(policy_.PrepareReport(r, s).value().transition.fail_at, 3);
 }
 
 TEST_F(DrainPolicyRules, RetryWorthItRuleDeclinesAFingerprintWhoseRetriesFail) {
@@ -196,15 +204,17 @@ TEST_F(DrainPolicyRules, RetryWorthItRuleDeclinesAFingerprintWhoseRetriesFail) {
   Observe("r1", Outcome::kFailed, s, "KeyError: 'id'");  // the retry failed the same way
   AttemptReport r = Failure("KeyError: 'id'");
   const ReportParams p = policy_.PrepareReport(r, s).value();
-  EXPECT_EQ(p.max_attempts_per_phase, 1);  // fails for good now
-  EXPECT_TRUE(p.counts_as_attempt);
+  EXPECT_EQ(p.transition.fail_at, 1);  // fails for good now
+  EXPECT_EQ(p.transition.counter, PhaseTransition::Counter::kAttempts);
   const PolicyReason why = RetryEvidence().Decide(Outcome::kFailed, p.fingerprint);
   EXPECT_TRUE(why.empty()) << "a fresh evidence base follows the prior";
   // A success is never touched.
   r.outcome = Outcome::kSucceeded;
   r.exit_code = 0;
   r.error_text = "";
-  EXPECT_EQ(policy_.PrepareReport(r, s).value().max_attempts_per_phase, 2);
+  EXPECT_EQ(policy_.PrepareReport(r, s).value().transition,
+            TransitionAfterOutcome(PhaseBudget{s.max_attempts_per_phase, s.max_requeues_per_phase},
+                                   Outcome::kSucceeded, true));
 }
 
 TEST_F(DrainPolicyRules, RetryWorthItRuleKeepsRetryingAFingerprintWhoseRetriesSucceed) {
@@ -214,7 +224,7 @@ TEST_F(DrainPolicyRules, RetryWorthItRuleKeepsRetryingAFingerprintWhoseRetriesSu
     Observe(run, Outcome::kSucceeded, s, "", 1);
   }
   AttemptReport r = Failure("AssertionError: flaky");
-  EXPECT_EQ(policy_.PrepareReport(r, s).value().max_attempts_per_phase, 2);
+  EXPECT_EQ(policy_.PrepareReport(r, s).value().transition.fail_at, 2);
 }
 
 TEST_F(DrainPolicyRules, RetryWorthItRuleAfterAHangNeedsTwiceTheEvidence) {
