@@ -106,20 +106,27 @@ absl::StatusOr<ReportParams> DrainPolicy::PrepareReport(const AttemptReport& rep
   params.now_ms = clock_.NowMs();
   params.max_attempts_per_phase = settings.max_attempts_per_phase;
   params.max_requeues_per_phase = settings.max_requeues_per_phase;
-  bool transient = false;
-  if (report.outcome == Outcome::kFailed && !settings.retry_on.empty()) {
+  if (report.outcome == Outcome::kStartFailed) {
+    // The worker could not start the phase: infrastructure, never the
+    // phase's failure, so it never reaches the repeat rule or a backoff.
+    params.requeue_reason = RequeueReason::kStartFailed;
+  } else if (report.outcome == Outcome::kFailed && !settings.retry_on.empty()) {
     SLUICE_ASSIGN_OR_RETURN(TransientMatcher matcher, TransientMatcher::Compile(settings.retry_on));
-    transient = matcher.Matches(params.fingerprint, report.error_text);
+    if (matcher.Matches(params.fingerprint, report.error_text)) {
+      params.requeue_reason = RequeueReason::kTransient;
+    }
   }
-  params.counts_as_attempt = !transient;
+  params.counts_as_attempt = params.requeue_reason == RequeueReason::kNone;
   return params;
 }
 
 void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result,
                           const std::optional<SessionRecord>& session) {
   const AttemptReport& report = params.report;
-  // PrepareReport marks exactly the transient failures as not counting.
-  const bool transient = !params.counts_as_attempt;
+  const bool transient = params.requeue_reason == RequeueReason::kTransient;
+  // Cancelled and start_failed attempts say nothing about the run's work.
+  const bool own_outcome =
+      report.outcome != Outcome::kCancelled && report.outcome != Outcome::kStartFailed;
   absl::MutexLock lock(&mu_);
   ++outcome_totals_[report.outcome];
   failure_policy_.Observe(result.run_id, report.outcome, params.fingerprint, report.error_text,
@@ -129,11 +136,11 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
     run_backoff_until_[result.run_id] = params.now_ms + TransientBackoffMs(streak);
     spdlog::info("transient failure run={} phase={}: run backs off", result.run_id,
                  result.phase_id);
-  } else if (report.outcome != Outcome::kCancelled) {
+  } else if (own_outcome) {
     run_transient_streak_.erase(result.run_id);
     run_backoff_until_.erase(result.run_id);
   }
-  if (session && report.outcome != Outcome::kCancelled) {
+  if (session && own_outcome) {
     if (zero_yield_session_ != session->session_id) {
       zero_yield_session_ = session->session_id;
       zero_yield_streak_ = 0;
@@ -236,7 +243,7 @@ absl::StatusOr<std::map<Outcome, int64_t>> DrainPolicy::OutcomeTotals() {
   SLUICE_RETURN_IF_ERROR(EnsureLoaded());
   std::map<Outcome, int64_t> totals;
   for (Outcome o : {Outcome::kSucceeded, Outcome::kFailed, Outcome::kTimedOut, Outcome::kKilled,
-                    Outcome::kCancelled, Outcome::kLost}) {
+                    Outcome::kCancelled, Outcome::kLost, Outcome::kStartFailed}) {
     totals[o] = 0;
   }
   absl::MutexLock lock(&mu_);

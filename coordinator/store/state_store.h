@@ -42,6 +42,14 @@ struct LeaseParams {
   std::vector<std::string> worker_labels;  // phases requiring other labels are passed over
 };
 
+// Why a report uses the requeue budget instead of the attempt budget
+// (cancelled reports always do, whatever this says).
+enum class RequeueReason {
+  kNone,         // the phase's own outcome: counts as an attempt
+  kTransient,    // a failure matching the session's retry_on: the run backs off
+  kStartFailed,  // the worker could not start the phase: no backoff, no repeat rule
+};
+
 struct ReportParams {
   AttemptReport report;
   std::string fingerprint;
@@ -50,7 +58,8 @@ struct ReportParams {
   // false: a transient failure (or any cancelled attempt) uses the requeue
   // budget instead of the attempt budget.
   bool counts_as_attempt = true;
-  int32_t max_requeues_per_phase = 5;  // requeues beyond this fail the phase
+  RequeueReason requeue_reason = RequeueReason::kNone;  // set with counts_as_attempt=false
+  int32_t max_requeues_per_phase = 5;                   // requeues beyond this fail the phase
 };
 
 class StateStore {
@@ -108,8 +117,8 @@ class StateStore {
   // in the order they ended.
   virtual absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(
       const std::string& session_id) = 0;
-  // Attempts of a session that ended with the phase's own outcome (lost and
-  // cancelled ones excluded): the session's progress toward its batch size.
+  // Attempts of a session that ended with the phase's own outcome (lost,
+  // cancelled and start_failed ones excluded): the session's progress toward its batch size.
   virtual absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) = 0;
 
   // Late reports (see LateReportRecord), in the order they were received

@@ -662,6 +662,32 @@ TEST_P(StateStoreContractTest, ReportTransientFailureUsesRequeueBudgetAndFailsWh
   EXPECT_EQ(stats.attempts, 3);  // every ended attempt counts in the run's figures
 }
 
+// Bug: a phase the worker could not start was charged an attempt. The store
+// itself puts start_failed on the requeue budget (whatever counts_as_attempt
+// says) and leaves it out of the session's progress toward its batch size.
+TEST_P(StateStoreContractTest, StartFailedReportUsesTheRequeueBudgetAndIsNotSessionProgress) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1")});
+  for (int i = 0; i < 2; ++i) {
+    ReportParams p = Contract::Report(c.MustLease("r1"), Outcome::kStartFailed, 0, 0, kT0 + 1'000,
+                                      /*max_attempts=*/1);
+    p.max_requeues_per_phase = 2;
+    EXPECT_EQ(Ok(store().RecordReport(p)).phase_state, PhaseState::kPending) << i;
+  }
+  PhaseRecord p = c.Phase("r1", "p1");
+  EXPECT_EQ(p.attempts, 0);
+  EXPECT_EQ(p.requeues, 2);
+  EXPECT_EQ(Ok(store().CountSessionAttempts("s1")), 0);
+  ReportParams last = Contract::Report(c.MustLease("r1"), Outcome::kStartFailed, 0, 0, kT0 + 1'000,
+                                       /*max_attempts=*/1);
+  last.max_requeues_per_phase = 2;
+  EXPECT_EQ(Ok(store().RecordReport(last)).phase_state, PhaseState::kFailed);
+  EXPECT_EQ(c.Phase("r1", "p1").final_outcome, Outcome::kStartFailed);
+  const std::vector<AttemptRecord> attempts = Ok(store().ListAttempts(""));
+  ASSERT_EQ(attempts.size(), 3u);
+  EXPECT_EQ(attempts[0].outcome, Outcome::kStartFailed);
+}
+
 TEST_P(StateStoreContractTest, CancelledReportFailsThePhaseAsCancelledOnceOverMaxRequeues) {
   Contract c(store());
   c.Import({Spec("r1", "p1")});

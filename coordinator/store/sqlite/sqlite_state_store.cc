@@ -595,8 +595,9 @@ absl::StatusOr<ReportResult> SqliteStateStore::RecordReport(const ReportParams& 
   Stmt del(db_, "DELETE FROM leases WHERE lease_id=?");
   SLUICE_RETURN_IF_ERROR(del.Bind(lease.lease_id).Run());
 
-  // Cancelled attempts were stopped by us (deadline, drain), not by the phase:
-  // they use the requeue budget, not the attempt budget.
+  // Cancelled attempts were stopped by us (deadline, drain), and start_failed
+  // ones never started (the worker's fault), not by the phase: they use the
+  // requeue budget, not the attempt budget.
   const PhaseState from = phase->state;
   phase->current_lease_id.clear();
   phase->telemetry_events += r.telemetry_events;
@@ -605,7 +606,8 @@ absl::StatusOr<ReportResult> SqliteStateStore::RecordReport(const ReportParams& 
     ++phase->attempts;
     phase->state = PhaseState::kSucceeded;
     phase->final_outcome = Outcome::kSucceeded;
-  } else if (r.outcome == Outcome::kCancelled || !params.counts_as_attempt) {
+  } else if (r.outcome == Outcome::kCancelled || r.outcome == Outcome::kStartFailed ||
+             !params.counts_as_attempt) {
     ++phase->requeues;
     if (phase->requeues > params.max_requeues_per_phase) {
       phase->state = PhaseState::kFailed;
@@ -804,9 +806,9 @@ absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttempts(
 
 absl::StatusOr<int64_t> SqliteStateStore::CountSessionAttempts(const std::string& session_id) {
   absl::MutexLock lock(&mu_);
-  Stmt s(
-      db_,
-      "SELECT COUNT(*) FROM attempts WHERE session_id=? AND outcome NOT IN ('lost','cancelled')");
+  Stmt s(db_,
+         "SELECT COUNT(*) FROM attempts WHERE session_id=? AND outcome NOT IN "
+         "('lost','cancelled','start_failed')");
   s.Bind(session_id);
   SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
   return row ? s.Int(0) : 0;

@@ -51,15 +51,16 @@ index_attempt(id, session, outcome)
 redis.call('DEL', lk)
 redis.call('ZREM', K_LEASES, id)
 
--- Cancelled attempts were stopped by us (deadline, drain), not by the phase:
--- they use the requeue budget, not the attempt budget.
+-- Cancelled attempts were stopped by us (deadline, drain), and start_failed
+-- ones never started (the worker's fault), not by the phase: they use the
+-- requeue budget, not the attempt budget.
 local from = ph[1]
 local attempts, requeues = tonumber(ph[2]), tonumber(ph[3])
 local to, final
 if outcome == 'succeeded' then
   attempts = attempts + 1
   to, final = 'succeeded', 'succeeded'
-elseif outcome == 'cancelled' or ARGV[17] == '0' then
+elseif outcome == 'cancelled' or outcome == 'start_failed' or ARGV[17] == '0' then
   requeues = requeues + 1
   if requeues > tonumber(ARGV[18]) then to, final = 'failed', outcome else to = 'pending' end
 else
