@@ -24,6 +24,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/shell_spec.h"
 #include "tests/testing/test_env.h"
 
 namespace sluice {
@@ -31,6 +32,7 @@ namespace {
 
 using ::sluice::testing::ReadFile;
 using ::sluice::testing::ScratchDir;
+using ::sluice::testing::ShellSpec;
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -38,14 +40,6 @@ using ::testing::Lt;
 using ::testing::SizeIs;
 using ::testing::StartsWith;
 using Clock = std::chrono::steady_clock;
-
-ProcessSpec ShellSpec(const ScratchDir& dir, const std::string& script) {
-  ProcessSpec spec;
-  spec.argv = {"/bin/sh", "-c", script};
-  spec.stdout_path = dir.File("stdout.log");
-  spec.stderr_path = dir.File("stderr.log");
-  return spec;
-}
 
 ProcessResult RunOrDie(const ProcessSpec& spec, const CancelToken& cancel = CancelToken()) {
   PosixProcessRunner runner;
