@@ -118,6 +118,14 @@ AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken&
   if (telemetry.ok()) {
     report.telemetry_events = telemetry->events;
     report.telemetry_by_type = telemetry->by_type;
+    if (telemetry->bounded()) {
+      spdlog::warn(
+          "telemetry of lease={} was bounded: {} over-long lines skipped (limit {} bytes), {} "
+          "events counted as \"{}\" (type names up to {} bytes, {} distinct types)",
+          lease.lease_id, telemetry->oversized_lines, kMaxTelemetryLineBytes,
+          telemetry->folded_events, kOtherTelemetryType, kMaxTelemetryTypeBytes,
+          kMaxTelemetryTypes);
+    }
   } else {
     spdlog::warn("cannot count telemetry lease={}: {}", lease.lease_id,
                  telemetry.status().ToString());
