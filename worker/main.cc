@@ -1,7 +1,7 @@
 // sluice-worker: runs phases leased from a coordinator, each through this
 // worker's own command template. Exit codes: 0 drained cleanly, 2 usage or
 // configuration error, 3 infrastructure error (e.g. the coordinator rejected
-// registration).
+// registration, or --max-start-failures phases in a row could not be started).
 #include <unistd.h>
 
 #include <atomic>
@@ -102,6 +102,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--drain-timeout", drain_timeout_seconds,
                  "On SIGTERM: seconds running phases may finish before they are cancelled")
+      ->capture_default_str();
+  app.add_option("--max-start-failures", config.max_start_failures,
+                 "Stop leasing and exit 3 after this many phases in a row could not be started "
+                 "(missing program, log dir or workdir; 0 = never)")
       ->capture_default_str();
   app.add_option("--lease-wait-ms", config.lease_wait_ms, "Long-poll bound for a lease request")
       ->capture_default_str();
@@ -229,6 +233,7 @@ int main(int argc, char** argv) {
         {"log_dir", config.log_dir},
         {"grace_ms", config.grace_ms},
         {"drain_timeout_ms", config.drain_timeout_ms},
+        {"max_start_failures", config.max_start_failures},
         {"lease_wait_ms", config.lease_wait_ms},
         {"telemetry_probe", telemetry_probe},
         {"service", service_command},

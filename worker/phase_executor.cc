@@ -95,7 +95,8 @@ AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken&
                lease.phase_id, lease.attempt, lease.lease_id, lease.timeout_seconds);
   absl::StatusOr<ProcessResult> result = runner_.Run(spec, cancel);
   if (!result.ok()) {
-    report.outcome = Outcome::kFailed;
+    // Log file, workdir, posix_spawn (ENOENT, EAGAIN): the worker's fault.
+    report.outcome = Outcome::kStartFailed;
     report.exit_code = 127;
     report.error_text = absl::StrCat("cannot start phase: ", result.status().message());
     return report;

@@ -100,6 +100,8 @@ absl::Status WorkerAgent::Run() {
     int32_t free_slots;
     {
       absl::MutexLock lock(&mu_);
+      // Set with the slot's release: a freed slot is never leased after it.
+      if (!stopped_because_.empty()) break;
       free_slots = ReapFinished();
     }
     if (free_slots <= 0) {
@@ -156,6 +158,8 @@ absl::Status WorkerAgent::Run() {
   StopHeartbeats(heartbeats);
   if (redeliver.joinable()) redeliver.join();
   spdlog::info("worker={} drained; {} outcomes reported", config_.worker_id, reported());
+  absl::MutexLock lock(&mu_);
+  if (!stopped_because_.empty()) return absl::FailedPreconditionError(stopped_because_);
   return absl::OkStatus();
 }
 
@@ -291,9 +295,24 @@ void WorkerAgent::RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel
       lease.run_id, lease.phase_id, lease.attempt, lease.lease_id, OutcomeName(report.outcome),
       report.exit_code, report.signal, report.duration_ms, report.telemetry_events);
   delivery_.Deliver(report);
+  std::string stop_leasing;  // why, when this report ends leasing
   {
     absl::MutexLock lock(&mu_);
     running_[lease.lease_id].done = true;
+    if (report.outcome != Outcome::kStartFailed) {
+      start_failures_in_a_row_ = 0;
+    } else if (++start_failures_in_a_row_ >= config_.max_start_failures &&
+               config_.max_start_failures > 0 && stopped_because_.empty()) {
+      stopped_because_ = absl::StrCat(start_failures_in_a_row_,
+                                      " phases in a row could not be started "
+                                      "(--max-start-failures ",
+                                      config_.max_start_failures, "); last: ", report.error_text);
+      stop_leasing = stopped_because_;
+    }
+  }
+  if (!stop_leasing.empty()) {
+    spdlog::error("worker={} stops leasing: {}", config_.worker_id, stop_leasing);
+    RequestDrain();
   }
   wake_.Notify();
 }

@@ -15,6 +15,10 @@
 // what a previous run left in the spool (in a background thread, leasing is
 // not held up).
 //
+// After config.max_start_failures phases in a row could not be started the
+// agent stops leasing as on a drain and Run() returns FailedPrecondition
+// saying why (the worker exits 3).
+//
 // Shutdown: RequestDrain() (SIGTERM) stops leasing at once, lets running
 // phases finish up to drain_timeout_ms, then cancels them and reports them as
 // cancelled; Run() returns once every outcome is delivered (or delivery gave
@@ -62,7 +66,8 @@ class WorkerAgent {
               const Clock& clock);
   ~WorkerAgent();
 
-  // Blocks until drained or stopped. OK on a clean drain.
+  // Blocks until drained or stopped. OK on a clean drain; FailedPrecondition
+  // when it stopped because phases could not start.
   absl::Status Run();
 
   // Thread-safe; ends a lease long-poll in flight and wakes the loop.
@@ -121,6 +126,10 @@ class WorkerAgent {
   absl::Mutex mu_;
   std::map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);  // by lease id
   uint64_t request_counter_ = 0;
+  // Phases that could not start, in a row (any success or failure resets it).
+  int32_t start_failures_in_a_row_ ABSL_GUARDED_BY(mu_) = 0;
+  // Why the agent stopped leasing by itself; empty otherwise.
+  std::string stopped_because_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sluice

@@ -65,9 +65,10 @@ TEST(IdsTest, ValidIdIsOk) { EXPECT_TRUE(ValidateId("run_id", "run-42").ok()); }
 
 TEST(ModelNamesTest, OutcomeNamesRoundTrip) {
   for (Outcome o : {Outcome::kSucceeded, Outcome::kFailed, Outcome::kTimedOut, Outcome::kKilled,
-                    Outcome::kCancelled, Outcome::kLost}) {
+                    Outcome::kCancelled, Outcome::kLost, Outcome::kStartFailed}) {
     EXPECT_EQ(ParseOutcome(OutcomeName(o)), o);
   }
+  EXPECT_EQ(OutcomeName(Outcome::kStartFailed), "start_failed");
   EXPECT_EQ(OutcomeName(Outcome::kSucceeded), "succeeded");
   EXPECT_EQ(OutcomeName(Outcome::kFailed), "failed");
   EXPECT_EQ(OutcomeName(Outcome::kTimedOut), "timed_out");

@@ -168,6 +168,34 @@ TEST_P(StateStoreContractTest, ReportTransientFailureUsesRequeueBudgetAndFailsWh
   EXPECT_EQ(stats.attempts, 3);  // every ended attempt counts in the run's figures
 }
 
+// Bug: a phase the worker could not start was charged an attempt. The budget
+// rule puts start_failed on the requeue budget (whatever counts_as_attempt
+// says); the store applies that and leaves start_failed out of the session's
+// progress toward its batch size.
+TEST_P(StateStoreContractTest, StartFailedReportUsesTheRequeueBudgetAndIsNotSessionProgress) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1")});
+  auto start_failed = [&] {
+    ReportParams p = Contract::Report(c.MustLease("r1"), Outcome::kStartFailed, 0, 0, kT0 + 1'000);
+    p.transition = TransitionAfterOutcome(PhaseBudget{/*max_attempts=*/1, /*max_requeues=*/2},
+                                          Outcome::kStartFailed, /*counts_as_attempt=*/true);
+    return Ok(store().RecordReport(p));
+  };
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(start_failed().phase_state, PhaseState::kPending) << i;
+  }
+  PhaseRecord p = c.Phase("r1", "p1");
+  EXPECT_EQ(p.attempts, 0);
+  EXPECT_EQ(p.requeues, 2);
+  EXPECT_EQ(Ok(store().CountSessionAttempts("s1")), 0);
+  EXPECT_EQ(start_failed().phase_state, PhaseState::kFailed);
+  EXPECT_EQ(c.Phase("r1", "p1").final_outcome, Outcome::kStartFailed);
+  EXPECT_EQ(Ok(store().CountSessionAttempts("s1")), 0);
+  const std::vector<AttemptRecord> attempts = Ok(store().ListAttempts(""));
+  ASSERT_EQ(attempts.size(), 3u);
+  EXPECT_EQ(attempts[0].outcome, Outcome::kStartFailed);
+}
+
 TEST_P(StateStoreContractTest, CancelledReportFailsThePhaseAsCancelledOnceOverMaxRequeues) {
   Contract c(store());
   c.Import({Spec("r1", "p1")});

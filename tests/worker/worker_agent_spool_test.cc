@@ -283,6 +283,68 @@ TEST_F(WorkerAgentSpoolTest, PhasesAreStoppedWhenNoRenewalSucceedsWithinTheTtl) 
   EXPECT_TRUE(result.ok()) << result;
 }
 
+ProcessResult Succeeded() {
+  ProcessResult r;
+  r.exit_code = 0;
+  r.duration_ms = 1;
+  return r;
+}
+
+// Starts phases by a script: 'F' could not start (posix_spawn said ENOENT),
+// 'S' started and succeeded; past the script every start fails.
+class ScriptedStartRunner : public ProcessRunner {
+ public:
+  explicit ScriptedStartRunner(std::string script) : script_(std::move(script)) {}
+  absl::StatusOr<ProcessResult> Run(const ProcessSpec&, const CancelToken&) override {
+    const size_t call = calls_.fetch_add(1);
+    if (call < script_.size() && script_[call] == 'S') {
+      return Succeeded();
+    }
+    return absl::NotFoundError("cannot start /nonexistent: no such file");
+  }
+
+ private:
+  const std::string script_;
+  std::atomic<size_t> calls_{0};
+};
+
+// Bug: a phase the worker could not start was reported `failed` (exit 127)
+// and the worker leased on, failing the backlog as fast as it could lease.
+TEST_F(WorkerAgentSpoolTest, StopsLeasingAfterMaxStartFailuresInARow) {
+  FakeCoordinatorClient client(clock_);
+  for (const char* id : {"L-1", "L-2", "L-3", "L-4"}) client.Grant(id);
+  ScriptedStartRunner runner("");
+  WorkerConfig config = Config();
+  config.max_start_failures = 2;
+  WorkerAgent agent(std::move(config), client, runner, clock_);
+  const absl::Status result = agent.Run();  // returns by itself
+  EXPECT_EQ(result.code(), absl::StatusCode::kFailedPrecondition) << result;
+  EXPECT_THAT(std::string(result.message()),
+              ::testing::HasSubstr("2 phases in a row could not be started"));
+  const std::vector<AttemptReport> reports = client.attempts();
+  ASSERT_THAT(reports, SizeIs(2));
+  for (const AttemptReport& r : reports) {
+    EXPECT_EQ(r.outcome, Outcome::kStartFailed) << OutcomeName(r.outcome);
+    EXPECT_THAT(r.error_text, ::testing::HasSubstr("/nonexistent"));
+  }
+}
+
+TEST_F(WorkerAgentSpoolTest, AStartedPhaseResetsTheStartFailureCount) {
+  FakeCoordinatorClient client(clock_);
+  for (const char* id : {"L-1", "L-2", "L-3", "L-4", "L-5"}) client.Grant(id);
+  ScriptedStartRunner runner("FSFSF");  // never two in a row
+  WorkerConfig config = Config();
+  config.max_start_failures = 2;
+  WorkerAgent agent(std::move(config), client, runner, clock_);
+  absl::Status result;
+  std::thread run([&] { result = agent.Run(); });
+  ASSERT_TRUE(client.reports().AwaitAtLeast(5));
+  agent.RequestDrain();
+  run.join();
+  EXPECT_TRUE(result.ok()) << result;
+  EXPECT_THAT(client.attempts(), SizeIs(5));
+}
+
 // The heartbeat RPC deadline: half the TTL up to 10 s, never past the fence,
 // never below the floor.
 TEST(HeartbeatTimeoutTest, IsBoundedByTheLeaseTtlAndTheTimeLeftBeforeTheFence) {
