@@ -14,6 +14,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <string>
 #include <string_view>
@@ -427,9 +428,17 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
         SignalGroup(pgid, SIGTERM);
         poll_interval = std::chrono::milliseconds(1);
       }
-    } else if (!killed && now >= kill_at) {
-      SignalGroup(pgid, SIGKILL);
-      killed = true;
+    } else if (!killed) {
+      // A self-fence may ask for the kill sooner than the spec's grace.
+      if (const int64_t by_ns = cancel.kill_by_steady_ns();
+          by_ns != std::numeric_limits<int64_t>::max()) {
+        kill_at = std::min(kill_at, Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::nanoseconds(by_ns))));
+      }
+      if (now >= kill_at) {
+        SignalGroup(pgid, SIGKILL);
+        killed = true;
+      }
     }
     SleepUntilExitOr(exit_fd.get(), poll_interval);
     poll_interval = std::min(poll_interval * 2, std::chrono::milliseconds(16));

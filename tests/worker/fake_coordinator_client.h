@@ -222,6 +222,13 @@ class GatedRunner : public ProcessRunner {
     auto it = cancel_.find(lease);
     return it != cancel_.end() && it->second->cancelled();
   }
+  // The SIGKILL bound the agent asked for (CancelToken::kill_within_ms), -2
+  // when the phase is not running.
+  int64_t kill_within_ms(const std::string& lease) const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto it = cancel_.find(lease);
+    return it == cancel_.end() ? -2 : it->second->kill_within_ms();
+  }
   // False if fewer than `n` phases started within the guard.
   bool AwaitStarted(size_t n) const ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
