@@ -22,6 +22,7 @@
 #include "common/signals.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
+#include "worker/orphan_reaper.h"
 #include "worker/required_env.h"
 #include "worker/service_supervisor.h"
 #include "worker/worker_agent.h"
@@ -280,6 +281,13 @@ int main(int argc, char** argv) {
     supervisor = std::make_unique<sluice::ServiceSupervisor>(service, runner);
     config.ready = [s = supervisor.get()] { return s->healthy(); };
   }
+  // Orphans of phases (double forks, daemons) become our children and are
+  // reaped; as PID 1 in a container there is nobody else to do it.
+  if (absl::Status st = sluice::BecomeChildSubreaper(); !st.ok()) {
+    spdlog::warn("orphaned processes of phases will not be reaped by the worker: {}",
+                 st.ToString());
+  }
+  sluice::OrphanReaper orphan_reaper;
   sluice::WorkerAgent agent(config, client, runner, sluice::SystemClock::Default());
   std::atomic<bool> terminating{false};
   sluice::TerminationWatcher watcher([&](int sig) {

@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "worker/orphan_reaper.h"
 
 extern char** environ;
 
@@ -325,13 +326,7 @@ void SleepUntilExitOr(int pidfd, std::chrono::milliseconds interval) {
 }
 
 // Reaps `pid`; false when its status was lost (see HasExited).
-bool ReapStatus(pid_t pid, int* status) {
-  pid_t rc;
-  do {
-    rc = ::waitpid(pid, status, 0);
-  } while (rc < 0 && errno == EINTR);
-  return rc == pid;
-}
+bool ReapStatus(pid_t pid, int* status) { return ChildRegistry::Get().ReapTracked(pid, status); }
 
 }  // namespace
 
@@ -384,10 +379,16 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
   // glibc's posix_spawn reports exec failures (ENOENT, EACCES) as its result.
   // posix_spawnp searches the worker's PATH, not one set in spec.env. The exec
   // happens after the chdir, so a relative "./tool" is found in spec.workdir.
-  const int spawn_rc = has_slash ? ::posix_spawn(&pid, program.c_str(), setup.actions(),
-                                                 setup.attr(), argv.data(), envp.data())
-                                 : ::posix_spawnp(&pid, program.c_str(), setup.actions(),
-                                                  setup.attr(), argv.data(), envp.data());
+  // Tracked from its first instant: the worker's orphan reaper never takes
+  // this child's exit status (worker/orphan_reaper.h).
+  const int spawn_rc = ChildRegistry::Get().SpawnTracked(
+      [&](pid_t* child) {
+        return has_slash ? ::posix_spawn(child, program.c_str(), setup.actions(), setup.attr(),
+                                         argv.data(), envp.data())
+                         : ::posix_spawnp(child, program.c_str(), setup.actions(), setup.attr(),
+                                          argv.data(), envp.data());
+      },
+      &pid);
   if (spawn_rc != 0) {
     if (spawn_rc == ENOENT) {
       return absl::NotFoundError(absl::StrCat("cannot start ", program, ": ",

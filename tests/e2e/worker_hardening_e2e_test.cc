@@ -5,6 +5,8 @@
 //    and never the attempt budget or the repeat rule; it stops leasing after
 //    --max-start-failures (default 3) in a row and exits 3 saying why; a
 //    healthy worker then drains the same backlog completely;
+//  - orphans: phases that leave a daemon behind (a double fork) have it
+//    re-parented to the worker, a child subreaper, which reaps it.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -12,12 +14,12 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -112,6 +114,50 @@ TEST_F(WorkerHardeningE2ETest, WorkerThatCannotStartPhasesStopsAndTheBacklogIsNo
   EXPECT_EQ(status["phases"].value("failed", -1), 0) << status.dump();
   EXPECT_EQ(StopChild(good, SIGTERM), 0) << Log("good");
   EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);
+}
+
+// Bug: orphans of phases (a double fork, a daemon) were never reaped by the
+// worker; as PID 1 in a container without init they stayed zombies forever.
+// This test process makes itself a subreaper too: without the worker's own,
+// the orphans would come here and stay zombies, as under an init that never
+// waits.
+TEST_F(WorkerHardeningE2ETest, OrphansOfPhasesAreReapedByTheWorker) {
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+  const std::string script = dir_.File("orphan.sh");
+  // The daemon leaves the phase's process group (setsid), so the runner's
+  // group kill does not reach it, writes its pid to orphan.PHASE and lives
+  // 200 ms; the phase exits once the daemon is on its own.
+  WriteFile(script, "#!/bin/sh\nf=" + dir_.File("orphan.") +
+                        "$1\nsetsid sh -c 'echo $$ > \"$0.tmp\"; mv \"$0.tmp\" \"$0\"; sleep 0.2' "
+                        "\"$f\" < /dev/null > /dev/null 2>&1 &\n"
+                        "while [ ! -e \"$f\" ]; do sleep 0.01; done\nexit 0\n");
+  ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
+  constexpr int kPhases = 3;
+  const std::string address = StartDrain("r-orphan", kPhases, {});
+  ASSERT_FALSE(address.empty());
+  const pid_t worker =
+      StartWorker(WorkerSpec("w-orphan", address, script + " {phase_id}").Slots(1));
+  ASSERT_TRUE(WaitSessionDone(address, milliseconds(30'000))) << Log("w-orphan");
+  std::vector<pid_t> orphans;
+  for (int i = 0; i < kPhases; ++i) {
+    const pid_t pid =
+        static_cast<pid_t>(std::atol(ReadFile(dir_.File(absl::StrCat("orphan.p", i))).c_str()));
+    ASSERT_GT(pid, 0) << "phase p" << i << " left no daemon";
+    orphans.push_back(pid);
+  }
+  // Each orphan ends 200 ms after it started; the worker reaps it within its
+  // reaper's period. A zombie still answers kill(pid, 0).
+  for (const pid_t pid : orphans) {
+    EXPECT_TRUE(
+        WaitUntil([&] { return ::kill(pid, 0) != 0 && errno == ESRCH; }, milliseconds(10'000)))
+        << "orphan " << pid << " was not reaped; /proc/" << pid
+        << "/stat: " << ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  }
+  EXPECT_EQ(StopChild(worker, SIGTERM), 0) << Log("w-orphan");
+  EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);
+  // Reap here whatever came to this process, so the test leaves nothing.
+  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // PosixProcessRunner against phases that misbehave on purpose (issue #14):
-// a FIFO put in a log's place, the self-fence's shortened grace, log modes.
+// a FIFO put in a log's place, the self-fence's shortened grace, log modes,
+// orphans re-parented to the worker (a child subreaper) and reaped.
 // /bin/sh scripts build the misbehaviour, in tests only.
 #include <signal.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_env.h"
+#include "worker/orphan_reaper.h"
 #include "worker/process_runner.h"
 
 namespace sluice {
@@ -62,6 +64,57 @@ TEST(ProcessHardeningTest, KillWithinCutsALongGraceShort) {
   EXPECT_EQ(result->signal, SIGKILL);
   EXPECT_THAT(Clock::now() - begin, Lt(std::chrono::seconds(10)));
   EXPECT_EQ(cancel.kill_within_ms(), 200);
+}
+
+// Bug: orphans of phases were never reaped. With the worker a subreaper, a
+// phase's double-forked daemon comes to it once the phase exits, and
+// ReapUntracked takes it when it ends.
+TEST(ProcessHardeningTest, OrphanComesToTheSubreaperAndIsReaped) {
+  ASSERT_TRUE(BecomeChildSubreaper().ok());
+  ScratchDir dir;
+  const std::string pid_file = dir.File("orphan.pid");
+  ProcessSpec spec =
+      // The phase exits once its daemon has left the group (the runner
+      // kills whatever is left in it).
+      ShellSpec(dir, "setsid sh -c 'echo $$ > " + pid_file + ".tmp; mv " + pid_file + ".tmp " +
+                         pid_file + "; sleep 0.2' < /dev/null > /dev/null 2>&1 & while [ ! -e " +
+                         pid_file + " ]; do sleep 0.01; done; exit 0");
+  PosixProcessRunner runner;
+  absl::StatusOr<ProcessResult> result = runner.Run(spec, CancelToken());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 0);
+  pid_t orphan = 0;
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(10);
+  while (orphan == 0 && Clock::now() < deadline) {
+    orphan = static_cast<pid_t>(std::atol(ReadFile(pid_file).c_str()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(orphan, 0);
+  // It is ours now; once it has exited, one call reaps it.
+  siginfo_t info{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(orphan), &info, WEXITED | WNOWAIT), 0)
+      << "the orphan did not come to this subreaper";
+  EXPECT_GE(ChildRegistry::Get().ReapUntracked(), 1);
+  errno = 0;
+  EXPECT_EQ(::kill(orphan, 0), -1);
+  EXPECT_EQ(errno, ESRCH);
+}
+
+// The reaper never takes the exit status of a child the runner tracks.
+TEST(ProcessHardeningTest, ReaperNeverStealsATrackedChildsStatus) {
+  ScratchDir dir;
+  std::atomic<bool> done{false};
+  std::thread reaper([&] {
+    while (!done.load()) ChildRegistry::Get().ReapUntracked();
+  });
+  PosixProcessRunner runner;
+  for (int i = 0; i < 30; ++i) {
+    absl::StatusOr<ProcessResult> result = runner.Run(ShellSpec(dir, "exit 7"), CancelToken());
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->exit_code, 7) << "run " << i;
+  }
+  done.store(true);
+  reaper.join();
 }
 
 }  // namespace
