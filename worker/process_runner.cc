@@ -77,7 +77,7 @@ absl::StatusOr<int> OpenLog(const std::string& path, bool append) {
   const char* target = path.empty() ? "/dev/null" : path.c_str();
   int fd;
   do {
-    fd = ::open(target, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0644);
+    fd = ::open(target, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0600);
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
     const int err = errno;
@@ -91,10 +91,12 @@ absl::StatusOr<int> OpenLog(const std::string& path, bool append) {
 std::string ReadFileEnd(const std::string& path, size_t max_bytes, bool* from_start) {
   *from_start = true;
   if (path.empty() || max_bytes == 0) return {};
-  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK and S_ISREG: a phase may have put a FIFO (or a device) in
+  // its log's place; opening or reading that must not hang the worker.
+  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (fd.get() < 0) return {};
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || st.st_size <= 0) return {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return {};
   const auto size = static_cast<size_t>(st.st_size);
   const size_t want = std::min(size, max_bytes);
   const off_t offset = static_cast<off_t>(size - want);

@@ -94,7 +94,10 @@ absl::Status WorkerAgent::Register() {
 
 absl::Status WorkerAgent::Run() {
   std::error_code ec;
-  std::filesystem::create_directories(config_.log_dir, ec);
+  // Created for this user only; an existing directory keeps its mode.
+  if (std::filesystem::create_directories(config_.log_dir, ec)) {
+    std::filesystem::permissions(config_.log_dir, std::filesystem::perms::owner_all, ec);
+  }
   if (ec) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create --log-dir ", config_.log_dir, ": ", ec.message()));

@@ -42,6 +42,18 @@ TEST(IdsTest, RejectsDotAndDotDot) {
   EXPECT_EQ(ValidateId("run_id", "..").code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Bug: an id could start with '-'; substituted into a positional word of a
+// worker's command template ("tool {phase_id}") it was read as an option.
+TEST(IdsTest, RejectsALeadingDash) {
+  for (const char* bad : {"-", "-rf", "--config=/etc/x", "-1"}) {
+    EXPECT_FALSE(IsValidId(bad)) << bad;
+  }
+  EXPECT_THAT(std::string(ValidateId("phase_id", "-rf").message()),
+              HasSubstr("phase_id must not start with '-'"));
+  EXPECT_TRUE(IsValidId("a-"));
+  EXPECT_TRUE(IsValidId("a--b"));
+}
+
 TEST(IdsTest, RejectsPathAndShellCharacters) {
   for (const char* bad : {"a/b", "a\\b", "a b", "a;b", "$(x)", "a\nb", "a'b", "a\"b", "*", "ü"}) {
     EXPECT_FALSE(IsValidId(bad)) << bad;

@@ -37,6 +37,34 @@ ProcessSpec ShellSpec(const ScratchDir& dir, const std::string& script) {
   return spec;
 }
 
+// Bug: the runner read the tails of a phase's logs with a blocking open; a
+// phase that replaced its log with a FIFO hung the worker's reader forever.
+TEST(ProcessHardeningTest, FifoInPlaceOfALogDoesNotHangTheRunner) {
+  ScratchDir dir;
+  const std::string err = dir.File("stderr.log");
+  const std::string out = dir.File("stdout.log");
+  ProcessSpec spec = ShellSpec(
+      dir, "rm -f '" + err + "' '" + out + "' && mkfifo '" + err + "' '" + out + "'; exit 4");
+  PosixProcessRunner runner;
+  absl::StatusOr<ProcessResult> result = runner.Run(spec, CancelToken());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 4);
+  EXPECT_EQ(result->stdout_tail, "");
+  EXPECT_EQ(result->stderr_tail, "");
+  EXPECT_EQ(result->error_text, "");
+}
+
+TEST(ProcessHardeningTest, LogFilesAreReadableByTheOwnerOnly) {
+  ScratchDir dir;
+  PosixProcessRunner runner;
+  ASSERT_TRUE(runner.Run(ShellSpec(dir, "echo out; echo err >&2"), CancelToken()).ok());
+  for (const char* name : {"stdout.log", "stderr.log"}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(dir.File(name).c_str(), &st), 0) << name;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << name;
+  }
+}
+
 // The self-fence's kill must land within the lease TTL whatever the phase's
 // grace: CancelAndKillWithin cuts a long grace short, also for a phase that
 // was already being stopped with the long one.

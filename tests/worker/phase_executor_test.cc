@@ -59,6 +59,30 @@ class PhaseExecutorTest : public ::testing::Test {
   RecordingRunner runner_;
 };
 
+// Bug: the worker trusted the lease's identifiers: one the command template
+// does not use (session_id) went unchecked into the phase's environment, and
+// run/phase/lease ids into log paths.
+TEST_F(PhaseExecutorTest, LeaseWithABadIdentifierIsRefusedBeforeAnythingRuns) {
+  PhaseExecutor executor(config_, runner_);
+  for (const auto& [field, value] :
+       std::vector<std::pair<std::string, std::string>>{{"session_id", "../../etc"},
+                                                        {"session_id", "x\ny"},
+                                                        {"lease_id", "../L"},
+                                                        {"run_id", ".."},
+                                                        {"phase_id", "-rf"}}) {
+    LeaseGrant lease = Lease();
+    if (field == "session_id") lease.session_id = value;
+    if (field == "lease_id") lease.lease_id = value;
+    if (field == "run_id") lease.run_id = value;
+    if (field == "phase_id") lease.phase_id = value;
+    const AttemptReport report = executor.Execute(lease, CancelToken());
+    EXPECT_EQ(report.outcome, Outcome::kFailed) << field << "=" << value;
+    EXPECT_THAT(report.error_text, HasSubstr("worker refused the lease: " + field))
+        << field << "=" << value;
+  }
+  EXPECT_TRUE(runner_.specs.empty());
+}
+
 // Bug: a phase that could not be started (missing program, log file,
 // workdir) was reported `failed` and charged to the phase.
 TEST_F(PhaseExecutorTest, PhaseThatCannotStartIsStartFailed) {
