@@ -17,6 +17,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/shell_spec.h"
 #include "tests/testing/test_env.h"
 #include "worker/orphan_reaper.h"
 #include "worker/process_runner.h"
@@ -26,16 +27,9 @@ namespace {
 
 using ::sluice::testing::ReadFile;
 using ::sluice::testing::ScratchDir;
+using ::sluice::testing::ShellSpec;
 using ::testing::Lt;
 using Clock = std::chrono::steady_clock;
-
-ProcessSpec ShellSpec(const ScratchDir& dir, const std::string& script) {
-  ProcessSpec spec;
-  spec.argv = {"/bin/sh", "-c", script};
-  spec.stdout_path = dir.File("stdout.log");
-  spec.stderr_path = dir.File("stderr.log");
-  return spec;
-}
 
 // Bug: the runner read the tails of a phase's logs with a blocking open; a
 // phase that replaced its log with a FIFO hung the worker's reader forever.

@@ -8,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_env.h"
+#include "tests/worker/fake_coordinator_client.h"
 #include "worker/process_runner.h"
 #include "worker/worker_config.h"
 
@@ -15,14 +16,8 @@ namespace sluice {
 namespace {
 
 using ::sluice::testing::ScratchDir;
+using ::sluice::testing::SucceededResult;
 using ::testing::HasSubstr;
-
-ProcessResult Succeeded() {
-  ProcessResult r;
-  r.exit_code = 0;
-  r.duration_ms = 1;
-  return r;
-}
 
 // Records each spec; answers with `status` (OK: exit 0).
 class RecordingRunner : public ProcessRunner {
@@ -30,7 +25,7 @@ class RecordingRunner : public ProcessRunner {
   absl::StatusOr<ProcessResult> Run(const ProcessSpec& spec, const CancelToken&) override {
     specs.push_back(spec);
     if (!status.ok()) return status;
-    return Succeeded();
+    return SucceededResult();
   }
   absl::Status status = absl::OkStatus();
   std::vector<ProcessSpec> specs;

@@ -25,6 +25,7 @@ using ::sluice::testing::FakeCoordinatorClient;
 using ::sluice::testing::GatedRunner;
 using ::sluice::testing::InstantRunner;
 using ::sluice::testing::ScratchDir;
+using ::sluice::testing::SucceededResult;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
@@ -325,13 +326,6 @@ TEST(SelfFenceTest, KillLandsBeforeTheTtlAndTheGraceIsCutToFit) {
   }
 }
 
-ProcessResult Succeeded() {
-  ProcessResult r;
-  r.exit_code = 0;
-  r.duration_ms = 1;
-  return r;
-}
-
 // Starts phases by a script: 'F' could not start (posix_spawn said ENOENT),
 // 'S' started and succeeded; past the script every start fails.
 class ScriptedStartRunner : public ProcessRunner {
@@ -340,7 +334,7 @@ class ScriptedStartRunner : public ProcessRunner {
   absl::StatusOr<ProcessResult> Run(const ProcessSpec&, const CancelToken&) override {
     const size_t call = calls_.fetch_add(1);
     if (call < script_.size() && script_[call] == 'S') {
-      return Succeeded();
+      return SucceededResult();
     }
     return absl::NotFoundError("cannot start /nonexistent: no such file");
   }
