@@ -10,11 +10,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/store/report_limits.h"
 #include "gmock/gmock.h"
 #include "tests/contract/contract_fixture.h"
 #include "tests/contract/state_store_contract.h"
 
 namespace sluice::contract {
+using ::sluice::testing::StatusIs;
 // RecordReport
 
 TEST_P(StateStoreContractTest, AcceptedSuccessIsFinalAndRecordsTheAttempt) {
@@ -194,6 +196,41 @@ TEST_P(StateStoreContractTest, StartFailedReportUsesTheRequeueBudgetAndIsNotSess
   const std::vector<AttemptRecord> attempts = Ok(store().ListAttempts(""));
   ASSERT_EQ(attempts.size(), 3u);
   EXPECT_EQ(attempts[0].outcome, Outcome::kStartFailed);
+}
+
+// Bug: report counters were only checked for >= 0. The sums overflowed (UB in
+// SQLite's C++ update), and on Redis an HINCRBY failing on overflow aborted
+// the script after earlier writes, leaving the phase out of the pending set
+// for good. Every store now checks the counters before its first write.
+TEST_P(StateStoreContractTest, ReportCountersOutOfBoundsAreRejectedBeforeAnyWrite) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1"), Spec("r1", "p2")});
+  ASSERT_EQ(c.Record(c.MustLease("r1"), Outcome::kSucceeded, 5, 1'000).disposition,
+            ReportDisposition::kAccepted);
+  const LeaseGrant g = c.MustLease("r1");
+  const RunStats before = c.Stats("r1");
+  for (const auto& [events, duration] :
+       std::vector<std::pair<int64_t, int64_t>>{{INT64_MAX, 0},
+                                                {kMaxReportTelemetryEvents + 1, 0},
+                                                {0, INT64_MAX},
+                                                {0, kMaxReportDurationMs + 1},
+                                                {-1, 0}}) {
+    ReportParams p = Contract::Report(g, Outcome::kFailed, events, duration);
+    EXPECT_THAT(store().RecordReport(p), StatusIs(absl::StatusCode::kInvalidArgument))
+        << events << " " << duration;
+  }
+  // Nothing was written: the lease holds, the phase is leased, no attempt.
+  EXPECT_EQ(Ok(store().ListActiveLeases()).size(), 1u);
+  EXPECT_EQ(c.Phase("r1", g.phase_id).state, PhaseState::kLeased);
+  EXPECT_EQ(Ok(store().ListAttempts("")).size(), 1u);
+  const RunStats after = c.Stats("r1");
+  EXPECT_EQ(after.telemetry_events, before.telemetry_events);
+  EXPECT_EQ(after.attempts, before.attempts);
+  // The bounds themselves are fine, and the lease is still reportable.
+  ReportResult r = Ok(store().RecordReport(
+      Contract::Report(g, Outcome::kSucceeded, kMaxReportTelemetryEvents, kMaxReportDurationMs)));
+  EXPECT_EQ(r.disposition, ReportDisposition::kAccepted);
+  EXPECT_EQ(c.Stats("r1").telemetry_events, 5 + kMaxReportTelemetryEvents);
 }
 
 TEST_P(StateStoreContractTest, CancelledReportFailsThePhaseAsCancelledOnceOverMaxRequeues) {
