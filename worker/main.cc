@@ -14,8 +14,8 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "client/channel.h"
+#include "client/coordinator_client_factory.h"
 #include "client/failover_coordinator_client.h"
-#include "client/grpc_coordinator_client.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/redact.h"
@@ -258,18 +258,11 @@ int main(int argc, char** argv) {
     std::cout << j.dump(2) << std::endl;
     return 0;
   }
+  // A leader address learnt from a standby's answer gets the same TLS
+  // settings, and no channel at all if they cannot be applied (fail closed).
   sluice::FailoverCoordinatorClient client(
-      *addresses, [&channels, &channel_options, &token](const std::string& address) {
-        std::shared_ptr<grpc::Channel> channel = channels[address];
-        if (channel == nullptr) {
-          // A leader address learnt from a standby's answer; same TLS settings.
-          channel_options.address = address;
-          auto made = sluice::MakeChannel(channel_options);
-          if (made.ok()) channel = *made;
-          if (channel == nullptr) channel = sluice::MakeChannel(address);
-        }
-        return std::make_unique<sluice::GrpcCoordinatorClient>(channel, *token);
-      });
+      *addresses,
+      sluice::MakeCoordinatorClientFactory(std::move(channels), channel_options, *token));
   sluice::PosixProcessRunner runner;
   std::unique_ptr<sluice::ServiceSupervisor> supervisor;
   if (!service.argv.empty()) {
