@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "coordinator/store/redis/redis_lua_scripts.h"
+#include "coordinator/store/report_limits.h"
 #include "coordinator/store/store_codec.h"
 
 namespace sluice {
@@ -276,6 +277,9 @@ absl::StatusOr<std::vector<std::string>> RedisStateStore::RenewLeases(
 
 absl::StatusOr<ReportResult> RedisStateStore::RecordReport(const ReportParams& params) {
   const AttemptReport& rep = params.report;
+  // The same bounds as the SQLite store, checked the same way before anything
+  // is sent; report.lua re-checks the counters it adds before its first write.
+  SLUICE_RETURN_IF_ERROR(CheckReportCounters(rep));
   std::vector<std::string> args = {rep.lease_id,
                                    std::to_string(rep.epoch),
                                    rep.worker_id,
