@@ -286,5 +286,49 @@ class ReferencePolicy : public SimplePolicyBase {
   std::set<std::string> session_blocked_;
 };
 
+// The ceiling: a policy that knows every phase's kind in advance. It runs
+// only what yields events or can succeed (every phase that can succeed, as
+// the done-when asks), best events per expected minute first, and never a
+// hang or a deterministic failure. No real policy can match it: a hang is
+// only known once it has cost its timeout.
+class OraclePolicy : public SimplePolicyBase {
+ public:
+  explicit OraclePolicy(const Backlog& backlog) : SimplePolicyBase(backlog) {
+    for (const SimPhase& p : backlog.phases) {
+      if (CanSucceed(p.kind) || (p.kind == Kind::kPhaseFail && p.events > 0)) order_.push_back(&p);
+    }
+    std::stable_sort(order_.begin(), order_.end(), [](const SimPhase* a, const SimPhase* b) {
+      return a->events / (a->startup_s + a->work_s) > b->events / (b->startup_s + b->work_s);
+    });
+  }
+  std::optional<Assignment> Next(const std::string&, double) override {
+    for (const SimPhase* p : order_) {
+      if (Wanted(p)) {
+        MarkStarted(p);
+        return Assignment{p, kTimeoutS, "", 0};
+      }
+    }
+    return std::nullopt;
+  }
+  void Finished(const std::string&, const Assignment& a, const AttemptResult& r, double) override {
+    MarkFinished(a.phase, r);
+  }
+  bool Done(double) override {
+    for (const SimPhase* p : order_) {
+      if (Wanted(p)) return false;
+    }
+    return true;
+  }
+
+ private:
+  // A phase-specific failure is run once (its events come on the first
+  // attempt); the others until they succeed, within the attempt cap.
+  bool Wanted(const SimPhase* p) const {
+    if (!Open(p)) return false;
+    return p->kind != Kind::kPhaseFail || state_.at(p).attempts == 0;
+  }
+  std::vector<const SimPhase*> order_;
+};
+
 }  // namespace sim
 }  // namespace sluice
