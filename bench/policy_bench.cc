@@ -154,6 +154,7 @@ int main(int argc, char** argv) {
                            {"sluice --no-default-transient", {}},
                            {"fifo", {}},
                            {"oracle (knows every phase)", {}},
+                           {"oracle, must find the hangs", {}},
                            {"reference", {}}};
   // The fleet speed-up check: sluice's wall-clock minutes to 90 % of the
   // events it collects, with one worker and with o.workers.
@@ -182,6 +183,7 @@ int main(int argc, char** argv) {
           std::printf(" [%s %lld]", kind.c_str(), static_cast<long long>(n));
         }
         std::printf("\n");
+        for (const std::string& m : p.MissedPhases(b)) std::printf("    missed: %s\n", m.c_str());
       }
     }
     {
@@ -202,8 +204,12 @@ int main(int argc, char** argv) {
       rows[2].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
     }
     {
-      OraclePolicy p(b);
+      OraclePolicy p(b, /*discover_hangs=*/false);
       rows[3].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
+    }
+    {
+      OraclePolicy p(b, /*discover_hangs=*/true);
+      rows[4].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
     }
     if (o.workers > 1) {
       SluicePolicy p(b, SessionSettings{});
@@ -215,7 +221,7 @@ int main(int argc, char** argv) {
     }
     {
       ReferencePolicy p(b);
-      rows[4].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
+      rows[5].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
       if (o.verbose) std::printf("  reference: %d sessions\n", p.sessions());
     }
     if (o.verbose) {
