@@ -349,17 +349,24 @@ TEST_F(DrainPolicyRules, TimeoutsPerRunDefersAtTheLimitAndExcludesAnIdleRunAtTwi
   EXPECT_TRUE(d.ranking.deferred.empty());
 }
 
+// A run with 5 pending phases whose `timeouts` attempts all hung (900 s).
+RunStats Hanging(const std::string& run, int64_t timeouts) {
+  RunStats r = Pending(run, 5);
+  r.attempts = timeouts;
+  r.timeouts = timeouts;
+  r.run_ms = timeouts * 900'000;
+  return r;
+}
+
 // Hang cost: a run that mixes hangs with productive phases loses priority
 // (deferred behind the others) but is never excluded for its hangs.
 TEST_F(DrainPolicyRules, HangCostDefersAProductiveRunButNeverExcludesIt) {
   SessionSettings s;
   s.max_timeouts_per_run = 2;
-  RunStats hangs = Pending("mixed", 5);
-  hangs.attempts = 12;
-  hangs.timeouts = 10;
+  RunStats hangs = Hanging("mixed", 10);
+  hangs.attempts += 2;
   hangs.successes = 2;
   hangs.telemetry_events = 4;
-  hangs.run_ms = 10 * 900'000;
   RunStats other = Pending("plain", 1);
   const std::vector<RunStats> runs = {hangs, other};
   const RunDecision d = DecisionFor("mixed", s, runs);
@@ -376,10 +383,7 @@ TEST_F(DrainPolicyRules, HangCostDefersAProductiveRunButNeverExcludesIt) {
 TEST_F(DrainPolicyRules, AgingBringsADeferredRunBackAfterMaxDeferralMinutes) {
   SessionSettings s;
   s.max_timeouts_per_run = 2;
-  RunStats hangs = Pending("mixed", 5);
-  hangs.attempts = 2;
-  hangs.timeouts = 2;
-  hangs.run_ms = 2 * 900'000;
+  RunStats hangs = Hanging("mixed", 2);
   RunStats other = Pending("plain", 3);
   std::vector<RunStats> runs = {hangs, other};
   EXPECT_EQ(DecisionFor("mixed", s, runs).ranking.deferred.code, SkipReason::kDeferredTimeouts);
