@@ -39,6 +39,14 @@ Metrics Measure(std::vector<AttemptLog> log, int64_t attainable) {
   m.worker_minutes = worker_s / 60;
   m.events_per_worker_minute =
       m.worker_minutes > 0 ? static_cast<double>(m.events) / m.worker_minutes : 0;
+  int64_t own = 0;
+  for (const AttemptLog& a : log) {
+    own += a.events;
+    if (m.events > 0 && own * 10 >= m.events * 9) {
+      m.wall_minutes_to_90_own = a.end_s / 60;
+      break;
+    }
+  }
   // The moment 90 % of the attainable events are in; worker time spent by
   // then counts attempts still running at that moment up to it.
   int64_t cumulative = 0;

@@ -31,6 +31,9 @@ struct Metrics {
   int64_t events = 0;
   int64_t attempts = 0;
   int64_t phases_succeeded = 0;  // distinct phases with a successful attempt
+  // Wall-clock minutes until 90 % of the events this drain collects were in
+  // (the fleet speed-up check); -1 when it collected none.
+  double wall_minutes_to_90_own = -1;
 };
 
 Metrics Measure(std::vector<AttemptLog> log, int64_t attainable);

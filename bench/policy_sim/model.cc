@@ -203,16 +203,6 @@ AttemptResult Simulate(const SimPhase& p, int n, int timeout_s, uint64_t seed) {
                        "/tests/test_", p.phase_id, ".py\", line ", 17 + (p.index * 13) % 200,
                        ", in <module>\n", p.cause_text, " (request id: ", request_id, ")");
       return r;
-    case Kind::kTransientOnce:
-      if (n == 1) {
-        r.outcome = Outcome::kFailed;
-        r.duration_s = p.startup_s + 5 + static_cast<double>(rng() % 50);
-        r.error_text =
-            absl::StrCat(kTransientTexts[(p.index + p.run_id.size()) % std::size(kTransientTexts)],
-                         " (request id: ", request_id, ")");
-        return r;
-      }
-      [[fallthrough]];
     case Kind::kPhaseFail:
       r.outcome = Outcome::kFailed;
       r.duration_s = p.startup_s + p.work_s;
@@ -223,6 +213,18 @@ AttemptResult Simulate(const SimPhase& p, int n, int timeout_s, uint64_t seed) {
           "\nAssertionError: column '", kWords[(p.index * 5 + p.run_id.size()) % std::size(kWords)],
           "_", kWords[(p.index * 11 + 7) % std::size(kWords)], "' has unexpected values");
       return r;
+    case Kind::kTransientOnce:
+      if (n == 1) {
+        r.outcome = Outcome::kFailed;
+        r.duration_s = p.startup_s + 5 + static_cast<double>(rng() % 50);
+        r.error_text =
+            absl::StrCat(kTransientTexts[(p.index + p.run_id.size()) % std::size(kTransientTexts)],
+                         " (request id: ", request_id, ")");
+        return r;
+      }
+      // A retry behaves normally (succeeds, with its events): it must fall
+      // through to kEvents/kNoEvents, never into kPhaseFail.
+      [[fallthrough]];
     case Kind::kEvents:
     case Kind::kNoEvents:
       r.outcome = Outcome::kSucceeded;

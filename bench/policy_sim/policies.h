@@ -105,6 +105,20 @@ class SluicePolicy : public Policy {
     return out;
   }
 
+  // Phases that can succeed but did not: "run/phase state (attempts)".
+  std::vector<std::string> MissedPhases(const Backlog& backlog) {
+    std::vector<std::string> out;
+    for (const SimPhase& p : backlog.phases) {
+      if (!CanSucceed(p.kind)) continue;
+      auto rec = Ok(store_->GetPhase({p.run_id, p.phase_id}), "get phase");
+      if (rec && rec->state == PhaseState::kSucceeded) continue;
+      out.push_back(absl::StrCat(p.run_id, "/", p.phase_id, " ",
+                                 rec ? std::string(PhaseStateName(rec->state)) : "?", " (",
+                                 rec ? rec->attempts : 0, " attempts)"));
+    }
+    return out;
+  }
+
   int DistinctFailureFingerprints() {
     return static_cast<int>(Ok(coordinator_->ListFingerprints(), "fingerprints").size());
   }
@@ -284,6 +298,58 @@ class ReferencePolicy : public SimplePolicyBase {
   std::map<std::string, int> session_fingerprints_;
   std::map<std::string, std::set<std::string>> session_runs_by_fp_;
   std::set<std::string> session_blocked_;
+};
+
+// The ceiling: a policy that knows every phase's kind in advance. It runs
+// only what yields events or can succeed (every phase that can succeed, as
+// the done-when asks), best events per expected minute first, and never a
+// hang or a deterministic failure. No real policy can match it: a hang is
+// only known once it has cost its timeout.
+//
+// With `discover_hangs` it knows everything but which phases hang, so it
+// runs every hang once at its full timeout (last): the ceiling of a policy
+// that must try every phase that might succeed.
+class OraclePolicy : public SimplePolicyBase {
+ public:
+  OraclePolicy(const Backlog& backlog, bool discover_hangs) : SimplePolicyBase(backlog) {
+    for (const SimPhase& p : backlog.phases) {
+      if (CanSucceed(p.kind) || (p.kind == Kind::kPhaseFail && p.events > 0) ||
+          (discover_hangs && p.kind == Kind::kHang)) {
+        order_.push_back(&p);
+      }
+    }
+    std::stable_sort(order_.begin(), order_.end(), [](const SimPhase* a, const SimPhase* b) {
+      return a->events / (a->startup_s + a->work_s) > b->events / (b->startup_s + b->work_s);
+    });
+  }
+  std::optional<Assignment> Next(const std::string&, double) override {
+    for (const SimPhase* p : order_) {
+      if (Wanted(p)) {
+        MarkStarted(p);
+        return Assignment{p, kTimeoutS, "", 0};
+      }
+    }
+    return std::nullopt;
+  }
+  void Finished(const std::string&, const Assignment& a, const AttemptResult& r, double) override {
+    MarkFinished(a.phase, r);
+  }
+  bool Done(double) override {
+    for (const SimPhase* p : order_) {
+      if (Wanted(p)) return false;
+    }
+    return true;
+  }
+
+ private:
+  // A phase-specific failure is run once (its events come on the first
+  // attempt); the others until they succeed, within the attempt cap.
+  bool Wanted(const SimPhase* p) const {
+    if (!Open(p)) return false;
+    const bool once = p->kind == Kind::kPhaseFail || p->kind == Kind::kHang;
+    return !once || state_.at(p).attempts == 0;
+  }
+  std::vector<const SimPhase*> order_;
 };
 
 }  // namespace sim

@@ -49,7 +49,10 @@ int64_t TransientBackoffMs(int streak) {
 }
 
 DrainPolicy::DrainPolicy(StateStore& store, const Clock& clock, SchedulerOptions options)
-    : store_(store), clock_(clock), scheduler_(std::move(options)) {}
+    : store_(store),
+      clock_(clock),
+      scheduler_(std::move(options)),
+      failure_policy_(scheduler_.options().family_rule) {}
 
 absl::Status DrainPolicy::EnsureLoaded() {
   {
@@ -90,9 +93,10 @@ absl::Status DrainPolicy::EnsureLoaded() {
 void DrainPolicy::ResetForNewTerm() {
   absl::MutexLock lock(&mu_);
   loaded_ = false;
-  failure_policy_ = FailurePolicy();
+  failure_policy_ = FailurePolicy(scheduler_.options().family_rule);
   run_backoff_until_.clear();
   run_transient_streak_.clear();
+  run_waiting_since_.clear();
   zero_yield_session_.clear();
   zero_yield_streak_ = 0;
 }
@@ -154,7 +158,7 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
   absl::MutexLock lock(&mu_);
   ++outcome_totals_[report.outcome];
   failure_policy_.Observe(result.run_id, report.outcome, params.fingerprint, report.error_text,
-                          params.now_ms, transient);
+                          params.now_ms, transient, result.phase_id);
   retry_evidence_.Observe(result.run_id, result.phase_id, report.outcome, params.fingerprint,
                           transient);
   if (transient) {
@@ -203,11 +207,19 @@ absl::StatusOr<std::map<std::string, RunPolicyState>> DrainPolicy::StateOf(
     const std::vector<RunStats>& runs, const SessionSettings& settings) {
   SLUICE_RETURN_IF_ERROR(EnsureLoaded());
   std::map<std::string, RunPolicyState> out;
+  const int64_t now = clock_.NowMs();
   absl::MutexLock lock(&mu_);
   for (const RunStats& run : runs) {
     RunPolicyState state;
-    if (auto fp =
-            failure_policy_.BlockingFingerprint(run.run_id, settings.max_fingerprint_repeats)) {
+    if (run.pending <= 0) {
+      run_waiting_since_.erase(run.run_id);
+    } else if (run.leased > 0) {
+      run_waiting_since_[run.run_id] = now;  // served now: not waiting
+    } else {
+      state.waiting_since_ms = run_waiting_since_.try_emplace(run.run_id, now).first->second;
+    }
+    if (auto fp = failure_policy_.BlockingFingerprint(run.run_id, settings.max_fingerprint_repeats,
+                                                      run.successes)) {
       state.blocked_by_fingerprint = *fp;
     }
     if (auto it = run_backoff_until_.find(run.run_id); it != run_backoff_until_.end()) {
@@ -217,7 +229,7 @@ absl::StatusOr<std::map<std::string, RunPolicyState>> DrainPolicy::StateOf(
     state.deterministic_failures = failures.count;
     state.failure_fingerprint = failures.top_fingerprint;
     if (!state.blocked_by_fingerprint.empty() || state.backoff_until_ms > 0 ||
-        state.deterministic_failures > 0) {
+        state.deterministic_failures > 0 || state.waiting_since_ms > 0) {
       out[run.run_id] = std::move(state);
     }
   }

@@ -20,8 +20,9 @@
 //     the attempt budget stays the hard cap.
 //   - repeat rule (FailurePolicy): a fingerprint seen max_fingerprint_repeats
 //     times blocks its runs until an operator unblocks it.
-//   - timeouts per run, run filters, deferral: the Scheduler's exclusions and
-//     deferrals, fed the policy state of each run (Decide).
+//   - timeouts per run, run filters, deferral, aging: the Scheduler's
+//     exclusions, deferrals and ranking, fed the policy state of each run
+//     (Decide).
 //   - session end: deadline, batch size, zero-yield streak, nothing left
 //     (runs backing off are waited for).
 //
@@ -145,6 +146,10 @@ class DrainPolicy {
   FailurePolicy failure_policy_ ABSL_GUARDED_BY(mu_);
   RetryEvidence retry_evidence_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> run_backoff_until_ ABSL_GUARDED_BY(mu_);
+  // Aging: since when each pending run has waited without a lease in flight
+  // (first seen pending, or its last lease seen in flight). In memory: a new
+  // term starts the clocks again.
+  std::map<std::string, int64_t> run_waiting_since_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> run_transient_streak_ ABSL_GUARDED_BY(mu_);
   std::map<Outcome, int64_t> outcome_totals_ ABSL_GUARDED_BY(mu_);
   // Attempts in a row without telemetry in zero_yield_session_; in memory

@@ -12,17 +12,20 @@ void FailurePolicy::Load(const std::vector<AttemptRecord>& history,
                          const std::map<std::string, int64_t>& unblocks) {
   by_fingerprint_.clear();
   by_run_.clear();
+  phases_by_run_.clear();
+  productive_families_.clear();
   unblocked_at_ = unblocks;
   for (const AttemptRecord& a : history) {
     // History does not say which failures were transient under the settings
     // of their day; those counted then are counted now.
-    Observe(a.run_id, a.outcome, a.fingerprint, a.error_text, a.ended_at_ms, false);
+    Observe(a.run_id, a.outcome, a.fingerprint, a.error_text, a.ended_at_ms, false, a.phase_id);
   }
 }
 
 void FailurePolicy::Observe(const std::string& run_id, Outcome outcome,
                             const std::string& fingerprint, const std::string& error_text,
-                            int64_t ended_at_ms, bool transient) {
+                            int64_t ended_at_ms, bool transient, const std::string& phase_id) {
+  if (outcome == Outcome::kSucceeded) productive_families_.insert(family_rule_.Family(run_id));
   if (outcome != Outcome::kFailed || transient || fingerprint.empty()) return;
   if (auto it = unblocked_at_.find(fingerprint);
       it != unblocked_at_.end() && ended_at_ms <= it->second) {
@@ -38,10 +41,51 @@ void FailurePolicy::Observe(const std::string& run_id, Outcome outcome,
   if (info.example_error.empty()) info.example_error = error_text;
   info.last_seen_ms = std::max(info.last_seen_ms, ended_at_ms);
   ++by_run_[run_id][fingerprint];
+  PhaseHits& hits = phases_by_run_[run_id][fingerprint];
+  if (phase_id.empty()) {
+    ++hits.anonymous;
+  } else {
+    hits.phases.insert(phase_id);
+  }
+}
+
+bool FailurePolicy::RunWide(const std::string& fingerprint) const {
+  auto it = by_fingerprint_.find(fingerprint);
+  if (it == by_fingerprint_.end()) return false;
+  // family -> the phase ids it hit there. The same phase id failing alike in
+  // runs of productive families (v1, v2 of one, or errors that normalise
+  // alike in several) is still that phase's problem.
+  std::map<std::string, std::set<std::string>> phases_by_family;
+  int unproductive_runs = 0;
+  for (const std::string& run : it->second.runs) {
+    auto r = phases_by_run_.find(run);
+    if (r == phases_by_run_.end()) continue;
+    auto h = r->second.find(fingerprint);
+    if (h == r->second.end()) continue;
+    // Occurrences without a phase id are taken as distinct phases.
+    if (h->second.anonymous > 0) return true;
+    const std::string family = family_rule_.Family(run);
+    // Runs failing alike at the same phase id where nothing ever succeeded
+    // in their families: a common cause, not one phase's.
+    if (!productive_families_.contains(family) && ++unproductive_runs >= 2) return true;
+    std::set<std::string>& phases = phases_by_family[family];
+    phases.insert(h->second.phases.begin(), h->second.phases.end());
+    if (phases.size() >= 2) return true;
+  }
+  return false;
+}
+
+int64_t FailurePolicy::PhasesHit(const std::string& run_id, const std::string& fingerprint) const {
+  auto run = phases_by_run_.find(run_id);
+  if (run == phases_by_run_.end()) return 0;
+  auto it = run->second.find(fingerprint);
+  if (it == run->second.end()) return 0;
+  return static_cast<int64_t>(it->second.phases.size()) + it->second.anonymous;
 }
 
 std::optional<std::string> FailurePolicy::BlockingFingerprint(const std::string& run_id,
-                                                              int32_t max_repeats) const {
+                                                              int32_t max_repeats,
+                                                              int64_t run_successes) const {
   if (max_repeats <= 0) return std::nullopt;
   auto run = by_run_.find(run_id);
   if (run == by_run_.end()) return std::nullopt;
@@ -49,6 +93,10 @@ std::optional<std::string> FailurePolicy::BlockingFingerprint(const std::string&
   for (const auto& [fp, occurrences] : run->second) {
     auto it = by_fingerprint_.find(fp);
     if (it == by_fingerprint_.end() || !it->second.runs.contains(run_id)) continue;
+    // Phase-specific: it never hit two phases of one run.
+    if (!RunWide(fp)) continue;
+    // A productive run: only a fingerprint that dominates it blocks it.
+    if (run_successes > 0 && PhasesHit(run_id, fp) <= run_successes) continue;
     if (it->second.count >= max_repeats && (worst == nullptr || it->second.count > worst->count)) {
       worst = &it->second;
     }
@@ -98,6 +146,8 @@ void FailurePolicy::Unblock(const std::string& fingerprint, int64_t at_ms) {
   for (const std::string& run : it->second.runs) {
     auto r = by_run_.find(run);
     if (r != by_run_.end()) r->second.erase(fingerprint);
+    auto h = phases_by_run_.find(run);
+    if (h != phases_by_run_.end()) h->second.erase(fingerprint);
   }
   by_fingerprint_.erase(it);
 }

@@ -8,6 +8,15 @@
 // What counts: attempts whose outcome is kFailed and that were not transient
 // (--retry-on). Timeouts have their own per-run rule and outside kills are
 // their own class, so neither feeds the repeat rule.
+//
+// Phase-specific failures do not block runs (issue #13). A fingerprint blocks
+// only once it is run-wide: it hit two distinct phase ids within one run
+// family (one run or siblings), or two runs of families where nothing
+// succeeded yet (or came without phase ids). One that repeats within one phase's attempts, or in
+// one phase of each of many runs (errors that normalise alike), is that phase's problem: the retry
+// worth-it rule decides about the phase, and the runs' other phases stay leasable. And in a
+// productive run (with successes) a fingerprint blocks only when it hit more distinct phases of the
+// run than the run has successes (it dominates the run).
 #pragma once
 
 #include <cstdint>
@@ -16,10 +25,12 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/model.h"
+#include "common/run_family.h"
 
 namespace re2 {
 class RE2;
@@ -46,18 +57,32 @@ struct RunFailures {
 
 class FailurePolicy {
  public:
+  // `family_rule` says which runs are siblings (as the scheduler's).
+  explicit FailurePolicy(RunFamilyRule family_rule = {}) : family_rule_(std::move(family_rule)) {}
+
   // `unblocks`: fingerprint -> unblock time in ms, as stored.
   void Load(const std::vector<AttemptRecord>& history,
             const std::map<std::string, int64_t>& unblocks);
 
   // An accepted attempt. `transient` failures are not counted.
+  // `phase_id` "" (unknown) counts each occurrence as a distinct phase.
   void Observe(const std::string& run_id, Outcome outcome, const std::string& fingerprint,
-               const std::string& error_text, int64_t ended_at_ms, bool transient);
+               const std::string& error_text, int64_t ended_at_ms, bool transient,
+               const std::string& phase_id = "");
 
   // The fingerprint that blocks `run_id` under `max_repeats` (the most
   // frequent one at or over the limit), if any. max_repeats <= 0: never.
-  std::optional<std::string> BlockingFingerprint(const std::string& run_id,
-                                                 int32_t max_repeats) const;
+  // `run_successes`: the run's successful attempts; with any, only a
+  // fingerprint that hit more distinct phases of the run than that blocks.
+  std::optional<std::string> BlockingFingerprint(const std::string& run_id, int32_t max_repeats,
+                                                 int64_t run_successes = 0) const;
+
+  // Distinct phases of `run_id` that failed with `fingerprint` (since its
+  // last unblock).
+  int64_t PhasesHit(const std::string& run_id, const std::string& fingerprint) const;
+  // True once `fingerprint` hit two distinct phase ids in one run family,
+  // or two runs of families without a success.
+  bool RunWide(const std::string& fingerprint) const;
 
   // What the scheduler's deferral rule needs about `run_id`.
   RunFailures FailuresOf(const std::string& run_id) const;
@@ -72,9 +97,18 @@ class FailurePolicy {
   void Unblock(const std::string& fingerprint, int64_t at_ms);
 
  private:
+  RunFamilyRule family_rule_;
   std::map<std::string, FingerprintInfo> by_fingerprint_;
   // run -> fingerprint -> occurrences in that run since the last unblock
   std::map<std::string, std::map<std::string, int64_t>> by_run_;
+  // run -> fingerprint -> phases of that run it hit (ids known) and
+  // occurrences with no phase id
+  struct PhaseHits {
+    std::set<std::string> phases;
+    int64_t anonymous = 0;
+  };
+  std::map<std::string, std::map<std::string, PhaseHits>> phases_by_run_;
+  std::set<std::string> productive_families_;  // families with a successful attempt
   std::map<std::string, int64_t> unblocked_at_;
 };
 

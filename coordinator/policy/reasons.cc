@@ -30,6 +30,8 @@ std::string_view SkipReasonName(SkipReason reason) {
       return "failed_for_good";
     case SkipReason::kRetryNotWorthIt:
       return "retry_not_worth_it";
+    case SkipReason::kDeferredTimeouts:
+      return "deferred_timeouts";
   }
   return "unknown";
 }
@@ -49,7 +51,7 @@ bool IsExclusion(SkipReason reason) {
 
 bool IsDeferral(SkipReason reason) {
   return reason == SkipReason::kDeferredOwnFailures ||
-         reason == SkipReason::kDeferredFamilyFailures;
+         reason == SkipReason::kDeferredFamilyFailures || reason == SkipReason::kDeferredTimeouts;
 }
 
 std::string_view SkipKindName(SkipReason reason) {
@@ -93,6 +95,8 @@ std::string PolicyReason::Text() const {
       return absl::StrCat("failed for good: ", detail);
     case SkipReason::kRetryNotWorthIt:
       return absl::StrCat("failed for good: retry not worth it (", detail, ")");
+    case SkipReason::kDeferredTimeouts:
+      return absl::StrCat("deferred: max_timeouts_per_run reached (", detail, ")");
   }
   return detail;
 }

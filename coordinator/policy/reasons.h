@@ -19,7 +19,7 @@ enum class SkipReason {
   kNotSelected,             // --run-id does not name the run
   kSkippedByPrefix,         // --skip-run-prefix matches the run
   kFingerprintRepeats,      // the repeat rule: a fingerprint hit --max-fingerprint-repeats
-  kTimeoutsPerRun,          // --max-timeouts-per-run reached
+  kTimeoutsPerRun,          // twice --max-timeouts-per-run reached, nothing to show
   kBackingOff,              // after a transient failure (--retry-on)
   kDeferredOwnFailures,     // the run's sampled phases failed deterministically, none succeeded
   kDeferredFamilyFailures,  // its family's other runs failed deterministically, none succeeded
@@ -27,6 +27,8 @@ enum class SkipReason {
   kNeedsLabelsUnlisted,     // the summary row for label-waiting phases beyond the listed ones
   kFailedForGood,           // attempts or requeues exhausted
   kRetryNotWorthIt,         // failed for good early: retries of its fingerprint rarely succeed
+  kDeferredTimeouts,        // --max-timeouts-per-run reached: deferred (excluded only at twice
+                            // the limit with nothing to show)
 };
 
 // "not_selected", "fingerprint_repeats", ... (stable; for logs and JSON).
@@ -42,7 +44,8 @@ bool IsDeferral(SkipReason reason);
 struct PolicyReason {
   SkipReason code = SkipReason::kNone;
   // The variable part of the text: kFingerprintRepeats "ID (key)",
-  // kTimeoutsPerRun "N timeouts", kBackingOff "N s", kDeferred* the counts
+  // kTimeoutsPerRun "N timeouts", kDeferredTimeouts "N timeouts, M
+  // successes", kBackingOff "N s", kDeferred* the counts
   // and fingerprint, kNeedsLabels the labels "a,b", kFailedForGood the
   // budgets. Empty for the filters.
   std::string detail;

@@ -47,6 +47,11 @@ std::string FingerprintNote(const std::string& fingerprint) {
 
 }  // namespace
 
+double AgingFactor(const SchedulerOptions& options, int64_t waited_ms) {
+  if (options.aging_minutes <= 0 || waited_ms <= 0) return 1.0;
+  return 1.0 + static_cast<double>(waited_ms) / 60'000.0 / options.aging_minutes;
+}
+
 bool Scheduler::RunAllowed(const SessionSettings& settings, const std::string& run_id) {
   if (!settings.run_ids.empty() && std::find(settings.run_ids.begin(), settings.run_ids.end(),
                                              run_id) == settings.run_ids.end()) {
@@ -172,14 +177,32 @@ std::vector<RunDecision> Scheduler::Decide(const std::vector<RunStats>& runs,
                     absl::StrCat(FingerprintId(p->blocked_by_fingerprint), " (",
                                  p->blocked_by_fingerprint.substr(0, 120), ")")};
     } else if (settings.max_timeouts_per_run > 0 && run.timeouts >= settings.max_timeouts_per_run) {
-      d.excluded = {SkipReason::kTimeoutsPerRun, absl::StrCat(run.timeouts, " timeouts")};
+      // A deprioritisation with a cap: at the limit the run is deferred; only
+      // a run with nothing to show (no success, no telemetry) is excluded,
+      // and only at twice the limit. A run that mixes hangs with productive
+      // phases keeps its productive ones (issue #13).
+      const bool productive = run.successes > 0 || run.telemetry_events > 0;
+      if (!productive && run.timeouts >= 2 * int64_t{settings.max_timeouts_per_run}) {
+        d.excluded = {SkipReason::kTimeoutsPerRun, absl::StrCat(run.timeouts, " timeouts")};
+      } else if (d.ranking.deferred.empty()) {
+        d.ranking.deferred = {SkipReason::kDeferredTimeouts,
+                              absl::StrCat(run.timeouts, " timeouts, ", run.successes,
+                                           " successes, ", run.telemetry_events, " events")};
+      }
     } else if (p != nullptr && p->backoff_until_ms > now_ms) {
       d.excluded = {SkipReason::kBackingOff,
                     absl::StrCat((p->backoff_until_ms - now_ms + 999) / 1000, " s")};
     }
     d.excluded_reason = d.excluded.Text();
     if (d.excluded.empty()) {
-      const double score = d.ranking.expected_yield / (1.0 + static_cast<double>(run.leased));
+      const int64_t waited_ms =
+          p != nullptr && p->waiting_since_ms > 0 ? now_ms - p->waiting_since_ms : 0;
+      if (!d.ranking.deferred.empty() && options_.max_deferral_minutes > 0 &&
+          static_cast<double>(waited_ms) >= options_.max_deferral_minutes * 60'000.0) {
+        d.ranking.deferred = {};  // aged in: no starvation
+      }
+      const double score = d.ranking.expected_yield * AgingFactor(options_, waited_ms) /
+                           (1.0 + static_cast<double>(run.leased));
       eligible.push_back({std::move(d), &run, score});
     } else {
       excluded.push_back(std::move(d));

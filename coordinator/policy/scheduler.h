@@ -18,12 +18,21 @@
 //   2. runs not deferred before deferred ones. A run is deferred when its own
 //      sampled phases failed deterministically and none succeeded, or when it
 //      has no success and its family's other runs failed deterministically
-//      with no success either. Deferred runs are still leased once nothing
-//      else is eligible (the repeat rule then blocks them for good);
+//      with no success either, or when it reached --max-timeouts-per-run (the
+//      timeout rule excludes a run only at twice the limit, and only when it
+//      has nothing to show: no success, no telemetry; so a run that mixes
+//      hangs with productive phases is deprioritised, not given up, issue
+//      #13). Deferred runs are
+//      still leased once nothing else is eligible (the repeat rule then
+//      blocks the failing ones for good);
+//   Aging (no starvation): a run waiting to be leased for longer than
+//      max_deferral_minutes is no longer deferred, and every eligible run's
+//      score grows by waited / aging_minutes (doubles after aging_minutes);
 //   3. unexplored runs before explored ones: every run is sampled once
 //      before any run gets a second look;
-//   4. higher score = expected yield / (1 + leases in flight), so several
-//      workers spread over the best runs instead of piling onto one;
+//   4. higher score = expected yield x (1 + waited / aging_minutes) /
+//      (1 + leases in flight), so several workers spread over the best runs
+//      instead of piling onto one, and waiting work ages in;
 //   5. run id.
 #pragma once
 
@@ -55,6 +64,9 @@ struct RunPolicyState {
   // their fingerprint, and the most frequent of those fingerprints.
   int64_t deterministic_failures = 0;
   std::string failure_fingerprint;
+  // Since when the run has waited for a lease (its last lease, or when the
+  // policy first saw it pending); 0 = unknown (no aging).
+  int64_t waiting_since_ms = 0;
 };
 
 // One run's fate in a ranking: eligible (`excluded` empty) or why it is
@@ -80,7 +92,15 @@ struct SchedulerOptions {
   double family_weight = 2.0;  // pseudo-attempts the family estimate is worth for a run
   double run_weight = 2.0;     // ... and the global estimate for a family
   RunFamilyRule family_rule;   // which runs are siblings
+  // Aging: a waiting run's score is multiplied by 1 + waited / aging_minutes
+  // (<= 0: off), and a deferred run that waited longer than
+  // max_deferral_minutes is ranked as if not deferred (<= 0: never).
+  double aging_minutes = 60.0;
+  double max_deferral_minutes = 120.0;
 };
+
+// The aging factor of a run that waited `waited_ms` (>= 1).
+double AgingFactor(const SchedulerOptions& options, int64_t waited_ms);
 
 class Scheduler {
  public:

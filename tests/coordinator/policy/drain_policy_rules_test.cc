@@ -347,18 +347,108 @@ TEST_F(DrainPolicyRules, StartFailedUsesTheRequeueBudgetAndNeverFeedsTheRepeatRu
   EXPECT_EQ(policy_.OutcomeTotals().value().at(Outcome::kStartFailed), 5);
 }
 
-TEST_F(DrainPolicyRules, TimeoutsPerRunExcludesTheRunOnceReached) {
+// Issue #13 changed this rule (it was TimeoutsPerRunExcludesTheRunOnceReached):
+// reaching the limit defers the run; only a run with nothing to show is
+// excluded, at twice the limit.
+TEST_F(DrainPolicyRules, TimeoutsPerRunDefersAtTheLimitAndExcludesAnIdleRunAtTwiceIt) {
   SessionSettings s;
   s.max_timeouts_per_run = 2;
   RunStats run = Pending("slow", 3);
   run.timeouts = 1;
-  EXPECT_TRUE(DecisionFor("slow", s, {run}).excluded.empty());
+  RunDecision d = DecisionFor("slow", s, {run});
+  EXPECT_TRUE(d.excluded.empty());
+  EXPECT_TRUE(d.ranking.deferred.empty());
   run.timeouts = 2;
-  const RunDecision d = DecisionFor("slow", s, {run});
+  d = DecisionFor("slow", s, {run});
+  EXPECT_TRUE(d.excluded.empty());
+  EXPECT_EQ(d.ranking.deferred.code, SkipReason::kDeferredTimeouts);
+  EXPECT_EQ(d.ranking.deferred.Text(),
+            "deferred: max_timeouts_per_run reached (2 timeouts, 0 successes, 0 events)");
+  run.timeouts = 4;
+  d = DecisionFor("slow", s, {run});
   EXPECT_EQ(d.excluded.code, SkipReason::kTimeoutsPerRun);
-  EXPECT_EQ(d.excluded_reason, "max_timeouts_per_run reached (2 timeouts)");
+  EXPECT_EQ(d.excluded_reason, "max_timeouts_per_run reached (4 timeouts)");
   s.max_timeouts_per_run = 0;  // off
-  EXPECT_TRUE(DecisionFor("slow", s, {run}).excluded.empty());
+  d = DecisionFor("slow", s, {run});
+  EXPECT_TRUE(d.excluded.empty());
+  EXPECT_TRUE(d.ranking.deferred.empty());
+}
+
+// A run with 5 pending phases whose `timeouts` attempts all hung (900 s).
+RunStats Hanging(const std::string& run, int64_t timeouts) {
+  RunStats r = Pending(run, 5);
+  r.attempts = timeouts;
+  r.timeouts = timeouts;
+  r.run_ms = timeouts * 900'000;
+  return r;
+}
+
+// Hang cost: a run that mixes hangs with productive phases loses priority
+// (deferred behind the others) but is never excluded for its hangs.
+TEST_F(DrainPolicyRules, HangCostDefersAProductiveRunButNeverExcludesIt) {
+  SessionSettings s;
+  s.max_timeouts_per_run = 2;
+  RunStats hangs = Hanging("mixed", 10);
+  hangs.attempts += 2;
+  hangs.successes = 2;
+  hangs.telemetry_events = 4;
+  RunStats other = Pending("plain", 1);
+  const std::vector<RunStats> runs = {hangs, other};
+  const RunDecision d = DecisionFor("mixed", s, runs);
+  EXPECT_TRUE(d.excluded.empty());
+  EXPECT_EQ(d.ranking.deferred.code, SkipReason::kDeferredTimeouts);
+  const std::vector<RunRanking> ranked = policy_.Rank(runs, s, clock_.NowMs()).value();
+  ASSERT_EQ(ranked.size(), 2u);
+  EXPECT_EQ(ranked[0].run_id, "plain");
+  EXPECT_EQ(ranked[1].run_id, "mixed");
+}
+
+// Aging: a deferred run that waited longer than max_deferral_minutes is
+// ranked like the others again, so waiting work never starves.
+TEST_F(DrainPolicyRules, AgingBringsADeferredRunBackAfterMaxDeferralMinutes) {
+  SessionSettings s;
+  s.max_timeouts_per_run = 2;
+  RunStats hangs = Hanging("mixed", 2);
+  RunStats other = Pending("plain", 3);
+  std::vector<RunStats> runs = {hangs, other};
+  EXPECT_EQ(DecisionFor("mixed", s, runs).ranking.deferred.code, SkipReason::kDeferredTimeouts);
+  // "plain" is served all along (a lease in flight each time it is asked):
+  // "mixed" waits.
+  runs[1].leased = 1;
+  clock_.AdvanceMs(119 * 60'000);
+  EXPECT_EQ(DecisionFor("mixed", s, runs).ranking.deferred.code, SkipReason::kDeferredTimeouts);
+  clock_.AdvanceMs(60'000);
+  EXPECT_TRUE(DecisionFor("mixed", s, runs).ranking.deferred.empty());
+}
+
+TEST(SchedulerAging, WaitingMultipliesTheScoreByOnePlusWaitedOverAgingMinutes) {
+  SchedulerOptions o;
+  o.aging_minutes = 60;
+  EXPECT_DOUBLE_EQ(AgingFactor(o, 0), 1.0);
+  EXPECT_DOUBLE_EQ(AgingFactor(o, 30 * 60'000), 1.5);
+  EXPECT_DOUBLE_EQ(AgingFactor(o, 60 * 60'000), 2.0);
+  o.aging_minutes = 0;  // off
+  EXPECT_DOUBLE_EQ(AgingFactor(o, 60 * 60'000), 1.0);
+}
+
+// Aging in the ranking: of two runs with equal estimates, the one that has
+// waited longer ranks first.
+TEST(SchedulerAging, TheRunThatWaitedLongerRanksFirst) {
+  Scheduler scheduler;
+  RunStats a;
+  a.run_id = "a";
+  a.pending = 1;
+  a.attempts = 1;
+  a.successes = 1;
+  a.run_ms = 60'000;
+  RunStats b = a;
+  b.run_id = "b";
+  std::map<std::string, RunPolicyState> state;
+  state["a"].waiting_since_ms = 10'000'000;
+  state["b"].waiting_since_ms = 10'000'000 - 30 * 60'000;
+  const auto ranked = scheduler.Rank({a, b}, SessionSettings{}, state, 10'000'000 + 60'000);
+  ASSERT_EQ(ranked.size(), 2u);
+  EXPECT_EQ(ranked[0].run_id, "b");
 }
 
 TEST_F(DrainPolicyRules, RunFiltersExcludeWithTheirOwnReason) {

@@ -124,19 +124,96 @@ TEST_F(DrainPolicyTest, TwoTimeoutsSkipTheRestOfTheRunButKillsAndTransientsDoNot
   EXPECT_EQ(Lease().size(), 1u) << "one timeout is below the limit";
 }
 
+// Issue #13 changed the timeout rule: at the limit the run is deferred (the
+// plan says why); a run with nothing to show is excluded only at twice it.
+// (Before: excluded with its third phase never leased after two timeouts.)
 TEST_F(DrainPolicyTest, SecondTimeoutExcludesRunWithReason) {
-  Ok(coord_->ImportBacklog({Spec("slow", "a", 1), Spec("slow", "b", 2), Spec("slow", "c", 3)}));
+  Ok(coord_->ImportBacklog({Spec("slow", "a", 1), Spec("slow", "b", 2), Spec("slow", "c", 3),
+                            Spec("slow", "d", 4), Spec("slow", "e", 5)}));
   SessionSettings s;
   s.max_timeouts_per_run = 2;
   s.max_attempts_per_phase = 1;
   Start(s);
   Finish(Lease()[0], Outcome::kTimedOut, "t");
   Finish(Lease()[0], Outcome::kTimedOut, "t");
-  EXPECT_THAT(Lease(), IsEmpty());
   LeasePlan plan = Ok(coord_->Plan(s, 100));
+  EXPECT_TRUE(plan.excluded.empty());
+  ASSERT_FALSE(plan.leases.empty());
+  EXPECT_THAT(plan.leases[0].why, HasSubstr("deferred: max_timeouts_per_run reached (2 timeouts"));
+  Finish(Lease()[0], Outcome::kTimedOut, "t");
+  Finish(Lease()[0], Outcome::kTimedOut, "t");
+  EXPECT_THAT(Lease(), IsEmpty());
+  plan = Ok(coord_->Plan(s, 100));
   ASSERT_EQ(plan.excluded.size(), 1u);
   EXPECT_EQ(plan.excluded[0].ranking.run_id, "slow");
-  EXPECT_THAT(plan.excluded[0].excluded_reason, HasSubstr("max_timeouts_per_run reached (2"));
+  EXPECT_THAT(plan.excluded[0].excluded_reason, HasSubstr("max_timeouts_per_run reached (4"));
+}
+
+// Issue #13, scenario: a run that mixes hangs with productive phases keeps
+// its productive phases. Its hangs defer it behind the other runs; they
+// never exclude it, however many.
+TEST_F(DrainPolicyTest, HangsDeferAProductiveRunButItsOtherPhasesStillRun) {
+  std::vector<PhaseSpec> phases;
+  for (int p = 0; p < 6; ++p) phases.push_back(Spec("mixed", absl::StrCat("p", p), p));
+  phases.push_back(Spec("plain", "p0", 0));
+  Ok(coord_->ImportBacklog(phases));
+  SessionSettings s;
+  s.max_timeouts_per_run = 2;
+  s.max_attempts_per_phase = 1;
+  Start(s);
+  int mixed_successes = 0;
+  int timeouts = 0;
+  std::vector<std::string> order;
+  for (int i = 0; i < 7; ++i) {
+    auto g = Lease();
+    ASSERT_EQ(g.size(), 1u) << "lease " << i;
+    order.push_back(g[0].run_id);
+    if (g[0].run_id == "mixed" && mixed_successes == 0 && timeouts < 1) {
+      Finish(g[0], Outcome::kSucceeded, "", 3);
+      ++mixed_successes;
+    } else if (g[0].run_id == "mixed" && timeouts < 4) {
+      Finish(g[0], Outcome::kTimedOut, "phase timed out after 900 s");
+      ++timeouts;
+    } else {
+      Finish(g[0], Outcome::kSucceeded, "", 1);
+    }
+  }
+  EXPECT_THAT(Lease(), IsEmpty()) << "every phase ran";
+  EXPECT_EQ(timeouts, 4);
+  // Once deferred (2 timeouts), "mixed" waits for "plain".
+  const auto plain = std::find(order.begin(), order.end(), "plain");
+  ASSERT_NE(plain, order.end());
+  EXPECT_LE(std::count(order.begin(), plain, "mixed"), 3);
+}
+
+// Issue #13, scenario: a phase-specific failure whose text normalises like
+// other phases' (same fingerprint) does not block productive runs: the
+// repeat rule needs a fingerprint that hit two phases of one family.
+TEST_F(DrainPolicyTest, APhaseSpecificFingerprintDoesNotBlockProductiveRuns) {
+  std::vector<PhaseSpec> phases;
+  for (const std::string run : {"alpha", "beta", "gamma"}) {
+    for (int p = 0; p < 3; ++p) phases.push_back(Spec(run, absl::StrCat("p", p), p));
+  }
+  Ok(coord_->ImportBacklog(phases));
+  SessionSettings s;
+  s.max_fingerprint_repeats = 2;
+  s.max_attempts_per_phase = 1;
+  Start(s);
+  int leased = 0;
+  while (true) {
+    auto g = Lease();
+    if (g.empty()) break;
+    ++leased;
+    if (g[0].phase_id == "p1") {
+      Finish(g[0], Outcome::kFailed, "AssertionError: column 'ledger' has unexpected values", 1);
+    } else {
+      Finish(g[0], Outcome::kSucceeded, "", 2);
+    }
+  }
+  EXPECT_EQ(leased, 9) << "no run was blocked";
+  auto fps = Ok(coord_->ListFingerprints());
+  ASSERT_EQ(fps.size(), 1u);
+  EXPECT_EQ(fps[0].count, 3);
 }
 
 // Scenario 6: the lease's timeout never reaches past the deadline, a phase
@@ -390,9 +467,10 @@ TEST_F(DrainPolicyTest, StatusAndReportExplainExcludedDeferredWaitingAndFailedWo
   const std::vector<SkipRow>& rows = status.skipped;
   ASSERT_NE(find(rows, "excluded", "tmp-x"), nullptr);
   EXPECT_EQ(find(rows, "excluded", "tmp-x")->reason, "skipped by --skip-run-prefix");
-  ASSERT_NE(find(rows, "excluded", "slow"), nullptr);
-  EXPECT_THAT(find(rows, "excluded", "slow")->reason, HasSubstr("max_timeouts_per_run reached"));
-  EXPECT_EQ(find(rows, "excluded", "slow")->phases, 1);
+  // Issue #13: two timeouts defer the run (they excluded it before).
+  ASSERT_NE(find(rows, "deferred", "slow"), nullptr);
+  EXPECT_THAT(find(rows, "deferred", "slow")->reason, HasSubstr("max_timeouts_per_run reached"));
+  EXPECT_EQ(find(rows, "deferred", "slow")->phases, 1);
   ASSERT_NE(find(rows, "deferred", "fam-v1"), nullptr);
   EXPECT_THAT(find(rows, "deferred", "fam-v1")->reason,
               HasSubstr("its sampled phases failed deterministically 1 time(s)"));
@@ -463,6 +541,37 @@ TEST(FailurePolicyTest, OnlyNonTransientFailuresCountAndUnblockForgets) {
   FailurePolicy reloaded;
   reloaded.Load({old, old}, {{"failed|exit:1|x", 50}});
   EXPECT_EQ(reloaded.BlockingFingerprint("r1", 1), std::nullopt);
+}
+
+// Issue #13: the repeat rule blocked whole productive runs when
+// phase-specific failures shared a fingerprint. A fingerprint now blocks
+// once it is run-wide (two phase ids in one family, or two runs of
+// families with no success), and in a productive run only when it hit more
+// of the run's phases than the run has successes.
+TEST(FailurePolicyTest, RepeatRuleBlocksOnlyRunWideFingerprints) {
+  const std::string fp = "failed|exit:1|assertionerror: column has unexpected values";
+  FailurePolicy p;
+  p.Observe("alpha", Outcome::kSucceeded, "", "", 1, false, "p0");
+  p.Observe("beta", Outcome::kSucceeded, "", "", 2, false, "p0");
+  p.Observe("alpha", Outcome::kFailed, fp, "x", 3, false, "p1");
+  p.Observe("alpha", Outcome::kFailed, fp, "x", 4, false, "p1");  // its retry
+  p.Observe("beta", Outcome::kFailed, fp, "x", 5, false, "p1");
+  EXPECT_FALSE(p.RunWide(fp));
+  EXPECT_EQ(p.BlockingFingerprint("alpha", 2, 1), std::nullopt);
+  EXPECT_EQ(p.BlockingFingerprint("beta", 2, 1), std::nullopt);
+  // A second phase of alpha: run-wide now; it dominates alpha (2 phases > 1
+  // success) but not beta (1 phase, 1 success).
+  p.Observe("alpha", Outcome::kFailed, fp, "x", 6, false, "p2");
+  EXPECT_TRUE(p.RunWide(fp));
+  EXPECT_EQ(p.BlockingFingerprint("alpha", 2, 1), fp);
+  EXPECT_EQ(p.BlockingFingerprint("beta", 2, 1), std::nullopt);
+  // Runs of families without a success failing alike at one phase id.
+  FailurePolicy q;
+  q.Observe("x", Outcome::kFailed, fp, "x", 1, false, "p0");
+  EXPECT_FALSE(q.RunWide(fp));
+  q.Observe("y", Outcome::kFailed, fp, "x", 2, false, "p0");
+  EXPECT_TRUE(q.RunWide(fp));
+  EXPECT_EQ(q.BlockingFingerprint("x", 2), fp);
 }
 
 TEST(TransientMatcherTest, MatchesCaseInsensitivelyOnFingerprintOrText) {
