@@ -12,6 +12,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/bounded_file.h"
 
 namespace sluice {
 namespace {
@@ -21,25 +22,7 @@ constexpr int kMinMessageBytes = 4096;
 constexpr int kMaxMessageBytes = 1024 * 1024 * 1024;
 
 absl::StatusOr<std::string> ReadSmallFile(const std::string& flag, const std::string& path) {
-  struct stat info {};
-  if (stat(path.c_str(), &info) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": ", std::strerror(errno)));
-  }
-  if (!S_ISREG(info.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": not a regular file"));
-  }
-  if (static_cast<size_t>(info.st_size) > kMaxFileBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, " ", path, ": larger than ", kMaxFileBytes, " bytes"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, " ", path, ": cannot open: ", std::strerror(errno)));
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
+  return ReadBoundedRegularFile(flag, path, kMaxFileBytes);
 }
 
 absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {

@@ -18,6 +18,10 @@ bool IsSecretName(std::string_view name) {
   return false;
 }
 
+bool IsScrubbedFromPhases(std::string_view name) {
+  return name.starts_with("SLUICE_") && IsSecretName(name);
+}
+
 std::string RedactUrl(std::string_view url) {
   std::string out;
   const size_t scheme_end = url.find("://");

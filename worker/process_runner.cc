@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/redact.h"
 #include "worker/orphan_reaper.h"
 
 extern char** environ;
@@ -216,7 +217,9 @@ std::string ErrorText(const std::string& stderr_path) {
   return SanitizeUtf8(std::move(text));
 }
 
-// "KEY=VALUE" strings: the worker's environment with spec.env on top.
+// "KEY=VALUE" strings: the worker's environment, without sluice's own
+// secrets (IsScrubbedFromPhases: the worker's token must not reach a phase),
+// with spec.env on top.
 absl::StatusOr<std::vector<std::string>> BuildEnvironment(
     const std::map<std::string, std::string>& overrides) {
   for (const auto& [key, value] : overrides) {
@@ -230,7 +233,7 @@ absl::StatusOr<std::vector<std::string>> BuildEnvironment(
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
     const std::string_view kv(*entry);
     const std::string key(kv.substr(0, kv.find('=')));
-    if (overrides.count(key) == 0) env.emplace_back(kv);
+    if (overrides.count(key) == 0 && !IsScrubbedFromPhases(key)) env.emplace_back(kv);
   }
   for (const auto& [key, value] : overrides) env.push_back(absl::StrCat(key, "=", value));
   return env;

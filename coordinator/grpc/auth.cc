@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/bounded_file.h"
 #include "common/ids.h"
 #include "spdlog/spdlog.h"
 
@@ -120,30 +121,15 @@ absl::StatusOr<std::vector<TokenEntry>> ParseTokenFile(std::string_view name_vie
 }
 
 absl::StatusOr<std::vector<TokenEntry>> ReadTokenFile(const std::string& path, TokenFileKind kind) {
-  struct stat info {};
-  if (stat(path.c_str(), &info) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("token file ", path, ": ", std::strerror(errno)));
-  }
-  if (!S_ISREG(info.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat("token file ", path, ": not a regular file"));
-  }
-  if (static_cast<size_t>(info.st_size) > kMaxTokenFileBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("token file ", path, ": larger than ", kMaxTokenFileBytes, " bytes"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("token file ", path, ": cannot open: ", std::strerror(errno)));
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+  mode_t mode = 0;
+  absl::StatusOr<std::string> content =
+      ReadBoundedRegularFile("token file", path, kMaxTokenFileBytes, &mode);
+  if (!content.ok()) return content.status();
+  if ((mode & (S_IRWXG | S_IRWXO)) != 0) {
     spdlog::warn("token file {} is readable by group or others (mode {:o}); chmod 600 it", path,
-                 info.st_mode & 0777);
+                 mode & 0777);
   }
-  return ParseTokenFile(path, content.str(), kind);
+  return ParseTokenFile(path, *content, kind);
 }
 
 absl::StatusOr<Authenticator> Authenticator::Create(std::vector<TokenEntry> worker_tokens,

@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/bounded_file.h"
 
 namespace sluice {
 namespace {
@@ -19,25 +20,9 @@ constexpr size_t kMaxPemBytes = 1024 * 1024;
 }  // namespace
 
 absl::StatusOr<std::string> ReadPemFile(const std::string& flag, const std::string& path) {
-  struct stat info {};
-  if (stat(path.c_str(), &info) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": ", std::strerror(errno)));
-  }
-  if (!S_ISREG(info.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": not a regular file"));
-  }
-  if (static_cast<size_t>(info.st_size) > kMaxPemBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, " ", path, ": larger than ", kMaxPemBytes, " bytes"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, " ", path, ": cannot open: ", std::strerror(errno)));
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  std::string pem = content.str();
+  absl::StatusOr<std::string> read = ReadBoundedRegularFile(flag, path, kMaxPemBytes);
+  if (!read.ok()) return read.status();
+  std::string pem = *std::move(read);
   if (pem.find("-----BEGIN ") == std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat(flag, " ", path, ": not a PEM file (no \"-----BEGIN\" line)"));

@@ -4,7 +4,7 @@
 
 namespace sluice {
 
-absl::Status CheckReportCounters(const AttemptReport& report) {
+absl::Status CheckReportSums(const AttemptReport& report) {
   if (report.telemetry_events < 0 || report.telemetry_events > kMaxReportTelemetryEvents) {
     return absl::InvalidArgumentError(absl::StrCat("telemetry_events ", report.telemetry_events,
                                                    ": must be between 0 and ",
@@ -14,6 +14,11 @@ absl::Status CheckReportCounters(const AttemptReport& report) {
     return absl::InvalidArgumentError(absl::StrCat(
         "duration_ms ", report.duration_ms, ": must be between 0 and ", kMaxReportDurationMs));
   }
+  return absl::OkStatus();
+}
+
+absl::Status CheckReportCounters(const AttemptReport& report) {
+  if (absl::Status sums = CheckReportSums(report); !sums.ok()) return sums;
   if (report.telemetry_by_type.size() > kMaxReportTelemetryTypes) {
     return absl::InvalidArgumentError(
         absl::StrCat("telemetry_by_type has ", report.telemetry_by_type.size(), " types (at most ",

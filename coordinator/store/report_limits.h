@@ -1,7 +1,8 @@
 // Bounds on the counters of one attempt report, checked before anything is
-// written: by the coordinator's request checks (INVALID_ARGUMENT to the
-// worker) and again by each store at the start of RecordReport, so no store
-// ever adds an unchecked number to its running totals.
+// written: by the coordinator's request checks (CheckReportCounters,
+// INVALID_ARGUMENT to the worker) and again by each store at the start of
+// RecordReport (CheckReportSums), so no store ever adds an unchecked number
+// to its running totals.
 //
 // Why these bounds: the stores keep per-phase and per-run sums of
 // telemetry_events and duration_ms in signed 64-bit integers (SQLite
@@ -28,8 +29,14 @@ inline constexpr int64_t kMaxReportDurationMs = int64_t{1} << 40;       // ~34 y
 // Distinct telemetry types in one report (the worker sends at most 33).
 inline constexpr size_t kMaxReportTelemetryTypes = 256;
 
-// InvalidArgument naming the field and the bound when telemetry_events or
-// duration_ms is outside [0, bound], there are more than
+// The numbers a store adds to its running sums: InvalidArgument naming the
+// field and the bound when telemetry_events or duration_ms is outside
+// [0, bound]. Each store checks this before its first write (the Redis
+// report script the same two numbers); telemetry_by_type is stored as given
+// and never summed by a store.
+absl::Status CheckReportSums(const AttemptReport& report);
+
+// CheckReportSums, and InvalidArgument when there are more than
 // kMaxReportTelemetryTypes types, a per-type count is negative or over
 // telemetry_events, or the per-type counts add up to more than
 // telemetry_events.

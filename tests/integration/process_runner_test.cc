@@ -39,6 +39,7 @@ using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Lt;
+using ::testing::Not;
 using ::testing::SizeIs;
 using ::testing::StartsWith;
 using Clock = std::chrono::steady_clock;
@@ -199,6 +200,32 @@ TEST(ProcessRunnerTest, EnvironmentIsInheritedAndOverridden) {
   ::unsetenv("SLUICE_RUNNER_OVERRIDDEN");
   EXPECT_EQ(result.exit_code, 0);
   EXPECT_EQ(result.stdout_tail, "from-worker|new|a b;$(c)");
+}
+
+// Bug: $SLUICE_TOKEN (the worker's token, or under `sluice drain` the
+// operator's admin token) and the paths of sluice's token files reached every
+// phase's environment.
+TEST(ProcessRunnerTest, SluiceSecretsAreScrubbedFromThePhaseEnvironment) {
+  ScratchDir dir;
+  const std::vector<std::pair<std::string, std::string>> scrubbed = {
+      {"SLUICE_TOKEN", "tok-0123456789abcdef"},
+      {"SLUICE_ADMIN_TOKEN_FILE", "/secret/admin"},
+      {"SLUICE_WORKER_TOKENS_FILE", "/secret/workers"},
+      {"SLUICE_TLS_KEY", "/secret/tls.key"}};
+  for (const auto& [name, value] : scrubbed) ASSERT_EQ(::setenv(name.c_str(), value.c_str(), 1), 0);
+  ASSERT_EQ(::setenv("SLUICE_RUNNER_PLAIN", "kept", 1), 0);
+  ProcessSpec spec = ShellSpec(dir, "env | grep -e ^SLUICE_ -e secret || true");
+  spec.env = {{"SLUICE_GIVEN_TOKEN", "explicit"}};  // --env: the operator's choice, kept
+  const ProcessResult result = RunOrDie(spec);
+  for (const auto& [name, value] : scrubbed) ::unsetenv(name.c_str());
+  ::unsetenv("SLUICE_RUNNER_PLAIN");
+  EXPECT_EQ(result.exit_code, 0);
+  for (const auto& [name, value] : scrubbed) {
+    EXPECT_THAT(result.stdout_tail, Not(HasSubstr(name + "="))) << name;
+    EXPECT_THAT(result.stdout_tail, Not(HasSubstr(value))) << name;
+  }
+  EXPECT_THAT(result.stdout_tail, HasSubstr("SLUICE_RUNNER_PLAIN=kept"));
+  EXPECT_THAT(result.stdout_tail, HasSubstr("SLUICE_GIVEN_TOKEN=explicit"));
 }
 
 TEST(ProcessRunnerTest, RejectsInvalidEnvironmentName) {

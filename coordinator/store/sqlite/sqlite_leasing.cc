@@ -102,7 +102,7 @@ absl::StatusOr<std::vector<std::string>> SqliteStateStore::RenewLeases(
 absl::StatusOr<ReportResult> SqliteStateStore::RecordReport(const ReportParams& params) {
   const AttemptReport& r = params.report;
   // Before any write: the running sums below must never overflow.
-  SLUICE_RETURN_IF_ERROR(CheckReportCounters(r));
+  SLUICE_RETURN_IF_ERROR(CheckReportSums(r));
   absl::MutexLock lock(&mu_);
   Transaction tx(db_);
   SLUICE_RETURN_IF_ERROR(tx.status());
