@@ -279,7 +279,7 @@ absl::StatusOr<ReportResult> RedisStateStore::RecordReport(const ReportParams& p
   const AttemptReport& rep = params.report;
   // The same bounds as the SQLite store, checked the same way before anything
   // is sent; report.lua re-checks the counters it adds before its first write.
-  SLUICE_RETURN_IF_ERROR(CheckReportCounters(rep));
+  SLUICE_RETURN_IF_ERROR(CheckReportSums(rep));
   std::vector<std::string> args = {rep.lease_id,
                                    std::to_string(rep.epoch),
                                    rep.worker_id,
