@@ -13,10 +13,11 @@
 # Prints each figure and its ratio to the issue's goal. A benchmark, not a test:
 # `--quick` runs every step tiny (CI: checks that it works, asserts no timing).
 #
-#   bench/compare.sh [--quick] [--stores=sqlite,redis] [--phases=N] [--idle-workers=W]
+#   bench/compare.sh [--quick] [--stores=sqlite,redis] [--phases=N] [--idle-workers=W] [--repeat=R]
 # BUILD_DIR (default build-bench) is configured with -DSLUICE_BUILD_BENCH=ON and
-# the needed targets are built; JOBS=N sets build jobs. Needs redis-server and
-# GNU parallel on PATH.
+# the needed targets are built; JOBS=N sets build jobs. SLUICE_BIN_DIR and
+# SLUICE_BENCH_DIR point at other binaries (e.g. copies of an older build, for
+# a before/after comparison). Needs redis-server and GNU parallel on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -32,7 +33,8 @@ for arg in "$@"; do
     --stores=*) STORES=${arg#*=} ;;
     --phases=*) PHASES=${arg#*=} ;;
     --idle-workers=*) IDLE_WORKERS=${arg#*=} ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --repeat=*) REPEAT=${arg#*=} ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -49,8 +51,8 @@ if [[ ! -f $BUILD_DIR/CMakeCache.txt ]] || ! grep -q 'SLUICE_BUILD_BENCH:BOOL=ON
 fi
 cmake --build "$BUILD_DIR" -j"${JOBS:-2}" --target sluice sluice-coordinator sluice-worker \
   spawn_bench fleet_bench >/dev/null
-BIN=$ROOT/$BUILD_DIR/bin
-BENCH=$ROOT/$BUILD_DIR/bench
+BIN=${SLUICE_BIN_DIR:-$ROOT/$BUILD_DIR/bin}
+BENCH=${SLUICE_BENCH_DIR:-$ROOT/$BUILD_DIR/bench}
 command -v parallel >/dev/null || { echo "compare.sh: GNU parallel is not installed" >&2; exit 3; }
 command -v redis-server >/dev/null || { echo "compare.sh: redis-server is not installed" >&2; exit 3; }
 
