@@ -13,7 +13,7 @@
 # Prints each figure and its ratio to the issue's goal. A benchmark, not a test:
 # `--quick` runs every step tiny (CI: checks that it works, asserts no timing).
 #
-#   bench/compare.sh [--quick] [--stores=sqlite,redis] [--phases=N] [--idle-workers=W] [--repeat=R]
+#   bench/compare.sh [--quick] [--stores=sqlite,redis] [--phases=N] [--idle-workers=W] [--repeat=R] [--steps=abcdef]
 # BUILD_DIR (default build-bench) is configured with -DSLUICE_BUILD_BENCH=ON and
 # the needed targets are built; JOBS=N sets build jobs. SLUICE_BIN_DIR and
 # SLUICE_BENCH_DIR point at other binaries (e.g. copies of an older build, for
@@ -27,6 +27,7 @@ PHASES=2000
 IDLE_WORKERS=1000
 IDLE_SECONDS=10
 REPEAT=3
+STEPS=abcdef
 for arg in "$@"; do
   case $arg in
     --quick) QUICK=1 ;;
@@ -34,6 +35,7 @@ for arg in "$@"; do
     --phases=*) PHASES=${arg#*=} ;;
     --idle-workers=*) IDLE_WORKERS=${arg#*=} ;;
     --repeat=*) REPEAT=${arg#*=} ;;
+    --steps=*) STEPS=${arg#*=} ;;
     -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
@@ -107,16 +109,21 @@ store_url() {
 
 echo "sluice dispatch comparison: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), phases=$PHASES, $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 
+step() { [[ $STEPS == *$1* ]]; }
+if step a; then
 echo "(a) spawn limit: $PHASES x /bin/true by posix_spawn from 2 threads (best of $REPEAT)"
 SPAWN=$(for _ in $(seq $REPEAT); do "$BENCH/spawn_bench" "$PHASES" 2 /bin/true | cut -d' ' -f3; done | best)
 record spawn_per_s "$SPAWN"
+fi
 
+if step b; then
 echo "(b) GNU parallel -j2 --timeout 10 --joblog on $PHASES x /bin/true (best of $REPEAT)"
 PAR=$(for _ in $(seq $REPEAT); do
   t0=$(now); seq "$PHASES" | parallel -j2 --timeout 10 --joblog "$TMP/joblog" /bin/true; t1=$(now)
   python3 -c "import sys; print(f'{int(sys.argv[1]) / float(sys.argv[2]):.1f}')" "$PHASES" "$(elapsed "$t0" "$t1")"
 done | best)
 record parallel_per_s "$PAR"
+fi
 
 # `sluice drain` of backlog $2 with --exec $3, $4 workers x $5 slots on store $1; prints seconds.
 drain_seconds() {
@@ -137,6 +144,7 @@ backlog "$LOOP_TRUE" "$TMP/loop_true.jsonl"
 backlog "$LOOP_PY" "$TMP/loop_py.jsonl"
 IFS=, read -r -a STORE_LIST <<<"$STORES"
 for store in "${STORE_LIST[@]}"; do
+  step c || continue
   echo "(c) sluice drain of $PHASES x /bin/true on $store, workers x slots (best of $REPEAT each)"
   for shape in 1x2 2x1 2x4; do
     w=${shape%x*} s=${shape#*x}
@@ -148,8 +156,9 @@ for store in "${STORE_LIST[@]}"; do
   done
 done
 
-echo "(d) dispatch overhead per phase over a bare shell loop (sluice drain 1 worker x 1 slot, ${STORE_LIST[0]})"
+step d && echo "(d) dispatch overhead per phase over a bare shell loop (sluice drain 1 worker x 1 slot, ${STORE_LIST[0]})"
 for cmd in true py; do
+  step d || continue
   if [[ $cmd == true ]]; then n=$LOOP_TRUE; file=$TMP/loop_true.jsonl; exec_cmd=/bin/true; run=(/bin/true)
   else n=$LOOP_PY; file=$TMP/loop_py.jsonl; exec_cmd="python3 -S -c pass"; run=(python3 -S -c pass); fi
   loop=$(for _ in $(seq $REPEAT); do
@@ -188,6 +197,7 @@ load_session() {
 }
 
 for store in "${STORE_LIST[@]}"; do
+  step e || continue
   echo "(e) lease+report cycles through gRPC on $store ($CYCLES phases per case)"
   for k in 1 4; do
     start_coordinator "$store"
@@ -206,6 +216,7 @@ cpu_ticks() {
   echo $((f[13] + f[14]))
 }
 for store in "${STORE_LIST[@]}"; do
+  step f || continue
   echo "(f) idle fleet on $store: $IDLE_WORKERS worker agents, nothing to lease, CPU over ${IDLE_SECONDS} s"
   start_coordinator "$store"
   load_session 1
@@ -232,26 +243,35 @@ import sys
 r = {k: float(v) for k, v in (l.split() for l in open(sys.argv[1]) if l.strip())}
 stores, idle_n, quick = sys.argv[2].split(","), sys.argv[3], sys.argv[4] == "1"
 rows = []
-spawn, par = r["spawn_per_s"], r["parallel_per_s"]
+spawn, par = r.get("spawn_per_s"), r.get("parallel_per_s")
 for s in stores:
     shapes = {k.split("_")[2]: v for k, v in r.items() if k.startswith(f"drain_{s}_")}
+    if not shapes or not spawn or not par:
+        continue
     shape, rate = max(shapes.items(), key=lambda kv: kv[1])
     rows.append((f"drain {s} (best shape {shape}) / spawn limit", f"{rate:,.0f} / {spawn:,.0f}/s",
                  f"{rate / spawn:.2f}", ">= 0.8", rate / spawn >= 0.8))
     rows.append((f"drain {s} (best shape {shape}) / GNU parallel", f"{rate:,.0f} / {par:,.0f}/s",
                  f"{rate / par:.2f}", ">= 1.5", rate / par >= 1.5))
 for c in ("true", "py"):
+    if f"overhead_{c}_ms" not in r:
+        continue
     o = r[f"overhead_{c}_ms"]
     rows.append((f"overhead per phase, {'/bin/true' if c == 'true' else 'python3 -S -c pass'}",
                  f"{r[f'overhead_{c}_drain_ms']:.2f} vs {r[f'overhead_{c}_loop_ms']:.2f} ms",
                  f"{o:.2f} ms", "<= 1 ms", o <= 1))
 goal = {"sqlite": 3200, "redis": 7100}
 for s in stores:
-    best = max(v for k, v in r.items() if k.startswith(f"cycles_{s}_"))
-    per_k = ", ".join(f"{k.split('_')[2]} {v:,.0f}" for k, v in sorted(r.items()) if k.startswith(f"cycles_{s}_"))
+    rates = {k: v for k, v in r.items() if k.startswith(f"cycles_{s}_")}
+    if not rates:
+        continue
+    best = max(rates.values())
+    per_k = ", ".join(f"{k.split('_')[2]} {v:,.0f}" for k, v in sorted(rates.items()))
     rows.append((f"lease+report cycles/s via gRPC, {s}", per_k, f"{best:,.0f}/s",
                  f">= {goal[s]:,}/s", best >= goal[s]))
 for s in stores:
+    if f"idle_{s}_coordinator_pct" not in r:
+        continue
     c, w = r[f"idle_{s}_coordinator_pct"], r[f"idle_{s}_worker_pct"]
     rows.append((f"{idle_n} idle workers, coordinator CPU, {s}", "", f"{c:.2f} %", "< 5 %", c < 5))
     rows.append((f"{idle_n} idle workers, per-worker CPU, {s}", "", f"{w:.4f} %", "< 0.02 %", w < 0.02))
