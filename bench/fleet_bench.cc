@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/succeeded_report.h"
 #include "client/grpc_coordinator_client.h"
 #include "common/clock.h"
 #include "spdlog/spdlog.h"
@@ -88,16 +89,7 @@ int Cycles(const std::string& address, int workers, int64_t phases, int32_t per_
           return;
         }
         for (const LeaseGrant& grant : batch->leases) {
-          AttemptReport report;
-          report.lease_id = grant.lease_id;
-          report.epoch = grant.epoch;
-          report.worker_id = worker_id;
-          report.outcome = Outcome::kSucceeded;
-          report.exit_code = 0;
-          report.duration_ms = 1;
-          report.telemetry_events = 1;
-          report.telemetry_by_type = {{"llm_call", 1}};
-          auto answer = client.Report(report);
+          auto answer = client.Report(bench::SucceededReport(grant, worker_id));
           if (!answer.ok() || *answer != ReportDisposition::kAccepted) {
             std::fprintf(stderr, "fleet_bench: report not accepted: %s\n",
                          answer.ok() ? "disposition" : answer.status().ToString().c_str());
