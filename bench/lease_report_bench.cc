@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "bench/succeeded_report.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/store/store_factory.h"
@@ -178,16 +179,8 @@ void BM_LeaseAndReport(benchmark::State& state, Backend backend) {
         continue;
       }
       const LeaseGrant& grant = lease->leases.front();
-      AttemptReport report;
-      report.lease_id = grant.lease_id;
-      report.epoch = grant.epoch;
-      report.worker_id = worker_id;
-      report.outcome = Outcome::kSucceeded;
-      report.exit_code = 0;
-      report.duration_ms = 1;
-      report.telemetry_events = 1;
-      report.telemetry_by_type = {{"llm_call", 1}};
-      absl::StatusOr<ReportAnswer> answer = coordinator.Report(report);
+      absl::StatusOr<ReportAnswer> answer =
+          coordinator.Report(bench::SucceededReport(grant, worker_id));
       if (!answer.ok() || answer->result.disposition != ReportDisposition::kAccepted) {
         state.SkipWithError(answer.ok() ? "report not accepted"
                                         : answer.status().ToString().c_str());

@@ -101,6 +101,8 @@ absl::StatusOr<std::vector<std::string>> Coordinator::Heartbeat(
   SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(ValidateId("worker_id", worker_id));
   for (const std::string& id : lease_ids) SLUICE_RETURN_IF_ERROR(ValidateId("lease_id", id));
+  // Nothing to renew or cancel: an idle worker's heartbeat costs no store call.
+  if (lease_ids.empty()) return std::vector<std::string>();
   SLUICE_ASSIGN_OR_RETURN(
       std::vector<std::string> cancel,
       store_.RenewLeases(worker_id, lease_ids, clock_.NowMs(), config_.lease_ttl_ms));

@@ -139,7 +139,7 @@ absl::Status OutcomeSpool::Put(const AttemptReport& report) const {
   const std::string data = SerializeAttemptReport(report) + "\n";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return absl::InternalError(ErrnoText("cannot create", tmp));
-  if (!WriteAll(fd, data) || ::fsync(fd) != 0) {
+  if (!WriteAll(fd, data)) {
     const std::string err = ErrnoText("cannot write", tmp);
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -151,6 +151,22 @@ absl::Status OutcomeSpool::Put(const AttemptReport& report) const {
     ::unlink(tmp.c_str());
     return absl::InternalError(err);
   }
+  return absl::OkStatus();  // not synced: see Sync()
+}
+
+absl::Status OutcomeSpool::Sync(const std::string& lease_id) const {
+  if (absl::Status st = ValidateId("lease_id", lease_id); !st.ok()) return st;
+  const std::string path = PathOf(lease_id);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return errno == ENOENT ? absl::NotFoundError(absl::StrCat("no spooled outcome ", path))
+                           : absl::InternalError(ErrnoText("cannot open", path));
+  }
+  const int rc = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  errno = saved;
+  if (rc != 0) return absl::InternalError(ErrnoText("cannot fsync", path));
   return SyncDirectory(dir_);
 }
 

@@ -6,8 +6,14 @@
 // coordinator answers a report it already has `duplicate`, so re-delivery is
 // safe.
 //
-// Files are written atomically: DIR/LEASE_ID.json.tmp, fsync, rename, fsync
-// of the directory. A leftover .tmp (a crash mid-write) is ignored by List()
+// Files are written atomically: DIR/LEASE_ID.json.tmp, then rename. Put()
+// does not fsync: the file survives the worker process's death (SIGKILL, a
+// crash) but not its host's; Sync() makes it survive that too, and delivery
+// calls it once the first attempt to report has failed (an outage, when an
+// outcome may wait in the spool for long). A host crash in the ~1 ms between
+// Put() and the coordinator's answer loses the outcome, like a crash while
+// the phase ran: the lease expires and the phase runs again on the requeue
+// budget. Nothing is counted twice. A leftover .tmp (a crash mid-write) is ignored by List()
 // and overwritten by the next Put() of that lease. A file List() cannot parse
 // is logged, renamed to LEASE_ID.json.bad (kept for a person to look at) and
 // skipped.
@@ -36,10 +42,14 @@ class OutcomeSpool {
   // Creates the directory. FailedPrecondition naming it when that fails.
   absl::Status Init() const;
 
-  // Durably stores `report` under its lease id, replacing an earlier one.
-  // InvalidArgument for a lease id that is not a valid identifier;
-  // Internal (with errno text) when the file cannot be written.
+  // Stores `report` under its lease id (atomically, not synced), replacing
+  // an earlier one. InvalidArgument for a lease id that is not a valid
+  // identifier; Internal (with errno text) when the file cannot be written.
   absl::Status Put(const AttemptReport& report) const;
+
+  // Makes the lease's file and its name durable (fsync of the file and the
+  // directory). Internal (with errno text) on failure, NotFound without one.
+  absl::Status Sync(const std::string& lease_id) const;
 
   // Deletes the lease's file; OK when there is none.
   absl::Status Remove(const std::string& lease_id) const;

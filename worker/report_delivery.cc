@@ -34,6 +34,13 @@ void ReportDelivery::DeliverSpooled(const AttemptReport& report) {
       }
       return;
     }
+    // Not answered at once: the outcome may wait in the spool for long, so
+    // make it survive a host crash too (Put() does not sync; see OutcomeSpool).
+    if (attempt == 0) {
+      if (absl::Status st = spool_.Sync(report.lease_id); !st.ok() && !absl::IsNotFound(st)) {
+        spdlog::warn("cannot sync spooled outcome lease={}: {}", report.lease_id, st.ToString());
+      }
+    }
     const absl::StatusCode code = d.status().code();
     if (code == absl::StatusCode::kInvalidArgument) {
       // Never acceptable as it is: keep it aside for a person, stop retrying.

@@ -132,6 +132,7 @@ absl::StatusOr<LeaseResult> LeaseBroker::Lease(const std::string& worker_id,
     }
     labels = it->second;
   }
+  bool timer_woke = false;  // the last wait ended by the recheck timer, not by Notify
   while (true) {
     uint64_t seen = 0;
     {
@@ -155,6 +156,12 @@ absl::StatusOr<LeaseResult> LeaseBroker::Lease(const std::string& worker_id,
         SLUICE_ASSIGN_OR_RETURN(result.leases, TryLease(worker_id, labels, *session, max_phases));
         if (!result.leases.empty()) {
           absl::MutexLock lock(&mu_);
+          // Work appeared with no Notify (a backoff or deadline passed): the
+          // other polls sleep until Notify or their deadline, so wake them.
+          if (timer_woke) {
+            ++generation_;
+            work_changed_.SignalAll();
+          }
           recent_grants_[key] = result.leases;
           recent_order_.push_back(key);
           while (recent_order_.size() > options_.recent_grants_kept) {
@@ -167,10 +174,26 @@ absl::StatusOr<LeaseResult> LeaseBroker::Lease(const std::string& worker_id,
     }
     absl::MutexLock lock(&mu_);
     const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration() || shutting_down_) break;
-    // Wait for a report, expiry, import or session start; re-check at least
-    // every second because session deadlines move on their own.
-    if (generation_ == seen) work_changed_.WaitWithTimeout(&mu_, std::min(left, absl::Seconds(1)));
+    if (left <= absl::ZeroDuration() || shutting_down_) {
+      // Hand the recheck role over if nobody holds it: a poll waiting without
+      // a timer takes it when it wakes (a wasted look at worst, never a missed one).
+      if (!recheck_taken_) work_changed_.Signal();
+      break;
+    }
+    timer_woke = false;
+    if (generation_ != seen) continue;  // something changed while this poll looked
+    // Wait for a report, expiry, import or session start (Notify). Backoffs
+    // and session deadlines move on their own, so the store is looked at
+    // again every kRecheckInterval, but by ONE waiting poll (the rechecker),
+    // not by every one: an idle fleet costs one look per interval, not one
+    // per worker, and its other polls sleep without a timer until Notify or
+    // their own deadline.
+    const bool rechecker = !recheck_taken_;
+    if (rechecker) recheck_taken_ = true;
+    // Spurious wake-ups are possible: the generation decides, not the result.
+    (void)work_changed_.WaitWithTimeout(&mu_, rechecker ? std::min(left, kRecheckInterval) : left);
+    timer_woke = generation_ == seen;
+    if (rechecker) recheck_taken_ = false;
   }
   return result;
 }

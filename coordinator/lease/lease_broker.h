@@ -26,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/model.h"
 #include "coordinator/insight/telemetry_watch.h"
@@ -107,6 +108,9 @@ class LeaseBroker {
   std::map<RequestKey, std::vector<LeaseGrant>> recent_grants_ ABSL_GUARDED_BY(mu_);
   std::deque<RequestKey> recent_order_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::vector<std::string>> worker_labels_ ABSL_GUARDED_BY(mu_);
+  // A waiting poll holds the timed-recheck role (see Lease).
+  bool recheck_taken_ ABSL_GUARDED_BY(mu_) = false;
+  static constexpr absl::Duration kRecheckInterval = absl::Seconds(1);
 };
 
 }  // namespace sluice

@@ -215,6 +215,15 @@ TEST_F(CoordinatorTest, StoreErrorOnTheFirstLeaseIsUnavailableAndLeasesNothing) 
 // ---------------------------------------------------------------------------
 // Heartbeat and expiry
 
+TEST_F(CoordinatorTest, HeartbeatWithoutLeasesWritesNothing) {
+  // Bug (#12): an idle worker's heartbeat (no leases) still ran a store
+  // transaction and read the session: an idle fleet cost the store work.
+  RegisterWorker("w1");
+  store_.FailAllMutatingCalls();
+  EXPECT_THAT(Ok(coord_.Heartbeat("w1", {})), IsEmpty());
+  store_.Heal();
+}
+
 TEST_F(CoordinatorTest, HeartbeatRenewsSoTickPastTheFirstTtlKeepsTheLease) {
   RegisterWorker("w1");
   Import({Spec("r1", "p1")});

@@ -125,6 +125,19 @@ TEST(OutcomeSpoolTest, RemoveDeletesTheFileAndIsIdempotent) {
   EXPECT_THAT(FileNames(dir.path()), IsEmpty());
 }
 
+TEST(OutcomeSpoolTest, SyncNeedsASpooledOutcomeAndKeepsItListed) {
+  ScratchDir dir;
+  OutcomeSpool spool(dir.path().string());
+  EXPECT_EQ(spool.Sync("L-1").code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(spool.Put(SampleReport("L-1")).ok());
+  EXPECT_TRUE(spool.Sync("L-1").ok());
+  absl::StatusOr<std::vector<AttemptReport>> listed = spool.List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_THAT(*listed, SizeIs(1));
+  EXPECT_EQ((*listed)[0].lease_id, "L-1");
+  EXPECT_EQ(spool.Sync("not/an/id").code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(OutcomeSpoolTest, LeftoverTmpFileFromACrashMidWriteIsIgnored) {
   ScratchDir dir;
   OutcomeSpool spool(dir.path().string());

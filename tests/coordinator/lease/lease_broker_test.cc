@@ -3,6 +3,7 @@
 // wake-up; those wait on absl::Notification, never on a sleep.
 #include "coordinator/lease/lease_broker.h"
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/forwarding_state_store.h"
+#include "tests/testing/wait.h"
 
 namespace sluice {
 namespace {
@@ -40,6 +42,11 @@ class GateStore : public testing::ForwardingStateStore {
     }
     return ForwardingStateStore::LeaseNextInRun(params);
   }
+  absl::StatusOr<std::optional<SessionRecord>> LatestSession() override {
+    ++session_reads_;
+    return ForwardingStateStore::LatestSession();
+  }
+  std::atomic<int> session_reads_{0};  // one per look for work
   absl::Notification entered_;
   absl::Notification release_;
 
@@ -140,6 +147,49 @@ TEST_F(LeaseBrokerTest, NotifyWakesAWaitingLongPoll) {
   ASSERT_THAT(polled.value().leases, SizeIs(1));
   // Woken, not found by the once-a-second re-check (nor the 30 s wait).
   EXPECT_LT(returned - notified, absl::Milliseconds(900));
+}
+
+TEST_F(LeaseBrokerTest, IdlePollsShareOneTimedRecheckInsteadOfOneEach) {
+  // Bug (#12): every waiting long-poll woke each second to look at the store,
+  // so an idle fleet of N workers cost N store looks per second.
+  gate_.release_.Notify();
+  constexpr int kPolls = 20;
+  std::vector<std::thread> polls;
+  for (int i = 0; i < kPolls; ++i) {
+    const std::string worker = "idle" + std::to_string(i);
+    broker_.SetWorkerLabels(worker, {});
+    polls.emplace_back([this, worker] { (void)broker_.Lease(worker, "req", 1, 2'500); });
+  }
+  for (std::thread& t : polls) t.join();
+  // One look each on entry, about one shared recheck per second, and at most
+  // one hand-over look per poll leaving: well under the 3 looks per poll
+  // (60) of a once-a-second recheck in every poll.
+  EXPECT_LT(gate_.session_reads_.load(), 2 * kPolls + 4);
+  EXPECT_GE(gate_.session_reads_.load(), kPolls);
+}
+
+TEST_F(LeaseBrokerTest, WorkFoundByTheTimedRecheckWakesTheOtherPolls) {
+  // Work that appears with no Notify (a backoff or deadline passing) is found
+  // by the one poll that rechecks; it must wake the others, which sleep
+  // without a timer, instead of leaving them to their 30 s deadline.
+  gate_.release_.Notify();
+  constexpr int kPolls = 4;
+  std::vector<std::thread> polls;
+  std::vector<absl::StatusOr<LeaseResult>> results(kPolls);
+  for (int i = 0; i < kPolls; ++i) {
+    const std::string worker = "idle" + std::to_string(i);
+    broker_.SetWorkerLabels(worker, {});
+    polls.emplace_back([this, worker, &results, i] {
+      results[static_cast<size_t>(i)] = broker_.Lease(worker, "req", 1, 30'000);
+    });
+  }
+  ASSERT_TRUE(testing::WaitUntil([this] { return gate_.session_reads_.load() >= kPolls; },
+                                 std::chrono::seconds(10)));
+  const absl::Time started = absl::Now();
+  ImportAndStart(kPolls);  // straight into the store: no Notify
+  for (std::thread& t : polls) t.join();
+  for (const auto& r : results) EXPECT_THAT(r.value().leases, SizeIs(1));
+  EXPECT_LT(absl::Now() - started, absl::Seconds(10));
 }
 
 TEST_F(LeaseBrokerTest, ShutdownEndsWaitingPollsAndLaterOnesReturnAtOnce) {
