@@ -73,7 +73,7 @@ measure_status() {  # url -> "status_ms coord_rss_mb"
   for _ in 1 2 3; do
     local t0 t1
     t0=$(date +%s%N)
-    "$SLUICE" status --coordinator "127.0.0.1:$port" >/dev/null
+    "$SLUICE" status --coordinator "127.0.0.1:$port" >/dev/null || echo "status failed" >&2
     t1=$(date +%s%N)
     times+=($(( (t1 - t0) / 1000000 )))
   done

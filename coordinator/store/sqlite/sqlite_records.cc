@@ -181,6 +181,20 @@ absl::StatusOr<int64_t> SqliteStateStore::CountLateReports() {
   return row ? s.Int(0) : 0;
 }
 
+namespace {
+
+absl::StatusOr<std::vector<PhaseRecord>> CollectPhases(Stmt& s) {
+  std::vector<PhaseRecord> out;
+  while (true) {
+    SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(DecodePhase(s));
+  }
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<PhaseRecord>> SqliteStateStore::ListPendingPhases(
     const std::string& run_id, int64_t limit) {
   absl::MutexLock lock(&mu_);
@@ -189,13 +203,7 @@ absl::StatusOr<std::vector<PhaseRecord>> SqliteStateStore::ListPendingPhases(
                                        "ORDER BY priority DESC, phase_index, phase_id LIMIT ?");
   Stmt s(db_, sql.c_str());
   s.Bind(run_id).Bind(limit);
-  std::vector<PhaseRecord> out;
-  while (true) {
-    SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(DecodePhase(s));
-  }
-  return out;
+  return CollectPhases(s);
 }
 
 absl::StatusOr<std::vector<PhaseRecord>> SqliteStateStore::ListPendingLabelledPhases(
@@ -208,13 +216,7 @@ absl::StatusOr<std::vector<PhaseRecord>> SqliteStateStore::ListPendingLabelledPh
                                        "LIMIT ?");
   Stmt s(db_, sql.c_str());
   s.Bind(limit);
-  std::vector<PhaseRecord> out;
-  while (true) {
-    SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(DecodePhase(s));
-  }
-  return out;
+  return CollectPhases(s);
 }
 
 absl::Status SqliteStateStore::PutPolicyRecord(const std::string& kind, const std::string& key,
