@@ -129,6 +129,7 @@ absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
   SLUICE_ASSIGN_OR_RETURN(ReportResult result, store_.RecordReport(params));
   const bool accepted = result.disposition == ReportDisposition::kAccepted;
   if (accepted) {
+    broker_.RunChanged(result.run_id);
     watch_.ReportAccepted();
     policy_.Observe(params, result, session);
   }
@@ -143,7 +144,10 @@ absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
 absl::StatusOr<ImportResult> Coordinator::ImportBacklog(const std::vector<PhaseSpec>& phases) {
   SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(CheckBacklog(phases, config_));
-  SLUICE_ASSIGN_OR_RETURN(ImportResult result, store_.ImportPhases(phases));
+  absl::StatusOr<ImportResult> imported = store_.ImportPhases(phases);
+  // Even a failed import may have reached the store (a lost reply).
+  broker_.BacklogChanged();
+  SLUICE_ASSIGN_OR_RETURN(ImportResult result, std::move(imported));
   spdlog::info("imported backlog inserted={} updated={} unchanged={}", result.inserted,
                result.updated, result.unchanged);
   broker_.Notify();
@@ -278,6 +282,7 @@ absl::Status Coordinator::TickAsLeader() {
       store_.ExpireLeases(clock_.NowMs(), DrainPolicy::ExpiryTransition(session)));
   if (!expired.empty()) policy_.ObserveLost(static_cast<int64_t>(expired.size()));
   for (const ExpiredLease& e : expired) {
+    broker_.RunChanged(e.lease.run_id);
     spdlog::warn("lease expired run={} phase={} attempt={} lease={} worker={} phase_state={}",
                  e.lease.run_id, e.lease.phase_id, e.lease.attempt, e.lease.lease_id,
                  e.lease.worker_id, PhaseStateName(e.phase_state));

@@ -60,7 +60,7 @@ absl::Status TelemetryWatch::Check(const SessionRecord& session) {
   }
   const absl::Time check_started = absl::Now();
   SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts,
-                          store_.ListAttempts(session.session_id));
+                          store_.ListAttemptsWithoutOutput(session.session_id));
   std::erase_if(attempts,
                 [&](const AttemptRecord& a) { return a.ended_at_ms <= pause.resumed_at_ms; });
   std::vector<TelemetryWarning> warnings = DetectTelemetryLoss(attempts);

@@ -18,7 +18,8 @@ LeaseBroker::LeaseBroker(StateStore& store, const Clock& clock, DrainPolicy& pol
       policy_(policy),
       watch_(watch),
       options_(options),
-      still_leader_(std::move(still_leader)) {}
+      still_leader_(std::move(still_leader)),
+      run_stats_(store) {}
 
 std::string LeaseBroker::NewId(std::string_view prefix) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -72,7 +73,7 @@ absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
     max_phases = static_cast<int32_t>(std::min<int64_t>(max_phases, room));
   }
   while (static_cast<int32_t>(grants.size()) < max_phases) {
-    absl::StatusOr<std::vector<RunStats>> runs = store_.ListRunStats();
+    absl::StatusOr<std::vector<RunStats>> runs = run_stats_.Snapshot();
     if (!runs.ok()) return stop(runs.status());
     absl::StatusOr<std::vector<RunRanking>> ranked = policy_.Rank(*runs, settings, clock_.NowMs());
     if (!ranked.ok()) return stop(ranked.status());
@@ -99,6 +100,7 @@ absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
       if (!leased.ok()) return stop(leased.status());
       std::optional<LeaseGrant> grant = *std::move(leased);
       if (grant) {
+        run_stats_.Touch(grant->run_id);
         grant->timeout_is_session_deadline =
             params.timeout_seconds < settings.phase_timeout_seconds;
         spdlog::info("leased run={} phase={} attempt={} lease={} worker={}", grant->run_id,
@@ -213,6 +215,7 @@ void LeaseBroker::BeginShutdown() {
 
 void LeaseBroker::ResetForNewTerm() {
   absl::MutexLock lock(&mu_);
+  run_stats_.Invalidate();
   recent_grants_.clear();
   recent_order_.clear();
   worker_labels_.clear();  // workers register again (FAILED_PRECONDITION on their next lease)

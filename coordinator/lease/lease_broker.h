@@ -30,6 +30,7 @@
 #include "common/clock.h"
 #include "common/model.h"
 #include "coordinator/insight/telemetry_watch.h"
+#include "coordinator/lease/run_stats_cache.h"
 #include "coordinator/policy/drain_policy.h"
 #include "coordinator/store/state_store.h"
 
@@ -74,6 +75,13 @@ class LeaseBroker {
   void Notify() ABSL_LOCKS_EXCLUDED(mu_);
   // Ends every waiting poll now and makes later ones return at once.
   void BeginShutdown() ABSL_LOCKS_EXCLUDED(mu_);
+  // A run's statistics changed in the store (an accepted report, an
+  // expiry): the next grant reads that run again, not every run.
+  void RunChanged(const std::string& run_id) { run_stats_.Touch(run_id); }
+  // Phases or runs may have appeared anywhere (an import): the next grant
+  // reads every run's statistics again.
+  void BacklogChanged() { run_stats_.Invalidate(); }
+
   // A new leadership term: recent grants and worker labels are forgotten
   // (workers register again) and waiting polls wake.
   void ResetForNewTerm() ABSL_LOCKS_EXCLUDED(mu_);
@@ -98,6 +106,7 @@ class LeaseBroker {
   const LeaseBrokerOptions options_;
   const std::function<absl::Status()> still_leader_;
   std::atomic<uint64_t> id_counter_{0};
+  RunStatsCache run_stats_;  // what a grant ranks, instead of ListRunStats per grant
 
   absl::Mutex grant_mu_ ABSL_ACQUIRED_BEFORE(mu_);
 

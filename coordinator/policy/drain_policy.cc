@@ -61,7 +61,9 @@ absl::Status DrainPolicy::EnsureLoaded() {
   }
   // Rebuilt from the whole history once per coordinator (start or takeover),
   // outside the lock: the read may be long and reports must not wait on it.
-  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> history, store_.ListAttempts(""));
+  // Without stdout/stderr tails: nothing here reads them, and they are up
+  // to 64 KiB per attempt.
+  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> history, store_.ListAttemptsWithoutOutput(""));
   SLUICE_ASSIGN_OR_RETURN(auto records, store_.ListPolicyRecords(kFingerprintUnblockRecord));
   // Which past failures were transient: under the latest session's settings.
   SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> latest, store_.LatestSession());

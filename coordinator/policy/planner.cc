@@ -83,13 +83,15 @@ absl::StatusOr<std::vector<SkipRow>> Planner::ExplainSkips(const SessionSettings
   }
   SLUICE_ASSIGN_OR_RETURN(std::vector<WorkerInfo> workers, store_.ListWorkers());
   constexpr int64_t kMaxWaitingRows = 100;
+  // Only phases that require labels can wait for a worker, and the store
+  // lists those without reading the rest of the backlog; beyond this many
+  // the rest is not checked (status must stay cheap at a million phases).
+  constexpr int64_t kMaxLabelledChecked = 10'000;
   int64_t waiting = 0;
-  for (const RunStats& run : runs) {
-    if (run.pending <= 0) continue;
+  {
     SLUICE_ASSIGN_OR_RETURN(std::vector<PhaseRecord> pending,
-                            store_.ListPendingPhases(run.run_id, run.pending));
+                            store_.ListPendingLabelledPhases(kMaxLabelledChecked));
     for (const PhaseRecord& p : pending) {
-      if (p.spec.labels.empty()) continue;
       const bool some_worker_fits =
           std::any_of(workers.begin(), workers.end(), [&](const WorkerInfo& w) {
             return std::all_of(
@@ -120,7 +122,8 @@ absl::Status Planner::AddFailedForGoodRows(const std::vector<RunStats>& runs,
   // Which budget ran out, per failed phase: its own outcomes (lost,
   // cancelled and start_failed ones are not its own) reached
   // max_attempts_per_phase, or else the requeue budget ended it.
-  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store_.ListAttempts(""));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts,
+                          store_.ListAttemptsWithoutOutput(""));
   std::map<PhaseKey, int64_t> own_outcomes;
   for (const AttemptRecord& a : attempts) {
     int64_t& n = own_outcomes[{a.run_id, a.phase_id}];

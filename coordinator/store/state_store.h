@@ -67,7 +67,15 @@ class StateStore {
   // Cost grows with the number of runs, not phases.
   virtual absl::StatusOr<std::vector<RunStats>> ListRunStats() = 0;
 
+  // Phases by state. Reads counters the store keeps inside its atomic writes:
+  // the cost does not grow with phases or runs.
   virtual absl::StatusOr<PhaseCounts> CountPhases() = 0;
+
+  // One run's aggregates, as ListRunStats gives them; nullopt when the store
+  // has no such run. Touches that run only (the lease broker's cache of run
+  // statistics refreshes the runs a grant, report or expiry changed). The
+  // default filters ListRunStats: correct, not cheap.
+  virtual absl::StatusOr<std::optional<RunStats>> GetRunStats(const std::string& run_id);
 
   // Leases the best pending phase of params.run_id (highest priority, then
   // lowest phase_index, then phase_id) whose required labels the worker has.
@@ -111,6 +119,12 @@ class StateStore {
   // in the order they ended.
   virtual absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(
       const std::string& session_id) = 0;
+  // As ListAttempts, with stdout_tail and stderr_tail left empty: what
+  // start-up, a takeover and the telemetry checks read, so their memory does
+  // not grow with up to 64 KiB of output per attempt. The default reads
+  // ListAttempts and clears the tails: correct, not lean.
+  virtual absl::StatusOr<std::vector<AttemptRecord>> ListAttemptsWithoutOutput(
+      const std::string& session_id);
   // Attempts of a session that ended with the phase's own outcome (lost,
   // cancelled and start_failed ones excluded): the session's progress toward
   // its batch size.
@@ -125,6 +139,12 @@ class StateStore {
   // Up to `limit` pending phases of a run in lease order (for --dry-run).
   virtual absl::StatusOr<std::vector<PhaseRecord>> ListPendingPhases(const std::string& run_id,
                                                                      int64_t limit) = 0;
+
+  // Up to `limit` pending phases that require labels, over every run (by
+  // run id, then lease order). Cost grows with `limit`, not with the backlog
+  // (status checks whether some registered worker can take them). The default
+  // walks ListRunStats and ListPendingPhases: correct, not cheap.
+  virtual absl::StatusOr<std::vector<PhaseRecord>> ListPendingLabelledPhases(int64_t limit);
 
   // Small durable key-value records for scheduling policy (e.g. kind
   // "fingerprint_unblock": fingerprint -> JSON). Put replaces.

@@ -34,6 +34,9 @@ enum Script : size_t {
   kLatestSession,
   kListAttempts,
   kPutPolicy,
+  kGetRunStats,
+  kListPendingLabelled,
+  kInitCounters,
   kScriptCount,
 };
 
@@ -46,14 +49,24 @@ struct ScriptDef {
 constexpr ScriptAccess kW = ScriptAccess::kWrite;
 constexpr ScriptAccess kR = ScriptAccess::kRead;
 constexpr ScriptDef kScripts[kScriptCount] = {
-    {kW, true, redis_lua::kImportLua},         {kR, false, redis_lua::kListRunStatsLua},
-    {kR, false, redis_lua::kCountPhasesLua},   {kW, true, redis_lua::kLeaseLua},
-    {kW, true, redis_lua::kRenewLua},          {kW, true, redis_lua::kReportLua},
-    {kW, true, redis_lua::kExpireLua},         {kR, false, redis_lua::kListLeasesLua},
-    {kW, true, redis_lua::kUpsertWorkerLua},   {kR, false, redis_lua::kListWorkersLua},
-    {kW, true, redis_lua::kCreateSessionLua},  {kW, true, redis_lua::kEndSessionLua},
-    {kR, false, redis_lua::kLatestSessionLua}, {kR, false, redis_lua::kListAttemptsLua},
+    {kW, true, redis_lua::kImportLua},
+    {kR, false, redis_lua::kListRunStatsLua},
+    {kR, false, redis_lua::kCountPhasesLua},
+    {kW, true, redis_lua::kLeaseLua},
+    {kW, true, redis_lua::kRenewLua},
+    {kW, true, redis_lua::kReportLua},
+    {kW, true, redis_lua::kExpireLua},
+    {kR, false, redis_lua::kListLeasesLua},
+    {kW, true, redis_lua::kUpsertWorkerLua},
+    {kR, false, redis_lua::kListWorkersLua},
+    {kW, true, redis_lua::kCreateSessionLua},
+    {kW, true, redis_lua::kEndSessionLua},
+    {kR, false, redis_lua::kLatestSessionLua},
+    {kR, false, redis_lua::kListAttemptsLua},
     {kW, true, redis_lua::kPutPolicyLua},
+    {kR, false, redis_lua::kGetRunStatsLua},
+    {kR, false, redis_lua::kListPendingLabelledLua},
+    {kW, false, redis_lua::kInitCountersLua},
 };
 
 std::vector<std::string> ScriptSources() {
@@ -160,6 +173,8 @@ absl::StatusOr<std::unique_ptr<RedisStateStore>> RedisStateStore::Open(
                                                       " holds schema version ", version.Text(),
                                                       ", this build knows ", kSchemaVersion));
   }
+  // The phase counters and the labelled set, for a namespace older than them.
+  SLUICE_RETURN_IF_ERROR(store->Run(kInitCounters, {}).status());
   return store;
 }
 
@@ -221,6 +236,28 @@ absl::StatusOr<std::vector<RunStats>> RedisStateStore::ListRunStats() {
     RunStats s = DecodeRunStats(RedisRow(e, i));
     s.best_pending_priority = PriorityOfRank(e[i + 10].Text());
     out.push_back(std::move(s));
+  }
+  return out;
+}
+
+absl::StatusOr<std::optional<RunStats>> RedisStateStore::GetRunStats(const std::string& run_id) {
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kGetRunStats, {run_id}));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 0, "run stats"));
+  if (r.elements.empty()) return std::optional<RunStats>();
+  if (r.elements.size() != 11) return absl::InternalError("redis: unexpected reply to run stats");
+  RunStats s = DecodeRunStats(RedisRow(r.elements, 0));
+  s.best_pending_priority = PriorityOfRank(r.elements[10].Text());
+  return std::optional<RunStats>(std::move(s));
+}
+
+absl::StatusOr<std::vector<PhaseRecord>> RedisStateStore::ListPendingLabelledPhases(int64_t limit) {
+  std::vector<PhaseRecord> out;
+  if (limit <= 0) return out;
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListPendingLabelled, {std::to_string(limit)}));
+  const size_t stride = kPhaseFields.size();
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, stride, "pending labelled"));
+  for (size_t i = 0; i + stride <= r.elements.size(); i += stride) {
+    out.push_back(DecodePhase(RedisRow(r.elements, i)));
   }
   return out;
 }
@@ -403,7 +440,17 @@ absl::StatusOr<std::optional<SessionRecord>> RedisStateStore::LatestSession() {
 
 absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttempts(
     const std::string& session_id) {
-  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListAttempts, {session_id}));
+  return ListAttemptRows(session_id, /*with_output=*/true);
+}
+
+absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttemptsWithoutOutput(
+    const std::string& session_id) {
+  return ListAttemptRows(session_id, /*with_output=*/false);
+}
+
+absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttemptRows(
+    const std::string& session_id, bool with_output) {
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListAttempts, {session_id, with_output ? "1" : "0"}));
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kAttemptFieldCount, "list attempts"));
   std::vector<AttemptRecord> out;
   for (size_t i = 0; i < r.elements.size(); i += kAttemptFieldCount) {

@@ -52,6 +52,7 @@ class RedisStateStore final : public StateStore, public WriteFence {
   absl::StatusOr<std::optional<PhaseRecord>> GetPhase(const PhaseKey& key) override;
   absl::StatusOr<std::vector<RunStats>> ListRunStats() override;
   absl::StatusOr<PhaseCounts> CountPhases() override;
+  absl::StatusOr<std::optional<RunStats>> GetRunStats(const std::string& run_id) override;
   absl::StatusOr<std::optional<LeaseGrant>> LeaseNextInRun(const LeaseParams& params) override;
   absl::StatusOr<std::vector<std::string>> RenewLeases(const std::string& worker_id,
                                                        const std::vector<std::string>& lease_ids,
@@ -68,6 +69,9 @@ class RedisStateStore final : public StateStore, public WriteFence {
   absl::StatusOr<std::optional<SessionRecord>> GetSession(const std::string& session_id) override;
   absl::StatusOr<std::optional<SessionRecord>> LatestSession() override;
   absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& session_id) override;
+  absl::StatusOr<std::vector<AttemptRecord>> ListAttemptsWithoutOutput(
+      const std::string& session_id) override;
+  absl::StatusOr<std::vector<PhaseRecord>> ListPendingLabelledPhases(int64_t limit) override;
   absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) override;
   absl::StatusOr<std::vector<LateReportRecord>> ListLateReports() override;
   absl::StatusOr<int64_t> CountLateReports() override;
@@ -91,6 +95,8 @@ class RedisStateStore final : public StateStore, public WriteFence {
   absl::StatusOr<RedisReply> Run(size_t script, std::vector<std::string> args);
   absl::StatusOr<RedisReply> Run(size_t script, std::vector<std::string> args,
                                  absl::Duration timeout);
+  absl::StatusOr<std::vector<AttemptRecord>> ListAttemptRows(const std::string& session_id,
+                                                             bool with_output);
 
   RedisConnection conn_;
   const std::string prefix_;  // conn_.prefix(), "<namespace>:"

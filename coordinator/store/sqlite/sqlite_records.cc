@@ -108,14 +108,25 @@ absl::StatusOr<std::optional<SessionRecord>> SqliteStateStore::LatestSession() {
 
 absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttempts(
     const std::string& session_id) {
+  return ListAttemptRows(session_id, /*with_output=*/true);
+}
+
+absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttemptsWithoutOutput(
+    const std::string& session_id) {
+  return ListAttemptRows(session_id, /*with_output=*/false);
+}
+
+absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttemptRows(
+    const std::string& session_id, bool with_output) {
   absl::MutexLock lock(&mu_);
-  constexpr const char* kCols =
+  const std::string cols = absl::StrCat(
       "SELECT lease_id, run_id, phase_id, attempt, epoch, worker_id, session_id, outcome, "
       "exit_code, signal, duration_ms, error_text, fingerprint, telemetry_events, "
-      "telemetry_by_type, stdout_tail, stderr_tail, started_at, ended_at FROM attempts ";
+      "telemetry_by_type, ",
+      with_output ? "stdout_tail, stderr_tail" : "'', ''", ", started_at, ended_at FROM attempts ");
   const std::string sql = session_id.empty()
-                              ? absl::StrCat(kCols, "ORDER BY seq")
-                              : absl::StrCat(kCols, "WHERE session_id=? ORDER BY seq");
+                              ? absl::StrCat(cols, "ORDER BY seq")
+                              : absl::StrCat(cols, "WHERE session_id=? ORDER BY seq");
   Stmt s(db_, sql.c_str());
   if (!session_id.empty()) s.Bind(session_id);
   std::vector<AttemptRecord> out;
@@ -170,6 +181,20 @@ absl::StatusOr<int64_t> SqliteStateStore::CountLateReports() {
   return row ? s.Int(0) : 0;
 }
 
+namespace {
+
+absl::StatusOr<std::vector<PhaseRecord>> CollectPhases(Stmt& s) {
+  std::vector<PhaseRecord> out;
+  while (true) {
+    SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    out.push_back(DecodePhase(s));
+  }
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<PhaseRecord>> SqliteStateStore::ListPendingPhases(
     const std::string& run_id, int64_t limit) {
   absl::MutexLock lock(&mu_);
@@ -178,13 +203,20 @@ absl::StatusOr<std::vector<PhaseRecord>> SqliteStateStore::ListPendingPhases(
                                        "ORDER BY priority DESC, phase_index, phase_id LIMIT ?");
   Stmt s(db_, sql.c_str());
   s.Bind(run_id).Bind(limit);
-  std::vector<PhaseRecord> out;
-  while (true) {
-    SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (!row) break;
-    out.push_back(DecodePhase(s));
-  }
-  return out;
+  return CollectPhases(s);
+}
+
+absl::StatusOr<std::vector<PhaseRecord>> SqliteStateStore::ListPendingLabelledPhases(
+    int64_t limit) {
+  absl::MutexLock lock(&mu_);
+  // Walks the partial index phases_pending_labelled: only labelled phases.
+  const std::string sql = absl::StrCat("SELECT ", kPhaseColumns,
+                                       " FROM phases WHERE state='pending' AND labels<>'' "
+                                       "ORDER BY run_id, priority DESC, phase_index, phase_id "
+                                       "LIMIT ?");
+  Stmt s(db_, sql.c_str());
+  s.Bind(limit);
+  return CollectPhases(s);
 }
 
 absl::Status SqliteStateStore::PutPolicyRecord(const std::string& kind, const std::string& key,

@@ -34,6 +34,8 @@ CREATE TABLE IF NOT EXISTS phases(
   telemetry_events INTEGER NOT NULL, updated_at INTEGER NOT NULL,
   PRIMARY KEY(run_id, phase_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS phases_by_rank ON phases(run_id, state, priority DESC, phase_index, phase_id);
+CREATE INDEX IF NOT EXISTS phases_pending_labelled ON phases(run_id, priority DESC, phase_index, phase_id)
+  WHERE state='pending' AND labels<>'';
 CREATE TABLE IF NOT EXISTS runs(
   run_id TEXT PRIMARY KEY, pending INTEGER NOT NULL, leased INTEGER NOT NULL,
   succeeded INTEGER NOT NULL, failed INTEGER NOT NULL, attempts INTEGER NOT NULL,
@@ -141,6 +143,17 @@ absl::Status SqliteStateStore::InitSchema() {
   SLUICE_RETURN_IF_ERROR(tx.status());
   SLUICE_RETURN_IF_ERROR(Exec(db_, kSchema));
   SLUICE_RETURN_IF_ERROR(Exec(db_, "INSERT OR IGNORE INTO meta VALUES('epoch', 0)"));
+  // Phases by state, kept by BumpCounts in every write that moves a phase; a
+  // store made before the counters existed gets them from its runs once.
+  SLUICE_RETURN_IF_ERROR(Exec(db_,
+                              "INSERT OR IGNORE INTO meta SELECT 'phases_pending', "
+                              "COALESCE(SUM(pending),0) FROM runs;"
+                              "INSERT OR IGNORE INTO meta SELECT 'phases_leased', "
+                              "COALESCE(SUM(leased),0) FROM runs;"
+                              "INSERT OR IGNORE INTO meta SELECT 'phases_succeeded', "
+                              "COALESCE(SUM(succeeded),0) FROM runs;"
+                              "INSERT OR IGNORE INTO meta SELECT 'phases_failed', "
+                              "COALESCE(SUM(failed),0) FROM runs;"));
   {
     Stmt v(db_, "INSERT OR IGNORE INTO meta VALUES('schema_version', ?)");
     SLUICE_RETURN_IF_ERROR(v.Bind(kSchemaVersion).Run());
@@ -159,12 +172,24 @@ absl::StatusOr<ImportResult> SqliteStateStore::ImportPhases(const std::vector<Ph
   Transaction tx(db_);
   SLUICE_RETURN_IF_ERROR(tx.status());
   ImportResult result;
+  // Prepared once for the whole batch: preparing per phase was most of an
+  // import's time.
+  Stmt find(db_,
+            "SELECT phase_index, priority, last_error, labels, metadata FROM phases "
+            "WHERE run_id=? AND phase_id=?");
+  Stmt ins(db_, "INSERT INTO phases VALUES(?,?,?,?,?,?,?,'pending',0,0,'','',0,0)");
+  Stmt run(db_,
+           "INSERT INTO runs VALUES(?,1,0,0,0,0,0,0,0,0) "
+           "ON CONFLICT(run_id) DO UPDATE SET pending=pending+1");
+  Stmt upd(db_,
+           "UPDATE phases SET phase_index=?, priority=?, last_error=?, labels=?, metadata=? "
+           "WHERE run_id=? AND phase_id=?");
   for (const PhaseSpec& spec : phases) {
-    SLUICE_ASSIGN_OR_RETURN(std::optional<PhaseRecord> existing,
-                            LoadPhase(db_, spec.run_id, spec.phase_id));
     const std::string labels = JoinLabels(spec.labels);
-    if (!existing) {
-      Stmt ins(db_, "INSERT INTO phases VALUES(?,?,?,?,?,?,?,'pending',0,0,'','',0,0)");
+    find.Reset();
+    SLUICE_ASSIGN_OR_RETURN(bool known, find.Bind(spec.run_id).Bind(spec.phase_id).Step());
+    if (!known) {
+      ins.Reset();
       SLUICE_RETURN_IF_ERROR(ins.Bind(spec.run_id)
                                  .Bind(spec.phase_id)
                                  .Bind(spec.phase_index)
@@ -173,23 +198,18 @@ absl::StatusOr<ImportResult> SqliteStateStore::ImportPhases(const std::vector<Ph
                                  .Bind(labels)
                                  .Bind(spec.metadata_json)
                                  .Run());
-      SLUICE_RETURN_IF_ERROR(
-          BumpRun(db_, spec.run_id, PhaseState::kPending, PhaseState::kPending, 0, 0, 0, 0, 0));
-      Stmt pend(db_, "UPDATE runs SET pending=pending+1 WHERE run_id=?");
-      SLUICE_RETURN_IF_ERROR(pend.Bind(spec.run_id).Run());
+      run.Reset();
+      SLUICE_RETURN_IF_ERROR(run.Bind(spec.run_id).Run());
       ++result.inserted;
       continue;
     }
-    const PhaseSpec& old = existing->spec;
-    if (old.phase_index == spec.phase_index && old.priority == spec.priority &&
-        old.last_error == spec.last_error && JoinLabels(old.labels) == labels &&
-        old.metadata_json == spec.metadata_json) {
+    if (find.Int(0) == spec.phase_index && find.Int(1) == spec.priority &&
+        find.Text(2) == spec.last_error && find.Text(3) == labels &&
+        find.Text(4) == spec.metadata_json) {
       ++result.unchanged;
       continue;
     }
-    Stmt upd(db_,
-             "UPDATE phases SET phase_index=?, priority=?, last_error=?, labels=?, metadata=? "
-             "WHERE run_id=? AND phase_id=?");
+    upd.Reset();
     SLUICE_RETURN_IF_ERROR(upd.Bind(spec.phase_index)
                                .Bind(spec.priority)
                                .Bind(spec.last_error)
@@ -200,6 +220,10 @@ absl::StatusOr<ImportResult> SqliteStateStore::ImportPhases(const std::vector<Ph
                                .Run());
     ++result.updated;
   }
+  if (result.inserted > 0) {
+    Stmt count(db_, "UPDATE meta SET value=value+? WHERE key='phases_pending'");
+    SLUICE_RETURN_IF_ERROR(count.Bind(result.inserted).Run());
+  }
   SLUICE_RETURN_IF_ERROR(tx.Commit());
   return result;
 }
@@ -209,15 +233,21 @@ absl::StatusOr<std::optional<PhaseRecord>> SqliteStateStore::GetPhase(const Phas
   return LoadPhase(db_, key.run_id, key.phase_id);
 }
 
+namespace {
+
+// One row per run; the best pending priority comes from the rank index.
+constexpr const char* kRunStatsSelect =
+    "SELECT r.run_id, r.pending, r.leased, r.succeeded, r.failed, r.attempts, r.successes, "
+    "r.timeouts, r.telemetry_events, r.run_ms, "
+    "COALESCE((SELECT p.priority FROM phases p WHERE p.run_id=r.run_id AND "
+    "p.state='pending' ORDER BY p.priority DESC LIMIT 1), 0) "
+    "FROM runs r ";
+
+}  // namespace
+
 absl::StatusOr<std::vector<RunStats>> SqliteStateStore::ListRunStats() {
   absl::MutexLock lock(&mu_);
-  // One row per run; the best pending priority comes from the rank index.
-  Stmt s(db_,
-         "SELECT r.run_id, r.pending, r.leased, r.succeeded, r.failed, r.attempts, r.successes, "
-         "r.timeouts, r.telemetry_events, r.run_ms, "
-         "COALESCE((SELECT p.priority FROM phases p WHERE p.run_id=r.run_id AND "
-         "p.state='pending' ORDER BY p.priority DESC LIMIT 1), 0) "
-         "FROM runs r ORDER BY r.run_id");
+  Stmt s(db_, absl::StrCat(kRunStatsSelect, "ORDER BY r.run_id").c_str());
   std::vector<RunStats> out;
   while (true) {
     SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -229,9 +259,24 @@ absl::StatusOr<std::vector<RunStats>> SqliteStateStore::ListRunStats() {
   return out;
 }
 
+absl::StatusOr<std::optional<RunStats>> SqliteStateStore::GetRunStats(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  Stmt s(db_, absl::StrCat(kRunStatsSelect, "WHERE r.run_id=?").c_str());
+  s.Bind(run_id);
+  SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::optional<RunStats>();
+  RunStats r = DecodeRunStats(s);
+  r.best_pending_priority = s.Int(10);
+  return std::optional<RunStats>(std::move(r));
+}
+
 absl::StatusOr<PhaseCounts> SqliteStateStore::CountPhases() {
   absl::MutexLock lock(&mu_);
-  Stmt s(db_, "SELECT SUM(pending), SUM(leased), SUM(succeeded), SUM(failed) FROM runs");
+  Stmt s(db_,
+         "SELECT (SELECT value FROM meta WHERE key='phases_pending'), "
+         "(SELECT value FROM meta WHERE key='phases_leased'), "
+         "(SELECT value FROM meta WHERE key='phases_succeeded'), "
+         "(SELECT value FROM meta WHERE key='phases_failed')");
   SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
   PhaseCounts c;
   if (row) {

@@ -31,6 +31,7 @@ class SqliteStateStore final : public StateStore {
   absl::StatusOr<std::optional<PhaseRecord>> GetPhase(const PhaseKey& key) override;
   absl::StatusOr<std::vector<RunStats>> ListRunStats() override;
   absl::StatusOr<PhaseCounts> CountPhases() override;
+  absl::StatusOr<std::optional<RunStats>> GetRunStats(const std::string& run_id) override;
   absl::StatusOr<std::optional<LeaseGrant>> LeaseNextInRun(const LeaseParams& params) override;
   absl::StatusOr<std::vector<std::string>> RenewLeases(const std::string& worker_id,
                                                        const std::vector<std::string>& lease_ids,
@@ -47,6 +48,9 @@ class SqliteStateStore final : public StateStore {
   absl::StatusOr<std::optional<SessionRecord>> GetSession(const std::string& session_id) override;
   absl::StatusOr<std::optional<SessionRecord>> LatestSession() override;
   absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& session_id) override;
+  absl::StatusOr<std::vector<AttemptRecord>> ListAttemptsWithoutOutput(
+      const std::string& session_id) override;
+  absl::StatusOr<std::vector<PhaseRecord>> ListPendingLabelledPhases(int64_t limit) override;
   absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) override;
   absl::StatusOr<std::vector<LateReportRecord>> ListLateReports() override;
   absl::StatusOr<int64_t> CountLateReports() override;
@@ -60,6 +64,9 @@ class SqliteStateStore final : public StateStore {
  private:
   explicit SqliteStateStore(sqlite3* db) : db_(db) {}
   absl::Status InitSchema();
+  absl::StatusOr<std::vector<AttemptRecord>> ListAttemptRows(const std::string& session_id,
+                                                             bool with_output)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::Mutex mu_;
   sqlite3* const db_;  // owned; used only under mu_

@@ -50,6 +50,14 @@ absl::Status BumpRun(sqlite3* db, const std::string& run_id, PhaseState from, Ph
     d[static_cast<int>(from)] -= 1;
     d[static_cast<int>(to)] += 1;
   }
+  if (from != to) {
+    Stmt counts(db,
+                "UPDATE meta SET value=value+(CASE key WHEN ? THEN -1 ELSE 1 END) "
+                "WHERE key IN (?, ?)");
+    const std::string f = absl::StrCat("phases_", StateColumn(from));
+    const std::string t = absl::StrCat("phases_", StateColumn(to));
+    SLUICE_RETURN_IF_ERROR(counts.Bind(f).Bind(f).Bind(t).Run());
+  }
   Stmt upd(db,
            "UPDATE runs SET pending=pending+?, leased=leased+?, succeeded=succeeded+?, "
            "failed=failed+?, attempts=attempts+?, successes=successes+?, timeouts=timeouts+?, "

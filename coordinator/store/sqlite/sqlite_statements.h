@@ -34,6 +34,13 @@ class Stmt {
 
   const absl::Status& status() const { return status_; }
 
+  // Ready to run again: bindings cleared, the next Bind is parameter 1.
+  void Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    bound_ = 0;
+  }
+
   Stmt& Bind(std::string_view v) {
     // An empty view may have a null data(), which SQLite would bind as NULL.
     sqlite3_bind_text(stmt_, ++bound_, v.data() == nullptr ? "" : v.data(),
@@ -106,7 +113,8 @@ class Transaction {
 
 const char* StateColumn(PhaseState s);
 
-// Adds deltas to a run's aggregate row, creating it when needed.
+// Adds deltas to a run's aggregate row, creating it when needed, and moves
+// the phase between the store's phase counters (meta 'phases_<state>').
 absl::Status BumpRun(sqlite3* db, const std::string& run_id, PhaseState from, PhaseState to,
                      int64_t attempts, int64_t successes, int64_t timeouts, int64_t events,
                      int64_t run_ms);

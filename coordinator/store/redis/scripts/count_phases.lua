@@ -1,7 +1,5 @@
--- Returns {pending, leased, succeeded, failed} summed over runs.
-local c = {0, 0, 0, 0}
-for _, run in ipairs(redis.call('ZRANGE', K_RUNS, 0, -1)) do
-  local v = redis.call('HMGET', k_run(run), 'pending', 'leased', 'succeeded', 'failed')
-  for j = 1, 4 do c[j] = c[j] + (tonumber(v[j]) or 0) end
-end
+-- Returns {pending, leased, succeeded, failed}: the counters the writes keep.
+local v = redis.call('HMGET', K_COUNTS, 'pending', 'leased', 'succeeded', 'failed')
+local c = {}
+for j = 1, 4 do c[j] = tonumber(v[j]) or 0 end
 return c

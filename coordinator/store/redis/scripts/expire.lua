@@ -35,13 +35,16 @@ for _, L in ipairs(items) do
   redis.call('DEL', k_lease(id))
   redis.call('ZREM', K_LEASES, id)
   local pk = k_phase(run, phase)
-  local ph = redis.call('HMGET', pk, 'state', 'attempts', 'requeues', 'rank')
+  local ph = redis.call('HMGET', pk, 'state', 'attempts', 'requeues', 'rank', 'labels')
   local to, attempts, requeues, final = apply_transition(tonumber(ph[2]), tonumber(ph[3]), ARGV[5],
                                                           ARGV[6], ARGV[7], ARGV[8])
   redis.call('HSET', pk, 'state', to, 'attempts', istr(attempts), 'requeues', istr(requeues),
              'current_lease_id', '', 'updated_at', now)
   if final then redis.call('HSET', pk, 'final_outcome', final) end
-  if to == 'pending' then redis.call('ZADD', k_pending(run), 0, ph[4]) end
+  if to == 'pending' then
+    redis.call('ZADD', k_pending(run), 0, ph[4])
+    if ph[5] ~= '' then redis.call('ZADD', K_LABELLED, 0, labelled_member(run, ph[4])) end
+  end
   bump_run(run, ph[1], to, 1, 0, 0, '0', '0')
   for j = 1, #LEASE_FIELDS do out[#out + 1] = L[j] end
   out[#out + 1] = to

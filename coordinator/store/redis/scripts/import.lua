@@ -15,6 +15,7 @@ for i = 0, n - 1 do
                'attempts', '0', 'requeues', '0', 'current_lease_id', '', 'final_outcome', '',
                'telemetry_events', '0', 'updated_at', '0', 'rank', rank)
     redis.call('ZADD', k_pending(run), 0, rank)
+    if labels ~= '' then redis.call('ZADD', K_LABELLED, 0, labelled_member(run, rank)) end
     local rk = k_run(run)
     if redis.call('EXISTS', rk) == 0 then
       redis.call('HSET', rk, 'pending', 0, 'leased', 0, 'succeeded', 0, 'failed', 0, 'attempts', 0,
@@ -33,7 +34,12 @@ for i = 0, n - 1 do
       redis.call('ZREM', k_pending(run), old[7])
       redis.call('ZADD', k_pending(run), 0, rank)
     end
+    if old[6] == 'pending' then
+      redis.call('ZREM', K_LABELLED, labelled_member(run, old[7]))
+      if labels ~= '' then redis.call('ZADD', K_LABELLED, 0, labelled_member(run, rank)) end
+    end
     updated = updated + 1
   end
 end
+if inserted > 0 then redis.call('HINCRBY', K_COUNTS, 'pending', inserted) end
 return {inserted, updated, unchanged}

@@ -4,7 +4,7 @@ local run, lease_id, now = ARGV[2], ARGV[5], ARGV[7]
 local have = {}
 for i = 10, 9 + tonumber(ARGV[9]) do have[ARGV[i]] = true end
 local pend = k_pending(run)
-local chosen, chosen_member
+local chosen, chosen_member, chosen_labels
 -- Small first read: the first phase usually fits; grow when labels filter.
 local start, chunk = 0, 8
 while not chosen do
@@ -20,7 +20,7 @@ while not chosen do
     for _, l in ipairs(split_labels(labels)) do
       if not have[l] then fits = false; break end
     end
-    if fits then chosen, chosen_member = phase, m; break end
+    if fits then chosen, chosen_member, chosen_labels = phase, m, labels; break end
   end
   start = start + chunk
   chunk = math.min(chunk * 2, 256)
@@ -40,6 +40,7 @@ redis.call('HSET', lk, 'lease_id', lease_id, 'run_id', run, 'phase_id', chosen,
            'expires_at', ARGV[8])
 redis.call('ZADD', K_LEASES, ARGV[8], lease_id)
 redis.call('ZREM', pend, chosen_member)
+if chosen_labels ~= '' then redis.call('ZREM', K_LABELLED, labelled_member(run, chosen_member)) end
 redis.call('HSET', pk, 'state', 'leased', 'current_lease_id', lease_id, 'updated_at', now)
 bump_run(run, 'pending', 'leased', 0, 0, 0, '0', '0')
 return {chosen, istr(attempt), istr(epoch)}

@@ -22,6 +22,13 @@ local function k_session(id) return P .. 'session:' .. id end
 local function k_sattempts(id) return P .. 'session_attempts:' .. id end
 local function k_scount(id) return P .. 'session_count:' .. id end
 local K_RUNS = P .. 'runs'
+-- Phases by state (fields pending, leased, succeeded, failed), moved by
+-- bump_run and import inside the same script as the phase itself.
+local K_COUNTS = P .. 'phase_counts'
+-- Pending phases that require labels, members run .. NUL .. rank member
+-- (score 0: by run id, then lease order); status reads it, never the backlog.
+local K_LABELLED = P .. 'pending_labelled'
+local function labelled_member(run, rank) return run .. '\0' .. rank end
 local K_LEASES = P .. 'leases'
 local K_ATTEMPTS = P .. 'attempts'
 local K_EPOCH = P .. 'epoch'
@@ -59,6 +66,8 @@ local function bump_run(run, from, to, attempts, successes, timeouts, events, ru
   if from ~= to then
     redis.call('HINCRBY', k, from, -1)
     redis.call('HINCRBY', k, to, 1)
+    redis.call('HINCRBY', K_COUNTS, from, -1)
+    redis.call('HINCRBY', K_COUNTS, to, 1)
   end
   if attempts ~= 0 then redis.call('HINCRBY', k, 'attempts', attempts) end
   if successes ~= 0 then redis.call('HINCRBY', k, 'successes', successes) end

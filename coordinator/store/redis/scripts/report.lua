@@ -45,7 +45,7 @@ end
 
 local run, phase, session = L[1], L[2], L[6]
 local pk = k_phase(run, phase)
-local ph = redis.call('HMGET', pk, 'state', 'attempts', 'requeues', 'rank')
+local ph = redis.call('HMGET', pk, 'state', 'attempts', 'requeues', 'rank', 'labels')
 if not ph[1] then return redis.error_reply('INTERNAL lease ' .. id .. ' has no phase') end
 local ak = k_attempt(id)
 if redis.call('EXISTS', ak) == 1 then
@@ -69,7 +69,10 @@ redis.call('HSET', pk, 'state', to, 'attempts', istr(attempts), 'requeues', istr
            'current_lease_id', '', 'updated_at', now)
 if final then redis.call('HSET', pk, 'final_outcome', final) end
 if ARGV[11] ~= '0' then redis.call('HINCRBY', pk, 'telemetry_events', ARGV[11]) end
-if to == 'pending' then redis.call('ZADD', k_pending(run), 0, ph[4]) end
+if to == 'pending' then
+    redis.call('ZADD', k_pending(run), 0, ph[4])
+    if ph[5] ~= '' then redis.call('ZADD', K_LABELLED, 0, labelled_member(run, ph[4])) end
+  end
 bump_run(run, from, to, 1, outcome == 'succeeded' and 1 or 0, outcome == 'timed_out' and 1 or 0,
          ARGV[11], ARGV[8])
 return {'accepted', to, run, phase}
