@@ -70,8 +70,10 @@ function lineChart(id, series, xLabel, yLabel, xFormat) {
   svg.setAttribute('role', 'img');
   svg.setAttribute('aria-label', yLabel + ' against ' + xLabel);
   const x0 = all.length ? Math.min(...all.map((p) => p[0])) : 0;
-  const x1 = Math.max(...all.map((p) => p[0]), x0 + 1);
-  const y1 = Math.max(...all.map((p) => p[1]), 1);
+  let x1 = all.length ? Math.max(...all.map((p) => p[0])) : 1;
+  if (!(x1 > x0)) x1 = x0 + 1;
+  let y1 = all.length ? Math.max(...all.map((p) => p[1])) : 1;
+  if (!(y1 > 0)) y1 = 1;
   const sx = (x) => L + (x - x0) / (x1 - x0) * (W - L - R);
   const sy = (y) => H - B - y / y1 * (H - B - T);
   const add = (tag, attrs, text) => {

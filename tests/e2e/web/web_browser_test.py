@@ -46,6 +46,7 @@ if [ "$TELEMETRY_DB_ENABLED" = 1 ] && [ -n "$SLUICE_TELEMETRY_FILE" ]; then
   echo '{"type":"unit"}' >> "$SLUICE_TELEMETRY_FILE"
   echo '{"type":"unit"}' >> "$SLUICE_TELEMETRY_FILE"
 fi
+sleep 0.3
 echo "built $run/$phase"
 exit 0
 """
