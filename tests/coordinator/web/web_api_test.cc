@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "coordinator/insight/session_report.h"
 #include "tests/coordinator/coordinator_fixture.h"
 #include "tests/testing/status_matchers.h"
@@ -246,6 +247,33 @@ TEST_F(WebApiTest, ResumeWithoutAPauseIsRefused) {
   EXPECT_THAT(api_.Resume().status().code(), absl::StatusCode::kFailedPrecondition);
   Start();
   EXPECT_THAT(api_.Resume().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(WebApiTest, APausedDrainShowsTheAlarmAndResumeEndsThePause) {
+  RegisterWorker("w1");
+  std::vector<PhaseSpec> specs;
+  for (int i = 0; i < 6; ++i) specs.push_back(Spec("r1", absl::StrCat("p", i), i));
+  Import(specs);
+  SessionSettings settings;
+  settings.on_telemetry_loss = TelemetryLossAction::kPause;
+  Start(settings);
+  for (int i = 0; i < 3; ++i) {
+    clock_.AdvanceMs(1'000);
+    Run(Outcome::kSucceeded, /*events=*/0, 1'000);  // telemetry lost
+  }
+  Ok(coord_.Tick());
+
+  const json w = Ok(api_.Workers(true));
+  ASSERT_TRUE(w["pause"].is_object());
+  EXPECT_THAT(w["pause"]["reason"].get<std::string>(), ::testing::HasSubstr("telemetry loss"));
+  ASSERT_EQ(w["telemetry_warnings"].size(), 1u);
+  EXPECT_EQ(w["telemetry_warnings"][0]["kind"], "zero_event_phases");
+  EXPECT_TRUE(Ok(api_.Overview())["pause"].is_object());
+
+  const json resumed = Ok(api_.Resume());
+  EXPECT_EQ(resumed["session_id"], "s1");
+  EXPECT_TRUE(Ok(api_.Workers(true))["pause"].is_null());
+  EXPECT_EQ(LeaseNow("w1").leases.size(), 1u);  // leasing again
 }
 
 }  // namespace
