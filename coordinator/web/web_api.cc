@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "coordinator/insight/fingerprint_json.h"
 #include "coordinator/insight/session_report.h"
 #include "coordinator/store/store_codec.h"
 
@@ -321,13 +322,7 @@ absl::StatusOr<json> WebApi::Fingerprints(const PageQuery& page) {
               {"max_fingerprint_repeats", max_repeats},
               {"rows", json::array()}};
   for (const FingerprintInfo& f : Slice(std::move(list), page)) {
-    out["rows"].push_back({{"fingerprint", f.fingerprint},
-                           {"id", f.id},
-                           {"count", f.count},
-                           {"blocked", max_repeats > 0 && f.count >= max_repeats},
-                           {"runs", std::vector<std::string>(f.runs.begin(), f.runs.end())},
-                           {"example_error", f.example_error},
-                           {"last_seen_ms", f.last_seen_ms}});
+    out["rows"].push_back(FingerprintJson(f, max_repeats));
   }
   return out;
 }

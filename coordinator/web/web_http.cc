@@ -7,7 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "coordinator/web/web_assets.h"  // generated from assets/ (embed_assets.cmake)
+#include "coordinator/web/web_assets.h"  // generated from assets/ (cmake/embed_text.cmake)
 #include "spdlog/spdlog.h"
 
 namespace sluice {

@@ -31,6 +31,18 @@ class WebApiTest : public CoordinatorTest {
     return g;
   }
 
+  // Run a-1 (phases p1, p2): p1 fails with `error` once, which blocks the
+  // run under a repeat rule of 1.
+  void BlockRunWith(const std::string& error) {
+    RegisterWorker("w1");
+    Import({Spec("a-1", "p1", 1), Spec("a-1", "p2", 2)});
+    SessionSettings settings;
+    settings.max_fingerprint_repeats = 1;
+    settings.max_attempts_per_phase = 1;
+    Start(settings);
+    Run(Outcome::kFailed, 0, 1'000, "w1", error);
+  }
+
   static std::vector<std::string> Ids(const json& rows, const std::string& key) {
     std::vector<std::string> out;
     for (const json& r : rows) out.push_back(r[key].get<std::string>());
@@ -131,13 +143,7 @@ TEST_F(WebApiTest, RunsFilterAndGroupByFamily) {
 }
 
 TEST_F(WebApiTest, RunsCarryTheTypedSkipReason) {
-  RegisterWorker("w1");
-  Import({Spec("a-1", "p1", 1), Spec("a-1", "p2", 2)});
-  SessionSettings settings;
-  settings.max_fingerprint_repeats = 1;
-  settings.max_attempts_per_phase = 1;
-  Start(settings);
-  Run(Outcome::kFailed, 0, 1'000, "w1", "error: disk on fire");
+  BlockRunWith("error: disk on fire");
   RunsQuery q;
   q.state = "skipped";
   const json page = Ok(api_.Runs(q));
@@ -165,13 +171,7 @@ TEST_F(WebApiTest, BadParametersAreRefusedWithTheirName) {
 }
 
 TEST_F(WebApiTest, FingerprintsShowBlockingAndUnblockReleasesTheRun) {
-  RegisterWorker("w1");
-  Import({Spec("a-1", "p1", 1), Spec("a-1", "p2", 2)});
-  SessionSettings settings;
-  settings.max_fingerprint_repeats = 1;
-  settings.max_attempts_per_phase = 1;
-  Start(settings);
-  Run(Outcome::kFailed, 0, 1'000, "w1", "<b>bold</b> failure");
+  BlockRunWith("<b>bold</b> failure");
   const json fps = Ok(api_.Fingerprints({}));
   ASSERT_EQ(fps["rows"].size(), 1u);
   const json& fp = fps["rows"][0];
