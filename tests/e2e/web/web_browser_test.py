@@ -291,6 +291,16 @@ def run_checks(cluster, driver, out_dir):
     before = fingerprint_skips()
     check(before, "status shows no run excluded by the blocking fingerprint")
 
+    # Runs and families: every run, the blocked ones with the typed reason.
+    open_page("runs", "runs")
+    table = driver.find_element(By.ID, "runs").text
+    for run in report["runs"]:
+        check(run["run_id"] in table, "run %s missing from the runs page" % run["run_id"])
+    check(driver.find_elements(By.CSS_SELECTOR, "#runs [data-code='fingerprint_repeats']"),
+          "no run shows the fingerprint_repeats skip reason")
+    shot("runs")
+    open_page("fingerprints", "fingerprints")
+
     # Actions are POST only and need the admin token.
     check(http(cluster.url + "api/unblock")[0] == 405, "GET /api/unblock was not refused")
     check(http(cluster.url + "api/unblock", "POST", None, {"fingerprint": fp["id"]})[0] == 401,
@@ -318,13 +328,6 @@ def run_checks(cluster, driver, out_dir):
     check(ADMIN_TOKEN not in driver.current_url, "the token is in the URL")
     check(driver.get_cookies() == [], "the page set a cookie")
     shot("fingerprints-unblocked")
-
-    # Runs and families.
-    open_page("runs", "runs")
-    table = driver.find_element(By.ID, "runs").text
-    for run in report["runs"]:
-        check(run["run_id"] in table, "run %s missing from the runs page" % run["run_id"])
-    shot("runs")
 
     # Workers.
     open_page("workers", "workers")
