@@ -330,8 +330,9 @@ absl::StatusOr<json> WebApi::Fingerprints(const PageQuery& page) {
 absl::StatusOr<json> WebApi::Workers(bool serving) {
   SLUICE_ASSIGN_OR_RETURN(CoordinatorStatus status, coordinator_.Status());
   const int64_t now = clock_.NowMs();
-  // A worker that missed three heartbeats is about to lose its leases.
-  const int64_t stale_after_ms = 3 * coordinator_.config().heartbeat_interval_ms;
+  // A busy worker that missed two heartbeats is close to losing its leases
+  // (the TTL is a few heartbeat intervals).
+  const int64_t stale_after_ms = 2 * coordinator_.config().heartbeat_interval_ms;
   std::map<std::string, std::vector<const LeaseGrant*>> leases;
   for (const LeaseGrant& l : status.active_leases) leases[l.worker_id].push_back(&l);
   std::map<std::string, const TelemetryWarning*> silent;
@@ -341,6 +342,10 @@ absl::StatusOr<json> WebApi::Workers(bool serving) {
   json rows = json::array();
   for (const WorkerInfo& w : status.workers) {
     json current = json::array();
+    // The store keeps no heartbeat time; a renewal sets a lease's expiry to
+    // now + TTL, so a busy worker's last heartbeat is its latest expiry - TTL.
+    // An idle worker only long-polls for leases: its last contact is unknown.
+    std::optional<int64_t> last_heartbeat;
     for (const LeaseGrant* l : leases[w.worker_id]) {
       current.push_back({{"lease_id", l->lease_id},
                          {"run_id", l->run_id},
@@ -348,9 +353,11 @@ absl::StatusOr<json> WebApi::Workers(bool serving) {
                          {"attempt", l->attempt},
                          {"elapsed_ms", std::max<int64_t>(0, now - l->leased_at_ms)},
                          {"timeout_seconds", l->timeout_seconds}});
+      const int64_t renewed = l->expires_at_ms - coordinator_.config().lease_ttl_ms;
+      last_heartbeat = std::max(last_heartbeat.value_or(renewed), renewed);
     }
-    const int64_t since = std::max<int64_t>(0, now - w.last_seen_ms);
-    std::string health = since <= stale_after_ms ? "ok" : "stale";
+    std::string health = "idle";
+    if (last_heartbeat) health = now - *last_heartbeat <= stale_after_ms ? "ok" : "stale";
     if (silent.contains(w.worker_id)) health = "silent";
     rows.push_back({{"worker_id", w.worker_id},
                     {"host", w.host},
@@ -358,8 +365,10 @@ absl::StatusOr<json> WebApi::Workers(bool serving) {
                     {"labels", w.labels},
                     {"slots", w.slots},
                     {"slots_in_use", current.size()},
-                    {"last_seen_ms", w.last_seen_ms},
-                    {"since_last_seen_ms", since},
+                    {"registered_at_ms", w.last_seen_ms},
+                    {"last_heartbeat_ms", last_heartbeat ? json(*last_heartbeat) : json()},
+                    {"since_last_heartbeat_ms",
+                     last_heartbeat ? json(std::max<int64_t>(0, now - *last_heartbeat)) : json()},
                     {"health", health},
                     {"current", std::move(current)}});
   }

@@ -243,10 +243,11 @@ function renderWorkers(w) {
     el('td', { className: 'num' }, x.slots_in_use + ' / ' + x.slots),
     el('td', {}, ...x.current.map((c) => el('div', {}, phaseLink(c.run_id, c.phase_id),
       ' ' + duration(c.elapsed_ms) + ' of ' + c.timeout_seconds + ' s'))),
-    el('td', {}, duration(x.since_last_seen_ms) + ' ago'),
+    el('td', {}, x.since_last_heartbeat_ms === null ? 'idle: polling for work'
+      : duration(x.since_last_heartbeat_ms) + ' ago'),
     el('td', { className: x.health }, x.health)));
   clear('wk-table').append(table(['Worker', 'Host', 'Labels', { label: 'Slots in use', num: 1 },
-    'Current phases (elapsed of timeout)', 'Last heard', 'Health'], rows, 'workers'));
+    'Current phases (elapsed of timeout)', 'Last heartbeat', 'Health'], rows, 'workers'));
 }
 
 function renderPhase(p) {

@@ -208,10 +208,27 @@ TEST_F(WebApiTest, WorkersShowCurrentPhasesAgainstTheirTimeoutAndHealth) {
   EXPECT_EQ(row["current"][0]["elapsed_ms"], 5'000);
   EXPECT_EQ(row["current"][0]["timeout_seconds"], 600);
   EXPECT_EQ(row["health"], "ok");
+  EXPECT_EQ(row["since_last_heartbeat_ms"], 5'000);  // the lease was granted 5 s ago
   EXPECT_TRUE(w["coordinator_serving"].get<bool>());
 
-  clock_.AdvanceMs(3 * Config().heartbeat_interval_ms);  // three heartbeats missed
+  clock_.AdvanceMs(2 * Config().heartbeat_interval_ms);  // two heartbeats missed, within the TTL
   EXPECT_EQ(Ok(api_.Workers(false))["rows"][0]["health"], "stale");
+  const LeaseGrant held = Ok(store_.ListActiveLeases())[0];
+  EXPECT_THAT(Ok(coord_.Heartbeat("w1", {held.lease_id})), ::testing::IsEmpty());
+  w = Ok(api_.Workers(true));
+  EXPECT_EQ(w["rows"][0]["health"], "ok");
+  EXPECT_EQ(w["rows"][0]["since_last_heartbeat_ms"], 0);
+}
+
+TEST_F(WebApiTest, AnIdleWorkerIsIdleNotStale) {
+  // The store records a worker's registration, not its lease polls: an idle
+  // worker registered long ago is not "stale".
+  RegisterWorker("w1");
+  clock_.AdvanceMs(10 * Config().heartbeat_interval_ms);
+  const json row = Ok(api_.Workers(true))["rows"][0];
+  EXPECT_EQ(row["health"], "idle");
+  EXPECT_TRUE(row["last_heartbeat_ms"].is_null());
+  EXPECT_EQ(row["registered_at_ms"], clock_.NowMs() - 10 * Config().heartbeat_interval_ms);
 }
 
 TEST_F(WebApiTest, PhaseShowsItsAttemptsNewestFirstWithTails) {
