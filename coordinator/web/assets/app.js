@@ -339,6 +339,11 @@ document.getElementById('phase-form').addEventListener('submit', (ev) => {
   location.hash = 'phase?' + new URLSearchParams({ run: document.getElementById('phase-run').value,
     phase: document.getElementById('phase-id').value });
 });
+// The hash names the page, so the skip link moves focus instead of navigating.
+document.querySelector('.skip').addEventListener('click', (ev) => {
+  ev.preventDefault();
+  document.getElementById('main').focus();
+});
 window.addEventListener('hashchange', route);
 showTokenState();
 route();

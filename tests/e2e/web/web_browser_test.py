@@ -373,6 +373,16 @@ def run_checks(cluster, driver, out_dir):
     wait_until(lambda: cluster.sluice_json("status")["session_finished"] > finished, 20,
                "leasing to continue after the resume")
 
+    # Keyboard: the navigation works with Enter, the skip link focuses the content.
+    from selenium.webdriver.common.keys import Keys
+    driver.find_element(By.ID, "nav-fingerprints").send_keys(Keys.ENTER)
+    wait_until(lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-loaded")
+               == "fingerprints", 10, "the fingerprints page by keyboard")
+    driver.find_element(By.CSS_SELECTOR, "a.skip").send_keys(Keys.ENTER)
+    check(driver.switch_to.active_element.get_attribute("id") == "main",
+          "the skip link did not move focus to the content")
+    check(driver.current_url.endswith("#fingerprints"), "the skip link changed the page")
+
 
 if __name__ == "__main__":
     main()
