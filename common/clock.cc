@@ -31,6 +31,12 @@ void Clock::SleepMs(int64_t ms) const {
   WaitFor(never, ms);
 }
 
+int64_t SystemClock::MonotonicMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 int64_t SystemClock::NowMs() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

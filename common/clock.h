@@ -58,6 +58,11 @@ class Clock {
   virtual ~Clock() = default;
   // Wall-clock milliseconds since the Unix epoch. Thread-safe.
   virtual int64_t NowMs() const = 0;
+  // Milliseconds on a clock that never steps (arbitrary origin), for
+  // intervals that must not stretch when the wall clock is set, e.g. the
+  // worker's self-fence. Thread-safe. Default: NowMs() (a FakeClock moves
+  // both together).
+  virtual int64_t MonotonicMs() const { return NowMs(); }
   // Blocks until `wakeup` is notified (true) or NowMs() >= deadline_ms
   // (false; also when the deadline has already passed). A notification
   // that is already pending returns at once. Thread-safe.
@@ -71,6 +76,7 @@ class Clock {
 class SystemClock final : public Clock {
  public:
   int64_t NowMs() const override;
+  int64_t MonotonicMs() const override;  // std::chrono::steady_clock
   bool WaitUntil(Wakeup& wakeup, int64_t deadline_ms) const override;
   // A process-wide instance; never destroyed.
   static const Clock& Default();

@@ -236,6 +236,8 @@ std::string ExitClass(Outcome outcome, int exit_code, int signal) {
       return "cancelled";
     case Outcome::kLost:
       return "lost";
+    case Outcome::kStartFailed:
+      return "start_failed";
   }
   return "unknown";  // only reachable through a cast of an out-of-range integer
 }

@@ -24,7 +24,7 @@ struct Fingerprint {
 // ("collection/import") are kept.
 std::string NormalizeErrorText(std::string_view text);
 
-// "exit:N", "signal:N", "timeout", "lost", "cancelled" or "ok".
+// "exit:N", "signal:N", "timeout", "lost", "cancelled", "start_failed" or "ok".
 std::string ExitClass(Outcome outcome, int exit_code, int signal);
 
 Fingerprint ComputeFingerprint(Outcome outcome, int exit_code, int signal,

@@ -29,6 +29,11 @@ absl::Status ValidateId(std::string_view field_view, std::string_view value) {
   if (value == "." || value == "..") {
     return absl::InvalidArgumentError(absl::StrCat(field, " must not be \".\" or \"..\""));
   }
+  // An id is substituted into the worker's own argv: "-rf" or "--config=x"
+  // as a positional word would be read as an option by the phase's program.
+  if (value.front() == '-') {
+    return absl::InvalidArgumentError(absl::StrCat(field, " must not start with '-'"));
+  }
   for (size_t i = 0; i < value.size(); ++i) {
     if (!IsIdChar(value[i])) {
       const unsigned char c = static_cast<unsigned char>(value[i]);

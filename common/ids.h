@@ -1,7 +1,8 @@
 // Identifier validation shared by every entry point (backlog import, RPC
 // handlers, command-template expansion). An identifier is 1..128 characters
-// from [A-Za-z0-9._:-] and is never "." or "..", so it is safe as an argv
-// word, an environment value and a single path component.
+// from [A-Za-z0-9._:-], does not start with '-' and is never "." or "..", so
+// it is safe as an argv word (never read as an option), an environment value
+// and a single path component.
 #pragma once
 
 #include <string_view>

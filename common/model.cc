@@ -10,13 +10,14 @@ namespace {
 
 // Every enumerator with its wire/storage name. The parse functions search
 // these tables, so a name and its parse can never disagree.
-constexpr std::array<std::pair<Outcome, std::string_view>, 6> kOutcomeNames = {{
+constexpr std::array<std::pair<Outcome, std::string_view>, 7> kOutcomeNames = {{
     {Outcome::kSucceeded, "succeeded"},
     {Outcome::kFailed, "failed"},
     {Outcome::kTimedOut, "timed_out"},
     {Outcome::kKilled, "killed"},
     {Outcome::kCancelled, "cancelled"},
     {Outcome::kLost, "lost"},
+    {Outcome::kStartFailed, "start_failed"},
 }};
 
 constexpr std::array<std::pair<PhaseState, std::string_view>, 4> kPhaseStateNames = {{

@@ -20,6 +20,10 @@ enum class Outcome {
   kKilled,     // killed from outside the worker (SIGKILL/SIGTERM it did not send, OOM killer)
   kCancelled,  // stopped on purpose: session deadline, operator stop, worker drain
   kLost,       // the lease expired without a report (worker vanished); recorded by the coordinator
+  // The worker could not start the phase (log file, workdir, posix_spawn:
+  // ENOENT, EAGAIN): the worker's fault, never the phase's. Uses the requeue
+  // budget and never feeds the repeat rule.
+  kStartFailed,
 };
 
 std::string_view OutcomeName(Outcome outcome);  // "succeeded", "failed", ...

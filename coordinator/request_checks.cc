@@ -4,6 +4,7 @@
 #include "common/ids.h"
 #include "common/status_macros.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/store/report_limits.h"
 
 namespace sluice {
 
@@ -32,18 +33,10 @@ absl::Status CheckReport(const AttemptReport& report, const CoordinatorConfig& c
   if (report.outcome == Outcome::kLost) {
     return absl::InvalidArgumentError("outcome 'lost' is recorded by the coordinator only");
   }
-  if (report.telemetry_events < 0) {
-    return absl::InvalidArgumentError("telemetry_events must be >= 0");
-  }
-  if (report.duration_ms < 0) return absl::InvalidArgumentError("duration_ms must be >= 0");
-  int64_t typed = 0;
-  for (const auto& [type, count] : report.telemetry_by_type) {
-    SLUICE_RETURN_IF_ERROR(CheckBytes("telemetry type", type, 128));
-    if (count < 0) return absl::InvalidArgumentError("telemetry_by_type counts must be >= 0");
-    typed += count;
-  }
-  if (typed > report.telemetry_events) {
-    return absl::InvalidArgumentError("telemetry_by_type adds up to more than telemetry_events");
+  // Counters and their sums bounded before anything is written.
+  SLUICE_RETURN_IF_ERROR(CheckReportCounters(report));
+  for (const auto& type_count : report.telemetry_by_type) {
+    SLUICE_RETURN_IF_ERROR(CheckBytes("telemetry type", type_count.first, 128));
   }
   SLUICE_RETURN_IF_ERROR(CheckBytes("stdout_tail", report.stdout_tail, config.max_tail_bytes));
   SLUICE_RETURN_IF_ERROR(CheckBytes("stderr_tail", report.stderr_tail, config.max_tail_bytes));

@@ -18,7 +18,8 @@ struct CoordinatorConfig;
 absl::Status CheckBytes(const std::string& field, const std::string& value, size_t max);
 // Register: id, slots 1..1024, host and version sizes, labels.
 absl::Status CheckWorker(const WorkerInfo& worker);
-// Report: ids, an outcome a worker may report, counts, tail and error sizes.
+// Report: ids, an outcome a worker may report, counters within
+// report_limits.h (sums included), tail and error sizes.
 absl::Status CheckReport(const AttemptReport& report, const CoordinatorConfig& config);
 // ImportBacklog: at least one phase; ids, labels and sizes of each, the
 // error naming the phase ("phase #3: ...").

@@ -18,6 +18,8 @@ v1::Outcome ToProto(Outcome outcome) {
       return v1::OUTCOME_CANCELLED;
     case Outcome::kLost:
       return v1::OUTCOME_LOST;
+    case Outcome::kStartFailed:
+      return v1::OUTCOME_START_FAILED;
   }
   return v1::OUTCOME_UNSPECIFIED;
 }
@@ -36,6 +38,8 @@ absl::StatusOr<Outcome> FromProto(v1::Outcome outcome) {
       return Outcome::kCancelled;
     case v1::OUTCOME_LOST:
       return Outcome::kLost;
+    case v1::OUTCOME_START_FAILED:
+      return Outcome::kStartFailed;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("outcome ", static_cast<int>(outcome), " is not a valid outcome"));

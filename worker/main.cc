@@ -1,7 +1,7 @@
 // sluice-worker: runs phases leased from a coordinator, each through this
 // worker's own command template. Exit codes: 0 drained cleanly, 2 usage or
 // configuration error, 3 infrastructure error (e.g. the coordinator rejected
-// registration).
+// registration, or --max-start-failures phases in a row could not be started).
 #include <unistd.h>
 
 #include <atomic>
@@ -14,14 +14,15 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "client/channel.h"
+#include "client/coordinator_client_factory.h"
 #include "client/failover_coordinator_client.h"
-#include "client/grpc_coordinator_client.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/redact.h"
 #include "common/signals.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
+#include "worker/orphan_reaper.h"
 #include "worker/required_env.h"
 #include "worker/service_supervisor.h"
 #include "worker/worker_agent.h"
@@ -102,6 +103,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--drain-timeout", drain_timeout_seconds,
                  "On SIGTERM: seconds running phases may finish before they are cancelled")
+      ->capture_default_str();
+  app.add_option("--max-start-failures", config.max_start_failures,
+                 "Stop leasing and exit 3 after this many phases in a row could not be started "
+                 "(missing program, log dir or workdir; 0 = never)")
       ->capture_default_str();
   app.add_option("--lease-wait-ms", config.lease_wait_ms, "Long-poll bound for a lease request")
       ->capture_default_str();
@@ -229,6 +234,7 @@ int main(int argc, char** argv) {
         {"log_dir", config.log_dir},
         {"grace_ms", config.grace_ms},
         {"drain_timeout_ms", config.drain_timeout_ms},
+        {"max_start_failures", config.max_start_failures},
         {"lease_wait_ms", config.lease_wait_ms},
         {"telemetry_probe", telemetry_probe},
         {"service", service_command},
@@ -252,18 +258,11 @@ int main(int argc, char** argv) {
     std::cout << j.dump(2) << std::endl;
     return 0;
   }
+  // A leader address learnt from a standby's answer gets the same TLS
+  // settings, and no channel at all if they cannot be applied (fail closed).
   sluice::FailoverCoordinatorClient client(
-      *addresses, [&channels, &channel_options, &token](const std::string& address) {
-        std::shared_ptr<grpc::Channel> channel = channels[address];
-        if (channel == nullptr) {
-          // A leader address learnt from a standby's answer; same TLS settings.
-          channel_options.address = address;
-          auto made = sluice::MakeChannel(channel_options);
-          if (made.ok()) channel = *made;
-          if (channel == nullptr) channel = sluice::MakeChannel(address);
-        }
-        return std::make_unique<sluice::GrpcCoordinatorClient>(channel, *token);
-      });
+      *addresses,
+      sluice::MakeCoordinatorClientFactory(std::move(channels), channel_options, *token));
   sluice::PosixProcessRunner runner;
   std::unique_ptr<sluice::ServiceSupervisor> supervisor;
   if (!service.argv.empty()) {
@@ -275,6 +274,13 @@ int main(int argc, char** argv) {
     supervisor = std::make_unique<sluice::ServiceSupervisor>(service, runner);
     config.ready = [s = supervisor.get()] { return s->healthy(); };
   }
+  // Orphans of phases (double forks, daemons) become our children and are
+  // reaped; as PID 1 in a container there is nobody else to do it.
+  if (absl::Status st = sluice::BecomeChildSubreaper(); !st.ok()) {
+    spdlog::warn("orphaned processes of phases will not be reaped by the worker: {}",
+                 st.ToString());
+  }
+  sluice::OrphanReaper orphan_reaper;
   sluice::WorkerAgent agent(config, client, runner, sluice::SystemClock::Default());
   std::atomic<bool> terminating{false};
   sluice::TerminationWatcher watcher([&](int sig) {

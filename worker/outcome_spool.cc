@@ -115,7 +115,11 @@ absl::StatusOr<AttemptReport> ParseAttemptReport(const std::string& text) {
 
 absl::Status OutcomeSpool::Init() const {
   std::error_code ec;
-  std::filesystem::create_directories(dir_, ec);
+  // Outcomes carry output tails: this user's only (a directory that already
+  // existed, e.g. one the operator chose, keeps its mode).
+  if (std::filesystem::create_directories(dir_, ec)) {
+    std::filesystem::permissions(dir_, std::filesystem::perms::owner_all, ec);
+  }
   if (ec) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create spool directory ", dir_, ": ", ec.message()));
@@ -133,7 +137,7 @@ absl::Status OutcomeSpool::Put(const AttemptReport& report) const {
   const std::string path = PathOf(report.lease_id);
   const std::string tmp = path + ".tmp";
   const std::string data = SerializeAttemptReport(report) + "\n";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return absl::InternalError(ErrnoText("cannot create", tmp));
   if (!WriteAll(fd, data) || ::fsync(fd) != 0) {
     const std::string err = ErrnoText("cannot write", tmp);

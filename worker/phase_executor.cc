@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/ids.h"
 #include "spdlog/spdlog.h"
 #include "worker/telemetry_counter.h"
 
@@ -57,6 +58,19 @@ AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken&
   report.epoch = lease.epoch;
   report.worker_id = config_.worker_id;
 
+  // The coordinator is not trusted with paths or the phase's environment:
+  // every identifier is checked before it becomes either.
+  for (const auto& [field, value] :
+       {std::pair<const char*, const std::string*>{"run_id", &lease.run_id},
+        {"phase_id", &lease.phase_id},
+        {"lease_id", &lease.lease_id},
+        {"session_id", &lease.session_id}}) {
+    if (absl::Status st = ValidateId(field, *value); !st.ok()) {
+      report.outcome = Outcome::kFailed;
+      report.error_text = absl::StrCat("worker refused the lease: ", st.message());
+      return report;
+    }
+  }
   PhaseIdentity identity{lease.run_id, lease.phase_id, lease.attempt, lease.lease_id,
                          lease.session_id};
   absl::StatusOr<std::vector<std::string>> argv = config_.command->Expand(identity);
@@ -68,7 +82,11 @@ AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken&
   // Identifiers are validated, so they are safe as path components.
   const std::filesystem::path dir = std::filesystem::path(config_.log_dir) / lease.run_id;
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  // Logs hold whatever a phase printed: this user's only (a directory that
+  // already existed keeps its mode).
+  if (std::filesystem::create_directories(dir, ec)) {
+    std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
+  }
   const std::string stem =
       (dir / absl::StrCat(lease.phase_id, ".attempt", lease.attempt, ".", lease.lease_id)).string();
   const std::string telemetry_path = stem + ".telemetry.jsonl";
@@ -95,7 +113,8 @@ AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken&
                lease.phase_id, lease.attempt, lease.lease_id, lease.timeout_seconds);
   absl::StatusOr<ProcessResult> result = runner_.Run(spec, cancel);
   if (!result.ok()) {
-    report.outcome = Outcome::kFailed;
+    // Log file, workdir, posix_spawn (ENOENT, EAGAIN): the worker's fault.
+    report.outcome = Outcome::kStartFailed;
     report.exit_code = 127;
     report.error_text = absl::StrCat("cannot start phase: ", result.status().message());
     return report;
@@ -118,6 +137,14 @@ AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken&
   if (telemetry.ok()) {
     report.telemetry_events = telemetry->events;
     report.telemetry_by_type = telemetry->by_type;
+    if (telemetry->bounded()) {
+      spdlog::warn(
+          "telemetry of lease={} was bounded: {} over-long lines skipped (limit {} bytes), {} "
+          "events counted as \"{}\" (type names up to {} bytes, {} distinct types)",
+          lease.lease_id, telemetry->oversized_lines, kMaxTelemetryLineBytes,
+          telemetry->folded_events, kOtherTelemetryType, kMaxTelemetryTypeBytes,
+          kMaxTelemetryTypes);
+    }
   } else {
     spdlog::warn("cannot count telemetry lease={}: {}", lease.lease_id,
                  telemetry.status().ToString());

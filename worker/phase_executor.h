@@ -29,8 +29,9 @@ class PhaseExecutor {
   PhaseExecutor(const WorkerConfig& config, ProcessRunner& runner)
       : config_(config), runner_(runner) {}
 
-  // Never fails: a phase that cannot be expanded or started is a kFailed
-  // report saying why. `cancel` stops the process (SIGTERM, grace, SIGKILL).
+  // Never fails: a phase that cannot be expanded is a kFailed report, one that
+  // cannot be started (log file, workdir, posix_spawn) a kStartFailed report,
+  // each saying why. `cancel` stops the process (SIGTERM, grace, SIGKILL).
   AttemptReport Execute(const LeaseGrant& lease, const CancelToken& cancel) const;
 
  private:

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <string>
 #include <string_view>
@@ -22,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "worker/orphan_reaper.h"
 
 extern char** environ;
 
@@ -75,7 +77,7 @@ absl::StatusOr<int> OpenLog(const std::string& path, bool append) {
   const char* target = path.empty() ? "/dev/null" : path.c_str();
   int fd;
   do {
-    fd = ::open(target, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0644);
+    fd = ::open(target, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0600);
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
     const int err = errno;
@@ -89,10 +91,12 @@ absl::StatusOr<int> OpenLog(const std::string& path, bool append) {
 std::string ReadFileEnd(const std::string& path, size_t max_bytes, bool* from_start) {
   *from_start = true;
   if (path.empty() || max_bytes == 0) return {};
-  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK and S_ISREG: a phase may have put a FIFO (or a device) in
+  // its log's place; opening or reading that must not hang the worker.
+  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (fd.get() < 0) return {};
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || st.st_size <= 0) return {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return {};
   const auto size = static_cast<size_t>(st.st_size);
   const size_t want = std::min(size, max_bytes);
   const off_t offset = static_cast<off_t>(size - want);
@@ -324,13 +328,7 @@ void SleepUntilExitOr(int pidfd, std::chrono::milliseconds interval) {
 }
 
 // Reaps `pid`; false when its status was lost (see HasExited).
-bool ReapStatus(pid_t pid, int* status) {
-  pid_t rc;
-  do {
-    rc = ::waitpid(pid, status, 0);
-  } while (rc < 0 && errno == EINTR);
-  return rc == pid;
-}
+bool ReapStatus(pid_t pid, int* status) { return ChildRegistry::Get().ReapTracked(pid, status); }
 
 }  // namespace
 
@@ -383,10 +381,16 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
   // glibc's posix_spawn reports exec failures (ENOENT, EACCES) as its result.
   // posix_spawnp searches the worker's PATH, not one set in spec.env. The exec
   // happens after the chdir, so a relative "./tool" is found in spec.workdir.
-  const int spawn_rc = has_slash ? ::posix_spawn(&pid, program.c_str(), setup.actions(),
-                                                 setup.attr(), argv.data(), envp.data())
-                                 : ::posix_spawnp(&pid, program.c_str(), setup.actions(),
-                                                  setup.attr(), argv.data(), envp.data());
+  // Tracked from its first instant: the worker's orphan reaper never takes
+  // this child's exit status (worker/orphan_reaper.h).
+  const int spawn_rc = ChildRegistry::Get().SpawnTracked(
+      [&](pid_t* child) {
+        return has_slash ? ::posix_spawn(child, program.c_str(), setup.actions(), setup.attr(),
+                                         argv.data(), envp.data())
+                         : ::posix_spawnp(child, program.c_str(), setup.actions(), setup.attr(),
+                                          argv.data(), envp.data());
+      },
+      &pid);
   if (spawn_rc != 0) {
     if (spawn_rc == ENOENT) {
       return absl::NotFoundError(absl::StrCat("cannot start ", program, ": ",
@@ -427,9 +431,17 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
         SignalGroup(pgid, SIGTERM);
         poll_interval = std::chrono::milliseconds(1);
       }
-    } else if (!killed && now >= kill_at) {
-      SignalGroup(pgid, SIGKILL);
-      killed = true;
+    } else if (!killed) {
+      // A self-fence may ask for the kill sooner than the spec's grace.
+      if (const int64_t by_ns = cancel.kill_by_steady_ns();
+          by_ns != std::numeric_limits<int64_t>::max()) {
+        kill_at = std::min(kill_at, Clock::time_point(std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::nanoseconds(by_ns))));
+      }
+      if (now >= kill_at) {
+        SignalGroup(pgid, SIGKILL);
+        killed = true;
+      }
     }
     SleepUntilExitOr(exit_fd.get(), poll_interval);
     poll_interval = std::min(poll_interval * 2, std::chrono::milliseconds(16));

@@ -3,9 +3,12 @@
 // PosixProcessRunner with real processes.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -47,10 +50,33 @@ struct ProcessResult {
 class CancelToken {
  public:
   void Cancel() { cancelled_.store(true); }
+  // Cancels, and has the runner send SIGKILL within `kill_within_ms` from now
+  // even if the spec's grace is longer (the worker's self-fence must finish
+  // before its lease can be granted again). Only ever shortens the grace.
+  void CancelAndKillWithin(int64_t kill_within_ms) {
+    const int64_t within = std::max<int64_t>(kill_within_ms, 0);
+    const int64_t by = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::steady_clock::now().time_since_epoch())
+                           .count() +
+                       within * 1'000'000;
+    int64_t seen = kill_by_ns_.load();
+    while (by < seen && !kill_by_ns_.compare_exchange_weak(seen, by)) {
+    }
+    seen = kill_within_ms_.load();
+    while ((seen < 0 || within < seen) && !kill_within_ms_.compare_exchange_weak(seen, within)) {
+    }
+    cancelled_.store(true);
+  }
   bool cancelled() const { return cancelled_.load(); }
+  // steady_clock time (ns since its epoch) by which SIGKILL is due; INT64_MAX: none.
+  int64_t kill_by_steady_ns() const { return kill_by_ns_.load(); }
+  // The shortest kill_within_ms asked for; -1 when none (for tests and logs).
+  int64_t kill_within_ms() const { return kill_within_ms_.load(); }
 
  private:
   std::atomic<bool> cancelled_{false};
+  std::atomic<int64_t> kill_by_ns_{std::numeric_limits<int64_t>::max()};
+  std::atomic<int64_t> kill_within_ms_{-1};
 };
 
 class ProcessRunner {

@@ -15,6 +15,21 @@ int64_t HeartbeatTimeoutMs(int64_t lease_ttl_ms, int64_t ms_until_fence) {
   return std::max(kMinHeartbeatTimeoutMs, std::min(cap, ms_until_fence));
 }
 
+SelfFence PlanSelfFence(int64_t lease_ttl_ms, int64_t heartbeat_interval_ms, int64_t grace_ms) {
+  const int64_t margin = std::clamp<int64_t>(lease_ttl_ms / 10, 50, 2'000);
+  SelfFence f;
+  f.kill_by_ms = std::max<int64_t>(lease_ttl_ms - margin, 0);
+  // A renewal must have had its chance, and a slow one must not fence a
+  // healthy worker: not before one heartbeat interval plus a quarter TTL.
+  const int64_t slack = std::max(margin, lease_ttl_ms / 4);
+  const int64_t earliest =
+      std::min(f.kill_by_ms, std::max<int64_t>(heartbeat_interval_ms, 0) + slack);
+  f.term_after_ms =
+      std::clamp(f.kill_by_ms - std::max<int64_t>(grace_ms, 0), earliest, f.kill_by_ms);
+  f.grace_ms = f.kill_by_ms - f.term_after_ms;
+  return f;
+}
+
 WorkerAgent::WorkerAgent(WorkerConfig config, CoordinatorClient& client, ProcessRunner& runner,
                          const Clock& clock)
     : config_(std::move(config)),
@@ -60,15 +75,29 @@ absl::Status WorkerAgent::Register() {
   absl::StatusOr<WorkerRegistration> reg = retrying_.Register(info, &sent_ms);
   if (!reg.ok()) return reg.status();
   registration_ = *reg;
-  last_renewal_sent_ms_.store(sent_ms);
-  spdlog::info("registered worker={} slots={} lease_ttl_ms={} heartbeat_ms={}", config_.worker_id,
-               config_.slots, reg->lease_ttl_ms, reg->heartbeat_interval_ms);
+  // sent_ms is on the wall clock: carried over to the monotonic one.
+  last_renewal_sent_ms_.store(clock_.MonotonicMs() - (clock_.NowMs() - sent_ms));
+  const SelfFence fence = Fence();
+  spdlog::info(
+      "registered worker={} slots={} lease_ttl_ms={} heartbeat_ms={}; self-fence: SIGTERM {} ms "
+      "and SIGKILL {} ms after the last renewal",
+      config_.worker_id, config_.slots, reg->lease_ttl_ms, reg->heartbeat_interval_ms,
+      fence.term_after_ms, fence.kill_by_ms);
+  if (fence.grace_ms < config_.grace_ms) {
+    spdlog::warn(
+        "--grace-seconds {} does not fit in the lease TTL: a self-fence gives phases {} ms "
+        "between SIGTERM and SIGKILL",
+        static_cast<double>(config_.grace_ms) / 1000.0, fence.grace_ms);
+  }
   return absl::OkStatus();
 }
 
 absl::Status WorkerAgent::Run() {
   std::error_code ec;
-  std::filesystem::create_directories(config_.log_dir, ec);
+  // Created for this user only; an existing directory keeps its mode.
+  if (std::filesystem::create_directories(config_.log_dir, ec)) {
+    std::filesystem::permissions(config_.log_dir, std::filesystem::perms::owner_all, ec);
+  }
   if (ec) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create --log-dir ", config_.log_dir, ": ", ec.message()));
@@ -100,6 +129,8 @@ absl::Status WorkerAgent::Run() {
     int32_t free_slots;
     {
       absl::MutexLock lock(&mu_);
+      // Set with the slot's release: a freed slot is never leased after it.
+      if (!stopped_because_.empty()) break;
       free_slots = ReapFinished();
     }
     if (free_slots <= 0) {
@@ -156,6 +187,8 @@ absl::Status WorkerAgent::Run() {
   StopHeartbeats(heartbeats);
   if (redeliver.joinable()) redeliver.join();
   spdlog::info("worker={} drained; {} outcomes reported", config_.worker_id, reported());
+  absl::MutexLock lock(&mu_);
+  if (!stopped_because_.empty()) return absl::FailedPreconditionError(stopped_because_);
   return absl::OkStatus();
 }
 
@@ -214,10 +247,16 @@ int32_t WorkerAgent::ReapFinished() {
   return config_.slots - static_cast<int32_t>(running_.size());
 }
 
-void WorkerAgent::CancelAll(const char* why) {
+void WorkerAgent::CancelAll(const char* why, int64_t kill_within_ms) {
   absl::MutexLock lock(&mu_);
   for (auto& [id, r] : running_) {
-    if (!r.done && !r.cancel->cancelled()) {
+    if (r.done) continue;
+    if (kill_within_ms >= 0) {
+      if (r.cancel->kill_within_ms() >= 0) continue;  // fenced already
+      spdlog::warn("cancelling lease={} run={} phase={} (SIGKILL within {} ms): {}", id,
+                   r.lease.run_id, r.lease.phase_id, kill_within_ms, why);
+      r.cancel->CancelAndKillWithin(kill_within_ms);
+    } else if (!r.cancel->cancelled()) {
       spdlog::warn("cancelling lease={} run={} phase={}: {}", id, r.lease.run_id, r.lease.phase_id,
                    why);
       r.cancel->Cancel();
@@ -225,13 +264,21 @@ void WorkerAgent::CancelAll(const char* why) {
   }
 }
 
+SelfFence WorkerAgent::Fence() const {
+  return PlanSelfFence(registration_.lease_ttl_ms, registration_.heartbeat_interval_ms,
+                       config_.grace_ms);
+}
+
 int64_t WorkerAgent::MsUntilFence() const {
-  return last_renewal_sent_ms_.load() + registration_.lease_ttl_ms - clock_.NowMs();
+  return last_renewal_sent_ms_.load() + Fence().term_after_ms - clock_.MonotonicMs();
 }
 
 bool WorkerAgent::FenceIfExpired() {
-  if (MsUntilFence() > 0) return false;
-  CancelAll("could not renew leases within the TTL");
+  const int64_t overdue_ms = -MsUntilFence();
+  if (overdue_ms < 0) return false;
+  // The kill is due kill_by_ms after the renewal, however late this runs.
+  CancelAll("could not renew leases within the TTL",
+            std::max<int64_t>(Fence().grace_ms - overdue_ms, 0));
   return true;
 }
 
@@ -255,14 +302,14 @@ void WorkerAgent::HeartbeatLoop() {
         if (!r.done) ids.push_back(id);
       }
     }
-    const int64_t sent_ms = clock_.NowMs();
+    const int64_t sent_ms = clock_.MonotonicMs();
     const int64_t timeout_ms = HeartbeatTimeoutMs(registration_.lease_ttl_ms, MsUntilFence());
     absl::StatusOr<std::vector<std::string>> cancel =
         client_.Heartbeat(config_.worker_id, ids, timeout_ms);
     if (!cancel.ok()) {
       ++failures;
       spdlog::warn("heartbeat failed ({}); last renewal sent {} ms ago", cancel.status().ToString(),
-                   clock_.NowMs() - last_renewal_sent_ms_.load());
+                   clock_.MonotonicMs() - last_renewal_sent_ms_.load());
       fenced = FenceIfExpired() || fenced;
       continue;
     }
@@ -291,9 +338,24 @@ void WorkerAgent::RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel
       lease.run_id, lease.phase_id, lease.attempt, lease.lease_id, OutcomeName(report.outcome),
       report.exit_code, report.signal, report.duration_ms, report.telemetry_events);
   delivery_.Deliver(report);
+  std::string stop_leasing;  // why, when this report ends leasing
   {
     absl::MutexLock lock(&mu_);
     running_[lease.lease_id].done = true;
+    if (report.outcome != Outcome::kStartFailed) {
+      start_failures_in_a_row_ = 0;
+    } else if (++start_failures_in_a_row_ >= config_.max_start_failures &&
+               config_.max_start_failures > 0 && stopped_because_.empty()) {
+      stopped_because_ = absl::StrCat(start_failures_in_a_row_,
+                                      " phases in a row could not be started "
+                                      "(--max-start-failures ",
+                                      config_.max_start_failures, "); last: ", report.error_text);
+      stop_leasing = stopped_because_;
+    }
+  }
+  if (!stop_leasing.empty()) {
+    spdlog::error("worker={} stops leasing: {}", config_.worker_id, stop_leasing);
+    RequestDrain();
   }
   wake_.Notify();
 }

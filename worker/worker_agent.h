@@ -15,6 +15,10 @@
 // what a previous run left in the spool (in a background thread, leasing is
 // not held up).
 //
+// After config.max_start_failures phases in a row could not be started the
+// agent stops leasing as on a drain and Run() returns FailedPrecondition
+// saying why (the worker exits 3).
+//
 // Shutdown: RequestDrain() (SIGTERM) stops leasing at once, lets running
 // phases finish up to drain_timeout_ms, then cancels them and reports them as
 // cancelled; Run() returns once every outcome is delivered (or delivery gave
@@ -55,6 +59,22 @@ inline constexpr int64_t kMaxHeartbeatTimeoutMs = 10'000;
 inline constexpr int64_t kMinHeartbeatTimeoutMs = 200;
 int64_t HeartbeatTimeoutMs(int64_t lease_ttl_ms, int64_t ms_until_fence);
 
+// The worker's self-fence, in ms after the send time of the last renewal the
+// coordinator answered, on a monotonic clock. The coordinator renewed no
+// earlier than that send time, so it may grant the lease again TTL later:
+// the phases get SIGTERM at term_after_ms and SIGKILL at kill_by_ms =
+// TTL - margin (margin: TTL/10, 50 ms..2 s), before that. The SIGTERM comes
+// --grace-seconds before the kill, but never sooner than one heartbeat
+// interval plus max(margin, TTL/4) (a renewal must have had its chance, and
+// a slow one must not fence a healthy worker); when that leaves less than
+// the grace, the grace is cut to fit.
+struct SelfFence {
+  int64_t term_after_ms = 0;
+  int64_t grace_ms = 0;  // kill_by_ms - term_after_ms
+  int64_t kill_by_ms = 0;
+};
+SelfFence PlanSelfFence(int64_t lease_ttl_ms, int64_t heartbeat_interval_ms, int64_t grace_ms);
+
 class WorkerAgent {
  public:
   // `client`, `runner` and `clock` must outlive the agent.
@@ -62,7 +82,8 @@ class WorkerAgent {
               const Clock& clock);
   ~WorkerAgent();
 
-  // Blocks until drained or stopped. OK on a clean drain.
+  // Blocks until drained or stopped. OK on a clean drain; FailedPrecondition
+  // when it stopped because phases could not start.
   absl::Status Run();
 
   // Thread-safe; ends a lease long-poll in flight and wakes the loop.
@@ -89,12 +110,14 @@ class WorkerAgent {
   // Waits up to drain_timeout_ms for running phases, cancels the rest and
   // joins every phase thread.
   void Drain();
-  void CancelAll(const char* why);
-  // Self-fencing: once the lease TTL has passed since the last renewal the
-  // coordinator answered was *sent*, every lease this worker holds may have
-  // expired on the coordinator (which renewed it no earlier than that), so
-  // the phases are stopped before a retry elsewhere runs beside them.
-  // True if it was due (and done).
+  // kill_within_ms >= 0: SIGKILL within that (the self-fence), even for
+  // phases already cancelled with a longer grace.
+  void CancelAll(const char* why, int64_t kill_within_ms = -1);
+  SelfFence Fence() const;
+  // Self-fencing (PlanSelfFence): the coordinator renewed the leases no
+  // earlier than the last answered renewal was *sent*, so they may be granted
+  // again TTL after that; the phases are stopped, SIGKILL included, before a
+  // retry elsewhere can run beside them. True if it was due (and done).
   bool FenceIfExpired();
   int64_t MsUntilFence() const;
   void StopHeartbeats(std::thread& heartbeats);
@@ -116,11 +139,16 @@ class WorkerAgent {
   Wakeup wake_;
   std::atomic<bool> stop_heartbeats_{false};
   Wakeup heartbeat_wake_;  // stop_heartbeats_ was set
-  // When the last heartbeat the coordinator answered was sent (clock_).
+  // When the last heartbeat the coordinator answered was sent
+  // (clock_.MonotonicMs(): a wall clock step must not stretch the fence).
   std::atomic<int64_t> last_renewal_sent_ms_{0};
   absl::Mutex mu_;
   std::map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);  // by lease id
   uint64_t request_counter_ = 0;
+  // Phases that could not start, in a row (any success or failure resets it).
+  int32_t start_failures_in_a_row_ ABSL_GUARDED_BY(mu_) = 0;
+  // Why the agent stopped leasing by itself; empty otherwise.
+  std::string stopped_because_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sluice

@@ -14,6 +14,9 @@ absl::Status WorkerConfig::Validate() const {
   if (!command) return absl::InvalidArgumentError("--exec is required");
   if (grace_ms < 0) return absl::InvalidArgumentError("--grace-seconds must be >= 0");
   if (drain_timeout_ms < 0) return absl::InvalidArgumentError("--drain-timeout must be >= 0");
+  if (max_start_failures < 0) {
+    return absl::InvalidArgumentError("--max-start-failures must be >= 0 (0 = never stop)");
+  }
   if (log_dir.empty()) return absl::InvalidArgumentError("--log-dir must not be empty");
   for (const auto& [key, value] : env) {
     if (key.empty() || key.find('=') != std::string::npos) {

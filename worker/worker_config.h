@@ -39,6 +39,10 @@ struct WorkerConfig {
   // unhealthy) the worker leases nothing; running phases go on. Asked again
   // every kReadyRecheckMs while it is false.
   std::function<bool()> ready;
+  // Stop leasing (Run() returns FailedPrecondition: exit 3) after this many
+  // phases in a row could not be started (kStartFailed): a misconfigured
+  // worker must not burn through the backlog. 0 = never stop.
+  int32_t max_start_failures = 3;
 
   // InvalidArgument naming the flag of the first bad value.
   absl::Status Validate() const;

@@ -160,6 +160,9 @@ absl::StatusOr<Authenticator> Authenticator::Create(std::vector<TokenEntry> work
   Authenticator auth;
   auth.worker_ = std::move(worker_tokens);
   auth.admin_ = std::move(admin_tokens);
+  for (const TokenEntry& w : auth.worker_) {
+    if (!w.worker_id.empty()) auth.pinned_ids_.insert(w.worker_id);
+  }
   return auth;
 }
 
@@ -208,6 +211,12 @@ absl::Status Authenticator::Authorize(std::optional<std::string_view> authorizat
   if (!worker->worker_id.empty() && worker->worker_id != worker_id) {
     // The request's worker_id is not echoed: it is unvalidated input.
     return absl::PermissionDeniedError("this token is bound to a different worker_id");
+  }
+  if (worker->worker_id.empty() && pinned_ids_.contains(worker_id)) {
+    // An unpinned token must not take the identity (leases, reports) of a
+    // worker whose id is pinned to another token.
+    return absl::PermissionDeniedError(
+        "this worker_id is reserved for the token bound to it in the worker token file");
   }
   return absl::OkStatus();
 }

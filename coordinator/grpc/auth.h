@@ -13,6 +13,8 @@
 //   no `authorization: Bearer <token>` header, or an unknown token -> Unauthenticated
 //   a worker token on an OperatorService call                       -> PermissionDenied
 //   a worker token bound to w1 used with worker_id w2               -> PermissionDenied
+//   an unbound worker token used with a worker_id bound to a token  -> PermissionDenied
+//     (a bound worker id is reserved for its token)
 // With no tokens configured the Authenticator is disabled and allows every
 // call (the coordinator warns at start-up when that is not on loopback).
 //
@@ -27,6 +29,7 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -98,6 +101,8 @@ class Authenticator {
  private:
   std::vector<TokenEntry> worker_;
   std::vector<TokenEntry> admin_;
+  // Worker ids bound to a worker token: reserved for that token.
+  std::set<std::string, std::less<>> pinned_ids_;
 };
 
 }  // namespace sluice

@@ -209,7 +209,7 @@ void RegisterCoordinatorMetrics(MetricsRegistry& registry, Coordinator& coordina
                    "1 when the last scrape could read the state store");
   registry.Declare("sluice_attempts_total", MetricType::kCounter,
                    "Attempts recorded in the store by outcome (succeeded, failed, timed_out, "
-                   "killed, cancelled, lost)");
+                   "killed, cancelled, lost, start_failed)");
   registry.Declare("sluice_leasing_paused", MetricType::kGauge,
                    "1 while leasing of the session is paused (--on-telemetry-loss pause) until "
                    "`sluice resume`");

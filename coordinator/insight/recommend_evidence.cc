@@ -116,7 +116,9 @@ std::map<std::string, FingerprintTotals> GatherFailures(
 
 }  // namespace
 
-bool OwnOutcome(Outcome o) { return o != Outcome::kLost && o != Outcome::kCancelled; }
+bool OwnOutcome(Outcome o) {
+  return o != Outcome::kLost && o != Outcome::kCancelled && o != Outcome::kStartFailed;
+}
 
 double Minutes(int64_t ms) { return static_cast<double>(ms) / kMinuteMs; }
 

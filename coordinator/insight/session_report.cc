@@ -411,7 +411,8 @@ std::string SessionReportText(const SessionReport& r) {
     absl::StrAppend(&out, "WARNING: ", w.message, "\n");
   }
   absl::StrAppendFormat(&out, "attempts %d", r.attempts);
-  for (const char* name : {"succeeded", "failed", "timed_out", "killed", "cancelled", "lost"}) {
+  for (const char* name :
+       {"succeeded", "failed", "timed_out", "killed", "cancelled", "lost", "start_failed"}) {
     absl::StrAppendFormat(&out, "  %s %d (%s)", name, count(name),
                           Percent(count(name), r.attempts));
   }

@@ -8,7 +8,9 @@
 namespace sluice {
 namespace {
 
-bool StoppedFromOutside(Outcome o) { return o == Outcome::kLost || o == Outcome::kCancelled; }
+bool StoppedFromOutside(Outcome o) {
+  return o == Outcome::kLost || o == Outcome::kCancelled || o == Outcome::kStartFailed;
+}
 
 // Succeeded, or ran long enough that it should have emitted something.
 bool ShouldHaveEmitted(const AttemptRecord& a, const TelemetryAlarmOptions& options) {

@@ -148,6 +148,9 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
   // transient.
   const bool transient = report.outcome == Outcome::kFailed &&
                          params.transition.counter == PhaseTransition::Counter::kRequeues;
+  // Cancelled and start_failed attempts say nothing about the run's work.
+  const bool own_outcome =
+      report.outcome != Outcome::kCancelled && report.outcome != Outcome::kStartFailed;
   absl::MutexLock lock(&mu_);
   ++outcome_totals_[report.outcome];
   failure_policy_.Observe(result.run_id, report.outcome, params.fingerprint, report.error_text,
@@ -159,11 +162,11 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
     run_backoff_until_[result.run_id] = params.now_ms + TransientBackoffMs(streak);
     spdlog::info("transient failure run={} phase={}: run backs off", result.run_id,
                  result.phase_id);
-  } else if (report.outcome != Outcome::kCancelled) {
+  } else if (own_outcome) {
     run_transient_streak_.erase(result.run_id);
     run_backoff_until_.erase(result.run_id);
   }
-  if (session && report.outcome != Outcome::kCancelled) {
+  if (session && own_outcome) {
     if (zero_yield_session_ != session->session_id) {
       zero_yield_session_ = session->session_id;
       zero_yield_streak_ = 0;
@@ -347,7 +350,7 @@ absl::StatusOr<std::map<Outcome, int64_t>> DrainPolicy::OutcomeTotals() {
   SLUICE_RETURN_IF_ERROR(EnsureLoaded());
   std::map<Outcome, int64_t> totals;
   for (Outcome o : {Outcome::kSucceeded, Outcome::kFailed, Outcome::kTimedOut, Outcome::kKilled,
-                    Outcome::kCancelled, Outcome::kLost}) {
+                    Outcome::kCancelled, Outcome::kLost, Outcome::kStartFailed}) {
     totals[o] = 0;
   }
   absl::MutexLock lock(&mu_);

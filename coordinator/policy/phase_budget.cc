@@ -11,10 +11,12 @@ PhaseTransition TransitionAfterOutcome(PhaseBudget budget, Outcome outcome,
     t.succeeds = true;
     return t;
   }
-  // Cancelled attempts were stopped by us (deadline, drain) and lost ones by
-  // the infrastructure, not by the phase: like transient failures they spend
-  // the requeue budget, and the phase fails once requeues exceed it.
-  if (outcome == Outcome::kCancelled || outcome == Outcome::kLost || !counts_as_attempt) {
+  // Cancelled attempts were stopped by us (deadline, drain), lost ones by the
+  // infrastructure and start_failed ones never started (the worker's fault),
+  // not by the phase: like transient failures they spend the requeue budget,
+  // and the phase fails once requeues exceed it.
+  if (outcome == Outcome::kCancelled || outcome == Outcome::kLost ||
+      outcome == Outcome::kStartFailed || !counts_as_attempt) {
     t.counter = PhaseTransition::Counter::kRequeues;
     t.fail_at = static_cast<int64_t>(budget.max_requeues) + 1;
     return t;

@@ -8,8 +8,9 @@
 //     spends one attempt; the phase fails for good once attempts reach
 //     max_attempts;
 //   - requeue budget: a transient failure (counts_as_attempt false), a
-//     cancelled attempt or a lost/expired lease spends one requeue; the phase
-//     fails for good once requeues exceed max_requeues;
+//     cancelled attempt, a lost/expired lease or a start failure (the worker
+//     could not start the phase) spends one requeue; the phase fails for good
+//     once requeues exceed max_requeues;
 //   - otherwise the phase is pending again.
 //
 // A store applies a decision inside its one atomic write, where it reads the
@@ -56,8 +57,8 @@ struct PhaseTransition {
 };
 
 // The rule. `counts_as_attempt` is false for a transient failure (the
-// failure policy's --retry-on); it does not matter for success, cancelled
-// and lost outcomes.
+// failure policy's --retry-on); it does not matter for success, cancelled,
+// lost and start_failed outcomes.
 PhaseTransition TransitionAfterOutcome(PhaseBudget budget, Outcome outcome, bool counts_as_attempt);
 
 // The transition applied to a phase's counters: what a store writes.

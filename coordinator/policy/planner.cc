@@ -117,14 +117,17 @@ absl::Status Planner::AddFailedForGoodRows(const std::vector<RunStats>& runs,
   if (std::none_of(runs.begin(), runs.end(), [](const RunStats& r) { return r.failed > 0; })) {
     return absl::OkStatus();
   }
-  // Which budget ran out, per failed phase: its own outcomes (lost and
-  // cancelled ones are not its own) reached max_attempts_per_phase, or else
-  // the requeue budget ended it.
+  // Which budget ran out, per failed phase: its own outcomes (lost,
+  // cancelled and start_failed ones are not its own) reached
+  // max_attempts_per_phase, or else the requeue budget ended it.
   SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store_.ListAttempts(""));
   std::map<PhaseKey, int64_t> own_outcomes;
   for (const AttemptRecord& a : attempts) {
     int64_t& n = own_outcomes[{a.run_id, a.phase_id}];
-    if (a.outcome != Outcome::kLost && a.outcome != Outcome::kCancelled) ++n;
+    if (a.outcome != Outcome::kLost && a.outcome != Outcome::kCancelled &&
+        a.outcome != Outcome::kStartFailed) {
+      ++n;
+    }
   }
   std::map<std::string, std::pair<int64_t, int64_t>> by_run;  // exhausted, requeues
   for (const auto& [key, own] : own_outcomes) {

@@ -111,8 +111,9 @@ class StateStore {
   // in the order they ended.
   virtual absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(
       const std::string& session_id) = 0;
-  // Attempts of a session that ended with the phase's own outcome (lost and
-  // cancelled ones excluded): the session's progress toward its batch size.
+  // Attempts of a session that ended with the phase's own outcome (lost,
+  // cancelled and start_failed ones excluded): the session's progress toward
+  // its batch size.
   virtual absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) = 0;
 
   // Late reports (see LateReportRecord), in the order they were received

@@ -42,6 +42,18 @@ TEST(IdsTest, RejectsDotAndDotDot) {
   EXPECT_EQ(ValidateId("run_id", "..").code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Bug: an id could start with '-'; substituted into a positional word of a
+// worker's command template ("tool {phase_id}") it was read as an option.
+TEST(IdsTest, RejectsALeadingDash) {
+  for (const char* bad : {"-", "-rf", "--config=/etc/x", "-1"}) {
+    EXPECT_FALSE(IsValidId(bad)) << bad;
+  }
+  EXPECT_THAT(std::string(ValidateId("phase_id", "-rf").message()),
+              HasSubstr("phase_id must not start with '-'"));
+  EXPECT_TRUE(IsValidId("a-"));
+  EXPECT_TRUE(IsValidId("a--b"));
+}
+
 TEST(IdsTest, RejectsPathAndShellCharacters) {
   for (const char* bad : {"a/b", "a\\b", "a b", "a;b", "$(x)", "a\nb", "a'b", "a\"b", "*", "ü"}) {
     EXPECT_FALSE(IsValidId(bad)) << bad;
@@ -65,9 +77,10 @@ TEST(IdsTest, ValidIdIsOk) { EXPECT_TRUE(ValidateId("run_id", "run-42").ok()); }
 
 TEST(ModelNamesTest, OutcomeNamesRoundTrip) {
   for (Outcome o : {Outcome::kSucceeded, Outcome::kFailed, Outcome::kTimedOut, Outcome::kKilled,
-                    Outcome::kCancelled, Outcome::kLost}) {
+                    Outcome::kCancelled, Outcome::kLost, Outcome::kStartFailed}) {
     EXPECT_EQ(ParseOutcome(OutcomeName(o)), o);
   }
+  EXPECT_EQ(OutcomeName(Outcome::kStartFailed), "start_failed");
   EXPECT_EQ(OutcomeName(Outcome::kSucceeded), "succeeded");
   EXPECT_EQ(OutcomeName(Outcome::kFailed), "failed");
   EXPECT_EQ(OutcomeName(Outcome::kTimedOut), "timed_out");

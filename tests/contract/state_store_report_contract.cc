@@ -10,11 +10,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/store/report_limits.h"
 #include "gmock/gmock.h"
 #include "tests/contract/contract_fixture.h"
 #include "tests/contract/state_store_contract.h"
 
 namespace sluice::contract {
+using ::sluice::testing::StatusIs;
 // RecordReport
 
 TEST_P(StateStoreContractTest, AcceptedSuccessIsFinalAndRecordsTheAttempt) {
@@ -166,6 +168,69 @@ TEST_P(StateStoreContractTest, ReportTransientFailureUsesRequeueBudgetAndFailsWh
   EXPECT_EQ(stats.failed, 1);
   EXPECT_EQ(stats.pending, 0);
   EXPECT_EQ(stats.attempts, 3);  // every ended attempt counts in the run's figures
+}
+
+// Bug: a phase the worker could not start was charged an attempt. The budget
+// rule puts start_failed on the requeue budget (whatever counts_as_attempt
+// says); the store applies that and leaves start_failed out of the session's
+// progress toward its batch size.
+TEST_P(StateStoreContractTest, StartFailedReportUsesTheRequeueBudgetAndIsNotSessionProgress) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1")});
+  auto start_failed = [&] {
+    ReportParams p = Contract::Report(c.MustLease("r1"), Outcome::kStartFailed, 0, 0, kT0 + 1'000);
+    p.transition = TransitionAfterOutcome(PhaseBudget{/*max_attempts=*/1, /*max_requeues=*/2},
+                                          Outcome::kStartFailed, /*counts_as_attempt=*/true);
+    return Ok(store().RecordReport(p));
+  };
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(start_failed().phase_state, PhaseState::kPending) << i;
+  }
+  PhaseRecord p = c.Phase("r1", "p1");
+  EXPECT_EQ(p.attempts, 0);
+  EXPECT_EQ(p.requeues, 2);
+  EXPECT_EQ(Ok(store().CountSessionAttempts("s1")), 0);
+  EXPECT_EQ(start_failed().phase_state, PhaseState::kFailed);
+  EXPECT_EQ(c.Phase("r1", "p1").final_outcome, Outcome::kStartFailed);
+  EXPECT_EQ(Ok(store().CountSessionAttempts("s1")), 0);
+  const std::vector<AttemptRecord> attempts = Ok(store().ListAttempts(""));
+  ASSERT_EQ(attempts.size(), 3u);
+  EXPECT_EQ(attempts[0].outcome, Outcome::kStartFailed);
+}
+
+// Bug: report counters were only checked for >= 0. The sums overflowed (UB in
+// SQLite's C++ update), and on Redis an HINCRBY failing on overflow aborted
+// the script after earlier writes, leaving the phase out of the pending set
+// for good. Every store now checks the counters before its first write.
+TEST_P(StateStoreContractTest, ReportCountersOutOfBoundsAreRejectedBeforeAnyWrite) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1"), Spec("r1", "p2")});
+  ASSERT_EQ(c.Record(c.MustLease("r1"), Outcome::kSucceeded, 5, 1'000).disposition,
+            ReportDisposition::kAccepted);
+  const LeaseGrant g = c.MustLease("r1");
+  const RunStats before = c.Stats("r1");
+  for (const auto& [events, duration] :
+       std::vector<std::pair<int64_t, int64_t>>{{INT64_MAX, 0},
+                                                {kMaxReportTelemetryEvents + 1, 0},
+                                                {0, INT64_MAX},
+                                                {0, kMaxReportDurationMs + 1},
+                                                {-1, 0}}) {
+    ReportParams p = Contract::Report(g, Outcome::kFailed, events, duration);
+    EXPECT_THAT(store().RecordReport(p), StatusIs(absl::StatusCode::kInvalidArgument))
+        << events << " " << duration;
+  }
+  // Nothing was written: the lease holds, the phase is leased, no attempt.
+  EXPECT_EQ(Ok(store().ListActiveLeases()).size(), 1u);
+  EXPECT_EQ(c.Phase("r1", g.phase_id).state, PhaseState::kLeased);
+  EXPECT_EQ(Ok(store().ListAttempts("")).size(), 1u);
+  const RunStats after = c.Stats("r1");
+  EXPECT_EQ(after.telemetry_events, before.telemetry_events);
+  EXPECT_EQ(after.attempts, before.attempts);
+  // The bounds themselves are fine, and the lease is still reportable.
+  ReportResult r = Ok(store().RecordReport(
+      Contract::Report(g, Outcome::kSucceeded, kMaxReportTelemetryEvents, kMaxReportDurationMs)));
+  EXPECT_EQ(r.disposition, ReportDisposition::kAccepted);
+  EXPECT_EQ(c.Stats("r1").telemetry_events, 5 + kMaxReportTelemetryEvents);
 }
 
 TEST_P(StateStoreContractTest, CancelledReportFailsThePhaseAsCancelledOnceOverMaxRequeues) {

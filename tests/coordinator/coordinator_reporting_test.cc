@@ -9,6 +9,7 @@
 
 #include "common/fingerprint.h"
 #include "coordinator/insight/session_report.h"
+#include "coordinator/store/report_limits.h"
 #include "tests/coordinator/coordinator_fixture.h"
 
 namespace sluice::testing {
@@ -70,6 +71,48 @@ TEST_F(CoordinatorTest, ReportRejectsInvalidReportsAndRecordsNothing) {
   AttemptReport at_limit = ReportOf(g, Outcome::kSucceeded);
   at_limit.stdout_tail = std::string(Config().max_tail_bytes, 'x');
   EXPECT_EQ(Ok(coord_.Report(at_limit)).result.disposition, ReportDisposition::kAccepted);
+}
+
+// Bug: report counters were only checked for >= 0: per-type counts could add
+// up past INT64_MAX (the sum wrapped and passed the check), and huge
+// telemetry_events, duration_ms or type counts went on to the store's sums.
+TEST_F(CoordinatorTest, ReportCountersAndTheirSumsAreBoundedBeforeAnyWrite) {
+  RegisterWorker("w1");
+  Import({Spec("r1", "p1")});
+  Start();
+  const LeaseGrant g = LeaseOne();
+
+  AttemptReport wraps = ReportOf(g, Outcome::kSucceeded, 10);
+  wraps.telemetry_by_type = {{"a", INT64_MAX}, {"b", 2}};
+  absl::Status st = Err(coord_.Report(wraps));
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr("telemetry_by_type"));
+
+  AttemptReport events = ReportOf(g, Outcome::kSucceeded, INT64_MAX);
+  st = Err(coord_.Report(events));
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr("telemetry_events"));
+
+  AttemptReport duration = ReportOf(g, Outcome::kSucceeded, 0, INT64_MAX);
+  st = Err(coord_.Report(duration));
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr("duration_ms"));
+
+  AttemptReport types = ReportOf(g, Outcome::kSucceeded, 0);
+  for (size_t i = 0; i <= kMaxReportTelemetryTypes; ++i) {
+    types.telemetry_by_type[absl::StrCat("t", i)] = 0;
+  }
+  st = Err(coord_.Report(types));
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr("types"));
+
+  EXPECT_THAT(Ok(store_.ListAttempts("")), IsEmpty());
+  EXPECT_EQ(Phase("r1", "p1").state, PhaseState::kLeased);
+  // At the bounds the report is accepted.
+  AttemptReport at_bounds =
+      ReportOf(g, Outcome::kSucceeded, kMaxReportTelemetryEvents, kMaxReportDurationMs);
+  at_bounds.telemetry_by_type = {{"a", kMaxReportTelemetryEvents}};
+  EXPECT_EQ(Ok(coord_.Report(at_bounds)).result.disposition, ReportDisposition::kAccepted);
 }
 
 TEST_F(CoordinatorTest, ReportReturnsAndStoresTheFingerprint) {

@@ -22,6 +22,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/process.h"
+#include "tests/testing/shell_spec.h"
 #include "tests/testing/test_env.h"
 #include "tests/testing/wait.h"
 
@@ -32,6 +33,7 @@ using ::sluice::testing::ProcessGone;
 using ::sluice::testing::ReadFile;
 using ::sluice::testing::ReadPidFile;
 using ::sluice::testing::ScratchDir;
+using ::sluice::testing::ShellSpec;
 using ::sluice::testing::WaitUntil;
 using ::testing::EndsWith;
 using ::testing::HasSubstr;
@@ -40,14 +42,6 @@ using ::testing::Lt;
 using ::testing::SizeIs;
 using ::testing::StartsWith;
 using Clock = std::chrono::steady_clock;
-
-ProcessSpec ShellSpec(const ScratchDir& dir, const std::string& script) {
-  ProcessSpec spec;
-  spec.argv = {"/bin/sh", "-c", script};
-  spec.stdout_path = dir.File("stdout.log");
-  spec.stderr_path = dir.File("stderr.log");
-  return spec;
-}
 
 ProcessResult RunOrDie(const ProcessSpec& spec, const CancelToken& cancel = CancelToken()) {
   PosixProcessRunner runner;

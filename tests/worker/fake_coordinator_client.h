@@ -181,13 +181,18 @@ class FakeCoordinatorClient : public CoordinatorClient {
 };
 
 // Finishes every phase at once, successfully.
+// Exit 0 after 1 ms: what a fake runner answers for a phase that ran.
+inline ProcessResult SucceededResult() {
+  ProcessResult r;
+  r.exit_code = 0;
+  r.duration_ms = 1;
+  return r;
+}
+
 class InstantRunner : public ProcessRunner {
  public:
   absl::StatusOr<ProcessResult> Run(const ProcessSpec&, const CancelToken&) override {
-    ProcessResult r;
-    r.exit_code = 0;
-    r.duration_ms = 1;
-    return r;
+    return SucceededResult();
   }
 };
 
@@ -221,6 +226,13 @@ class GatedRunner : public ProcessRunner {
     absl::MutexLock lock(&mu_);
     auto it = cancel_.find(lease);
     return it != cancel_.end() && it->second->cancelled();
+  }
+  // The SIGKILL bound the agent asked for (CancelToken::kill_within_ms), -2
+  // when the phase is not running.
+  int64_t kill_within_ms(const std::string& lease) const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    auto it = cancel_.find(lease);
+    return it == cancel_.end() ? -2 : it->second->kill_within_ms();
   }
   // False if fewer than `n` phases started within the guard.
   bool AwaitStarted(size_t n) const ABSL_LOCKS_EXCLUDED(mu_) {

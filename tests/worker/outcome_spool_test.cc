@@ -1,5 +1,7 @@
 #include "worker/outcome_spool.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <string>
@@ -72,6 +74,30 @@ TEST(OutcomeSpoolTest, PutThenListRoundTripsEveryField) {
   EXPECT_EQ((*listed)[0].lease_id, "L-1");  // file-name order
   ExpectSameReport((*listed)[1], SampleReport("L-2"));
   EXPECT_THAT(FileNames(dir.path() / "spool"), ElementsAre("L-1.json", "L-2.json"));
+}
+
+// Bug: the spool was created 0755 and its files 0644, though outcomes carry
+// output tails other users of the host must not read.
+TEST(OutcomeSpoolTest, SpoolIsCreatedForTheOwnerOnly) {
+  ScratchDir dir;
+  OutcomeSpool spool(dir.File("spool"));
+  ASSERT_TRUE(spool.Init().ok());
+  ASSERT_TRUE(spool.Put(SampleReport("L-1")).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.File("spool").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(::stat(dir.File("spool/L-1.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(OutcomeSpoolTest, AnExistingDirectoryKeepsItsMode) {
+  ScratchDir dir;
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  OutcomeSpool spool(dir.path().string());
+  ASSERT_TRUE(spool.Init().ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0755u);
 }
 
 TEST(OutcomeSpoolTest, PutReplacesAnEarlierReportOfTheSameLease) {

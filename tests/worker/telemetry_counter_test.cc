@@ -1,5 +1,7 @@
 #include "worker/telemetry_counter.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <string>
 
@@ -122,6 +124,86 @@ TEST(TelemetryCounterTest, ManyEvents) {
   ASSERT_TRUE(count.ok()) << count.status();
   EXPECT_EQ(count->events, 10000);
   EXPECT_THAT(count->by_type, UnorderedElementsAre(Pair("even", 5000), Pair("odd", 5000)));
+}
+
+// Bug: a line of any length was read whole into memory and counted; one
+// huge line could exhaust the worker's memory. It is skipped and flagged now.
+TEST(TelemetryCounterTest, OverLongLineIsSkippedAndFlagged) {
+  ScratchDir dir;
+  const std::string huge =
+      "{\"type\":\"big\",\"pad\":\"" + std::string(kMaxTelemetryLineBytes + 1000, 'x') + "\"}";
+  WriteFile(dir.File("t.jsonl"), "{\"type\":\"a\"}\n" + huge + "\n{\"type\":\"a\"}\n" + huge);
+  absl::StatusOr<TelemetryCount> count = CountTelemetryFile(dir.File("t.jsonl"));
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(count->events, 2);
+  EXPECT_EQ(count->oversized_lines, 2);
+  EXPECT_EQ(count->invalid_lines, 2);
+  EXPECT_TRUE(count->bounded());
+  EXPECT_THAT(count->by_type, UnorderedElementsAre(Pair("a", 2)));
+}
+
+TEST(TelemetryCounterTest, LineAtTheBoundIsCounted) {
+  ScratchDir dir;
+  const std::string prefix = "{\"type\":\"edge\",\"pad\":\"";
+  const std::string line =
+      prefix + std::string(kMaxTelemetryLineBytes - prefix.size() - 2, 'x') + "\"}";
+  ASSERT_EQ(line.size(), kMaxTelemetryLineBytes);
+  WriteFile(dir.File("t.jsonl"), line + "\n" + line);
+  absl::StatusOr<TelemetryCount> count = CountTelemetryFile(dir.File("t.jsonl"));
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(count->events, 2);
+  EXPECT_EQ(count->oversized_lines, 0);
+  EXPECT_THAT(count->by_type, UnorderedElementsAre(Pair("edge", 2)));
+}
+
+// Bug: a type name of any length went into the report, and the coordinator
+// refused names over 128 bytes with INVALID_ARGUMENT: the outcome was set
+// aside and the phase later failed as lost. Long names fold into "other".
+TEST(TelemetryCounterTest, LongTypeNameIsFoldedIntoOther) {
+  ScratchDir dir;
+  const std::string long_type(kMaxTelemetryTypeBytes + 1, 't');
+  const std::string at_bound(kMaxTelemetryTypeBytes, 'u');
+  WriteFile(dir.File("t.jsonl"), "{\"type\":\"" + long_type + "\"}\n{\"type\":\"" + at_bound +
+                                     "\"}\n{\"type\":\"other\"}\n");
+  absl::StatusOr<TelemetryCount> count = CountTelemetryFile(dir.File("t.jsonl"));
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(count->events, 3);
+  EXPECT_EQ(count->folded_events, 1);  // the phase's own "other" is not folded
+  EXPECT_THAT(count->by_type, UnorderedElementsAre(Pair(at_bound, 1), Pair("other", 2)));
+}
+
+// Bug: every distinct type went into the report; a map over the gRPC message
+// limit was refused with RESOURCE_EXHAUSTED and retried forever while the
+// heartbeat kept the lease alive. Types past the bound fold into "other".
+TEST(TelemetryCounterTest, DistinctTypesAreBoundedAndOverflowIsFolded) {
+  ScratchDir dir;
+  std::string content;
+  constexpr int kDistinct = 100'000;
+  for (int i = 0; i < kDistinct; ++i) content += "{\"type\":\"type-" + std::to_string(i) + "\"}\n";
+  content += "{\"type\":\"type-0\"}\n";  // a kept type keeps counting
+  WriteFile(dir.File("t.jsonl"), content);
+  absl::StatusOr<TelemetryCount> count = CountTelemetryFile(dir.File("t.jsonl"));
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(count->events, kDistinct + 1);
+  EXPECT_EQ(count->by_type.size(), kMaxTelemetryTypes + 1);
+  EXPECT_EQ(count->by_type.at("type-0"), 2);
+  EXPECT_EQ(count->by_type.at("other"), kDistinct - static_cast<int64_t>(kMaxTelemetryTypes));
+  EXPECT_EQ(count->folded_events, count->by_type.at("other"));
+  int64_t sum = 0;
+  size_t key_bytes = 0;
+  for (const auto& [type, n] : count->by_type) {
+    sum += n;
+    key_bytes += type.size();
+  }
+  EXPECT_EQ(sum, count->events);
+  EXPECT_LE(key_bytes, (kMaxTelemetryTypes + 1) * kMaxTelemetryTypeBytes);
+}
+
+TEST(TelemetryCounterTest, FifoIsRefusedWithoutBlocking) {
+  ScratchDir dir;
+  ASSERT_EQ(::mkfifo(dir.File("t.jsonl").c_str(), 0600), 0);
+  // Opened with O_NONBLOCK and refused by fstat: a blocking open would hang.
+  EXPECT_FALSE(CountTelemetryFile(dir.File("t.jsonl")).ok());
 }
 
 TEST(TelemetryCounterTest, DirectoryIsAnError) {

@@ -25,6 +25,7 @@ using ::sluice::testing::FakeCoordinatorClient;
 using ::sluice::testing::GatedRunner;
 using ::sluice::testing::InstantRunner;
 using ::sluice::testing::ScratchDir;
+using ::sluice::testing::SucceededResult;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
@@ -254,33 +255,130 @@ TEST_F(WorkerAgentSpoolTest, HeartbeatsAreSentEveryIntervalOfTheClock) {
   EXPECT_TRUE(result.ok()) << result;
 }
 
-// Self-fencing on the clock: heartbeats fail, and once the lease TTL has
-// passed since the last renewal was sent, the running phase is stopped.
-TEST_F(WorkerAgentSpoolTest, PhasesAreStoppedWhenNoRenewalSucceedsWithinTheTtl) {
+// Bug: the self-fence sent SIGTERM only once the TTL had passed since the
+// last renewal and SIGKILL a grace later, while the coordinator may grant the
+// lease again at the TTL: two runs of one phase at once. Heartbeats fail here
+// and the fence must have sent SIGKILL before the TTL is up.
+TEST_F(WorkerAgentSpoolTest, PhasesAreKilledBeforeTheLeaseCanBeGrantedAgain) {
   FakeCoordinatorClient client(clock_);
   client.SetRegistration(
       {.lease_ttl_ms = 3'000, .heartbeat_interval_ms = 1'000, .max_lease_wait_ms = 30'000});
   client.AnswerHeartbeats(absl::UnavailableError("coordinator unreachable"));
   client.Grant("L-1");
   GatedRunner runner;
-  WorkerAgent agent(Config(), client, runner, clock_);  // one slot: busy with L-1
+  WorkerConfig config = Config();
+  config.grace_ms = 1'000;
+  // TTL 3 s, margin 300 ms: SIGKILL due at 2.7 s; SIGTERM not before one
+  // interval plus TTL/4 (1.75 s), so the 1 s grace is cut to 950 ms.
+  const SelfFence plan = PlanSelfFence(3'000, 1'000, config.grace_ms);
+  ASSERT_EQ(plan.term_after_ms, 1'750);
+  ASSERT_EQ(plan.kill_by_ms, 2'700);
+  WorkerAgent agent(std::move(config), client, runner, clock_);  // one slot: busy with L-1
   absl::Status result;
   std::thread run([&] { result = agent.Run(); });
   ASSERT_TRUE(runner.AwaitStarted(1));
-  for (int beat = 1; beat <= 2; ++beat) {
-    ASSERT_TRUE(clock_.AwaitWaiters(2));  // the heartbeat loop; the lease loop waits for a slot
-    clock_.AdvanceMs(1'000);
-    ASSERT_TRUE(client.heartbeats().AwaitAtLeast(beat));
-  }
-  ASSERT_TRUE(clock_.AwaitWaiters(2));
-  EXPECT_FALSE(runner.cancelled("L-1"));  // 2 s since the renewal: still within the TTL
+  ASSERT_TRUE(clock_.AwaitWaiters(2));  // the heartbeat loop; the lease loop waits for a slot
   clock_.AdvanceMs(1'000);
-  ASSERT_TRUE(client.heartbeats().AwaitAtLeast(3));  // fenced just before this one
+  ASSERT_TRUE(client.heartbeats().AwaitAtLeast(1));  // fails
+  ASSERT_TRUE(clock_.AwaitWaiters(2));
+  clock_.AdvanceMs(749);
+  ASSERT_TRUE(clock_.AwaitWaiters(2));
+  EXPECT_FALSE(runner.cancelled("L-1"));  // 1.749 s since the renewal
+  clock_.AdvanceMs(1);
+  ASSERT_TRUE(client.heartbeats().AwaitAtLeast(2));  // fenced just before this one
   EXPECT_TRUE(runner.cancelled("L-1"));
+  const int64_t kill_within = runner.kill_within_ms("L-1");
+  EXPECT_EQ(kill_within, 950);
+  EXPECT_LT(1'750 + kill_within, 3'000) << "SIGKILL would land after the lease may be re-granted";
   runner.Release("L-1");
   agent.RequestDrain();
   run.join();
   EXPECT_TRUE(result.ok()) << result;
+}
+
+// The fence, for every shape of settings: SIGKILL before the TTL, SIGTERM a
+// grace before it but never before a renewal was due, the grace cut to fit.
+TEST(SelfFenceTest, KillLandsBeforeTheTtlAndTheGraceIsCutToFit) {
+  SelfFence f = PlanSelfFence(30'000, 10'000, 10'000);  // the defaults
+  EXPECT_EQ(f.kill_by_ms, 28'000);                      // margin capped at 2 s
+  EXPECT_EQ(f.term_after_ms, 18'000);
+  EXPECT_EQ(f.grace_ms, 10'000);
+  f = PlanSelfFence(1'500, 300, 1'000);  // the fault tests' TTL
+  EXPECT_EQ(f.kill_by_ms, 1'350);
+  EXPECT_EQ(f.term_after_ms, 675);  // one interval plus TTL/4
+  EXPECT_EQ(f.grace_ms, 675);       // cut from 1 s
+  f = PlanSelfFence(3'000, 1'000, 0);
+  EXPECT_EQ(f.term_after_ms, 2'700);
+  EXPECT_EQ(f.grace_ms, 0);
+  f = PlanSelfFence(1'000, 5'000, 500);  // heartbeats slower than the TTL
+  EXPECT_EQ(f.term_after_ms, 900);
+  EXPECT_EQ(f.grace_ms, 0);
+  for (int64_t ttl : {100, 1'000, 5'000, 30'000, 600'000}) {
+    for (int64_t interval : {10, 300, 1'000, 24'000}) {
+      for (int64_t grace : {0, 500, 10'000, 120'000}) {
+        f = PlanSelfFence(ttl, interval, grace);
+        EXPECT_LT(f.kill_by_ms, ttl);
+        EXPECT_EQ(f.term_after_ms + f.grace_ms, f.kill_by_ms);
+        EXPECT_GE(f.grace_ms, 0);
+        EXPECT_LE(f.grace_ms, grace);
+      }
+    }
+  }
+}
+
+// Starts phases by a script: 'F' could not start (posix_spawn said ENOENT),
+// 'S' started and succeeded; past the script every start fails.
+class ScriptedStartRunner : public ProcessRunner {
+ public:
+  explicit ScriptedStartRunner(std::string script) : script_(std::move(script)) {}
+  absl::StatusOr<ProcessResult> Run(const ProcessSpec&, const CancelToken&) override {
+    const size_t call = calls_.fetch_add(1);
+    if (call < script_.size() && script_[call] == 'S') {
+      return SucceededResult();
+    }
+    return absl::NotFoundError("cannot start /nonexistent: no such file");
+  }
+
+ private:
+  const std::string script_;
+  std::atomic<size_t> calls_{0};
+};
+
+// Bug: a phase the worker could not start was reported `failed` (exit 127)
+// and the worker leased on, failing the backlog as fast as it could lease.
+TEST_F(WorkerAgentSpoolTest, StopsLeasingAfterMaxStartFailuresInARow) {
+  FakeCoordinatorClient client(clock_);
+  for (const char* id : {"L-1", "L-2", "L-3", "L-4"}) client.Grant(id);
+  ScriptedStartRunner runner("");
+  WorkerConfig config = Config();
+  config.max_start_failures = 2;
+  WorkerAgent agent(std::move(config), client, runner, clock_);
+  const absl::Status result = agent.Run();  // returns by itself
+  EXPECT_EQ(result.code(), absl::StatusCode::kFailedPrecondition) << result;
+  EXPECT_THAT(std::string(result.message()),
+              ::testing::HasSubstr("2 phases in a row could not be started"));
+  const std::vector<AttemptReport> reports = client.attempts();
+  ASSERT_THAT(reports, SizeIs(2));
+  for (const AttemptReport& r : reports) {
+    EXPECT_EQ(r.outcome, Outcome::kStartFailed) << OutcomeName(r.outcome);
+    EXPECT_THAT(r.error_text, ::testing::HasSubstr("/nonexistent"));
+  }
+}
+
+TEST_F(WorkerAgentSpoolTest, AStartedPhaseResetsTheStartFailureCount) {
+  FakeCoordinatorClient client(clock_);
+  for (const char* id : {"L-1", "L-2", "L-3", "L-4", "L-5"}) client.Grant(id);
+  ScriptedStartRunner runner("FSFSF");  // never two in a row
+  WorkerConfig config = Config();
+  config.max_start_failures = 2;
+  WorkerAgent agent(std::move(config), client, runner, clock_);
+  absl::Status result;
+  std::thread run([&] { result = agent.Run(); });
+  ASSERT_TRUE(client.reports().AwaitAtLeast(5));
+  agent.RequestDrain();
+  run.join();
+  EXPECT_TRUE(result.ok()) << result;
+  EXPECT_THAT(client.attempts(), SizeIs(5));
 }
 
 // The heartbeat RPC deadline: half the TTL up to 10 s, never past the fence,

@@ -121,6 +121,7 @@ absl::Status RedisErrorToStatus(const std::string& message, const std::string& w
   const std::string code = message.substr(0, message.find(' '));
   const std::string rest = message.size() > code.size() ? message.substr(code.size() + 1) : "";
   if (code == "FAILED_PRECONDITION") return absl::FailedPreconditionError(rest);
+  if (code == "INVALID_ARGUMENT") return absl::InvalidArgumentError(rest);
   if (code == "ALREADY_EXISTS") return absl::AlreadyExistsError(rest);
   if (code == "INTERNAL") return absl::InternalError(absl::StrCat("redis store: ", rest));
   if (code == "NOT_LEADER") return NotLeaderError(rest);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "coordinator/store/report_limits.h"
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "coordinator/store/sqlite/sqlite_statements.h"
 #include "coordinator/store/store_codec.h"
@@ -99,8 +100,10 @@ absl::StatusOr<std::vector<std::string>> SqliteStateStore::RenewLeases(
 }
 
 absl::StatusOr<ReportResult> SqliteStateStore::RecordReport(const ReportParams& params) {
-  absl::MutexLock lock(&mu_);
   const AttemptReport& r = params.report;
+  // Before any write: the running sums below must never overflow.
+  SLUICE_RETURN_IF_ERROR(CheckReportCounters(r));
+  absl::MutexLock lock(&mu_);
   Transaction tx(db_);
   SLUICE_RETURN_IF_ERROR(tx.status());
 

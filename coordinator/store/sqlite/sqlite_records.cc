@@ -129,9 +129,9 @@ absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttempts(
 
 absl::StatusOr<int64_t> SqliteStateStore::CountSessionAttempts(const std::string& session_id) {
   absl::MutexLock lock(&mu_);
-  Stmt s(
-      db_,
-      "SELECT COUNT(*) FROM attempts WHERE session_id=? AND outcome NOT IN ('lost','cancelled')");
+  Stmt s(db_,
+         "SELECT COUNT(*) FROM attempts WHERE session_id=? AND outcome NOT IN "
+         "('lost','cancelled','start_failed')");
   s.Bind(session_id);
   SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
   return row ? s.Int(0) : 0;

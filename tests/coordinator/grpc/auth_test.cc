@@ -105,6 +105,19 @@ TEST(AuthenticatorTest, BoundWorkerTokenIsValidForItsWorkerOnly) {
             absl::StatusCode::kPermissionDenied);
 }
 
+// Bug: a token that is not pinned could act as any worker id, including one
+// pinned to another token (take over its leases, report for it).
+TEST(AuthenticatorTest, PinnedWorkerIdIsReservedForItsToken) {
+  const Authenticator auth = MakeAuth();
+  const absl::Status st = auth.Authorize(Bearer(kWorkerToken), CallKind::kWorker, "w1");
+  EXPECT_EQ(st.code(), absl::StatusCode::kPermissionDenied) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr("reserved"));
+  EXPECT_THAT(std::string(st.message()), Not(HasSubstr(kBoundToken)));
+  // Other ids stay open to the unpinned token; the pinned token keeps its id.
+  EXPECT_TRUE(auth.Authorize(Bearer(kWorkerToken), CallKind::kWorker, "w2").ok());
+  EXPECT_TRUE(auth.Authorize(Bearer(kBoundToken), CallKind::kWorker, "w1").ok());
+}
+
 TEST(AuthenticatorTest, AdminTokenMayCallEverything) {
   const Authenticator auth = MakeAuth();
   EXPECT_TRUE(auth.Authorize(Bearer(kAdminToken), CallKind::kOperator, "").ok());

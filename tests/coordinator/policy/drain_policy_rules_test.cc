@@ -322,6 +322,31 @@ TEST_F(DrainPolicyRules, RepeatRuleIgnoresTransientFailures) {
   EXPECT_THAT(policy_.Fingerprints().value(), IsEmpty());
 }
 
+// Bug: a phase the worker could not start was a `failed` report: it counted
+// as an attempt and fed the repeat rule. start_failed uses the requeue budget
+// (the budget rule's start_failed row), never blocks, backs off or ends a
+// session.
+TEST_F(DrainPolicyRules, StartFailedUsesTheRequeueBudgetAndNeverFeedsTheRepeatRule) {
+  store_->ImportPhases({Spec("r1", "p1")}).value();
+  SessionSettings s;
+  s.max_fingerprint_repeats = 1;
+  s.max_consecutive_zero_yield = 2;
+  s.retry_on = {"cannot start"};  // a transient rule matching the text changes nothing
+  const SessionRecord session = ActiveSession(s);
+  for (int i = 0; i < 5; ++i) {
+    const ReportParams p = Observe("r1", Outcome::kStartFailed, s,
+                                   "cannot start phase: cannot start /x: no such file", 0, session);
+    EXPECT_EQ(p.transition.counter, PhaseTransition::Counter::kRequeues);
+    EXPECT_EQ(p.transition, TransitionAfterOutcome(
+                                PhaseBudget{s.max_attempts_per_phase, s.max_requeues_per_phase},
+                                Outcome::kStartFailed, true));
+  }
+  EXPECT_TRUE(DecisionFor("r1", s).excluded.empty()) << DecisionFor("r1", s).excluded_reason;
+  EXPECT_THAT(policy_.Fingerprints().value(), IsEmpty());
+  EXPECT_FALSE(policy_.SessionEndFor(session).value().done());
+  EXPECT_EQ(policy_.OutcomeTotals().value().at(Outcome::kStartFailed), 5);
+}
+
 TEST_F(DrainPolicyRules, TimeoutsPerRunExcludesTheRunOnceReached) {
   SessionSettings s;
   s.max_timeouts_per_run = 2;

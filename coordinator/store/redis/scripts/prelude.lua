@@ -70,7 +70,9 @@ end
 local function index_attempt(id, session, outcome)
   redis.call('RPUSH', K_ATTEMPTS, id)
   redis.call('RPUSH', k_sattempts(session), id)
-  if outcome ~= 'lost' and outcome ~= 'cancelled' then redis.call('INCR', k_scount(session)) end
+  if outcome ~= 'lost' and outcome ~= 'cancelled' and outcome ~= 'start_failed' then
+    redis.call('INCR', k_scount(session))
+  end
 end
 -- Applies a phase transition decided in C++ (coordinator/policy/phase_budget.h,
 -- the one home of the budget rule): the script only counts and compares.

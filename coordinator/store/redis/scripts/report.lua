@@ -4,6 +4,16 @@
 -- (counter, succeeds, fail_at, final: see apply_transition). Returns
 -- {disposition, phase_state}, plus run and phase when accepted.
 local id, epoch, worker, outcome, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[15]
+-- The counters this script adds (HINCRBY) are checked before its first write:
+-- an HINCRBY failing on overflow after earlier writes would leave the phase
+-- half-updated. Bounds: coordinator/store/report_limits.h (2^40).
+for _, f in ipairs({{8, 'duration_ms'}, {11, 'telemetry_events'}}) do
+  local v = ARGV[f[1]]
+  if not string.match(v, '^%d+$') or #v > 13 or tonumber(v) > 1099511627776 then
+    return redis.error_reply('INVALID_ARGUMENT ' .. f[2] .. ' ' .. string.sub(v, 1, 24) ..
+                             ': must be between 0 and 1099511627776')
+  end
+end
 local lk = k_lease(id)
 local L = redis.call('HMGET', lk, 'run_id', 'phase_id', 'attempt', 'epoch', 'worker_id',
                      'session_id', 'leased_at')

@@ -1,0 +1,102 @@
+// PhaseExecutor with a recording runner: what becomes of a lease the worker
+// must not run, and of a phase that cannot be started.
+#include "worker/phase_executor.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/test_env.h"
+#include "tests/worker/fake_coordinator_client.h"
+#include "worker/process_runner.h"
+#include "worker/worker_config.h"
+
+namespace sluice {
+namespace {
+
+using ::sluice::testing::ScratchDir;
+using ::sluice::testing::SucceededResult;
+using ::testing::HasSubstr;
+
+// Records each spec; answers with `status` (OK: exit 0).
+class RecordingRunner : public ProcessRunner {
+ public:
+  absl::StatusOr<ProcessResult> Run(const ProcessSpec& spec, const CancelToken&) override {
+    specs.push_back(spec);
+    if (!status.ok()) return status;
+    return SucceededResult();
+  }
+  absl::Status status = absl::OkStatus();
+  std::vector<ProcessSpec> specs;
+};
+
+class PhaseExecutorTest : public ::testing::Test {
+ protected:
+  PhaseExecutorTest() {
+    config_.worker_id = "w1";
+    config_.command = *CommandTemplate::Parse("/bin/true {run_id} {phase_id}");
+    config_.log_dir = dir_.File("logs");
+  }
+  static LeaseGrant Lease() {
+    LeaseGrant g;
+    g.lease_id = "L-1";
+    g.run_id = "r1";
+    g.phase_id = "p1";
+    g.attempt = 1;
+    g.session_id = "S-1";
+    g.timeout_seconds = 60;
+    return g;
+  }
+
+  ScratchDir dir_;
+  WorkerConfig config_;
+  RecordingRunner runner_;
+};
+
+// Bug: the worker trusted the lease's identifiers: one the command template
+// does not use (session_id) went unchecked into the phase's environment, and
+// run/phase/lease ids into log paths.
+TEST_F(PhaseExecutorTest, LeaseWithABadIdentifierIsRefusedBeforeAnythingRuns) {
+  PhaseExecutor executor(config_, runner_);
+  for (const auto& [field, value] :
+       std::vector<std::pair<std::string, std::string>>{{"session_id", "../../etc"},
+                                                        {"session_id", "x\ny"},
+                                                        {"lease_id", "../L"},
+                                                        {"run_id", ".."},
+                                                        {"phase_id", "-rf"}}) {
+    LeaseGrant lease = Lease();
+    if (field == "session_id") lease.session_id = value;
+    if (field == "lease_id") lease.lease_id = value;
+    if (field == "run_id") lease.run_id = value;
+    if (field == "phase_id") lease.phase_id = value;
+    const AttemptReport report = executor.Execute(lease, CancelToken());
+    EXPECT_EQ(report.outcome, Outcome::kFailed) << field << "=" << value;
+    EXPECT_THAT(report.error_text, HasSubstr("worker refused the lease: " + field))
+        << field << "=" << value;
+  }
+  EXPECT_TRUE(runner_.specs.empty());
+}
+
+// Bug: a phase that could not be started (missing program, log file,
+// workdir) was reported `failed` and charged to the phase.
+TEST_F(PhaseExecutorTest, PhaseThatCannotStartIsStartFailed) {
+  runner_.status = absl::NotFoundError("cannot start /nonexistent: no such file");
+  PhaseExecutor executor(config_, runner_);
+  const AttemptReport report = executor.Execute(Lease(), CancelToken());
+  EXPECT_EQ(report.outcome, Outcome::kStartFailed) << OutcomeName(report.outcome);
+  EXPECT_THAT(report.error_text, HasSubstr("cannot start phase: cannot start /nonexistent"));
+  EXPECT_EQ(report.lease_id, "L-1");
+}
+
+TEST_F(PhaseExecutorTest, ValidLeaseRunsWithItsIdentifiersInTheEnvironment) {
+  PhaseExecutor executor(config_, runner_);
+  const AttemptReport report = executor.Execute(Lease(), CancelToken());
+  EXPECT_EQ(report.outcome, Outcome::kSucceeded);
+  ASSERT_EQ(runner_.specs.size(), 1u);
+  EXPECT_EQ(runner_.specs[0].env.at("SLUICE_SESSION_ID"), "S-1");
+  EXPECT_THAT(runner_.specs[0].argv, ::testing::ElementsAre("/bin/true", "r1", "p1"));
+}
+
+}  // namespace
+}  // namespace sluice
