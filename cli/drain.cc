@@ -344,12 +344,15 @@ int RunDrain(const DrainOptions& o) {
   }
   auto metrics_port = host.StartMetrics();
   if (!metrics_port.ok()) {
-    std::cerr << "sluice drain: --metrics-listen: " << metrics_port.status().message() << "\n";
+    std::cerr << "sluice drain: --http-listen: " << metrics_port.status().message() << "\n";
     (void)coordinator.StopSession(session->session_id, "metrics endpoint could not listen");
     host.ShutdownServer();
     return StartupExitCode(metrics_port.status());
   }
-  if (*metrics_port && !o.json) std::cout << "metrics on port " << **metrics_port << std::endl;
+  if (*metrics_port && !o.json) {
+    std::cout << "metrics on port " << **metrics_port << std::endl;
+    std::cout << "web view on " << WebViewUrl(o.metrics_listen, **metrics_port) << std::endl;
+  }
   const std::string log_dir = o.log_dir.empty() ? StoreDir(o.store_url) + "/logs" : o.log_dir;
   std::filesystem::create_directories(log_dir);
   LocalWorkers workers;

@@ -33,7 +33,7 @@ struct DrainOptions {
   std::string log_format = "human";
   std::string log_level = "warn";
   std::string worker_binary;   // default: sluice-worker next to this executable
-  std::string metrics_listen;  // HOST:PORT for the coordinator's /metrics; off when empty
+  std::string metrics_listen;  // --http-listen HOST:PORT: web view, /metrics; off when empty
 };
 
 // Exit codes: 0 every phase of the backlog has succeeded; 1 some have not;

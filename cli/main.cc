@@ -375,9 +375,10 @@ int main(int argc, char** argv) {
                    "Worker heartbeat period (below the TTL)")
       ->capture_default_str();
   drain_cmd->add_flag("--json", drain.json, "Print the summary as JSON");
-  drain_cmd->add_option("--metrics-listen", drain.metrics_listen,
-                        "Serve the coordinator's Prometheus /metrics and /healthz on HOST:PORT "
-                        "(off when empty)");
+  drain_cmd->add_option("--http-listen,--metrics-listen", drain.metrics_listen,
+                        "Serve the web view (http://HOST:PORT/, read-only here), the "
+                        "coordinator's Prometheus /metrics and /healthz on HOST:PORT (off when "
+                        "empty; --metrics-listen is the old name)");
   AddSessionFlags(drain_cmd, &drain.settings);
 
   Target fingerprints_target;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "coordinator/insight/fingerprint_json.h"
 #include "nlohmann/json.hpp"
 
 namespace sluice {
@@ -19,13 +20,7 @@ int CmdFingerprints(OperatorApi& api, bool json) {
     nlohmann::json j = {{"max_fingerprint_repeats", max_repeats},
                         {"fingerprints", nlohmann::json::array()}};
     for (const FingerprintInfo& f : fingerprints) {
-      j["fingerprints"].push_back({{"fingerprint", f.fingerprint},
-                                   {"id", f.id},
-                                   {"count", f.count},
-                                   {"blocked", max_repeats > 0 && f.count >= max_repeats},
-                                   {"runs", std::vector<std::string>(f.runs.begin(), f.runs.end())},
-                                   {"example_error", f.example_error},
-                                   {"last_seen_ms", f.last_seen_ms}});
+      j["fingerprints"].push_back(FingerprintJson(f, max_repeats));
     }
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -40,7 +35,7 @@ int CmdFingerprints(OperatorApi& api, bool json) {
         fingerprints.size());
   }
   for (const FingerprintInfo& f : fingerprints) {
-    const bool blocked = max_repeats > 0 && f.count >= max_repeats;
+    const bool blocked = FingerprintBlocks(f, max_repeats);
     std::cout << absl::StrFormat("%s %5d x  %-8s runs=%-3d %s\n", f.id, f.count,
                                  blocked ? "BLOCKED" : "", f.runs.size(),
                                  f.fingerprint.substr(0, 110));

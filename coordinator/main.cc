@@ -103,8 +103,9 @@ int main(int argc, char** argv) {
                  "Largest gRPC message received or sent")
       ->capture_default_str();
   std::string metrics_listen;
-  app.add_option("--metrics-listen", metrics_listen,
-                 "Serve Prometheus /metrics and /healthz over HTTP on HOST:PORT (off when empty)");
+  app.add_option("--http-listen,--metrics-listen", metrics_listen,
+                 "Serve the web view (http://HOST:PORT/), Prometheus /metrics and /healthz over "
+                 "HTTP on HOST:PORT (off when empty; --metrics-listen is the old name)");
   bool print_config = false;
   app.add_flag("--print-config", print_config,
                "Print the effective configuration as JSON (secrets redacted) and exit");
@@ -215,7 +216,11 @@ int main(int argc, char** argv) {
     host.ShutdownServer();
     return sluice::StartupExitCode(metrics_port.status());
   }
-  if (*metrics_port) std::cout << "metrics on port " << **metrics_port << std::endl;
+  if (*metrics_port) {
+    // "metrics on port N" stays for scripts written before the web view.
+    std::cout << "metrics on port " << **metrics_port << std::endl;
+    std::cout << "web view on " << sluice::WebViewUrl(metrics_listen, **metrics_port) << std::endl;
+  }
   // Tests and scripts read the bound port from this line on stdout.
   std::cout << "listening on port " << *port << std::endl;
   if (leader_lease != nullptr) {

@@ -10,6 +10,8 @@ SLUICE_PACKAGES=(
   libsqlite3-dev libre2-dev nlohmann-json3-dev libcpp-httplib-dev
   redis-server openssl python3 procps python3-yaml
   clang libclang-rt-14-dev
+  # The web view's browser test (tests/e2e/web/web_browser_test.py).
+  chromium chromium-driver python3-selenium
 )
 
 missing=()

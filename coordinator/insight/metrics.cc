@@ -307,6 +307,7 @@ absl::StatusOr<int> MetricsHttpServer::Start(const std::string& listen_address) 
     res.status = ok ? 200 : 503;
     res.set_content(ok ? "ok\n" : "unavailable\n", "text/plain; charset=utf-8");
   });
+  if (add_routes_) add_routes_(*server);
   const auto& [host, port] = *host_port;
   int bound = port;
   if (port == 0) {
@@ -316,11 +317,11 @@ absl::StatusOr<int> MetricsHttpServer::Start(const std::string& listen_address) 
   }
   if (bound <= 0) {
     return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", listen_address, " for metrics (address in use?)"));
+        absl::StrCat("cannot listen on ", listen_address, " for HTTP (address in use?)"));
   }
   server_ = std::move(server);
   thread_ = std::thread([srv = server_.get()] { srv->listen_after_bind(); });
-  spdlog::info("metrics on http://{}:{}/metrics", host, bound);
+  spdlog::info("HTTP (web view, /metrics, /healthz) on http://{}:{}/", host, bound);
   return bound;
 }
 

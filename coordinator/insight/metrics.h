@@ -94,13 +94,17 @@ std::vector<double> RpcLatencyBuckets();
 void RegisterCoordinatorMetrics(MetricsRegistry& registry, Coordinator& coordinator);
 
 // Serves GET /metrics (registry.Render()) and GET /healthz (200 "ok" while
-// healthy() is true, 503 otherwise) on its own threads.
+// healthy() is true, 503 otherwise) on its own threads, plus the routes
+// added with AddRoutes (the web view, coordinator/web/web_http.h).
 class MetricsHttpServer {
  public:
   MetricsHttpServer(MetricsRegistry& registry, std::function<bool()> healthy);
   ~MetricsHttpServer();
   MetricsHttpServer(const MetricsHttpServer&) = delete;
   MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;
+
+  // Before Start: `add` registers more routes on the server when it starts.
+  void AddRoutes(std::function<void(httplib::Server&)> add) { add_routes_ = std::move(add); }
 
   // Binds "HOST:PORT" (port 0 picks a free one) and starts serving; returns
   // the bound port. InvalidArgument for a malformed address, Unavailable when
@@ -111,6 +115,7 @@ class MetricsHttpServer {
  private:
   MetricsRegistry& registry_;
   std::function<bool()> healthy_;
+  std::function<void(httplib::Server&)> add_routes_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

@@ -1,0 +1,297 @@
+// The web view's JSON (coordinator/web/web_api.h) over the Coordinator
+// facade: a real in-memory SqliteStateStore and a FakeClock, no network.
+#include "coordinator/web/web_api.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/insight/session_report.h"
+#include "tests/coordinator/coordinator_fixture.h"
+#include "tests/testing/status_matchers.h"
+
+namespace sluice::testing {
+namespace {
+
+using nlohmann::json;
+using ::testing::ElementsAre;
+
+class WebApiTest : public CoordinatorTest {
+ protected:
+  WebApiTest() : api_(coord_, clock_) {}
+
+  // One attempt of the next phase on `worker`, reported with `outcome`.
+  LeaseGrant Run(Outcome outcome, int64_t events, int64_t duration_ms,
+                 const std::string& worker = "w1", const std::string& error = "") {
+    LeaseGrant g = LeaseOne(worker);
+    ReportNow(g, outcome, events, duration_ms, error);
+    return g;
+  }
+
+  // Run a-1 (phases p1, p2): p1 fails with `error` once, which blocks the
+  // run under a repeat rule of 1.
+  void BlockRunWith(const std::string& error) {
+    RegisterWorker("w1");
+    Import({Spec("a-1", "p1", 1), Spec("a-1", "p2", 2)});
+    SessionSettings settings;
+    settings.max_fingerprint_repeats = 1;
+    settings.max_attempts_per_phase = 1;
+    Start(settings);
+    Run(Outcome::kFailed, 0, 1'000, "w1", error);
+  }
+
+  static std::vector<std::string> Ids(const json& rows, const std::string& key) {
+    std::vector<std::string> out;
+    for (const json& r : rows) out.push_back(r[key].get<std::string>());
+    return out;
+  }
+
+  WebApi api_;
+};
+
+TEST_F(WebApiTest, OverviewYieldIsTheSessionReportsYield) {
+  RegisterWorker("w1");
+  Import({Spec("a-1", "p1", 1), Spec("a-1", "p2", 2), Spec("b-1", "p1", 1)});
+  Start();
+  Run(Outcome::kSucceeded, 30, 60'000);
+  Run(Outcome::kSucceeded, 7, 30'000);
+  Run(Outcome::kFailed, 0, 10'000, "w1", "boom");
+
+  const json o = Ok(api_.Overview());
+  const SessionReport report = Ok(BuildSessionReport(store_, "s1"));
+  EXPECT_DOUBLE_EQ(o["yield_per_minute"].get<double>(), report.yield_per_minute);
+  EXPECT_DOUBLE_EQ(o["yield_per_minute"].get<double>(), 37.0 / (100'000.0 / 60'000.0));
+  EXPECT_EQ(o["telemetry_events"], report.telemetry_events);
+  EXPECT_EQ(o["attempts"], report.attempts);
+  EXPECT_EQ(o["attempts_by_outcome"]["succeeded"], 2);
+  EXPECT_EQ(o["attempts_by_outcome"]["failed"], 1);
+  EXPECT_EQ(o["phases"]["done"], 2);  // the failed phase has an attempt left
+  EXPECT_EQ(o["phases"]["total"], 3);
+  EXPECT_EQ(o["session"]["session_id"], "s1");
+  EXPECT_EQ(o["session"]["settings"]["max_attempts_per_phase"], 2);
+  EXPECT_TRUE(o["pause"].is_null());
+}
+
+TEST_F(WebApiTest, RateAndEtaComeFromTheHistory) {
+  RegisterWorker("w1");
+  Import({Spec("a-1", "p1", 1), Spec("a-1", "p2", 2), Spec("a-1", "p3", 3)});
+  Start();
+  EXPECT_TRUE(Ok(api_.Overview())["eta_seconds"].is_null());  // one sample: no rate yet
+  clock_.AdvanceMs(60'000);
+  Run(Outcome::kSucceeded, 1, 1'000);
+  const json o = Ok(api_.Overview());
+  EXPECT_DOUBLE_EQ(o["done_per_minute"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(o["eta_seconds"].get<double>(), 120.0);  // 2 left at 1 per minute
+  EXPECT_EQ(o["history"].size(), 2u);
+  EXPECT_EQ(o["history"][1]["done"], 1);
+  EXPECT_EQ(o["history"][1]["outcomes"]["succeeded"], 1);
+
+  Ok(coord_.StopSession("s1", "operator"));
+  clock_.AdvanceMs(60'000);
+  EXPECT_TRUE(Ok(api_.Overview())["eta_seconds"].is_null()) << "no ETA after the session";
+}
+
+TEST_F(WebApiTest, RunsPaginateAfterSorting) {
+  RegisterWorker("w1");
+  Import({Spec("r1", "p", 1), Spec("r2", "p", 1), Spec("r3", "p", 1), Spec("r4", "p", 1),
+          Spec("r5", "p", 1)});
+  Start();
+  SessionSettings s;
+  for (int i = 0; i < 5; ++i) {
+    LeaseGrant g = LeaseOne();
+    ReportNow(g, Outcome::kSucceeded, /*events=*/g.run_id == "r3" ? 50 : 10 + i, 60'000);
+  }
+  RunsQuery q;
+  q.sort = "events";
+  q.descending = true;
+  q.page = {.offset = 0, .limit = 2};
+  json page = Ok(api_.Runs(q));
+  EXPECT_EQ(page["page"]["total"], 5);
+  ASSERT_EQ(page["rows"].size(), 2u);
+  EXPECT_EQ(page["rows"][0]["run_id"], "r3");
+  EXPECT_EQ(page["rows"][0]["telemetry_events"], 50);
+
+  q.sort = "run_id";
+  q.descending = false;
+  q.page = {.offset = 3, .limit = 2};
+  EXPECT_THAT(Ids(Ok(api_.Runs(q))["rows"], "run_id"), ElementsAre("r4", "r5"));
+  q.page = {.offset = 10, .limit = 2};
+  EXPECT_TRUE(Ok(api_.Runs(q))["rows"].empty());
+}
+
+TEST_F(WebApiTest, RunsFilterAndGroupByFamily) {
+  RegisterWorker("w1");
+  Import({Spec("svc-1", "p", 1), Spec("svc-2", "p", 1), Spec("lib-1", "p", 1)});
+  Start();
+  Run(Outcome::kSucceeded, 4, 60'000);
+  RunsQuery q;
+  q.contains = "svc";
+  EXPECT_THAT(Ids(Ok(api_.Runs(q))["rows"], "run_id"), ElementsAre("svc-1", "svc-2"));
+  q.contains = "";
+  q.by_family = true;
+  const json families = Ok(api_.Runs(q));
+  EXPECT_THAT(Ids(families["rows"], "family"), ElementsAre("lib", "svc"));
+  EXPECT_EQ(families["rows"][1]["runs"], 2);
+  q.by_family = false;
+  q.state = "done";
+  EXPECT_EQ(Ok(api_.Runs(q))["rows"].size(), 1u);  // the one run that ran
+  q.state = "active";
+  EXPECT_EQ(Ok(api_.Runs(q))["rows"].size(), 2u);
+}
+
+TEST_F(WebApiTest, RunsCarryTheTypedSkipReason) {
+  BlockRunWith("error: disk on fire");
+  RunsQuery q;
+  q.state = "skipped";
+  const json page = Ok(api_.Runs(q));
+  ASSERT_EQ(page["rows"].size(), 1u);
+  const json& skip = page["rows"][0]["skips"][0];
+  EXPECT_EQ(skip["code"], "fingerprint_repeats");
+  EXPECT_EQ(skip["kind"], "excluded");
+}
+
+TEST_F(WebApiTest, BadParametersAreRefusedWithTheirName) {
+  RunsQuery q;
+  q.page.limit = 0;
+  EXPECT_THAT(api_.Runs(q), StatusIs(absl::StatusCode::kInvalidArgument, "limit must be 1..500"));
+  q.page = {.offset = -1, .limit = 10};
+  EXPECT_THAT(api_.Runs(q), StatusIs(absl::StatusCode::kInvalidArgument, "offset must be >= 0"));
+  q.page = {};
+  q.sort = "drop table";
+  EXPECT_THAT(api_.Runs(q).status().code(), absl::StatusCode::kInvalidArgument);
+  q.sort = "run_id";
+  q.state = "weird";
+  EXPECT_THAT(api_.Runs(q).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(api_.Fingerprints({.offset = 0, .limit = 501}).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(api_.Phase("", "p", {}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(WebApiTest, FingerprintsShowBlockingAndUnblockReleasesTheRun) {
+  BlockRunWith("<b>bold</b> failure");
+  const json fps = Ok(api_.Fingerprints({}));
+  ASSERT_EQ(fps["rows"].size(), 1u);
+  const json& fp = fps["rows"][0];
+  EXPECT_TRUE(fp["blocked"].get<bool>());
+  EXPECT_EQ(fp["count"], 1);
+  EXPECT_THAT(fp["runs"], ElementsAre("a-1"));
+  EXPECT_EQ(fp["example_error"], "<b>bold</b> failure");  // JSON carries text; the page escapes
+
+  const json unblocked = Ok(api_.Unblock(fp["id"].get<std::string>()));
+  EXPECT_EQ(unblocked["unblocked"], fp["fingerprint"]);
+  RunsQuery q;
+  q.state = "skipped";
+  for (const json& row : Ok(api_.Runs(q))["rows"]) {
+    for (const json& skip : row["skips"]) EXPECT_NE(skip["code"], "fingerprint_repeats") << skip;
+  }
+  EXPECT_THAT(api_.Unblock("no-such-fingerprint").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(WebApiTest, WorkersShowCurrentPhasesAgainstTheirTimeoutAndHealth) {
+  RegisterWorker("w1", {"linux"});
+  Import({Spec("a-1", "p1", 1)});
+  SessionSettings settings;
+  settings.phase_timeout_seconds = 600;
+  Start(settings);
+  LeaseOne("w1");
+  clock_.AdvanceMs(5'000);
+  json w = Ok(api_.Workers(true));
+  ASSERT_EQ(w["rows"].size(), 1u);
+  const json& row = w["rows"][0];
+  EXPECT_EQ(row["labels"], json::array({"linux"}));
+  EXPECT_EQ(row["slots"], 2);
+  EXPECT_EQ(row["slots_in_use"], 1);
+  EXPECT_EQ(row["current"][0]["phase_id"], "p1");
+  EXPECT_EQ(row["current"][0]["elapsed_ms"], 5'000);
+  EXPECT_EQ(row["current"][0]["timeout_seconds"], 600);
+  EXPECT_EQ(row["health"], "ok");
+  EXPECT_EQ(row["since_last_heartbeat_ms"], 5'000);  // the lease was granted 5 s ago
+  EXPECT_TRUE(w["coordinator_serving"].get<bool>());
+
+  clock_.AdvanceMs(2 * Config().heartbeat_interval_ms);  // two heartbeats missed, within the TTL
+  EXPECT_EQ(Ok(api_.Workers(false))["rows"][0]["health"], "stale");
+  const LeaseGrant held = Ok(store_.ListActiveLeases())[0];
+  EXPECT_THAT(Ok(coord_.Heartbeat("w1", {held.lease_id})), ::testing::IsEmpty());
+  w = Ok(api_.Workers(true));
+  EXPECT_EQ(w["rows"][0]["health"], "ok");
+  EXPECT_EQ(w["rows"][0]["since_last_heartbeat_ms"], 0);
+}
+
+TEST_F(WebApiTest, AnIdleWorkerIsIdleNotStale) {
+  // The store records a worker's registration, not its lease polls: an idle
+  // worker registered long ago is not "stale".
+  RegisterWorker("w1");
+  clock_.AdvanceMs(10 * Config().heartbeat_interval_ms);
+  const json row = Ok(api_.Workers(true))["rows"][0];
+  EXPECT_EQ(row["health"], "idle");
+  EXPECT_TRUE(row["last_heartbeat_ms"].is_null());
+  EXPECT_EQ(row["registered_at_ms"], clock_.NowMs() - 10 * Config().heartbeat_interval_ms);
+}
+
+TEST_F(WebApiTest, PhaseShowsItsAttemptsNewestFirstWithTails) {
+  RegisterWorker("w1");
+  Import({Spec("a-1", "p1", 1)});
+  Start();
+  LeaseGrant first = LeaseOne();
+  AttemptReport r = ReportOf(first, Outcome::kFailed, 0, 2'000, "boom");
+  r.stderr_tail = "<script>alert(1)</script>";
+  r.stdout_tail = "out";
+  Ok(coord_.Report(r));
+  Run(Outcome::kSucceeded, 9, 3'000);
+
+  const json p = Ok(api_.Phase("a-1", "p1", {}));
+  EXPECT_EQ(p["state"], "succeeded");
+  EXPECT_EQ(p["page"]["total"], 2);
+  ASSERT_EQ(p["rows"].size(), 2u);
+  EXPECT_EQ(p["rows"][0]["outcome"], "succeeded");
+  EXPECT_EQ(p["rows"][0]["telemetry_events"], 9);
+  EXPECT_EQ(p["rows"][1]["outcome"], "failed");
+  EXPECT_EQ(p["rows"][1]["stderr_tail"], "<script>alert(1)</script>");
+  EXPECT_EQ(p["rows"][1]["duration_ms"], 2'000);
+  EXPECT_FALSE(p["rows"][1]["fingerprint"].get<std::string>().empty());
+
+  const json second_page = Ok(api_.Phase("a-1", "p1", {.offset = 1, .limit = 1}));
+  ASSERT_EQ(second_page["rows"].size(), 1u);
+  EXPECT_EQ(second_page["rows"][0]["outcome"], "failed");
+  EXPECT_THAT(api_.Phase("a-1", "nope", {}).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(WebApiTest, ResumeWithoutAPauseIsRefused) {
+  Import({Spec("a-1", "p1", 1)});
+  EXPECT_THAT(api_.Resume().status().code(), absl::StatusCode::kFailedPrecondition);
+  Start();
+  EXPECT_THAT(api_.Resume().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(WebApiTest, APausedDrainShowsTheAlarmAndResumeEndsThePause) {
+  RegisterWorker("w1");
+  std::vector<PhaseSpec> specs;
+  for (int i = 0; i < 6; ++i) specs.push_back(Spec("r1", absl::StrCat("p", i), i));
+  Import(specs);
+  SessionSettings settings;
+  settings.on_telemetry_loss = TelemetryLossAction::kPause;
+  Start(settings);
+  for (int i = 0; i < 3; ++i) {
+    clock_.AdvanceMs(1'000);
+    Run(Outcome::kSucceeded, /*events=*/0, 1'000);  // telemetry lost
+  }
+  Ok(coord_.Tick());
+
+  const json w = Ok(api_.Workers(true));
+  ASSERT_TRUE(w["pause"].is_object());
+  EXPECT_THAT(w["pause"]["reason"].get<std::string>(), ::testing::HasSubstr("telemetry loss"));
+  ASSERT_EQ(w["telemetry_warnings"].size(), 1u);
+  EXPECT_EQ(w["telemetry_warnings"][0]["kind"], "zero_event_phases");
+  EXPECT_TRUE(Ok(api_.Overview())["pause"].is_object());
+
+  const json resumed = Ok(api_.Resume());
+  EXPECT_EQ(resumed["session_id"], "s1");
+  EXPECT_TRUE(Ok(api_.Workers(true))["pause"].is_null());
+  EXPECT_EQ(LeaseNow("w1").leases.size(), 1u);  // leasing again
+}
+
+}  // namespace
+}  // namespace sluice::testing
