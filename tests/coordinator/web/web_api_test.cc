@@ -31,15 +31,18 @@ class WebApiTest : public CoordinatorTest {
     return g;
   }
 
-  // Run a-1 (phases p1, p2): p1 fails with `error` once, which blocks the
-  // run under a repeat rule of 1.
+  // Run a-1 (phases p1, p2, p3): p1 and p2 fail with `error`, which blocks
+  // the run (and its pending p3) under a repeat rule of 1.
   void BlockRunWith(const std::string& error) {
     RegisterWorker("w1");
-    Import({Spec("a-1", "p1", 1), Spec("a-1", "p2", 2)});
+    Import({Spec("a-1", "p1", 1), Spec("a-1", "p2", 2), Spec("a-1", "p3", 3)});
     SessionSettings settings;
     settings.max_fingerprint_repeats = 1;
     settings.max_attempts_per_phase = 1;
     Start(settings);
+    // Two phases failing alike: the repeat rule blocks only a fingerprint
+    // that is run-wide, not one phase's own failure (#13).
+    Run(Outcome::kFailed, 0, 1'000, "w1", error);
     Run(Outcome::kFailed, 0, 1'000, "w1", error);
   }
 
@@ -176,7 +179,7 @@ TEST_F(WebApiTest, FingerprintsShowBlockingAndUnblockReleasesTheRun) {
   ASSERT_EQ(fps["rows"].size(), 1u);
   const json& fp = fps["rows"][0];
   EXPECT_TRUE(fp["blocked"].get<bool>());
-  EXPECT_EQ(fp["count"], 1);
+  EXPECT_EQ(fp["count"], 2);
   EXPECT_THAT(fp["runs"], ElementsAre("a-1"));
   EXPECT_EQ(fp["example_error"], "<b>bold</b> failure");  // JSON carries text; the page escapes
 
