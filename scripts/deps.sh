@@ -11,7 +11,7 @@ SLUICE_PACKAGES=(
   redis-server openssl python3 procps python3-yaml
   clang libclang-rt-14-dev
   # The web view's browser test (tests/e2e/web/web_browser_test.py).
-  chromium chromium-driver python3-selenium
+  chromium chromium-driver python3-selenium parallel
 )
 
 missing=()
