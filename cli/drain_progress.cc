@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "coordinator/insight/session_report.h"
 
 namespace sluice {
 namespace {
@@ -16,10 +17,9 @@ std::string Duration(int64_t seconds) {
 
 // Events per worker-minute, like watch, report and recommend; "-" while no
 // attempt time is recorded (no evidence, not zero).
-std::string YieldText(const DrainProgress& p) {
-  if (p.run_ms <= 0) return "yield -";
-  return absl::StrFormat("yield %.1f ev/min", static_cast<double>(p.telemetry_events) /
-                                                  (static_cast<double>(p.run_ms) / 60'000.0));
+std::string YieldLabel(const DrainProgress& p) {
+  const std::string value = YieldText(p.telemetry_events, p.run_ms, /*decimals=*/1);
+  return p.run_ms <= 0 ? "yield -" : absl::StrCat("yield ", value, " ev/min");
 }
 
 }  // namespace
@@ -38,7 +38,7 @@ std::string ProgressBarLine(const DrainProgress& p, int width) {
   } else if (rate > 0) {
     eta = "ETA " + Duration(static_cast<int64_t>(static_cast<double>(left) / rate * 60.0));
   }
-  const std::string yield = YieldText(p);
+  const std::string yield = YieldLabel(p);
   std::string tail = absl::StrFormat(" %d/%d phases  %.1f/min  %s  %s  %d running", done, total,
                                      rate, eta, yield, p.running);
   if (!p.paused_reason.empty()) absl::StrAppend(&tail, "  paused: ", p.paused_reason);

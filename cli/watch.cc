@@ -120,9 +120,9 @@ std::string RenderWatchFrame(const CoordinatorStatus& status,
       recent_ms += r.timeline[i].run_ms;
     }
     absl::StrAppendFormat(
-        &out, "\nyield: %.2f events/min (recent %.2f), %d telemetry events, %.1f worker-min\n",
-        r.yield_per_minute, YieldPerMinute(recent_events, recent_ms), r.telemetry_events,
-        static_cast<double>(r.run_ms) / 60'000.0);
+        &out, "\nyield: %s events/min (recent %s), %d telemetry events, %.1f worker-min\n",
+        YieldText(r.telemetry_events, r.run_ms), YieldText(recent_events, recent_ms),
+        r.telemetry_events, static_cast<double>(r.run_ms) / 60'000.0);
   }
   absl::StrAppendFormat(&out, "workers: %d  active leases: %d\n", status.workers.size(),
                         status.active_leases.size());

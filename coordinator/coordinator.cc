@@ -77,6 +77,7 @@ absl::StatusOr<RegisterResult> Coordinator::Register(const WorkerInfo& worker) {
   w.last_seen_ms = clock_.NowMs();
   SLUICE_RETURN_IF_ERROR(store_.UpsertWorker(w));
   broker_.SetWorkerLabels(w.worker_id, w.labels);
+  contacts_.Seen(w.worker_id, w.last_seen_ms);
   spdlog::info("worker registered worker={} host={} slots={}", w.worker_id, w.host, w.slots);
   return RegisterResult{config_.lease_ttl_ms, config_.heartbeat_interval_ms,
                         config_.max_lease_wait_ms};
@@ -93,6 +94,7 @@ absl::StatusOr<LeaseResult> Coordinator::Lease(const std::string& worker_id,
         absl::StrCat("max_phases must be between 1 and ", config_.max_phases_per_lease));
   }
   if (wait_ms < 0) return absl::InvalidArgumentError("wait_ms must be >= 0");
+  contacts_.Seen(worker_id, clock_.NowMs());
   return broker_.Lease(worker_id, request_id, max_phases, wait_ms);
 }
 
@@ -101,6 +103,7 @@ absl::StatusOr<std::vector<std::string>> Coordinator::Heartbeat(
   SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(ValidateId("worker_id", worker_id));
   for (const std::string& id : lease_ids) SLUICE_RETURN_IF_ERROR(ValidateId("lease_id", id));
+  contacts_.Seen(worker_id, clock_.NowMs());
   // Nothing to renew or cancel: an idle worker's heartbeat costs no store call.
   if (lease_ids.empty()) return std::vector<std::string>();
   SLUICE_ASSIGN_OR_RETURN(
@@ -121,6 +124,7 @@ absl::StatusOr<std::vector<std::string>> Coordinator::Heartbeat(
 absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
   SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(CheckReport(report, config_));
+  contacts_.Seen(report.worker_id, clock_.NowMs());
   SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, store_.LatestSession());
   SLUICE_RETURN_IF_ERROR(policy_.EnsureLoaded());
   SLUICE_ASSIGN_OR_RETURN(
@@ -203,6 +207,8 @@ absl::StatusOr<CoordinatorStatus> Coordinator::Status(bool explain_skips) {
   CoordinatorStatus status;
   SLUICE_ASSIGN_OR_RETURN(status.phases, store_.CountPhases());
   SLUICE_ASSIGN_OR_RETURN(status.workers, store_.ListWorkers());
+  for (WorkerInfo& w : status.workers)
+    w.last_seen_ms = contacts_.LastSeen(w.worker_id, w.last_seen_ms);
   SLUICE_ASSIGN_OR_RETURN(status.active_leases, store_.ListActiveLeases());
   for (const LeaseGrant& l : status.active_leases) ++status.active_leases_by_worker[l.worker_id];
   SLUICE_ASSIGN_OR_RETURN(status.late_reports, store_.CountLateReports());

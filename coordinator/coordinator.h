@@ -29,6 +29,7 @@
 #include "coordinator/insight/telemetry_watch.h"
 #include "coordinator/leadership/leader_election.h"
 #include "coordinator/lease/lease_broker.h"
+#include "coordinator/lease/worker_contacts.h"
 #include "coordinator/policy/drain_policy.h"
 #include "coordinator/policy/failure_policy.h"
 #include "coordinator/policy/leasing_pause.h"
@@ -191,6 +192,7 @@ class Coordinator {
   DrainPolicy policy_;
   TelemetryWatch watch_;
   LeaseBroker broker_;
+  WorkerContacts contacts_;  // last lease poll, heartbeat or report per worker
   Planner planner_;
 };
 

@@ -79,6 +79,12 @@ DurationStats DurationsFromJson(const nlohmann::json& j) {
   return d;
 }
 
+// Yield in JSON: null when no run time was recorded (no evidence, not 0).
+nlohmann::json YieldJson(int64_t events, int64_t run_ms) {
+  if (run_ms <= 0) return nullptr;
+  return YieldPerMinute(events, run_ms);
+}
+
 nlohmann::json GroupJson(const GroupReportRow& g, const char* key_name) {
   nlohmann::json j = {{key_name, g.key},
                       {"runs", g.runs},
@@ -90,7 +96,7 @@ nlohmann::json GroupJson(const GroupReportRow& g, const char* key_name) {
                       {"telemetry_events", g.telemetry_events},
                       {"run_ms", g.run_ms},
                       {"worker_minutes", static_cast<double>(g.run_ms) / kMinuteMs},
-                      {"yield_events_per_minute", YieldPerMinute(g.telemetry_events, g.run_ms)}};
+                      {"yield_events_per_minute", YieldJson(g.telemetry_events, g.run_ms)}};
   return j;
 }
 
@@ -121,6 +127,11 @@ std::string OneLine(std::string text, size_t max) {
 
 double YieldPerMinute(int64_t events, int64_t run_ms) {
   return run_ms <= 0 ? 0.0 : static_cast<double>(events) / (static_cast<double>(run_ms) / 60'000.0);
+}
+
+std::string YieldText(int64_t events, int64_t run_ms, int decimals) {
+  if (run_ms <= 0) return "-";
+  return absl::StrFormat("%.*f", decimals, YieldPerMinute(events, run_ms));
 }
 
 double Rate(int64_t count, int64_t whole) {
@@ -311,7 +322,7 @@ std::string SessionReportJson(const SessionReport& r) {
   j["telemetry_events"] = r.telemetry_events;
   j["run_ms"] = r.run_ms;
   j["worker_minutes"] = static_cast<double>(r.run_ms) / kMinuteMs;
-  j["yield_events_per_minute"] = r.yield_per_minute;
+  j["yield_events_per_minute"] = YieldJson(r.telemetry_events, r.run_ms);
   j["phases"] = PhasesJson(r.phases);
   j["durations"] = {{"succeeded", DurationsJson(r.success_durations)},
                     {"failed", DurationsJson(r.failure_durations)}};
@@ -329,17 +340,16 @@ std::string SessionReportJson(const SessionReport& r) {
   }
   j["runs"] = nlohmann::json::array();
   for (const RunReportRow& run : r.runs) {
-    j["runs"].push_back(
-        {{"run_id", run.run_id},
-         {"family", run.family},
-         {"attempts", run.attempts},
-         {"succeeded", run.succeeded},
-         {"failed", run.failed},
-         {"timed_out", run.timed_out},
-         {"telemetry_events", run.telemetry_events},
-         {"run_ms", run.run_ms},
-         {"yield_events_per_minute", YieldPerMinute(run.telemetry_events, run.run_ms)},
-         {"phases", PhasesJson(run.phases)}});
+    j["runs"].push_back({{"run_id", run.run_id},
+                         {"family", run.family},
+                         {"attempts", run.attempts},
+                         {"succeeded", run.succeeded},
+                         {"failed", run.failed},
+                         {"timed_out", run.timed_out},
+                         {"telemetry_events", run.telemetry_events},
+                         {"run_ms", run.run_ms},
+                         {"yield_events_per_minute", YieldJson(run.telemetry_events, run.run_ms)},
+                         {"phases", PhasesJson(run.phases)}});
   }
   j["families"] = nlohmann::json::array();
   for (const GroupReportRow& g : r.families) {
@@ -358,14 +368,13 @@ std::string SessionReportJson(const SessionReport& r) {
   j["timeline_bucket_ms"] = r.timeline_bucket_ms;
   j["timeline"] = nlohmann::json::array();
   for (const TimelineBucket& b : r.timeline) {
-    j["timeline"].push_back(
-        {{"start_ms", b.start_ms},
-         {"finished", b.finished},
-         {"succeeded", b.succeeded},
-         {"failed", b.failed},
-         {"telemetry_events", b.telemetry_events},
-         {"run_ms", b.run_ms},
-         {"yield_events_per_minute", YieldPerMinute(b.telemetry_events, b.run_ms)}});
+    j["timeline"].push_back({{"start_ms", b.start_ms},
+                             {"finished", b.finished},
+                             {"succeeded", b.succeeded},
+                             {"failed", b.failed},
+                             {"telemetry_events", b.telemetry_events},
+                             {"run_ms", b.run_ms},
+                             {"yield_events_per_minute", YieldJson(b.telemetry_events, b.run_ms)}});
   }
   j["late_reports"] = r.late_reports;
   j["telemetry_warnings"] = nlohmann::json::array();
@@ -416,9 +425,10 @@ std::string SessionReportText(const SessionReport& r) {
     absl::StrAppendFormat(&out, "  %s %d (%s)", name, count(name),
                           Percent(count(name), r.attempts));
   }
-  absl::StrAppendFormat(
-      &out, "\ntelemetry events %d over %.1f phase-minutes: yield %.2f events/min\n",
-      r.telemetry_events, static_cast<double>(r.run_ms) / 60'000.0, r.yield_per_minute);
+  absl::StrAppendFormat(&out,
+                        "\ntelemetry events %d over %.1f phase-minutes: yield %s events/min\n",
+                        r.telemetry_events, static_cast<double>(r.run_ms) / 60'000.0,
+                        YieldText(r.telemetry_events, r.run_ms));
   absl::StrAppendFormat(&out, "phases now: %d pending, %d leased, %d succeeded, %d failed\n",
                         r.phases.pending, r.phases.leased, r.phases.succeeded, r.phases.failed);
   if (r.late_reports > 0) {
@@ -454,19 +464,19 @@ std::string SessionReportText(const SessionReport& r) {
                           "attempts", "succeeded", "failed", "timeouts", "events", "worker-min",
                           "yield/min");
     for (const GroupReportRow& g : rows) {
-      absl::StrAppendFormat(&out, "%-32s %5d %8d %9d %7d %8d %7d %10.1f %9.2f\n", g.key, g.runs,
+      absl::StrAppendFormat(&out, "%-32s %5d %8d %9d %7d %8d %7d %10.1f %9s\n", g.key, g.runs,
                             g.attempts, g.succeeded, g.failed, g.timed_out, g.telemetry_events,
                             static_cast<double>(g.run_ms) / kMinuteMs,
-                            YieldPerMinute(g.telemetry_events, g.run_ms));
+                            YieldText(g.telemetry_events, g.run_ms));
     }
   };
   if (!r.runs.empty()) {
     absl::StrAppendFormat(&out, "\n%-32s %8s %9s %7s %8s %7s %9s %s\n", "run", "attempts",
                           "succeeded", "failed", "timeouts", "events", "yield/min", "pending");
     for (const RunReportRow& run : r.runs) {
-      absl::StrAppendFormat(&out, "%-32s %8d %9d %7d %8d %7d %9.2f %7d\n", run.run_id, run.attempts,
+      absl::StrAppendFormat(&out, "%-32s %8d %9d %7d %8d %7d %9s %7d\n", run.run_id, run.attempts,
                             run.succeeded, run.failed, run.timed_out, run.telemetry_events,
-                            YieldPerMinute(run.telemetry_events, run.run_ms), run.phases.pending);
+                            YieldText(run.telemetry_events, run.run_ms), run.phases.pending);
     }
   }
   group_table("family", r.families);
@@ -478,9 +488,9 @@ std::string SessionReportText(const SessionReport& r) {
                           "failed", "events", "yield/min");
     const int64_t base = r.timeline.front().start_ms;
     for (const TimelineBucket& b : r.timeline) {
-      absl::StrAppendFormat(&out, "  %6d %8d %9d %7d %7d %9.2f\n", (b.start_ms - base) / kMinuteMs,
+      absl::StrAppendFormat(&out, "  %6d %8d %9d %7d %7d %9s\n", (b.start_ms - base) / kMinuteMs,
                             b.finished, b.succeeded, b.failed, b.telemetry_events,
-                            YieldPerMinute(b.telemetry_events, b.run_ms));
+                            YieldText(b.telemetry_events, b.run_ms));
     }
   }
   if (!r.skipped.empty()) absl::StrAppend(&out, "\n", SkipRowsText(r.skipped));
@@ -501,7 +511,8 @@ absl::StatusOr<SessionReport> SessionReportFromJson(const std::string& json) {
     r.outcomes = j.at("outcomes").get<std::map<std::string, int64_t>>();
     r.telemetry_events = j.at("telemetry_events").get<int64_t>();
     r.run_ms = j.at("run_ms").get<int64_t>();
-    r.yield_per_minute = j.at("yield_events_per_minute").get<double>();
+    // null: no run time recorded (YieldJson).
+    r.yield_per_minute = YieldPerMinute(r.telemetry_events, r.run_ms);
     r.phases = PhasesFromJson(j.at("phases"));
     r.late_reports = j.value("late_reports", int64_t{0});
     for (const auto& e : j.at("top_errors")) {

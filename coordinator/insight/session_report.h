@@ -126,6 +126,10 @@ std::string SkipRowsText(const std::vector<SkipRow>& rows);
 
 // Events per minute of run time; 0 when no time was spent.
 double YieldPerMinute(int64_t events, int64_t run_ms);
+// The one way yield is shown (drain progress, watch, report): YieldPerMinute
+// with `decimals` digits, or "-" when no run time was recorded (no evidence,
+// which is not zero yield).
+std::string YieldText(int64_t events, int64_t run_ms, int decimals = 2);
 // `count` / `whole`, 0 when whole is 0.
 double Rate(int64_t count, int64_t whole);
 // Nearest-rank percentiles (p in (0, 100]) of the given durations.

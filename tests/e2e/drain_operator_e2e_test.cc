@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <regex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -216,6 +217,49 @@ TEST_F(DrainOperatorE2ETest, ProgressGivesYieldInEventsPerWorkerMinute) {
   const std::string tty = ReadFile(dir_.File("yield.tty"));
   EXPECT_THAT(tty, ::testing::ContainsRegex("yield [0-9.]+ ev/min"));
   EXPECT_THAT(tty, ::testing::Not(HasSubstr("ev/phase")));
+}
+
+}  // namespace
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// Seconds in "seen Ns ago" of `worker_id`'s line in a watch frame (-1: none).
+int SeenSecondsAgo(const std::string& frame, const std::string& worker_id) {
+  std::smatch m;
+  const std::regex line(worker_id + R"(\s.*seen (\d+)s ago)");
+  return std::regex_search(frame, m, line) ? std::stoi(m[1]) : -1;
+}
+
+TEST_F(DrainOperatorE2ETest, WatchCountsABusyWorkersLastSeenFromItsLastHeartbeat) {
+  // Bug: `sluice watch` showed a busy worker as "seen 39s ago": the time
+  // since it registered, while it heartbeat every few seconds.
+  const std::string address =
+      StartCoordinator("coord", "sqlite://" + dir_.File("seen.db"), "0",
+                       {"--heartbeat-interval-ms", "300", "--log-level", "warn"});
+  ASSERT_FALSE(address.empty());
+  const std::string backlog = WriteBacklog("seen", "r-seen", 1, "hang");
+  ASSERT_EQ(Sluice({"import", backlog, "--coordinator", address}).exit_code, 0);
+  ASSERT_EQ(Sluice({"session", "start", "--coordinator", address}).exit_code, 0);
+  StartWorker(e2e::WorkerSpec("busy-worker", address, ExampleExec()).Slots(1).DrainTimeout(0.5));
+  ASSERT_TRUE(sluice::testing::WaitUntil(
+      [&] {
+        return Status({"--coordinator", address})
+                   .value("active_leases", nlohmann::json::array())
+                   .size() == 1;
+      },
+      milliseconds(10'000)));
+  // The worker registered before its lease; let several heartbeats pass.
+  const auto leased_at = std::chrono::steady_clock::now();
+  sluice::testing::WaitUntil(
+      [&] { return std::chrono::steady_clock::now() - leased_at > milliseconds(4'000); },
+      milliseconds(6'000));
+  const CommandResult watch = Sluice({"watch", "--once", "--coordinator", address});
+  ASSERT_EQ(watch.exit_code, 0) << watch.err;
+  const int seen = SeenSecondsAgo(watch.out, "busy-worker");
+  ASSERT_GE(seen, 0) << watch.out;
+  EXPECT_LE(seen, 2) << watch.out;
 }
 
 }  // namespace

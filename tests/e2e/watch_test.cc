@@ -9,6 +9,7 @@
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/testing/process.h"
 #include "tests/testing/test_env.h"
 
@@ -120,6 +121,40 @@ TEST_F(WatchTest, WithoutATerminalFramesAreAppendedPlainly) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, Not(HasSubstr("\x1b[")));
   EXPECT_THAT(r.output, HasSubstr("pending 4"));
+}
+
+TEST(WatchNoEvidenceTest, YieldWithoutRunTimeIsShownAsNoneInWatchAndReport) {
+  // Bug: with no attempt time recorded yet, `sluice watch` and `sluice report`
+  // showed yield 0.00 (and the report's JSON 0), as if phases emitted nothing.
+  ScratchDir dir;
+  const std::string db = dir.File("state.db");
+  {
+    auto store = SqliteStateStore::Open(db);
+    ASSERT_TRUE(store.ok()) << store.status();
+    FakeClock clock(SystemClock::Default().NowMs());
+    Coordinator coord(**store, clock);
+    PhaseSpec s;
+    s.run_id = "research-system-v1";
+    s.phase_id = "p0";
+    ASSERT_TRUE(coord.ImportBacklog({s}).ok());
+    ASSERT_TRUE(coord.StartSession(SessionSettings{}, "s-empty").ok());
+  }
+  const std::string target = absl::StrCat(" --store sqlite://", db);
+  ShellResult watch = RunShell(InPty(absl::StrCat(BinPath("sluice"), " watch --once", target)));
+  ASSERT_EQ(watch.exit_code, 0) << watch.output;
+  EXPECT_THAT(watch.output, HasSubstr("yield: - events/min (recent -)"));
+  EXPECT_THAT(watch.output, Not(HasSubstr("0.00")));
+
+  ShellResult text = RunShell(absl::StrCat(BinPath("sluice"), " report", target));
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_THAT(text.output, HasSubstr("yield - events/min"));
+  EXPECT_THAT(text.output, Not(HasSubstr("0.00")));
+
+  ShellResult json = RunShell(absl::StrCat(BinPath("sluice"), " report --json", target));
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  const nlohmann::json report = nlohmann::json::parse(json.output, nullptr, false);
+  ASSERT_TRUE(report.is_object()) << json.output;
+  EXPECT_TRUE(report.at("yield_events_per_minute").is_null()) << json.output;
 }
 
 }  // namespace
