@@ -158,13 +158,15 @@ TEST_F(LeaseBrokerTest, IdlePollsShareOneTimedRecheckInsteadOfOneEach) {
   for (int i = 0; i < kPolls; ++i) {
     const std::string worker = "idle" + std::to_string(i);
     broker_.SetWorkerLabels(worker, {});
-    polls.emplace_back([this, worker] { (void)broker_.Lease(worker, "req", 1, 2'500); });
+    polls.emplace_back([this, worker] { (void)broker_.Lease(worker, "req", 1, 4'500); });
   }
   for (std::thread& t : polls) t.join();
   // One look each on entry, about one shared recheck per second, and at most
-  // one hand-over look per poll leaving: well under the 3 looks per poll
-  // (60) of a once-a-second recheck in every poll.
-  EXPECT_LT(gate_.session_reads_.load(), 2 * kPolls + 4);
+  // one hand-over look per poll leaving: about 2 * kPolls + 5. A recheck in
+  // every poll costs 5 looks per poll (100). The bound leaves room for
+  // scheduling noise under a loaded CI machine (48 was seen with a bound of
+  // 2 * kPolls + 4 and a 2.5 s wait) and still fails the old behaviour.
+  EXPECT_LT(gate_.session_reads_.load(), 3 * kPolls);
   EXPECT_GE(gate_.session_reads_.load(), kPolls);
 }
 
