@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/redact.h"
+#include "common/unique_fd.h"
 #include "worker/orphan_reaper.h"
 
 extern char** environ;
@@ -49,21 +50,6 @@ std::chrono::milliseconds ClampedMillis(int64_t ms) {
   constexpr int64_t kMax = int64_t{10} * 365 * 24 * 3600 * 1000;
   return std::chrono::milliseconds(std::clamp<int64_t>(ms, 0, kMax));
 }
-
-// Closes a file descriptor on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // ErrnoToStatus appends strerror(err) to the message. (Debian's absl::string_view is
 // not std::string_view, hence std::string here.)
@@ -94,7 +80,7 @@ std::string ReadFileEnd(const std::string& path, size_t max_bytes, bool* from_st
   if (path.empty() || max_bytes == 0) return {};
   // O_NONBLOCK and S_ISREG: a phase may have put a FIFO (or a device) in
   // its log's place; opening or reading that must not hang the worker.
-  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (fd.get() < 0) return {};
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return {};
@@ -354,17 +340,17 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
   absl::StatusOr<std::vector<std::string>> env = BuildEnvironment(spec.env);
   if (!env.ok()) return env.status();
 
-  const Fd stdin_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  const UniqueFd stdin_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (stdin_fd.get() < 0) {
     const int err = errno;
     return ErrnoStatus(err, "cannot open /dev/null");
   }
   absl::StatusOr<int> out = OpenLog(spec.stdout_path, spec.append_logs);
   if (!out.ok()) return out.status();
-  const Fd stdout_fd(*out);
+  const UniqueFd stdout_fd(*out);
   absl::StatusOr<int> err = OpenLog(spec.stderr_path, spec.append_logs);
   if (!err.ok()) return err.status();
-  const Fd stderr_fd(*err);
+  const UniqueFd stderr_fd(*err);
 
   SpawnSetup setup;
   if (absl::Status status =
@@ -416,7 +402,7 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
   // The child's exit itself ends a poll at once (pidfd, close-on-exec by
   // default); the cancel flag and the deadlines are checked at least every
   // 16 ms.
-  const Fd exit_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  const UniqueFd exit_fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   auto poll_interval = std::chrono::milliseconds(1);
   while (!HasExited(pid)) {
     const Clock::time_point now = Clock::now();

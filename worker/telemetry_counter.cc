@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/unique_fd.h"
 #include "nlohmann/json.hpp"
 
 namespace sluice {
@@ -59,27 +60,13 @@ void CountLine(const std::string& line, TelemetryCount& count) {
   }
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 }  // namespace
 
 absl::StatusOr<TelemetryCount> CountTelemetryFile(const std::string& path) {
   TelemetryCount count;
   // O_NONBLOCK: a FIFO put in the file's place must not block the open;
   // fstat on the open descriptor then rejects it without a read.
-  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
   if (fd.get() < 0) {
     if (errno == ENOENT) return count;  // the phase wrote no telemetry
     const int err = errno;
