@@ -16,6 +16,8 @@
 //    per-phase sums in the store equal the sum over attempts.
 #include <signal.h>
 
+#include <chrono>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -202,18 +204,28 @@ TEST_F(RedisE2ETest, RedisKilledMidDrainAndRestartedWithAofLosesAndDoublesNothin
 
   // A phase finishes while Redis is down: its outcome waits in the spool.
   std::string victim;
-  std::vector<std::string> spooled;
+  // Every outcome is spooled before its first delivery, so a spool file also
+  // exists for an instant while a report that Redis still took is in flight
+  // (then the restarted worker has nothing to re-deliver). Only a file that
+  // stays 500 ms is one whose delivery failed with Redis down.
+  std::map<std::string, std::chrono::steady_clock::time_point> first_seen;
   ASSERT_TRUE(WaitUntil(
       [&] {
+        const auto now = std::chrono::steady_clock::now();
         for (const auto& [id, pid] : workers) {
-          spooled = SpooledLeaseIds(SpoolDir(id));
-          if (!spooled.empty()) victim = id;
-          if (!spooled.empty()) return true;
+          for (const std::string& lease : SpooledLeaseIds(SpoolDir(id))) {
+            const auto seen = first_seen.try_emplace(id + "/" + lease, now).first->second;
+            if (now - seen >= milliseconds(500)) {
+              victim = id;
+              return true;
+            }
+          }
         }
         return false;
       },
       milliseconds(6'000)))
       << "no outcome was spooled while Redis was down";
+  const std::vector<std::string> spooled = SpooledLeaseIds(SpoolDir(victim));
   // The worker dies too: only the spool file keeps the outcome.
   ASSERT_TRUE(KillChild(workers[victim]));
   std::this_thread::sleep_until(killed_at + milliseconds(2'000));
