@@ -263,7 +263,15 @@ int main(int argc, char** argv) {
   sluice::FailoverCoordinatorClient client(
       *addresses,
       sluice::MakeCoordinatorClientFactory(std::move(channels), channel_options, *token));
-  sluice::PosixProcessRunner runner;
+  // Every phase, probe and --service runs under sluice-phase-shim, so none
+  // outlives its attempt or this worker (#16 item 3). Without the shim the
+  // worker refuses to start: running uncontained would break that promise.
+  absl::StatusOr<std::string> shim = sluice::FindPhaseShim();
+  if (!shim.ok()) {
+    std::cerr << "sluice-worker: " << shim.status().message() << "\n";
+    return 3;
+  }
+  sluice::PosixProcessRunner runner(*shim);
   std::unique_ptr<sluice::ServiceSupervisor> supervisor;
   if (!service.argv.empty()) {
     service.env = config.env;

@@ -13,9 +13,11 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -26,6 +28,7 @@
 #include "common/redact.h"
 #include "common/unique_fd.h"
 #include "worker/orphan_reaper.h"
+#include "worker/phase_shim_protocol.h"
 
 extern char** environ;
 
@@ -259,7 +262,7 @@ class SpawnSetup {
 };
 
 absl::Status Configure(SpawnSetup& setup, int stdin_fd, int stdout_fd, int stderr_fd,
-                       const std::string& workdir) {
+                       int shim_status_fd, const std::string& workdir) {
   if (!setup.ok()) return absl::InternalError("posix_spawn setup failed");
   // A new process group led by the child, so the whole tree it starts can be
   // signalled at once; a clean signal mask and default dispositions, because
@@ -276,6 +279,10 @@ absl::Status Configure(SpawnSetup& setup, int stdin_fd, int stdout_fd, int stder
   if (rc == 0) rc = ::posix_spawn_file_actions_adddup2(setup.actions(), stdin_fd, STDIN_FILENO);
   if (rc == 0) rc = ::posix_spawn_file_actions_adddup2(setup.actions(), stdout_fd, STDOUT_FILENO);
   if (rc == 0) rc = ::posix_spawn_file_actions_adddup2(setup.actions(), stderr_fd, STDERR_FILENO);
+  if (rc == 0 && shim_status_fd >= 0) {
+    // glibc clears FD_CLOEXEC on the target even when both numbers are equal.
+    rc = ::posix_spawn_file_actions_adddup2(setup.actions(), shim_status_fd, phase_shim::kStatusFd);
+  }
   if (rc == 0 && !workdir.empty()) {
     rc = ::posix_spawn_file_actions_addchdir_np(setup.actions(), workdir.c_str());
   }
@@ -319,10 +326,105 @@ void SleepUntilExitOr(int pidfd, std::chrono::milliseconds interval) {
 // Reaps `pid`; false when its status was lost (see HasExited).
 bool ReapStatus(pid_t pid, int* status) { return ChildRegistry::Get().ReapTracked(pid, status); }
 
+// The pipe on which the shim says why it could not start the phase; both
+// ends close-on-exec in this process (a sibling's child must not hold the
+// write end, or end-of-file would wait for that child).
+class ShimStatusPipe {
+ public:
+  ShimStatusPipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) == 0) {
+      read_ = fds[0];
+      write_ = fds[1];
+    } else {
+      error_ = errno;
+    }
+  }
+  ~ShimStatusPipe() {
+    CloseWrite();
+    if (read_ >= 0) ::close(read_);
+  }
+  ShimStatusPipe(const ShimStatusPipe&) = delete;
+  ShimStatusPipe& operator=(const ShimStatusPipe&) = delete;
+
+  int error() const { return error_; }
+  int write_fd() const { return write_; }
+  void CloseWrite() {
+    if (write_ >= 0) ::close(write_);
+    write_ = -1;
+  }
+  // Blocks until the phase has been exec'd (end-of-file: nullopt) or the
+  // shim reported a start failure.
+  std::optional<phase_shim::ShimStartError> ReadStartError() {
+    phase_shim::ShimStartError record;
+    size_t got = 0;
+    auto* bytes = reinterpret_cast<char*>(&record);
+    while (got < sizeof(record)) {
+      const ssize_t n = ::read(read_, bytes + got, sizeof(record) - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    if (got == 0) return std::nullopt;
+    if (got < sizeof(record)) record = {static_cast<int32_t>(phase_shim::StartStage::kSetup), EIO};
+    return record;
+  }
+
+ private:
+  int read_ = -1;
+  int write_ = -1;
+  int error_ = 0;
+};
+
+absl::Status CannotStart(int err, const std::string& program) {
+  if (err == ENOENT) {
+    return absl::NotFoundError(absl::StrCat(
+        "cannot start ", program, ": ",
+        program.find('/') != std::string::npos ? "no such file" : "not found in PATH"));
+  }
+  return ErrnoStatus(err, absl::StrCat("cannot start ", program));
+}
+
+// How long a contained run waits for the shim to exit after asking it to kill
+// everything before it kills the shim itself (the phase then dies by its own
+// PR_SET_PDEATHSIG). The shim needs milliseconds; this only guards a shim
+// that was stopped or otherwise wedged.
+constexpr std::chrono::milliseconds kShimKillFallback{2000};
+
 }  // namespace
+
+PosixProcessRunner::PosixProcessRunner() {
+  if (const char* shim = std::getenv("SLUICE_PHASE_SHIM"); shim != nullptr) shim_path_ = shim;
+}
+
+PosixProcessRunner::PosixProcessRunner(std::string shim_path) : shim_path_(std::move(shim_path)) {}
+
+absl::StatusOr<std::string> FindPhaseShim() {
+  std::string path;
+  if (const char* shim = std::getenv("SLUICE_PHASE_SHIM"); shim != nullptr && *shim != '\0') {
+    path = shim;
+  } else {
+    char exe[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+      const int err = errno;
+      return ErrnoStatus(err, "cannot find the worker's own executable (/proc/self/exe)");
+    }
+    path.assign(exe, static_cast<size_t>(n));
+    path = path.substr(0, path.rfind('/') + 1) + "sluice-phase-shim";
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || ::access(path.c_str(), X_OK) != 0) {
+    return absl::NotFoundError(absl::StrCat(
+        "phase containment needs ", path,
+        " (install sluice-phase-shim beside sluice-worker, or set SLUICE_PHASE_SHIM)"));
+  }
+  return path;
+}
 
 absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
                                                       const CancelToken& cancel) {
+  const bool contained = !shim_path_.empty();
   if (spec.argv.empty() || spec.argv.front().empty()) {
     return absl::InvalidArgumentError("process spec has no program (argv is empty)");
   }
@@ -352,17 +454,31 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
   if (!err.ok()) return err.status();
   const UniqueFd stderr_fd(*err);
 
+  std::optional<ShimStatusPipe> shim_status;
+  if (contained) {
+    shim_status.emplace();
+    if (shim_status->error() != 0) return ErrnoStatus(shim_status->error(), "pipe");
+  }
+
   SpawnSetup setup;
-  if (absl::Status status =
-          Configure(setup, stdin_fd.get(), stdout_fd.get(), stderr_fd.get(), spec.workdir);
+  if (absl::Status status = Configure(setup, stdin_fd.get(), stdout_fd.get(), stderr_fd.get(),
+                                      contained ? shim_status->write_fd() : -1, spec.workdir);
       !status.ok()) {
     return status;
   }
 
-  std::vector<std::string> argv_strings = spec.argv;
+  std::vector<std::string> argv_strings;
+  if (contained) {
+    // worker/phase_shim_protocol.h: the program is searched in the worker's
+    // PATH, as posix_spawnp here would.
+    const char* worker_path = std::getenv("PATH");
+    argv_strings = {shim_path_, std::to_string(::getpid()),
+                    worker_path != nullptr ? absl::StrCat("P", worker_path) : std::string("-")};
+  }
+  argv_strings.insert(argv_strings.end(), spec.argv.begin(), spec.argv.end());
   std::vector<char*> argv = CStrings(argv_strings);
   std::vector<char*> envp = CStrings(*env);
-  const std::string& program = spec.argv.front();
+  const std::string& program = contained ? shim_path_ : spec.argv.front();
   const bool has_slash = program.find('/') != std::string::npos;
 
   const Clock::time_point start = Clock::now();
@@ -380,16 +496,34 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
                                           argv.data(), envp.data());
       },
       &pid);
-  if (spawn_rc != 0) {
-    if (spawn_rc == ENOENT) {
-      return absl::NotFoundError(absl::StrCat("cannot start ", program, ": ",
-                                              has_slash ? "no such file" : "not found in PATH"));
+  if (spawn_rc != 0) return CannotStart(spawn_rc, program);
+  if (contained) {
+    shim_status->CloseWrite();
+    if (const std::optional<phase_shim::ShimStartError> failed = shim_status->ReadStartError()) {
+      int ignored = 0;
+      (void)ReapStatus(pid, &ignored);  // the shim exits at once after reporting
+      return CannotStart(failed->error, spec.argv.front());
     }
-    return ErrnoStatus(spawn_rc, absl::StrCat("cannot start ", program));
   }
-  // The child is the leader of its own group; pgid == pid.
+  // The child is the leader of its own group; pgid == pid. Contained, the
+  // child is the shim, alone in its group: it is signalled, never the group,
+  // and it signals the phase's group and every other descendant.
   const pid_t pgid = pid;
   if (spec.on_started) spec.on_started(pid);
+  const auto terminate = [&] {
+    if (contained) {
+      (void)::kill(pid, phase_shim::kShimTerminateSignal);
+    } else {
+      SignalGroup(pgid, SIGTERM);
+    }
+  };
+  const auto kill_all = [&] {
+    if (contained) {
+      (void)::kill(pid, phase_shim::kShimKillSignal);
+    } else {
+      SignalGroup(pgid, SIGKILL);
+    }
+  };
 
   ProcessResult result;
   const bool has_timeout = spec.timeout_ms > 0;
@@ -417,7 +551,7 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
         result.stopped_by = reason;
         terminating = true;
         kill_at = now + ClampedMillis(spec.grace_ms);
-        SignalGroup(pgid, SIGTERM);
+        terminate();
         poll_interval = std::chrono::milliseconds(1);
       }
     } else if (!killed) {
@@ -428,9 +562,11 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
                                         std::chrono::nanoseconds(by_ns))));
       }
       if (now >= kill_at) {
-        SignalGroup(pgid, SIGKILL);
+        kill_all();
         killed = true;
       }
+    } else if (contained && now >= kill_at + kShimKillFallback) {
+      SignalGroup(pgid, SIGKILL);
     }
     SleepUntilExitOr(exit_fd.get(), poll_interval);
     poll_interval = std::min(poll_interval * 2, std::chrono::milliseconds(16));

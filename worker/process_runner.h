@@ -91,9 +91,38 @@ class ProcessRunner {
 // posix_spawn into a new process group (never fork from a large process).
 // On timeout or cancel: SIGTERM to the group, wait grace_ms, SIGKILL to the
 // group. After the leader exits, any process left in its group is killed too.
+//
+// Contained (a shim path given): the runner spawns sluice-phase-shim
+// (worker/phase_shim.cc), which starts the phase in its own process group and
+// guarantees that no process the phase started outlives the attempt: not
+// past its exit, its timeout or cancel (the SIGTERM also reaches descendants
+// that left the group, the SIGKILL reaches every one), nor the worker's own
+// death, SIGKILL included (PR_SET_PDEATHSIG on the shim, which is a child
+// subreaper). Results, errors and timing are the same as uncontained: the
+// shim exits with the phase's exit code or dies of its signal, and a program
+// that cannot be started is the same error. on_started gets the shim's pid.
+// Limits: a descendant that forks faster than the shim kills could in
+// theory outrun it (a per-attempt cgroup with cgroup.kill would not be);
+// a process that is not a descendant (started through a daemon such as at
+// or systemd-run, or ptrace) is out of reach.
 class PosixProcessRunner final : public ProcessRunner {
  public:
+  // Contained when $SLUICE_PHASE_SHIM names a shim, uncontained otherwise.
+  PosixProcessRunner();
+  // Contained through the shim at `shim_path`; uncontained when empty.
+  explicit PosixProcessRunner(std::string shim_path);
+
   absl::StatusOr<ProcessResult> Run(const ProcessSpec& spec, const CancelToken& cancel) override;
+
+  const std::string& shim_path() const { return shim_path_; }
+
+ private:
+  std::string shim_path_;
 };
+
+// The shim a worker should use: $SLUICE_PHASE_SHIM when set, else
+// sluice-phase-shim beside the running executable. NOT_FOUND when that file
+// is missing or not executable.
+absl::StatusOr<std::string> FindPhaseShim();
 
 }  // namespace sluice

@@ -1,5 +1,6 @@
 #include "tests/testing/process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -12,6 +13,7 @@
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "tests/testing/leftovers.h"
 #include "tests/testing/test_env.h"
 #include "tests/testing/wait.h"
 
@@ -107,6 +109,31 @@ bool ProcessGone(pid_t pid) {
   if (stat.empty()) return true;
   const size_t paren = stat.rfind(')');
   return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
+}
+
+std::vector<pid_t> ProcessesWithEnv(const std::string& name_value) {
+  std::vector<pid_t> found;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return found;
+  while (const dirent* entry = ::readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(entry->d_name, &end, 10);
+    if (pid <= 0 || *end != '\0') continue;
+    // NUL-separated entries; a zombie's (and a kernel thread's) is empty.
+    const std::string env = ReadFile("/proc/" + std::string(entry->d_name) + "/environ");
+    size_t start = 0;
+    while (start < env.size()) {
+      size_t stop = env.find('\0', start);
+      if (stop == std::string::npos) stop = env.size();
+      if (env.compare(start, stop - start, name_value) == 0) {
+        if (!ProcessGone(static_cast<pid_t>(pid))) found.push_back(static_cast<pid_t>(pid));
+        break;
+      }
+      start = stop + 1;
+    }
+  }
+  ::closedir(proc);
+  return found;
 }
 
 void KillProcessGroup(pid_t pgid) {

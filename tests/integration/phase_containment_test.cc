@@ -1,0 +1,235 @@
+// Containment (#16 item 3): PosixProcessRunner with sluice-phase-shim against
+// real processes that try to escape: descendants that leave the phase's
+// process group and session (setsid), double-fork daemons, a killed shim.
+// Every process of an attempt carries a marker in its environment
+// (CONTAIN_ATTEMPT=...), so leftovers are found in /proc wherever they went.
+// The same cases fail with an uncontained runner (PosixProcessRunner("")):
+// the escaped processes live on.
+//
+// Exit codes, signals, tails and errors through the shim are pinned by the
+// whole ProcessRunnerTest suite, which ctest runs a second time with
+// SLUICE_PHASE_SHIM set (tests/integration/CMakeLists.txt).
+#include <signal.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/leftovers.h"
+#include "tests/testing/process.h"
+#include "tests/testing/shell_spec.h"
+#include "tests/testing/test_env.h"
+#include "tests/testing/wait.h"
+#include "worker/process_runner.h"
+
+namespace sluice {
+namespace {
+
+using ::sluice::testing::BinPath;
+using ::sluice::testing::ProcessesWithEnv;
+using ::sluice::testing::ProcessGone;
+using ::sluice::testing::ReadFile;
+using ::sluice::testing::ReadPidFile;
+using ::sluice::testing::ScratchDir;
+using ::sluice::testing::ShellSpec;
+using ::sluice::testing::WaitUntil;
+using std::chrono::milliseconds;
+using ::testing::IsEmpty;
+
+// One attempt's marker, and SIGKILL for whatever still carries it when the
+// test ends (so a failing test leaves nothing running).
+class Marker {
+ public:
+  Marker() {
+    static std::atomic<int> counter{0};
+    value_ = std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
+  }
+  ~Marker() {
+    for (const pid_t pid : ProcessesWithEnv(Entry())) ::kill(pid, SIGKILL);
+  }
+  Marker(const Marker&) = delete;
+  Marker& operator=(const Marker&) = delete;
+
+  std::string Entry() const { return "CONTAIN_ATTEMPT=" + value_; }
+  void Mark(ProcessSpec& spec) const { spec.env["CONTAIN_ATTEMPT"] = value_; }
+  std::vector<pid_t> Leftovers() const { return ProcessesWithEnv(Entry()); }
+
+ private:
+  std::string value_;
+};
+
+// A script line that starts `body` in a new session, in the background, and
+// waits until it has written its pid to `pid_file`.
+std::string EscapeInNewSession(const std::string& pid_file, const std::string& body) {
+  return "setsid sh -c 'echo $$ > " + pid_file + ".tmp; mv " + pid_file + ".tmp " + pid_file +
+         "; " + body + "' < /dev/null > /dev/null 2>&1 &\n" + "while [ ! -e " + pid_file +
+         " ]; do sleep 0.01; done\n";
+}
+
+ProcessResult RunContained(const ProcessSpec& spec, const CancelToken& cancel = CancelToken()) {
+  PosixProcessRunner runner(BinPath("sluice-phase-shim"));
+  absl::StatusOr<ProcessResult> result = runner.Run(spec, cancel);
+  EXPECT_TRUE(result.ok()) << result.status();
+  return result.ok() ? *result : ProcessResult();
+}
+
+// Bug: a phase's descendant that moved to its own session (setsid) and
+// ignores SIGTERM survived the timeout: the runner's SIGKILL went only to the
+// phase's process group.
+TEST(PhaseContainmentTest, SetsidGrandchildOfAHangingPhaseIsGoneAtTimeout) {
+  ScratchDir dir;
+  Marker marker;
+  const std::string pid_file = dir.File("escaped.pid");
+  ProcessSpec spec =
+      ShellSpec(dir, EscapeInNewSession(pid_file, "trap \"\" TERM; while :; do sleep 1; done") +
+                         "sleep 1000\n");
+  marker.Mark(spec);
+  spec.timeout_ms = 500;
+  spec.grace_ms = 300;
+  const ProcessResult result = RunContained(spec);
+  EXPECT_EQ(result.stopped_by, StopReason::kTimeout);
+  EXPECT_EQ(result.signal, SIGTERM);  // the phase itself took the SIGTERM, as uncontained
+  const pid_t escaped = ReadPidFile(pid_file);
+  ASSERT_GT(escaped, 0);
+  // Run() returns only after the shim has killed and reaped every descendant.
+  EXPECT_TRUE(ProcessGone(escaped));
+  EXPECT_THAT(marker.Leftovers(), IsEmpty());
+}
+
+// Bug: a phase that started a hanging grandchild in a new session and then
+// exited left the grandchild running after the attempt.
+TEST(PhaseContainmentTest, SetsidGrandchildOfAnExitedPhaseIsGoneWhenItExits) {
+  ScratchDir dir;
+  Marker marker;
+  const std::string pid_file = dir.File("escaped.pid");
+  ProcessSpec spec = ShellSpec(dir, EscapeInNewSession(pid_file, "exec sleep 1000") + "exit 3\n");
+  marker.Mark(spec);
+  spec.timeout_ms = 60'000;
+  const ProcessResult result = RunContained(spec);
+  EXPECT_EQ(result.exit_code, 3);
+  EXPECT_EQ(result.stopped_by, StopReason::kNone);
+  EXPECT_TRUE(ProcessGone(ReadPidFile(pid_file)));
+  EXPECT_THAT(marker.Leftovers(), IsEmpty());
+}
+
+// Bug: a daemon started with a double fork by a phase that succeeded lived on
+// after the attempt (re-parented to the worker, out of the phase's group).
+TEST(PhaseContainmentTest, DoubleForkDaemonOfASucceededPhaseIsKilledAtAttemptEnd) {
+  ScratchDir dir;
+  Marker marker;
+  const std::string pid_file = dir.File("daemon.pid");
+  ProcessSpec spec = ShellSpec(
+      dir, "(setsid sh -c 'echo $$ > " + pid_file + ".tmp; mv " + pid_file + ".tmp " + pid_file +
+               "; exec sleep 1000' < /dev/null > /dev/null 2>&1 &)\n" + "while [ ! -e " + pid_file +
+               " ]; do sleep 0.01; done\necho done\nexit 0\n");
+  marker.Mark(spec);
+  const ProcessResult result = RunContained(spec);
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.stdout_tail, "done\n");
+  EXPECT_TRUE(ProcessGone(ReadPidFile(pid_file)));
+  EXPECT_THAT(marker.Leftovers(), IsEmpty());
+}
+
+// At a timeout, descendants outside the phase's group get the SIGTERM too,
+// so they can shut down cleanly within the grace before the SIGKILL (here the
+// phase ignores it and lives through the grace; once the phase has exited,
+// whatever is left is killed at once, as its group was uncontained).
+TEST(PhaseContainmentTest, TimeoutTermsDescendantsThatLeftTheGroup) {
+  ScratchDir dir;
+  Marker marker;
+  const std::string pid_file = dir.File("escaped.pid");
+  const std::string termed = dir.File("termed");
+  ProcessSpec spec = ShellSpec(
+      dir, EscapeInNewSession(pid_file, "trap \"echo yes > " + termed +
+                                            "; exit 0\" TERM; while :; do sleep 0.05; done") +
+               "trap \"\" TERM; sleep 1000\n");
+  marker.Mark(spec);
+  spec.timeout_ms = 300;
+  spec.grace_ms = 1'000;
+  const ProcessResult result = RunContained(spec);
+  EXPECT_EQ(result.stopped_by, StopReason::kTimeout);
+  EXPECT_EQ(result.signal, SIGKILL);
+  EXPECT_EQ(ReadFile(termed), "yes\n");
+  EXPECT_THAT(marker.Leftovers(), IsEmpty());
+}
+
+// A cancel (lease revoked, self-fence) with a kill deadline ends the whole
+// tree, the escaped part included, and reports the cancel as before.
+TEST(PhaseContainmentTest, CancelAndKillWithinEndsEveryDescendant) {
+  ScratchDir dir;
+  Marker marker;
+  const std::string pid_file = dir.File("escaped.pid");
+  ProcessSpec spec =
+      ShellSpec(dir, EscapeInNewSession(pid_file, "trap \"\" TERM; while :; do sleep 1; done") +
+                         "trap \"\" TERM; sleep 1000\n");
+  marker.Mark(spec);
+  spec.grace_ms = 60'000;
+  CancelToken cancel;
+  std::thread canceller([&] {
+    ASSERT_TRUE(WaitUntil([&] { return ReadPidFile(pid_file) > 0; }, milliseconds(10'000)));
+    cancel.CancelAndKillWithin(200);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  const ProcessResult result = RunContained(spec, cancel);
+  canceller.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(30'000));
+  EXPECT_EQ(result.stopped_by, StopReason::kCancelled);
+  EXPECT_EQ(result.signal, SIGKILL);
+  EXPECT_THAT(marker.Leftovers(), IsEmpty());
+}
+
+// A phase killed by a signal that dumps core: the shim dies of the same
+// signal (and dumps no core of its own), so the report is unchanged.
+TEST(PhaseContainmentTest, CoreDumpingSignalIsReportedAsThePhasesOwn) {
+  ScratchDir dir;
+  const ProcessResult result = RunContained(ShellSpec(dir, "kill -SEGV $$"));
+  EXPECT_EQ(result.signal, SIGSEGV);
+  EXPECT_EQ(result.exit_code, -1);
+}
+
+// If the shim itself is killed (the OOM killer, an operator), the phase dies
+// with it (its own PR_SET_PDEATHSIG) instead of running on unsupervised.
+TEST(PhaseContainmentTest, PhaseDiesWithAKilledShim) {
+  ScratchDir dir;
+  Marker marker;
+  const std::string pid_file = dir.File("phase.pid");
+  ProcessSpec spec = ShellSpec(dir, "echo $$ > " + pid_file + ".tmp; mv " + pid_file + ".tmp " +
+                                        pid_file + "\nexec sleep 1000\n");
+  marker.Mark(spec);
+  std::atomic<int> shim{0};
+  spec.on_started = [&](int pid) { shim.store(pid); };
+  std::thread killer([&] {
+    ASSERT_TRUE(WaitUntil([&] { return ReadPidFile(pid_file) > 0; }, milliseconds(10'000)));
+    ::kill(shim.load(), SIGKILL);
+  });
+  const ProcessResult result = RunContained(spec);
+  killer.join();
+  EXPECT_EQ(result.signal, SIGKILL);
+  const pid_t phase = ReadPidFile(pid_file);
+  ASSERT_GT(phase, 0);
+  EXPECT_TRUE(WaitUntil([&] { return ProcessGone(phase); }, milliseconds(5'000)));
+}
+
+// A program that cannot be started is the same error as uncontained, and
+// the shim leaves nothing behind.
+TEST(PhaseContainmentTest, MissingProgramIsNotFound) {
+  ScratchDir dir;
+  PosixProcessRunner runner(BinPath("sluice-phase-shim"));
+  ProcessSpec spec;
+  spec.argv = {"sluice-no-such-program-xyz"};
+  absl::StatusOr<ProcessResult> result = runner.Run(spec, CancelToken());
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(result.status().message(),
+            "cannot start sluice-no-such-program-xyz: not found in PATH");
+}
+
+}  // namespace
+}  // namespace sluice
