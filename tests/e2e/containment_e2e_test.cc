@@ -31,6 +31,7 @@ using ::sluice::testing::ReadPidFile;
 using ::sluice::testing::WaitUntil;
 using ::sluice::testing::WriteFile;
 using std::chrono::milliseconds;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 constexpr int64_t kLeaseTtlMs = 5'000;
@@ -127,6 +128,24 @@ TEST_F(ContainmentE2ETest, TimedOutPhaseLeavesNothingBehind) {
   EXPECT_TRUE(ProcessGone(escaped));
   EXPECT_THAT(ProcessesWithEnv(MarkerEntry()), IsEmpty());
   EXPECT_EQ(StopChild(worker, SIGTERM), 0) << Log("w-timeout");
+  EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);
+}
+
+// A worker that cannot find its shim does not run phases uncontained: it
+// refuses to start, as an infrastructure error, and names what it missed.
+TEST_F(ContainmentE2ETest, WorkerWithoutItsShimRefusesToStart) {
+  const std::string address = StartOnePhase({});
+  ASSERT_FALSE(address.empty());
+  const std::string missing = dir_.File("no-such-shim");
+  const pid_t worker = sluice::testing::Spawn(
+      {sluice::testing::BinPath("sluice-worker"), "--coordinator", address, "--exec", "/bin/true",
+       "--worker-id", "w-noshim", "--log-dir", LogDir("w-noshim")},
+      dir_.File("w-noshim.out"), dir_.File("w-noshim.err"), {"SLUICE_PHASE_SHIM=" + missing});
+  ASSERT_GT(worker, 0);
+  EXPECT_EQ(sluice::testing::WaitExit(worker, milliseconds(10'000)), 3) << Log("w-noshim");
+  EXPECT_THAT(Log("w-noshim"), HasSubstr(missing));
+  const nlohmann::json status = Status({"--coordinator", address});
+  EXPECT_EQ(status["phases"].value("pending", -1), 1) << status.dump();
   EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);
 }
 
