@@ -313,6 +313,7 @@ int main(int argc, char** argv) {
   }
   if (::getppid() != worker) return 127;  // the worker died before the signal was armed
 
+  const pid_t shim = ::getpid();
   Phase phase;
   phase.pid = ::fork();
   if (phase.pid < 0) {
@@ -323,7 +324,7 @@ int main(int argc, char** argv) {
     // The phase leads its own process group (as without the shim), and dies
     // with the shim if the shim itself is killed (SIGKILL, OOM killer).
     (void)::setpgid(0, 0);
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || ::getppid() <= 1) ::_exit(127);
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || ::getppid() != shim) ::_exit(127);
     (void)::sigprocmask(SIG_SETMASK, &original, nullptr);
     ReportStartError(StartStage::kExec, ExecLikeSpawnp(argv[3], argv + 3, environ, search_path));
     ::_exit(127);

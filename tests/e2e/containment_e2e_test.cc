@@ -55,13 +55,13 @@ class ContainmentE2ETest : public e2e::ProcessTest {
     if (address.empty()) return address;
     WriteFile(dir_.File("one.jsonl"),
               "{\"run_id\": \"r-contain\", \"phase_id\": \"p0\", \"phase_index\": 0}\n");
-    e2e::CommandResult r = Sluice({"import", dir_.File("one.jsonl"), "--coordinator", address});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
     std::vector<std::string> start = {"session", "start", "--coordinator", address};
     start.insert(start.end(), session_flags.begin(), session_flags.end());
-    r = Sluice(start);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return r.exit_code == 0 ? address : std::string();
+    const bool loaded =
+        Sluice({"import", dir_.File("one.jsonl"), "--coordinator", address}).exit_code == 0 &&
+        Sluice(start).exit_code == 0;
+    EXPECT_TRUE(loaded) << "import or session start failed; see cmd-*.err in " << dir_.path();
+    return loaded ? address : std::string();
   }
 
   // A phase that starts a grandchild in a new session (writing its pid to

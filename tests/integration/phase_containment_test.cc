@@ -73,6 +73,16 @@ std::string EscapeInNewSession(const std::string& pid_file, const std::string& b
          " ]; do sleep 0.01; done\n";
 }
 
+// Nothing of the attempt is left: neither the process that wrote `pid_file`
+// nor any other process with the marker. Run() returns only after the shim
+// has killed and reaped every descendant, so no wait is needed.
+void ExpectNothingLeft(const Marker& marker, const std::string& pid_file) {
+  const pid_t escaped = ReadPidFile(pid_file);
+  EXPECT_GT(escaped, 0) << pid_file;
+  EXPECT_TRUE(escaped > 0 && ProcessGone(escaped)) << escaped;
+  EXPECT_THAT(marker.Leftovers(), IsEmpty());
+}
+
 ProcessResult RunContained(const ProcessSpec& spec, const CancelToken& cancel = CancelToken()) {
   PosixProcessRunner runner(BinPath("sluice-phase-shim"));
   absl::StatusOr<ProcessResult> result = runner.Run(spec, cancel);
@@ -96,11 +106,7 @@ TEST(PhaseContainmentTest, SetsidGrandchildOfAHangingPhaseIsGoneAtTimeout) {
   const ProcessResult result = RunContained(spec);
   EXPECT_EQ(result.stopped_by, StopReason::kTimeout);
   EXPECT_EQ(result.signal, SIGTERM);  // the phase itself took the SIGTERM, as uncontained
-  const pid_t escaped = ReadPidFile(pid_file);
-  ASSERT_GT(escaped, 0);
-  // Run() returns only after the shim has killed and reaped every descendant.
-  EXPECT_TRUE(ProcessGone(escaped));
-  EXPECT_THAT(marker.Leftovers(), IsEmpty());
+  ExpectNothingLeft(marker, pid_file);
 }
 
 // Bug: a phase that started a hanging grandchild in a new session and then
@@ -115,8 +121,7 @@ TEST(PhaseContainmentTest, SetsidGrandchildOfAnExitedPhaseIsGoneWhenItExits) {
   const ProcessResult result = RunContained(spec);
   EXPECT_EQ(result.exit_code, 3);
   EXPECT_EQ(result.stopped_by, StopReason::kNone);
-  EXPECT_TRUE(ProcessGone(ReadPidFile(pid_file)));
-  EXPECT_THAT(marker.Leftovers(), IsEmpty());
+  ExpectNothingLeft(marker, pid_file);
 }
 
 // Bug: a daemon started with a double fork by a phase that succeeded lived on
@@ -133,8 +138,7 @@ TEST(PhaseContainmentTest, DoubleForkDaemonOfASucceededPhaseIsKilledAtAttemptEnd
   const ProcessResult result = RunContained(spec);
   EXPECT_EQ(result.exit_code, 0);
   EXPECT_EQ(result.stdout_tail, "done\n");
-  EXPECT_TRUE(ProcessGone(ReadPidFile(pid_file)));
-  EXPECT_THAT(marker.Leftovers(), IsEmpty());
+  ExpectNothingLeft(marker, pid_file);
 }
 
 // At a timeout, descendants outside the phase's group get the SIGTERM too,
