@@ -24,10 +24,12 @@
 #include <sys/signalfd.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -244,13 +246,34 @@ void WaitForSignal(int sfd, int timeout_ms) {
   (void)::poll(&event, 1, timeout_ms);
 }
 
+int64_t MonotonicMs() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1000 + now.tv_nsec / 1'000'000;
+}
+
+// How long KillAndReapAll keeps trying. A process in uninterruptible sleep
+// (a hung NFS mount) does not die of SIGKILL until the kernel lets it, and
+// without /proc descendants cannot be found at all; the attempt must end
+// anyway, so the shim gives up, says so in the phase's stderr log, and what
+// is left is re-parented to the worker (a subreaper too), which reaps it.
+constexpr int64_t kGiveUpMs = 10'000;
+
 // SIGKILLs every descendant and reaps them all, until this process has no
 // child left. As a subreaper, no child means no descendant at all.
 void KillAndReapAll(int sfd, Phase* phase) {
+  const int64_t give_up_at = MonotonicMs() + kGiveUpMs;
   for (;;) {
     if (phase->pid > 0 && !phase->exited) (void)::kill(-phase->pid, SIGKILL);
     SignalDescendants(SIGKILL);
     if (!ReapExited(phase)) return;
+    if (MonotonicMs() >= give_up_at) {
+      static const char kMessage[] =
+          "sluice-phase-shim: processes of this attempt did not die within 10 s of SIGKILL; "
+          "leaving them to the worker\n";
+      (void)!::write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
+      return;
+    }
     WaitForSignal(sfd, 5);  // a SIGCHLD, or a re-parented orphan to find
     (void)ReadSignals(sfd);
   }
@@ -336,10 +359,7 @@ int main(int argc, char** argv) {
   while (!phase.exited) {
     WaitForSignal(sfd, -1);
     const unsigned seen = ReadSignals(sfd);
-    if ((seen & (1u << kShimKillSignal)) != 0) {
-      KillAndReapAll(sfd, &phase);
-      break;
-    }
+    if ((seen & (1u << kShimKillSignal)) != 0) break;  // killed and reaped below
     if ((seen & (1u << kShimTerminateSignal)) != 0 && !terminated) {
       terminated = true;
       (void)::kill(-phase.pid, SIGTERM);
@@ -349,5 +369,7 @@ int main(int argc, char** argv) {
   }
   // Nothing the phase started outlives it: daemons, `cmd &`, setsid'd ones.
   KillAndReapAll(sfd, &phase);
-  ExitLikePhase(phase.status);
+  // A phase that could not be reaped (see kGiveUpMs) was killed, not done:
+  // the raw wait status SIGKILL reads "killed by SIGKILL".
+  ExitLikePhase(phase.exited ? phase.status : SIGKILL);
 }
