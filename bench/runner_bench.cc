@@ -2,7 +2,8 @@
 // command N times uncontained (posix_spawn of the command) and contained
 // (posix_spawn of sluice-phase-shim, which forks and execs the command), in
 // alternating rounds so both see the same machine load. One thread, logs to
-// /dev/null, no timeout.
+// /dev/null, no timeout. With $SLUICE_PHASE_CGROUP set, the contained runs
+// each get a cgroup under it (docs/containment.md).
 //
 //   runner_bench N SHIM CMD [ARGS...]
 //   -> wall: "uncontained_ms A contained_ms B extra_ms B-A" (mean per run), then
@@ -63,7 +64,9 @@ int main(int argc, char** argv) {
   sluice::ProcessSpec spec;
   spec.argv.assign(argv + 3, argv + argc);
   sluice::PosixProcessRunner uncontained((std::string()));
-  sluice::PosixProcessRunner contained((std::string(argv[2])));
+  const char* cgroup = std::getenv("SLUICE_PHASE_CGROUP");
+  sluice::PosixProcessRunner contained(std::string(argv[2]),
+                                       cgroup != nullptr ? std::string(cgroup) : std::string());
   constexpr long kRounds = 10;
   const long per_round = std::max(total / kRounds, 1L);
   double plain_s = 0;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -271,7 +272,17 @@ int main(int argc, char** argv) {
     std::cerr << "sluice-worker: " << shim.status().message() << "\n";
     return 3;
   }
-  sluice::PosixProcessRunner runner(*shim);
+  // Optional: a per-attempt cgroup v2 under this directory, killed at once
+  // with cgroup.kill (docs/containment.md).
+  std::string phase_cgroup;
+  if (const char* cgroup = std::getenv("SLUICE_PHASE_CGROUP"); cgroup != nullptr && *cgroup) {
+    phase_cgroup = cgroup;
+    if (absl::Status st = sluice::CheckPhaseCgroupParent(phase_cgroup); !st.ok()) {
+      std::cerr << "sluice-worker: $SLUICE_PHASE_CGROUP: " << st.message() << "\n";
+      return 3;
+    }
+  }
+  sluice::PosixProcessRunner runner(*shim, phase_cgroup);
   std::unique_ptr<sluice::ServiceSupervisor> supervisor;
   if (!service.argv.empty()) {
     service.env = config.env;

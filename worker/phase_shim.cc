@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -246,6 +247,34 @@ void WaitForSignal(int sfd, int timeout_ms) {
   (void)::poll(&event, 1, timeout_ms);
 }
 
+// The attempt's own cgroup v2 directory ("" without one): PARENT/
+// sluice-attempt-SHIMPID, created by main, joined by the phase before exec,
+// killed with cgroup.kill (atomic: nothing in it can fork past it) and
+// removed when everything in it has been reaped.
+char g_cgroup_dir[4096] = "";
+
+// Writes `text` to the file `name` in the attempt's cgroup; errno or 0.
+int WriteCgroupFile(const char* name, const char* text) {
+  char path[sizeof(g_cgroup_dir) + 32];
+  std::snprintf(path, sizeof(path), "%s/%s", g_cgroup_dir, name);
+  const int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  const size_t len = std::strlen(text);
+  const int err = ::write(fd, text, len) == static_cast<ssize_t>(len) ? 0 : errno;
+  ::close(fd);
+  return err;
+}
+
+// Removes the attempt's cgroup once it is empty (it empties as its last
+// process exits; a short retry covers the kernel's bookkeeping).
+void RemoveCgroup() {
+  if (g_cgroup_dir[0] == '\0') return;
+  for (int i = 0; i < 200 && ::rmdir(g_cgroup_dir) != 0 && errno == EBUSY; ++i) {
+    ::usleep(1000);
+  }
+  g_cgroup_dir[0] = '\0';
+}
+
 int64_t MonotonicMs() {
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
@@ -264,6 +293,9 @@ constexpr int64_t kGiveUpMs = 10'000;
 void KillAndReapAll(int sfd, Phase* phase) {
   const int64_t give_up_at = MonotonicMs() + kGiveUpMs;
   for (;;) {
+    // Everything in the attempt's cgroup at once (kernel 5.14+; the walk
+    // below still runs, for older kernels and for what was never in it).
+    if (g_cgroup_dir[0] != '\0') (void)WriteCgroupFile("cgroup.kill", "1");
     if (phase->pid > 0 && !phase->exited) (void)::kill(-phase->pid, SIGKILL);
     SignalDescendants(SIGKILL);
     if (!ReapExited(phase)) return;
@@ -281,6 +313,7 @@ void KillAndReapAll(int sfd, Phase* phase) {
 
 // Ends this process the way the phase ended.
 [[noreturn]] void ExitLikePhase(int status) {
+  RemoveCgroup();
   if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
   const int sig = WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL;
   if (sig != SIGKILL) {
@@ -303,16 +336,18 @@ void KillAndReapAll(int sfd, Phase* phase) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 4) {
+  if (argc < 5) {
     ReportStartError(StartStage::kSetup, EINVAL);
     std::fprintf(stderr,
-                 "usage: sluice-phase-shim WORKER_PID PATH_SPEC PROGRAM [ARGS...]\n"
+                 "usage: sluice-phase-shim WORKER_PID PATH_SPEC CGROUP_SPEC PROGRAM [ARGS...]\n"
                  "(started by sluice-worker for each phase; not meant to be run by hand)\n");
     return 127;
   }
   const pid_t worker = static_cast<pid_t>(std::atol(argv[1]));
   const char* path_spec = argv[2];
   const char* search_path = path_spec[0] == 'P' ? path_spec + 1 : nullptr;
+  const char* cgroup_spec = argv[3];
+  char** phase_argv = argv + 4;
   (void)::fcntl(kStatusFd, F_SETFD, FD_CLOEXEC);  // never inherited by the phase
   g_have_children_files = DetectChildrenFiles();
 
@@ -335,12 +370,28 @@ int main(int argc, char** argv) {
     return 127;
   }
   if (::getppid() != worker) return 127;  // the worker died before the signal was armed
+  if (cgroup_spec[0] == 'C') {
+    const int n = std::snprintf(g_cgroup_dir, sizeof(g_cgroup_dir), "%s/sluice-attempt-%d",
+                                cgroup_spec + 1, static_cast<int>(::getpid()));
+    if (n < 0 || static_cast<size_t>(n) >= sizeof(g_cgroup_dir)) {
+      g_cgroup_dir[0] = '\0';
+      ReportStartError(StartStage::kCgroup, ENAMETOOLONG);
+      return 127;
+    }
+    if (::mkdir(g_cgroup_dir, 0755) != 0) {
+      const int err = errno;
+      g_cgroup_dir[0] = '\0';
+      ReportStartError(StartStage::kCgroup, err);
+      return 127;
+    }
+  }
 
   const pid_t shim = ::getpid();
   Phase phase;
   phase.pid = ::fork();
   if (phase.pid < 0) {
     ReportStartError(StartStage::kFork, errno);
+    RemoveCgroup();
     return 127;
   }
   if (phase.pid == 0) {
@@ -348,8 +399,15 @@ int main(int argc, char** argv) {
     // with the shim if the shim itself is killed (SIGKILL, OOM killer).
     (void)::setpgid(0, 0);
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || ::getppid() != shim) ::_exit(127);
+    if (g_cgroup_dir[0] != '\0') {
+      if (const int err = WriteCgroupFile("cgroup.procs", "0"); err != 0) {
+        ReportStartError(StartStage::kCgroup, err);
+        ::_exit(127);
+      }
+    }
     (void)::sigprocmask(SIG_SETMASK, &original, nullptr);
-    ReportStartError(StartStage::kExec, ExecLikeSpawnp(argv[3], argv + 3, environ, search_path));
+    ReportStartError(StartStage::kExec,
+                     ExecLikeSpawnp(phase_argv[0], phase_argv, environ, search_path));
     ::_exit(127);
   }
   (void)::setpgid(phase.pid, phase.pid);  // no window in which -pid names no group

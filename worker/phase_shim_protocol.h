@@ -3,13 +3,17 @@
 // contained phase's direct parent. Both sides include this header; nothing
 // else should.
 //
-// argv:   sluice-phase-shim WORKER_PID PATH_SPEC PROGRAM [ARGS...]
+// argv:   sluice-phase-shim WORKER_PID PATH_SPEC CGROUP_SPEC PROGRAM [ARGS...]
 //   WORKER_PID  the runner's pid: if the shim's parent is not that process
 //               once PR_SET_PDEATHSIG is armed, the worker is already gone
 //               and nothing is started.
 //   PATH_SPEC   "P" + the worker's $PATH, or "-" when the worker has none:
 //               PROGRAM without a '/' is searched there (as posix_spawnp in
 //               the worker would), never in the phase's own $PATH.
+//   CGROUP_SPEC "C" + a cgroup v2 directory: the attempt gets its own cgroup
+//               PARENT/sluice-attempt-SHIMPID, the phase joins it before
+//               exec, every kill also writes its cgroup.kill, and it is
+//               removed at the end; "-": no cgroup.
 // fd 3:   the write end of a pipe from the runner. The shim writes one
 //         ShimStartError to it when the phase could not be started, and the
 //         pipe reaches end-of-file without a byte once the phase has exec'd.
@@ -34,7 +38,7 @@ inline constexpr int kShimTerminateSignal = SIGTERM;
 inline constexpr int kShimKillSignal = SIGUSR1;
 
 // Where starting the phase failed.
-enum class StartStage : int32_t { kSetup = 1, kFork = 2, kExec = 3 };
+enum class StartStage : int32_t { kSetup = 1, kFork = 2, kExec = 3, kCgroup = 4 };
 
 struct ShimStartError {
   int32_t stage = 0;  // a StartStage

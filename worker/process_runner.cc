@@ -395,9 +395,32 @@ constexpr std::chrono::milliseconds kShimKillFallback{2000};
 
 PosixProcessRunner::PosixProcessRunner() {
   if (const char* shim = std::getenv("SLUICE_PHASE_SHIM"); shim != nullptr) shim_path_ = shim;
+  if (const char* cgroup = std::getenv("SLUICE_PHASE_CGROUP"); cgroup != nullptr) {
+    cgroup_parent_ = cgroup;
+  }
 }
 
-PosixProcessRunner::PosixProcessRunner(std::string shim_path) : shim_path_(std::move(shim_path)) {}
+PosixProcessRunner::PosixProcessRunner(std::string shim_path, std::string cgroup_parent)
+    : shim_path_(std::move(shim_path)), cgroup_parent_(std::move(cgroup_parent)) {}
+
+absl::Status CheckPhaseCgroupParent(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("phase cgroup ", dir, " is not a directory"));
+  }
+  for (const char* file : {"cgroup.procs", "cgroup.kill"}) {
+    if (::access((dir + "/" + file).c_str(), F_OK) != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("phase cgroup ", dir, " has no ", file,
+                       " (it must be a cgroup v2 directory, on Linux 5.14 or later)"));
+    }
+  }
+  if (::access(dir.c_str(), W_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("phase cgroup ", dir, " is not writable by this user (delegate it)"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::string> FindPhaseShim() {
   std::string path;
@@ -473,7 +496,8 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
     // PATH, as posix_spawnp here would.
     const char* worker_path = std::getenv("PATH");
     argv_strings = {shim_path_, std::to_string(::getpid()),
-                    worker_path != nullptr ? absl::StrCat("P", worker_path) : std::string("-")};
+                    worker_path != nullptr ? absl::StrCat("P", worker_path) : std::string("-"),
+                    cgroup_parent_.empty() ? std::string("-") : absl::StrCat("C", cgroup_parent_)};
   }
   argv_strings.insert(argv_strings.end(), spec.argv.begin(), spec.argv.end());
   std::vector<char*> argv = CStrings(argv_strings);
@@ -502,6 +526,11 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
     if (const std::optional<phase_shim::ShimStartError> failed = shim_status->ReadStartError()) {
       int ignored = 0;
       (void)ReapStatus(pid, &ignored);  // the shim exits at once after reporting
+      if (failed->stage == static_cast<int32_t>(phase_shim::StartStage::kCgroup)) {
+        return ErrnoStatus(
+            failed->error,
+            absl::StrCat("cannot create or join the attempt's cgroup under ", cgroup_parent_));
+      }
       return CannotStart(failed->error, spec.argv.front());
     }
   }

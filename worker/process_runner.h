@@ -102,15 +102,20 @@ class ProcessRunner {
 // shim exits with the phase's exit code or dies of its signal, and a program
 // that cannot be started is the same error. on_started gets the shim's pid.
 // Limits: a descendant that forks faster than the shim kills could in
-// theory outrun it (a per-attempt cgroup with cgroup.kill would not be);
-// a process that is not a descendant (started through a daemon such as at
-// or systemd-run, or ptrace) is out of reach.
+// theory outrun it, unless a cgroup parent is given: then each attempt gets
+// its own cgroup v2 (PARENT/sluice-attempt-PID), killed at once with
+// cgroup.kill; a process that is not a descendant (started through a daemon
+// such as at or systemd-run) is out of reach.
 class PosixProcessRunner final : public ProcessRunner {
  public:
-  // Contained when $SLUICE_PHASE_SHIM names a shim, uncontained otherwise.
+  // Contained when $SLUICE_PHASE_SHIM names a shim, uncontained otherwise;
+  // with a per-attempt cgroup under $SLUICE_PHASE_CGROUP when that is set.
   PosixProcessRunner();
   // Contained through the shim at `shim_path`; uncontained when empty.
-  explicit PosixProcessRunner(std::string shim_path);
+  // `cgroup_parent`: a cgroup v2 directory this process may create child
+  // cgroups in and move processes to (see CheckPhaseCgroupParent); empty for
+  // none. Ignored when uncontained.
+  explicit PosixProcessRunner(std::string shim_path, std::string cgroup_parent = {});
 
   absl::StatusOr<ProcessResult> Run(const ProcessSpec& spec, const CancelToken& cancel) override;
 
@@ -118,7 +123,13 @@ class PosixProcessRunner final : public ProcessRunner {
 
  private:
   std::string shim_path_;
+  std::string cgroup_parent_;
 };
+
+// OK when `dir` is a cgroup v2 directory (it has cgroup.procs and
+// cgroup.kill) that this process can create child cgroups in; otherwise
+// FAILED_PRECONDITION naming what is missing.
+absl::Status CheckPhaseCgroupParent(const std::string& dir);
 
 // The shim a worker should use: $SLUICE_PHASE_SHIM when set, else
 // sluice-phase-shim beside the running executable. NOT_FOUND when that file

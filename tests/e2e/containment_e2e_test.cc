@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -131,19 +132,45 @@ TEST_F(ContainmentE2ETest, TimedOutPhaseLeavesNothingBehind) {
   EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);
 }
 
-// A worker that cannot find its shim does not run phases uncontained: it
-// refuses to start, as an infrastructure error, and names what it missed.
-TEST_F(ContainmentE2ETest, WorkerWithoutItsShimRefusesToStart) {
+// A worker started with `env` ("NAME=VALUE") added to its environment, run
+// to its exit; its exit code (nullopt: still running after 10 s, killed).
+std::optional<int> RunWorkerWithEnv(const std::string& address, const std::string& id,
+                                    const std::string& log_dir, const std::string& env,
+                                    const std::string& out, const std::string& err) {
+  const pid_t worker =
+      sluice::testing::Spawn({sluice::testing::BinPath("sluice-worker"), "--coordinator", address,
+                              "--exec", "/bin/true", "--worker-id", id, "--log-dir", log_dir},
+                             out, err, {env});
+  if (worker <= 0) return std::nullopt;
+  std::optional<int> code = sluice::testing::WaitExit(worker, milliseconds(10'000));
+  if (!code) {
+    ::kill(worker, SIGKILL);
+    sluice::testing::WaitExit(worker, milliseconds(5'000));
+  }
+  return code;
+}
+
+// A worker that cannot find its shim does not run phases uncontained, nor
+// one whose $SLUICE_PHASE_CGROUP is not a usable cgroup v2 directory: it
+// refuses to start, as an infrastructure error, naming what it missed, and
+// the phase stays pending.
+TEST_F(ContainmentE2ETest, WorkerWithoutItsShimOrCgroupRefusesToStart) {
   const std::string address = StartOnePhase({});
   ASSERT_FALSE(address.empty());
   const std::string missing = dir_.File("no-such-shim");
-  const pid_t worker = sluice::testing::Spawn(
-      {sluice::testing::BinPath("sluice-worker"), "--coordinator", address, "--exec", "/bin/true",
-       "--worker-id", "w-noshim", "--log-dir", LogDir("w-noshim")},
-      dir_.File("w-noshim.out"), dir_.File("w-noshim.err"), {"SLUICE_PHASE_SHIM=" + missing});
-  ASSERT_GT(worker, 0);
-  EXPECT_EQ(sluice::testing::WaitExit(worker, milliseconds(10'000)), 3) << Log("w-noshim");
+  EXPECT_EQ(
+      RunWorkerWithEnv(address, "w-noshim", LogDir("w-noshim"), "SLUICE_PHASE_SHIM=" + missing,
+                       dir_.File("w-noshim.out"), dir_.File("w-noshim.err")),
+      3)
+      << Log("w-noshim");
   EXPECT_THAT(Log("w-noshim"), HasSubstr(missing));
+  // A plain directory is not a cgroup.
+  EXPECT_EQ(RunWorkerWithEnv(address, "w-nocg", LogDir("w-nocg"),
+                             "SLUICE_PHASE_CGROUP=" + dir_.path().string(), dir_.File("w-nocg.out"),
+                             dir_.File("w-nocg.err")),
+            3)
+      << Log("w-nocg");
+  EXPECT_THAT(Log("w-nocg"), HasSubstr("has no cgroup.procs"));
   const nlohmann::json status = Status({"--coordinator", address});
   EXPECT_EQ(status["phases"].value("pending", -1), 1) << status.dump();
   EXPECT_EQ(StopChild(coordinator_pid_, SIGTERM), 0);

@@ -10,12 +10,17 @@
 // whole ProcessRunnerTest suite, which ctest runs a second time with
 // SLUICE_PHASE_SHIM set (tests/integration/CMakeLists.txt).
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <filesystem>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +46,7 @@ using ::sluice::testing::ScratchDir;
 using ::sluice::testing::ShellSpec;
 using ::sluice::testing::WaitUntil;
 using std::chrono::milliseconds;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 // One attempt's marker, and SIGKILL for whatever still carries it when the
@@ -233,6 +239,98 @@ TEST(PhaseContainmentTest, MissingProgramIsNotFound) {
   EXPECT_EQ(result.status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(result.status().message(),
             "cannot start sluice-no-such-program-xyz: not found in PATH");
+}
+
+// A cgroup v2 directory for this test's attempts, created under this
+// process's own cgroup and removed on destruction; path() is empty where
+// there is no cgroup v2 this process may create cgroups in.
+class TestCgroup {
+ public:
+  TestCgroup() {
+    std::string mount;
+    std::istringstream mounts(ReadFile("/proc/self/mountinfo"));
+    for (std::string line; std::getline(mounts, line);) {
+      // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS ... - FSTYPE SOURCE ..."
+      std::istringstream fields(line);
+      std::vector<std::string> f(std::istream_iterator<std::string>(fields), {});
+      const auto dash = std::find(f.begin(), f.end(), "-");
+      if (f.size() > 4 && dash != f.end() && dash + 1 != f.end() && *(dash + 1) == "cgroup2") {
+        mount = f[4];
+        break;
+      }
+    }
+    std::string own;
+    std::istringstream cgroups(ReadFile("/proc/self/cgroup"));
+    for (std::string line; std::getline(cgroups, line);) {
+      if (line.rfind("0::", 0) == 0) own = line.substr(3);
+    }
+    if (mount.empty() || own.empty()) return;
+    const std::string dir =
+        mount + (own == "/" ? "" : own) + "/sluice-test-" + std::to_string(::getpid());
+    if (::mkdir(dir.c_str(), 0755) == 0) path_ = dir;
+  }
+  ~TestCgroup() {
+    if (!path_.empty()) ::rmdir(path_.c_str());
+  }
+  TestCgroup(const TestCgroup&) = delete;
+  TestCgroup& operator=(const TestCgroup&) = delete;
+
+  const std::string& path() const { return path_; }
+  // The attempt cgroups left in it.
+  std::vector<std::string> Children() const {
+    std::vector<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(path_)) {
+      if (entry.is_directory()) names.push_back(entry.path().filename().string());
+    }
+    return names;
+  }
+
+ private:
+  std::string path_;
+};
+
+// With a cgroup parent, every process of the attempt, the escaped one
+// included, is in the attempt's own cgroup; the timeout kills it through
+// cgroup.kill, and the cgroup is removed when the attempt ends.
+TEST(PhaseContainmentTest, PerAttemptCgroupHoldsTheWholeTreeAndIsRemoved) {
+  TestCgroup cgroup;
+  if (cgroup.path().empty() ||
+      CheckPhaseCgroupParent(cgroup.path()).code() != absl::StatusCode::kOk) {
+    GTEST_SKIP() << "no writable cgroup v2 with cgroup.kill here";
+  }
+  ScratchDir dir;
+  Marker marker;
+  const std::string pid_file = dir.File("escaped.pid");
+  const std::string escaped_cgroup = dir.File("escaped.cgroup");
+  ProcessSpec spec = ShellSpec(
+      dir, EscapeInNewSession(pid_file, "cat /proc/self/cgroup > " + escaped_cgroup +
+                                            "; trap \"\" TERM; while :; do sleep 1; done") +
+               "cat /proc/self/cgroup\nsleep 1000\n");
+  marker.Mark(spec);
+  spec.timeout_ms = 500;
+  spec.grace_ms = 300;
+  PosixProcessRunner runner(BinPath("sluice-phase-shim"), cgroup.path());
+  absl::StatusOr<ProcessResult> result = runner.Run(spec, CancelToken());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->stopped_by, StopReason::kTimeout);
+  EXPECT_THAT(result->stdout_tail, HasSubstr("/sluice-attempt-"));
+  EXPECT_THAT(ReadFile(escaped_cgroup), HasSubstr("/sluice-attempt-"));
+  ExpectNothingLeft(marker, pid_file);
+  EXPECT_THAT(cgroup.Children(), IsEmpty());
+}
+
+// A cgroup parent that cannot hold the attempt's cgroup is a start failure
+// naming it, and nothing runs.
+TEST(PhaseContainmentTest, UnusableCgroupParentIsAStartFailure) {
+  ScratchDir dir;
+  const std::string missing = dir.File("no-such-cgroup");
+  const std::string ran = dir.File("ran");
+  PosixProcessRunner runner(BinPath("sluice-phase-shim"), missing);
+  absl::StatusOr<ProcessResult> result = runner.Run(ShellSpec(dir, "touch " + ran), CancelToken());
+  ASSERT_FALSE(result.ok());
+  EXPECT_THAT(result.status().message(), HasSubstr(missing));
+  EXPECT_FALSE(std::filesystem::exists(ran));
+  EXPECT_FALSE(CheckPhaseCgroupParent(missing).ok());
 }
 
 }  // namespace
