@@ -113,7 +113,7 @@ TEST_F(ContainmentE2ETest, KilledWorkersPhaseTreeIsGoneBeforeItsLeaseCanExpire) 
 // the worker's SIGKILL reached only the phase's process group.
 TEST_F(ContainmentE2ETest, TimedOutPhaseLeavesNothingBehind) {
   const std::string address =
-      StartOnePhase({"--phase-timeout-seconds", "1", "--max-attempts-per-phase", "1",
+      StartOnePhase({"--phase-timeout-seconds", "2", "--max-attempts-per-phase", "1",
                      "--max-timeouts-per-run", "0"});
   ASSERT_FALSE(address.empty());
   const pid_t worker = StartWorker(WorkerSpec("w-timeout", address, EscapingPhaseExec()).Slots(1));

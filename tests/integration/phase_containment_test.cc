@@ -71,12 +71,19 @@ class Marker {
   std::string value_;
 };
 
-// A script line that starts `body` in a new session, in the background, and
-// waits until it has written its pid to `pid_file`.
-std::string EscapeInNewSession(const std::string& pid_file, const std::string& body) {
-  return "setsid sh -c 'echo $$ > " + pid_file + ".tmp; mv " + pid_file + ".tmp " + pid_file +
-         "; " + body + "' < /dev/null > /dev/null 2>&1 &\n" + "while [ ! -e " + pid_file +
-         " ]; do sleep 0.01; done\n";
+// Script lines that write this shell's pid to `pid_file` once complete.
+std::string WritePid(const std::string& pid_file) {
+  return "echo $$ > " + pid_file + ".tmp; mv " + pid_file + ".tmp " + pid_file + "\n";
+}
+
+// Script lines that start a shell in a new session, in the background, which
+// runs `setup`, writes its pid to `pid_file` and runs `body`; they wait for
+// the pid file, so the escaped shell's setup (a trap) is in place after them.
+std::string EscapeInNewSession(const std::string& pid_file, const std::string& setup,
+                               const std::string& body) {
+  return "setsid sh -c '" + setup + "; echo $$ > " + pid_file + ".tmp; mv " + pid_file + ".tmp " +
+         pid_file + "; " + body + "' < /dev/null > /dev/null 2>&1 &\n" + "while [ ! -e " +
+         pid_file + " ]; do sleep 0.01; done\n";
 }
 
 // Nothing of the attempt is left: neither the process that wrote `pid_file`
@@ -104,10 +111,10 @@ TEST(PhaseContainmentTest, SetsidGrandchildOfAHangingPhaseIsGoneAtTimeout) {
   Marker marker;
   const std::string pid_file = dir.File("escaped.pid");
   ProcessSpec spec =
-      ShellSpec(dir, EscapeInNewSession(pid_file, "trap \"\" TERM; while :; do sleep 1; done") +
+      ShellSpec(dir, EscapeInNewSession(pid_file, "trap \"\" TERM", "while :; do sleep 1; done") +
                          "sleep 1000\n");
   marker.Mark(spec);
-  spec.timeout_ms = 500;
+  spec.timeout_ms = 2'000;  // time enough for the escape, even on a loaded machine
   spec.grace_ms = 300;
   const ProcessResult result = RunContained(spec);
   EXPECT_EQ(result.stopped_by, StopReason::kTimeout);
@@ -121,7 +128,8 @@ TEST(PhaseContainmentTest, SetsidGrandchildOfAnExitedPhaseIsGoneWhenItExits) {
   ScratchDir dir;
   Marker marker;
   const std::string pid_file = dir.File("escaped.pid");
-  ProcessSpec spec = ShellSpec(dir, EscapeInNewSession(pid_file, "exec sleep 1000") + "exit 3\n");
+  ProcessSpec spec =
+      ShellSpec(dir, EscapeInNewSession(pid_file, ":", "exec sleep 1000") + "exit 3\n");
   marker.Mark(spec);
   spec.timeout_ms = 60'000;
   const ProcessResult result = RunContained(spec);
@@ -147,24 +155,31 @@ TEST(PhaseContainmentTest, DoubleForkDaemonOfASucceededPhaseIsKilledAtAttemptEnd
   ExpectNothingLeft(marker, pid_file);
 }
 
-// At a timeout, descendants outside the phase's group get the SIGTERM too,
-// so they can shut down cleanly within the grace before the SIGKILL (here the
-// phase ignores it and lives through the grace; once the phase has exited,
-// whatever is left is killed at once, as its group was uncontained).
-TEST(PhaseContainmentTest, TimeoutTermsDescendantsThatLeftTheGroup) {
+// On a timeout or cancel, descendants outside the phase's group get the
+// SIGTERM too, so they can shut down cleanly within the grace before the
+// SIGKILL (here the phase ignores it and lives through the grace; once the
+// phase has exited, whatever is left is killed at once, as its group was
+// uncontained).
+TEST(PhaseContainmentTest, StopTermsDescendantsThatLeftTheGroup) {
   ScratchDir dir;
   Marker marker;
   const std::string pid_file = dir.File("escaped.pid");
+  const std::string phase_pid = dir.File("phase.pid");
   const std::string termed = dir.File("termed");
-  ProcessSpec spec = ShellSpec(
-      dir, EscapeInNewSession(pid_file, "trap \"echo yes > " + termed +
-                                            "; exit 0\" TERM; while :; do sleep 0.05; done") +
-               "trap \"\" TERM; sleep 1000\n");
+  ProcessSpec spec =
+      ShellSpec(dir, EscapeInNewSession(pid_file, "trap \"echo yes > " + termed + "; exit 0\" TERM",
+                                        "while :; do sleep 0.05; done") +
+                         "trap \"\" TERM\n" + WritePid(phase_pid) + "sleep 1000\n");
   marker.Mark(spec);
-  spec.timeout_ms = 300;
   spec.grace_ms = 1'000;
-  const ProcessResult result = RunContained(spec);
-  EXPECT_EQ(result.stopped_by, StopReason::kTimeout);
+  CancelToken cancel;
+  std::thread canceller([&] {
+    ASSERT_TRUE(WaitUntil([&] { return ReadPidFile(phase_pid) > 0; }, milliseconds(10'000)));
+    cancel.Cancel();
+  });
+  const ProcessResult result = RunContained(spec, cancel);
+  canceller.join();
+  EXPECT_EQ(result.stopped_by, StopReason::kCancelled);
   EXPECT_EQ(result.signal, SIGKILL);
   EXPECT_EQ(ReadFile(termed), "yes\n");
   EXPECT_THAT(marker.Leftovers(), IsEmpty());
@@ -176,14 +191,15 @@ TEST(PhaseContainmentTest, CancelAndKillWithinEndsEveryDescendant) {
   ScratchDir dir;
   Marker marker;
   const std::string pid_file = dir.File("escaped.pid");
+  const std::string phase_pid = dir.File("phase.pid");
   ProcessSpec spec =
-      ShellSpec(dir, EscapeInNewSession(pid_file, "trap \"\" TERM; while :; do sleep 1; done") +
-                         "trap \"\" TERM; sleep 1000\n");
+      ShellSpec(dir, EscapeInNewSession(pid_file, "trap \"\" TERM", "while :; do sleep 1; done") +
+                         "trap \"\" TERM\n" + WritePid(phase_pid) + "sleep 1000\n");
   marker.Mark(spec);
   spec.grace_ms = 60'000;
   CancelToken cancel;
   std::thread canceller([&] {
-    ASSERT_TRUE(WaitUntil([&] { return ReadPidFile(pid_file) > 0; }, milliseconds(10'000)));
+    ASSERT_TRUE(WaitUntil([&] { return ReadPidFile(phase_pid) > 0; }, milliseconds(10'000)));
     cancel.CancelAndKillWithin(200);
   });
   const auto start = std::chrono::steady_clock::now();
@@ -210,8 +226,7 @@ TEST(PhaseContainmentTest, PhaseDiesWithAKilledShim) {
   ScratchDir dir;
   Marker marker;
   const std::string pid_file = dir.File("phase.pid");
-  ProcessSpec spec = ShellSpec(dir, "echo $$ > " + pid_file + ".tmp; mv " + pid_file + ".tmp " +
-                                        pid_file + "\nexec sleep 1000\n");
+  ProcessSpec spec = ShellSpec(dir, WritePid(pid_file) + "exec sleep 1000\n");
   marker.Mark(spec);
   std::atomic<int> shim{0};
   spec.on_started = [&](int pid) { shim.store(pid); };
@@ -302,12 +317,12 @@ TEST(PhaseContainmentTest, PerAttemptCgroupHoldsTheWholeTreeAndIsRemoved) {
   Marker marker;
   const std::string pid_file = dir.File("escaped.pid");
   const std::string escaped_cgroup = dir.File("escaped.cgroup");
-  ProcessSpec spec = ShellSpec(
-      dir, EscapeInNewSession(pid_file, "cat /proc/self/cgroup > " + escaped_cgroup +
-                                            "; trap \"\" TERM; while :; do sleep 1; done") +
-               "cat /proc/self/cgroup\nsleep 1000\n");
+  ProcessSpec spec =
+      ShellSpec(dir, EscapeInNewSession(pid_file, "cat /proc/self/cgroup > " + escaped_cgroup,
+                                        "trap \"\" TERM; while :; do sleep 1; done") +
+                         "cat /proc/self/cgroup\nsleep 1000\n");
   marker.Mark(spec);
-  spec.timeout_ms = 500;
+  spec.timeout_ms = 2'000;  // time enough for the escape, even on a loaded machine
   spec.grace_ms = 300;
   PosixProcessRunner runner(BinPath("sluice-phase-shim"), cgroup.path());
   absl::StatusOr<ProcessResult> result = runner.Run(spec, CancelToken());
