@@ -24,6 +24,7 @@
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 #include "worker/orphan_reaper.h"
+#include "worker/phase_shim_launch.h"
 #include "worker/required_env.h"
 #include "worker/service_supervisor.h"
 #include "worker/worker_agent.h"

@@ -28,6 +28,7 @@
 #include "common/redact.h"
 #include "common/unique_fd.h"
 #include "worker/orphan_reaper.h"
+#include "worker/phase_shim_launch.h"
 #include "worker/phase_shim_protocol.h"
 
 extern char** environ;
@@ -326,56 +327,6 @@ void SleepUntilExitOr(int pidfd, std::chrono::milliseconds interval) {
 // Reaps `pid`; false when its status was lost (see HasExited).
 bool ReapStatus(pid_t pid, int* status) { return ChildRegistry::Get().ReapTracked(pid, status); }
 
-// The pipe on which the shim says why it could not start the phase; both
-// ends close-on-exec in this process (a sibling's child must not hold the
-// write end, or end-of-file would wait for that child).
-class ShimStatusPipe {
- public:
-  ShimStatusPipe() {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) == 0) {
-      read_ = fds[0];
-      write_ = fds[1];
-    } else {
-      error_ = errno;
-    }
-  }
-  ~ShimStatusPipe() {
-    CloseWrite();
-    if (read_ >= 0) ::close(read_);
-  }
-  ShimStatusPipe(const ShimStatusPipe&) = delete;
-  ShimStatusPipe& operator=(const ShimStatusPipe&) = delete;
-
-  int error() const { return error_; }
-  int write_fd() const { return write_; }
-  void CloseWrite() {
-    if (write_ >= 0) ::close(write_);
-    write_ = -1;
-  }
-  // Blocks until the phase has been exec'd (end-of-file: nullopt) or the
-  // shim reported a start failure.
-  std::optional<phase_shim::ShimStartError> ReadStartError() {
-    phase_shim::ShimStartError record;
-    size_t got = 0;
-    auto* bytes = reinterpret_cast<char*>(&record);
-    while (got < sizeof(record)) {
-      const ssize_t n = ::read(read_, bytes + got, sizeof(record) - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
-    }
-    if (got == 0) return std::nullopt;
-    if (got < sizeof(record)) record = {static_cast<int32_t>(phase_shim::StartStage::kSetup), EIO};
-    return record;
-  }
-
- private:
-  int read_ = -1;
-  int write_ = -1;
-  int error_ = 0;
-};
-
 absl::Status CannotStart(int err, const std::string& program) {
   if (err == ENOENT) {
     return absl::NotFoundError(absl::StrCat(
@@ -402,48 +353,6 @@ PosixProcessRunner::PosixProcessRunner() {
 
 PosixProcessRunner::PosixProcessRunner(std::string shim_path, std::string cgroup_parent)
     : shim_path_(std::move(shim_path)), cgroup_parent_(std::move(cgroup_parent)) {}
-
-absl::Status CheckPhaseCgroupParent(const std::string& dir) {
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat("phase cgroup ", dir, " is not a directory"));
-  }
-  for (const char* file : {"cgroup.procs", "cgroup.kill"}) {
-    if (::access((dir + "/" + file).c_str(), F_OK) != 0) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("phase cgroup ", dir, " has no ", file,
-                       " (it must be a cgroup v2 directory, on Linux 5.14 or later)"));
-    }
-  }
-  if (::access(dir.c_str(), W_OK) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("phase cgroup ", dir, " is not writable by this user (delegate it)"));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> FindPhaseShim() {
-  std::string path;
-  if (const char* shim = std::getenv("SLUICE_PHASE_SHIM"); shim != nullptr && *shim != '\0') {
-    path = shim;
-  } else {
-    char exe[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0) {
-      const int err = errno;
-      return ErrnoStatus(err, "cannot find the worker's own executable (/proc/self/exe)");
-    }
-    path.assign(exe, static_cast<size_t>(n));
-    path = path.substr(0, path.rfind('/') + 1) + "sluice-phase-shim";
-  }
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || ::access(path.c_str(), X_OK) != 0) {
-    return absl::NotFoundError(absl::StrCat(
-        "phase containment needs ", path,
-        " (install sluice-phase-shim beside sluice-worker, or set SLUICE_PHASE_SHIM)"));
-  }
-  return path;
-}
 
 absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
                                                       const CancelToken& cancel) {
@@ -494,10 +403,7 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
   if (contained) {
     // worker/phase_shim_protocol.h: the program is searched in the worker's
     // PATH, as posix_spawnp here would.
-    const char* worker_path = std::getenv("PATH");
-    argv_strings = {shim_path_, std::to_string(::getpid()),
-                    worker_path != nullptr ? absl::StrCat("P", worker_path) : std::string("-"),
-                    cgroup_parent_.empty() ? std::string("-") : absl::StrCat("C", cgroup_parent_)};
+    argv_strings = PhaseShimArgv(shim_path_, cgroup_parent_);
   }
   argv_strings.insert(argv_strings.end(), spec.argv.begin(), spec.argv.end());
   std::vector<char*> argv = CStrings(argv_strings);

@@ -113,7 +113,7 @@ class PosixProcessRunner final : public ProcessRunner {
   PosixProcessRunner();
   // Contained through the shim at `shim_path`; uncontained when empty.
   // `cgroup_parent`: a cgroup v2 directory this process may create child
-  // cgroups in and move processes to (see CheckPhaseCgroupParent); empty for
+  // cgroups in and move processes to (see CheckPhaseCgroupParent in phase_shim_launch.h); empty for
   // none. Ignored when uncontained.
   explicit PosixProcessRunner(std::string shim_path, std::string cgroup_parent = {});
 
@@ -125,15 +125,5 @@ class PosixProcessRunner final : public ProcessRunner {
   std::string shim_path_;
   std::string cgroup_parent_;
 };
-
-// OK when `dir` is a cgroup v2 directory (it has cgroup.procs and
-// cgroup.kill) that this process can create child cgroups in; otherwise
-// FAILED_PRECONDITION naming what is missing.
-absl::Status CheckPhaseCgroupParent(const std::string& dir);
-
-// The shim a worker should use: $SLUICE_PHASE_SHIM when set, else
-// sluice-phase-shim beside the running executable. NOT_FOUND when that file
-// is missing or not executable.
-absl::StatusOr<std::string> FindPhaseShim();
 
 }  // namespace sluice

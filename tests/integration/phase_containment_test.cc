@@ -32,6 +32,7 @@
 #include "tests/testing/shell_spec.h"
 #include "tests/testing/test_env.h"
 #include "tests/testing/wait.h"
+#include "worker/phase_shim_launch.h"
 #include "worker/process_runner.h"
 
 namespace sluice {
