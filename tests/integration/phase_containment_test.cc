@@ -19,6 +19,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <functional>
 #include <iterator>
 #include <sstream>
 #include <string>
@@ -104,6 +105,20 @@ ProcessResult RunContained(const ProcessSpec& spec, const CancelToken& cancel = 
   return result.ok() ? *result : ProcessResult();
 }
 
+// Runs `spec` contained and calls `stop` (on another thread) once the phase
+// has written its pid to `ready_file`, i.e. once its traps are in place.
+ProcessResult RunContainedAndStop(const ProcessSpec& spec, const std::string& ready_file,
+                                  const std::function<void(CancelToken&)>& stop) {
+  CancelToken cancel;
+  std::thread stopper([&] {
+    EXPECT_TRUE(WaitUntil([&] { return ReadPidFile(ready_file) > 0; }, milliseconds(10'000)));
+    stop(cancel);
+  });
+  const ProcessResult result = RunContained(spec, cancel);
+  stopper.join();
+  return result;
+}
+
 // Bug: a phase's descendant that moved to its own session (setsid) and
 // ignores SIGTERM survived the timeout: the runner's SIGKILL went only to the
 // phase's process group.
@@ -173,13 +188,8 @@ TEST(PhaseContainmentTest, StopTermsDescendantsThatLeftTheGroup) {
                          "trap \"\" TERM\n" + WritePid(phase_pid) + "sleep 1000\n");
   marker.Mark(spec);
   spec.grace_ms = 1'000;
-  CancelToken cancel;
-  std::thread canceller([&] {
-    ASSERT_TRUE(WaitUntil([&] { return ReadPidFile(phase_pid) > 0; }, milliseconds(10'000)));
-    cancel.Cancel();
-  });
-  const ProcessResult result = RunContained(spec, cancel);
-  canceller.join();
+  const ProcessResult result =
+      RunContainedAndStop(spec, phase_pid, [](CancelToken& cancel) { cancel.Cancel(); });
   EXPECT_EQ(result.stopped_by, StopReason::kCancelled);
   EXPECT_EQ(result.signal, SIGKILL);
   EXPECT_EQ(ReadFile(termed), "yes\n");
@@ -198,14 +208,9 @@ TEST(PhaseContainmentTest, CancelAndKillWithinEndsEveryDescendant) {
                          "trap \"\" TERM\n" + WritePid(phase_pid) + "sleep 1000\n");
   marker.Mark(spec);
   spec.grace_ms = 60'000;
-  CancelToken cancel;
-  std::thread canceller([&] {
-    ASSERT_TRUE(WaitUntil([&] { return ReadPidFile(phase_pid) > 0; }, milliseconds(10'000)));
-    cancel.CancelAndKillWithin(200);
-  });
   const auto start = std::chrono::steady_clock::now();
-  const ProcessResult result = RunContained(spec, cancel);
-  canceller.join();
+  const ProcessResult result = RunContainedAndStop(
+      spec, phase_pid, [](CancelToken& cancel) { cancel.CancelAndKillWithin(200); });
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(30'000));
   EXPECT_EQ(result.stopped_by, StopReason::kCancelled);
   EXPECT_EQ(result.signal, SIGKILL);
