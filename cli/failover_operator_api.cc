@@ -66,9 +66,10 @@ absl::StatusOr<ImportResult> FailoverOperatorApi::Import(const std::vector<Phase
 }
 
 absl::StatusOr<SessionRecord> FailoverOperatorApi::StartSession(const SessionSettings& settings,
-                                                                const std::string& session_id) {
+                                                                const std::string& session_id,
+                                                                bool allow_empty) {
   return Call<SessionRecord>(
-      [&](OperatorApi& api) { return api.StartSession(settings, session_id); });
+      [&](OperatorApi& api) { return api.StartSession(settings, session_id, allow_empty); });
 }
 
 absl::StatusOr<SessionRecord> FailoverOperatorApi::StopSession(const std::string& session_id,

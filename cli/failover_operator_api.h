@@ -35,7 +35,8 @@ class FailoverOperatorApi final : public OperatorApi {
 
   absl::StatusOr<ImportResult> Import(const std::vector<PhaseSpec>& phases) override;
   absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
-                                             const std::string& session_id) override;
+                                             const std::string& session_id,
+                                             bool allow_empty) override;
   absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
                                             const std::string& reason) override;
   absl::StatusOr<CoordinatorStatus> Status(bool explain_skips) override;

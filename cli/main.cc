@@ -6,10 +6,12 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "cli/drain.h"
 #include "cli/insight_commands.h"
 #include "cli/operator_api.h"
 #include "cli/policy_commands.h"
+#include "cli/watch.h"
 #include "common/logging.h"
 #include "common/signals.h"
 #include "coordinator/backlog_importer.h"
@@ -158,18 +160,21 @@ int CmdStatus(const Target& t) {
   if (!status.ok()) return ErrorExit("status", status.status());
   if (t.json) {
     nlohmann::json j;
+    j["cluster_id"] = status->cluster_id;
     j["phases"] = {{"pending", status->phases.pending},
                    {"leased", status->phases.leased},
                    {"succeeded", status->phases.succeeded},
                    {"failed", status->phases.failed}};
     j["workers"] = nlohmann::json::array();
     for (const WorkerInfo& w : status->workers) {
-      j["workers"].push_back({{"worker_id", w.worker_id},
-                              {"host", w.host},
-                              {"slots", w.slots},
-                              {"labels", w.labels},
-                              {"last_seen_ms", w.last_seen_ms},
-                              {"active_leases", status->active_leases_by_worker[w.worker_id]}});
+      j["workers"].push_back(
+          {{"worker_id", w.worker_id},
+           {"host", w.host},
+           {"slots", w.slots},
+           {"labels", w.labels},
+           {"last_seen_ms", w.last_seen_ms},
+           {"state", status->gone_workers.contains(w.worker_id) ? "gone" : "connected"},
+           {"active_leases", status->active_leases_by_worker[w.worker_id]}});
     }
     j["active_leases"] = nlohmann::json::array();
     for (const LeaseGrant& l : status->active_leases) {
@@ -204,6 +209,7 @@ int CmdStatus(const Target& t) {
     return 0;
   }
   const PhaseCounts& p = status->phases;
+  std::cout << "cluster: " << (status->cluster_id.empty() ? "(none)" : status->cluster_id) << "\n";
   std::cout << absl::StrFormat("phases: %d total, %d pending, %d leased, %d succeeded, %d failed\n",
                                p.total(), p.pending, p.leased, p.succeeded, p.failed);
   if (status->session) {
@@ -221,10 +227,15 @@ int CmdStatus(const Target& t) {
   } else {
     std::cout << "no session yet\n";
   }
-  std::cout << absl::StrFormat("workers: %d\n", status->workers.size());
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  std::cout << absl::StrFormat("workers: %d connected, %d gone\n",
+                               status->workers.size() - status->gone_workers.size(),
+                               status->gone_workers.size());
   for (const WorkerInfo& w : status->workers) {
-    std::cout << absl::StrFormat("  %-32s %-20s slots=%d leases=%d\n", w.worker_id, w.host, w.slots,
-                                 status->active_leases_by_worker[w.worker_id]);
+    std::cout << absl::StrFormat(
+        "  %-32s %-20s slots=%d leases=%d %s\n", w.worker_id, w.host, w.slots,
+        status->active_leases_by_worker[w.worker_id],
+        WorkerSeenText(status->gone_workers.contains(w.worker_id), now_ms - w.last_seen_ms));
   }
   std::cout << absl::StrFormat("active leases: %d\n", status->active_leases.size());
   for (const LeaseGrant& l : status->active_leases) {
@@ -321,10 +332,14 @@ int main(int argc, char** argv) {
   Target start_target;
   SessionSettings start_settings;
   std::string start_id;
+  bool start_allow_empty = false;
   CLI::App* start_cmd = session_cmd->add_subcommand("start", "Start a session with its settings");
   AddTargetFlags(start_cmd, &start_target);
   AddSessionFlags(start_cmd, &start_settings);
   start_cmd->add_option("--session-id", start_id, "Session id (default: generated)");
+  start_cmd->add_flag("--allow-empty", start_allow_empty,
+                      "Start even if the store holds no phases (refused otherwise: a mistyped "
+                      "store path must not look like a finished drain)");
   Target stop_target;
   std::string stop_id;
   std::string stop_reason;
@@ -439,7 +454,7 @@ int main(int argc, char** argv) {
   if (*start_cmd) {
     auto api = Connect(start_target);
     if (!api.ok()) return ErrorExit("session start", api.status());
-    auto s = (*api)->StartSession(start_settings, start_id);
+    auto s = (*api)->StartSession(start_settings, start_id, start_allow_empty);
     if (!s.ok()) return ErrorExit("session start", s.status());
     std::cout << (start_target.json ? SessionJson(*s).dump(2) : "started session " + s->session_id)
               << "\n";

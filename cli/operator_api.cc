@@ -27,8 +27,9 @@ class DirectOperator final : public OperatorApi {
     return coordinator_.ImportBacklog(phases);
   }
   absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
-                                             const std::string& session_id) override {
-    return coordinator_.StartSession(settings, session_id);
+                                             const std::string& session_id,
+                                             bool allow_empty) override {
+    return coordinator_.StartSession(settings, session_id, allow_empty);
   }
   absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
                                             const std::string& reason) override {
@@ -82,10 +83,12 @@ class GrpcOperator final : public OperatorApi {
     return ImportResult{resp.inserted(), resp.updated(), resp.unchanged()};
   }
   absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
-                                             const std::string& session_id) override {
+                                             const std::string& session_id,
+                                             bool allow_empty) override {
     v1::StartSessionRequest req;
     ToProto(settings, req.mutable_settings());
     req.set_session_id(session_id);
+    req.set_allow_empty(allow_empty);
     v1::StartSessionResponse resp;
     grpc::ClientContext ctx;
     Deadline(&ctx);
@@ -123,6 +126,7 @@ class GrpcOperator final : public OperatorApi {
       info.labels.assign(w.labels().begin(), w.labels().end());
       info.version = w.version();
       info.last_seen_ms = w.last_seen_ms();
+      if (w.gone()) s.gone_workers.insert(w.worker_id());
       s.active_leases_by_worker[w.worker_id()] = w.active_leases();
       s.workers.push_back(std::move(info));
     }
@@ -138,6 +142,7 @@ class GrpcOperator final : public OperatorApi {
       s.telemetry_warnings.push_back(FromProto(w));
     }
     s.late_reports = resp.late_reports();
+    s.cluster_id = resp.cluster_id();
     return s;
   }
   absl::StatusOr<LeasingPause> Resume(const std::string& session_id) override {

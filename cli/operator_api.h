@@ -18,8 +18,11 @@ class OperatorApi {
  public:
   virtual ~OperatorApi() = default;
   virtual absl::StatusOr<ImportResult> Import(const std::vector<PhaseSpec>& phases) = 0;
+  // allow_empty: start even when the store holds no phases (else
+  // FailedPrecondition; see Coordinator::StartSession).
   virtual absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
-                                                     const std::string& session_id) = 0;
+                                                     const std::string& session_id,
+                                                     bool allow_empty) = 0;
   virtual absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
                                                     const std::string& reason) = 0;
   // explain_skips: also fill CoordinatorStatus::skipped (costlier).

@@ -76,6 +76,12 @@ bool QuitTyped(int timeout_ms, bool* stdin_open) {
 
 }  // namespace
 
+std::string WorkerSeenText(bool gone, int64_t ago_ms) {
+  const int64_t seconds = std::max<int64_t>(0, ago_ms) / 1000;
+  return gone ? absl::StrFormat("gone, last seen %ds ago", seconds)
+              : absl::StrFormat("seen %ds ago", seconds);
+}
+
 std::string RenderWatchFrame(const CoordinatorStatus& status,
                              const std::optional<SessionReport>& report, int64_t now_ms) {
   std::string out;
@@ -124,14 +130,15 @@ std::string RenderWatchFrame(const CoordinatorStatus& status,
         YieldText(r.telemetry_events, r.run_ms), YieldText(recent_events, recent_ms),
         r.telemetry_events, static_cast<double>(r.run_ms) / 60'000.0);
   }
-  absl::StrAppendFormat(&out, "workers: %d  active leases: %d\n", status.workers.size(),
-                        status.active_leases.size());
+  absl::StrAppendFormat(&out, "workers: %d connected, %d gone  active leases: %d\n",
+                        status.workers.size() - status.gone_workers.size(),
+                        status.gone_workers.size(), status.active_leases.size());
   for (const WorkerInfo& w : status.workers) {
     auto it = status.active_leases_by_worker.find(w.worker_id);
-    absl::StrAppendFormat(&out, "  %-28s %-16s slots=%d leases=%d seen %ds ago\n", w.worker_id,
-                          w.host, w.slots,
-                          it == status.active_leases_by_worker.end() ? 0 : it->second,
-                          std::max<int64_t>(0, now_ms - w.last_seen_ms) / 1000);
+    absl::StrAppendFormat(
+        &out, "  %-28s %-16s slots=%d leases=%d %s\n", w.worker_id, w.host, w.slots,
+        it == status.active_leases_by_worker.end() ? 0 : it->second,
+        WorkerSeenText(status.gone_workers.contains(w.worker_id), now_ms - w.last_seen_ms));
   }
   if (report && !report->top_errors.empty()) {
     absl::StrAppend(&out, "top fingerprints:\n");

@@ -24,6 +24,11 @@ struct WatchOptions {
 std::string RenderWatchFrame(const CoordinatorStatus& status,
                              const std::optional<SessionReport>& report, int64_t now_ms);
 
+// How `status` and `watch` show a worker's liveness: "seen 3s ago", or
+// "gone, last seen 95s ago" for a worker past the coordinator's gone window
+// (CoordinatorStatus::gone_workers): it exited or is cut off. Pure.
+std::string WorkerSeenText(bool gone, int64_t ago_ms);
+
 // Draws frames until q, Ctrl-C (SIGINT/SIGTERM) or, with --once, after one.
 // On a terminal each frame replaces the last; otherwise frames are appended.
 // Returns the process exit code (0, or 3 when the first Status call fails).

@@ -56,6 +56,7 @@ absl::StatusOr<WorkerRegistration> GrpcCoordinatorClient::Register(const WorkerI
   req.set_slots(worker.slots);
   for (const std::string& l : worker.labels) req.add_labels(l);
   req.set_version(worker.version);
+  req.set_cluster_id(worker.cluster_id);
   v1::RegisterResponse resp;
   grpc::ClientContext ctx;
   SetDeadline(&ctx, 10'000);
@@ -63,7 +64,7 @@ absl::StatusOr<WorkerRegistration> GrpcCoordinatorClient::Register(const WorkerI
   grpc::Status st = stub_->stub->Register(&ctx, req, &resp);
   if (!st.ok()) return FromGrpc(st);
   return WorkerRegistration{resp.lease_ttl_ms(), resp.heartbeat_interval_ms(),
-                            resp.max_lease_wait_ms()};
+                            resp.max_lease_wait_ms(), resp.cluster_id()};
 }
 
 absl::StatusOr<LeaseBatch> GrpcCoordinatorClient::Lease(const std::string& worker_id,

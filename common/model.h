@@ -79,6 +79,9 @@ struct WorkerInfo {
   std::vector<std::string> labels;
   std::string version;
   int64_t last_seen_ms = 0;
+  // The cluster id the worker was pointed at (--cluster-id), checked by the
+  // coordinator at registration; empty: not checked. Never stored.
+  std::string cluster_id;
 };
 
 // A lease handed to a worker. The (lease_id, epoch) pair fences reports: the

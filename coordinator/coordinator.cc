@@ -52,6 +52,7 @@ Coordinator::Coordinator(StateStore& store, const Clock& clock, CoordinatorConfi
                 return leadership == nullptr ? absl::OkStatus()
                                              : leadership->CurrentTerm().status();
               }),
+      started_ms_(clock.NowMs()),
       planner_(store, clock, policy_) {}
 
 absl::Status Coordinator::CheckLeader() {
@@ -73,6 +74,17 @@ absl::Status Coordinator::CheckLeader() {
 absl::StatusOr<RegisterResult> Coordinator::Register(const WorkerInfo& worker) {
   SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(CheckWorker(worker));
+  const std::string& expected_cluster_id = worker.cluster_id;
+  SLUICE_RETURN_IF_ERROR(CheckBytes("cluster_id", expected_cluster_id, 128));
+  const std::string cluster_id = store_.ClusterId();
+  if (!expected_cluster_id.empty() && expected_cluster_id != cluster_id) {
+    spdlog::warn("worker refused worker={} host={}: it expects cluster {}, this store is {}",
+                 worker.worker_id, worker.host, expected_cluster_id, cluster_id);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cluster id mismatch: the worker expects cluster ", expected_cluster_id,
+        ", this coordinator's store is cluster ", cluster_id.empty() ? "(none)" : cluster_id,
+        "; check --cluster-id and the coordinator's --store"));
+  }
   WorkerInfo w = worker;
   w.last_seen_ms = clock_.NowMs();
   SLUICE_RETURN_IF_ERROR(store_.UpsertWorker(w));
@@ -80,7 +92,7 @@ absl::StatusOr<RegisterResult> Coordinator::Register(const WorkerInfo& worker) {
   contacts_.Seen(w.worker_id, w.last_seen_ms);
   spdlog::info("worker registered worker={} host={} slots={}", w.worker_id, w.host, w.slots);
   return RegisterResult{config_.lease_ttl_ms, config_.heartbeat_interval_ms,
-                        config_.max_lease_wait_ms};
+                        config_.max_lease_wait_ms, cluster_id};
 }
 
 absl::StatusOr<LeaseResult> Coordinator::Lease(const std::string& worker_id,
@@ -159,13 +171,22 @@ absl::StatusOr<ImportResult> Coordinator::ImportBacklog(const std::vector<PhaseS
 }
 
 absl::StatusOr<SessionRecord> Coordinator::StartSession(const SessionSettings& settings,
-                                                        std::string session_id) {
+                                                        std::string session_id, bool allow_empty) {
   SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(ValidateSessionSettings(settings));
   if (session_id.empty()) {
     session_id = broker_.NewId("S");
   } else {
     SLUICE_RETURN_IF_ERROR(ValidateId("session_id", session_id));
+  }
+  if (!allow_empty) {
+    SLUICE_ASSIGN_OR_RETURN(PhaseCounts counts, store_.CountPhases());
+    if (counts.total() == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the store (cluster ", store_.ClusterId(),
+                       ") holds no phases: check the store path, import a backlog first, or pass "
+                       "--allow-empty to start a session on an empty store"));
+    }
   }
   SessionRecord record;
   record.session_id = session_id;
@@ -206,9 +227,15 @@ absl::StatusOr<CoordinatorStatus> Coordinator::Status(bool explain_skips) {
   SLUICE_RETURN_IF_ERROR(CheckLeader());
   CoordinatorStatus status;
   SLUICE_ASSIGN_OR_RETURN(status.phases, store_.CountPhases());
+  status.cluster_id = store_.ClusterId();
   SLUICE_ASSIGN_OR_RETURN(status.workers, store_.ListWorkers());
-  for (WorkerInfo& w : status.workers)
+  const int64_t now_ms = clock_.NowMs();
+  for (WorkerInfo& w : status.workers) {
     w.last_seen_ms = contacts_.LastSeen(w.worker_id, w.last_seen_ms);
+    if (now_ms - std::max(w.last_seen_ms, started_ms_) > GoneAfterMs()) {
+      status.gone_workers.insert(w.worker_id);
+    }
+  }
   SLUICE_ASSIGN_OR_RETURN(status.active_leases, store_.ListActiveLeases());
   for (const LeaseGrant& l : status.active_leases) ++status.active_leases_by_worker[l.worker_id];
   SLUICE_ASSIGN_OR_RETURN(status.late_reports, store_.CountLateReports());

@@ -12,10 +12,12 @@
 // part has its own lock; the facade's only lock guards the leadership term.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -62,6 +64,7 @@ struct RegisterResult {
   int64_t lease_ttl_ms = 0;
   int64_t heartbeat_interval_ms = 0;
   int64_t max_lease_wait_ms = 0;
+  std::string cluster_id;  // the store's (empty: the store has none)
 };
 
 struct ReportAnswer {
@@ -86,6 +89,11 @@ struct CoordinatorStatus {
   // Reports the store kept as late (all sessions): workers that came back
   // after their lease expired.
   int64_t late_reports = 0;
+  // The store's cluster id (StateStore::ClusterId).
+  std::string cluster_id;
+  // Workers with no lease poll, heartbeat or report within GoneAfterMs():
+  // exited or cut off; listed with their last contact, never as connected.
+  std::set<std::string> gone_workers;
 };
 
 class Coordinator {
@@ -109,6 +117,9 @@ class Coordinator {
   absl::Status CheckLeader() ABSL_LOCKS_EXCLUDED(term_mu_);
 
   // Worker-facing.
+  // worker.cluster_id (the worker's --cluster-id; empty: unchecked) must
+  // equal the store's cluster id, else FailedPrecondition naming both ids and
+  // nothing is written: a worker never joins a cluster it was not pointed at.
   absl::StatusOr<RegisterResult> Register(const WorkerInfo& worker);
   // Long-polls up to min(wait_ms, max_lease_wait_ms) when nothing is ready.
   // A retried request (same worker_id and request_id) gets the same grants.
@@ -121,13 +132,24 @@ class Coordinator {
 
   // Operator-facing.
   absl::StatusOr<ImportResult> ImportBacklog(const std::vector<PhaseSpec>& phases);
+  // FailedPrecondition when the store holds no phases, unless `allow_empty`:
+  // a coordinator on a mistyped store path must not report an empty drain as
+  // finished.
   absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
-                                             std::string session_id);
+                                             std::string session_id, bool allow_empty = false);
   absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
                                             const std::string& reason);
   // explain_skips: also fill `skipped` (ExplainSkips; reads every pending
   // phase's labels, so loops that poll status leave it off).
   absl::StatusOr<CoordinatorStatus> Status(bool explain_skips = false);
+  // A worker silent this long is gone: past its lease TTL and the longest
+  // long-poll it may be parked in, plus one heartbeat interval of slack.
+  // Silence counts from its last contact, or from this process's start when
+  // that is later (Status: CoordinatorStatus::gone_workers).
+  int64_t GoneAfterMs() const {
+    return std::max(config_.lease_ttl_ms, config_.max_lease_wait_ms) +
+           config_.heartbeat_interval_ms;
+  }
   // Attempts recorded in the store by outcome (every outcome present, zeros
   // included): the history read once at start plus what this coordinator
   // recorded since. For sluice_attempts_total{outcome}.
@@ -193,6 +215,10 @@ class Coordinator {
   TelemetryWatch watch_;
   LeaseBroker broker_;
   WorkerContacts contacts_;  // last lease poll, heartbeat or report per worker
+  // When this process started: a worker is judged gone only on silence this
+  // process could have heard (a restarted coordinator, or `status --store`,
+  // knows just the stored registration time).
+  const int64_t started_ms_;
   Planner planner_;
 };
 

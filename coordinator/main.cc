@@ -192,6 +192,9 @@ int main(int argc, char** argv) {
     return opened.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 3;
   }
   sluice::Coordinator coordinator(*opened->store, sluice::SystemClock::Default(), config);
+  // Operators compare this with the workers' --cluster-id and `sluice status`.
+  spdlog::info("coordinator store={} cluster_id={}", sluice::RedactUrl(store_url),
+               opened->store->ClusterId());
   // On a shared store (Redis: the factory hands out a leader lease), several
   // coordinators may share the namespace: one leads, the others stand by
   // (NOT_SERVING, UNAVAILABLE naming the leader). SQLite: one coordinator per

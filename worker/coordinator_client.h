@@ -17,6 +17,7 @@ struct WorkerRegistration {
   int64_t lease_ttl_ms = 30'000;
   int64_t heartbeat_interval_ms = 10'000;
   int64_t max_lease_wait_ms = 30'000;
+  std::string cluster_id;  // the coordinator's store's cluster id
 };
 
 struct LeaseBatch {

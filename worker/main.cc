@@ -95,6 +95,9 @@ int main(int argc, char** argv) {
   app.add_option("--worker-id", config.worker_id, "Identifier of this worker")
       ->capture_default_str();
   app.add_option("--label", labels, "Label this worker offers, e.g. gpu (repeatable)");
+  app.add_option("--cluster-id", config.cluster_id,
+                 "Join only the cluster with this id (`sluice status` shows it); a coordinator "
+                 "on another store refuses the registration and the worker exits 3");
   app.add_option("--log-dir", config.log_dir, "Per-attempt stdout/stderr/telemetry files")
       ->capture_default_str();
   app.add_option("--spool-dir", config.spool_dir,
@@ -232,6 +235,7 @@ int main(int argc, char** argv) {
         {"env", env},
         {"require_env", required_env},
         {"labels", config.labels},
+        {"cluster_id", config.cluster_id},
         {"workdir", config.workdir},
         {"log_dir", config.log_dir},
         {"grace_ms", config.grace_ms},

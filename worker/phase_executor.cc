@@ -8,6 +8,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "common/ids.h"
 #include "spdlog/spdlog.h"
@@ -44,12 +45,28 @@ std::optional<int64_t> PhaseExecutor::ProbeTelemetry() const {
   CancelToken never;
   absl::StatusOr<ProcessResult> r = runner_.Run(spec, never);
   int64_t value = 0;
-  if (!r.ok() || r->exit_code != 0 ||
-      !absl::SimpleAtoi(absl::StripAsciiWhitespace(r->stdout_tail), &value)) {
-    spdlog::warn("telemetry probe failed: {}", r.ok() ? r->stderr_tail : r.status().ToString());
-    return std::nullopt;
+  if (r.ok() && r->exit_code == 0 &&
+      absl::SimpleAtoi(absl::StripAsciiWhitespace(r->stdout_tail), &value)) {
+    return value;
   }
-  return value;
+  // Say why: a probe that hung or exited without a word on stderr used to
+  // leave "telemetry probe failed: " and nothing else.
+  std::string why;
+  if (!r.ok()) {
+    why = absl::StrCat("cannot start: ", r.status().message());
+  } else if (r->stopped_by == StopReason::kTimeout) {
+    why = absl::StrCat("timed out after ", spec.timeout_ms / 1000, " s");
+  } else if (r->exit_code != 0) {
+    why = r->signal != 0 ? absl::StrCat("killed by signal ", r->signal)
+                         : absl::StrCat("exit code ", r->exit_code);
+  } else {
+    why = absl::StrCat("printed \"", absl::StripAsciiWhitespace(r->stdout_tail).substr(0, 80),
+                       "\", not a count");
+  }
+  if (r.ok() && !r->error_text.empty()) absl::StrAppend(&why, "; stderr: ", r->error_text);
+  spdlog::warn("telemetry probe failed ({}): {}; its events are not counted (see {}.err)",
+               absl::StrJoin(config_.telemetry_probe, " "), why, base);
+  return std::nullopt;
 }
 
 AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken& cancel) const {

@@ -14,6 +14,12 @@ bool IsConfigurationError(absl::StatusCode code) {
          code == absl::StatusCode::kPermissionDenied;
 }
 
+// Registration refused for good: bad configuration, or a cluster id that is
+// not the coordinator's (FailedPrecondition; retrying cannot change the store).
+bool IsRefusedRegistration(absl::StatusCode code) {
+  return IsConfigurationError(code) || code == absl::StatusCode::kFailedPrecondition;
+}
+
 // The coordinator forgot this worker (it restarted): only registering again helps.
 bool IsUnknownWorker(absl::StatusCode code) {
   return code == absl::StatusCode::kFailedPrecondition;
@@ -49,7 +55,7 @@ absl::StatusOr<WorkerRegistration> RetryingCoordinatorClient::Register(const Wor
 
 absl::StatusOr<WorkerRegistration> RetryingCoordinatorClient::Register(const WorkerInfo& worker,
                                                                        int64_t* sent_ms) {
-  return Retry<WorkerRegistration>("register", IsConfigurationError, [&] {
+  return Retry<WorkerRegistration>("register", IsRefusedRegistration, [&] {
     *sent_ms = clock_.NowMs();
     return inner_.Register(worker);
   });

@@ -71,6 +71,7 @@ absl::Status WorkerAgent::Register() {
   info.slots = config_.slots;
   info.labels = config_.labels;
   info.version = config_.version;
+  info.cluster_id = config_.cluster_id;
   int64_t sent_ms = 0;
   absl::StatusOr<WorkerRegistration> reg = retrying_.Register(info, &sent_ms);
   if (!reg.ok()) return reg.status();
@@ -79,10 +80,10 @@ absl::Status WorkerAgent::Register() {
   last_renewal_sent_ms_.store(clock_.MonotonicMs() - (clock_.NowMs() - sent_ms));
   const SelfFence fence = Fence();
   spdlog::info(
-      "registered worker={} slots={} lease_ttl_ms={} heartbeat_ms={}; self-fence: SIGTERM {} ms "
-      "and SIGKILL {} ms after the last renewal",
-      config_.worker_id, config_.slots, reg->lease_ttl_ms, reg->heartbeat_interval_ms,
-      fence.term_after_ms, fence.kill_by_ms);
+      "registered worker={} cluster_id={} slots={} lease_ttl_ms={} heartbeat_ms={}; self-fence: "
+      "SIGTERM {} ms and SIGKILL {} ms after the last renewal",
+      config_.worker_id, reg->cluster_id.empty() ? "(none)" : reg->cluster_id, config_.slots,
+      reg->lease_ttl_ms, reg->heartbeat_interval_ms, fence.term_after_ms, fence.kill_by_ms);
   if (fence.grace_ms < config_.grace_ms) {
     spdlog::warn(
         "--grace-seconds {} does not fit in the lease TTL: a self-fence gives phases {} ms "

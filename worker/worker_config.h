@@ -20,6 +20,7 @@ struct WorkerConfig {
   int32_t slots = 1;
   std::vector<std::string> labels;
   std::string version;
+  std::string cluster_id;                  // --cluster-id: checked at registration ("" = unchecked)
   std::optional<CommandTemplate> command;  // required: the worker's own --exec template
   std::map<std::string, std::string> env;  // --env K=V, passed to every phase
   std::string workdir;                     // phases run here ("" = current directory)

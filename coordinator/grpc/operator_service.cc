@@ -52,6 +52,7 @@ void StatusToProto(const CoordinatorStatus& status, v1::GetStatusResponse* out) 
     for (const std::string& l : w.labels) ws->add_labels(l);
     ws->set_version(w.version);
     ws->set_last_seen_ms(w.last_seen_ms);
+    ws->set_gone(status.gone_workers.contains(w.worker_id));
     auto it = status.active_leases_by_worker.find(w.worker_id);
     ws->set_active_leases(it == status.active_leases_by_worker.end() ? 0 : it->second);
   }
@@ -77,6 +78,7 @@ void StatusToProto(const CoordinatorStatus& status, v1::GetStatusResponse* out) 
     tw->set_message(w.message);
   }
   out->set_late_reports(status.late_reports);
+  out->set_cluster_id(status.cluster_id);
 }
 
 grpc::Status OperatorServiceImpl::ImportBacklog(grpc::ServerContext* ctx,
@@ -98,7 +100,8 @@ grpc::Status OperatorServiceImpl::StartSession(grpc::ServerContext* ctx,
                                                const v1::StartSessionRequest* req,
                                                v1::StartSessionResponse* resp) {
   if (grpc::Status st = Check(ctx); !st.ok()) return st;
-  auto session = coordinator_.StartSession(FromProto(req->settings()), req->session_id());
+  auto session =
+      coordinator_.StartSession(FromProto(req->settings()), req->session_id(), req->allow_empty());
   if (!session.ok()) return ToGrpcStatus(session.status());
   ToProto(*session, resp->mutable_session());
   return grpc::Status::OK;

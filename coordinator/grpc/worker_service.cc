@@ -19,11 +19,13 @@ grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* ctx, const v1::Reg
   w.slots = req->slots();
   w.labels.assign(req->labels().begin(), req->labels().end());
   w.version = req->version();
+  w.cluster_id = req->cluster_id();
   auto result = coordinator_.Register(w);
   if (!result.ok()) return ToGrpcStatus(result.status());
   resp->set_lease_ttl_ms(result->lease_ttl_ms);
   resp->set_heartbeat_interval_ms(result->heartbeat_interval_ms);
   resp->set_max_lease_wait_ms(result->max_lease_wait_ms);
+  resp->set_cluster_id(result->cluster_id);
   return grpc::Status::OK;
 }
 

@@ -54,18 +54,23 @@ std::vector<TelemetryWarning> DetectTelemetryLoss(const std::vector<AttemptRecor
   }
 
   // (a) Silent phases cluster-wide.
-  if (cluster.considered >= options.min_attempts &&
+  // Warned from the first silent success; pausing waits for min_attempts.
+  if (cluster.considered >= std::min(options.min_attempts_to_warn, options.min_attempts) &&
       static_cast<double>(cluster.zero) >
           options.zero_event_fraction * static_cast<double>(cluster.considered)) {
     TelemetryWarning w;
     w.kind = TelemetryWarningKind::kZeroEventPhases;
     w.attempts = cluster.considered;
     w.zero_event_attempts = cluster.zero;
+    w.pauses = cluster.considered >= options.min_attempts;
     w.message = absl::StrFormat(
         "telemetry looks lost: %d of %d phases that succeeded or ran >= %ds reported zero events "
-        "(threshold %.0f%%); check that phases get the environment that enables telemetry",
+        "(threshold %.0f%%); check that phases get the environment that enables telemetry%s",
         cluster.zero, cluster.considered, options.long_run_ms / 1000,
-        100.0 * options.zero_event_fraction);
+        100.0 * options.zero_event_fraction,
+        w.pauses ? ""
+                 : absl::StrFormat(" (early warning: a pause needs %d such phases)",
+                                   options.min_attempts));
     warnings.push_back(std::move(w));
   }
 

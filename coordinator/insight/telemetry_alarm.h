@@ -34,8 +34,13 @@ struct TelemetryAlarmOptions {
   // An attempt this long counts even when it failed: it ran long enough to
   // have emitted something.
   int64_t long_run_ms = 5 * 60'000;
-  // No judgement on fewer considered attempts than this (cluster-wide and
-  // per worker): one silent success is not a pattern.
+  // kZeroEventPhases warns from this many considered attempts: the first
+  // silent success is worth a look at once (a missing telemetry variable
+  // shows on the first phase).
+  int64_t min_attempts_to_warn = 1;
+  // No warning that pauses leasing (TelemetryWarning::pauses) on fewer
+  // considered attempts than this, cluster-wide and per worker: one silent
+  // success is not a pattern worth stopping a drain for.
   int64_t min_attempts = 3;
   // kYieldDroppedToZero looks at the last this-many finished attempts.
   int64_t recent_window = 10;
@@ -47,6 +52,10 @@ struct TelemetryWarning {
   int64_t attempts = 0;             // attempts the check looked at
   int64_t zero_event_attempts = 0;  // of which reported no events
   std::string message;              // one line for operators, with the numbers
+  // Enough evidence to pause leasing (--on-telemetry-loss pause): at least
+  // min_attempts considered attempts. An early kZeroEventPhases warning
+  // (from min_attempts_to_warn) is shown and logged but pauses nothing.
+  bool pauses = true;
 };
 
 // Warnings for `attempts` (any order; lost and cancelled attempts are

@@ -1,5 +1,6 @@
 #include "coordinator/insight/telemetry_watch.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -87,12 +88,15 @@ absl::Status TelemetryWatch::Check(const SessionRecord& session) {
     reports_checked_ = accepted;
     checked_session_ = session.session_id;
   }
-  if (warnings.empty() || pause.paused ||
+  // Early warnings (TelemetryWarning::pauses false) are shown, never acted on.
+  auto pausing = std::find_if(warnings.begin(), warnings.end(),
+                              [](const TelemetryWarning& w) { return w.pauses; });
+  if (pausing == warnings.end() || pause.paused ||
       session.settings.on_telemetry_loss != TelemetryLossAction::kPause) {
     return absl::OkStatus();
   }
   pause.paused = true;
-  pause.reason = absl::StrCat("telemetry loss: ", warnings.front().message);
+  pause.reason = absl::StrCat("telemetry loss: ", pausing->message);
   pause.paused_at_ms = clock_.NowMs();
   SLUICE_RETURN_IF_ERROR(
       store_.PutPolicyRecord(kLeasingPauseRecord, session.session_id, LeasingPauseToJson(pause)));

@@ -1,8 +1,17 @@
 #include "coordinator/store/state_store.h"
 
+#include <random>
+
+#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 
 namespace sluice {
+
+std::string NewClusterId() {
+  std::random_device rd;
+  const uint64_t bits = (static_cast<uint64_t>(rd()) << 32) | rd();
+  return absl::StrFormat("cl-%016x", bits);
+}
 
 absl::StatusOr<std::optional<RunStats>> StateStore::GetRunStats(const std::string& run_id) {
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, ListRunStats());

@@ -53,6 +53,9 @@ struct ReportParams {
   PhaseTransition transition;
 };
 
+// A new random cluster id: "cl-" and 16 hex digits (64 bits from the OS).
+std::string NewClusterId();
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -152,6 +155,11 @@ class StateStore {
                                        const std::string& value) = 0;
   virtual absl::StatusOr<std::map<std::string, std::string>> ListPolicyRecords(
       const std::string& kind) = 0;
+
+  // The cluster id: created with the store, or on the first open of a store
+  // made before ids existed, in one atomic write (an id once written never
+  // changes). Read at open; empty for stores without one (test doubles).
+  virtual std::string ClusterId() const { return {}; }
 };
 
 }  // namespace sluice

@@ -28,7 +28,8 @@ class FakeApi final : public OperatorApi {
   absl::StatusOr<ImportResult> Import(const std::vector<PhaseSpec>&) override {
     return Answer<ImportResult>();
   }
-  absl::StatusOr<SessionRecord> StartSession(const SessionSettings&, const std::string&) override {
+  absl::StatusOr<SessionRecord> StartSession(const SessionSettings&, const std::string&,
+                                             bool) override {
     return Answer<SessionRecord>();
   }
   absl::StatusOr<SessionRecord> StopSession(const std::string&, const std::string&) override {
@@ -108,7 +109,8 @@ TEST(FailoverOperatorApiTest, OtherErrorsAndDeadlinesAreNotRetried) {
   Script s;
   s.status["a:1"] = absl::FailedPreconditionError("a session is already active");
   FailoverOperatorApi api({"a:1", "b:1"}, Factory(s));
-  EXPECT_EQ(api.StartSession({}, "s1").status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(api.StartSession({}, "s1", false).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   // A timed-out import may have been applied: the operator looks first.
   s.status["a:1"] = absl::DeadlineExceededError("deadline");
   EXPECT_EQ(api.Import({}).status().code(), absl::StatusCode::kDeadlineExceeded);

@@ -144,6 +144,26 @@ TEST(RedisStoreTest, UnavailableWhileRedisIsDownAndNothingHalfApplied) {
             ReportDisposition::kAccepted);
 }
 
+TEST(RedisStoreTest, ANamespaceFromBeforeClusterIdsGetsOneOnFirstOpenAndKeepsIt) {
+  // Issue #16 item 2: stores had no cluster id; a namespace made before ids
+  // existed must get one on its first open, and an id never changes.
+  RedisServer& server = SharedServer();
+  const std::string ns = FreshNamespace("cluster");
+  const std::string created = OpenStore(server, ns)->ClusterId();
+  EXPECT_THAT(created, ::testing::MatchesRegex("cl-[0-9a-f]{16}"));
+  Ok(OpenStore(server, ns)->ImportPhases({Spec("r1", "p1")}));
+  EXPECT_EQ(OpenStore(server, ns)->ClusterId(), created) << "the id changed on reopen";
+
+  // The old format: the namespace without the id field.
+  ASSERT_TRUE(server.Command({"HDEL", ns + ":meta", "cluster_id"}).ok());
+  std::unique_ptr<RedisStateStore> store = OpenStore(server, ns);
+  const std::string migrated = store->ClusterId();
+  EXPECT_THAT(migrated, ::testing::MatchesRegex("cl-[0-9a-f]{16}"));
+  EXPECT_EQ(Ok(store->CountPhases()).pending, 1) << "the migration lost the backlog";
+  EXPECT_EQ(OpenStore(server, ns)->ClusterId(), migrated);
+  EXPECT_NE(OpenStore(server, FreshNamespace("cluster"))->ClusterId(), migrated);
+}
+
 TEST(RedisStoreTest, ScriptErrorMidCallLeavesNothingBehind) {
   // Regression guard for the rule "validate before the first write": Redis
   // does not roll back a script that fails after writing.

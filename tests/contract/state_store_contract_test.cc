@@ -187,6 +187,32 @@ TEST_F(SqliteStateStoreTest, FileStoreKeepsEverythingAcrossReopen) {
             ReportDisposition::kDuplicate);
 }
 
+TEST_F(SqliteStateStoreTest, AStoreFromBeforeClusterIdsGetsOneOnFirstOpenAndKeepsIt) {
+  // Issue #16 item 2: stores had no cluster id; one made before ids existed
+  // must get one on its first open, and an id, once written, never changes.
+  std::string created;
+  {
+    std::unique_ptr<SqliteStateStore> store = OpenOrThrow(path_);
+    created = store->ClusterId();
+    Ok(store->ImportPhases({Spec("r1", "p1")}));
+  }
+  EXPECT_THAT(created, ::testing::MatchesRegex("cl-[0-9a-f]{16}"));
+  EXPECT_EQ(OpenOrThrow(path_)->ClusterId(), created) << "the id changed on reopen";
+
+  // The old format: the same schema without the meta row.
+  ExecOnFile(path_, "DELETE FROM meta WHERE key='cluster_id'");
+  std::string migrated;
+  {
+    std::unique_ptr<SqliteStateStore> store = OpenOrThrow(path_);
+    migrated = store->ClusterId();
+    EXPECT_EQ(Ok(store->CountPhases()).pending, 1) << "the migration lost the backlog";
+  }
+  EXPECT_THAT(migrated, ::testing::MatchesRegex("cl-[0-9a-f]{16}"));
+  EXPECT_EQ(OpenOrThrow(path_)->ClusterId(), migrated);
+  // Two stores are two clusters.
+  EXPECT_NE(OpenOrThrow(dir_.File("other.db"))->ClusterId(), migrated);
+}
+
 TEST_F(SqliteStateStoreTest, ImportFailingHalfwayLeavesNothingBehind) {
   std::unique_ptr<SqliteStateStore> store = OpenOrThrow(path_);
   Ok(store->ImportPhases({Spec("r1", "existing", 0, 1)}));

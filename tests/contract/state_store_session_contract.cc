@@ -15,6 +15,16 @@
 #include "tests/contract/state_store_contract.h"
 
 namespace sluice::contract {
+// Identity
+
+TEST_P(StateStoreContractTest, AStoreHasAClusterIdFromItsCreation) {
+  // Issue #16 item 2: a store had no identity, so nothing could tell a worker
+  // or an operator which cluster a coordinator serves.
+  EXPECT_THAT(store().ClusterId(), ::testing::MatchesRegex("cl-[0-9a-f]{16}"));
+  Ok(store().ImportPhases({Spec("r1", "p1")}));
+  EXPECT_THAT(store().ClusterId(), ::testing::MatchesRegex("cl-[0-9a-f]{16}"));
+}
+
 // Sessions
 
 TEST_P(StateStoreContractTest, SessionRoundTripsItsSettings) {

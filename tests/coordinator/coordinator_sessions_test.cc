@@ -44,6 +44,7 @@ TEST_F(CoordinatorTest, StartSessionRejectsBadSettingsNamingTheSetting) {
 }
 
 TEST_F(CoordinatorTest, StartSessionWhileOneIsActiveIsFailedPrecondition) {
+  Import({Spec("r1", "p1")});  // an empty store is refused for its own reason
   SessionRecord s = Start({}, "");
   EXPECT_FALSE(s.session_id.empty());
   EXPECT_EQ(s.state, SessionState::kActive);
@@ -54,6 +55,7 @@ TEST_F(CoordinatorTest, StartSessionWhileOneIsActiveIsFailedPrecondition) {
 
 TEST_F(CoordinatorTest, StopSessionWithoutAnActiveOneIsFailedPrecondition) {
   EXPECT_EQ(Err(coord_.StopSession("", "")).code(), absl::StatusCode::kFailedPrecondition);
+  Import({Spec("r1", "p1")});
   Start();
   clock_.AdvanceMs(5'000);
   SessionRecord stopped = Ok(coord_.StopSession("", ""));
@@ -181,6 +183,60 @@ TEST_F(CoordinatorTest, StatusReportsCountsWorkersLeasesAndSessionProgress) {
   EXPECT_EQ(s.session_finished, 5);
   EXPECT_TRUE(s.session_done);
   EXPECT_THAT(s.active_leases_by_worker, IsEmpty());
+}
+
+TEST_F(CoordinatorTest, StartSessionOnAnEmptyStoreIsRefusedUnlessAllowed) {
+  // Issue #16 item 2: a session on an empty store (a mistyped store path) was
+  // accepted, and the drain looked finished with nothing done.
+  absl::Status st = Err(coord_.StartSession({}, "s1"));
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("holds no phases"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr("--allow-empty"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr(store_.ClusterId()));
+  EXPECT_FALSE(Ok(store_.LatestSession()).has_value());
+  EXPECT_EQ(Ok(coord_.StartSession({}, "s1", /*allow_empty=*/true)).session_id, "s1");
+  Ok(coord_.StopSession("s1", ""));
+  Import({Spec("r1", "p1")});
+  EXPECT_EQ(Ok(coord_.StartSession({}, "s2")).session_id, "s2");
+}
+
+TEST_F(CoordinatorTest, RegisterWithAnotherClustersIdIsRefusedAndWritesNothing) {
+  // Issue #16 item 2: nothing tied a worker to the store it was pointed at.
+  const std::string cluster_id = store_.ClusterId();
+  ASSERT_FALSE(cluster_id.empty());
+  WorkerInfo w;
+  w.worker_id = "w1";
+  w.host = "h";
+  w.cluster_id = "cl-00000000000000ff";
+  absl::Status st = Err(coord_.Register(w));
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("cl-00000000000000ff"));
+  EXPECT_THAT(std::string(st.message()), HasSubstr(cluster_id));
+  EXPECT_THAT(Ok(store_.ListWorkers()), IsEmpty());
+
+  w.cluster_id = cluster_id;
+  EXPECT_EQ(Ok(coord_.Register(w)).cluster_id, cluster_id);
+  w.cluster_id.clear();  // unchecked
+  EXPECT_EQ(Ok(coord_.Register(w)).cluster_id, cluster_id);
+  EXPECT_EQ(Ok(coord_.Status()).cluster_id, cluster_id);
+}
+
+TEST_F(CoordinatorTest, StatusListsAWorkerSilentPastTheGoneWindowAsGone) {
+  // Issue #16 item 7: a worker that exited stayed listed as connected.
+  RegisterWorker("quiet");
+  RegisterWorker("busy");
+  const int64_t window = coord_.GoneAfterMs();
+  EXPECT_EQ(window, 40'000);  // max(TTL 30 s, long-poll 30 s) + one 10 s heartbeat
+  clock_.AdvanceMs(window);
+  Ok(coord_.Heartbeat("busy", {}));
+  EXPECT_THAT(Ok(coord_.Status()).gone_workers, IsEmpty()) << "at the window: not gone yet";
+  clock_.AdvanceMs(1);
+  CoordinatorStatus s = Ok(coord_.Status());
+  EXPECT_THAT(s.gone_workers, ElementsAre("quiet"));
+  EXPECT_EQ(s.workers.size(), 2u) << "a gone worker is still listed, with its last contact";
+  // Heard from again (a lease poll): connected.
+  LeaseNow("quiet");
+  EXPECT_THAT(Ok(coord_.Status()).gone_workers, IsEmpty());
 }
 
 TEST_F(CoordinatorTest, ImportValidatesEveryPhaseBeforeStoringAny) {

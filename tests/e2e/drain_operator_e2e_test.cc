@@ -42,19 +42,6 @@ class DrainOperatorE2ETest : public e2e::ProcessTest {
     ProcessTest::TearDown();
   }
 
-  // `n` phases of run `run_id` named p1-`kind` ... pN-`kind`.
-  std::string WriteBacklog(const std::string& name, const std::string& run_id, int n,
-                           const std::string& kind) {
-    std::string text;
-    for (int i = 1; i <= n; ++i) {
-      text += absl::StrCat("{\"run_id\": \"", run_id, "\", \"phase_id\": \"p", i, "-", kind,
-                           "\", \"phase_index\": ", i, "}\n");
-    }
-    const std::string path = dir_.File(name + ".jsonl");
-    WriteFile(path, text);
-    return path;
-  }
-
   std::vector<std::string> DrainArgs(const std::string& backlog, const std::string& store,
                                      const std::string& exec) {
     return {"drain",           backlog,

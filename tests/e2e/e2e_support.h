@@ -312,6 +312,20 @@ class ProcessTest : public ::testing::Test {
     return absl::StrContains(Log(name), text);
   }
 
+  // A JSONL backlog NAME.jsonl in the scratch directory: `n` phases of run `run_id` named p1-`kind`
+  // ... pN-`kind`.
+  std::string WriteBacklog(const std::string& name, const std::string& run_id, int n,
+                           const std::string& kind) {
+    std::string text;
+    for (int i = 1; i <= n; ++i) {
+      text += absl::StrCat("{\"run_id\": \"", run_id, "\", \"phase_id\": \"p", i, "-", kind,
+                           "\", \"phase_index\": ", i, "}\n");
+    }
+    const std::string path = dir_.File(name + ".jsonl");
+    sluice::testing::WriteFile(path, text);
+    return path;
+  }
+
   // Attempts the ledger has seen start, and end.
   size_t LedgerStarts() const { return Ledger::Read(ledger_).starts.size(); }
   size_t LedgerEnds() const { return Ledger::Read(ledger_).ends.size(); }

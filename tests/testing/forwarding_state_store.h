@@ -87,6 +87,7 @@ class ForwardingStateStore : public StateStore {
       const std::string& kind) override {
     return target_->ListPolicyRecords(kind);
   }
+  std::string ClusterId() const override { return target_->ClusterId(); }
 
  private:
   std::unique_ptr<StateStore> owned_;  // null when forwarding to a borrowed store

@@ -171,8 +171,10 @@ class FakeCoordinatorClient : public CoordinatorClient {
   std::vector<std::string> request_ids_ ABSL_GUARDED_BY(mu_);
   absl::StatusOr<ReportDisposition> answer_ ABSL_GUARDED_BY(mu_) = ReportDisposition::kAccepted;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  WorkerRegistration registration_ ABSL_GUARDED_BY(mu_) = {
-      .lease_ttl_ms = 600'000, .heartbeat_interval_ms = 60'000, .max_lease_wait_ms = 30'000};
+  WorkerRegistration registration_ ABSL_GUARDED_BY(mu_) = {.lease_ttl_ms = 600'000,
+                                                           .heartbeat_interval_ms = 60'000,
+                                                           .max_lease_wait_ms = 30'000,
+                                                           .cluster_id = {}};
   absl::Status heartbeat_answer_ ABSL_GUARDED_BY(mu_);
   Wakeup lease_wake_;  // one Lease call at a time (the agent's loop)
   Counter reports_;

@@ -261,8 +261,10 @@ TEST_F(WorkerAgentSpoolTest, HeartbeatsAreSentEveryIntervalOfTheClock) {
 // and the fence must have sent SIGKILL before the TTL is up.
 TEST_F(WorkerAgentSpoolTest, PhasesAreKilledBeforeTheLeaseCanBeGrantedAgain) {
   FakeCoordinatorClient client(clock_);
-  client.SetRegistration(
-      {.lease_ttl_ms = 3'000, .heartbeat_interval_ms = 1'000, .max_lease_wait_ms = 30'000});
+  client.SetRegistration({.lease_ttl_ms = 3'000,
+                          .heartbeat_interval_ms = 1'000,
+                          .max_lease_wait_ms = 30'000,
+                          .cluster_id = {}});
   client.AnswerHeartbeats(absl::UnavailableError("coordinator unreachable"));
   client.Grant("L-1");
   GatedRunner runner;

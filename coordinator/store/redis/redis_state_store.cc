@@ -173,6 +173,13 @@ absl::StatusOr<std::unique_ptr<RedisStateStore>> RedisStateStore::Open(
                                                       " holds schema version ", version.Text(),
                                                       ", this build knows ", kSchemaVersion));
   }
+  // Created with the namespace, or on the first open of one from before
+  // cluster ids: HSETNX is one atomic write, and an existing id is kept.
+  SLUICE_RETURN_IF_ERROR(
+      store->conn_.Command({"HSETNX", meta, "cluster_id", NewClusterId()}).status());
+  SLUICE_ASSIGN_OR_RETURN(RedisReply cluster_id,
+                          store->conn_.Command({"HGET", meta, "cluster_id"}));
+  store->cluster_id_ = cluster_id.Text();
   // The phase counters and the labelled set, for a namespace older than them.
   SLUICE_RETURN_IF_ERROR(store->Run(kInitCounters, {}).status());
   return store;

@@ -81,6 +81,7 @@ class RedisStateStore final : public StateStore, public WriteFence {
                                const std::string& value) override;
   absl::StatusOr<std::map<std::string, std::string>> ListPolicyRecords(
       const std::string& kind) override;
+  std::string ClusterId() const override { return cluster_id_; }
 
   // Every mutating StateStore call carries this epoch and Redis refuses it
   // (Unavailable, IsNotLeader) unless it is the current leader epoch;
@@ -100,6 +101,7 @@ class RedisStateStore final : public StateStore, public WriteFence {
 
   RedisConnection conn_;
   const std::string prefix_;  // conn_.prefix(), "<namespace>:"
+  std::string cluster_id_;    // read by Open, then constant
   std::atomic<int64_t> fencing_epoch_{kUnfenced};
 };
 

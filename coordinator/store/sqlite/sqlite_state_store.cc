@@ -155,6 +155,17 @@ absl::Status SqliteStateStore::InitSchema() {
                               "INSERT OR IGNORE INTO meta SELECT 'phases_failed', "
                               "COALESCE(SUM(failed),0) FROM runs;"));
   {
+    // Created with the store; a store from before cluster ids gets one here,
+    // inside the same transaction as the rest of the schema. An existing id
+    // is never replaced.
+    Stmt id(db_, "INSERT OR IGNORE INTO meta VALUES('cluster_id', ?)");
+    SLUICE_RETURN_IF_ERROR(id.Bind(NewClusterId()).Run());
+    Stmt read(db_, "SELECT value FROM meta WHERE key='cluster_id'");
+    SLUICE_ASSIGN_OR_RETURN(bool row, read.Step());
+    if (!row) return absl::InternalError("meta row 'cluster_id' missing");
+    cluster_id_ = read.Text(0);
+  }
+  {
     Stmt v(db_, "INSERT OR IGNORE INTO meta VALUES('schema_version', ?)");
     SLUICE_RETURN_IF_ERROR(v.Bind(kSchemaVersion).Run());
     Stmt check(db_, "SELECT value FROM meta WHERE key='schema_version'");

@@ -60,6 +60,7 @@ class SqliteStateStore final : public StateStore {
                                const std::string& value) override;
   absl::StatusOr<std::map<std::string, std::string>> ListPolicyRecords(
       const std::string& kind) override;
+  std::string ClusterId() const override { return cluster_id_; }
 
  private:
   explicit SqliteStateStore(sqlite3* db) : db_(db) {}
@@ -69,7 +70,8 @@ class SqliteStateStore final : public StateStore {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::Mutex mu_;
-  sqlite3* const db_;  // owned; used only under mu_
+  sqlite3* const db_;       // owned; used only under mu_
+  std::string cluster_id_;  // read by InitSchema, then constant
 };
 
 }  // namespace sluice

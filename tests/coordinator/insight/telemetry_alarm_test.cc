@@ -14,6 +14,7 @@ namespace {
 using ::sluice::testing::Attempt;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 std::vector<TelemetryWarningKind> Kinds(const std::vector<TelemetryWarning>& warnings) {
   std::vector<TelemetryWarningKind> kinds;
@@ -80,7 +81,12 @@ TEST(TelemetryAlarmTest, BelowTheFractionOrTooFewAttemptsStaysQuiet) {
       Attempt("r", "c", Outcome::kSucceeded, 60, 3, 3),
   };
   EXPECT_THAT(DetectTelemetryLoss(h), IsEmpty());  // 1 of 3 silent
-  EXPECT_THAT(DetectTelemetryLoss({Attempt("r", "a", Outcome::kSucceeded, 60, 0, 1)}), IsEmpty());
+  // Below the warning threshold (the default warns from the first attempt:
+  // FirstSilentSuccessWarnsButPausesOnlyAtMinAttempts).
+  TelemetryAlarmOptions late;
+  late.min_attempts_to_warn = 3;
+  EXPECT_THAT(DetectTelemetryLoss({Attempt("r", "a", Outcome::kSucceeded, 60, 0, 1)}, late),
+              IsEmpty());
   // Lost and cancelled attempts were stopped from outside: never judged.
   std::vector<AttemptRecord> stopped;
   for (int i = 0; i < 5; ++i) {
@@ -88,6 +94,27 @@ TEST(TelemetryAlarmTest, BelowTheFractionOrTooFewAttemptsStaysQuiet) {
     stopped.push_back(Attempt("r", "c" + std::to_string(i), Outcome::kCancelled, 600, 0, i));
   }
   EXPECT_THAT(DetectTelemetryLoss(stopped), IsEmpty());
+}
+
+TEST(TelemetryAlarmTest, FirstSilentSuccessWarnsButPausesOnlyAtMinAttempts) {
+  // Issue #16 item 9: a zero-event success raised the warning only after
+  // three, because min_attempts gated both the warning and the pause.
+  std::vector<AttemptRecord> h = {Attempt("r", "a", Outcome::kSucceeded, 60, 0, 1)};
+  std::vector<TelemetryWarning> w = DetectTelemetryLoss(h);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].kind, TelemetryWarningKind::kZeroEventPhases);
+  EXPECT_FALSE(w[0].pauses) << "one silent success must not pause leasing";
+  EXPECT_THAT(w[0].message, HasSubstr("1 of 1 phases"));
+  EXPECT_THAT(w[0].message, HasSubstr("a pause needs 3"));
+  h.push_back(Attempt("r", "b", Outcome::kSucceeded, 60, 0, 2));
+  w = DetectTelemetryLoss(h);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_FALSE(w[0].pauses);
+  h.push_back(Attempt("r", "c", Outcome::kSucceeded, 60, 0, 3));
+  w = DetectTelemetryLoss(h);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_TRUE(w[0].pauses) << "the pause keeps its threshold of 3";
+  EXPECT_THAT(w[0].message, Not(HasSubstr("early warning")));
 }
 
 TEST(TelemetryAlarmTest, ClusterYieldDroppingToZeroFires) {

@@ -249,7 +249,8 @@ TEST(LeaderElectionTest, StepDownWakesAWaitingLongPollWhichNamesTheNewLeader) {
   w.host = "h";
   w.slots = 1;
   ASSERT_TRUE(coordinator.Register(w).ok());
-  ASSERT_TRUE(coordinator.StartSession(SessionSettings{}, "s1").ok());
+  // An empty store: a session on it must be asked for.
+  ASSERT_TRUE(coordinator.StartSession(SessionSettings{}, "s1", /*allow_empty=*/true).ok());
 
   // Nothing to lease: the poll waits (up to 20 s of real time).
   absl::Notification done;
