@@ -286,6 +286,7 @@ absl::StatusOr<std::string> Coordinator::UnblockFingerprint(const std::string& k
     return absl::InvalidArgumentError("fingerprint must be 1..1024 bytes");
   }
   SLUICE_ASSIGN_OR_RETURN(std::string fp, policy_.Unblock(key_or_id));
+  broker_.BacklogChanged();  // the runs it blocked are eligible again
   broker_.Notify();
   return fp;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <random>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -12,14 +13,19 @@ namespace sluice {
 
 LeaseBroker::LeaseBroker(StateStore& store, const Clock& clock, DrainPolicy& policy,
                          TelemetryWatch& watch, LeaseBrokerOptions options,
-                         std::function<absl::Status()> still_leader)
+                         std::function<absl::Status()> still_leader,
+                         ReadyIndexOptions ready_options)
     : store_(store),
       clock_(clock),
       policy_(policy),
       watch_(watch),
       options_(options),
       still_leader_(std::move(still_leader)),
-      run_stats_(store) {}
+      ready_(
+          store, clock,
+          [this](const std::vector<RunStats>& runs, const SessionSettings& settings,
+                 int64_t now_ms) { return policy_.Rank(runs, settings, now_ms); },
+          ready_options) {}
 
 std::string LeaseBroker::NewId(std::string_view prefix) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -72,45 +78,45 @@ absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
     if (room <= 0) return grants;
     max_phases = static_cast<int32_t>(std::min<int64_t>(max_phases, room));
   }
+  std::set<std::string> empty_runs;  // nothing leasable for these labels
   while (static_cast<int32_t>(grants.size()) < max_phases) {
-    absl::StatusOr<std::vector<RunStats>> runs = run_stats_.Snapshot();
-    if (!runs.ok()) return stop(runs.status());
-    absl::StatusOr<std::vector<RunRanking>> ranked = policy_.Rank(*runs, settings, clock_.NowMs());
-    if (!ranked.ok()) return stop(ranked.status());
-    bool leased_one = false;
-    for (const RunRanking& run : *ranked) {
-      LeaseParams params;
-      params.run_id = run.run_id;
-      params.worker_id = worker_id;
-      params.session_id = session.session_id;
-      params.lease_id = NewId("L");
-      params.timeout_seconds = settings.phase_timeout_seconds;
-      if (settings.max_total_minutes > 0) {
-        // The worker enforces the session deadline too: no phase may run past
-        // it (plus the worker's grace period) even if heartbeats are slow.
-        const int64_t left_ms =
-            session.started_at_ms + int64_t{settings.max_total_minutes} * 60'000 - clock_.NowMs();
-        params.timeout_seconds = static_cast<int32_t>(
-            std::clamp<int64_t>((left_ms + 999) / 1000, 1, params.timeout_seconds));
-      }
-      params.now_ms = clock_.NowMs();
-      params.ttl_ms = options_.lease_ttl_ms;
-      params.worker_labels = labels;
-      absl::StatusOr<std::optional<LeaseGrant>> leased = store_.LeaseNextInRun(params);
-      if (!leased.ok()) return stop(leased.status());
-      std::optional<LeaseGrant> grant = *std::move(leased);
-      if (grant) {
-        run_stats_.Touch(grant->run_id);
-        grant->timeout_is_session_deadline =
-            params.timeout_seconds < settings.phase_timeout_seconds;
-        spdlog::info("leased run={} phase={} attempt={} lease={} worker={}", grant->run_id,
-                     grant->phase_id, grant->attempt, grant->lease_id, worker_id);
-        grants.push_back(std::move(*grant));
-        leased_one = true;
-        break;  // re-rank: the run just leased from is now sampled
-      }
+    absl::StatusOr<std::optional<ReadyIndex::Candidate>> best =
+        ready_.Best(session, labels, empty_runs);
+    if (!best.ok()) return stop(best.status());
+    if (!*best) break;
+    const std::string run_id = (*best)->stats.run_id;
+    LeaseParams params;
+    params.run_id = run_id;
+    params.worker_id = worker_id;
+    params.session_id = session.session_id;
+    params.lease_id = NewId("L");
+    params.timeout_seconds = settings.phase_timeout_seconds;
+    if (settings.max_total_minutes > 0) {
+      // The worker enforces the session deadline too: no phase may run past
+      // it (plus the worker's grace period) even if heartbeats are slow.
+      const int64_t left_ms =
+          session.started_at_ms + int64_t{settings.max_total_minutes} * 60'000 - clock_.NowMs();
+      params.timeout_seconds = static_cast<int32_t>(
+          std::clamp<int64_t>((left_ms + 999) / 1000, 1, params.timeout_seconds));
     }
-    if (!leased_one) break;
+    params.now_ms = clock_.NowMs();
+    params.ttl_ms = options_.lease_ttl_ms;
+    params.worker_labels = labels;
+    absl::StatusOr<std::optional<LeaseGrant>> leased = store_.LeaseNextInRun(params);
+    if (!leased.ok()) return stop(leased.status());
+    std::optional<LeaseGrant> grant = *std::move(leased);
+    if (!grant) {
+      ready_.Missed(run_id, labels);
+      empty_runs.insert(run_id);
+      continue;
+    }
+    // The run just leased from is now sampled: it is ranked again before it
+    // is offered again.
+    ready_.Granted(run_id);
+    grant->timeout_is_session_deadline = params.timeout_seconds < settings.phase_timeout_seconds;
+    spdlog::info("leased run={} phase={} attempt={} lease={} worker={}", grant->run_id,
+                 grant->phase_id, grant->attempt, grant->lease_id, worker_id);
+    grants.push_back(std::move(*grant));
   }
   return grants;
 }
@@ -215,7 +221,7 @@ void LeaseBroker::BeginShutdown() {
 
 void LeaseBroker::ResetForNewTerm() {
   absl::MutexLock lock(&mu_);
-  run_stats_.Invalidate();
+  ready_.Invalidate();
   recent_grants_.clear();
   recent_order_.clear();
   worker_labels_.clear();  // workers register again (FAILED_PRECONDITION on their next lease)

@@ -30,7 +30,7 @@
 #include "common/clock.h"
 #include "common/model.h"
 #include "coordinator/insight/telemetry_watch.h"
-#include "coordinator/lease/run_stats_cache.h"
+#include "coordinator/lease/ready_index.h"
 #include "coordinator/policy/drain_policy.h"
 #include "coordinator/store/state_store.h"
 
@@ -54,7 +54,8 @@ class LeaseBroker {
   // leads (checked before every grant attempt of a poll); null: always
   // leads. The references must outlive the broker.
   LeaseBroker(StateStore& store, const Clock& clock, DrainPolicy& policy, TelemetryWatch& watch,
-              LeaseBrokerOptions options, std::function<absl::Status()> still_leader = nullptr);
+              LeaseBrokerOptions options, std::function<absl::Status()> still_leader = nullptr,
+              ReadyIndexOptions ready_options = {});
 
   // A registered worker's labels; Lease refuses workers it has none for.
   void SetWorkerLabels(const std::string& worker_id, std::vector<std::string> labels)
@@ -76,11 +77,11 @@ class LeaseBroker {
   // Ends every waiting poll now and makes later ones return at once.
   void BeginShutdown() ABSL_LOCKS_EXCLUDED(mu_);
   // A run's statistics changed in the store (an accepted report, an
-  // expiry): the next grant reads that run again, not every run.
-  void RunChanged(const std::string& run_id) { run_stats_.Touch(run_id); }
-  // Phases or runs may have appeared anywhere (an import): the next grant
-  // reads every run's statistics again.
-  void BacklogChanged() { run_stats_.Invalidate(); }
+  // expiry): the ready index reads that run again, not every run.
+  void RunChanged(const std::string& run_id) { ready_.Touch(run_id); }
+  // Phases or runs may have appeared anywhere, or the policy's exclusions
+  // changed (an import, an unblock): the ready index reloads and ranks again.
+  void BacklogChanged() { ready_.Invalidate(); }
 
   // A new leadership term: recent grants and worker labels are forgotten
   // (workers register again) and waiting polls wake.
@@ -106,7 +107,7 @@ class LeaseBroker {
   const LeaseBrokerOptions options_;
   const std::function<absl::Status()> still_leader_;
   std::atomic<uint64_t> id_counter_{0};
-  RunStatsCache run_stats_;  // what a grant ranks, instead of ListRunStats per grant
+  ReadyIndex ready_;  // which run a grant comes from, without ranking every run per grant
 
   absl::Mutex grant_mu_ ABSL_ACQUIRED_BEFORE(mu_);
 
