@@ -37,6 +37,8 @@ enum Script : size_t {
   kGetRunStats,
   kListPendingLabelled,
   kInitCounters,
+  kListPhaseAttempts,
+  kRemoveWorker,
   kScriptCount,
 };
 
@@ -67,6 +69,8 @@ constexpr ScriptDef kScripts[kScriptCount] = {
     {kR, false, redis_lua::kGetRunStatsLua},
     {kR, false, redis_lua::kListPendingLabelledLua},
     {kW, false, redis_lua::kInitCountersLua},
+    {kR, false, redis_lua::kListPhaseAttemptsLua},
+    {kW, true, redis_lua::kRemoveWorkerLua},
 };
 
 std::vector<std::string> ScriptSources() {
@@ -391,6 +395,28 @@ absl::Status RedisStateStore::UpsertWorker(const WorkerInfo& w) {
   return Run(kUpsertWorker, {w.worker_id, w.host, std::to_string(w.slots), JoinLabels(w.labels),
                              w.version, std::to_string(w.last_seen_ms)})
       .status();
+}
+
+absl::Status RedisStateStore::RemoveWorker(const std::string& worker_id) {
+  return Run(kRemoveWorker, {worker_id}).status();
+}
+
+absl::StatusOr<AttemptPage> RedisStateStore::ListPhaseAttempts(const PhaseKey& key, int64_t offset,
+                                                               int64_t limit) {
+  if (offset < 0 || limit < 0) return absl::InvalidArgumentError("offset and limit >= 0");
+  SLUICE_ASSIGN_OR_RETURN(
+      RedisReply r, Run(kListPhaseAttempts,
+                        {key.run_id, key.phase_id, std::to_string(offset), std::to_string(limit)}));
+  if (r.type != RedisReply::Type::kArray || r.elements.empty() ||
+      (r.elements.size() - 1) % kAttemptFieldCount != 0) {
+    return absl::InternalError("redis: unexpected reply to phase attempts");
+  }
+  AttemptPage page;
+  page.total = r.elements[0].Int();
+  for (size_t i = 1; i < r.elements.size(); i += kAttemptFieldCount) {
+    page.rows.push_back(DecodeAttempt(RedisRow(r.elements, i)));
+  }
+  return page;
 }
 
 absl::StatusOr<std::vector<WorkerInfo>> RedisStateStore::ListWorkers() {
