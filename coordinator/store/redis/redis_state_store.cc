@@ -476,11 +476,21 @@ absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttemptsWithoutO
 
 absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttemptRows(
     const std::string& session_id, bool with_output) {
-  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListAttempts, {session_id, with_output ? "1" : "0"}));
-  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kAttemptFieldCount, "list attempts"));
+  // In chunks: one script over a million attempts would block Redis for
+  // seconds (every other client, the leader lease's renewal included). The
+  // lists only grow at their end, so consecutive ranges read every attempt
+  // once, and those recorded meanwhile too.
+  constexpr int64_t kChunk = 5'000;
   std::vector<AttemptRecord> out;
-  for (size_t i = 0; i < r.elements.size(); i += kAttemptFieldCount) {
-    out.push_back(DecodeAttempt(RedisRow(r.elements, i)));
+  for (int64_t first = 0;; first += kChunk) {
+    SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListAttempts, {session_id, with_output ? "1" : "0",
+                                                              std::to_string(first),
+                                                              std::to_string(first + kChunk - 1)}));
+    SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kAttemptFieldCount, "list attempts"));
+    for (size_t i = 0; i < r.elements.size(); i += kAttemptFieldCount) {
+      out.push_back(DecodeAttempt(RedisRow(r.elements, i)));
+    }
+    if (r.elements.size() < static_cast<size_t>(kChunk) * kAttemptFieldCount) break;
   }
   return out;
 }
