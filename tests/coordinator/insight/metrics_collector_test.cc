@@ -11,21 +11,17 @@
 #include "coordinator/insight/metrics.h"
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gtest/gtest.h"
-#include "tests/testing/forwarding_state_store.h"
+#include "tests/coordinator/coordinator_fixture.h"
 #include "tests/testing/prometheus_text.h"
+#include "tests/testing/scan_counting_state_store.h"
 #include "tests/testing/status_matchers.h"
 
 namespace sluice::testing {
 namespace {
 
-class RunScanCountingStore : public ForwardingStateStore {
- public:
-  using ForwardingStateStore::ForwardingStateStore;
-  absl::StatusOr<std::vector<RunStats>> ListRunStats() override {
-    ++run_scans;
-    return ForwardingStateStore::ListRunStats();
-  }
-  int run_scans = 0;
+// The fixture's report builder, without its store and coordinator.
+struct Reports : CoordinatorTest {
+  using CoordinatorTest::ReportOf;
 };
 
 class MetricsCollectorTest : public ::testing::Test {
@@ -70,7 +66,7 @@ class MetricsCollectorTest : public ::testing::Test {
     return s == nullptr ? -1 : s->value;
   }
 
-  RunScanCountingStore store_;
+  ScanCountingStateStore store_;
   FakeClock clock_;
   Coordinator coordinator_;
   MetricsRegistry registry_;
@@ -96,14 +92,8 @@ TEST_F(MetricsCollectorTest, AScrapeReadsCountersNotEveryRunsAggregates) {
   Ok(coordinator_.StartSession(SessionSettings{}, "s1"));
   LeaseResult leased = Ok(coordinator_.Lease("w1", "req-1", 1, 0));
   ASSERT_EQ(leased.leases.size(), 1u);
-  AttemptReport r;
-  r.lease_id = leased.leases[0].lease_id;
-  r.epoch = leased.leases[0].epoch;
-  r.worker_id = "w1";
-  r.outcome = Outcome::kSucceeded;
-  r.duration_ms = 120'000;
-  r.telemetry_events = 42;
-  Ok(coordinator_.Report(r));
+  Ok(coordinator_.Report(Reports::ReportOf(leased.leases[0], Outcome::kSucceeded,
+                                           /*events=*/42, /*duration_ms=*/120'000)));
   Ok(coordinator_.Lease("w1", "req-2", 1, 0));  // one in flight: the session is not ending
   store_.run_scans = 0;
   EXPECT_EQ(Scrape("sluice_telemetry_events_total"), 42);

@@ -13,6 +13,7 @@
 #include "coordinator/insight/session_report.h"
 #include "coordinator/web/web_assets.h"
 #include "tests/coordinator/coordinator_fixture.h"
+#include "tests/testing/scan_counting_state_store.h"
 #include "tests/testing/status_matchers.h"
 
 namespace sluice::testing {
@@ -301,27 +302,6 @@ TEST_F(WebApiTest, APausedDrainShowsTheAlarmAndResumeEndsThePause) {
   EXPECT_EQ(LeaseNow("w1").leases.size(), 1u);  // leasing again
 }
 
-// Counts the reads that grow with runs or attempts: a page must not call them.
-class CountingStore : public ForwardingStateStore {
- public:
-  using ForwardingStateStore::ForwardingStateStore;
-  absl::StatusOr<std::vector<RunStats>> ListRunStats() override {
-    ++run_scans;
-    return ForwardingStateStore::ListRunStats();
-  }
-  absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& session) override {
-    ++attempt_scans;
-    return ForwardingStateStore::ListAttempts(session);
-  }
-  absl::StatusOr<std::vector<AttemptRecord>> ListAttemptsWithoutOutput(
-      const std::string& session) override {
-    ++attempt_scans;
-    return target().ListAttemptsWithoutOutput(session);
-  }
-  int run_scans = 0;
-  int attempt_scans = 0;
-};
-
 class WebApiScaleTest : public WebApiTest {
  protected:
   WebApiScaleTest()
@@ -338,7 +318,7 @@ class WebApiScaleTest : public WebApiTest {
     counting_.run_scans = counting_.attempt_scans = 0;
   }
 
-  CountingStore counting_;
+  ScanCountingStateStore counting_;
   LeaseGrant failed_;
   Coordinator coord2_;
   WebApi api2_;
