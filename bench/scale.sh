@@ -7,10 +7,13 @@
 #   coord_rss_mb              that coordinator's peak RSS after the status calls
 #   rate                      lease+report cycles/s through the real Coordinator (bench/scale_bench)
 #   redis cmds/phase          INFO commandstats delta over those cycles / cycles (Redis only)
+#   web ...                   (big only; WEB=0 skips it) bench/scale_web.sh: every web endpoint
+#                             and /metrics, median ms, and coordinator RSS, with HISTORY
+#                             (1,000,000) attempts of history added
 # and the 1k/1M lease-rate ratio. A benchmark, not a test: figures vary with the machine.
 #
 # Usage: bench/scale.sh [sqlite|redis ...]   (default: both)
-# Env: BUILD_DIR (build), BIN_DIR (use these binaries, no build), PHASES (1000000), RUNS (10000), CYCLES (1000), WORK (a temp dir).
+# Env: BUILD_DIR (build), BIN_DIR (use these binaries, no build), PHASES (1000000), RUNS (10000), CYCLES (1000), WORK (a temp dir), WEB (1: measure the web endpoints), HISTORY (attempts added for that, 1000000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -104,6 +107,12 @@ for store in "${STORES[@]}"; do
       R[$store,$size,cmds]=$(awk -v a="$c0" -v b="$c1" -v n="$cycles" 'BEGIN{printf "%.1f", (b-a)/n}')
       R[$store,$size,evals]=$(awk -v a="$e0" -v b="$e1" -v n="$cycles" 'BEGIN{printf "%.1f", (b-a)/n}')
     fi
+    if [ "$size" = big ] && [ "${WEB:-1}" = 1 ]; then  # web endpoints, 1M attempts of history
+      web_target=$WORK/big.db
+      [ "$store" = redis ] && web_target=big
+      R[$store,web]=$(COORD=$COORD REDIS_PORT=$REDIS_PORT WORK=$WORK \
+        bench/scale_web.sh "$url" "$store" "$web_target" "$PHASES" "$RUNS")
+    fi
     echo "$store $size: import ${R[$store,$size,import_s]} s (${R[$store,$size,import_rss]} MB), status ${R[$store,$size,status_ms]} ms, coordinator ${R[$store,$size,coord_rss]} MB, $line" >&2
   done
   if [ "$store" = redis ]; then cleanup; REDIS_PID=; fi
@@ -119,4 +128,5 @@ for store in "${STORES[@]}"; do
   awk -v a="${R[$store,small,rate]}" -v b="${R[$store,big,rate]}" -v s="$store" \
     'BEGIN{printf "%s: lease rate 1k/1M = %.2fx (goal <= 1.2x)\n", s, (b>0 ? a/b : 0)}'
 done
+for store in "${STORES[@]}"; do [ -n "${R[$store,web]:-}" ] && echo "${R[$store,web]}"; done
 echo "(small = 1,000 phases in 10 runs; big = $PHASES phases in $RUNS runs)"

@@ -1,6 +1,7 @@
 #include "coordinator/coordinator.h"
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
@@ -52,6 +53,7 @@ Coordinator::Coordinator(StateStore& store, const Clock& clock, CoordinatorConfi
                 return leadership == nullptr ? absl::OkStatus()
                                              : leadership->CurrentTerm().status();
               }),
+      contacts_(config_.forget_workers_after_ms),
       started_ms_(clock.NowMs()),
       planner_(store, clock, policy_) {}
 
@@ -114,6 +116,11 @@ absl::StatusOr<std::vector<std::string>> Coordinator::Heartbeat(
     const std::string& worker_id, const std::vector<std::string>& lease_ids) {
   SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(ValidateId("worker_id", worker_id));
+  if (lease_ids.size() > config_.max_heartbeat_lease_ids) {
+    return absl::InvalidArgumentError(absl::StrCat("lease_ids: ", lease_ids.size(),
+                                                   " in one heartbeat, at most ",
+                                                   config_.max_heartbeat_lease_ids));
+  }
   for (const std::string& id : lease_ids) SLUICE_RETURN_IF_ERROR(ValidateId("lease_id", id));
   contacts_.Seen(worker_id, clock_.NowMs());
   // Nothing to renew or cancel: an idle worker's heartbeat costs no store call.
@@ -333,6 +340,38 @@ absl::Status Coordinator::TickAsLeader() {
     }
   }
   if (!expired.empty()) broker_.Notify();
+  return ForgetGoneWorkers();
+}
+
+absl::Status Coordinator::ForgetGoneWorkers() {
+  const int64_t now = clock_.NowMs();
+  int64_t due = next_forget_ms_.load();
+  if (due == 0) {
+    // A coordinator that just started (or took over) has heard from nobody
+    // yet: give live workers two long-polls' time to call before judging.
+    next_forget_ms_.compare_exchange_strong(
+        due, now + std::max<int64_t>(60'000, 2 * config_.max_lease_wait_ms));
+    return absl::OkStatus();
+  }
+  if (now < due || !next_forget_ms_.compare_exchange_strong(due, now + 60'000)) {
+    return absl::OkStatus();
+  }
+  contacts_.Forget(now);
+  SLUICE_ASSIGN_OR_RETURN(std::vector<WorkerInfo> workers, store_.ListWorkers());
+  SLUICE_ASSIGN_OR_RETURN(std::vector<LeaseGrant> leases, store_.ListActiveLeases());
+  std::set<std::string> busy;
+  for (const LeaseGrant& l : leases) busy.insert(l.worker_id);
+  for (const WorkerInfo& w : workers) {
+    if (busy.contains(w.worker_id) ||
+        !contacts_.Expired(contacts_.LastSeen(w.worker_id, w.last_seen_ms), now)) {
+      continue;
+    }
+    absl::Status removed = store_.RemoveWorker(w.worker_id);
+    if (absl::IsUnimplemented(removed)) return absl::OkStatus();  // a store that cannot
+    SLUICE_RETURN_IF_ERROR(removed);
+    spdlog::info("worker forgotten worker={} (unseen for {} s)", w.worker_id,
+                 config_.forget_workers_after_ms / 1000);
+  }
   return absl::OkStatus();
 }
 

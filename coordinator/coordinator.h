@@ -53,6 +53,12 @@ struct CoordinatorConfig {
   size_t max_tail_bytes = 64 * 1024;
   size_t max_error_text_bytes = 8 * 1024;
   int32_t max_phases_per_lease = 64;
+  // One heartbeat renews at most this many leases (a worker holds one per
+  // slot); more is InvalidArgument naming the limit (issue #14 item 8).
+  size_t max_heartbeat_lease_ids = 4096;
+  // A worker neither heard from nor holding a lease for this long is
+  // forgotten: dropped from the store's worker list and from WorkerContacts.
+  int64_t forget_workers_after_ms = kForgetWorkersAfterMs;
   // The scheduler's run-family rule (RunFamilyRule): "" = strip a trailing
   // date, letter or version; else an RE2 whose first group is the family.
   std::string family_pattern;
@@ -154,6 +160,12 @@ class Coordinator {
   // included): the history read once at start plus what this coordinator
   // recorded since. For sluice_attempts_total{outcome}.
   absl::StatusOr<std::map<Outcome, int64_t>> OutcomeTotals() { return policy_.OutcomeTotals(); }
+  // Telemetry events and run time over every attempt in the store, kept as
+  // counters (DrainPolicy::Effort): what /metrics and the web view's history
+  // read instead of every run's aggregates.
+  absl::StatusOr<DrainPolicy::EffortTotals> Effort() { return policy_.Effort(); }
+  // When each worker last called (for "connected" in /metrics and status).
+  const WorkerContacts& contacts() const { return contacts_; }
   // Ends the pause of leasing of `session_id` (empty: the active session);
   // returns the pause that ended. FailedPrecondition when it is not paused.
   absl::StatusOr<LeasingPause> ResumeLeasing(const std::string& session_id);
@@ -172,6 +184,12 @@ class Coordinator {
   // is for status and reports, never for leasing.
   absl::StatusOr<std::vector<SkipRow>> ExplainSkips(const SessionSettings& settings) {
     return planner_.ExplainSkips(settings);
+  }
+  // The run-level part of ExplainSkips (excluded, deferred) for `runs` only:
+  // what the web view's page of runs shows, without reading every run.
+  absl::StatusOr<std::vector<SkipRow>> ExplainRunSkips(const std::vector<RunStats>& runs,
+                                                       const SessionSettings& settings) {
+    return planner_.ExplainRunSkips(runs, settings);
   }
   // The session report (session_id "" = the latest); for the latest session
   // it carries ExplainSkips under that session's settings.
@@ -199,6 +217,8 @@ class Coordinator {
 
  private:
   absl::Status TickAsLeader();
+  // At most once a minute: forgets workers gone for forget_workers_after_ms.
+  absl::Status ForgetGoneWorkers();
 
   StateStore& store_;
   const Clock& clock_;
@@ -219,6 +239,7 @@ class Coordinator {
   // process could have heard (a restarted coordinator, or `status --store`,
   // knows just the stored registration time).
   const int64_t started_ms_;
+  std::atomic<int64_t> next_forget_ms_{0};
   Planner planner_;
 };
 

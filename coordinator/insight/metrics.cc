@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
@@ -102,6 +104,41 @@ absl::StatusOr<std::pair<std::string, int>> SplitHostPort(const std::string& add
         absl::StrCat("--metrics-listen: bad port in \"", address, "\""));
   }
   return std::make_pair(host, port);
+}
+
+// Pending phases the session's run selection allows, from counters: every
+// pending phase, or the listed runs' aggregates, minus the skipped
+// prefixes' (a range of runs each). Never every run.
+absl::StatusOr<int64_t> AllowedPending(StateStore& store, const SessionSettings& settings,
+                                       int64_t all_pending) {
+  if (!settings.run_ids.empty()) {
+    int64_t ready = 0;
+    for (const std::string& run_id : settings.run_ids) {
+      if (!Scheduler::RunAllowed(settings, run_id)) continue;
+      absl::StatusOr<std::optional<RunStats>> run = store.GetRunStats(run_id);
+      if (!run.ok()) return run.status();
+      if (*run) ready += (*run)->pending;
+    }
+    return ready;
+  }
+  int64_t ready = all_pending;
+  const std::set<std::string> prefixes(settings.skip_run_prefixes.begin(),
+                                       settings.skip_run_prefixes.end());
+  if (prefixes.contains("")) return 0;  // every run is skipped
+  for (const std::string& prefix : prefixes) {
+    // A prefix inside another skipped prefix is already subtracted.
+    const bool covered = std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& o) {
+      return o != prefix && prefix.starts_with(o);
+    });
+    if (covered) continue;
+    RunStatsQuery q;
+    q.run_id_prefix = prefix;
+    q.limit = 0;
+    absl::StatusOr<RunStatsPage> page = store.ListRunStatsPage(q);
+    if (!page.ok()) return page.status();
+    ready -= page->sum.pending;
+  }
+  return std::max<int64_t>(0, ready);
 }
 
 }  // namespace
@@ -227,11 +264,8 @@ void RegisterCoordinatorMetrics(MetricsRegistry& registry, Coordinator& coordina
 
   registry.AddCollector([&coordinator](MetricsRegistry& r) -> absl::Status {
     absl::StatusOr<CoordinatorStatus> status = coordinator.Status();
-    absl::StatusOr<std::vector<RunStats>> runs =
-        status.ok() ? coordinator.store().ListRunStats()
-                    : absl::StatusOr<std::vector<RunStats>>(status.status());
-    r.Set("sluice_store_up", {}, runs.ok() ? 1 : 0);
-    if (!runs.ok()) return runs.status();
+    r.Set("sluice_store_up", {}, status.ok() ? 1 : 0);
+    if (!status.ok()) return status.status();
     const PhaseCounts& p = status->phases;
     r.Set("sluice_phases", {{"state", "pending"}}, static_cast<double>(p.pending));
     r.Set("sluice_phases", {{"state", "leased"}}, static_cast<double>(p.leased));
@@ -239,12 +273,14 @@ void RegisterCoordinatorMetrics(MetricsRegistry& registry, Coordinator& coordina
     r.Set("sluice_phases", {{"state", "failed"}}, static_cast<double>(p.failed));
     r.Set("sluice_active_leases", {}, static_cast<double>(status->active_leases.size()));
 
-    // Connected: seen within one lease TTL of the newest heartbeat or now.
+    // Connected: called within one lease TTL (a lease poll, heartbeat or
+    // report, WorkerContacts), not registered within it.
     const int64_t now = SystemClock::Default().NowMs();
     int64_t connected = 0;
     int64_t free_slots = 0;
     for (const WorkerInfo& w : status->workers) {
-      if (w.last_seen_ms + coordinator.config().lease_ttl_ms < now) continue;
+      const int64_t seen = coordinator.contacts().LastSeen(w.worker_id, w.last_seen_ms);
+      if (seen + coordinator.config().lease_ttl_ms < now) continue;
       ++connected;
       auto it = status->active_leases_by_worker.find(w.worker_id);
       const int64_t busy = it == status->active_leases_by_worker.end() ? 0 : it->second;
@@ -256,9 +292,10 @@ void RegisterCoordinatorMetrics(MetricsRegistry& registry, Coordinator& coordina
     int64_t ready = 0;
     const bool active = status->session && status->session->state == SessionState::kActive;
     if (active && !status->session_done) {
-      for (const RunStats& s : *runs) {
-        if (Scheduler::RunAllowed(status->session->settings, s.run_id)) ready += s.pending;
-      }
+      absl::StatusOr<int64_t> allowed =
+          AllowedPending(coordinator.store(), status->session->settings, p.pending);
+      if (!allowed.ok()) return allowed.status();
+      ready = *allowed;
       const int32_t batch = status->session->settings.batch_size;
       if (batch > 0) {
         ready = std::min<int64_t>(
@@ -268,11 +305,9 @@ void RegisterCoordinatorMetrics(MetricsRegistry& registry, Coordinator& coordina
     r.Set("sluice_ready_backlog", {}, static_cast<double>(ready));
     r.Set("sluice_session_active", {}, active ? 1 : 0);
 
-    int64_t events = 0, run_ms = 0;
-    for (const RunStats& s : *runs) {
-      events += s.telemetry_events;
-      run_ms += s.run_ms;
-    }
+    absl::StatusOr<DrainPolicy::EffortTotals> effort = coordinator.Effort();
+    if (!effort.ok()) return effort.status();
+    const int64_t events = effort->telemetry_events, run_ms = effort->run_ms;
     absl::StatusOr<std::map<Outcome, int64_t>> outcomes = coordinator.OutcomeTotals();
     if (!outcomes.ok()) return outcomes.status();
     for (const auto& [outcome, count] : *outcomes) {

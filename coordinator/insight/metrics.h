@@ -83,8 +83,11 @@ class MetricsRegistry {
 std::vector<double> RpcLatencyBuckets();
 
 // Declares the coordinator's metric families and adds a collector that reads
-// Coordinator::Status() and the store's per-run aggregates at scrape time
-// (cost grows with the number of runs, never with attempts):
+// Coordinator::Status() and counters at scrape time: phase counts, the
+// coordinator's outcome and effort totals, and for sluice_ready_backlog the
+// session's listed runs or skipped prefixes only. No scrape reads every run,
+// phase or attempt (issue #14 item 8), and no series is labelled by run,
+// phase, worker or lease id, so the series count is fixed:
 //   sluice_phases{state}, sluice_active_leases, sluice_workers_connected,
 //   sluice_ready_backlog, sluice_attempts_total{outcome},
 //   sluice_telemetry_events_total, sluice_phase_run_seconds_total,

@@ -86,7 +86,12 @@ absl::Status DrainPolicy::EnsureLoaded() {
     failure_policy_.Load(history, unblocks);
     retry_evidence_.Load(history, transient);
     outcome_totals_.clear();  // a new term recounts from the store
-    for (const AttemptRecord& a : history) ++outcome_totals_[a.outcome];
+    effort_ = {};
+    for (const AttemptRecord& a : history) {
+      ++outcome_totals_[a.outcome];
+      effort_.telemetry_events += a.telemetry_events;
+      effort_.run_ms += a.duration_ms;
+    }
     loaded_ = true;
   }
   return absl::OkStatus();
@@ -159,6 +164,8 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
       report.outcome != Outcome::kCancelled && report.outcome != Outcome::kStartFailed;
   absl::MutexLock lock(&mu_);
   ++outcome_totals_[report.outcome];
+  effort_.telemetry_events += report.telemetry_events;
+  effort_.run_ms += report.duration_ms;
   failure_policy_.Observe(result.run_id, report.outcome, params.fingerprint, report.error_text,
                           params.now_ms, transient, result.phase_id);
   retry_evidence_.Observe(result.run_id, result.phase_id, report.outcome, params.fingerprint,
@@ -370,6 +377,12 @@ absl::StatusOr<std::map<Outcome, int64_t>> DrainPolicy::OutcomeTotals() {
   absl::MutexLock lock(&mu_);
   for (const auto& [outcome, count] : outcome_totals_) totals[outcome] = count;
   return totals;
+}
+
+absl::StatusOr<DrainPolicy::EffortTotals> DrainPolicy::Effort() {
+  SLUICE_RETURN_IF_ERROR(EnsureLoaded());
+  absl::MutexLock lock(&mu_);
+  return effort_;
 }
 
 absl::StatusOr<std::vector<FingerprintInfo>> DrainPolicy::Fingerprints() {

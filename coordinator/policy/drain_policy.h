@@ -125,6 +125,14 @@ class DrainPolicy {
 
   // Attempts by outcome, every outcome present.
   absl::StatusOr<std::map<Outcome, int64_t>> OutcomeTotals() ABSL_LOCKS_EXCLUDED(mu_);
+  // Every attempt's telemetry events and duration added up (all sessions):
+  // counted from the history once per term, then kept as reports arrive, so
+  // /metrics and the web view's history read no table. Lost attempts add 0.
+  struct EffortTotals {
+    int64_t telemetry_events = 0;
+    int64_t run_ms = 0;
+  };
+  absl::StatusOr<EffortTotals> Effort() ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<FingerprintInfo>> Fingerprints() ABSL_LOCKS_EXCLUDED(mu_);
   // Resolves `key_or_id`, records the unblock in the store and forgets the
   // fingerprint's occurrences. NotFound for an unknown fingerprint.
@@ -152,6 +160,7 @@ class DrainPolicy {
   std::map<std::string, int64_t> run_waiting_since_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> run_transient_streak_ ABSL_GUARDED_BY(mu_);
   std::map<Outcome, int64_t> outcome_totals_ ABSL_GUARDED_BY(mu_);
+  EffortTotals effort_ ABSL_GUARDED_BY(mu_);
   // Attempts in a row without telemetry in zero_yield_session_; in memory
   // only, so a coordinator restart starts the count again.
   std::string zero_yield_session_ ABSL_GUARDED_BY(mu_);

@@ -71,16 +71,7 @@ absl::StatusOr<LeasePlan> Planner::Plan(const SessionSettings& settings, int64_t
 
 absl::StatusOr<std::vector<SkipRow>> Planner::ExplainSkips(const SessionSettings& settings) {
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
-  SLUICE_ASSIGN_OR_RETURN(std::vector<RunDecision> decisions,
-                          policy_.Decide(runs, settings, clock_.NowMs()));
-  std::vector<SkipRow> rows;
-  for (const RunDecision& d : decisions) {
-    if (!d.excluded.empty()) {
-      rows.push_back(Row(d.excluded, d.ranking.run_id, "", d.pending));
-    } else if (!d.ranking.deferred.empty()) {
-      rows.push_back(Row(d.ranking.deferred, d.ranking.run_id, "", d.pending));
-    }
-  }
+  SLUICE_ASSIGN_OR_RETURN(std::vector<SkipRow> rows, ExplainRunSkips(runs, settings));
   SLUICE_ASSIGN_OR_RETURN(std::vector<WorkerInfo> workers, store_.ListWorkers());
   constexpr int64_t kMaxWaitingRows = 100;
   // Only phases that require labels can wait for a worker, and the store
@@ -110,6 +101,21 @@ absl::StatusOr<std::vector<SkipRow>> Planner::ExplainSkips(const SessionSettings
     rows.push_back(Row({SkipReason::kNeedsLabelsUnlisted, ""}, "*", "", waiting - kMaxWaitingRows));
   }
   SLUICE_RETURN_IF_ERROR(AddFailedForGoodRows(runs, settings, &rows));
+  return rows;
+}
+
+absl::StatusOr<std::vector<SkipRow>> Planner::ExplainRunSkips(const std::vector<RunStats>& runs,
+                                                              const SessionSettings& settings) {
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunDecision> decisions,
+                          policy_.Decide(runs, settings, clock_.NowMs()));
+  std::vector<SkipRow> rows;
+  for (const RunDecision& d : decisions) {
+    if (!d.excluded.empty()) {
+      rows.push_back(Row(d.excluded, d.ranking.run_id, "", d.pending));
+    } else if (!d.ranking.deferred.empty()) {
+      rows.push_back(Row(d.ranking.deferred, d.ranking.run_id, "", d.pending));
+    }
+  }
   return rows;
 }
 

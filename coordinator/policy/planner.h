@@ -53,6 +53,10 @@ class Planner {
   // Reads every pending labelled phase: for status and reports, never for
   // leasing.
   absl::StatusOr<std::vector<SkipRow>> ExplainSkips(const SessionSettings& settings);
+  // The run-level rows of ExplainSkips (excluded and deferred runs) for
+  // `runs` only: reads nothing per phase (the web view's page of runs).
+  absl::StatusOr<std::vector<SkipRow>> ExplainRunSkips(const std::vector<RunStats>& runs,
+                                                       const SessionSettings& settings);
 
   // The session report (session_id "" = the latest); for the latest session
   // it carries ExplainSkips under that session's settings. NotFound without

@@ -55,6 +55,42 @@ struct ReportParams {
 
 // A new random cluster id: "cl-" and 16 hex digits (64 bits from the OS).
 std::string NewClusterId();
+// A page of per-run aggregates (the web view's Runs page), filtered, sorted
+// and cut inside the store. Reads the run aggregates (one row per run),
+// never the phases; `sum` adds up every matching run, not just the page.
+struct RunStatsQuery {
+  std::string run_id_prefix;  // only runs whose id starts with this
+  std::string contains;       // only runs whose id contains this
+  // "" (any), "active" (pending or leased phases), "done" (nothing pending
+  // or leased), "failed" (some phase failed for good).
+  std::string state;
+  // run_id, attempts, successes, events, yield (events per minute of run
+  // time, 0 without run time), pending, failed, run_ms. Ties: by run id.
+  std::string sort = "run_id";
+  bool descending = false;
+  int64_t offset = 0;
+  int64_t limit = 50;
+};
+
+struct RunStatsPage {
+  std::vector<RunStats> rows;  // best_pending_priority is left 0
+  int64_t total = 0;           // matching runs
+  RunStats sum;                // every matching run added up (run_id empty)
+};
+
+// One phase's attempts, newest first, with their stdout/stderr tails.
+struct AttemptPage {
+  std::vector<AttemptRecord> rows;
+  int64_t total = 0;  // the phase's attempts in the store
+};
+
+// Shared by the stores' ListRunStatsPage: InvalidArgument for an unknown
+// sort key or state, or a negative offset or limit.
+absl::Status CheckRunStatsQuery(const RunStatsQuery& query);
+// The value `sort` orders by (not for "run_id").
+double RunStatsSortKey(const RunStats& run, const std::string& sort);
+// Adds every counter of `s` to `into` (run_id and priority untouched).
+void AddRunStats(RunStats& into, const RunStats& s);
 
 class StateStore {
  public:
@@ -107,6 +143,10 @@ class StateStore {
 
   virtual absl::Status UpsertWorker(const WorkerInfo& worker) = 0;
   virtual absl::StatusOr<std::vector<WorkerInfo>> ListWorkers() = 0;
+  // Forgets a registered worker (gone for longer than the coordinator keeps
+  // workers, see WorkerContacts). Unknown ids are not an error. Its attempts
+  // and leases are not touched. The default is Unimplemented.
+  virtual absl::Status RemoveWorker(const std::string& worker_id);
 
   // Sessions. At most one is active; starting one while another is active is
   // FailedPrecondition.
@@ -148,6 +188,18 @@ class StateStore {
   // (status checks whether some registered worker can take them). The default
   // walks ListRunStats and ListPendingPhases: correct, not cheap.
   virtual absl::StatusOr<std::vector<PhaseRecord>> ListPendingLabelledPhases(int64_t limit);
+
+  // A page of runs, as RunStatsQuery says; InvalidArgument for an unknown
+  // sort key or state. Cost grows with the number of runs (their aggregate
+  // rows), never with phases or attempts. The default sorts ListRunStats.
+  virtual absl::StatusOr<RunStatsPage> ListRunStatsPage(const RunStatsQuery& query);
+
+  // Attempts of one phase, newest first, from `offset`, at most `limit`, with
+  // their output tails (the web view's Phase page). Cost grows with `limit`
+  // through an index by phase, not with the store's attempts. The default
+  // filters ListAttempts(""): correct, not cheap.
+  virtual absl::StatusOr<AttemptPage> ListPhaseAttempts(const PhaseKey& key, int64_t offset,
+                                                        int64_t limit);
 
   // Small durable key-value records for scheduling policy (e.g. kind
   // "fingerprint_unblock": fingerprint -> JSON). Put replaces.

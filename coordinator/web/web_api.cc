@@ -78,18 +78,6 @@ struct RunRow {
   double yield() const { return YieldPerMinute(stats.telemetry_events, stats.run_ms); }
 };
 
-void AddStats(RunStats& into, const RunStats& s) {
-  into.pending += s.pending;
-  into.leased += s.leased;
-  into.succeeded += s.succeeded;
-  into.failed += s.failed;
-  into.attempts += s.attempts;
-  into.successes += s.successes;
-  into.timeouts += s.timeouts;
-  into.telemetry_events += s.telemetry_events;
-  into.run_ms += s.run_ms;
-}
-
 bool KeepRow(const RunRow& r, const RunsQuery& q) {
   if (!q.contains.empty() && !absl::StrContains(r.run_id, q.contains) &&
       !absl::StrContains(r.family, q.contains)) {
@@ -196,32 +184,31 @@ absl::Status WebApi::ValidatePage(const PageQuery& page) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<WebSample> WebApi::TakeSample(const CoordinatorStatus& status,
-                                             const std::vector<RunStats>& runs) {
+absl::StatusOr<WebSample> WebApi::TakeSample(const PhaseCounts& phases) {
   WebSample sample;
   sample.at_ms = clock_.NowMs();
-  sample.done = status.phases.succeeded + status.phases.failed;
-  sample.total = status.phases.total();
+  sample.done = phases.succeeded + phases.failed;
+  sample.total = phases.total();
   SLUICE_ASSIGN_OR_RETURN(auto outcomes, coordinator_.OutcomeTotals());
   for (const auto& [outcome, n] : outcomes) sample.outcomes[std::string(OutcomeName(outcome))] = n;
-  for (const RunStats& r : runs) {
-    sample.telemetry_events += r.telemetry_events;
-    sample.run_ms += r.run_ms;
-  }
+  SLUICE_ASSIGN_OR_RETURN(DrainPolicy::EffortTotals effort, coordinator_.Effort());
+  sample.telemetry_events = effort.telemetry_events;
+  sample.run_ms = effort.run_ms;
   history_.Add(sample);
   return sample;
 }
 
 absl::Status WebApi::Sample() {
-  SLUICE_ASSIGN_OR_RETURN(CoordinatorStatus status, coordinator_.Status());
-  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, coordinator_.store().ListRunStats());
-  return TakeSample(status, runs).status();
+  // Counters only (phase counts, outcome and effort totals): a sample costs
+  // the same at 10 runs as at 10,000.
+  SLUICE_RETURN_IF_ERROR(coordinator_.CheckLeader());
+  SLUICE_ASSIGN_OR_RETURN(PhaseCounts phases, coordinator_.store().CountPhases());
+  return TakeSample(phases).status();
 }
 
 absl::StatusOr<json> WebApi::Overview() {
   SLUICE_ASSIGN_OR_RETURN(CoordinatorStatus status, coordinator_.Status());
-  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, coordinator_.store().ListRunStats());
-  SLUICE_ASSIGN_OR_RETURN(WebSample now, TakeSample(status, runs));
+  SLUICE_ASSIGN_OR_RETURN(WebSample now, TakeSample(status.phases));
   int64_t attempts = 0;
   for (const auto& [outcome, n] : now.outcomes) attempts += n;
   const double rate = history_.DonePerMinute(kRateWindowMs);
@@ -270,6 +257,12 @@ absl::StatusOr<json> WebApi::Runs(const RunsQuery& query) {
       query.state != "failed" && query.state != "skipped") {
     return absl::InvalidArgumentError("state must be active, done, failed or skipped");
   }
+  // Runs one by one, by a stored column: the store filters, sorts and cuts
+  // the page. Families, the family sort and the skipped filter need every
+  // run (grows with runs, never with phases).
+  if (!query.by_family && query.sort != "family" && query.state != "skipped") {
+    return RunsFromStorePage(query);
+  }
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> stats, coordinator_.store().ListRunStats());
   SLUICE_ASSIGN_OR_RETURN(auto session, coordinator_.store().LatestSession());
   SLUICE_ASSIGN_OR_RETURN(
@@ -295,7 +288,7 @@ absl::StatusOr<json> WebApi::Runs(const RunsQuery& query) {
           RunRow{.run_id = family, .family = family, .runs = 0, .stats = {}, .skips = {}});
     RunRow& row = rows[it->second];
     ++row.runs;
-    AddStats(row.stats, s);
+    AddRunStats(row.stats, s);
     if (skips != skips_by_run.end()) {
       row.skips.insert(row.skips.end(), skips->second.begin(), skips->second.end());
     }
@@ -306,6 +299,37 @@ absl::StatusOr<json> WebApi::Runs(const RunsQuery& query) {
   json out = {{"page", PageJson(query.page, total)}, {"rows", json::array()}};
   for (const RunRow& r : Slice(std::move(rows), query.page)) {
     out["rows"].push_back(RunRowJson(r, query.by_family));
+  }
+  return out;
+}
+
+absl::StatusOr<json> WebApi::RunsFromStorePage(const RunsQuery& query) {
+  SLUICE_RETURN_IF_ERROR(coordinator_.CheckLeader());
+  RunStatsQuery q;
+  q.contains = query.contains;
+  q.state = query.state;
+  q.sort = query.sort;
+  q.descending = query.descending;
+  q.offset = query.page.offset;
+  q.limit = query.page.limit;
+  SLUICE_ASSIGN_OR_RETURN(RunStatsPage page, coordinator_.store().ListRunStatsPage(q));
+  SLUICE_ASSIGN_OR_RETURN(auto session, coordinator_.store().LatestSession());
+  // Why the page's runs are excluded or deferred, decided for them alone.
+  SLUICE_ASSIGN_OR_RETURN(
+      std::vector<SkipRow> skipped,
+      coordinator_.ExplainRunSkips(page.rows, session ? session->settings : SessionSettings{}));
+  json out = {{"page", PageJson(query.page, static_cast<size_t>(page.total))},
+              {"rows", json::array()}};
+  for (const RunStats& s : page.rows) {
+    RunRow row{.run_id = s.run_id,
+               .family = family_rule_.Family(s.run_id),
+               .runs = 1,
+               .stats = s,
+               .skips = {}};
+    for (const SkipRow& k : skipped) {
+      if (k.run_id == s.run_id) row.skips.push_back(&k);
+    }
+    out["rows"].push_back(RunRowJson(row, /*by_family=*/false));
   }
   return out;
 }
@@ -390,18 +414,13 @@ absl::StatusOr<json> WebApi::Phase(const std::string& run_id, const std::string&
   SLUICE_ASSIGN_OR_RETURN(auto phase, coordinator_.store().GetPhase({run_id, phase_id}));
   if (!phase) return absl::NotFoundError(absl::StrCat("no phase ", run_id, "/", phase_id));
   SLUICE_ASSIGN_OR_RETURN(auto session, coordinator_.store().LatestSession());
-  std::vector<AttemptRecord> attempts;
-  if (session) {
-    SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> all,
-                            coordinator_.store().ListAttempts(session->session_id));
-    for (AttemptRecord& a : all) {
-      if (a.run_id == run_id && a.phase_id == phase_id) attempts.push_back(std::move(a));
-    }
-  }
-  std::reverse(attempts.begin(), attempts.end());  // newest first
-  const size_t total = attempts.size();
+  // Every session's attempts of this phase, newest first, one page of them
+  // read through the store's index by phase (with their tails: only here).
+  SLUICE_ASSIGN_OR_RETURN(AttemptPage attempts, coordinator_.store().ListPhaseAttempts(
+                                                    {run_id, phase_id}, page.offset, page.limit));
+  const size_t total = static_cast<size_t>(attempts.total);
   json rows = json::array();
-  for (const AttemptRecord& a : Slice(std::move(attempts), page)) rows.push_back(AttemptJson(a));
+  for (const AttemptRecord& a : attempts.rows) rows.push_back(AttemptJson(a));
   const PhaseRecord& p = *phase;
   return json{{"run_id", p.spec.run_id},
               {"phase_id", p.spec.phase_id},

@@ -2,16 +2,21 @@
 // handlers in web_http.h parse a request, call one method here and send the
 // result. Documented in docs/web.md; keys are stable.
 //
-// Cost per call (nothing reads every phase or every attempt of the store):
-//   Overview, Workers  Coordinator::Status() (counts, workers, leases) plus
-//                      ListRunStats (grows with runs): what a /metrics
-//                      scrape reads.
-//   Runs               ListRunStats plus ExplainSkips under the latest
-//                      session's settings: what `sluice status` reads.
+// Cost per call (nothing reads every phase or every attempt of the store;
+// measured at 1M phases and 10k runs in docs/web.md):
+//   Overview           Coordinator::Status() (counters, workers, leases) plus
+//                      the coordinator's outcome and effort counters.
+//   Sample             phase counters plus those counters (the history).
+//   Workers            Coordinator::Status().
+//   Runs               one page from StateStore::ListRunStatsPage (filtered,
+//                      sorted and cut by the store over its run aggregates)
+//                      and the skip reasons of that page's runs only. By
+//                      family, by family name or state=skipped: every run's
+//                      aggregates (grows with runs, never with phases).
 //   Fingerprints       the failure policy's in-memory table.
-//   Phase              GetPhase plus the latest session's attempts, filtered
-//                      (grows with that session's attempts: `sluice report`).
-// Lists are paginated (offset, limit <= kMaxPageSize) after sorting.
+//   Phase              GetPhase plus one page of StateStore::ListPhaseAttempts
+//                      (an index by phase; every session's attempts).
+// Lists are paginated (offset, limit <= kMaxPageSize).
 //
 // Errors: InvalidArgument for a bad parameter (with its name), NotFound for
 // an unknown phase or fingerprint, FailedPrecondition for a resume without a
@@ -81,8 +86,9 @@ class WebApi {
   static absl::Status ValidatePage(const PageQuery& page);
 
  private:
-  absl::StatusOr<WebSample> TakeSample(const CoordinatorStatus& status,
-                                       const std::vector<RunStats>& runs);
+  absl::StatusOr<WebSample> TakeSample(const PhaseCounts& phases);
+  // The runs page for every query the store can answer by itself.
+  absl::StatusOr<nlohmann::json> RunsFromStorePage(const RunsQuery& query);
 
   Coordinator& coordinator_;
   const Clock& clock_;

@@ -99,6 +99,30 @@ TEST(RedisStoreTest, NeverUsesKeysOrScan) {
   EXPECT_THAT(stats, Not(HasSubstr("cmdstat_eval:"))) << "scripts run by SHA, never resent";
 }
 
+TEST(RedisStoreTest, ALongHistoryIsReadInChunksInEndOrder) {
+  // Bug (#14 item 8): start-up and takeover read every attempt in one script;
+  // at a million attempts it blocked Redis for seconds, the leader lease's
+  // renewal failed and the coordinator lost leadership before it served.
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  std::unique_ptr<RedisStateStore> store = OpenStore(*server);
+  constexpr int kAttempts = 12'345;  // two full chunks of 5,000 and a part
+  for (int i = 0; i < kAttempts; ++i) {
+    const std::string id = absl::StrCat("L", i);
+    ASSERT_TRUE(server
+                    ->Command({"HSET", "sluice:attempt:" + id, "lease_id", id, "run_id", "r1",
+                               "phase_id", "p1", "outcome", "succeeded", "stderr_tail", "x"})
+                    .ok());
+    ASSERT_TRUE(server->Command({"RPUSH", "sluice:attempts", id}).ok());
+  }
+  ASSERT_TRUE(server->Command({"CONFIG", "RESETSTAT"}).ok());
+  const std::vector<AttemptRecord> all = Ok(store->ListAttemptsWithoutOutput(""));
+  ASSERT_EQ(all.size(), static_cast<size_t>(kAttempts));
+  for (int i = 0; i < kAttempts; ++i) ASSERT_EQ(all[i].lease_id, absl::StrCat("L", i));
+  EXPECT_EQ(all.back().stderr_tail, "");
+  const std::string stats = Ok(server->Command({"INFO", "commandstats"}));
+  EXPECT_THAT(stats, HasSubstr("cmdstat_evalsha:calls=3,"));
+}
+
 TEST(RedisStoreTest, ReloadsScriptsAfterScriptFlush) {
   std::unique_ptr<RedisServer> server = StartOrThrow();
   std::unique_ptr<RedisStateStore> store = OpenStore(*server);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/coordinator/coordinator_fixture.h"
 
 namespace sluice::testing {
@@ -309,5 +310,50 @@ TEST_F(CoordinatorTest, HeartbeatRejectsMalformedIds) {
   EXPECT_THAT(std::string(st.message()), HasSubstr("lease_id"));
 }
 
+TEST_F(CoordinatorTest, HeartbeatWithMoreLeaseIdsThanTheBoundIsRefusedWithTheLimit) {
+  // Bug (#14 item 8): one heartbeat could carry ~800k lease ids (a whole
+  // gRPC message of them) and the coordinator renewed them all in one store
+  // call; a worker holds one lease per slot.
+  RegisterWorker("w1");
+  const size_t limit = Config().max_heartbeat_lease_ids;
+  ASSERT_EQ(limit, 4096u);
+  std::vector<std::string> ids;
+  for (size_t i = 0; i <= limit; ++i) ids.push_back(absl::StrCat("L", i));
+  absl::Status st = Err(coord_.Heartbeat("w1", ids));
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("at most 4096"));
+  ids.pop_back();  // exactly the bound: renewed (unknown ids come back to cancel)
+  EXPECT_EQ(Ok(coord_.Heartbeat("w1", ids)).size(), limit);
+}
+
+TEST_F(CoordinatorTest, WorkersUnseenForTheForgetTimeAreForgottenBusyAndCallingOnesKept) {
+  // Bug (#14 item 8): every worker id that ever registered stayed in the
+  // store's worker list (and in status, /metrics, the web view) forever.
+  CoordinatorConfig config = Config();
+  config.forget_workers_after_ms = 10 * 60'000;
+  Coordinator coord(store_, clock_, config);
+  for (const char* id : {"gone", "busy", "idle"}) {
+    WorkerInfo w;
+    w.worker_id = id;
+    w.host = "h";
+    w.slots = 1;
+    Ok(coord.Register(w));
+  }
+  Import({Spec("r1", "p1")});
+  Start();
+  LeaseResult leased = Ok(coord.Lease("busy", "req-1", 1, 0));
+  ASSERT_EQ(leased.leases.size(), 1u);
+  const std::string lease_id = leased.leases[0].lease_id;
+  for (int i = 0; i < 90; ++i) {  // 15 minutes: "busy" heartbeats, "idle" long-polls
+    clock_.AdvanceMs(10'000);
+    Ok(coord.Heartbeat("busy", {lease_id}));
+    Ok(coord.Lease("idle", absl::StrCat("poll-", i), 1, 0));
+    Ok(coord.Tick());
+  }
+  std::vector<std::string> ids;
+  for (const WorkerInfo& w : Ok(store_.ListWorkers())) ids.push_back(w.worker_id);
+  EXPECT_THAT(ids, ElementsAre("busy", "idle"));
+  EXPECT_EQ(coord.contacts().size(), 2u);
+}
 }  // namespace
 }  // namespace sluice::testing

@@ -52,6 +52,16 @@ class ForwardingStateStore : public StateStore {
     return target_->UpsertWorker(worker);
   }
   absl::StatusOr<std::vector<WorkerInfo>> ListWorkers() override { return target_->ListWorkers(); }
+  absl::Status RemoveWorker(const std::string& worker_id) override {
+    return target_->RemoveWorker(worker_id);
+  }
+  absl::StatusOr<RunStatsPage> ListRunStatsPage(const RunStatsQuery& query) override {
+    return target_->ListRunStatsPage(query);
+  }
+  absl::StatusOr<AttemptPage> ListPhaseAttempts(const PhaseKey& key, int64_t offset,
+                                                int64_t limit) override {
+    return target_->ListPhaseAttempts(key, offset, limit);
+  }
   absl::Status CreateSession(const SessionRecord& session) override {
     return target_->CreateSession(session);
   }

@@ -37,6 +37,8 @@ enum Script : size_t {
   kGetRunStats,
   kListPendingLabelled,
   kInitCounters,
+  kListPhaseAttempts,
+  kRemoveWorker,
   kScriptCount,
 };
 
@@ -67,6 +69,8 @@ constexpr ScriptDef kScripts[kScriptCount] = {
     {kR, false, redis_lua::kGetRunStatsLua},
     {kR, false, redis_lua::kListPendingLabelledLua},
     {kW, false, redis_lua::kInitCountersLua},
+    {kR, false, redis_lua::kListPhaseAttemptsLua},
+    {kW, true, redis_lua::kRemoveWorkerLua},
 };
 
 std::vector<std::string> ScriptSources() {
@@ -400,6 +404,28 @@ absl::Status RedisStateStore::UpsertWorker(const WorkerInfo& w) {
       .status();
 }
 
+absl::Status RedisStateStore::RemoveWorker(const std::string& worker_id) {
+  return Run(kRemoveWorker, {worker_id}).status();
+}
+
+absl::StatusOr<AttemptPage> RedisStateStore::ListPhaseAttempts(const PhaseKey& key, int64_t offset,
+                                                               int64_t limit) {
+  if (offset < 0 || limit < 0) return absl::InvalidArgumentError("offset and limit >= 0");
+  SLUICE_ASSIGN_OR_RETURN(
+      RedisReply r, Run(kListPhaseAttempts,
+                        {key.run_id, key.phase_id, std::to_string(offset), std::to_string(limit)}));
+  if (r.type != RedisReply::Type::kArray || r.elements.empty() ||
+      (r.elements.size() - 1) % kAttemptFieldCount != 0) {
+    return absl::InternalError("redis: unexpected reply to phase attempts");
+  }
+  AttemptPage page;
+  page.total = r.elements[0].Int();
+  for (size_t i = 1; i < r.elements.size(); i += kAttemptFieldCount) {
+    page.rows.push_back(DecodeAttempt(RedisRow(r.elements, i)));
+  }
+  return page;
+}
+
 absl::StatusOr<std::vector<WorkerInfo>> RedisStateStore::ListWorkers() {
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListWorkers, {}));
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kWorkerFieldCount, "list workers"));
@@ -457,11 +483,21 @@ absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttemptsWithoutO
 
 absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttemptRows(
     const std::string& session_id, bool with_output) {
-  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListAttempts, {session_id, with_output ? "1" : "0"}));
-  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kAttemptFieldCount, "list attempts"));
+  // In chunks: one script over a million attempts would block Redis for
+  // seconds (every other client, the leader lease's renewal included). The
+  // lists only grow at their end, so consecutive ranges read every attempt
+  // once, and those recorded meanwhile too.
+  constexpr int64_t kChunk = 5'000;
   std::vector<AttemptRecord> out;
-  for (size_t i = 0; i < r.elements.size(); i += kAttemptFieldCount) {
-    out.push_back(DecodeAttempt(RedisRow(r.elements, i)));
+  for (int64_t first = 0;; first += kChunk) {
+    SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListAttempts, {session_id, with_output ? "1" : "0",
+                                                              std::to_string(first),
+                                                              std::to_string(first + kChunk - 1)}));
+    SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kAttemptFieldCount, "list attempts"));
+    for (size_t i = 0; i < r.elements.size(); i += kAttemptFieldCount) {
+      out.push_back(DecodeAttempt(RedisRow(r.elements, i)));
+    }
+    if (r.elements.size() < static_cast<size_t>(kChunk) * kAttemptFieldCount) break;
   }
   return out;
 }

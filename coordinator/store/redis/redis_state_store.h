@@ -63,6 +63,9 @@ class RedisStateStore final : public StateStore, public WriteFence {
   absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() override;
   absl::Status UpsertWorker(const WorkerInfo& worker) override;
   absl::StatusOr<std::vector<WorkerInfo>> ListWorkers() override;
+  absl::Status RemoveWorker(const std::string& worker_id) override;
+  absl::StatusOr<AttemptPage> ListPhaseAttempts(const PhaseKey& key, int64_t offset,
+                                                int64_t limit) override;
   absl::Status CreateSession(const SessionRecord& session) override;
   absl::Status EndSession(const std::string& session_id, SessionState state, int64_t ended_at_ms,
                           const std::string& reason) override;

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS attempts(
   telemetry_by_type TEXT NOT NULL, stdout_tail TEXT NOT NULL, stderr_tail TEXT NOT NULL,
   started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS attempts_by_session ON attempts(session_id, seq);
+CREATE INDEX IF NOT EXISTS attempts_by_phase ON attempts(run_id, phase_id, seq);
 CREATE TABLE IF NOT EXISTS late_reports(
   lease_id TEXT PRIMARY KEY, worker_id TEXT NOT NULL, outcome TEXT NOT NULL,
   telemetry_events INTEGER NOT NULL, error_text TEXT NOT NULL, received_at INTEGER NOT NULL);

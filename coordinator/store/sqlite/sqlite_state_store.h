@@ -42,6 +42,7 @@ class SqliteStateStore final : public StateStore {
   absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() override;
   absl::Status UpsertWorker(const WorkerInfo& worker) override;
   absl::StatusOr<std::vector<WorkerInfo>> ListWorkers() override;
+  absl::Status RemoveWorker(const std::string& worker_id) override;
   absl::Status CreateSession(const SessionRecord& session) override;
   absl::Status EndSession(const std::string& session_id, SessionState state, int64_t ended_at_ms,
                           const std::string& reason) override;
@@ -56,6 +57,9 @@ class SqliteStateStore final : public StateStore {
   absl::StatusOr<int64_t> CountLateReports() override;
   absl::StatusOr<std::vector<PhaseRecord>> ListPendingPhases(const std::string& run_id,
                                                              int64_t limit) override;
+  absl::StatusOr<RunStatsPage> ListRunStatsPage(const RunStatsQuery& query) override;
+  absl::StatusOr<AttemptPage> ListPhaseAttempts(const PhaseKey& key, int64_t offset,
+                                                int64_t limit) override;
   absl::Status PutPolicyRecord(const std::string& kind, const std::string& key,
                                const std::string& value) override;
   absl::StatusOr<std::map<std::string, std::string>> ListPolicyRecords(

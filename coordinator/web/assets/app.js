@@ -9,7 +9,7 @@ const POLL_MS = 2000;
 const TOKEN_KEY = 'sluice-admin-token';
 const SVG = 'http://www.w3.org/2000/svg';
 const OUTCOME_COLORS = { succeeded: '#1a6b2f', failed: '#a4161a', timed_out: '#8a4b00',
-  killed: '#6f2da8', cancelled: '#4a5360', lost: '#0b5cad' };
+  killed: '#6f2da8', cancelled: '#4a5360', lost: '#0b5cad', start_failed: '#8c2f5a' };
 const state = { page: 'overview', params: new URLSearchParams(), runsOffset: 0, fpOffset: 0,
   last: '', timer: null };
 

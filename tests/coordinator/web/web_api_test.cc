@@ -5,12 +5,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/insight/session_report.h"
+#include "coordinator/web/web_assets.h"
 #include "tests/coordinator/coordinator_fixture.h"
+#include "tests/testing/scan_counting_state_store.h"
 #include "tests/testing/status_matchers.h"
 
 namespace sluice::testing {
@@ -297,6 +300,99 @@ TEST_F(WebApiTest, APausedDrainShowsTheAlarmAndResumeEndsThePause) {
   EXPECT_EQ(resumed["session_id"], "s1");
   EXPECT_TRUE(Ok(api_.Workers(true))["pause"].is_null());
   EXPECT_EQ(LeaseNow("w1").leases.size(), 1u);  // leasing again
+}
+
+class WebApiScaleTest : public WebApiTest {
+ protected:
+  WebApiScaleTest()
+      : counting_(store_), coord2_(counting_, clock_, Config()), api2_(coord2_, clock_) {
+    RegisterWorker("w1");
+    Import(
+        {Spec("a-1", "p1", 1), Spec("a-1", "p2", 2), Spec("b-1", "p1", 1), Spec("c-1", "p1", 1)});
+    Start();
+    failed_ = Run(Outcome::kFailed, 0, 2'000, "w1", "boom");
+    Run(Outcome::kSucceeded, 12, 60'000);
+    Run(Outcome::kSucceeded, 3, 30'000);
+    // The history is read once per coordinator term (start-up): not per page.
+    Ok(coord2_.OutcomeTotals());
+    counting_.run_scans = counting_.attempt_scans = 0;
+  }
+
+  ScanCountingStateStore counting_;
+  LeaseGrant failed_;
+  Coordinator coord2_;
+  WebApi api2_;
+};
+
+TEST_F(WebApiScaleTest, TheHistorySamplerReadsCountersNotEveryRun) {
+  // Bug (#15): the sampler read every run's aggregates every 5 s whenever
+  // HTTP was on (10,000 rows a sample at 10,000 runs).
+  Ok(api2_.Sample());
+  Ok(api2_.Sample());
+  EXPECT_EQ(counting_.run_scans, 0);
+  EXPECT_EQ(counting_.attempt_scans, 0);
+  const json o = Ok(api2_.Overview());
+  // Same numbers as a full recount from the run aggregates.
+  int64_t events = 0, run_ms = 0;
+  for (const RunStats& r : Ok(store_.ListRunStats())) {
+    events += r.telemetry_events;
+    run_ms += r.run_ms;
+  }
+  EXPECT_EQ(o["telemetry_events"], events);
+  EXPECT_EQ(o["run_ms"], run_ms);
+  EXPECT_EQ(o["history"].back()["telemetry_events"], 15);
+}
+
+TEST_F(WebApiScaleTest, ARunsPageIsCutByTheStoreNotSortedFromEveryRun) {
+  // Bug (#15): the runs page read every run's aggregates and explained the
+  // skips of every run (reading every attempt once a phase had failed for
+  // good) on each load, then sorted and cut in the coordinator.
+  RunsQuery q;
+  q.sort = "events";
+  q.descending = true;
+  q.page = {.offset = 0, .limit = 2};
+  const json page = Ok(api2_.Runs(q));
+  EXPECT_EQ(counting_.run_scans, 0);
+  EXPECT_EQ(counting_.attempt_scans, 0);
+  // The same page cut from every run, as the coordinator used to.
+  std::vector<RunStats> all = Ok(store_.ListRunStats());
+  std::stable_sort(all.begin(), all.end(), [](const RunStats& a, const RunStats& b) {
+    return a.telemetry_events > b.telemetry_events;
+  });
+  EXPECT_EQ(page["page"]["total"], all.size());
+  EXPECT_THAT(Ids(page["rows"], "run_id"), ElementsAre(all[0].run_id, all[1].run_id));
+  EXPECT_EQ(page["rows"][0]["telemetry_events"], all[0].telemetry_events);
+  q.by_family = true;  // families add up every run: that read is documented
+  EXPECT_EQ(Ok(api2_.Runs(q))["page"]["total"], 3);
+}
+
+TEST_F(WebApiScaleTest, APhasePageReadsThatPhasesAttemptsOnly) {
+  // Bug (#15): the Phase page read the latest session's every attempt, with
+  // stdout/stderr tails, and filtered them.
+  const json p = Ok(api2_.Phase(failed_.run_id, failed_.phase_id, {.offset = 0, .limit = 1}));
+  EXPECT_EQ(counting_.attempt_scans, 0);
+  std::vector<AttemptRecord> want;  // the phase's attempts, by a full read
+  for (const AttemptRecord& a : Ok(store_.ListAttempts(""))) {
+    if (a.run_id == failed_.run_id && a.phase_id == failed_.phase_id) want.push_back(a);
+  }
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ(p["page"]["total"], want.size());
+  ASSERT_EQ(p["rows"].size(), 1u);
+  EXPECT_EQ(p["rows"][0]["lease_id"], want.back().lease_id);  // newest first
+}
+
+TEST(WebAssetsTest, TheOutcomeLegendNamesEveryOutcome) {
+  // Bug (#15): the overview's outcome chart had no colour (and no legend
+  // entry) for start_failed.
+  const std::string js(web_assets::kAppJs);
+  const size_t begin = js.find("const OUTCOME_COLORS");
+  ASSERT_NE(begin, std::string::npos);
+  const std::string legend = js.substr(begin, js.find("};", begin) - begin);
+  for (Outcome o : {Outcome::kSucceeded, Outcome::kFailed, Outcome::kTimedOut, Outcome::kKilled,
+                    Outcome::kCancelled, Outcome::kLost, Outcome::kStartFailed}) {
+    EXPECT_NE(legend.find(" " + std::string(OutcomeName(o)) + ": '#"), std::string::npos)
+        << OutcomeName(o);
+  }
 }
 
 }  // namespace

@@ -31,7 +31,7 @@ for _, L in ipairs(items) do
              'error_text', lost_error, 'fingerprint', lost_fingerprint, 'telemetry_events', '0',
              'telemetry_by_type', '{}', 'stdout_tail', '', 'stderr_tail', '',
              'started_at', L[9], 'ended_at', now)
-  index_attempt(id, session, 'lost')
+  index_attempt(id, session, 'lost', run, phase)
   redis.call('DEL', k_lease(id))
   redis.call('ZREM', K_LEASES, id)
   local pk = k_phase(run, phase)

@@ -1,6 +1,8 @@
 -- ARGV: prefix, session_id ('' = every attempt), with_output ('0': stdout and
--- stderr tails left empty, so start-up reads no output). Returns the 19
--- ATTEMPT_FIELDS of each attempt in end order.
+-- stderr tails left empty, so start-up reads no output), first, last (list
+-- indexes, inclusive: the caller reads a long history in chunks so that no
+-- one script blocks Redis for long). Returns the 19 ATTEMPT_FIELDS of each
+-- attempt in that range, in end order.
 local list = K_ATTEMPTS
 if ARGV[2] ~= '' then list = k_sattempts(ARGV[2]) end
 local fields = ATTEMPT_FIELDS
@@ -11,7 +13,7 @@ if ARGV[3] == '0' then
   end
 end
 local out = {}
-for _, id in ipairs(redis.call('LRANGE', list, 0, -1)) do
+for _, id in ipairs(redis.call('LRANGE', list, ARGV[4], ARGV[5])) do
   local v = redis.call('HMGET', k_attempt(id), unpack(fields))
   for j = 1, #fields do out[#out + 1] = v[j] or '' end
 end

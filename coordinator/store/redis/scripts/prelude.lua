@@ -21,6 +21,11 @@ local function k_worker(id) return P .. 'worker:' .. id end
 local function k_session(id) return P .. 'session:' .. id end
 local function k_sattempts(id) return P .. 'session_attempts:' .. id end
 local function k_scount(id) return P .. 'session_count:' .. id end
+-- One phase's attempt ids in end order (the web view's Phase page reads a
+-- page of it instead of a session's whole list).
+local function k_pattempts(run, phase)
+  return P .. 'phase_attempts:' .. #run .. ':' .. run .. ':' .. phase
+end
 local K_RUNS = P .. 'runs'
 -- Phases by state (fields pending, leased, succeeded, failed), moved by
 -- bump_run and import inside the same script as the phase itself.
@@ -76,8 +81,9 @@ local function bump_run(run, from, to, attempts, successes, timeouts, events, ru
   if run_ms ~= '0' then redis.call('HINCRBY', k, 'run_ms', run_ms) end
 end
 -- Appends an ended attempt to the global and the session's end-order lists.
-local function index_attempt(id, session, outcome)
+local function index_attempt(id, session, outcome, run, phase)
   redis.call('RPUSH', K_ATTEMPTS, id)
+  redis.call('RPUSH', k_pattempts(run, phase), id)
   redis.call('RPUSH', k_sattempts(session), id)
   if outcome ~= 'lost' and outcome ~= 'cancelled' and outcome ~= 'start_failed' then
     redis.call('INCR', k_scount(session))

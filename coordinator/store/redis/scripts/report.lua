@@ -58,7 +58,7 @@ redis.call('HSET', ak, 'lease_id', id, 'run_id', run, 'phase_id', phase, 'attemp
            'error_text', ARGV[9], 'fingerprint', ARGV[10], 'telemetry_events', ARGV[11],
            'telemetry_by_type', ARGV[12], 'stdout_tail', ARGV[13], 'stderr_tail', ARGV[14],
            'started_at', L[7], 'ended_at', now)
-index_attempt(id, session, outcome)
+index_attempt(id, session, outcome, run, phase)
 redis.call('DEL', lk)
 redis.call('ZREM', K_LEASES, id)
 
