@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <iterator>
+
 #include "cli/failover_operator_api.h"
 #include "common/coordinator_addresses.h"
 #include "coordinator/grpc/services.h"
@@ -12,6 +14,19 @@
 #include "sluice/v1/sluice.grpc.pb.h"
 
 namespace sluice {
+
+absl::StatusOr<ImportResult> OperatorApi::ImportChunks(
+    const std::function<absl::Status(std::vector<PhaseSpec>*)>& next) {
+  std::vector<PhaseSpec> all;
+  std::vector<PhaseSpec> chunk;
+  while (true) {
+    if (absl::Status s = next(&chunk); !s.ok()) return s;
+    if (chunk.empty()) break;
+    std::move(chunk.begin(), chunk.end(), std::back_inserter(all));
+  }
+  return Import(all);
+}
+
 namespace {
 
 class DirectOperator final : public OperatorApi {
@@ -25,6 +40,10 @@ class DirectOperator final : public OperatorApi {
 
   absl::StatusOr<ImportResult> Import(const std::vector<PhaseSpec>& phases) override {
     return coordinator_.ImportBacklog(phases);
+  }
+  absl::StatusOr<ImportResult> ImportChunks(
+      const std::function<absl::Status(std::vector<PhaseSpec>*)>& next) override {
+    return coordinator_.ImportBacklogChunks(next);
   }
   absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
                                              const std::string& session_id) override {

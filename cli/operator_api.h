@@ -4,6 +4,7 @@
 // Coordinator validation.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +19,11 @@ class OperatorApi {
  public:
   virtual ~OperatorApi() = default;
   virtual absl::StatusOr<ImportResult> Import(const std::vector<PhaseSpec>& phases) = 0;
+  // One import fed a chunk at a time (Coordinator::ImportBacklogChunks): `next`
+  // replaces *chunk with the next phases, an empty chunk ends. The default
+  // gathers every chunk and calls Import: all or nothing, but not lean.
+  virtual absl::StatusOr<ImportResult> ImportChunks(
+      const std::function<absl::Status(std::vector<PhaseSpec>*)>& next);
   virtual absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
                                                      const std::string& session_id) = 0;
   virtual absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,

@@ -158,6 +158,34 @@ absl::StatusOr<ImportResult> Coordinator::ImportBacklog(const std::vector<PhaseS
   return result;
 }
 
+absl::StatusOr<ImportResult> Coordinator::ImportBacklogChunks(
+    const std::function<absl::Status(std::vector<PhaseSpec>*)>& next) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
+  std::vector<PhaseSpec> chunk;
+  SLUICE_RETURN_IF_ERROR(next(&chunk));
+  SLUICE_RETURN_IF_ERROR(CheckBacklog(chunk, config_));  // refuses an empty backlog
+  absl::StatusOr<ImportResult> imported;
+  {
+    // The store may make its other callers wait while the import is open.
+    SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PhaseImport> import, store_.BeginImport());
+    size_t number = 1;
+    while (!chunk.empty()) {
+      SLUICE_RETURN_IF_ERROR(CheckBacklog(chunk, config_, number));
+      SLUICE_RETURN_IF_ERROR(import->Add(chunk));
+      number += chunk.size();
+      SLUICE_RETURN_IF_ERROR(next(&chunk));
+    }
+    imported = import->Commit();
+  }
+  // Even a failed commit may have reached the store (a lost reply).
+  broker_.BacklogChanged();
+  SLUICE_ASSIGN_OR_RETURN(ImportResult result, std::move(imported));
+  spdlog::info("imported backlog inserted={} updated={} unchanged={}", result.inserted,
+               result.updated, result.unchanged);
+  broker_.Notify();
+  return result;
+}
+
 absl::StatusOr<SessionRecord> Coordinator::StartSession(const SessionSettings& settings,
                                                         std::string session_id) {
   SLUICE_RETURN_IF_ERROR(CheckLeader());

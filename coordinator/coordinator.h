@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -121,6 +122,13 @@ class Coordinator {
 
   // Operator-facing.
   absl::StatusOr<ImportResult> ImportBacklog(const std::vector<PhaseSpec>& phases);
+  // ImportBacklog for a backlog too big to hold at once: `next` replaces
+  // *chunk with the next phases, and an empty chunk ends the backlog. Still
+  // one import, all or nothing (StateStore::BeginImport): an error from
+  // `next`, a bad phase or a store error writes nothing and is returned.
+  // Phases are numbered from the start of the backlog in messages.
+  absl::StatusOr<ImportResult> ImportBacklogChunks(
+      const std::function<absl::Status(std::vector<PhaseSpec>*)>& next);
   absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
                                              std::string session_id);
   absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,

@@ -3,6 +3,27 @@
 #include "common/status_macros.h"
 
 namespace sluice {
+namespace {
+
+class BufferedImport final : public PhaseImport {
+ public:
+  explicit BufferedImport(StateStore& store) : store_(store) {}
+  absl::Status Add(const std::vector<PhaseSpec>& phases) override {
+    phases_.insert(phases_.end(), phases.begin(), phases.end());
+    return absl::OkStatus();
+  }
+  absl::StatusOr<ImportResult> Commit() override { return store_.ImportPhases(phases_); }
+
+ private:
+  StateStore& store_;
+  std::vector<PhaseSpec> phases_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PhaseImport>> StateStore::BeginImport() {
+  return std::make_unique<BufferedImport>(*this);
+}
 
 absl::StatusOr<std::optional<RunStats>> StateStore::GetRunStats(const std::string& run_id) {
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, ListRunStats());
