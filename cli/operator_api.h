@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,7 +24,15 @@ class OperatorApi {
   // replaces *chunk with the next phases, an empty chunk ends. The default
   // gathers every chunk and calls Import: all or nothing, but not lean.
   virtual absl::StatusOr<ImportResult> ImportChunks(
-      const std::function<absl::Status(std::vector<PhaseSpec>*)>& next);
+      const std::function<absl::Status(std::vector<PhaseSpec>*)>& next) {
+    std::vector<PhaseSpec> all;
+    std::vector<PhaseSpec> chunk;
+    while (true) {
+      if (absl::Status s = next(&chunk); !s.ok()) return s;
+      if (chunk.empty()) return Import(all);
+      std::move(chunk.begin(), chunk.end(), std::back_inserter(all));
+    }
+  }
   virtual absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
                                                      const std::string& session_id) = 0;
   virtual absl::StatusOr<SessionRecord> StopSession(const std::string& session_id,
