@@ -145,17 +145,26 @@ absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
   return ReportAnswer{result, params.fingerprint};
 }
 
-absl::StatusOr<ImportResult> Coordinator::ImportBacklog(const std::vector<PhaseSpec>& phases) {
-  SLUICE_RETURN_IF_ERROR(CheckLeader());
-  SLUICE_RETURN_IF_ERROR(CheckBacklog(phases, config_));
-  absl::StatusOr<ImportResult> imported = store_.ImportPhases(phases);
+namespace {
+
+// What every import ends with, whether it worked or not.
+absl::StatusOr<ImportResult> AfterImport(LeaseBroker& broker,
+                                         absl::StatusOr<ImportResult> imported) {
   // Even a failed import may have reached the store (a lost reply).
-  broker_.BacklogChanged();
+  broker.BacklogChanged();
   SLUICE_ASSIGN_OR_RETURN(ImportResult result, std::move(imported));
   spdlog::info("imported backlog inserted={} updated={} unchanged={}", result.inserted,
                result.updated, result.unchanged);
-  broker_.Notify();
+  broker.Notify();
   return result;
+}
+
+}  // namespace
+
+absl::StatusOr<ImportResult> Coordinator::ImportBacklog(const std::vector<PhaseSpec>& phases) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
+  SLUICE_RETURN_IF_ERROR(CheckBacklog(phases, config_));
+  return AfterImport(broker_, store_.ImportPhases(phases));
 }
 
 absl::StatusOr<ImportResult> Coordinator::ImportBacklogChunks(
@@ -177,13 +186,7 @@ absl::StatusOr<ImportResult> Coordinator::ImportBacklogChunks(
     }
     imported = import->Commit();
   }
-  // Even a failed commit may have reached the store (a lost reply).
-  broker_.BacklogChanged();
-  SLUICE_ASSIGN_OR_RETURN(ImportResult result, std::move(imported));
-  spdlog::info("imported backlog inserted={} updated={} unchanged={}", result.inserted,
-               result.updated, result.unchanged);
-  broker_.Notify();
-  return result;
+  return AfterImport(broker_, std::move(imported));
 }
 
 absl::StatusOr<SessionRecord> Coordinator::StartSession(const SessionSettings& settings,
