@@ -3,6 +3,8 @@
 # For each store it imports a 1,000,000-phase backlog (10,000 runs) and a
 # 1,000-phase one (10 runs) with `sluice import` and prints:
 #   import_s, import_rss_mb   `sluice import` wall time and max RSS (/usr/bin/time -v), 1M
+#   import_cpu_s              its user+system CPU time (the wall time depends on the load;
+#                             on Redis most of the work is the server's, not counted here)
 #   status_ms                 `sluice status` against a running coordinator, median of 3
 #   coord_rss_mb              that coordinator's peak RSS after the status calls
 #   rate                      lease+report cycles/s through the real Coordinator (bench/scale_bench)
@@ -97,6 +99,7 @@ for store in "${STORES[@]}"; do
     /usr/bin/time -v "$SLUICE" import "$file" --store "$url" >"$WORK/import.out" 2>"$WORK/import.time"
     R[$store,$size,import_s]=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; printf "%.1f", s}' "$WORK/import.time")
     R[$store,$size,import_rss]=$(awk -F': ' '/Maximum resident/ {printf "%d", $2/1024}' "$WORK/import.time")
+    R[$store,$size,import_cpu]=$(awk -F': ' '/User time|System time/ {s+=$2} END {printf "%.1f", s}' "$WORK/import.time")
     read -r R[$store,$size,status_ms] R[$store,$size,coord_rss] < <(measure_status "$url")
     if [ "$store" = redis ]; then read -r c0 e0 < <(redis_cmds); fi
     line=$("$BENCH" --store="$url" --seconds=30 --cycles="$CYCLES")
@@ -113,16 +116,16 @@ for store in "${STORES[@]}"; do
       R[$store,web]=$(COORD=$COORD REDIS_PORT=$REDIS_PORT WORK=$WORK \
         bench/scale_web.sh "$url" "$store" "$web_target" "$PHASES" "$RUNS")
     fi
-    echo "$store $size: import ${R[$store,$size,import_s]} s (${R[$store,$size,import_rss]} MB), status ${R[$store,$size,status_ms]} ms, coordinator ${R[$store,$size,coord_rss]} MB, $line" >&2
+    echo "$store $size: import ${R[$store,$size,import_s]} s (cpu ${R[$store,$size,import_cpu]} s, ${R[$store,$size,import_rss]} MB), status ${R[$store,$size,status_ms]} ms, coordinator ${R[$store,$size,coord_rss]} MB, $line" >&2
   done
   if [ "$store" = redis ]; then cleanup; REDIS_PID=; fi
 done
 
-printf '\n%-7s %-6s %10s %14s %10s %14s %10s %12s %14s\n' store size import_s import_rss_mb status_ms coord_rss_mb rate/s redis_cmds redis_scripts
+printf '\n%-7s %-6s %10s %12s %14s %10s %14s %10s %12s %14s\n' store size import_s import_cpu_s import_rss_mb status_ms coord_rss_mb rate/s redis_cmds redis_scripts
 for store in "${STORES[@]}"; do
   for size in small big; do
-    printf '%-7s %-6s %10s %14s %10s %14s %10s %12s %14s\n' "$store" "$size" \
-      "${R[$store,$size,import_s]}" "${R[$store,$size,import_rss]}" "${R[$store,$size,status_ms]}" \
+    printf '%-7s %-6s %10s %12s %14s %10s %14s %10s %12s %14s\n' "$store" "$size" \
+      "${R[$store,$size,import_s]}" "${R[$store,$size,import_cpu]}" "${R[$store,$size,import_rss]}" "${R[$store,$size,status_ms]}" \
       "${R[$store,$size,coord_rss]}" "${R[$store,$size,rate]}" "${R[$store,$size,cmds]:--}" "${R[$store,$size,evals]:--}"
   done
   awk -v a="${R[$store,small,rate]}" -v b="${R[$store,big,rate]}" -v s="$store" \

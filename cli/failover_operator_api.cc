@@ -4,6 +4,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "common/coordinator_addresses.h"
 #include "spdlog/spdlog.h"
 
@@ -80,6 +81,35 @@ absl::StatusOr<SessionRecord> FailoverOperatorApi::StopSession(const std::string
 absl::StatusOr<CoordinatorStatus> FailoverOperatorApi::Status(bool explain_skips) {
   return Call<CoordinatorStatus>(
       [explain_skips](OperatorApi& api) { return api.Status(explain_skips); });
+}
+
+absl::StatusOr<ImportResult> FailoverOperatorApi::ImportChunks(
+    const std::function<absl::Status(std::vector<PhaseSpec>*)>& next) {
+  std::optional<std::vector<PhaseSpec>> first;  // kept to replay on another coordinator
+  bool replayable = true;
+  return Call<ImportResult>([&](OperatorApi& api) -> absl::StatusOr<ImportResult> {
+    bool first_given = false;
+    absl::StatusOr<ImportResult> result =
+        api.ImportChunks([&](std::vector<PhaseSpec>* chunk) -> absl::Status {
+          if (!first_given) {
+            first_given = true;
+            if (!first) {
+              first.emplace();
+              if (absl::Status s = next(&*first); !s.ok()) return s;
+            }
+            *chunk = *first;
+            return absl::OkStatus();
+          }
+          replayable = false;
+          return next(chunk);
+        });
+    if (!result.ok() && result.status().code() == absl::StatusCode::kUnavailable && !replayable) {
+      return absl::AbortedError(absl::StrCat(result.status().message(),
+                                             " (an import stream cannot be replayed on another "
+                                             "coordinator: import again, which is idempotent)"));
+    }
+    return result;
+  });
 }
 
 absl::StatusOr<LeasingPause> FailoverOperatorApi::Resume(const std::string& session_id) {

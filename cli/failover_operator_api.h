@@ -34,6 +34,11 @@ class FailoverOperatorApi final : public OperatorApi {
   FailoverOperatorApi(std::vector<std::string> addresses, Factory factory);
 
   absl::StatusOr<ImportResult> Import(const std::vector<PhaseSpec>& phases) override;
+  // A stream cannot be replayed: it moves to another coordinator only while
+  // nothing past its first chunk was read; later it fails (Aborted: import
+  // again, nothing was imported).
+  absl::StatusOr<ImportResult> ImportChunks(
+      const std::function<absl::Status(std::vector<PhaseSpec>*)>& next) override;
   absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
                                              const std::string& session_id,
                                              bool allow_empty) override;

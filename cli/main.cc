@@ -112,14 +112,32 @@ void AddSessionFlags(CLI::App* cmd, SessionSettings* s) {
 }
 
 int CmdImport(const Target& t, const std::string& file) {
-  auto phases = ReadBacklogFile(file);
-  if (!phases.ok()) {
-    std::cerr << "sluice import: " << phases.status().message() << "\n";
+  // Streamed: the file is read a chunk at a time into one all-or-nothing
+  // import, so memory does not grow with the file (issue #12).
+  constexpr size_t kChunkPhases = 2000;
+  auto reader = BacklogReader::Open(file);
+  if (!reader.ok()) {
+    std::cerr << "sluice import: " << reader.status().message() << "\n";
+    return kExitUsage;
+  }
+  // The first chunk before connecting: a file that is bad from the start
+  // never opens (or creates) a store.
+  std::vector<PhaseSpec> first;
+  if (absl::Status s = (*reader)->Next(kChunkPhases, &first); !s.ok()) {
+    std::cerr << "sluice import: " << s.message() << "\n";
     return kExitUsage;
   }
   auto api = Connect(t);
   if (!api.ok()) return ErrorExit("import", api.status());
-  auto result = (*api)->Import(*phases);
+  bool first_taken = false;
+  auto result = (*api)->ImportChunks([&](std::vector<PhaseSpec>* chunk) {
+    if (!first_taken) {
+      first_taken = true;
+      *chunk = std::move(first);
+      return absl::OkStatus();
+    }
+    return (*reader)->Next(kChunkPhases, chunk);
+  });
   if (!result.ok()) return ErrorExit("import", result.status());
   if (t.json) {
     std::cout << nlohmann::json{{"file", file},

@@ -12,6 +12,7 @@
 #include "sluice/v1/sluice.grpc.pb.h"
 
 namespace sluice {
+
 namespace {
 
 class DirectOperator final : public OperatorApi {
@@ -25,6 +26,10 @@ class DirectOperator final : public OperatorApi {
 
   absl::StatusOr<ImportResult> Import(const std::vector<PhaseSpec>& phases) override {
     return coordinator_.ImportBacklog(phases);
+  }
+  absl::StatusOr<ImportResult> ImportChunks(
+      const std::function<absl::Status(std::vector<PhaseSpec>*)>& next) override {
+    return coordinator_.ImportBacklogChunks(next);
   }
   absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
                                              const std::string& session_id,
@@ -80,6 +85,34 @@ class GrpcOperator final : public OperatorApi {
     grpc::ClientContext ctx;
     Deadline(&ctx);
     if (auto st = stub_->ImportBacklog(&ctx, req, &resp); !st.ok()) return FromGrpcStatus(st);
+    return ImportResult{resp.inserted(), resp.updated(), resp.unchanged()};
+  }
+  // One ImportBacklogStream: a message per chunk, the last one marked. On an
+  // error from `next` (a bad line) the call is cancelled unmarked, so the
+  // coordinator imports nothing.
+  absl::StatusOr<ImportResult> ImportChunks(
+      const std::function<absl::Status(std::vector<PhaseSpec>*)>& next) override {
+    grpc::ClientContext ctx;
+    // A big backlog streams for longer than one unary call may take.
+    Deadline(&ctx, std::chrono::minutes(10));
+    v1::ImportBacklogResponse resp;
+    std::unique_ptr<grpc::ClientWriter<v1::ImportBacklogRequest>> writer =
+        stub_->ImportBacklogStream(&ctx, &resp);
+    std::vector<PhaseSpec> chunk;
+    while (true) {
+      if (absl::Status s = next(&chunk); !s.ok()) {
+        ctx.TryCancel();
+        (void)writer->Finish();
+        return s;
+      }
+      v1::ImportBacklogRequest req;
+      for (const PhaseSpec& p : chunk) ToProto(p, req.add_phases());
+      req.set_last(chunk.empty());
+      // A failed write means the coordinator ended the call: Finish says why.
+      if (!writer->Write(req) || chunk.empty()) break;
+    }
+    writer->WritesDone();
+    if (grpc::Status st = writer->Finish(); !st.ok()) return FromGrpcStatus(st);
     return ImportResult{resp.inserted(), resp.updated(), resp.unchanged()};
   }
   absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,
@@ -217,8 +250,9 @@ class GrpcOperator final : public OperatorApi {
 
  private:
   // Every call's deadline and credentials.
-  void Deadline(grpc::ClientContext* ctx) const {
-    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  void Deadline(grpc::ClientContext* ctx,
+                std::chrono::seconds timeout = std::chrono::seconds(30)) const {
+    ctx->set_deadline(std::chrono::system_clock::now() + timeout);
     if (!authorization_.empty()) ctx->AddMetadata("authorization", authorization_);
   }
   std::unique_ptr<v1::OperatorService::Stub> stub_;

@@ -4,6 +4,8 @@
 // Coordinator validation.
 #pragma once
 
+#include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +20,19 @@ class OperatorApi {
  public:
   virtual ~OperatorApi() = default;
   virtual absl::StatusOr<ImportResult> Import(const std::vector<PhaseSpec>& phases) = 0;
+  // One import fed a chunk at a time (Coordinator::ImportBacklogChunks): `next`
+  // replaces *chunk with the next phases, an empty chunk ends. The default
+  // gathers every chunk and calls Import: all or nothing, but not lean.
+  virtual absl::StatusOr<ImportResult> ImportChunks(
+      const std::function<absl::Status(std::vector<PhaseSpec>*)>& next) {
+    std::vector<PhaseSpec> all;
+    std::vector<PhaseSpec> chunk;
+    while (true) {
+      if (absl::Status s = next(&chunk); !s.ok()) return s;
+      if (chunk.empty()) return Import(all);
+      std::move(chunk.begin(), chunk.end(), std::back_inserter(all));
+    }
+  }
   // allow_empty: start even when the store holds no phases (else
   // FailedPrecondition; see Coordinator::StartSession).
   virtual absl::StatusOr<SessionRecord> StartSession(const SessionSettings& settings,

@@ -4,7 +4,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -14,14 +14,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
+#include "coordinator/backlog_input.h"
 #include "nlohmann/json.hpp"
 
 namespace sluice {
 namespace {
 
 using Json = nlohmann::json;
-
-constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
 
 // Debian 12's abseil is built with its own absl::string_view (not an alias of
 // std::string_view), so std::string_view values are converted explicitly.
@@ -46,24 +45,7 @@ bool EndsWithIgnoreCase(std::string_view text, std::string_view suffix) {
   return true;
 }
 
-// One physical line of the file, without its "\n" or "\r\n" terminator.
-struct Line {
-  size_t number = 0;  // 1-based
-  std::string_view text;
-};
-
-std::vector<Line> SplitLines(std::string_view content) {
-  std::vector<Line> lines;
-  size_t number = 1;
-  while (!content.empty()) {
-    size_t end = content.find('\n');
-    std::string_view text = content.substr(0, end);
-    content = end == std::string_view::npos ? std::string_view() : content.substr(end + 1);
-    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
-    lines.push_back(Line{number++, text});
-  }
-  return lines;
-}
+using Line = BacklogLine;
 
 // 0 when `text` is valid UTF-8, else the 1-based position of the first byte
 // of the first invalid sequence. Rejects overlong forms, surrogates and code
@@ -125,16 +107,16 @@ std::string StateFieldRejected() {
 // Builds PhaseSpecs from already split fields and checks what both formats share.
 class Collector {
  public:
-  explicit Collector(std::string_view name) : name_(name) {}
+  explicit Collector(std::string name) : name_(std::move(name)) {}
 
   absl::Status Error(size_t line, std::string_view reason) const {
-    return absl::InvalidArgumentError(absl::StrCat(Sv(name_), ":", line, ": ", Sv(reason)));
+    return absl::InvalidArgumentError(absl::StrCat(name_, ":", line, ": ", Sv(reason)));
   }
 
   // Length and encoding checks every physical line passes before it is parsed.
   absl::Status CheckLine(const Line& line) const {
-    if (line.text.size() > kMaxBacklogLineBytes) {
-      return Error(line.number, absl::StrCat("line is ", line.text.size(), " bytes long (at most ",
+    if (line.length > kMaxBacklogLineBytes) {
+      return Error(line.number, absl::StrCat("line is ", line.length, " bytes long (at most ",
                                              kMaxBacklogLineBytes, ")"));
     }
     if (size_t bad = FirstInvalidUtf8Byte(line.text); bad != 0) {
@@ -149,29 +131,31 @@ class Collector {
     return absl::OkStatus();
   }
 
-  // Adds `spec` unless its (run_id, phase_id) was seen before.
+  // Adds `spec` to *out unless its (run_id, phase_id) was seen before.
   absl::Status Add(size_t line, PhaseSpec spec) {
-    auto [it, inserted] = first_line_.emplace(PhaseKey{spec.run_id, spec.phase_id}, line);
-    if (!inserted) {
+    if (std::optional<size_t> first = keys_.Insert(spec.run_id, spec.phase_id, line)) {
       return Error(line, absl::StrCat("duplicate phase run_id=", spec.run_id, " phase_id=",
-                                      spec.phase_id, " (first at line ", it->second, ")"));
+                                      spec.phase_id, " (first at line ", *first, ")"));
     }
-    phases_.push_back(std::move(spec));
+    ++count_;
+    out_->push_back(std::move(spec));
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::vector<PhaseSpec>> Finish(std::string_view why_empty) {
-    if (phases_.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(Sv(name_), ": no phases (", Sv(why_empty), ")"));
+  void set_output(std::vector<PhaseSpec>* out) { out_ = out; }
+
+  absl::Status Finish(std::string_view why_empty) const {
+    if (count_ == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(name_, ": no phases (", Sv(why_empty), ")"));
     }
-    return std::move(phases_);
+    return absl::OkStatus();
   }
 
  private:
-  std::string_view name_;
-  std::map<PhaseKey, size_t> first_line_;
-  std::vector<PhaseSpec> phases_;
+  std::string name_;
+  BacklogKeyIndex keys_;
+  size_t count_ = 0;
+  std::vector<PhaseSpec>* out_ = nullptr;
 };
 
 // ---------------------------------------------------------------------------
@@ -300,17 +284,6 @@ absl::Status ParseJsonLine(Collector& c, const Line& line) {
   return c.Add(line.number, std::move(spec));
 }
 
-absl::StatusOr<std::vector<PhaseSpec>> ParseJsonl(std::string_view name,
-                                                  const std::vector<Line>& lines) {
-  Collector c(name);
-  for (const Line& line : lines) {
-    if (absl::Status s = c.CheckLine(line); !s.ok()) return s;
-    if (IsBlank(line.text)) continue;
-    if (absl::Status s = ParseJsonLine(c, line); !s.ok()) return s;
-  }
-  return c.Finish("file is empty");
-}
-
 // ---------------------------------------------------------------------------
 // CSV (RFC 4180, with CRLF or LF line ends)
 
@@ -319,20 +292,21 @@ struct CsvRecord {
   std::vector<std::string> fields;
 };
 
-// Reads the record that starts at lines[*next], consuming further physical
-// lines while a quoted field spans them, and advances *next past it.
-absl::StatusOr<CsvRecord> ReadCsvRecord(const Collector& c, const std::vector<Line>& lines,
-                                        size_t* next) {
+// Reads the record that starts at the source's next line, consuming further
+// physical lines while a quoted field spans them.
+absl::StatusOr<CsvRecord> ReadCsvRecord(const Collector& c, BacklogLineSource& source) {
   CsvRecord record;
-  record.line = lines[*next].number;
   std::string field;
   bool in_quotes = false;
   bool after_closing_quote = false;  // the current field was quoted and has ended
   while (true) {
-    if (*next >= lines.size()) {
+    absl::StatusOr<std::optional<Line>> next = source.Next();
+    if (!next.ok()) return next.status();
+    if (!next->has_value()) {
       return c.Error(record.line, "unterminated quoted field (the record starts on this line)");
     }
-    const Line& line = lines[(*next)++];
+    const Line& line = **next;
+    if (record.line == 0) record.line = line.number;
     if (absl::Status s = c.CheckLine(line); !s.ok()) return s;
     std::string_view text = line.text;
     for (size_t i = 0; i < text.size(); ++i) {
@@ -391,151 +365,212 @@ absl::StatusOr<int64_t> CsvInteger(const Collector& c, size_t line, std::string_
   return value;
 }
 
-absl::StatusOr<std::vector<PhaseSpec>> ParseCsv(std::string_view name,
-                                                const std::vector<Line>& lines) {
-  Collector c(name);
-  size_t next = 0;
-
-  // The header is the first non-blank record.
-  std::optional<CsvRecord> header;
-  while (next < lines.size() && !header) {
-    if (absl::Status s = c.CheckLine(lines[next]); !s.ok()) return s;
-    if (IsBlank(lines[next].text)) {
-      ++next;
-      continue;
-    }
-    absl::StatusOr<CsvRecord> record = ReadCsvRecord(c, lines, &next);
-    if (!record.ok()) return record.status();
-    header = std::move(*record);
-  }
-  if (!header) return c.Finish("file is empty");
-
+// The column names of a CSV header record, checked.
+absl::StatusOr<std::vector<std::string>> ParseCsvHeader(const Collector& c,
+                                                        const CsvRecord& header) {
   std::vector<std::string> columns;
   std::map<std::string, size_t, std::less<>> index;
-  for (size_t i = 0; i < header->fields.size(); ++i) {
-    std::string column(Trim(header->fields[i]));
+  for (size_t i = 0; i < header.fields.size(); ++i) {
+    std::string column(Trim(header.fields[i]));
     if (column.empty()) {
-      return c.Error(header->line, absl::StrCat("header column ", i + 1, " has no name"));
+      return c.Error(header.line, absl::StrCat("header column ", i + 1, " has no name"));
     }
     if (!index.emplace(column, i).second) {
-      return c.Error(header->line, absl::StrCat("header names column \"", column, "\" twice"));
+      return c.Error(header.line, absl::StrCat("header names column \"", column, "\" twice"));
     }
     columns.push_back(std::move(column));
   }
-  if (index.contains(kStateField)) return c.Error(header->line, StateFieldRejected());
+  if (index.contains(kStateField)) return c.Error(header.line, StateFieldRejected());
   for (std::string_view required : {"run_id", "phase_id"}) {
     if (!index.contains(required)) {
-      return c.Error(header->line, absl::StrCat("header has no \"", Sv(required), "\" column"));
+      return c.Error(header.line, absl::StrCat("header has no \"", Sv(required), "\" column"));
     }
   }
-
-  while (next < lines.size()) {
-    if (absl::Status s = c.CheckLine(lines[next]); !s.ok()) return s;
-    if (IsBlank(lines[next].text)) {
-      ++next;
-      continue;
-    }
-    absl::StatusOr<CsvRecord> record = ReadCsvRecord(c, lines, &next);
-    if (!record.ok()) return record.status();
-    const size_t at = record->line;
-    if (record->fields.size() != columns.size()) {
-      return c.Error(at, absl::StrCat("row has ", record->fields.size(), " fields, the header has ",
-                                      columns.size()));
-    }
-
-    PhaseSpec spec;
-    Json metadata = Json::object();
-    for (size_t i = 0; i < columns.size(); ++i) {
-      const std::string& column = columns[i];
-      std::string& value = record->fields[i];
-      if (column == "run_id" || column == "phase_id") {
-        if (absl::Status s = c.CheckId(at, column, value); !s.ok()) return s;
-        (column == "run_id" ? spec.run_id : spec.phase_id) = std::move(value);
-      } else if (column == "phase_index" || column == "priority") {
-        if (IsBlank(value)) continue;  // an empty cell means "not given"
-        absl::StatusOr<int64_t> number = CsvInteger(c, at, column, value);
-        if (!number.ok()) return number.status();
-        if (column == "phase_index") {
-          if (*number < 0) {
-            return c.Error(
-                at, absl::StrCat(Quoted(column), " must not be negative (got ", *number, ")"));
-          }
-          spec.phase_index = *number;
-        } else {
-          spec.priority = *number;
-        }
-      } else if (column == "last_error") {
-        spec.last_error = std::move(value);
-      } else if (column == "labels") {
-        std::string_view rest = value;
-        while (!rest.empty()) {
-          const size_t semicolon = rest.find(';');
-          std::string_view label = Trim(rest.substr(0, semicolon));
-          rest =
-              semicolon == std::string_view::npos ? std::string_view() : rest.substr(semicolon + 1);
-          if (label.empty()) continue;
-          if (absl::Status s = c.CheckId(at, "labels", label); !s.ok()) return s;
-          spec.labels.emplace_back(label);
-        }
-      } else if (!value.empty()) {
-        // CSV cannot tell an empty value from a missing one; keep only values.
-        metadata[column] = std::move(value);
-      }
-    }
-    spec.metadata_json = metadata.dump();
-    if (absl::Status s = c.Add(at, std::move(spec)); !s.ok()) return s;
-  }
-  return c.Finish("only a header row");
+  return columns;
 }
 
-bool LooksLikeJsonl(std::string_view name, std::string_view content) {
-  if (EndsWithIgnoreCase(name, ".jsonl") || EndsWithIgnoreCase(name, ".json")) {
-    return true;
+// One CSV data record as a phase, added to `c`.
+absl::Status ParseCsvRow(Collector& c, const std::vector<std::string>& columns, CsvRecord& record) {
+  const size_t at = record.line;
+  if (record.fields.size() != columns.size()) {
+    return c.Error(at, absl::StrCat("row has ", record.fields.size(), " fields, the header has ",
+                                    columns.size()));
   }
-  for (char ch : content) {
-    if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') continue;
-    return ch == '{';
+
+  PhaseSpec spec;
+  Json metadata = Json::object();
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const std::string& column = columns[i];
+    std::string& value = record.fields[i];
+    if (column == "run_id" || column == "phase_id") {
+      if (absl::Status s = c.CheckId(at, column, value); !s.ok()) return s;
+      (column == "run_id" ? spec.run_id : spec.phase_id) = std::move(value);
+    } else if (column == "phase_index" || column == "priority") {
+      if (IsBlank(value)) continue;  // an empty cell means "not given"
+      absl::StatusOr<int64_t> number = CsvInteger(c, at, column, value);
+      if (!number.ok()) return number.status();
+      if (column == "phase_index") {
+        if (*number < 0) {
+          return c.Error(at,
+                         absl::StrCat(Quoted(column), " must not be negative (got ", *number, ")"));
+        }
+        spec.phase_index = *number;
+      } else {
+        spec.priority = *number;
+      }
+    } else if (column == "last_error") {
+      spec.last_error = std::move(value);
+    } else if (column == "labels") {
+      std::string_view rest = value;
+      while (!rest.empty()) {
+        const size_t semicolon = rest.find(';');
+        std::string_view label = Trim(rest.substr(0, semicolon));
+        rest =
+            semicolon == std::string_view::npos ? std::string_view() : rest.substr(semicolon + 1);
+        if (label.empty()) continue;
+        if (absl::Status s = c.CheckId(at, "labels", label); !s.ok()) return s;
+        spec.labels.emplace_back(label);
+      }
+    } else if (!value.empty()) {
+      // CSV cannot tell an empty value from a missing one; keep only values.
+      metadata[column] = std::move(value);
+    }
   }
-  return false;
+  spec.metadata_json = metadata.dump();
+  return c.Add(at, std::move(spec));
+}
+
+// A backlog is JSONL when its name says so, else when its first character
+// other than a space, tab or line break is '{'.
+bool NameSaysJsonl(std::string_view name) {
+  return EndsWithIgnoreCase(name, ".jsonl") || EndsWithIgnoreCase(name, ".json");
+}
+
+}  // namespace
+
+class BacklogReader::Impl {
+ public:
+  Impl(std::string name, std::unique_ptr<BacklogLineSource> source, BacklogFormat format)
+      : c_(name), source_(std::move(source)), format_(format) {
+    if (format_ == BacklogFormat::kAuto && NameSaysJsonl(name)) format_ = BacklogFormat::kJsonl;
+  }
+
+  absl::Status Next(size_t max_phases, std::vector<PhaseSpec>* chunk) {
+    chunk->clear();
+    if (!error_.ok() || done_) return error_;
+    c_.set_output(chunk);
+    error_ = Fill(std::max<size_t>(max_phases, 1), chunk);
+    if (!error_.ok()) chunk->clear();
+    return error_;
+  }
+
+ private:
+  absl::Status Fill(size_t max_phases, std::vector<PhaseSpec>* chunk) {
+    if (format_ == BacklogFormat::kAuto) {
+      if (absl::Status s = DetectFormat(); !s.ok()) return s;
+    }
+    while (chunk->size() < max_phases) {
+      absl::StatusOr<std::optional<Line>> next = source_->Next();
+      if (!next.ok()) return next.status();
+      if (!next->has_value()) {
+        done_ = true;
+        return c_.Finish(format_ == BacklogFormat::kCsv && columns_ ? "only a header row"
+                                                                    : "file is empty");
+      }
+      const Line& line = **next;
+      if (absl::Status s = c_.CheckLine(line); !s.ok()) return s;
+      if (IsBlank(line.text)) continue;
+      if (format_ == BacklogFormat::kJsonl) {
+        if (absl::Status s = ParseJsonLine(c_, line); !s.ok()) return s;
+        continue;
+      }
+      source_->Unread();
+      absl::StatusOr<CsvRecord> record = ReadCsvRecord(c_, *source_);
+      if (!record.ok()) return record.status();
+      if (!columns_) {  // the header is the first non-blank record
+        absl::StatusOr<std::vector<std::string>> columns = ParseCsvHeader(c_, *record);
+        if (!columns.ok()) return columns.status();
+        columns_ = std::move(*columns);
+        continue;
+      }
+      if (absl::Status s = ParseCsvRow(c_, *columns_, *record); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  // Decides from the first character other than ' ', '\t', '\r' and '\n';
+  // the lines before it are blank in both formats.
+  absl::Status DetectFormat() {
+    format_ = BacklogFormat::kCsv;  // also for a file of blank lines
+    while (true) {
+      absl::StatusOr<std::optional<Line>> next = source_->Next();
+      if (!next.ok()) return next.status();
+      if (!next->has_value()) return absl::OkStatus();
+      const Line& line = **next;
+      if (absl::Status s = c_.CheckLine(line); !s.ok()) return s;
+      const size_t first = line.text.find_first_not_of(" \t\r");
+      if (first == std::string_view::npos) continue;
+      if (line.text[first] == '{') format_ = BacklogFormat::kJsonl;
+      source_->Unread();
+      return absl::OkStatus();
+    }
+  }
+
+  Collector c_;
+  std::unique_ptr<BacklogLineSource> source_;
+  BacklogFormat format_;
+  std::optional<std::vector<std::string>> columns_;  // CSV, once the header is read
+  absl::Status error_;
+  bool done_ = false;
+};
+
+BacklogReader::BacklogReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BacklogReader::~BacklogReader() = default;
+
+absl::StatusOr<std::unique_ptr<BacklogReader>> BacklogReader::Open(const std::string& path,
+                                                                   BacklogFormat format) {
+  absl::StatusOr<std::unique_ptr<BacklogLineSource>> source =
+      BacklogLineSource::OpenFile(path, kMaxBacklogLineBytes);
+  if (!source.ok()) return source.status();
+  return std::unique_ptr<BacklogReader>(
+      new BacklogReader(std::make_unique<Impl>(path, std::move(*source), format)));
+}
+
+std::unique_ptr<BacklogReader> BacklogReader::FromString(std::string_view name,
+                                                         std::string_view content,
+                                                         BacklogFormat format) {
+  return std::unique_ptr<BacklogReader>(new BacklogReader(std::make_unique<Impl>(
+      std::string(name), BacklogLineSource::FromString(content, kMaxBacklogLineBytes), format)));
+}
+
+absl::Status BacklogReader::Next(size_t max_phases, std::vector<PhaseSpec>* chunk) {
+  return impl_->Next(max_phases, chunk);
+}
+
+namespace {
+
+absl::StatusOr<std::vector<PhaseSpec>> ReadAll(BacklogReader& reader) {
+  std::vector<PhaseSpec> all;
+  std::vector<PhaseSpec> chunk;
+  while (true) {
+    if (absl::Status s = reader.Next(4096, &chunk); !s.ok()) return s;
+    if (chunk.empty()) return all;
+    std::move(chunk.begin(), chunk.end(), std::back_inserter(all));
+  }
 }
 
 }  // namespace
 
 absl::StatusOr<std::vector<PhaseSpec>> ParseBacklog(std::string_view name, std::string_view content,
                                                     BacklogFormat format) {
-  if (content.starts_with(kUtf8Bom)) content.remove_prefix(kUtf8Bom.size());
-  if (format == BacklogFormat::kAuto) {
-    format = LooksLikeJsonl(name, content) ? BacklogFormat::kJsonl : BacklogFormat::kCsv;
-  }
-  const std::vector<Line> lines = SplitLines(content);
-  return format == BacklogFormat::kJsonl ? ParseJsonl(name, lines) : ParseCsv(name, lines);
+  return ReadAll(*BacklogReader::FromString(name, content, format));
 }
 
 absl::StatusOr<std::vector<PhaseSpec>> ReadBacklogFile(const std::string& path,
                                                        BacklogFormat format) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    return absl::InvalidArgumentError(absl::StrCat("backlog file ", path, " is a directory"));
-  }
-  std::FILE* file = std::fopen(path.c_str(), "rb");
-  if (file == nullptr) {
-    const int err = errno;
-    std::string message = absl::StrCat("cannot open backlog file ", path, ": ", std::strerror(err));
-    if (err == ENOENT) return absl::NotFoundError(message);
-    return absl::InvalidArgumentError(message);
-  }
-  std::string content;
-  char buffer[1 << 16];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file)) > 0) content.append(buffer, n);
-  const bool failed = std::ferror(file) != 0;
-  const int err = errno;
-  std::fclose(file);
-  if (failed) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot read backlog file ", path, ": ", std::strerror(err)));
-  }
-  return ParseBacklog(path, content, format);
+  absl::StatusOr<std::unique_ptr<BacklogReader>> reader = BacklogReader::Open(path, format);
+  if (!reader.ok()) return reader.status();
+  return ReadAll(**reader);
 }
 
 }  // namespace sluice

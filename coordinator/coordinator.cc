@@ -164,17 +164,48 @@ absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
   return ReportAnswer{result, params.fingerprint};
 }
 
-absl::StatusOr<ImportResult> Coordinator::ImportBacklog(const std::vector<PhaseSpec>& phases) {
-  SLUICE_RETURN_IF_ERROR(CheckLeader());
-  SLUICE_RETURN_IF_ERROR(CheckBacklog(phases, config_));
-  absl::StatusOr<ImportResult> imported = store_.ImportPhases(phases);
+namespace {
+
+// What every import ends with, whether it worked or not.
+absl::StatusOr<ImportResult> AfterImport(LeaseBroker& broker,
+                                         absl::StatusOr<ImportResult> imported) {
   // Even a failed import may have reached the store (a lost reply).
-  broker_.BacklogChanged();
+  broker.BacklogChanged();
   SLUICE_ASSIGN_OR_RETURN(ImportResult result, std::move(imported));
   spdlog::info("imported backlog inserted={} updated={} unchanged={}", result.inserted,
                result.updated, result.unchanged);
-  broker_.Notify();
+  broker.Notify();
   return result;
+}
+
+}  // namespace
+
+absl::StatusOr<ImportResult> Coordinator::ImportBacklog(const std::vector<PhaseSpec>& phases) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
+  SLUICE_RETURN_IF_ERROR(CheckBacklog(phases, config_));
+  return AfterImport(broker_, store_.ImportPhases(phases));
+}
+
+absl::StatusOr<ImportResult> Coordinator::ImportBacklogChunks(
+    const std::function<absl::Status(std::vector<PhaseSpec>*)>& next) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
+  std::vector<PhaseSpec> chunk;
+  SLUICE_RETURN_IF_ERROR(next(&chunk));
+  SLUICE_RETURN_IF_ERROR(CheckBacklog(chunk, config_));  // refuses an empty backlog
+  absl::StatusOr<ImportResult> imported;
+  {
+    // The store may make its other callers wait while the import is open.
+    SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PhaseImport> import, store_.BeginImport());
+    size_t number = 1;
+    while (!chunk.empty()) {
+      SLUICE_RETURN_IF_ERROR(CheckBacklog(chunk, config_, number));
+      SLUICE_RETURN_IF_ERROR(import->Add(chunk));
+      number += chunk.size();
+      SLUICE_RETURN_IF_ERROR(next(&chunk));
+    }
+    imported = import->Commit();
+  }
+  return AfterImport(broker_, std::move(imported));
 }
 
 absl::StatusOr<SessionRecord> Coordinator::StartSession(const SessionSettings& settings,

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -138,6 +139,13 @@ class Coordinator {
 
   // Operator-facing.
   absl::StatusOr<ImportResult> ImportBacklog(const std::vector<PhaseSpec>& phases);
+  // ImportBacklog for a backlog too big to hold at once: `next` replaces
+  // *chunk with the next phases, and an empty chunk ends the backlog. Still
+  // one import, all or nothing (StateStore::BeginImport): an error from
+  // `next`, a bad phase or a store error writes nothing and is returned.
+  // Phases are numbered from the start of the backlog in messages.
+  absl::StatusOr<ImportResult> ImportBacklogChunks(
+      const std::function<absl::Status(std::vector<PhaseSpec>*)>& next);
   // FailedPrecondition when the store holds no phases, unless `allow_empty`:
   // a coordinator on a mistyped store path must not report an empty drain as
   // finished.

@@ -43,7 +43,8 @@ absl::Status CheckReport(const AttemptReport& report, const CoordinatorConfig& c
   return CheckBytes("error_text", report.error_text, config.max_error_text_bytes);
 }
 
-absl::Status CheckBacklog(const std::vector<PhaseSpec>& phases, const CoordinatorConfig& config) {
+absl::Status CheckBacklog(const std::vector<PhaseSpec>& phases, const CoordinatorConfig& config,
+                          size_t first_number) {
   if (phases.empty()) return absl::InvalidArgumentError("backlog has no phases");
   for (size_t i = 0; i < phases.size(); ++i) {
     const PhaseSpec& p = phases[i];
@@ -55,7 +56,8 @@ absl::Status CheckBacklog(const std::vector<PhaseSpec>& phases, const Coordinato
     if (st.ok()) st = CheckBytes("last_error", p.last_error, config.max_error_text_bytes);
     if (st.ok()) st = CheckBytes("metadata_json", p.metadata_json, 64 * 1024);
     if (!st.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("phase #", i + 1, ": ", st.message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("phase #", first_number + i, ": ", st.message()));
     }
   }
   return absl::OkStatus();

@@ -22,7 +22,9 @@ absl::Status CheckWorker(const WorkerInfo& worker);
 // report_limits.h (sums included), tail and error sizes.
 absl::Status CheckReport(const AttemptReport& report, const CoordinatorConfig& config);
 // ImportBacklog: at least one phase; ids, labels and sizes of each, the
-// error naming the phase ("phase #3: ...").
-absl::Status CheckBacklog(const std::vector<PhaseSpec>& phases, const CoordinatorConfig& config);
+// error naming the phase ("phase #3: ..."; numbered from first_number, for a
+// chunk of a longer backlog).
+absl::Status CheckBacklog(const std::vector<PhaseSpec>& phases, const CoordinatorConfig& config,
+                          size_t first_number = 1);
 
 }  // namespace sluice

@@ -96,6 +96,36 @@ grpc::Status OperatorServiceImpl::ImportBacklog(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status OperatorServiceImpl::ImportBacklogStream(
+    grpc::ServerContext* ctx, grpc::ServerReader<v1::ImportBacklogRequest>* reader,
+    v1::ImportBacklogResponse* resp) {
+  if (grpc::Status st = Check(ctx); !st.ok()) return st;
+  bool last_seen = false;
+  auto result = coordinator_.ImportBacklogChunks([&](std::vector<PhaseSpec>* chunk) {
+    chunk->clear();
+    v1::ImportBacklogRequest req;
+    while (chunk->empty()) {
+      if (!reader->Read(&req)) {
+        // The client closed the stream: a commit only after its last message.
+        if (last_seen) return absl::OkStatus();
+        return absl::CancelledError(
+            "import stream ended before its last message: nothing imported");
+      }
+      if (last_seen)
+        return absl::InvalidArgumentError("import stream continued after its last message");
+      last_seen = req.last();
+      for (const v1::PhaseSpec& p : req.phases()) chunk->push_back(FromProto(p));
+      if (last_seen && chunk->empty()) break;
+    }
+    return absl::OkStatus();
+  });
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  resp->set_inserted(result->inserted);
+  resp->set_updated(result->updated);
+  resp->set_unchanged(result->unchanged);
+  return grpc::Status::OK;
+}
+
 grpc::Status OperatorServiceImpl::StartSession(grpc::ServerContext* ctx,
                                                const v1::StartSessionRequest* req,
                                                v1::StartSessionResponse* resp) {

@@ -38,6 +38,9 @@ class OperatorServiceImpl final : public v1::OperatorService::Service {
   void SetAuthenticator(std::shared_ptr<const Authenticator> auth) { auth_ = std::move(auth); }
   grpc::Status ImportBacklog(grpc::ServerContext* ctx, const v1::ImportBacklogRequest* req,
                              v1::ImportBacklogResponse* resp) override;
+  grpc::Status ImportBacklogStream(grpc::ServerContext* ctx,
+                                   grpc::ServerReader<v1::ImportBacklogRequest>* reader,
+                                   v1::ImportBacklogResponse* resp) override;
   grpc::Status StartSession(grpc::ServerContext* ctx, const v1::StartSessionRequest* req,
                             v1::StartSessionResponse* resp) override;
   grpc::Status StopSession(grpc::ServerContext* ctx, const v1::StopSessionRequest* req,

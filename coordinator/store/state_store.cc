@@ -19,6 +19,20 @@ double RunYield(const RunStats& r) {
              : 0.0;
 }
 
+class BufferedImport final : public PhaseImport {
+ public:
+  explicit BufferedImport(StateStore& store) : store_(store) {}
+  absl::Status Add(const std::vector<PhaseSpec>& phases) override {
+    phases_.insert(phases_.end(), phases.begin(), phases.end());
+    return absl::OkStatus();
+  }
+  absl::StatusOr<ImportResult> Commit() override { return store_.ImportPhases(phases_); }
+
+ private:
+  StateStore& store_;
+  std::vector<PhaseSpec> phases_;
+};
+
 }  // namespace
 
 absl::Status CheckRunStatsQuery(const RunStatsQuery& q) {
@@ -110,6 +124,10 @@ std::string NewClusterId() {
   std::random_device rd;
   const uint64_t bits = (static_cast<uint64_t>(rd()) << 32) | rd();
   return absl::StrFormat("cl-%016x", bits);
+}
+
+absl::StatusOr<std::unique_ptr<PhaseImport>> StateStore::BeginImport() {
+  return std::make_unique<BufferedImport>(*this);
 }
 
 absl::StatusOr<std::optional<RunStats>> StateStore::GetRunStats(const std::string& run_id) {

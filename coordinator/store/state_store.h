@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -92,6 +93,21 @@ double RunStatsSortKey(const RunStats& run, const std::string& sort);
 // Adds every counter of `s` to `into` (run_id and priority untouched).
 void AddRunStats(RunStats& into, const RunStats& s);
 
+// An import in progress (StateStore::BeginImport). The phases given to Add
+// become visible together at Commit, or never: an import destroyed without a
+// successful Commit has written nothing, and so has one whose Add or Commit
+// failed. Not thread-safe. While it is open the store may make its other
+// callers wait (SQLite does: one transaction), so an import is opened only
+// once its first phases are at hand and committed as soon as the last are.
+class PhaseImport {
+ public:
+  virtual ~PhaseImport() = default;
+  // Phases checked by the caller, as for ImportPhases.
+  virtual absl::Status Add(const std::vector<PhaseSpec>& phases) = 0;
+  // What ImportPhases would have answered for all the added phases at once.
+  virtual absl::StatusOr<ImportResult> Commit() = 0;
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -99,6 +115,11 @@ class StateStore {
   // Inserts new phases and updates the spec of known ones, keeping their
   // state and history. All or nothing.
   virtual absl::StatusOr<ImportResult> ImportPhases(const std::vector<PhaseSpec>& phases) = 0;
+
+  // ImportPhases in chunks (see PhaseImport), so a caller streaming a big
+  // backlog never holds all of it. The default keeps the added phases and
+  // calls ImportPhases at Commit: correct, not lean.
+  virtual absl::StatusOr<std::unique_ptr<PhaseImport>> BeginImport();
 
   virtual absl::StatusOr<std::optional<PhaseRecord>> GetPhase(const PhaseKey& key) = 0;
 

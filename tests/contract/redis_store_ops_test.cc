@@ -270,3 +270,41 @@ TEST(RedisStoreTest, MemoryPerPhaseIsMeasured) {
 
 }  // namespace
 }  // namespace sluice::redis_test
+
+namespace sluice::redis_test {
+
+// A chunked import stages its chunks under P:import:<id> and leaves no key
+// behind, whether committed or dropped; a commit whose staged list lost chunks
+// (it expired) is refused whole.
+TEST(RedisStoreTest, ChunkedImportLeavesNoStagingKeyAndRefusesAnExpiredStage) {
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  std::unique_ptr<RedisStateStore> store = OpenStore(*server);
+  auto staged = [&] { return Ok(server->Command({"KEYS", "sluice:import:*"})); };
+  {
+    std::unique_ptr<PhaseImport> import = Ok(store->BeginImport());
+    ASSERT_TRUE(import->Add({Spec("r1", "p1"), Spec("r1", "p2")}).ok());
+    EXPECT_THAT(staged(), HasSubstr("sluice:import:"));
+    EXPECT_EQ(Ok(store->CountPhases()).total(), 0) << "nothing visible before the commit";
+  }
+  EXPECT_THAT(staged(), Not(HasSubstr("import:")));
+
+  std::unique_ptr<PhaseImport> import = Ok(store->BeginImport());
+  ASSERT_TRUE(import->Add({Spec("r1", "p1")}).ok());
+  ASSERT_TRUE(import->Add({Spec("r1", "p2")}).ok());
+  const std::string key = staged();
+  ASSERT_THAT(key, HasSubstr("sluice:import:"));
+  // Lose the first chunk, as an expiry of a stalled import would lose all.
+  ASSERT_TRUE(server->Command({"LPOP", std::string(absl::StripAsciiWhitespace(key))}).ok());
+  absl::StatusOr<ImportResult> result = import->Commit();
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition) << result.status();
+  EXPECT_EQ(Ok(store->CountPhases()).total(), 0);
+  import.reset();
+  EXPECT_THAT(staged(), Not(HasSubstr("import:")));
+
+  import = Ok(store->BeginImport());
+  ASSERT_TRUE(import->Add({Spec("r1", "p1"), Spec("r2", "p1")}).ok());
+  EXPECT_EQ(Ok(import->Commit()).inserted, 2);
+  EXPECT_THAT(staged(), Not(HasSubstr("import:")));
+}
+
+}  // namespace sluice::redis_test

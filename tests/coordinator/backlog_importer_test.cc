@@ -3,6 +3,7 @@
 #include <set>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -535,6 +536,91 @@ TEST(BacklogImporterRegression, HugeNumberIsALineErrorNotACrash) {
   EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(std::string(parsed.status().message()).find("big.jsonl:1:"), std::string::npos)
       << parsed.status().message();
+}
+
+}  // namespace
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// ---------------------------------------------------------------------------
+// BacklogReader: the file a chunk at a time.
+
+std::string JsonlPhase(int run, int phase) {
+  return "{\"run_id\":\"run-" + std::to_string(run) + "\",\"phase_id\":\"p-" +
+         std::to_string(phase) + "\"}\n";
+}
+
+TEST(BacklogReaderTest, FileComesInChunksOfAtMostTheAskedSizeAndInOrder) {
+  testing::ScratchDir dir;
+  const std::string path = dir.File("backlog.jsonl");
+  std::string content;
+  // ~3 MiB: the reader fills its 1 MiB buffer several times, with lines split
+  // across the fills.
+  for (int i = 0; i < 60000; ++i) content += JsonlPhase(i / 100, i);
+  testing::WriteFile(path, content);
+  absl::StatusOr<std::unique_ptr<BacklogReader>> reader = BacklogReader::Open(path);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  std::vector<PhaseSpec> chunk;
+  int seen = 0;
+  int chunks = 0;
+  while (true) {
+    ASSERT_TRUE((*reader)->Next(7000, &chunk).ok());
+    if (chunk.empty()) break;
+    ++chunks;
+    EXPECT_LE(chunk.size(), 7000u);
+    for (const PhaseSpec& p : chunk) {
+      ASSERT_EQ(p.phase_id, "p-" + std::to_string(seen)) << "out of order";
+      ++seen;
+    }
+  }
+  EXPECT_EQ(seen, 60000);
+  EXPECT_EQ(chunks, 9);
+}
+
+TEST(BacklogReaderTest, AProblemAfterEarlierChunksIsReportedWithItsLineAndEndsTheReading) {
+  testing::ScratchDir dir;
+  const std::string path = dir.File("backlog.jsonl");
+  std::string content;
+  for (int i = 0; i < 100; ++i) content += JsonlPhase(1, i);
+  content += JsonlPhase(1, 5);  // line 101 repeats line 6
+  content += JsonlPhase(1, 200);
+  testing::WriteFile(path, content);
+  absl::StatusOr<std::unique_ptr<BacklogReader>> reader = BacklogReader::Open(path);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  std::vector<PhaseSpec> chunk;
+  ASSERT_TRUE((*reader)->Next(60, &chunk).ok());
+  EXPECT_EQ(chunk.size(), 60u);
+  absl::Status failed = (*reader)->Next(60, &chunk);
+  EXPECT_EQ(failed.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(failed.message(), path +
+                                  ":101: duplicate phase run_id=run-1 phase_id=p-5 (first at "
+                                  "line 6)");
+  EXPECT_TRUE(chunk.empty());
+  EXPECT_EQ((*reader)->Next(60, &chunk), failed) << "the error sticks";
+}
+
+TEST(BacklogReaderTest, AnOverlongLineInAFileIsMeasuredNotHeld) {
+  testing::ScratchDir dir;
+  const std::string path = dir.File("backlog.jsonl");
+  const std::string huge(3 * 1024 * 1024, 'x');  // longer than one read of the file
+  testing::WriteFile(path, JsonlPhase(1, 1) + huge + "\r\n" + JsonlPhase(1, 2));
+  EXPECT_EQ(Rejection(ReadBacklogFile(path)),
+            absl::StrCat(path, ":2: line is ", huge.size(), " bytes long (at most ",
+                         kMaxBacklogLineBytes, ")"));
+  testing::WriteFile(path, JsonlPhase(1, 1) + huge);  // also as the last line
+  EXPECT_THAT(Rejection(ReadBacklogFile(path)), HasSubstr(":2: line is "));
+}
+
+TEST(BacklogReaderTest, CsvRecordSpanningLinesAndBomWorkFromAFile) {
+  testing::ScratchDir dir;
+  const std::string path = dir.File("backlog.csv");
+  testing::WriteFile(path, "\xEF\xBB\xBF\n\nrun_id,phase_id,last_error\r\nr1,p1,\"two\nlines\"\n");
+  absl::StatusOr<std::vector<PhaseSpec>> phases = ReadBacklogFile(path);
+  ASSERT_TRUE(phases.ok()) << phases.status();
+  ASSERT_EQ(phases->size(), 1u);
+  EXPECT_EQ((*phases)[0].last_error, "two\nlines");
 }
 
 }  // namespace

@@ -373,3 +373,46 @@ TEST_F(DrainE2ETest, CtrlCKeepsStateAndTheSameCommandResumes) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// `sluice import` streams the file 2,000 phases at a time: a bad line after
+// the first chunks still rejects the whole file, with FILE:LINE, and imports
+// nothing, through a coordinator (the stream is cancelled) and on the store
+// directly (the transaction is rolled back).
+TEST_F(DrainE2ETest, ABadLineAfterTheFirstChunksImportsNothingAndNamesTheLine) {
+  std::string content;
+  for (int i = 0; i < 4500; ++i) {
+    content += absl::StrCat(R"({"run_id":"run-)", i % 9, R"(","phase_id":"p)", i, "\"}\n");
+  }
+  content += "{\"run_id\":\"run-1\"}\n";  // line 4501
+  const std::string backlog = dir_.File("big.jsonl");
+  WriteFile(backlog, content);
+
+  const std::string direct = "sqlite://" + dir_.File("direct.db");
+  CommandResult r = Sluice({"import", backlog, "--store", direct});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr(backlog + ":4501: field \"phase_id\" missing"));
+  r = Sluice({"status", "--store", direct, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["phases"].value("pending", -1), 0) << r.out;
+
+  const std::string address = StartCoordinator({});
+  ASSERT_FALSE(address.empty());
+  r = Sluice({"import", backlog, "--coordinator", address});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr(backlog + ":4501: field \"phase_id\" missing"));
+  r = Sluice({"status", "--coordinator", address, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["phases"].value("pending", -1), 0) << r.out;
+
+  // Without the bad line: all of it, through the coordinator.
+  WriteFile(backlog, content.substr(0, content.rfind("{\"run_id\":\"run-1\"}")));
+  r = Sluice({"import", backlog, "--coordinator", address, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out).value("inserted", -1), 4500) << r.out;
+}
+
+}  // namespace
+}  // namespace sluice

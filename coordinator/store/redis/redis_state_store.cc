@@ -205,22 +205,51 @@ absl::StatusOr<RedisReply> RedisStateStore::Run(size_t script, std::vector<std::
   return conn_.RunScript(script, args, timeout);
 }
 
-absl::StatusOr<ImportResult> RedisStateStore::ImportPhases(const std::vector<PhaseSpec>& phases) {
-  std::vector<std::string> args;
-  args.reserve(1 + phases.size() * 8);
-  args.push_back(std::to_string(phases.size()));
-  for (const PhaseSpec& p : phases) {
-    args.push_back(p.run_id);
-    args.push_back(p.phase_id);
-    args.push_back(std::to_string(p.phase_index));
-    args.push_back(std::to_string(p.priority));
-    args.push_back(p.last_error);
-    args.push_back(JoinLabels(p.labels));
-    args.push_back(p.metadata_json);
-    args.push_back(RankMember(p));
+namespace {
+
+void AppendBigEndian(std::string* out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+void AppendMsgpackString(std::string* out, std::string_view s) {
+  if (s.size() < 32) {
+    out->push_back(static_cast<char>(0xa0 | s.size()));
+  } else if (s.size() <= 0xff) {
+    out->push_back(static_cast<char>(0xd9));
+    AppendBigEndian(out, s.size(), 1);
+  } else if (s.size() <= 0xffff) {
+    out->push_back(static_cast<char>(0xda));
+    AppendBigEndian(out, s.size(), 2);
+  } else {
+    out->push_back(static_cast<char>(0xdb));
+    AppendBigEndian(out, s.size(), 4);
   }
+  out->append(s);
+}
+
+}  // namespace
+
+std::string RedisStateStore::EncodeImportChunk(const std::vector<PhaseSpec>& phases) {
+  std::string out;
+  out.push_back(static_cast<char>(0xdd));  // array 32
+  AppendBigEndian(&out, phases.size() * 8, 4);
+  for (const PhaseSpec& p : phases) {
+    AppendMsgpackString(&out, p.run_id);
+    AppendMsgpackString(&out, p.phase_id);
+    AppendMsgpackString(&out, std::to_string(p.phase_index));
+    AppendMsgpackString(&out, std::to_string(p.priority));
+    AppendMsgpackString(&out, p.last_error);
+    AppendMsgpackString(&out, JoinLabels(p.labels));
+    AppendMsgpackString(&out, p.metadata_json);
+    AppendMsgpackString(&out, RankMember(p));
+  }
+  return out;
+}
+
+absl::StatusOr<ImportResult> RedisStateStore::CommitStagedImport(const std::string& id,
+                                                                 int64_t chunks) {
   SLUICE_ASSIGN_OR_RETURN(
-      RedisReply r, Run(kImport, std::move(args),
+      RedisReply r, Run(kImport, {id, std::to_string(chunks)},
                         std::max(conn_.options().import_timeout, conn_.options().command_timeout)));
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 3, "import"));
   if (r.elements.size() != 3) return absl::InternalError("redis: unexpected reply to import");

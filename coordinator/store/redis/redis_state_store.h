@@ -49,6 +49,11 @@ class RedisStateStore final : public StateStore, public WriteFence {
   ~RedisStateStore() override;
 
   absl::StatusOr<ImportResult> ImportPhases(const std::vector<PhaseSpec>& phases) override;
+  // Stages chunks in a list (one RPUSH each, nothing else touched) that
+  // Commit applies with one script: atomic, as ImportPhases. The list expires
+  // an hour after the last chunk if the import is never committed (the
+  // importer died); a Commit after that is refused whole.
+  absl::StatusOr<std::unique_ptr<PhaseImport>> BeginImport() override;
   absl::StatusOr<std::optional<PhaseRecord>> GetPhase(const PhaseKey& key) override;
   absl::StatusOr<std::vector<RunStats>> ListRunStats() override;
   absl::StatusOr<PhaseCounts> CountPhases() override;
@@ -92,7 +97,13 @@ class RedisStateStore final : public StateStore, public WriteFence {
   void SetFencingEpoch(int64_t epoch) override;
 
  private:
+  friend class RedisPhaseImport;
   explicit RedisStateStore(const RedisOptions& options);
+  // Applies the `chunks` chunks staged under import id `id` (import.lua).
+  absl::StatusOr<ImportResult> CommitStagedImport(const std::string& id, int64_t chunks);
+  // One staged chunk as import.lua reads it: a msgpack array of 8 strings
+  // per phase.
+  static std::string EncodeImportChunk(const std::vector<PhaseSpec>& phases);
 
   // Runs one of this store's scripts (kScripts in the .cc); fenced scripts
   // get the fencing epoch in front of `args`.

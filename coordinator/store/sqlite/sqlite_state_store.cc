@@ -179,30 +179,33 @@ absl::Status SqliteStateStore::InitSchema() {
   return tx.Commit();
 }
 
-absl::StatusOr<ImportResult> SqliteStateStore::ImportPhases(const std::vector<PhaseSpec>& phases) {
-  absl::MutexLock lock(&mu_);
-  Transaction tx(db_);
-  SLUICE_RETURN_IF_ERROR(tx.status());
-  ImportResult result;
-  // Prepared once for the whole batch: preparing per phase was most of an
-  // import's time.
-  Stmt find(db_,
-            "SELECT phase_index, priority, last_error, labels, metadata FROM phases "
-            "WHERE run_id=? AND phase_id=?");
-  Stmt ins(db_, "INSERT INTO phases VALUES(?,?,?,?,?,?,?,'pending',0,0,'','',0,0)");
-  Stmt run(db_,
-           "INSERT INTO runs VALUES(?,1,0,0,0,0,0,0,0,0) "
-           "ON CONFLICT(run_id) DO UPDATE SET pending=pending+1");
-  Stmt upd(db_,
-           "UPDATE phases SET phase_index=?, priority=?, last_error=?, labels=?, metadata=? "
-           "WHERE run_id=? AND phase_id=?");
-  for (const PhaseSpec& spec : phases) {
+namespace {
+
+// Inserts or updates phases inside the caller's transaction, with statements
+// prepared once for the whole import (preparing per phase was most of an
+// import's time).
+class PhaseUpserter {
+ public:
+  explicit PhaseUpserter(sqlite3* db)
+      : db_(db),
+        find_(db,
+              "SELECT phase_index, priority, last_error, labels, metadata FROM phases "
+              "WHERE run_id=? AND phase_id=?"),
+        ins_(db, "INSERT INTO phases VALUES(?,?,?,?,?,?,?,'pending',0,0,'','',0,0)"),
+        run_(db,
+             "INSERT INTO runs VALUES(?,1,0,0,0,0,0,0,0,0) "
+             "ON CONFLICT(run_id) DO UPDATE SET pending=pending+1"),
+        upd_(db,
+             "UPDATE phases SET phase_index=?, priority=?, last_error=?, labels=?, metadata=? "
+             "WHERE run_id=? AND phase_id=?") {}
+
+  absl::Status Upsert(const PhaseSpec& spec, ImportResult* result) {
     const std::string labels = JoinLabels(spec.labels);
-    find.Reset();
-    SLUICE_ASSIGN_OR_RETURN(bool known, find.Bind(spec.run_id).Bind(spec.phase_id).Step());
+    find_.Reset();
+    SLUICE_ASSIGN_OR_RETURN(bool known, find_.Bind(spec.run_id).Bind(spec.phase_id).Step());
     if (!known) {
-      ins.Reset();
-      SLUICE_RETURN_IF_ERROR(ins.Bind(spec.run_id)
+      ins_.Reset();
+      SLUICE_RETURN_IF_ERROR(ins_.Bind(spec.run_id)
                                  .Bind(spec.phase_id)
                                  .Bind(spec.phase_index)
                                  .Bind(spec.priority)
@@ -210,19 +213,19 @@ absl::StatusOr<ImportResult> SqliteStateStore::ImportPhases(const std::vector<Ph
                                  .Bind(labels)
                                  .Bind(spec.metadata_json)
                                  .Run());
-      run.Reset();
-      SLUICE_RETURN_IF_ERROR(run.Bind(spec.run_id).Run());
-      ++result.inserted;
-      continue;
+      run_.Reset();
+      SLUICE_RETURN_IF_ERROR(run_.Bind(spec.run_id).Run());
+      ++result->inserted;
+      return absl::OkStatus();
     }
-    if (find.Int(0) == spec.phase_index && find.Int(1) == spec.priority &&
-        find.Text(2) == spec.last_error && find.Text(3) == labels &&
-        find.Text(4) == spec.metadata_json) {
-      ++result.unchanged;
-      continue;
+    if (find_.Int(0) == spec.phase_index && find_.Int(1) == spec.priority &&
+        find_.Text(2) == spec.last_error && find_.Text(3) == labels &&
+        find_.Text(4) == spec.metadata_json) {
+      ++result->unchanged;
+      return absl::OkStatus();
     }
-    upd.Reset();
-    SLUICE_RETURN_IF_ERROR(upd.Bind(spec.phase_index)
+    upd_.Reset();
+    SLUICE_RETURN_IF_ERROR(upd_.Bind(spec.phase_index)
                                .Bind(spec.priority)
                                .Bind(spec.last_error)
                                .Bind(labels)
@@ -230,12 +233,96 @@ absl::StatusOr<ImportResult> SqliteStateStore::ImportPhases(const std::vector<Ph
                                .Bind(spec.run_id)
                                .Bind(spec.phase_id)
                                .Run());
-    ++result.updated;
+    ++result->updated;
+    return absl::OkStatus();
   }
-  if (result.inserted > 0) {
+
+  // The phase counter, once per import.
+  absl::Status Finish(const ImportResult& result) {
+    if (result.inserted == 0) return absl::OkStatus();
     Stmt count(db_, "UPDATE meta SET value=value+? WHERE key='phases_pending'");
-    SLUICE_RETURN_IF_ERROR(count.Bind(result.inserted).Run());
+    return count.Bind(result.inserted).Run();
   }
+
+ private:
+  sqlite3* db_;
+  Stmt find_;
+  Stmt ins_;
+  Stmt run_;
+  Stmt upd_;
+};
+
+}  // namespace
+
+// Holds the store's mutex and one write transaction from BeginImport to
+// Commit or destruction: the store's other callers wait meanwhile.
+class SqlitePhaseImport final : public PhaseImport {
+ public:
+  explicit SqlitePhaseImport(SqliteStateStore& store) ABSL_NO_THREAD_SAFETY_ANALYSIS
+      : store_(store) {
+    store_.mu_.Lock();
+    tx_.emplace(store_.db_);
+    if (tx_->status().ok()) upserter_.emplace(store_.db_);
+  }
+  ~SqlitePhaseImport() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    upserter_.reset();
+    tx_.reset();  // rolls back unless committed
+    store_.mu_.Unlock();
+  }
+
+  const absl::Status& status() const { return tx_->status(); }
+
+  absl::Status Add(const std::vector<PhaseSpec>& phases) override {
+    SLUICE_RETURN_IF_ERROR(Usable());
+    for (const PhaseSpec& spec : phases) {
+      if (absl::Status s = upserter_->Upsert(spec, &result_); !s.ok()) return Fail(s);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<ImportResult> Commit() override {
+    SLUICE_RETURN_IF_ERROR(Usable());
+    if (absl::Status s = upserter_->Finish(result_); !s.ok()) return Fail(s);
+    upserter_.reset();
+    if (absl::Status s = tx_->Commit(); !s.ok()) return Fail(s);
+    failed_ = absl::FailedPreconditionError("import already committed");
+    return result_;
+  }
+
+ private:
+  absl::Status Usable() const {
+    SLUICE_RETURN_IF_ERROR(tx_->status());
+    return failed_;
+  }
+  // After an error the import can only be dropped (and rolled back).
+  absl::Status Fail(absl::Status s) {
+    failed_ = absl::FailedPreconditionError(absl::StrCat("import failed earlier: ", s.message()));
+    return s;
+  }
+
+  SqliteStateStore& store_;
+  std::optional<Transaction> tx_;
+  std::optional<PhaseUpserter> upserter_;
+  ImportResult result_;
+  absl::Status failed_;
+};
+
+absl::StatusOr<std::unique_ptr<PhaseImport>> SqliteStateStore::BeginImport() {
+  auto import = std::make_unique<SqlitePhaseImport>(*this);
+  SLUICE_RETURN_IF_ERROR(import->status());
+  return import;
+}
+
+absl::StatusOr<ImportResult> SqliteStateStore::ImportPhases(const std::vector<PhaseSpec>& phases) {
+  absl::MutexLock lock(&mu_);
+  Transaction tx(db_);
+  SLUICE_RETURN_IF_ERROR(tx.status());
+  ImportResult result;
+  PhaseUpserter upserter(db_);
+  for (const PhaseSpec& spec : phases) {
+    SLUICE_RETURN_IF_ERROR(upserter.Upsert(spec, &result));
+  }
+  SLUICE_RETURN_IF_ERROR(upserter.Finish(result));
   SLUICE_RETURN_IF_ERROR(tx.Commit());
   return result;
 }

@@ -28,6 +28,9 @@ class SqliteStateStore final : public StateStore {
   ~SqliteStateStore() override;
 
   absl::StatusOr<ImportResult> ImportPhases(const std::vector<PhaseSpec>& phases) override;
+  // One transaction from BeginImport to Commit, holding the store's mutex:
+  // every other call on this store waits until the import ends.
+  absl::StatusOr<std::unique_ptr<PhaseImport>> BeginImport() override;
   absl::StatusOr<std::optional<PhaseRecord>> GetPhase(const PhaseKey& key) override;
   absl::StatusOr<std::vector<RunStats>> ListRunStats() override;
   absl::StatusOr<PhaseCounts> CountPhases() override;
@@ -67,6 +70,7 @@ class SqliteStateStore final : public StateStore {
   std::string ClusterId() const override { return cluster_id_; }
 
  private:
+  friend class SqlitePhaseImport;
   explicit SqliteStateStore(sqlite3* db) : db_(db) {}
   absl::Status InitSchema();
   absl::StatusOr<std::vector<AttemptRecord>> ListAttemptRows(const std::string& session_id,
