@@ -164,6 +164,7 @@ int main(int argc, char** argv) {
                            {"fifo", {}},
                            {"oracle (knows every phase)", {}},
                            {"oracle, must find the hangs", {}},
+                           {"oracle of each run's odds", {}},
                            {"reference", {}}};
   // The fleet speed-up check: sluice's wall-clock minutes to 90 % of the
   // events it collects, with one worker and with o.workers.
@@ -232,6 +233,15 @@ int main(int argc, char** argv) {
                     Breakdown(log, b.attainable_events).c_str());
       }
     }
+    {
+      RunOddsOraclePolicy p(b);
+      const std::vector<AttemptLog> log = RunSimulation(p, o.workers, seed);
+      rows[5].per_seed.push_back(Measure(log, b.attainable_events));
+      if (o.verbose) {
+        std::printf("  run-oracle minutes first+retries by kind:%s\n",
+                    Breakdown(log, b.attainable_events).c_str());
+      }
+    }
     if (o.workers > 1) {
       SluicePolicy p(b, SessionSettings{});
       const Metrics one = Measure(RunSimulation(p, 1, seed), b.attainable_events);
@@ -243,7 +253,7 @@ int main(int argc, char** argv) {
     {
       ReferencePolicy p(b);
       const std::vector<AttemptLog> log = RunSimulation(p, o.workers, seed);
-      rows[5].per_seed.push_back(Measure(log, b.attainable_events));
+      rows[6].per_seed.push_back(Measure(log, b.attainable_events));
       if (o.verbose) {
         std::printf("  reference minutes first+retries by kind:%s\n",
                     Breakdown(log, b.attainable_events).c_str());
