@@ -185,14 +185,18 @@ int main(int argc, char** argv) {
         100.0 * b.deterministic_phases / static_cast<double>(b.phases.size()), b.hang_phases,
         b.transient_phases, b.phase_fail_phases, b.event_phases, b.can_succeed,
         static_cast<long long>(b.attainable_events));
-    {
-      SluicePolicy p(b, SessionSettings{});
+    // Runs `p`, records its metrics and (--verbose) where its minutes went.
+    auto RunAndRecord = [&](Policy& p, Row& row, const char* name) {
       const std::vector<AttemptLog> log = RunSimulation(p, o.workers, seed);
-      rows[0].per_seed.push_back(Measure(log, b.attainable_events));
+      row.per_seed.push_back(Measure(log, b.attainable_events));
       if (o.verbose) {
-        std::printf("  sluice minutes first+retries by kind:%s\n",
+        std::printf("  %s minutes first+retries by kind:%s\n", name,
                     Breakdown(log, b.attainable_events).c_str());
       }
+    };
+    {
+      SluicePolicy p(b, SessionSettings{});
+      RunAndRecord(p, rows[0], "sluice");
       if (o.verbose) {
         std::printf("  sluice: %d distinct failure fingerprints; left:",
                     p.DistinctFailureFingerprints());
@@ -226,21 +230,11 @@ int main(int argc, char** argv) {
     }
     {
       OraclePolicy p(b, /*discover_hangs=*/true);
-      const std::vector<AttemptLog> log = RunSimulation(p, o.workers, seed);
-      rows[4].per_seed.push_back(Measure(log, b.attainable_events));
-      if (o.verbose) {
-        std::printf("  oracle-hangs minutes first+retries by kind:%s\n",
-                    Breakdown(log, b.attainable_events).c_str());
-      }
+      RunAndRecord(p, rows[4], "oracle-hangs");
     }
     {
       RunOddsOraclePolicy p(b);
-      const std::vector<AttemptLog> log = RunSimulation(p, o.workers, seed);
-      rows[5].per_seed.push_back(Measure(log, b.attainable_events));
-      if (o.verbose) {
-        std::printf("  run-oracle minutes first+retries by kind:%s\n",
-                    Breakdown(log, b.attainable_events).c_str());
-      }
+      RunAndRecord(p, rows[5], "run-oracle");
     }
     if (o.workers > 1) {
       SluicePolicy p(b, SessionSettings{});
@@ -252,12 +246,7 @@ int main(int argc, char** argv) {
     }
     {
       ReferencePolicy p(b);
-      const std::vector<AttemptLog> log = RunSimulation(p, o.workers, seed);
-      rows[6].per_seed.push_back(Measure(log, b.attainable_events));
-      if (o.verbose) {
-        std::printf("  reference minutes first+retries by kind:%s\n",
-                    Breakdown(log, b.attainable_events).c_str());
-      }
+      RunAndRecord(p, rows[6], "reference");
       if (o.verbose) std::printf("  reference: %d sessions\n", p.sessions());
     }
     if (o.verbose) {
