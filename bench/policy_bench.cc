@@ -20,9 +20,18 @@
 // with 1-3 telemetry events, the rest succeed with none.
 // Every attempt pays a 20-40 s start-up cost.
 //
-// Metrics, per policy, over the whole drain (until the policy leases nothing
-// more):
-//   events/worker-min   telemetry events / summed attempt minutes
+// Metrics, per policy (until the policy leases nothing more):
+//   ev/worker-min to 90%  the accounting (#13): 90 % of the
+//                       attainable events (the reference collects all of
+//                       them) over the worker-minutes spent until they were
+//                       in; its ratio is the reference's minutes over the
+//                       policy's (the 418 / 398 = 1.05x and its
+//                       oracle's 418 / 171 = 2.4x are this ratio)
+//   ev/worker-min, whole drain  events / every attempt minute of a drain run
+//                       to completion: a policy that must try every phase
+//                       that might succeed pays every hang's timeout here
+//                       (the oracle that must find the hangs tops out at
+//                       about 1.65x on this backlog)
 //   min to 90 %         worker-minutes spent until 90 % of the attainable
 //                       events (those of phases that can succeed within two
 //                       attempts) were collected; "-" if never
@@ -155,15 +164,18 @@ int main(int argc, char** argv) {
                            {"fifo", {}},
                            {"oracle (knows every phase)", {}},
                            {"oracle, must find the hangs", {}},
+                           {"oracle of each run's odds", {}},
                            {"reference", {}}};
   // The fleet speed-up check: sluice's wall-clock minutes to 90 % of the
   // events it collects, with one worker and with o.workers.
   std::vector<double> speedups;
-  std::vector<int> can_succeed;  // per seed
+  std::vector<int> can_succeed;     // per seed
+  std::vector<int64_t> attainable;  // per seed
   for (int s = 0; s < o.seeds; ++s) {
     const uint64_t seed = o.first_seed + static_cast<uint64_t>(s);
     const Backlog b = MakeBacklog(seed, o.phases, o.runs);
     can_succeed.push_back(b.can_succeed);
+    attainable.push_back(b.attainable_events);
     std::printf(
         "seed %llu: %zu phases, %d runs (largest %d), %d families; %d deterministic (%.0f %%), "
         "%d hang, %d transient-once, %d phase-specific failures, %d with events; %d can succeed; "
@@ -173,9 +185,18 @@ int main(int argc, char** argv) {
         100.0 * b.deterministic_phases / static_cast<double>(b.phases.size()), b.hang_phases,
         b.transient_phases, b.phase_fail_phases, b.event_phases, b.can_succeed,
         static_cast<long long>(b.attainable_events));
+    // Runs `p`, records its metrics and (--verbose) where its minutes went.
+    auto RunAndRecord = [&](Policy& p, Row& row, const char* name) {
+      const std::vector<AttemptLog> log = RunSimulation(p, o.workers, seed);
+      row.per_seed.push_back(Measure(log, b.attainable_events));
+      if (o.verbose) {
+        std::printf("  %s minutes first+retries by kind:%s\n", name,
+                    Breakdown(log, b.attainable_events).c_str());
+      }
+    };
     {
       SluicePolicy p(b, SessionSettings{});
-      rows[0].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
+      RunAndRecord(p, rows[0], "sluice");
       if (o.verbose) {
         std::printf("  sluice: %d distinct failure fingerprints; left:",
                     p.DistinctFailureFingerprints());
@@ -209,7 +230,11 @@ int main(int argc, char** argv) {
     }
     {
       OraclePolicy p(b, /*discover_hangs=*/true);
-      rows[4].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
+      RunAndRecord(p, rows[4], "oracle-hangs");
+    }
+    {
+      RunOddsOraclePolicy p(b);
+      RunAndRecord(p, rows[5], "run-oracle");
     }
     if (o.workers > 1) {
       SluicePolicy p(b, SessionSettings{});
@@ -221,7 +246,7 @@ int main(int argc, char** argv) {
     }
     {
       ReferencePolicy p(b);
-      rows[5].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
+      RunAndRecord(p, rows[6], "reference");
       if (o.verbose) std::printf("  reference: %d sessions\n", p.sessions());
     }
     if (o.verbose) {
@@ -241,11 +266,11 @@ int main(int argc, char** argv) {
       "\n%d seeds from %llu, %d workers; mean [min..max] over seeds; ratio = policy / "
       "reference of the per-seed values, mean\n",
       o.seeds, static_cast<unsigned long long>(o.first_seed), o.workers);
-  std::printf("%-30s %-26s %-9s %-30s %-9s %-26s %-9s %s\n", "policy", "events/worker-min", "ratio",
-              "worker-min to 90% events", "ratio", "repeat-failure min", "ratio",
-              "events collected    phases succeeded / can succeed");
+  std::printf("%-30s %-26s %-9s %-26s %-9s %-30s %-26s %-9s %s\n", "policy", "ev/worker-min to 90%",
+              "ratio", "ev/worker-min, whole drain", "ratio", "worker-min to 90% events",
+              "repeat-failure min", "ratio", "events collected    phases succeeded / can succeed");
   for (const Row& r : rows) {
-    std::vector<double> ypm, t90, rep, ev, ok, can, ypm_ratio, t90_ratio, rep_ratio;
+    std::vector<double> ypm, t90, rep, ev, ok, can, ypm_ratio, rep_ratio, y90, y90_ratio;
     int never = 0;
     for (size_t i = 0; i < r.per_seed.size(); ++i) {
       const Metrics& m = r.per_seed[i];
@@ -254,9 +279,15 @@ int main(int argc, char** argv) {
       ypm_ratio.push_back(m.events_per_worker_minute / base.events_per_worker_minute);
       if (m.minutes_to_90 < 0) {
         ++never;
+        y90.push_back(0);
+        y90_ratio.push_back(0);
       } else {
         t90.push_back(m.minutes_to_90);
-        if (base.minutes_to_90 > 0) t90_ratio.push_back(m.minutes_to_90 / base.minutes_to_90);
+        // The accounting: 90 % of the attainable events (all of
+        // which the reference collects) over the worker-minutes spent until
+        // then; the ratio is the reference's minutes over the policy's.
+        y90.push_back(0.9 * static_cast<double>(attainable[i]) / m.minutes_to_90);
+        y90_ratio.push_back(base.minutes_to_90 > 0 ? base.minutes_to_90 / m.minutes_to_90 : 0);
       }
       rep.push_back(m.repeat_minutes);
       if (base.repeat_minutes > 0) rep_ratio.push_back(m.repeat_minutes / base.repeat_minutes);
@@ -269,13 +300,15 @@ int main(int argc, char** argv) {
     Summarise(ypm_ratio, &rmean, &rlo, &rhi);
     std::string c1 = absl::StrFormat("%.3f [%.3f..%.3f]", mean, lo, hi);
     std::string c2 = absl::StrFormat("%.2fx", rmean);
+    Summarise(y90, &mean, &lo, &hi);
+    Summarise(y90_ratio, &rmean, &rlo, &rhi);
+    std::string c0 = absl::StrFormat("%.3f [%.3f..%.3f]", mean, lo, hi);
+    std::string c00 = absl::StrFormat("%.2fx", rmean);
     Summarise(t90, &mean, &lo, &hi);
-    Summarise(t90_ratio, &rmean, &rlo, &rhi);
     std::string c3 = t90.empty()
                          ? "never"
                          : absl::StrFormat("%.0f [%.0f..%.0f]%s", mean, lo, hi,
                                            never ? absl::StrCat(" (", never, " never)") : "");
-    std::string c4 = t90_ratio.empty() ? "-" : absl::StrFormat("%.2fx", rmean);
     Summarise(rep, &mean, &lo, &hi);
     Summarise(rep_ratio, &rmean, &rlo, &rhi);
     std::string c5 = absl::StrFormat("%.1f [%.1f..%.1f]", mean, lo, hi);
@@ -285,9 +318,9 @@ int main(int argc, char** argv) {
     Summarise(ok, &mean, &lo, &hi);
     double can_mean, can_lo, can_hi;
     Summarise(can, &can_mean, &can_lo, &can_hi);
-    std::printf("%-30s %-26s %-9s %-30s %-9s %-26s %-9s %-19s %.1f [%.0f..%.0f] / %.1f\n",
-                r.name.c_str(), c1.c_str(), c2.c_str(), c3.c_str(), c4.c_str(), c5.c_str(),
-                c6.c_str(), c7.c_str(), mean, lo, hi, can_mean);
+    std::printf("%-30s %-26s %-9s %-26s %-9s %-30s %-26s %-9s %-19s %.1f [%.0f..%.0f] / %.1f\n",
+                r.name.c_str(), c0.c_str(), c00.c_str(), c1.c_str(), c2.c_str(), c3.c_str(),
+                c5.c_str(), c6.c_str(), c7.c_str(), mean, lo, hi, can_mean);
   }
   if (!speedups.empty()) {
     double mean, lo, hi;

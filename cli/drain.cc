@@ -227,6 +227,9 @@ std::string LimitsText(const SessionSettings& s) {
   if (s.max_consecutive_zero_yield > 0) {
     parts.push_back(absl::StrCat("--max-consecutive-zero-yield ", s.max_consecutive_zero_yield));
   }
+  if (s.min_expected_yield > 0) {
+    parts.push_back(absl::StrCat("--min-expected-yield ", s.min_expected_yield));
+  }
   return parts.empty() ? std::string("no limits") : absl::StrJoin(parts, " ");
 }
 

@@ -93,6 +93,12 @@ void AddSessionFlags(CLI::App* cmd, SessionSettings* s) {
   cmd->add_option("--max-consecutive-zero-yield", s->max_consecutive_zero_yield,
                   "End the session after this many attempts in a row without telemetry (0 = off)")
       ->capture_default_str();
+  cmd->add_option("--min-expected-yield", s->min_expected_yield,
+                  "Stop rule, telemetry events per worker-minute: runs expected to yield less are "
+                  "not leased, and the session ends once nothing left is expected to beat it "
+                  "(0 = off)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd->add_option("--retry-on", s->retry_on,
                   "RE2 pattern (case-insensitive) of transient failures, e.g. 'connection reset|"
                   "503': retried with backoff, not counted as attempts or repeats (repeatable); "

@@ -183,6 +183,11 @@ std::string_view TelemetryLossActionName(TelemetryLossAction a);  // "warn", "pa
 std::optional<TelemetryLossAction> ParseTelemetryLossAction(std::string_view name);
 
 // Settings of a drain session. Defaults follow the controller sluice replaces.
+// The entry of SessionSettings::retry_on that switches the built-in set of
+// transient errors off (`--no-default-transient`; on the wire it is
+// SessionSettings.no_default_transient). Never compiled as a pattern.
+inline constexpr const char* kNoDefaultTransient = "!no-default-transient";
+
 struct SessionSettings {
   int32_t batch_size = 0;               // phases to finish in this session; 0 = all
   int32_t phase_timeout_seconds = 900;  // per-attempt timeout the worker enforces
@@ -202,6 +207,10 @@ struct SessionSettings {
   // count toward neither the repeat rule nor the attempt budget.
   std::vector<std::string> retry_on;
   TelemetryLossAction on_telemetry_loss = TelemetryLossAction::kWarn;
+  // The stop rule (--min-expected-yield): runs whose expected yield (the
+  // scheduler's posterior, telemetry events per worker-minute) is below this
+  // are not leased, and the session ends once nothing left beats it. 0 = off.
+  double min_expected_yield = 0;
 };
 
 enum class SessionState { kActive, kStopped, kFinished };

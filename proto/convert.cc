@@ -1,5 +1,7 @@
 #include "proto/convert.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace sluice {
@@ -170,7 +172,15 @@ void ToProto(const SessionSettings& s, v1::SessionSettings* out) {
   out->set_max_fingerprint_repeats(s.max_fingerprint_repeats);
   out->set_max_timeouts_per_run(s.max_timeouts_per_run);
   out->set_max_consecutive_zero_yield(s.max_consecutive_zero_yield);
-  for (const std::string& p : s.retry_on) out->add_retry_on(p);
+  for (const std::string& p : s.retry_on) {
+    // The switch travels as its own field; the marker is how the model keeps it.
+    if (p == kNoDefaultTransient) {
+      out->set_no_default_transient(true);
+    } else {
+      out->add_retry_on(p);
+    }
+  }
+  out->set_min_expected_yield(s.min_expected_yield);
   out->set_on_telemetry_loss(s.on_telemetry_loss == TelemetryLossAction::kPause
                                  ? v1::TELEMETRY_LOSS_PAUSE
                                  : v1::TELEMETRY_LOSS_WARN);
@@ -189,6 +199,12 @@ SessionSettings FromProto(const v1::SessionSettings& in) {
   s.max_timeouts_per_run = in.max_timeouts_per_run();
   s.max_consecutive_zero_yield = in.max_consecutive_zero_yield();
   s.retry_on.assign(in.retry_on().begin(), in.retry_on().end());
+  // An older client's marker in retry_on and the field mean the same.
+  if (in.no_default_transient() &&
+      std::find(s.retry_on.begin(), s.retry_on.end(), kNoDefaultTransient) == s.retry_on.end()) {
+    s.retry_on.push_back(kNoDefaultTransient);
+  }
+  s.min_expected_yield = in.min_expected_yield();
   s.on_telemetry_loss = in.on_telemetry_loss() == v1::TELEMETRY_LOSS_PAUSE
                             ? TelemetryLossAction::kPause
                             : TelemetryLossAction::kWarn;

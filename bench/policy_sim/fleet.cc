@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "bench/policy_sim/model.h"
 
 namespace sluice {
 namespace sim {
@@ -63,6 +64,37 @@ Metrics Measure(std::vector<AttemptLog> log, int64_t attainable) {
     }
   }
   return m;
+}
+
+std::string Breakdown(std::vector<AttemptLog> log, int64_t target) {
+  std::sort(log.begin(), log.end(),
+            [](const AttemptLog& a, const AttemptLog& b) { return a.end_s < b.end_s; });
+  double t90 = -1;
+  int64_t cumulative = 0;
+  for (const AttemptLog& a : log) {
+    cumulative += a.events;
+    if (cumulative * 10 >= target * 9) {
+      t90 = a.end_s;
+      break;
+    }
+  }
+  static const char* const kNames[] = {"events", "no-events", "deterministic",
+                                       "hang",   "transient", "phase-fail"};
+  double all[6][2] = {}, early[6][2] = {};
+  std::map<const SimPhase*, int> seen;
+  for (const AttemptLog& a : log) {
+    const int k = static_cast<int>(a.phase->kind);
+    const int retry = seen[a.phase]++ > 0 ? 1 : 0;
+    all[k][retry] += (a.end_s - a.start_s) / 60;
+    if (t90 >= 0 && a.start_s < t90) early[k][retry] += (std::min(a.end_s, t90) - a.start_s) / 60;
+  }
+  std::string out;
+  for (int k = 0; k < 6; ++k) {
+    absl::StrAppend(&out, " ", kNames[k], " ", static_cast<int>(all[k][0]), "+",
+                    static_cast<int>(all[k][1]), " (to 90%: ", static_cast<int>(early[k][0]), "+",
+                    static_cast<int>(early[k][1]), ")");
+  }
+  return out;
 }
 
 std::vector<AttemptLog> RunSimulation(Policy& policy, int workers, uint64_t seed) {

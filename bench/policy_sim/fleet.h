@@ -38,6 +38,11 @@ struct Metrics {
 
 Metrics Measure(std::vector<AttemptLog> log, int64_t attainable);
 
+// Where the worker-minutes went (for --verbose): minutes of first attempts
+// and of retries per phase kind, over the whole drain and until 90 % of
+// `target` events were in.
+std::string Breakdown(std::vector<AttemptLog> log, int64_t target);
+
 // Where a simulated worker gets its next phase.
 struct Assignment {
   const SimPhase* phase = nullptr;

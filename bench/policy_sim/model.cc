@@ -141,11 +141,14 @@ Backlog MakeBacklog(uint64_t seed, int target_phases, int target_runs) {
     // Runs differ in productivity; hang-prone runs are productive between
     // their hangs (runs that mix hangs with productive phases).
     const double p_events = hang_prone.contains(r) ? 0.6 + 0.3 * u(rng) : 0.15 + 0.7 * u(rng);
+    const double p_hang = hang_prone.contains(r) ? 0.5 : 0.03;
     for (int k = 0; k < sizes[r]; ++k) {
       SimPhase p;
       p.run_id = run_ids[r];
       p.phase_id = absl::StrFormat("phase-%03d", k);
       p.index = k;
+      p.run_p_events = fam.deterministic ? 0 : p_events;
+      p.run_p_hang = fam.deterministic ? 0 : p_hang;
       p.startup_s = 20 + 20 * u(rng);
       p.work_s = 60 + 540 * u(rng) * u(rng);  // mostly short, some long
       const double x = u(rng);
@@ -154,7 +157,7 @@ Backlog MakeBacklog(uint64_t seed, int target_phases, int target_runs) {
         p.work_s = 2 + 18 * u(rng);
         p.cause = fam.name;
         p.cause_text = fam.cause_text;
-      } else if (x < (hang_prone.contains(r) ? 0.5 : 0.03)) {
+      } else if (x < p_hang) {
         p.kind = Kind::kHang;
       } else if (x > 0.88) {
         p.kind = Kind::kPhaseFail;
@@ -227,8 +230,15 @@ AttemptResult Simulate(const SimPhase& p, int n, int timeout_s, uint64_t seed) {
       [[fallthrough]];
     case Kind::kEvents:
     case Kind::kNoEvents:
+      if (p.startup_s + p.work_s > timeout_s) {
+        // Cut short by its timeout: no success and no events (a policy that
+        // shortens timeouts pays for every phase it cuts).
+        r.outcome = Outcome::kTimedOut;
+        r.duration_s = timeout_s;
+        return r;
+      }
       r.outcome = Outcome::kSucceeded;
-      r.duration_s = std::min<double>(p.startup_s + p.work_s, timeout_s);
+      r.duration_s = p.startup_s + p.work_s;
       r.events = p.events;
       return r;
   }

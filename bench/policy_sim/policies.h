@@ -300,6 +300,31 @@ class ReferencePolicy : public SimplePolicyBase {
   std::set<std::string> session_blocked_;
 };
 
+// An oracle's frame: a fixed order of phases, each leased while Wanted.
+class OrderedPolicyBase : public SimplePolicyBase {
+ public:
+  using SimplePolicyBase::SimplePolicyBase;
+  std::optional<Assignment> Next(const std::string&, double) override {
+    for (const SimPhase* p : order_) {
+      if (Wanted(p)) {
+        MarkStarted(p);
+        return Assignment{p, kTimeoutS, "", 0};
+      }
+    }
+    return std::nullopt;
+  }
+  bool Done(double) override {
+    for (const SimPhase* p : order_) {
+      if (Wanted(p)) return false;
+    }
+    return true;
+  }
+
+ protected:
+  virtual bool Wanted(const SimPhase* p) const = 0;
+  std::vector<const SimPhase*> order_;
+};
+
 // The ceiling: a policy that knows every phase's kind in advance. It runs
 // only what yields events or can succeed (every phase that can succeed, as
 // the done-when asks), best events per expected minute first, and never a
@@ -309,9 +334,9 @@ class ReferencePolicy : public SimplePolicyBase {
 // With `discover_hangs` it knows everything but which phases hang, so it
 // runs every hang once at its full timeout (last): the ceiling of a policy
 // that must try every phase that might succeed.
-class OraclePolicy : public SimplePolicyBase {
+class OraclePolicy : public OrderedPolicyBase {
  public:
-  OraclePolicy(const Backlog& backlog, bool discover_hangs) : SimplePolicyBase(backlog) {
+  OraclePolicy(const Backlog& backlog, bool discover_hangs) : OrderedPolicyBase(backlog) {
     for (const SimPhase& p : backlog.phases) {
       if (CanSucceed(p.kind) || (p.kind == Kind::kPhaseFail && p.events > 0) ||
           (discover_hangs && p.kind == Kind::kHang)) {
@@ -322,35 +347,53 @@ class OraclePolicy : public SimplePolicyBase {
       return a->events / (a->startup_s + a->work_s) > b->events / (b->startup_s + b->work_s);
     });
   }
-  std::optional<Assignment> Next(const std::string&, double) override {
-    for (const SimPhase* p : order_) {
-      if (Wanted(p)) {
-        MarkStarted(p);
-        return Assignment{p, kTimeoutS, "", 0};
-      }
-    }
-    return std::nullopt;
-  }
   void Finished(const std::string&, const Assignment& a, const AttemptResult& r, double) override {
     MarkFinished(a.phase, r);
-  }
-  bool Done(double) override {
-    for (const SimPhase* p : order_) {
-      if (Wanted(p)) return false;
-    }
-    return true;
   }
 
  private:
   // A phase-specific failure is run once (its events come on the first
   // attempt); the others until they succeed, within the attempt cap.
-  bool Wanted(const SimPhase* p) const {
+  bool Wanted(const SimPhase* p) const override {
     if (!Open(p)) return false;
     const bool once = p->kind == Kind::kPhaseFail || p->kind == Kind::kHang;
     return !once || state_.at(p).attempts == 0;
   }
-  std::vector<const SimPhase*> order_;
 };
 
+// A policy that knows the odds each run was drawn with (the chance that a
+// phase has events, and of a hang; a deterministically failing family's
+// runs are worthless) but nothing about its phases: it runs the phases of the
+// runs with the best expected events per expected minute first (a hang
+// costs the timeout), each phase once (a transient failure once more). The
+// ceiling of a run-level ranking that has learnt every run's odds perfectly.
+class RunOddsOraclePolicy : public OrderedPolicyBase {
+ public:
+  explicit RunOddsOraclePolicy(const Backlog& backlog) : OrderedPolicyBase(backlog) {
+    constexpr double kMeanEvents = 2;     // 1-3 events, uniformly
+    constexpr double kMeanMinutes = 4.5;  // 20-40 s start-up + the model's mean work
+    auto worth = [](const SimPhase* p) {
+      return p->run_p_events * kMeanEvents /
+             (p->run_p_hang * kTimeoutS / 60.0 + (1 - p->run_p_hang) * kMeanMinutes);
+    };
+    for (const SimPhase& p : backlog.phases) {
+      if (p.kind != Kind::kDeterministic) order_.push_back(&p);
+    }
+    std::stable_sort(order_.begin(), order_.end(),
+                     [&](const SimPhase* a, const SimPhase* b) { return worth(a) > worth(b); });
+  }
+  void Finished(const std::string&, const Assignment& a, const AttemptResult& r, double) override {
+    MarkFinished(a.phase, r);
+    // Only a transient failure (known by its text, as sluice's default set
+    // knows it) is worth another attempt.
+    if (r.outcome != Outcome::kSucceeded && a.phase->kind != Kind::kTransientOnce) {
+      no_retry_.insert(a.phase);
+    }
+  }
+
+ private:
+  bool Wanted(const SimPhase* p) const override { return Open(p) && !no_retry_.contains(p); }
+  std::set<const SimPhase*> no_retry_;
+};
 }  // namespace sim
 }  // namespace sluice

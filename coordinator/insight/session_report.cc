@@ -12,6 +12,7 @@
 #include "common/fingerprint.h"
 #include "common/run_family.h"
 #include "common/status_macros.h"
+#include "coordinator/insight/marginal_curve.h"
 #include "nlohmann/json.hpp"
 
 namespace sluice {
@@ -376,6 +377,13 @@ std::string SessionReportJson(const SessionReport& r) {
                              {"run_ms", b.run_ms},
                              {"yield_events_per_minute", YieldJson(b.telemetry_events, b.run_ms)}});
   }
+  // Derived from the timeline (so never parsed back): see marginal_curve.h.
+  j["marginal_curve"] = nlohmann::json::array();
+  for (const MarginalStep& s : ComputeMarginalCurve(r.timeline)) {
+    j["marginal_curve"].push_back({{"worker_minutes", s.worker_minutes},
+                                   {"telemetry_events", s.events},
+                                   {"step_yield_events_per_minute", s.step_yield}});
+  }
   j["late_reports"] = r.late_reports;
   j["telemetry_warnings"] = nlohmann::json::array();
   for (const TelemetryWarning& w : r.telemetry_warnings) {
@@ -492,6 +500,10 @@ std::string SessionReportText(const SessionReport& r) {
                             b.finished, b.succeeded, b.failed, b.telemetry_events,
                             YieldText(b.telemetry_events, b.run_ms));
     }
+  }
+  if (const std::string curve = MarginalCurveText(ComputeMarginalCurve(r.timeline));
+      !curve.empty()) {
+    absl::StrAppend(&out, "\n", curve);
   }
   if (!r.skipped.empty()) absl::StrAppend(&out, "\n", SkipRowsText(r.skipped));
   return out;

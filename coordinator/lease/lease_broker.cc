@@ -102,6 +102,7 @@ absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
     params.now_ms = clock_.NowMs();
     params.ttl_ms = options_.lease_ttl_ms;
     params.worker_labels = labels;
+    params.retries_last = true;  // a run's untried phases before its retries (#13)
     absl::StatusOr<std::optional<LeaseGrant>> leased = store_.LeaseNextInRun(params);
     if (!leased.ok()) return stop(leased.status());
     std::optional<LeaseGrant> grant = *std::move(leased);

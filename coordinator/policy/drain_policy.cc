@@ -1,11 +1,13 @@
 #include "coordinator/policy/drain_policy.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/fingerprint.h"
 #include "common/ids.h"
@@ -38,6 +40,10 @@ absl::Status ValidateSessionSettings(const SessionSettings& s) {
   }
   if (s.max_consecutive_zero_yield < 0) {
     return absl::InvalidArgumentError("max_consecutive_zero_yield must be >= 0 (0 = off)");
+  }
+  if (!(s.min_expected_yield >= 0) || !std::isfinite(s.min_expected_yield)) {
+    return absl::InvalidArgumentError(
+        "min_expected_yield must be a finite number >= 0 (events per worker-minute; 0 = off)");
   }
   if (auto m = TransientMatcher::ForSettings(s.retry_on); !m.ok()) return m.status();
   return absl::OkStatus();
@@ -362,6 +368,21 @@ absl::StatusOr<SessionEnd> DrainPolicy::SessionEndFor(const SessionRecord& sessi
   const bool any_eligible = std::any_of(decisions.begin(), decisions.end(),
                                         [](const RunDecision& d) { return d.excluded.empty(); });
   if (!any_eligible && !waiting_on_backoff) {
+    // The stop rule ends the session when it is what keeps work back.
+    int64_t below_phases = 0, below_runs = 0;
+    double best = 0;
+    for (const RunDecision& d : decisions) {
+      if (d.excluded.code != SkipReason::kBelowMinExpectedYield) continue;
+      below_phases += d.pending;
+      ++below_runs;
+      best = std::max(best, d.ranking.expected_yield);
+    }
+    if (below_runs > 0) {
+      return SessionEnd{
+          SessionEndReason::kBelowMinExpectedYield,
+          absl::StrFormat("%g events/min; %d pending phases in %d runs, the best expected at %.3f",
+                          session.settings.min_expected_yield, below_phases, below_runs, best)};
+    }
     return SessionEnd{SessionEndReason::kNothingLeft, NothingLeftDetail(decisions, state)};
   }
   return SessionEnd{};

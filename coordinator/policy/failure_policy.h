@@ -126,9 +126,8 @@ class FailurePolicy {
 //   servname", "no address associated with hostname").
 const std::vector<std::string>& DefaultTransientPatterns();
 
-// The entry of SessionSettings::retry_on that switches the built-in set off
-// (`--no-default-transient` adds it); never compiled as a pattern.
-inline constexpr const char* kNoDefaultTransient = "!no-default-transient";
+// kNoDefaultTransient (common/model.h) in SessionSettings::retry_on switches
+// the built-in set off; it is never compiled as a pattern.
 
 // Transient-failure patterns: the built-in set (unless retry_on holds
 // kNoDefaultTransient) plus --retry-on's, RE2, case-insensitive, matched

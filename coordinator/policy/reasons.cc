@@ -32,6 +32,8 @@ std::string_view SkipReasonName(SkipReason reason) {
       return "retry_not_worth_it";
     case SkipReason::kDeferredTimeouts:
       return "deferred_timeouts";
+    case SkipReason::kBelowMinExpectedYield:
+      return "below_min_expected_yield";
   }
   return "unknown";
 }
@@ -43,6 +45,7 @@ bool IsExclusion(SkipReason reason) {
     case SkipReason::kFingerprintRepeats:
     case SkipReason::kTimeoutsPerRun:
     case SkipReason::kBackingOff:
+    case SkipReason::kBelowMinExpectedYield:
       return true;
     default:
       return false;
@@ -97,6 +100,8 @@ std::string PolicyReason::Text() const {
       return absl::StrCat("failed for good: retry not worth it (", detail, ")");
     case SkipReason::kDeferredTimeouts:
       return absl::StrCat("deferred: max_timeouts_per_run reached (", detail, ")");
+    case SkipReason::kBelowMinExpectedYield:
+      return absl::StrCat("below min_expected_yield (", detail, ")");
   }
   return detail;
 }
@@ -115,6 +120,8 @@ std::string_view SessionEndReasonName(SessionEndReason reason) {
       return "max_consecutive_zero_yield";
     case SessionEndReason::kNothingLeft:
       return "nothing_left";
+    case SessionEndReason::kBelowMinExpectedYield:
+      return "min_expected_yield";
   }
   return "unknown";
 }
@@ -135,6 +142,8 @@ std::string SessionEnd::Text() const {
     case SessionEndReason::kNothingLeft:
       // detail: why pending phases are left (all blocked or excluded).
       return detail.empty() ? "nothing left to lease" : detail;
+    case SessionEndReason::kBelowMinExpectedYield:
+      return absl::StrCat("nothing left is expected to beat min_expected_yield (", detail, ")");
   }
   return detail;
 }

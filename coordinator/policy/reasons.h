@@ -29,6 +29,7 @@ enum class SkipReason {
   kRetryNotWorthIt,         // failed for good early: retries of its fingerprint rarely succeed
   kDeferredTimeouts,        // --max-timeouts-per-run reached: deferred (excluded only at twice
                             // the limit with nothing to show)
+  kBelowMinExpectedYield,   // the stop rule: expected yield below --min-expected-yield
 };
 
 // "not_selected", "fingerprint_repeats", ... (stable; for logs and JSON).
@@ -58,11 +59,13 @@ struct PolicyReason {
 // Why a session is over (or kNone while it is not).
 enum class SessionEndReason {
   kNone,
-  kEnded,            // no longer active: detail is the reason stored when it ended
-  kMaxTotalMinutes,  // the session deadline passed
-  kBatchSize,        // --batch-size attempts finished
-  kZeroYield,        // --max-consecutive-zero-yield attempts in a row without telemetry
-  kNothingLeft,      // nothing eligible and no run backing off
+  kEnded,                  // no longer active: detail is the reason stored when it ended
+  kMaxTotalMinutes,        // the session deadline passed
+  kBatchSize,              // --batch-size attempts finished
+  kZeroYield,              // --max-consecutive-zero-yield attempts in a row without telemetry
+  kNothingLeft,            // nothing eligible and no run backing off
+  kBelowMinExpectedYield,  // the stop rule: nothing left is expected to beat
+                           // --min-expected-yield (detail: what is left)
 };
 
 std::string_view SessionEndReasonName(SessionEndReason reason);  // "batch_size", ...

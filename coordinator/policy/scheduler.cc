@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/fingerprint.h"
 
 namespace sluice {
@@ -192,6 +193,14 @@ std::vector<RunDecision> Scheduler::Decide(const std::vector<RunStats>& runs,
     } else if (p != nullptr && p->backoff_until_ms > now_ms) {
       d.excluded = {SkipReason::kBackingOff,
                     absl::StrCat((p->backoff_until_ms - now_ms + 999) / 1000, " s")};
+    }
+    if ((d.excluded.empty() || d.excluded.code == SkipReason::kBackingOff) &&
+        settings.min_expected_yield > 0 && d.ranking.expected_yield < settings.min_expected_yield) {
+      // The stop rule: not worth a worker's minutes at the session's bar
+      // (aging never lifts a run over it; new evidence from its family can).
+      d.excluded = {SkipReason::kBelowMinExpectedYield,
+                    absl::StrFormat("expected %.3f < %g events/min", d.ranking.expected_yield,
+                                    settings.min_expected_yield)};
     }
     d.excluded_reason = d.excluded.Text();
     if (d.excluded.empty()) {

@@ -42,6 +42,10 @@ struct LeaseParams {
   int64_t now_ms = 0;
   int64_t ttl_ms = 0;
   std::vector<std::string> worker_labels;  // phases requiring other labels are passed over
+  // Retries behind untried work (issue #13): among the pending phases of the
+  // best priority that fit, one with no own outcome yet (attempts == 0) goes
+  // before one that already failed or timed out, whatever their phase_index.
+  bool retries_last = false;
 };
 
 struct ReportParams {
@@ -138,7 +142,8 @@ class StateStore {
   virtual absl::StatusOr<std::optional<RunStats>> GetRunStats(const std::string& run_id);
 
   // Leases the best pending phase of params.run_id (highest priority, then
-  // lowest phase_index, then phase_id) whose required labels the worker has.
+  // lowest phase_index, then phase_id) whose required labels the worker has;
+  // with params.retries_last, untried phases of that priority first.
   // nullopt when that run has none.
   virtual absl::StatusOr<std::optional<LeaseGrant>> LeaseNextInRun(const LeaseParams& params) = 0;
 

@@ -50,6 +50,7 @@ std::string SettingsToJson(const SessionSettings& s) {
       {"max_timeouts_per_run", s.max_timeouts_per_run},
       {"max_consecutive_zero_yield", s.max_consecutive_zero_yield},
       {"retry_on", s.retry_on},
+      {"min_expected_yield", s.min_expected_yield},
       {"on_telemetry_loss", std::string(TelemetryLossActionName(s.on_telemetry_loss))}};
   return j.dump();
 }
@@ -70,6 +71,7 @@ SessionSettings SettingsFromJson(const std::string& text) {
   s.max_consecutive_zero_yield =
       j.value("max_consecutive_zero_yield", s.max_consecutive_zero_yield);
   s.retry_on = j.value("retry_on", std::vector<std::string>{});
+  s.min_expected_yield = j.value("min_expected_yield", s.min_expected_yield);
   // Sessions stored before the setting existed warn only.
   s.on_telemetry_loss = ParseTelemetryLossAction(j.value("on_telemetry_loss", std::string("warn")))
                             .value_or(TelemetryLossAction::kWarn);

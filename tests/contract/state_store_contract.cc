@@ -197,6 +197,31 @@ TEST_P(StateStoreContractTest, LeasePassesOverPhasesNeedingLabelsTheWorkerLacks)
   EXPECT_EQ(g->phase_id, "gpu-linux");
 }
 
+TEST_P(StateStoreContractTest, RetriesLastLeasesUntriedPhasesOfTheBestPriorityBeforeRetries) {
+  Contract c(store());
+  c.Import({Spec("r1", "p0", 0, 5), Spec("r1", "p1", 1, 5), Spec("r1", "p2", 2, 5),
+            Spec("r1", "low", 3, 1)});
+  c.Record(c.MustLease("r1"), Outcome::kFailed);  // p0: pending again, one own outcome
+  ASSERT_EQ(c.Phase("r1", "p0").state, PhaseState::kPending);
+  // Without the flag the retry comes first, by phase_index.
+  const std::optional<LeaseGrant> again = Ok(store().LeaseNextInRun(c.Params("r1")));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->phase_id, "p0");
+  c.Record(*again, Outcome::kFailed, 0, 0, /*max_attempts=*/3);
+  ASSERT_EQ(c.Phase("r1", "p0").state, PhaseState::kPending);
+  std::vector<std::string> order;
+  while (true) {
+    LeaseParams p = c.Params("r1");
+    p.retries_last = true;
+    std::optional<LeaseGrant> g = Ok(store().LeaseNextInRun(p));
+    if (!g) break;
+    order.push_back(g->phase_id);
+  }
+  // Untried p1, p2 of priority 5, then the retry p0 (still priority 5),
+  // then the untried phase of a lower priority.
+  EXPECT_THAT(order, ElementsAre("p1", "p2", "p0", "low"));
+}
+
 TEST_P(StateStoreContractTest, LeaseGrantDescribesTheLeaseAndMarksThePhaseLeased) {
   Contract c(store());
   c.Import({Spec("r1", "p1"), Spec("r1", "p2", 1)});

@@ -359,5 +359,25 @@ TEST_F(CoordinatorTest, TransientErrorInAProductiveRunDoesNotBlockIt) {
   }
 }
 
+TEST_F(CoordinatorTest, ARetryOfAFailedPhaseWaitsBehindItsRunsUntriedPhases) {
+  // Issue #13: a phase that failed non-transiently was retried at once (the
+  // lowest phase_index first), ahead of its run's untried phases. Retries now
+  // go behind them; the attempt budget still allows the retry later.
+  RegisterWorker("w1");
+  Import({Spec("r1", "p1"), Spec("r1", "p2"), Spec("r1", "p3")});
+  Start();
+  const LeaseGrant first = LeaseOne();
+  ASSERT_EQ(first.phase_id, "p1");
+  ReportNow(first, Outcome::kFailed, 0, 1'000, "AssertionError: column 'x' has unexpected values");
+  ASSERT_EQ(Phase("r1", "p1").state, PhaseState::kPending);
+  std::vector<std::string> order;
+  for (int i = 0; i < 3; ++i) {
+    const LeaseGrant g = LeaseOne();
+    order.push_back(g.phase_id);
+    ReportNow(g, Outcome::kSucceeded, 1);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"p2", "p3", "p1"}));
+}
+
 }  // namespace
 }  // namespace sluice::testing

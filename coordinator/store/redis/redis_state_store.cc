@@ -319,6 +319,7 @@ absl::StatusOr<std::optional<LeaseGrant>> RedisStateStore::LeaseNextInRun(
                                    std::to_string(params.timeout_seconds),
                                    std::to_string(params.now_ms),
                                    std::to_string(params.now_ms + params.ttl_ms),
+                                   params.retries_last ? "1" : "0",
                                    std::to_string(params.worker_labels.size())};
   args.insert(args.end(), params.worker_labels.begin(), params.worker_labels.end());
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kLease, args));

@@ -36,17 +36,24 @@ absl::StatusOr<std::optional<LeaseGrant>> SqliteStateStore::LeaseNextInRun(
   Stmt s(db_, sql.c_str());
   s.Bind(params.run_id);
   std::optional<PhaseRecord> chosen;
+  std::optional<PhaseRecord> retry;  // retries_last: the best fitting retry
   while (true) {
     SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
     PhaseRecord p = DecodePhase(s);
+    // An untried phase of a lower priority never beats a retry.
+    if (retry && p.spec.priority < retry->spec.priority) break;
     const bool fits = std::all_of(p.spec.labels.begin(), p.spec.labels.end(),
                                   [&](const std::string& l) { return have.contains(l); });
-    if (fits) {
-      chosen = std::move(p);
-      break;
+    if (!fits) continue;
+    if (params.retries_last && p.attempts > 0) {
+      if (!retry) retry = std::move(p);
+      continue;
     }
+    chosen = std::move(p);
+    break;
   }
+  if (!chosen) chosen = std::move(retry);
   if (!chosen) return std::optional<LeaseGrant>();
 
   SLUICE_ASSIGN_OR_RETURN(int64_t epoch, NextEpoch(db_));

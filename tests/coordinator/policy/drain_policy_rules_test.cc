@@ -1,6 +1,7 @@
 // DrainPolicy on its own, one test (or more) per named rule of
 // coordinator/policy/drain_policy.h, over an in-memory SqliteStateStore and a
 // FakeClock: no sleeps, no leases unless the rule needs the store's counts.
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -524,6 +525,58 @@ TEST_F(DrainPolicyRules, SessionEndNothingLeftButWaitsForARunBackingOff) {
   const SessionEnd end = policy_.SessionEndFor(other).value();
   EXPECT_EQ(end.code, SessionEndReason::kNothingLeft);
   EXPECT_EQ(end.Text(), "nothing left to lease");
+}
+
+TEST_F(DrainPolicyRules, StopRuleExcludesRunsExpectedBelowMinExpectedYield) {
+  SessionSettings s;
+  s.min_expected_yield = 0.5;  // events per worker-minute
+  RunStats good = Pending("good", 3);
+  good.attempts = good.successes = 4;
+  good.telemetry_events = 40;
+  good.run_ms = 4 * 60'000;  // 10 events a minute
+  RunStats poor = Pending("poor", 3);
+  poor.attempts = poor.successes = 4;
+  poor.run_ms = 40 * 60'000;  // nothing in 40 minutes
+  const std::vector<RunStats> runs = {good, poor};
+  EXPECT_TRUE(DecisionFor("good", s, runs).excluded.empty());
+  const RunDecision d = DecisionFor("poor", s, runs);
+  EXPECT_EQ(d.excluded.code, SkipReason::kBelowMinExpectedYield);
+  EXPECT_EQ(SkipKindName(d.excluded.code), "excluded");
+  EXPECT_THAT(d.excluded_reason, ::testing::StartsWith("below min_expected_yield (expected 0."));
+  EXPECT_THAT(d.excluded_reason, ::testing::EndsWith(" < 0.5 events/min)"));
+  // Off (0): the same run is leasable.
+  s.min_expected_yield = 0;
+  EXPECT_TRUE(DecisionFor("poor", s, runs).excluded.empty());
+}
+
+TEST_F(DrainPolicyRules, StopRuleEndsTheSessionWhenNothingLeftIsExpectedToBeatIt) {
+  store_->ImportPhases({Spec("r1", "p1"), Spec("r1", "p2")}).value();
+  // With no evidence a run is expected at the prior: 0.5 success x 1 event
+  // per 1-minute attempt = 0.5 events per worker-minute.
+  SessionSettings below;
+  below.min_expected_yield = 0.25;
+  EXPECT_FALSE(policy_.SessionEndFor(ActiveSession(below, "s1")).value().done());
+  store_->EndSession("s1", SessionState::kStopped, clock_.NowMs(), "test").IgnoreError();
+  SessionSettings above;
+  above.min_expected_yield = 1;
+  const SessionEnd end = policy_.SessionEndFor(ActiveSession(above, "s2")).value();
+  EXPECT_EQ(end.code, SessionEndReason::kBelowMinExpectedYield);
+  EXPECT_EQ(SessionEndReasonName(end.code), "min_expected_yield");
+  EXPECT_EQ(end.Text(),
+            "nothing left is expected to beat min_expected_yield (1 events/min; 2 pending "
+            "phases in 1 runs, the best expected at 0.500)");
+}
+
+TEST_F(DrainPolicyRules, StopRuleSettingIsValidatedAndKeptInTheStore) {
+  SessionSettings s;
+  s.min_expected_yield = -0.1;
+  EXPECT_EQ(ValidateSessionSettings(s).code(), absl::StatusCode::kInvalidArgument);
+  s.min_expected_yield = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_EQ(ValidateSessionSettings(s).code(), absl::StatusCode::kInvalidArgument);
+  s.min_expected_yield = 0.125;
+  EXPECT_TRUE(ValidateSessionSettings(s).ok());
+  ActiveSession(s, "s1");
+  EXPECT_EQ(store_->GetSession("s1").value()->settings.min_expected_yield, 0.125);
 }
 
 TEST_F(DrainPolicyRules, SessionEndBatchSizeAndAnEndedSessionKeepsItsStoredReason) {

@@ -1,18 +1,26 @@
 -- ARGV: prefix, run, worker, session, lease_id, timeout_seconds, now,
--- expires_at, n_labels, labels... Returns nil, or {phase_id, attempt, epoch}.
+-- expires_at, retries_last (0|1), n_labels, labels... Returns nil, or
+-- {phase_id, attempt, epoch}.
 local run, lease_id, now = ARGV[2], ARGV[5], ARGV[7]
+local retries_last = ARGV[9] == '1'
 local have = {}
-for i = 10, 9 + tonumber(ARGV[9]) do have[ARGV[i]] = true end
+for i = 11, 10 + tonumber(ARGV[10]) do have[ARGV[i]] = true end
 local pend = k_pending(run)
 local chosen, chosen_member, chosen_labels
+-- retries_last: the best fitting retry, taken when no untried phase of its
+-- priority (the first 16 characters of the rank) fits.
+local retry, retry_member, retry_labels
+local done = false
 -- Small first read: the first phase usually fits; grow when labels filter.
 local start, chunk = 0, 8
-while not chosen do
+while not done do
   local members = redis.call('ZRANGE', pend, start, start + chunk - 1)
   if #members == 0 then break end
   for _, m in ipairs(members) do
+    if retry and string.sub(m, 1, 16) ~= string.sub(retry_member, 1, 16) then done = true; break end
     local phase = string.sub(m, 33)
-    local labels = redis.call('HGET', k_phase(run, phase), 'labels')
+    local v = redis.call('HMGET', k_phase(run, phase), 'labels', 'attempts')
+    local labels = v[1]
     if not labels then
       return redis.error_reply('INTERNAL pending set of run ' .. run .. ' names missing phase ' .. phase)
     end
@@ -20,11 +28,20 @@ while not chosen do
     for _, l in ipairs(split_labels(labels)) do
       if not have[l] then fits = false; break end
     end
-    if fits then chosen, chosen_member, chosen_labels = phase, m, labels; break end
+    if fits then
+      if retries_last and tonumber(v[2]) > 0 then
+        if not retry then retry, retry_member, retry_labels = phase, m, labels end
+      else
+        chosen, chosen_member, chosen_labels = phase, m, labels
+        done = true
+        break
+      end
+    end
   end
   start = start + chunk
   chunk = math.min(chunk * 2, 256)
 end
+if not chosen then chosen, chosen_member, chosen_labels = retry, retry_member, retry_labels end
 if not chosen then return false end
 local lk = k_lease(lease_id)
 if redis.call('EXISTS', lk) == 1 then
