@@ -1,10 +1,11 @@
 // libFuzzer target: CountTelemetryFile on arbitrary bytes, written to a real
-// file as a phase would write $SLUICE_TELEMETRY_FILE.
+// (in-memory) regular file as a phase would write $SLUICE_TELEMETRY_FILE.
 // Properties: it never crashes and never fails on a regular file; every
 // bound holds (type names up to kMaxTelemetryTypeBytes, at most
 // kMaxTelemetryTypes distinct names besides "other"); counts are >= 0; the
 // per-type counts add up to the events; an empty file is "not written".
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -23,30 +24,27 @@ void Check(bool condition, const char* what) {
   }
 }
 
-// One scratch file per fuzzing process, rewritten for every input.
-const std::string& ScratchPath() {
-  static const std::string path = [] {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string p = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                    "/sluice-telemetry-fuzz-" + std::to_string(getpid()) + ".jsonl";
-    return p;
-  }();
-  return path;
+// One in-memory regular file per fuzzing process (memfd: nothing is left on
+// disk whatever way libFuzzer exits), rewritten for every input and opened
+// by the parser through its /proc/self/fd path.
+int ScratchFd() {
+  static const int fd = ::memfd_create("sluice-telemetry-fuzz", MFD_CLOEXEC);
+  return fd;
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string& path = ScratchPath();
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  Check(fd >= 0, "scratch file opens");
+  const int fd = ScratchFd();
+  Check(fd >= 0, "the scratch memfd exists");
+  Check(::ftruncate(fd, 0) == 0, "the scratch file is emptied");
   size_t written = 0;
   while (written < size) {
-    const ssize_t n = ::write(fd, data + written, size - written);
-    Check(n > 0, "scratch file is written");
+    const ssize_t n = ::pwrite(fd, data + written, size - written, static_cast<off_t>(written));
+    Check(n > 0, "the scratch file is written");
     written += static_cast<size_t>(n);
   }
-  ::close(fd);
+  const std::string path = "/proc/self/fd/" + std::to_string(fd);
   auto count = sluice::CountTelemetryFile(path);
   Check(count.ok(), "a regular file is always counted");
   Check(count->file_written == (size > 0), "file_written says whether there were bytes");
