@@ -39,6 +39,13 @@ using ::testing::Not;
 
 constexpr char kAdminSecret[] = "admin-secret-7f3a";
 
+// Shell lines that set $w to the pid of the phase's sluice-worker: its
+// parent, or a grandparent when a launcher (a containment shim) sits between.
+constexpr char kFindWorker[] =
+    "w=$PPID\n"
+    "while [ \"$(cat /proc/$w/comm)\" != sluice-worker ] && [ \"$w\" -gt 1 ]; do "
+    "w=$(cut -d' ' -f4 /proc/$w/stat); done\n";
+
 // A descriptor this test holds open without O_CLOEXEC while it starts
 // children, as a shell or CI runner may: it must never reach a phase.
 class LeakyDescriptor {
@@ -88,10 +95,8 @@ class WorkerSecretsE2ETest : public e2e::ProcessTest {
 TEST_F(WorkerSecretsE2ETest, DrainKeepsTheOperatorsSecretsAndDescriptorsFromWorkersAndPhases) {
   WriteBacklog("r-env", 2);
   const std::string script = dir_.File("phase.sh");
-  // The worker is the phase's parent (no shell in between: --exec has none).
-  WriteFile(script, "#!/bin/sh\nout=" + dir_.File("out-") +
-                        "$SLUICE_PHASE_ID\n"
-                        "tr '\\0' '\\n' < /proc/$PPID/environ > \"$out.worker-env\"\n"
+  WriteFile(script, "#!/bin/sh\nout=" + dir_.File("out-") + "$SLUICE_PHASE_ID\n" + kFindWorker +
+                        "tr '\\0' '\\n' < /proc/$w/environ > \"$out.worker-env\"\n"
                         "env > \"$out.phase-env\"\n"
                         "ls /proc/$$/fd > \"$out.fds\"\n");
   ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
@@ -162,14 +167,13 @@ TEST_F(WorkerSecretsE2ETest, PhasesOfAWorkerRunAsAnotherUserCannotReadItsTokenFi
   std::filesystem::create_directory(shared);
   ASSERT_EQ(::chown(shared.c_str(), kUid, kGid), 0);
   const std::string script = dir_.File("phase.sh");
-  WriteFile(script, "#!/bin/sh\nout=" + shared +
-                        "/$SLUICE_PHASE_ID\n"
+  WriteFile(script, "#!/bin/sh\nout=" + shared + "/$SLUICE_PHASE_ID\n" + kFindWorker +
                         "id -u > \"$out.uid\"\n"
                         "if cat " +
                         token_file +
                         " > \"$out.token\" 2>&1; then echo read; "
                         "else echo refused; fi > \"$out.token-result\"\n"
-                        "if tr '\\0' '\\n' < /proc/$PPID/environ > \"$out.env\" 2>&1; then echo "
+                        "if tr '\\0' '\\n' < /proc/$w/environ > \"$out.env\" 2>&1; then echo "
                         "read; else echo refused; fi > \"$out.env-result\"\n");
   ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
 
