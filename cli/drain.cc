@@ -20,6 +20,7 @@
 #include "cli/drain_progress.h"
 #include "cli/policy_commands.h"
 #include "common/clock.h"
+#include "common/redact.h"
 #include "common/signals.h"
 #include "coordinator/backlog_importer.h"
 #include "coordinator/bootstrap.h"
@@ -124,7 +125,24 @@ class LocalWorkers {
   }
 
  private:
+  // The workers' environment: the drain's own minus sluice's secrets
+  // (IsScrubbedFromPhases, the rule phases get too). A worker needs none of
+  // them (it talks to this drain's own coordinator), and a phase of the same
+  // user could read its worker's /proc/PID/environ.
+  static std::vector<std::string> WorkerEnvironment() {
+    std::vector<std::string> env;
+    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+      const std::string_view kv(*entry);
+      if (!IsScrubbedFromPhases(kv.substr(0, kv.find('=')))) env.emplace_back(kv);
+    }
+    return env;
+  }
+
   static absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& args, const std::string& log) {
+    std::vector<std::string> env_strings = WorkerEnvironment();
+    std::vector<char*> envp;
+    for (std::string& kv : env_strings) envp.push_back(kv.data());
+    envp.push_back(nullptr);
     std::vector<char*> argv;
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -132,8 +150,10 @@ class LocalWorkers {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+                                     O_WRONLY | O_CREAT | O_APPEND, 0600);
     posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+    // Nothing else this process has open reaches a worker (or its phases).
+    posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     sigset_t empty;
@@ -144,7 +164,7 @@ class LocalWorkers {
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
     pid_t pid = 0;
-    const int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ);
+    const int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
@@ -95,23 +96,30 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions&
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
   }
   grpc::SslCredentialsOptions ssl;
-  if (!o.tls_ca_file.empty()) {
-    auto ca = ReadPem("--tls-ca", o.tls_ca_file);
-    if (!ca.ok()) return ca.status();
-    ssl.pem_root_certs = *ca;
-  }
-  if (!o.tls_cert_file.empty()) {
-    auto cert = ReadPem("--tls-cert", o.tls_cert_file);
-    if (!cert.ok()) return cert.status();
-    auto key = ReadPem("--tls-key", o.tls_key_file);
-    if (!key.ok()) return key.status();
-    ssl.pem_cert_chain = *cert;
-    ssl.pem_private_key = *key;
-  }
+  ChannelOptions loaded = o;
+  if (absl::Status st = LoadTlsFiles(&loaded); !st.ok()) return st;
+  ssl.pem_root_certs = loaded.tls_ca_pem;
+  ssl.pem_cert_chain = loaded.tls_cert_pem;
+  ssl.pem_private_key = loaded.tls_key_pem;
   if (!o.tls_server_name.empty()) {
     args.SetSslTargetNameOverride(o.tls_server_name);
   }
   return grpc::CreateCustomChannel(o.address, grpc::SslCredentials(ssl), args);
+}
+
+absl::Status LoadTlsFiles(ChannelOptions* o) {
+  if (o->tls_cert_file.empty() != o->tls_key_file.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  for (auto [flag, path, pem] : {std::tuple{"--tls-ca", &o->tls_ca_file, &o->tls_ca_pem},
+                                 std::tuple{"--tls-cert", &o->tls_cert_file, &o->tls_cert_pem},
+                                 std::tuple{"--tls-key", &o->tls_key_file, &o->tls_key_pem}}) {
+    if (path->empty() || !pem->empty()) continue;
+    auto content = ReadPem(flag, *path);
+    if (!content.ok()) return content.status();
+    *pem = *std::move(content);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> LoadClientToken(const ChannelOptions& o) {

@@ -31,6 +31,12 @@ struct ChannelOptions {
   int max_message_bytes = kDefaultMaxMessageBytes;
   // Bearer token file (--token-file); empty: $SLUICE_TOKEN, else no token.
   std::string token_file;
+  // Contents of the three TLS files, once LoadTlsFiles has read them; a
+  // non-empty one is used instead of reading its file again (a worker that
+  // dropped privileges with --run-as can no longer read them).
+  std::string tls_ca_pem;
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
 
   bool tls_enabled() const {
     return tls || !tls_ca_file.empty() || !tls_cert_file.empty() || !tls_key_file.empty();
@@ -46,6 +52,11 @@ void AddChannelFlags(CLI::App* app, ChannelOptions* options);
 // without its key or the other way round, a TLS-only option without TLS, or a
 // max_message_bytes outside [4096, 1 GiB].
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ChannelOptions& options);
+
+// Reads the TLS files named in `options` into its *_pem fields, with the
+// checks and errors of MakeChannel, so that later channels (to a leader learnt
+// from a standby) need no file access.
+absl::Status LoadTlsFiles(ChannelOptions* options);
 
 // A plaintext channel to `address` (host:port) with the default message size
 // limits; cannot fail. TLS, mTLS and other limits: MakeChannel(ChannelOptions).

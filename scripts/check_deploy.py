@@ -16,6 +16,11 @@
 4. The build stage of every Dockerfile under docker/ installs exactly the
    package list of scripts/deps.sh (parsed from both), README.md lists the
    same packages, and every image's final stage runs as a non-root user.
+5. Secrets stay out of command lines (/proc/PID/cmdline is readable by every
+   process on the node): no template passes --requirepass or a
+   $(...PASSWORD/TOKEN/SECRET...) expansion; the worker Deployment drops
+   privileges (--run-as) so its phases cannot read its secret files; the
+   metrics listener binds a configurable address, not a fixed 0.0.0.0.
 
 Exits 0 when all hold, 1 with one line per problem otherwise.
 """
@@ -429,6 +434,33 @@ def check_dockerfiles(root, deps):
 
 # --------------------------------------------------------------------------- main
 
+# --------------------------------------------------------------------------- secrets
+
+SECRET_EXPANSION = re.compile(r"\$\((\w*(?:PASSWORD|TOKEN|SECRET)\w*)\)")
+
+
+def check_chart_secrets(root, chart_dir):
+    templates = os.path.join(chart_dir, "templates")
+    for name in sorted(os.listdir(templates)):
+        path = os.path.join(templates, name)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        where = rel(root, path)
+        if "--requirepass" in text:
+            problem(where, "passes --requirepass on a command line (argv is world readable)")
+        for m in SECRET_EXPANSION.finditer(text):
+            problem(where, f"expands $({m.group(1)}) into a command line (argv is world readable)")
+        if "--metrics-listen=0.0.0.0" in text:
+            problem(where, "binds the metrics listener to 0.0.0.0 with no value to restrict it")
+    worker = os.path.join(templates, "worker-deployment.yaml")
+    if os.path.exists(worker):
+        with open(worker, encoding="utf-8") as f:
+            text = f.read()
+        if "--run-as=" not in text:
+            problem(rel(root, worker), "the worker never drops privileges (--run-as): its phases "
+                    "can read its token file")
+
+
 def main():
     root = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else
                            os.path.join(os.path.dirname(__file__), ".."))
@@ -442,6 +474,7 @@ def main():
         problem("helm/", "no chart (a directory with templates/) found")
     for chart in charts:
         check_chart(root, chart)
+        check_chart_secrets(root, chart)
     deps = deps_packages(root)
     readme = readme_packages(root)
     if deps is not None and readme is not None:

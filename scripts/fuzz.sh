@@ -21,7 +21,7 @@ build=build-fuzz
 CC=clang CXX=clang++ cmake -S fuzz -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"${SLUICE_JOBS:-2}"
 
-targets=(backlog_parser_fuzz fingerprint_fuzz command_template_fuzz)
+targets=(backlog_parser_fuzz fingerprint_fuzz command_template_fuzz telemetry_parser_fuzz rpc_request_fuzz)
 mkdir -p "$build/artifacts"
 failed=0
 for t in "${targets[@]}"; do

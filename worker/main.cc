@@ -11,6 +11,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
@@ -27,6 +28,7 @@
 #include "worker/phase_shim_launch.h"
 #include "worker/required_env.h"
 #include "worker/service_supervisor.h"
+#include "worker/startup_hardening.h"
 #include "worker/worker_agent.h"
 
 namespace {
@@ -45,6 +47,16 @@ std::string DefaultWorkerId() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything else: whatever descriptors we inherited must not reach
+  // phases, and phases of our uid must not read our memory or environment.
+  if (absl::Status st = sluice::MarkInheritedDescriptorsCloseOnExec(); !st.ok()) {
+    std::cerr << "sluice-worker: " << st.message() << "\n";
+    return 3;
+  }
+  if (absl::Status st = sluice::MakeNonDumpable(); !st.ok()) {
+    std::cerr << "sluice-worker: " << st.message() << "\n";
+    return 3;
+  }
   sluice::BlockTerminationSignals();
   CLI::App app{
       "sluice-worker: leases phases from a sluice coordinator and runs each one as a subprocess "
@@ -129,6 +141,11 @@ int main(int argc, char** argv) {
   app.add_option("--service-start-timeout", service_start_timeout_seconds,
                  "Seconds --service may take to become healthy at start (else exit 3)")
       ->capture_default_str();
+  std::string run_as;
+  app.add_option("--run-as", run_as,
+                 "UID:GID (numeric) to switch to for good once the token and TLS files are "
+                 "read, so phases (run as that user) cannot read them; needs root or "
+                 "CAP_SETUID+CAP_SETGID");
   app.add_option("--log-format", log_format, "human or json")->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
@@ -197,6 +214,16 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  std::optional<sluice::RunAs> run_as_ids;
+  if (!run_as.empty()) {
+    auto parsed = sluice::ParseRunAs(run_as);
+    if (!parsed.ok()) {
+      std::cerr << "sluice-worker: " << parsed.status().message() << "\n";
+      return 2;
+    }
+    run_as_ids = *parsed;
+  }
+
   auto addresses = sluice::ParseCoordinatorAddresses(coordinator);
   if (!addresses.ok()) {
     std::cerr << "sluice-worker: " << addresses.status().message() << "\n";
@@ -204,6 +231,12 @@ int main(int argc, char** argv) {
   }
   // Every channel is made now, so that a bad TLS file is a configuration
   // error at start rather than at the first failover.
+  // The TLS files are read once, here: later channels (to a leader learnt
+  // from a standby) use these contents, also after --run-as.
+  if (absl::Status st = sluice::LoadTlsFiles(&channel_options); !st.ok()) {
+    std::cerr << "sluice-worker: " << st.message() << "\n";
+    return 2;
+  }
   std::map<std::string, std::shared_ptr<grpc::Channel>> channels;
   for (const std::string& address : *addresses) {
     channel_options.address = address;
@@ -259,10 +292,25 @@ int main(int argc, char** argv) {
                                                          : "$SLUICE_TOKEN"},
           {"token_file", channel_options.token_file},
           {"value", token->empty() ? nlohmann::json(nullptr) : nlohmann::json(sluice::kRedacted)}}},
+        {"run_as", run_as},
         {"log_format", log_format},
         {"log_level", log_level}};
     std::cout << j.dump(2) << std::endl;
     return 0;
+  }
+  // Every secret is in memory now: drop to the phases' user before anything
+  // is created on disk or started, so logs, spool and phases are that user's.
+  if (run_as_ids) {
+    if (absl::Status st = sluice::DropPrivileges(*run_as_ids); !st.ok()) {
+      std::cerr << "sluice-worker: " << st.message() << "\n";
+      return 3;
+    }
+    // A change of ids makes the kernel reset the dumpable flag: set it again.
+    if (absl::Status st = sluice::MakeNonDumpable(); !st.ok()) {
+      std::cerr << "sluice-worker: " << st.message() << "\n";
+      return 3;
+    }
+    spdlog::info("running as uid {} gid {} (--run-as)", run_as_ids->uid, run_as_ids->gid);
   }
   // A leader address learnt from a standby's answer gets the same TLS
   // settings, and no channel at all if they cannot be applied (fail closed).

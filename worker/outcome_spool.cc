@@ -7,11 +7,10 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/bounded_file.h"
 #include "common/ids.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -22,6 +21,9 @@ namespace {
 constexpr int kFormatVersion = 1;
 constexpr char kSuffix[] = ".json";
 constexpr size_t kSuffixSize = sizeof(kSuffix) - 1;
+// A spool file holds one report (tails of 4 KiB, at most 32 telemetry types):
+// anything near this is not ours.
+constexpr size_t kMaxSpoolFileBytes = 16 * 1024 * 1024;
 
 std::string ErrnoText(const std::string& what, const std::string& path) {
   return absl::StrCat(what, " ", path, ": ", std::strerror(errno));
@@ -207,11 +209,11 @@ absl::StatusOr<std::vector<AttemptReport>> OutcomeSpool::List() const {
   std::sort(files.begin(), files.end());
   std::vector<AttemptReport> reports;
   for (const std::filesystem::path& file : files) {
-    std::ifstream in(file, std::ios::binary);
-    std::stringstream buffer;
-    buffer << in.rdbuf();
+    // O_CLOEXEC: a phase started by another slot meanwhile gets nothing of it.
+    absl::StatusOr<std::string> content =
+        ReadBoundedRegularFile("spool file", file.string(), kMaxSpoolFileBytes);
     absl::StatusOr<AttemptReport> report =
-        in ? ParseAttemptReport(buffer.str()) : absl::InternalError("cannot read");
+        content.ok() ? ParseAttemptReport(*content) : content.status();
     const std::string name = file.filename().string();
     if (report.ok() && absl::StrCat(report->lease_id, kSuffix) != name) {
       report = absl::InvalidArgumentError(

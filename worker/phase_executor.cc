@@ -32,9 +32,8 @@ Outcome ClassifyOutcome(const ProcessResult& result) {
   return Outcome::kFailed;
 }
 
-std::optional<int64_t> PhaseExecutor::ProbeTelemetry() const {
+std::optional<int64_t> PhaseExecutor::ProbeTelemetry(const std::string& base) const {
   if (config_.telemetry_probe.empty()) return std::nullopt;
-  const std::string base = (std::filesystem::path(config_.log_dir) / "probe").string();
   ProcessSpec spec;
   spec.argv = config_.telemetry_probe;
   spec.workdir = config_.workdir;
@@ -125,7 +124,7 @@ AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken&
   spec.grace_ms = config_.grace_ms;
   spec.tail_bytes = config_.tail_bytes;
 
-  const std::optional<int64_t> probe_before = ProbeTelemetry();
+  const std::optional<int64_t> probe_before = ProbeTelemetry(stem + ".probe-before");
   spdlog::info("starting run={} phase={} attempt={} lease={} timeout_s={}", lease.run_id,
                lease.phase_id, lease.attempt, lease.lease_id, lease.timeout_seconds);
   absl::StatusOr<ProcessResult> result = runner_.Run(spec, cancel);
@@ -167,7 +166,8 @@ AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken&
                  telemetry.status().ToString());
   }
   if (probe_before) {
-    if (std::optional<int64_t> after = ProbeTelemetry(); after && *after > *probe_before) {
+    if (std::optional<int64_t> after = ProbeTelemetry(stem + ".probe-after");
+        after && *after > *probe_before) {
       report.telemetry_events += *after - *probe_before;
       report.telemetry_by_type["probe"] += *after - *probe_before;
     }

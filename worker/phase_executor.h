@@ -35,8 +35,10 @@ class PhaseExecutor {
   AttemptReport Execute(const LeaseGrant& lease, const CancelToken& cancel) const;
 
  private:
-  // The probe's count, or nullopt when there is no probe or it failed.
-  std::optional<int64_t> ProbeTelemetry() const;
+  // The probe's count, or nullopt when there is no probe or it failed. Its
+  // output goes to `base`.out/.err: one pair per attempt and moment, since
+  // probes of concurrent slots run at the same time.
+  std::optional<int64_t> ProbeTelemetry(const std::string& base) const;
 
   const WorkerConfig& config_;
   ProcessRunner& runner_;

@@ -47,6 +47,16 @@ bool LeaseBroker::FindRecent(const RequestKey& key, LeaseResult* out) {
   return true;
 }
 
+absl::StatusOr<std::optional<LeaseGrant>> LeaseBroker::FindActiveLease(
+    const std::string& lease_id) {
+  // Active leases only (bounded by the workers' slots), never the backlog.
+  SLUICE_ASSIGN_OR_RETURN(std::vector<LeaseGrant> active, store_.ListActiveLeases());
+  for (LeaseGrant& grant : active) {
+    if (grant.lease_id == lease_id) return std::move(grant);
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
     const std::string& worker_id, const std::vector<std::string>& labels,
     const SessionRecord& session, int32_t max_phases) {
@@ -104,7 +114,16 @@ absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
     params.worker_labels = labels;
     params.retries_last = true;  // a run's untried phases before its retries (#13)
     absl::StatusOr<std::optional<LeaseGrant>> leased = store_.LeaseNextInRun(params);
-    if (!leased.ok()) return stop(leased.status());
+    if (!leased.ok()) {
+      // The write may have committed with only its reply lost: a grant
+      // under our lease id is then the worker's, not a phase stranded as
+      // leased until it expires as lost.
+      absl::StatusOr<std::optional<LeaseGrant>> committed = FindActiveLease(params.lease_id);
+      if (!committed.ok() || !committed->has_value()) return stop(leased.status());
+      spdlog::warn("lease {}: the store's reply was lost ({}), but the grant was committed",
+                   params.lease_id, leased.status().ToString());
+      leased = *std::move(committed);
+    }
     std::optional<LeaseGrant> grant = *std::move(leased);
     if (!grant) {
       ready_.Missed(run_id, labels);

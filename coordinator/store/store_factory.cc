@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/bounded_file.h"
 #include "common/status_macros.h"
 #include "coordinator/store/redis/redis_leader_lease_store.h"
 #include "coordinator/store/redis/redis_state_store.h"
@@ -23,6 +24,17 @@ absl::StatusOr<OpenedStore> OpenStore(const std::string& url) {
   }
   if (absl::StartsWith(url, "redis://") || absl::StartsWith(url, "redis+unix://")) {
     SLUICE_ASSIGN_OR_RETURN(RedisOptions options, ParseRedisUrl(url));
+    if (!options.password_file.empty()) {
+      // Its first line, without the line end: `echo PW > file` works.
+      SLUICE_ASSIGN_OR_RETURN(
+          std::string content,
+          ReadBoundedRegularFile("--store password_file", options.password_file, 4096));
+      options.password = content.substr(0, content.find_first_of("\r\n"));
+      if (options.password.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--store password_file ", options.password_file, ": the first line is empty"));
+      }
+    }
     SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<RedisStateStore> store, RedisStateStore::Open(options));
     SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<RedisLeaderLeaseStore> lease,
                             RedisLeaderLeaseStore::Open(options));

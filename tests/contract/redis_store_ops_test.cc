@@ -2,6 +2,7 @@
 // database selection, namespaces, no KEYS/SCAN, script reloads, reconnects,
 // label walks, concurrency and memory per phase.
 #include "tests/contract/redis_store_test_helpers.h"
+#include "tests/testing/test_env.h"
 
 namespace sluice::redis_test {
 namespace {
@@ -26,6 +27,35 @@ TEST(RedisStoreTest, AuthWithRequirepass) {
   EXPECT_EQ(intruder.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(intruder.status().message(), HasSubstr("AUTH failed"));
   EXPECT_THAT(intruder.status().message(), Not(HasSubstr("guess"))) << "never log the password";
+}
+
+// Bug: the Helm chart put the Redis password in the coordinator's argv
+// (--store redis://:PW@...), readable by every process on the node through
+// /proc/PID/cmdline. password_file=PATH keeps it in a file only.
+TEST(RedisStoreTest, PasswordFileKeepsThePasswordOutOfTheUrl) {
+  using ::sluice::testing::ScratchDir;
+  using ::sluice::testing::WriteFile;
+  std::unique_ptr<RedisServer> server =
+      StartOrThrow({.appendonly = false, .requirepass = "s3cret"});
+  ScratchDir dir;
+  WriteFile(dir.File("redis-password"), "s3cret\n");
+  const std::string base = "redis+unix://" + server->socket_path() + "?namespace=pwfile";
+  std::unique_ptr<StateStore> store =
+      Ok(OpenStateStore(base + "&password_file=" + dir.File("redis-password")));
+  EXPECT_EQ(Ok(store->ImportPhases({Spec("r1", "p1")})).inserted, 1);
+  // A wrong password in the file is refused by Redis, a missing file by us.
+  WriteFile(dir.File("wrong"), "guess\n");
+  absl::StatusOr<std::unique_ptr<StateStore>> wrong =
+      OpenStateStore(base + "&password_file=" + dir.File("wrong"));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_THAT(wrong.status().message(), Not(HasSubstr("guess")));
+  absl::StatusOr<std::unique_ptr<StateStore>> missing =
+      OpenStateStore(base + "&password_file=" + dir.File("missing"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(missing.status().message(), HasSubstr("password_file"));
+  // Not both.
+  EXPECT_FALSE(ParseRedisUrl(base + "&password=x&password_file=/f").ok());
 }
 
 TEST(RedisStoreTest, SelectsTheDatabaseFromTheUrl) {

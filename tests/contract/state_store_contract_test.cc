@@ -5,6 +5,7 @@
 #include "tests/contract/state_store_contract.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <memory>
 #include <stdexcept>
@@ -319,6 +320,25 @@ TEST(FailingStateStoreTest, FailsOnlyTheArmedMutatingCallBeforeForwarding) {
   EXPECT_EQ(Ok(store.CountPhases()).pending, 2);
   EXPECT_EQ(store.mutating_calls(), 3);
   EXPECT_THAT(store.failed_calls(), ElementsAre("ImportPhases"));
+}
+
+// Bug: a new SQLite store was created 0644 (SQLite's default less the umask),
+// and its -wal and -shm files copy that mode: any user on the box could read
+// every phase's output tails, fingerprints and worker ids.
+TEST(SqliteStoreFiles, ANewStoreAndItsWalAreReadableByItsOwnerOnly) {
+  ScratchDir dir;
+  const mode_t old_umask = ::umask(022);
+  {
+    std::unique_ptr<SqliteStateStore> store = OpenOrThrow(dir.File("state.db"));
+    Ok(store->ImportPhases({Spec("r1", "p1")}));
+    for (const std::string name : {"state.db", "state.db-wal", "state.db-shm"}) {
+      struct stat st {};
+      if (name != "state.db" && ::stat(dir.File(name).c_str(), &st) != 0) continue;
+      ASSERT_EQ(::stat(dir.File(name).c_str(), &st), 0) << name;
+      EXPECT_EQ(st.st_mode & 0777, 0600u) << name;
+    }
+  }
+  ::umask(old_umask);
 }
 
 }  // namespace

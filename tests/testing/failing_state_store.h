@@ -1,6 +1,9 @@
 // A StateStore decorator that injects store outages: an armed failure makes
 // a mutating call return Unavailable *before* it reaches the wrapped store,
-// exactly as if the connection dropped before the transaction began. Tests
+// exactly as if the connection dropped before the transaction began. A lost
+// reply (LoseReplyOfNthMutatingCall) is the other half: the call reaches the
+// store and commits, then the caller gets Unavailable, as when the
+// connection drops after the commit but before the answer arrives. Tests
 // use it to prove that callers (the Coordinator) neither half-apply work nor
 // double-count it when the store fails and the caller retries.
 //
@@ -36,10 +39,18 @@ class FailingStateStore : public ForwardingStateStore {
     absl::MutexLock lock(&mu_);
     fail_all_ = true;
   }
+  // The next call to the mutating method `method` (e.g. "LeaseNextInRun")
+  // is performed, then answers Unavailable once: the write happened, the
+  // reply was lost. Other calls pass.
+  void LoseReplyOfNextCallTo(std::string method) {
+    absl::MutexLock lock(&mu_);
+    lose_reply_of_ = std::move(method);
+  }
   void Heal() {
     absl::MutexLock lock(&mu_);
     fail_all_ = false;
     fail_at_ = -1;
+    lose_reply_of_.clear();
   }
 
   // Mutating calls seen so far, failed ones included.
@@ -54,60 +65,79 @@ class FailingStateStore : public ForwardingStateStore {
   }
 
   absl::StatusOr<ImportResult> ImportPhases(const std::vector<PhaseSpec>& phases) override {
-    if (absl::Status st = MaybeFail("ImportPhases"); !st.ok()) return st;
-    return ForwardingStateStore::ImportPhases(phases);
+    return Call("ImportPhases", [&] { return ForwardingStateStore::ImportPhases(phases); });
   }
   absl::StatusOr<std::optional<LeaseGrant>> LeaseNextInRun(const LeaseParams& params) override {
-    if (absl::Status st = MaybeFail("LeaseNextInRun"); !st.ok()) return st;
-    return ForwardingStateStore::LeaseNextInRun(params);
+    return Call("LeaseNextInRun", [&] { return ForwardingStateStore::LeaseNextInRun(params); });
   }
   absl::StatusOr<std::vector<std::string>> RenewLeases(const std::string& worker_id,
                                                        const std::vector<std::string>& lease_ids,
                                                        int64_t now_ms, int64_t ttl_ms) override {
-    if (absl::Status st = MaybeFail("RenewLeases"); !st.ok()) return st;
-    return ForwardingStateStore::RenewLeases(worker_id, lease_ids, now_ms, ttl_ms);
+    return Call("RenewLeases", [&] {
+      return ForwardingStateStore::RenewLeases(worker_id, lease_ids, now_ms, ttl_ms);
+    });
   }
   absl::StatusOr<ReportResult> RecordReport(const ReportParams& params) override {
-    if (absl::Status st = MaybeFail("RecordReport"); !st.ok()) return st;
-    return ForwardingStateStore::RecordReport(params);
+    return Call("RecordReport", [&] { return ForwardingStateStore::RecordReport(params); });
   }
   absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(int64_t now_ms,
                                                          const PhaseTransition& lost) override {
-    if (absl::Status st = MaybeFail("ExpireLeases"); !st.ok()) return st;
-    return ForwardingStateStore::ExpireLeases(now_ms, lost);
+    return Call("ExpireLeases", [&] { return ForwardingStateStore::ExpireLeases(now_ms, lost); });
   }
   absl::Status UpsertWorker(const WorkerInfo& worker) override {
-    if (absl::Status st = MaybeFail("UpsertWorker"); !st.ok()) return st;
-    return ForwardingStateStore::UpsertWorker(worker);
+    return Call("UpsertWorker", [&] { return ForwardingStateStore::UpsertWorker(worker); });
   }
   absl::Status CreateSession(const SessionRecord& session) override {
-    if (absl::Status st = MaybeFail("CreateSession"); !st.ok()) return st;
-    return ForwardingStateStore::CreateSession(session);
+    return Call("CreateSession", [&] { return ForwardingStateStore::CreateSession(session); });
   }
   absl::Status EndSession(const std::string& session_id, SessionState state, int64_t ended_at_ms,
                           const std::string& reason) override {
-    if (absl::Status st = MaybeFail("EndSession"); !st.ok()) return st;
-    return ForwardingStateStore::EndSession(session_id, state, ended_at_ms, reason);
+    return Call("EndSession", [&] {
+      return ForwardingStateStore::EndSession(session_id, state, ended_at_ms, reason);
+    });
   }
   absl::Status PutPolicyRecord(const std::string& kind, const std::string& key,
                                const std::string& value) override {
-    if (absl::Status st = MaybeFail("PutPolicyRecord"); !st.ok()) return st;
-    return ForwardingStateStore::PutPolicyRecord(kind, key, value);
+    return Call("PutPolicyRecord",
+                [&] { return ForwardingStateStore::PutPolicyRecord(kind, key, value); });
   }
 
  private:
-  absl::Status MaybeFail(const char* method) {
+  enum class Fault { kNone, kBeforeCall, kReplyLost };
+
+  Fault NextFault(const char* method) {
     absl::MutexLock lock(&mu_);
     ++calls_;
-    if (!fail_all_ && calls_ != fail_at_) return absl::OkStatus();
+    if (!fail_all_ && calls_ != fail_at_) {
+      if (lose_reply_of_ != method) return Fault::kNone;
+      lose_reply_of_.clear();
+      failed_.emplace_back(method);
+      return Fault::kReplyLost;
+    }
     failed_.emplace_back(method);
-    return absl::UnavailableError(std::string("injected store outage in ") + method);
+    return Fault::kBeforeCall;
+  }
+
+  // `forward` runs the call on the wrapped store, or not, as the armed fault
+  // says; its result is returned unless the reply is to be lost.
+  template <typename Forward>
+  auto Call(const char* method, Forward forward) -> decltype(forward()) {
+    const Fault fault = NextFault(method);
+    if (fault == Fault::kBeforeCall) {
+      return absl::UnavailableError(std::string("injected store outage in ") + method);
+    }
+    auto result = forward();
+    if (fault == Fault::kReplyLost) {
+      return absl::UnavailableError(std::string("injected lost reply of ") + method);
+    }
+    return result;
   }
 
   mutable absl::Mutex mu_;
   int64_t calls_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t fail_at_ ABSL_GUARDED_BY(mu_) = -1;
   bool fail_all_ ABSL_GUARDED_BY(mu_) = false;
+  std::string lose_reply_of_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> failed_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -2,6 +2,7 @@
 // must not run, and of a phase that cannot be started.
 #include "worker/phase_executor.h"
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -96,6 +97,31 @@ TEST_F(PhaseExecutorTest, ValidLeaseRunsWithItsIdentifiersInTheEnvironment) {
   ASSERT_EQ(runner_.specs.size(), 1u);
   EXPECT_EQ(runner_.specs[0].env.at("SLUICE_SESSION_ID"), "S-1");
   EXPECT_THAT(runner_.specs[0].argv, ::testing::ElementsAre("/bin/true", "r1", "p1"));
+}
+
+// Bug: every telemetry probe wrote to one LOG_DIR/probe.out, so the probes of
+// two slots running at once overwrote each other's output and read a wrong
+// count.
+TEST_F(PhaseExecutorTest, EachAttemptsProbesWriteTheirOwnOutputFiles) {
+  config_.telemetry_probe = {"/bin/echo", "5"};
+  PhaseExecutor executor(config_, runner_);
+  LeaseGrant other = Lease();
+  other.lease_id = "L-2";
+  other.phase_id = "p2";
+  executor.Execute(Lease(), CancelToken());
+  executor.Execute(other, CancelToken());
+  std::set<std::string> outputs;
+  int probes = 0;
+  for (const ProcessSpec& spec : runner_.specs) {
+    if (spec.argv != config_.telemetry_probe) continue;
+    ++probes;
+    outputs.insert(spec.stdout_path);
+    outputs.insert(spec.stderr_path);
+  }
+  // The recording runner prints no count, so each attempt runs only the
+  // probe before it; two attempts, two probes, four distinct files.
+  EXPECT_EQ(probes, 2);
+  EXPECT_EQ(outputs.size(), 4u);
 }
 
 }  // namespace

@@ -138,6 +138,11 @@ absl::StatusOr<RedisOptions> ParseRedisUrl(const std::string& url) {
         if (password_set) return bad("password given twice");
         o.password = value;
         password_set = true;
+      } else if (key == "password_file") {
+        if (password_set) return bad("password given twice");
+        if (value.empty()) return bad("password_file needs a path");
+        o.password_file = value;
+        password_set = true;
       } else if (key == "user") {
         o.username = value;
       } else {

@@ -1,7 +1,8 @@
 // Where and how to reach Redis: RedisOptions and the two --store URL forms
 //   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?namespace=NAME]
 //   redis+unix:///path/to/redis.sock[?db=N&password=P&namespace=NAME]
-// (docs/redis.md). Pure code: no I/O, thread-compatible.
+// plus, in both, password_file=PATH instead of a password (docs/redis.md).
+// Pure code: no I/O, thread-compatible.
 #pragma once
 
 #include <string>
@@ -20,6 +21,9 @@ struct RedisOptions {
   // Redis 6 ACL users). Empty: no AUTH.
   std::string username;
   std::string password;
+  // password_file=PATH: the password is the file's first line, read by
+  // OpenStore (store_factory.h), so it never has to be in a command line.
+  std::string password_file;
   int db = 0;  // SELECT db (0..15 on a default Redis); 0 sends nothing
   // Every key starts with "<key_namespace>:". [A-Za-z0-9_-]{1,64}, so two
   // namespaces can never produce the same key. Default "sluice".
@@ -37,7 +41,8 @@ struct RedisOptions {
 
 // Parses the two URL forms above. Query parameters: namespace, db (unix
 // form; the TCP form takes /DB), password (unix form; the TCP form takes the
-// userinfo). InvalidArgument naming the accepted forms on anything else.
+// userinfo), password_file (either form; not with a password). InvalidArgument naming the accepted
+// forms on anything else.
 absl::StatusOr<RedisOptions> ParseRedisUrl(const std::string& url);
 
 // Decodes %XX escapes; a '%' not followed by two hex digits stays as it is.

@@ -1,6 +1,8 @@
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -81,6 +83,14 @@ absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const s
       return absl::UnavailableError(
           absl::StrCat("cannot create directory ", parent.string(), ": ", ec.message()));
     }
+  }
+  if (path != ":memory:") {
+    // SQLite creates a new database 0644 (less the umask), and its -wal and
+    // -shm files copy the database's mode: create it 0600 first, so the
+    // store (phase outputs, fingerprints, worker ids) is this user's only.
+    // An existing file keeps its mode.
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);
   }
   sqlite3* db = nullptr;
   const int rc = sqlite3_open_v2(

@@ -93,9 +93,9 @@ redis-password
 {{- end -}}
 
 {{/*
-The --store URL. The Redis password is not in the manifest: Kubernetes
-expands $(SLUICE_REDIS_PASSWORD) from the container's environment (a
-secretKeyRef), so it reaches the coordinator's argv only inside the pod.
+The --store URL. The Redis password is in neither the manifest nor argv nor
+the environment: the coordinator reads it from the mounted Secret file
+(password_file=), so /proc/PID/cmdline shows only the path.
 */}}
 {{- define "sluice.storeUrl" -}}
 {{- if eq .Values.store.type "sqlite" -}}
@@ -109,9 +109,9 @@ sqlite:///var/lib/sluice/state.db
 {{- end -}}
 {{- $auth := "" -}}
 {{- if .Values.redis.auth.enabled -}}
-{{- $auth = ":$(SLUICE_REDIS_PASSWORD)@" -}}
+{{- $auth = "&password_file=/etc/sluice/redis/redis-password" -}}
 {{- end -}}
-{{- printf "redis://%s%s:%v/%v?namespace=%s" $auth $host $port .Values.redis.db .Values.redis.keyNamespace -}}
+{{- printf "redis://%s:%v/%v?namespace=%s%s" $host $port .Values.redis.db .Values.redis.keyNamespace $auth -}}
 {{- end -}}
 {{- end -}}
 
