@@ -182,13 +182,14 @@ int TerminalWidth() {
   return 100;
 }
 
-// The backlog's telemetry events and summed attempt time, for the yield.
+// The backlog's telemetry events and summed attempt time with known
+// telemetry, for the yield.
 void AddTelemetry(StateStore& store, DrainProgress* progress) {
   auto runs = store.ListRunStats();
   if (!runs.ok()) return;
   for (const RunStats& r : *runs) {
     progress->telemetry_events += r.telemetry_events;
-    progress->run_ms += r.run_ms;
+    progress->run_ms += r.run_ms - r.unknown_telemetry_ms;
   }
 }
 

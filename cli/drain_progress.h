@@ -16,9 +16,11 @@ struct DrainProgress {
   int64_t session_finished = 0;  // attempts finished in this drain's session
   int64_t running = 0;           // active leases
   int64_t telemetry_events = 0;  // events of the whole backlog so far
-  int64_t run_ms = 0;            // worker time: the backlog's summed attempt durations
-  int64_t elapsed_ms = 0;        // since the drain started
-  std::string paused_reason;     // non-empty while leasing is paused
+  // Worker time yield divides by: the backlog's summed attempt durations,
+  // less those of attempts with unknown telemetry.
+  int64_t run_ms = 0;
+  int64_t elapsed_ms = 0;     // since the drain started
+  std::string paused_reason;  // non-empty while leasing is paused
 };
 
 // Yield is events per worker-minute (events / summed attempt minutes), the

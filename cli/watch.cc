@@ -123,12 +123,17 @@ std::string RenderWatchFrame(const CoordinatorStatus& status,
     const size_t from = r.timeline.size() > kRecentBuckets ? r.timeline.size() - kRecentBuckets : 0;
     for (size_t i = from; i < r.timeline.size(); ++i) {
       recent_events += r.timeline[i].telemetry_events;
-      recent_ms += r.timeline[i].run_ms;
+      recent_ms += r.timeline[i].telemetry_ms();
     }
     absl::StrAppendFormat(
         &out, "\nyield: %s events/min (recent %s), %d telemetry events, %.1f worker-min\n",
-        YieldText(r.telemetry_events, r.run_ms), YieldText(recent_events, recent_ms),
+        YieldText(r.telemetry_events, r.telemetry_ms()), YieldText(recent_events, recent_ms),
         r.telemetry_events, static_cast<double>(r.run_ms) / 60'000.0);
+    if (r.unknown_telemetry_attempts > 0) {
+      absl::StrAppendFormat(
+          &out, "telemetry unknown: %d attempts, %.1f worker-min (not in yield)\n",
+          r.unknown_telemetry_attempts, static_cast<double>(r.unknown_telemetry_ms) / 60'000.0);
+    }
   }
   absl::StrAppendFormat(&out, "workers: %d connected, %d gone  active leases: %d\n",
                         status.workers.size() - status.gone_workers.size(),

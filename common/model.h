@@ -116,6 +116,10 @@ struct AttemptReport {
   std::string error_text;
   int64_t telemetry_events = 0;
   std::map<std::string, int64_t> telemetry_by_type;
+  // The worker could not count the events (its telemetry probe failed or
+  // hung, or the telemetry file could not be read): telemetry_events is 0
+  // and means nothing. Such an attempt is no evidence of zero yield.
+  bool telemetry_unknown = false;
 };
 
 // One attempt as recorded in the store.
@@ -135,11 +139,18 @@ struct AttemptRecord {
   std::string fingerprint;
   int64_t telemetry_events = 0;
   std::map<std::string, int64_t> telemetry_by_type;
+  bool telemetry_unknown = false;  // AttemptReport::telemetry_unknown
   std::string stdout_tail;
   std::string stderr_tail;
   int64_t started_at_ms = 0;
   int64_t ended_at_ms = 0;
 };
+
+// The run time of `a` that telemetry yield divides by: its duration, or 0
+// when its telemetry is unknown (no evidence either way, never zero yield).
+inline int64_t KnownTelemetryMs(const AttemptRecord& a) {
+  return a.telemetry_unknown ? 0 : a.duration_ms;
+}
 
 // How the store treated a report.
 enum class ReportDisposition {
@@ -238,6 +249,9 @@ struct RunStats {
   int64_t timeouts = 0;   // attempts that timed out (not outside kills)
   int64_t telemetry_events = 0;
   int64_t run_ms = 0;  // summed attempt durations
+  // The part of run_ms spent by attempts whose telemetry is unknown: yield
+  // divides telemetry_events by run_ms - unknown_telemetry_ms.
+  int64_t unknown_telemetry_ms = 0;
   int64_t best_pending_priority = 0;
 };
 

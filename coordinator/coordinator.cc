@@ -156,10 +156,11 @@ absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
     watch_.ReportAccepted();
     policy_.Observe(params, result, session);
   }
-  spdlog::log(accepted ? spdlog::level::info : spdlog::level::warn,
-              "report lease={} worker={} outcome={} disposition={} events={}", report.lease_id,
-              report.worker_id, OutcomeName(report.outcome),
-              ReportDispositionName(result.disposition), report.telemetry_events);
+  spdlog::log(
+      accepted ? spdlog::level::info : spdlog::level::warn,
+      "report lease={} worker={} outcome={} disposition={} events={}", report.lease_id,
+      report.worker_id, OutcomeName(report.outcome), ReportDispositionName(result.disposition),
+      report.telemetry_unknown ? std::string("unknown") : std::to_string(report.telemetry_events));
   broker_.Notify();
   return ReportAnswer{result, params.fingerprint};
 }

@@ -118,6 +118,7 @@ void ToProto(const AttemptReport& r, v1::ReportRequest* out) {
   for (const auto& [type, count] : r.telemetry_by_type) {
     (*out->mutable_telemetry_by_type())[type] = count;
   }
+  out->set_telemetry_unknown(r.telemetry_unknown);
 }
 
 absl::StatusOr<AttemptReport> FromProto(const v1::ReportRequest& in) {
@@ -136,6 +137,7 @@ absl::StatusOr<AttemptReport> FromProto(const v1::ReportRequest& in) {
   r.error_text = in.error_text();
   r.telemetry_events = in.telemetry_events();
   for (const auto& [type, count] : in.telemetry_by_type()) r.telemetry_by_type[type] = count;
+  r.telemetry_unknown = in.telemetry_unknown();
   return r;
 }
 

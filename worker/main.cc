@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   double grace_seconds = 10;
   double drain_timeout_seconds = 60;
+  double telemetry_probe_timeout_seconds = 30;
   sluice::WorkerConfig config;
   config.worker_id = DefaultWorkerId();
   char host[256] = "";
@@ -130,6 +131,11 @@ int main(int argc, char** argv) {
   app.add_option("--telemetry-probe", telemetry_probe,
                  "Command printing an integer event count, run before and after each phase; the "
                  "delta is reported (exact only with --slots 1)");
+  app.add_option("--telemetry-probe-timeout", telemetry_probe_timeout_seconds,
+                 "Seconds a --telemetry-probe may run; a probe that fails or runs longer makes "
+                 "the attempt's telemetry unknown (not 0): the report leaves it out of yield and "
+                 "the zero-yield stop rule")
+      ->capture_default_str();
   app.add_option("--service", service_command,
                  "A long-lived helper started once for this worker (not per phase), e.g. the API "
                  "server phases talk to; split into words without a shell, restarted with backoff "
@@ -209,6 +215,7 @@ int main(int argc, char** argv) {
   config.labels = labels;
   config.grace_ms = static_cast<int64_t>(grace_seconds * 1000);
   config.drain_timeout_ms = static_cast<int64_t>(drain_timeout_seconds * 1000);
+  config.telemetry_probe_timeout_ms = static_cast<int64_t>(telemetry_probe_timeout_seconds * 1000);
   if (absl::Status st = config.Validate(); !st.ok()) {
     std::cerr << "sluice-worker: " << st.message() << "\n";
     return 2;
@@ -276,6 +283,7 @@ int main(int argc, char** argv) {
         {"max_start_failures", config.max_start_failures},
         {"lease_wait_ms", config.lease_wait_ms},
         {"telemetry_probe", telemetry_probe},
+        {"telemetry_probe_timeout_ms", config.telemetry_probe_timeout_ms},
         {"service", service_command},
         {"service_health", service_health},
         {"max_message_bytes", channel_options.max_message_bytes},

@@ -83,6 +83,7 @@ std::string SerializeAttemptReport(const AttemptReport& report) {
   j["error_text"] = report.error_text;
   j["telemetry_events"] = report.telemetry_events;
   j["telemetry_by_type"] = report.telemetry_by_type;
+  j["telemetry_unknown"] = report.telemetry_unknown;
   // Tails are sanitized to UTF-8 by the process runner; replace rather than
   // throw should anything else slip through.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -111,6 +112,10 @@ absl::StatusOr<AttemptReport> ParseAttemptReport(const std::string& text) {
   const std::optional<Outcome> parsed = ParseOutcome(outcome);
   if (!parsed) return absl::InvalidArgumentError(absl::StrCat("unknown outcome \"", outcome, "\""));
   r.outcome = *parsed;
+  // Spooled before the flag existed: counted then, so known.
+  if (j.contains("telemetry_unknown")) {
+    if (absl::Status st = Get(j, "telemetry_unknown", &r.telemetry_unknown); !st.ok()) return st;
+  }
   if (absl::Status st = ValidateId("lease_id", r.lease_id); !st.ok()) return st;
   return r;
 }

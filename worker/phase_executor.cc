@@ -33,13 +33,12 @@ Outcome ClassifyOutcome(const ProcessResult& result) {
 }
 
 std::optional<int64_t> PhaseExecutor::ProbeTelemetry(const std::string& base) const {
-  if (config_.telemetry_probe.empty()) return std::nullopt;
   ProcessSpec spec;
   spec.argv = config_.telemetry_probe;
   spec.workdir = config_.workdir;
   spec.stdout_path = base + ".out";
   spec.stderr_path = base + ".err";
-  spec.timeout_ms = 30'000;
+  spec.timeout_ms = config_.telemetry_probe_timeout_ms;
   spec.grace_ms = 1'000;
   CancelToken never;
   absl::StatusOr<ProcessResult> r = runner_.Run(spec, never);
@@ -54,7 +53,8 @@ std::optional<int64_t> PhaseExecutor::ProbeTelemetry(const std::string& base) co
   if (!r.ok()) {
     why = absl::StrCat("cannot start: ", r.status().message());
   } else if (r->stopped_by == StopReason::kTimeout) {
-    why = absl::StrCat("timed out after ", spec.timeout_ms / 1000, " s");
+    why = absl::StrCat("timed out after ", static_cast<double>(spec.timeout_ms) / 1000.0,
+                       " s (--telemetry-probe-timeout)");
   } else if (r->exit_code != 0) {
     why = r->signal != 0 ? absl::StrCat("killed by signal ", r->signal)
                          : absl::StrCat("exit code ", r->exit_code);
@@ -63,8 +63,10 @@ std::optional<int64_t> PhaseExecutor::ProbeTelemetry(const std::string& base) co
                        "\", not a count");
   }
   if (r.ok() && !r->error_text.empty()) absl::StrAppend(&why, "; stderr: ", r->error_text);
-  spdlog::warn("telemetry probe failed ({}): {}; its events are not counted (see {}.err)",
-               absl::StrJoin(config_.telemetry_probe, " "), why, base);
+  spdlog::warn(
+      "telemetry probe failed ({}): {}; its events are not counted: the attempt's telemetry is "
+      "reported as unknown (see {}.err)",
+      absl::StrJoin(config_.telemetry_probe, " "), why, base);
   return std::nullopt;
 }
 
@@ -124,7 +126,9 @@ AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken&
   spec.grace_ms = config_.grace_ms;
   spec.tail_bytes = config_.tail_bytes;
 
-  const std::optional<int64_t> probe_before = ProbeTelemetry(stem + ".probe-before");
+  const bool probing = !config_.telemetry_probe.empty();
+  const std::optional<int64_t> probe_before =
+      probing ? ProbeTelemetry(stem + ".probe-before") : std::nullopt;
   spdlog::info("starting run={} phase={} attempt={} lease={} timeout_s={}", lease.run_id,
                lease.phase_id, lease.attempt, lease.lease_id, lease.timeout_seconds);
   absl::StatusOr<ProcessResult> result = runner_.Run(spec, cancel);
@@ -162,15 +166,32 @@ AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken&
           kMaxTelemetryTypes);
     }
   } else {
-    spdlog::warn("cannot count telemetry lease={}: {}", lease.lease_id,
+    // The file is there but cannot be read (a missing file is 0 events):
+    // the count is unknown, not zero.
+    spdlog::warn("cannot count telemetry lease={}: {}; reported as unknown", lease.lease_id,
                  telemetry.status().ToString());
+    report.telemetry_unknown = true;
   }
-  if (probe_before) {
-    if (std::optional<int64_t> after = ProbeTelemetry(stem + ".probe-after");
-        after && *after > *probe_before) {
-      report.telemetry_events += *after - *probe_before;
-      report.telemetry_by_type["probe"] += *after - *probe_before;
+  if (probing) {
+    // No probe after a failed one: the delta is unknown either way.
+    const std::optional<int64_t> after =
+        probe_before.has_value() ? ProbeTelemetry(stem + ".probe-after") : std::nullopt;
+    if (!probe_before.has_value() || !after.has_value()) {
+      // Whatever the file held is only part of an unknown total.
+      report.telemetry_unknown = true;
+    } else if (const int64_t delta = after.value_or(0) - probe_before.value_or(0); delta > 0) {
+      report.telemetry_events += delta;
+      report.telemetry_by_type["probe"] += delta;
     }
+  }
+  if (report.telemetry_unknown) {
+    if (report.telemetry_events > 0) {
+      spdlog::warn("lease={}: {} events counted in the telemetry file are part of an unknown total",
+                   lease.lease_id, report.telemetry_events);
+    }
+    // On the wire and in the store an unknown count is 0 events plus the flag.
+    report.telemetry_events = 0;
+    report.telemetry_by_type.clear();
   }
   return report;
 }

@@ -35,7 +35,8 @@ class PhaseExecutor {
   AttemptReport Execute(const LeaseGrant& lease, const CancelToken& cancel) const;
 
  private:
-  // The probe's count, or nullopt when there is no probe or it failed. Its
+  // The probe's count, or nullopt when it failed or hung (logged with the
+  // reason; the attempt's telemetry is then unknown). Needs a probe. Its
   // output goes to `base`.out/.err: one pair per attempt and moment, since
   // probes of concurrent slots run at the same time.
   std::optional<int64_t> ProbeTelemetry(const std::string& base) const;

@@ -337,7 +337,8 @@ void WorkerAgent::RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel
       "finished run={} phase={} attempt={} lease={} outcome={} exit={} signal={} "
       "duration_ms={} events={}",
       lease.run_id, lease.phase_id, lease.attempt, lease.lease_id, OutcomeName(report.outcome),
-      report.exit_code, report.signal, report.duration_ms, report.telemetry_events);
+      report.exit_code, report.signal, report.duration_ms,
+      report.telemetry_unknown ? std::string("unknown") : std::to_string(report.telemetry_events));
   delivery_.Deliver(report);
   std::string stop_leasing;  // why, when this report ends leasing
   {

@@ -17,6 +17,9 @@ absl::Status WorkerConfig::Validate() const {
   if (max_start_failures < 0) {
     return absl::InvalidArgumentError("--max-start-failures must be >= 0 (0 = never stop)");
   }
+  if (telemetry_probe_timeout_ms < 1) {
+    return absl::InvalidArgumentError("--telemetry-probe-timeout must be > 0 seconds");
+  }
   if (log_dir.empty()) return absl::InvalidArgumentError("--log-dir must not be empty");
   for (const auto& [key, value] : env) {
     if (key.empty() || key.find('=') != std::string::npos) {

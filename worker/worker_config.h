@@ -33,6 +33,9 @@ struct WorkerConfig {
   // before and after each phase; the delta is added to the reported events.
   // Exact only with one slot (concurrent phases share the counter).
   std::vector<std::string> telemetry_probe;
+  // --telemetry-probe-timeout: a probe still running after this long is
+  // stopped, and the attempt's telemetry is reported as unknown.
+  int64_t telemetry_probe_timeout_ms = 30'000;
   int64_t report_give_up_ms = 300'000;  // stop retrying a report after this long at shutdown
   // Finished outcomes not yet answered by the coordinator ("" = LOG_DIR/spool).
   std::string spool_dir;

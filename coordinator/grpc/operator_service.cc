@@ -27,11 +27,7 @@ LeasingPause FromProto(const v1::LeasingPause& in) {
 
 TelemetryWarning FromProto(const v1::TelemetryWarning& in) {
   TelemetryWarning w;
-  for (TelemetryWarningKind kind :
-       {TelemetryWarningKind::kZeroEventPhases, TelemetryWarningKind::kSilentWorker,
-        TelemetryWarningKind::kYieldDroppedToZero}) {
-    if (TelemetryWarningKindName(kind) == in.kind()) w.kind = kind;
-  }
+  w.kind = ParseTelemetryWarningKind(in.kind());
   w.worker_id = in.worker_id();
   w.attempts = in.attempts();
   w.zero_event_attempts = in.zero_event_attempts();

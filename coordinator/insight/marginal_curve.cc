@@ -11,13 +11,15 @@ std::vector<MarginalStep> ComputeMarginalCurve(const std::vector<TimelineBucket>
                                                int steps) {
   std::vector<MarginalStep> curve;
   int64_t total_ms = 0;
-  for (const TimelineBucket& b : timeline) total_ms += b.run_ms;
+  // Worker time with known telemetry: an attempt whose events could not be
+  // counted says nothing about what its minutes were worth.
+  for (const TimelineBucket& b : timeline) total_ms += b.telemetry_ms();
   if (total_ms <= 0) return curve;
   steps = std::max(steps, 1);
   int64_t ms = 0, events = 0, step_start_ms = 0, step_start_events = 0;
   int next = 1;  // the step whose boundary (next / steps of the total) comes next
   for (const TimelineBucket& b : timeline) {
-    ms += b.run_ms;
+    ms += b.telemetry_ms();
     events += b.telemetry_events;
     // A bucket may cross several boundaries: it closes one step (the steps
     // are never finer than a bucket).

@@ -257,8 +257,11 @@ void RegisterCoordinatorMetrics(MetricsRegistry& registry, Coordinator& coordina
                    "Telemetry events reported by every attempt");
   registry.Declare("sluice_phase_run_seconds_total", MetricType::kCounter,
                    "Summed attempt durations (phase run time)");
+  registry.Declare("sluice_telemetry_unknown_run_seconds_total", MetricType::kCounter,
+                   "Phase run time of attempts whose telemetry the worker could not count");
   registry.Declare("sluice_yield_events_per_minute", MetricType::kGauge,
-                   "Telemetry events per minute of phase run time, all attempts in the store");
+                   "Telemetry events per minute of phase run time with known telemetry, all "
+                   "attempts in the store");
   registry.Declare("sluice_rpc_duration_seconds", MetricType::kHistogram,
                    "Server-side duration of coordinator RPCs by method", RpcLatencyBuckets());
 
@@ -319,7 +322,10 @@ void RegisterCoordinatorMetrics(MetricsRegistry& registry, Coordinator& coordina
           static_cast<double>(status->telemetry_warnings.size()));
     r.Set("sluice_telemetry_events_total", {}, static_cast<double>(events));
     r.Set("sluice_phase_run_seconds_total", {}, static_cast<double>(run_ms) / 1000.0);
-    r.Set("sluice_yield_events_per_minute", {}, YieldPerMinute(events, run_ms));
+    r.Set("sluice_telemetry_unknown_run_seconds_total", {},
+          static_cast<double>(effort->unknown_telemetry_ms) / 1000.0);
+    r.Set("sluice_yield_events_per_minute", {},
+          YieldPerMinute(events, run_ms - effort->unknown_telemetry_ms));
     return absl::OkStatus();
   });
 }

@@ -65,8 +65,8 @@ std::string EvidenceLine(const Evidence& e, const PhaseCounts& phases) {
       "%d finished attempts (%d succeeded) of %d phases, %.1f worker-minutes, %d telemetry "
       "events (%.2f events/min); backlog: %d phases (%d pending) in %d runs, %d families",
       a.n_finished, a.n_success, a.phases.size(), Minutes(a.finished_ms), a.events,
-      YieldPerMinute(a.events, a.finished_ms), phases.total(), phases.pending, e.backlog.runs,
-      e.backlog.families.size());
+      YieldPerMinute(a.events, a.finished_ms - a.unknown_telemetry_ms), phases.total(),
+      phases.pending, e.backlog.runs, e.backlog.families.size());
 }
 
 // p95 of the successful durations x the margin, rounded up to a minute;
@@ -252,7 +252,8 @@ std::vector<FixFirstItem> FixFirst(const Evidence& e,
 // families to skip (hit by a fix-first failure, or 3+ attempts and no success).
 std::vector<FamilyAdvice> AdviseFamilies(const Evidence& e,
                                          const std::vector<FixFirstItem>& fix_first) {
-  const double cluster_yield = YieldPerMinute(e.attempts.events, e.attempts.finished_ms);
+  const double cluster_yield =
+      YieldPerMinute(e.attempts.events, e.attempts.finished_ms - e.attempts.unknown_telemetry_ms);
   std::set<std::string> fix_families;
   for (const FixFirstItem& f : fix_first) fix_families.insert(f.families.begin(), f.families.end());
   std::vector<FamilyAdvice> prioritise, skip;
@@ -260,7 +261,7 @@ std::vector<FamilyAdvice> AdviseFamilies(const Evidence& e,
     if (f.attempts == 0) continue;
     FamilyAdvice adv;
     adv.family = family;
-    adv.yield_events_per_minute = YieldPerMinute(f.events, f.run_ms);
+    adv.yield_events_per_minute = YieldPerMinute(f.events, f.run_ms - f.unknown_telemetry_ms);
     adv.attempts = f.attempts;
     adv.succeeded = f.succeeded;
     adv.pending = f.pending;

@@ -38,6 +38,7 @@ struct FamilyTotals {
   int64_t succeeded = 0;
   int64_t events = 0;
   int64_t run_ms = 0;
+  int64_t unknown_telemetry_ms = 0;  // part of run_ms with unknown telemetry: not in yield
   std::string skip_prefix;  // for --skip-run-prefix: the family's first run id, cut after it
 };
 
@@ -58,6 +59,7 @@ struct AttemptEvidence {
   int64_t finished_ms = 0;
   int64_t longest_ms = 0;  // of every attempt, lost and cancelled ones included
   int64_t events = 0;
+  int64_t unknown_telemetry_ms = 0;  // part of finished_ms with unknown telemetry: not in yield
   std::map<PhaseKey, PhaseHistory> phases;
   int64_t n_finished = 0;
   int64_t n_success = 0;

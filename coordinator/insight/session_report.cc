@@ -31,16 +31,27 @@ std::string Percent(int64_t part, int64_t whole) {
   return whole == 0 ? "-" : absl::StrFormat("%.1f%%", 100.0 * Rate(part, whole));
 }
 
+// Events, run time and unknown telemetry of `a` into any row that has them.
+template <typename Row>
+void AddTelemetry(Row& row, const AttemptRecord& a) {
+  row.telemetry_events += a.telemetry_events;
+  row.run_ms += a.duration_ms;
+  row.unknown_telemetry_ms += a.duration_ms - KnownTelemetryMs(a);
+  if constexpr (requires { row.unknown_telemetry_attempts; }) {
+    if (a.telemetry_unknown) ++row.unknown_telemetry_attempts;
+  }
+}
+
 void Count(GroupReportRow& g, const AttemptRecord& a) {
   ++g.attempts;
   if (a.outcome == Outcome::kSucceeded) {
     ++g.succeeded;
-    if (a.telemetry_events == 0) ++g.zero_event_successes;
+    // An unknown count is not a zero-event success.
+    if (a.telemetry_events == 0 && !a.telemetry_unknown) ++g.zero_event_successes;
   }
   if (IsFailure(a.outcome)) ++g.failed;
   if (a.outcome == Outcome::kTimedOut) ++g.timed_out;
-  g.telemetry_events += a.telemetry_events;
-  g.run_ms += a.duration_ms;
+  AddTelemetry(g, a);
 }
 
 void AddCounts(PhaseCounts& into, const PhaseCounts& c) {
@@ -80,10 +91,36 @@ DurationStats DurationsFromJson(const nlohmann::json& j) {
   return d;
 }
 
-// Yield in JSON: null when no run time was recorded (no evidence, not 0).
-nlohmann::json YieldJson(int64_t events, int64_t run_ms) {
-  if (run_ms <= 0) return nullptr;
-  return YieldPerMinute(events, run_ms);
+// Yield in JSON: null when no run time with known telemetry was recorded
+// (no evidence, not 0).
+template <typename Row>
+nlohmann::json YieldJson(const Row& row) {
+  if (row.telemetry_ms() <= 0) return nullptr;
+  return YieldPerMinute(row.telemetry_events, row.telemetry_ms());
+}
+
+// The unknown-telemetry keys every row with them carries.
+template <typename Row>
+void UnknownTelemetryJson(const Row& row, nlohmann::json& j) {
+  if constexpr (requires { row.unknown_telemetry_attempts; }) {
+    j["unknown_telemetry_attempts"] = row.unknown_telemetry_attempts;
+  }
+  j["unknown_telemetry_run_ms"] = row.unknown_telemetry_ms;
+}
+
+template <typename Row>
+void UnknownTelemetryFromJson(const nlohmann::json& j, Row& row) {
+  if constexpr (requires { row.unknown_telemetry_attempts; }) {
+    row.unknown_telemetry_attempts = j.value("unknown_telemetry_attempts", int64_t{0});
+  }
+  row.unknown_telemetry_ms = j.value("unknown_telemetry_run_ms", int64_t{0});
+}
+
+// Events as the text tables print them: "unknown" when every attempt of the
+// row had unknown telemetry (0 would read as zero yield).
+std::string EventsText(int64_t events, int64_t attempts, int64_t unknown) {
+  if (attempts > 0 && unknown == attempts) return "unknown";
+  return absl::StrCat(events);
 }
 
 nlohmann::json GroupJson(const GroupReportRow& g, const char* key_name) {
@@ -97,7 +134,8 @@ nlohmann::json GroupJson(const GroupReportRow& g, const char* key_name) {
                       {"telemetry_events", g.telemetry_events},
                       {"run_ms", g.run_ms},
                       {"worker_minutes", static_cast<double>(g.run_ms) / kMinuteMs},
-                      {"yield_events_per_minute", YieldJson(g.telemetry_events, g.run_ms)}};
+                      {"yield_events_per_minute", YieldJson(g)}};
+  UnknownTelemetryJson(g, j);
   return j;
 }
 
@@ -112,6 +150,7 @@ GroupReportRow GroupFromJson(const nlohmann::json& j, const char* key_name) {
   g.zero_event_successes = j.at("zero_event_successes").get<int64_t>();
   g.telemetry_events = j.at("telemetry_events").get<int64_t>();
   g.run_ms = j.at("run_ms").get<int64_t>();
+  UnknownTelemetryFromJson(j, g);
   if (j.contains("phases")) g.phases = PhasesFromJson(j.at("phases"));
   return g;
 }
@@ -182,8 +221,7 @@ SessionReport ComputeSessionReport(const SessionRecord& session,
     const std::string family = RunFamily(a.run_id);
     ++report.attempts;
     ++report.outcomes[std::string(OutcomeName(a.outcome))];
-    report.telemetry_events += a.telemetry_events;
-    report.run_ms += a.duration_ms;
+    AddTelemetry(report, a);
     if (a.outcome == Outcome::kSucceeded) success_ms.push_back(a.duration_ms);
     if (IsFailure(a.outcome)) failure_ms.push_back(a.duration_ms);
 
@@ -191,8 +229,7 @@ SessionReport ComputeSessionReport(const SessionRecord& session,
     run.run_id = a.run_id;
     run.family = family;
     ++run.attempts;
-    run.telemetry_events += a.telemetry_events;
-    run.run_ms += a.duration_ms;
+    AddTelemetry(run, a);
     if (a.outcome == Outcome::kSucceeded) ++run.succeeded;
     if (IsFailure(a.outcome)) ++run.failed;
     if (a.outcome == Outcome::kTimedOut) ++run.timed_out;
@@ -216,7 +253,7 @@ SessionReport ComputeSessionReport(const SessionRecord& session,
       error_families[a.fingerprint].insert(family);
     }
   }
-  report.yield_per_minute = YieldPerMinute(report.telemetry_events, report.run_ms);
+  report.yield_per_minute = YieldPerMinute(report.telemetry_events, report.telemetry_ms());
   report.success_durations = ComputeDurationStats(std::move(success_ms));
   report.failure_durations = ComputeDurationStats(std::move(failure_ms));
 
@@ -241,8 +278,8 @@ SessionReport ComputeSessionReport(const SessionRecord& session,
   collect(fingerprints, fingerprint_runs, &report.fingerprints);
   std::stable_sort(report.fingerprints.begin(), report.fingerprints.end(),
                    [](const GroupReportRow& a, const GroupReportRow& b) {
-                     return YieldPerMinute(a.telemetry_events, a.run_ms) >
-                            YieldPerMinute(b.telemetry_events, b.run_ms);
+                     return YieldPerMinute(a.telemetry_events, a.telemetry_ms()) >
+                            YieldPerMinute(b.telemetry_events, b.telemetry_ms());
                    });
 
   for (auto& [fp, row] : errors) {
@@ -279,8 +316,7 @@ SessionReport ComputeSessionReport(const SessionRecord& session,
       ++b.finished;
       if (a.outcome == Outcome::kSucceeded) ++b.succeeded;
       if (IsFailure(a.outcome)) ++b.failed;
-      b.telemetry_events += a.telemetry_events;
-      b.run_ms += a.duration_ms;
+      AddTelemetry(b, a);
     }
   }
   report.telemetry_warnings = DetectTelemetryLoss(attempts, alarm_options);
@@ -323,7 +359,9 @@ std::string SessionReportJson(const SessionReport& r) {
   j["telemetry_events"] = r.telemetry_events;
   j["run_ms"] = r.run_ms;
   j["worker_minutes"] = static_cast<double>(r.run_ms) / kMinuteMs;
-  j["yield_events_per_minute"] = YieldJson(r.telemetry_events, r.run_ms);
+  j["yield_events_per_minute"] = YieldJson(r);
+  UnknownTelemetryJson(r, j);
+  j["unknown_telemetry_worker_minutes"] = static_cast<double>(r.unknown_telemetry_ms) / kMinuteMs;
   j["phases"] = PhasesJson(r.phases);
   j["durations"] = {{"succeeded", DurationsJson(r.success_durations)},
                     {"failed", DurationsJson(r.failure_durations)}};
@@ -341,16 +379,18 @@ std::string SessionReportJson(const SessionReport& r) {
   }
   j["runs"] = nlohmann::json::array();
   for (const RunReportRow& run : r.runs) {
-    j["runs"].push_back({{"run_id", run.run_id},
-                         {"family", run.family},
-                         {"attempts", run.attempts},
-                         {"succeeded", run.succeeded},
-                         {"failed", run.failed},
-                         {"timed_out", run.timed_out},
-                         {"telemetry_events", run.telemetry_events},
-                         {"run_ms", run.run_ms},
-                         {"yield_events_per_minute", YieldJson(run.telemetry_events, run.run_ms)},
-                         {"phases", PhasesJson(run.phases)}});
+    nlohmann::json row = {{"run_id", run.run_id},
+                          {"family", run.family},
+                          {"attempts", run.attempts},
+                          {"succeeded", run.succeeded},
+                          {"failed", run.failed},
+                          {"timed_out", run.timed_out},
+                          {"telemetry_events", run.telemetry_events},
+                          {"run_ms", run.run_ms},
+                          {"yield_events_per_minute", YieldJson(run)},
+                          {"phases", PhasesJson(run.phases)}};
+    UnknownTelemetryJson(run, row);
+    j["runs"].push_back(std::move(row));
   }
   j["families"] = nlohmann::json::array();
   for (const GroupReportRow& g : r.families) {
@@ -369,13 +409,15 @@ std::string SessionReportJson(const SessionReport& r) {
   j["timeline_bucket_ms"] = r.timeline_bucket_ms;
   j["timeline"] = nlohmann::json::array();
   for (const TimelineBucket& b : r.timeline) {
-    j["timeline"].push_back({{"start_ms", b.start_ms},
-                             {"finished", b.finished},
-                             {"succeeded", b.succeeded},
-                             {"failed", b.failed},
-                             {"telemetry_events", b.telemetry_events},
-                             {"run_ms", b.run_ms},
-                             {"yield_events_per_minute", YieldJson(b.telemetry_events, b.run_ms)}});
+    nlohmann::json row = {{"start_ms", b.start_ms},
+                          {"finished", b.finished},
+                          {"succeeded", b.succeeded},
+                          {"failed", b.failed},
+                          {"telemetry_events", b.telemetry_events},
+                          {"run_ms", b.run_ms},
+                          {"yield_events_per_minute", YieldJson(b)}};
+    UnknownTelemetryJson(b, row);
+    j["timeline"].push_back(std::move(row));
   }
   // Derived from the timeline (so never parsed back): see marginal_curve.h.
   j["marginal_curve"] = nlohmann::json::array();
@@ -435,8 +477,15 @@ std::string SessionReportText(const SessionReport& r) {
   }
   absl::StrAppendFormat(&out,
                         "\ntelemetry events %d over %.1f phase-minutes: yield %s events/min\n",
-                        r.telemetry_events, static_cast<double>(r.run_ms) / 60'000.0,
-                        YieldText(r.telemetry_events, r.run_ms));
+                        r.telemetry_events, static_cast<double>(r.telemetry_ms()) / 60'000.0,
+                        YieldText(r.telemetry_events, r.telemetry_ms()));
+  if (r.unknown_telemetry_attempts > 0) {
+    absl::StrAppendFormat(&out,
+                          "telemetry unknown for %d attempts (%.1f phase-minutes): the worker "
+                          "could not count their events; left out of yield\n",
+                          r.unknown_telemetry_attempts,
+                          static_cast<double>(r.unknown_telemetry_ms) / 60'000.0);
+  }
   absl::StrAppendFormat(&out, "phases now: %d pending, %d leased, %d succeeded, %d failed\n",
                         r.phases.pending, r.phases.leased, r.phases.succeeded, r.phases.failed);
   if (r.late_reports > 0) {
@@ -472,19 +521,23 @@ std::string SessionReportText(const SessionReport& r) {
                           "attempts", "succeeded", "failed", "timeouts", "events", "worker-min",
                           "yield/min");
     for (const GroupReportRow& g : rows) {
-      absl::StrAppendFormat(&out, "%-32s %5d %8d %9d %7d %8d %7d %10.1f %9s\n", g.key, g.runs,
-                            g.attempts, g.succeeded, g.failed, g.timed_out, g.telemetry_events,
-                            static_cast<double>(g.run_ms) / kMinuteMs,
-                            YieldText(g.telemetry_events, g.run_ms));
+      absl::StrAppendFormat(
+          &out, "%-32s %5d %8d %9d %7d %8d %7s %10.1f %9s\n", g.key, g.runs, g.attempts,
+          g.succeeded, g.failed, g.timed_out,
+          EventsText(g.telemetry_events, g.attempts, g.unknown_telemetry_attempts),
+          static_cast<double>(g.run_ms) / kMinuteMs,
+          YieldText(g.telemetry_events, g.telemetry_ms()));
     }
   };
   if (!r.runs.empty()) {
     absl::StrAppendFormat(&out, "\n%-32s %8s %9s %7s %8s %7s %9s %s\n", "run", "attempts",
                           "succeeded", "failed", "timeouts", "events", "yield/min", "pending");
     for (const RunReportRow& run : r.runs) {
-      absl::StrAppendFormat(&out, "%-32s %8d %9d %7d %8d %7d %9s %7d\n", run.run_id, run.attempts,
-                            run.succeeded, run.failed, run.timed_out, run.telemetry_events,
-                            YieldText(run.telemetry_events, run.run_ms), run.phases.pending);
+      absl::StrAppendFormat(
+          &out, "%-32s %8d %9d %7d %8d %7s %9s %7d\n", run.run_id, run.attempts, run.succeeded,
+          run.failed, run.timed_out,
+          EventsText(run.telemetry_events, run.attempts, run.unknown_telemetry_attempts),
+          YieldText(run.telemetry_events, run.telemetry_ms()), run.phases.pending);
     }
   }
   group_table("family", r.families);
@@ -498,7 +551,7 @@ std::string SessionReportText(const SessionReport& r) {
     for (const TimelineBucket& b : r.timeline) {
       absl::StrAppendFormat(&out, "  %6d %8d %9d %7d %7d %9s\n", (b.start_ms - base) / kMinuteMs,
                             b.finished, b.succeeded, b.failed, b.telemetry_events,
-                            YieldText(b.telemetry_events, b.run_ms));
+                            YieldText(b.telemetry_events, b.telemetry_ms()));
     }
   }
   if (const std::string curve = MarginalCurveText(ComputeMarginalCurve(r.timeline));
@@ -523,8 +576,9 @@ absl::StatusOr<SessionReport> SessionReportFromJson(const std::string& json) {
     r.outcomes = j.at("outcomes").get<std::map<std::string, int64_t>>();
     r.telemetry_events = j.at("telemetry_events").get<int64_t>();
     r.run_ms = j.at("run_ms").get<int64_t>();
-    // null: no run time recorded (YieldJson).
-    r.yield_per_minute = YieldPerMinute(r.telemetry_events, r.run_ms);
+    UnknownTelemetryFromJson(j, r);
+    // null: no run time with known telemetry recorded (YieldJson).
+    r.yield_per_minute = YieldPerMinute(r.telemetry_events, r.telemetry_ms());
     r.phases = PhasesFromJson(j.at("phases"));
     r.late_reports = j.value("late_reports", int64_t{0});
     for (const auto& e : j.at("top_errors")) {
@@ -549,6 +603,7 @@ absl::StatusOr<SessionReport> SessionReportFromJson(const std::string& json) {
       row.timed_out = e.at("timed_out").get<int64_t>();
       row.telemetry_events = e.at("telemetry_events").get<int64_t>();
       row.run_ms = e.at("run_ms").get<int64_t>();
+      UnknownTelemetryFromJson(e, row);
       row.phases = PhasesFromJson(e.at("phases"));
       r.runs.push_back(std::move(row));
     }
@@ -575,16 +630,12 @@ absl::StatusOr<SessionReport> SessionReportFromJson(const std::string& json) {
       b.failed = e.at("failed").get<int64_t>();
       b.telemetry_events = e.at("telemetry_events").get<int64_t>();
       b.run_ms = e.at("run_ms").get<int64_t>();
+      UnknownTelemetryFromJson(e, b);
       r.timeline.push_back(b);
     }
     for (const auto& e : j.value("telemetry_warnings", nlohmann::json::array())) {
       TelemetryWarning w;
-      const std::string kind = e.at("kind").get<std::string>();
-      for (TelemetryWarningKind k :
-           {TelemetryWarningKind::kZeroEventPhases, TelemetryWarningKind::kSilentWorker,
-            TelemetryWarningKind::kYieldDroppedToZero}) {
-        if (TelemetryWarningKindName(k) == kind) w.kind = k;
-      }
+      w.kind = ParseTelemetryWarningKind(e.at("kind").get<std::string>());
       w.worker_id = e.at("worker_id").get<std::string>();
       w.attempts = e.at("attempts").get<int64_t>();
       w.zero_event_attempts = e.at("zero_event_attempts").get<int64_t>();

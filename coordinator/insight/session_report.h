@@ -1,7 +1,10 @@
 // The session summary printed by `sluice drain` and `sluice report`, built
 // from the store's attempt records. One definition of yield everywhere:
 // telemetry events per minute of phase run time (summed attempt durations),
-// aggregated the same way by run, run family, fingerprint and worker.
+// aggregated the same way by run, run family, fingerprint and worker. Time
+// spent by attempts whose telemetry is unknown (AttemptRecord::
+// telemetry_unknown) is counted as worker time but left out of yield: such an
+// attempt is no evidence of zero yield, nor of any other.
 // The JSON form is documented in docs/report.md; its keys are stable.
 #pragma once
 
@@ -26,7 +29,10 @@ struct RunReportRow {
   int64_t timed_out = 0;
   int64_t telemetry_events = 0;
   int64_t run_ms = 0;
-  PhaseCounts phases;  // current phase states of the run
+  int64_t unknown_telemetry_attempts = 0;  // attempts whose events could not be counted
+  int64_t unknown_telemetry_ms = 0;        // their part of run_ms
+  PhaseCounts phases;                      // current phase states of the run
+  int64_t telemetry_ms() const { return run_ms - unknown_telemetry_ms; }  // yield's time
 };
 
 // Attempts and yield of one group: a run family, a worker or a fingerprint.
@@ -40,7 +46,10 @@ struct GroupReportRow {
   int64_t zero_event_successes = 0;  // succeeded with no telemetry: see telemetry_warnings
   int64_t telemetry_events = 0;
   int64_t run_ms = 0;
+  int64_t unknown_telemetry_attempts = 0;
+  int64_t unknown_telemetry_ms = 0;
   PhaseCounts phases;  // families only: current phase states of the family's runs
+  int64_t telemetry_ms() const { return run_ms - unknown_telemetry_ms; }
 };
 
 struct ErrorReportRow {
@@ -71,6 +80,8 @@ struct TimelineBucket {
   int64_t failed = 0;  // failed, timed out or killed
   int64_t telemetry_events = 0;
   int64_t run_ms = 0;
+  int64_t unknown_telemetry_ms = 0;
+  int64_t telemetry_ms() const { return run_ms - unknown_telemetry_ms; }
 };
 
 // Why pending work is not leased now, or waits (status and the report).
@@ -100,7 +111,9 @@ struct SessionReport {
   int64_t attempts = 0;
   int64_t telemetry_events = 0;
   int64_t run_ms = 0;
-  double yield_per_minute = 0;             // telemetry_events / (run_ms / 60000)
+  int64_t unknown_telemetry_attempts = 0;  // attempts whose events could not be counted
+  int64_t unknown_telemetry_ms = 0;        // their part of run_ms
+  double yield_per_minute = 0;             // telemetry_events / (telemetry_ms() / 60000)
   PhaseCounts phases;                      // whole store, after the session
   std::vector<ErrorReportRow> top_errors;  // non-successful fingerprints, most attempts first
   std::vector<RunReportRow> runs;          // by run id
@@ -119,16 +132,19 @@ struct SessionReport {
   // Late reports (StateStore::ListLateReports) for leases of this session's
   // attempts: workers that came back after their lease expired.
   int64_t late_reports = 0;
+  int64_t telemetry_ms() const { return run_ms - unknown_telemetry_ms; }
 };
 
 // The text block status and the report print for `rows` ("" when empty).
 std::string SkipRowsText(const std::vector<SkipRow>& rows);
 
-// Events per minute of run time; 0 when no time was spent.
+// Events per minute of run time; 0 when no time was spent. `run_ms` is the
+// time with known telemetry (the rows' telemetry_ms()): time spent by
+// attempts whose events could not be counted never enters yield.
 double YieldPerMinute(int64_t events, int64_t run_ms);
 // The one way yield is shown (drain progress, watch, report): YieldPerMinute
-// with `decimals` digits, or "-" when no run time was recorded (no evidence,
-// which is not zero yield).
+// with `decimals` digits, or "-" when no run time with known telemetry was
+// recorded (no evidence, which is not zero yield).
 std::string YieldText(int64_t events, int64_t run_ms, int decimals = 2);
 // `count` / `whole`, 0 when whole is 0.
 double Rate(int64_t count, int64_t whole);

@@ -12,9 +12,10 @@ bool StoppedFromOutside(Outcome o) {
   return o == Outcome::kLost || o == Outcome::kCancelled || o == Outcome::kStartFailed;
 }
 
-// Succeeded, or ran long enough that it should have emitted something.
+// Succeeded, or ran long enough that it should have emitted something, and
+// its events were counted.
 bool ShouldHaveEmitted(const AttemptRecord& a, const TelemetryAlarmOptions& options) {
-  if (StoppedFromOutside(a.outcome)) return false;
+  if (StoppedFromOutside(a.outcome) || a.telemetry_unknown) return false;
   return a.outcome == Outcome::kSucceeded || a.duration_ms >= options.long_run_ms;
 }
 
@@ -34,8 +35,19 @@ std::string_view TelemetryWarningKindName(TelemetryWarningKind kind) {
       return "silent_worker";
     case TelemetryWarningKind::kYieldDroppedToZero:
       return "yield_dropped_to_zero";
+    case TelemetryWarningKind::kTelemetryUnknown:
+      return "telemetry_unknown";
   }
   return "unknown";
+}
+
+TelemetryWarningKind ParseTelemetryWarningKind(std::string_view name) {
+  for (TelemetryWarningKind kind :
+       {TelemetryWarningKind::kZeroEventPhases, TelemetryWarningKind::kSilentWorker,
+        TelemetryWarningKind::kYieldDroppedToZero, TelemetryWarningKind::kTelemetryUnknown}) {
+    if (TelemetryWarningKindName(kind) == name) return kind;
+  }
+  return TelemetryWarningKind::kZeroEventPhases;
 }
 
 std::vector<TelemetryWarning> DetectTelemetryLoss(const std::vector<AttemptRecord>& attempts,
@@ -91,10 +103,19 @@ std::vector<TelemetryWarning> DetectTelemetryLoss(const std::vector<AttemptRecor
     warnings.push_back(std::move(w));
   }
 
-  // (c) The cluster emitted before, but the last N finished attempts did not.
+  // (c) The cluster emitted before, but the last N finished attempts (with
+  // counted telemetry) did not.
   std::vector<const AttemptRecord*> finished;
+  std::map<std::string, Tally> unknown_by_worker;  // considered: finished; zero: unknown
   for (const AttemptRecord& a : attempts) {
-    if (!StoppedFromOutside(a.outcome)) finished.push_back(&a);
+    if (StoppedFromOutside(a.outcome)) continue;
+    Tally& u = unknown_by_worker[a.worker_id];
+    ++u.considered;
+    if (a.telemetry_unknown) {
+      ++u.zero;
+    } else {
+      finished.push_back(&a);
+    }
   }
   std::stable_sort(finished.begin(), finished.end(),
                    [](const AttemptRecord* x, const AttemptRecord* y) {
@@ -119,6 +140,22 @@ std::vector<TelemetryWarning> DetectTelemetryLoss(const std::vector<AttemptRecor
           window, finished.size() - window, earlier_events);
       warnings.push_back(std::move(w));
     }
+  }
+
+  // (d) A worker that could not count its attempts' telemetry.
+  for (const auto& [worker_id, u] : unknown_by_worker) {
+    if (u.zero < std::max<int64_t>(options.min_unknown_attempts, 1)) continue;
+    TelemetryWarning w;
+    w.kind = TelemetryWarningKind::kTelemetryUnknown;
+    w.worker_id = worker_id;
+    w.attempts = u.considered;
+    w.zero_event_attempts = u.zero;
+    w.pauses = false;  // the count is missing, not (necessarily) the telemetry
+    w.message = absl::StrFormat(
+        "worker %s: telemetry unknown for %d of its %d finished attempts (its --telemetry-probe "
+        "failed or hung; its log says why); they are left out of yield",
+        worker_id, u.zero, u.considered);
+    warnings.push_back(std::move(w));
   }
   return warnings;
 }

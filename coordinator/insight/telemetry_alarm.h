@@ -8,7 +8,13 @@
 // - kSilentWorker: one worker's phases never produce events while other
 //   workers' phases do (a worker-local environment problem);
 // - kYieldDroppedToZero: the cluster produced events before, but the last N
-//   attempts produced none.
+//   attempts produced none;
+// - kTelemetryUnknown: a worker could not count the telemetry of several
+//   attempts (its --telemetry-probe failed or hung). Shown, never pauses:
+//   the phases may well be emitting, only the count is missing.
+//
+// Attempts with unknown telemetry are no evidence of silence: the first three
+// checks leave them out.
 //
 // Pure and thread-safe: a function of its arguments.
 #pragma once
@@ -22,8 +28,16 @@
 
 namespace sluice {
 
-enum class TelemetryWarningKind { kZeroEventPhases, kSilentWorker, kYieldDroppedToZero };
+enum class TelemetryWarningKind {
+  kZeroEventPhases,
+  kSilentWorker,
+  kYieldDroppedToZero,
+  kTelemetryUnknown,
+};
 std::string_view TelemetryWarningKindName(TelemetryWarningKind kind);  // "zero_event_phases", ...
+// Inverse of TelemetryWarningKindName; kZeroEventPhases for a name this
+// build does not know (a newer coordinator's).
+TelemetryWarningKind ParseTelemetryWarningKind(std::string_view name);
 
 struct TelemetryAlarmOptions {
   // kZeroEventPhases fires when more than this fraction of the considered
@@ -44,13 +58,16 @@ struct TelemetryAlarmOptions {
   int64_t min_attempts = 3;
   // kYieldDroppedToZero looks at the last this-many finished attempts.
   int64_t recent_window = 10;
+  // kTelemetryUnknown fires for a worker with this many finished attempts
+  // whose telemetry it could not count.
+  int64_t min_unknown_attempts = 3;
 };
 
 struct TelemetryWarning {
   TelemetryWarningKind kind = TelemetryWarningKind::kZeroEventPhases;
-  std::string worker_id;            // kSilentWorker only
+  std::string worker_id;            // kSilentWorker and kTelemetryUnknown only
   int64_t attempts = 0;             // attempts the check looked at
-  int64_t zero_event_attempts = 0;  // of which reported no events
+  int64_t zero_event_attempts = 0;  // of which reported no events (kTelemetryUnknown: unknown)
   std::string message;              // one line for operators, with the numbers
   // Enough evidence to pause leasing (--on-telemetry-loss pause): at least
   // min_attempts considered attempts. An early kZeroEventPhases warning

@@ -97,6 +97,7 @@ absl::Status DrainPolicy::EnsureLoaded() {
       ++outcome_totals_[a.outcome];
       effort_.telemetry_events += a.telemetry_events;
       effort_.run_ms += a.duration_ms;
+      effort_.unknown_telemetry_ms += a.duration_ms - KnownTelemetryMs(a);
     }
     loaded_ = true;
   }
@@ -172,6 +173,7 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
   ++outcome_totals_[report.outcome];
   effort_.telemetry_events += report.telemetry_events;
   effort_.run_ms += report.duration_ms;
+  if (report.telemetry_unknown) effort_.unknown_telemetry_ms += report.duration_ms;
   failure_policy_.Observe(result.run_id, report.outcome, params.fingerprint, report.error_text,
                           params.now_ms, transient, result.phase_id);
   retry_evidence_.Observe(result.run_id, result.phase_id, report.outcome, params.fingerprint,
@@ -190,7 +192,11 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
       zero_yield_session_ = session->session_id;
       zero_yield_streak_ = 0;
     }
-    zero_yield_streak_ = report.telemetry_events == 0 ? zero_yield_streak_ + 1 : 0;
+    // Unknown telemetry (the worker's probe failed) is no evidence either
+    // way: it neither lengthens the streak nor ends it.
+    if (!report.telemetry_unknown) {
+      zero_yield_streak_ = report.telemetry_events == 0 ? zero_yield_streak_ + 1 : 0;
+    }
   }
 }
 

@@ -131,6 +131,7 @@ class DrainPolicy {
   struct EffortTotals {
     int64_t telemetry_events = 0;
     int64_t run_ms = 0;
+    int64_t unknown_telemetry_ms = 0;  // part of run_ms with unknown telemetry: not in yield
   };
   absl::StatusOr<EffortTotals> Effort() ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<FingerprintInfo>> Fingerprints() ABSL_LOCKS_EXCLUDED(mu_);

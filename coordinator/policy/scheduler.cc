@@ -17,6 +17,9 @@ struct Record {
   double successes = 0;
   double events = 0;
   double minutes = 0;
+  // Minutes whose telemetry is known: yield divides by these, so an attempt
+  // whose probe failed (unknown, reported as 0 events) drags nothing to 0.
+  double telemetry_minutes = 0;
   int64_t deterministic_failures = 0;
   std::string failure_fingerprint;  // of the run with most deterministic failures
   int64_t fingerprint_failures = 0;
@@ -26,6 +29,7 @@ struct Record {
     successes += static_cast<double>(run.successes);
     events += static_cast<double>(run.telemetry_events);
     minutes += static_cast<double>(run.run_ms) / 60'000.0;
+    telemetry_minutes += static_cast<double>(run.run_ms - run.unknown_telemetry_ms) / 60'000.0;
     if (policy == nullptr) return;
     deterministic_failures += policy->deterministic_failures;
     if (policy->deterministic_failures > fingerprint_failures) {
@@ -90,7 +94,7 @@ std::vector<RunRanking> Scheduler::EstimateWithPolicy(
   const double prior_minutes = w0 * o.prior_minutes_per_attempt;
   const double y_global =
       (global.events + w0 * o.prior_success_probability * o.prior_events_per_success) /
-      (global.minutes + prior_minutes);
+      (global.telemetry_minutes + prior_minutes);
   // Pseudo-attempts become pseudo-minutes at the backlog's minutes per attempt.
   const double minutes_per_attempt = (global.minutes + prior_minutes) / (global.attempts + w0);
 
@@ -108,11 +112,12 @@ std::vector<RunRanking> Scheduler::EstimateWithPolicy(
     sib.successes = fam.successes - own.successes;
     sib.events = fam.events - own.events;
     sib.minutes = fam.minutes - own.minutes;
+    sib.telemetry_minutes = fam.telemetry_minutes - own.telemetry_minutes;
     sib.deterministic_failures = fam.deterministic_failures - own.deterministic_failures;
     const double wf = o.family_weight;
     const double p_family = (sib.successes + wf * p_global) / (sib.attempts + wf);
     const double y_family = (sib.events + wf * minutes_per_attempt * y_global) /
-                            (sib.minutes + wf * minutes_per_attempt);
+                            (sib.telemetry_minutes + wf * minutes_per_attempt);
     // Level 3: the run itself.
     const double wr = o.run_weight;
     RunRanking r;
@@ -121,7 +126,7 @@ std::vector<RunRanking> Scheduler::EstimateWithPolicy(
     r.explored = run.attempts > 0 || run.leased > 0;
     r.success_probability = (own.successes + wr * p_family) / (own.attempts + wr);
     r.expected_yield = (own.events + wr * minutes_per_attempt * y_family) /
-                       (own.minutes + wr * minutes_per_attempt);
+                       (own.telemetry_minutes + wr * minutes_per_attempt);
     if (run.successes == 0) {
       if (own.deterministic_failures > 0) {
         r.deferred = {SkipReason::kDeferredOwnFailures,

@@ -10,6 +10,12 @@ absl::Status CheckReportSums(const AttemptReport& report) {
                                                    ": must be between 0 and ",
                                                    kMaxReportTelemetryEvents));
   }
+  if (report.telemetry_unknown && report.telemetry_events != 0) {
+    // An unknown count is 0 events plus the flag; anything else would be
+    // counted by the stores' sums.
+    return absl::InvalidArgumentError(absl::StrCat("telemetry_events ", report.telemetry_events,
+                                                   " with telemetry_unknown: must be 0"));
+  }
   if (report.duration_ms < 0 || report.duration_ms > kMaxReportDurationMs) {
     return absl::InvalidArgumentError(absl::StrCat(
         "duration_ms ", report.duration_ms, ": must be between 0 and ", kMaxReportDurationMs));

@@ -31,9 +31,9 @@ inline constexpr size_t kMaxReportTelemetryTypes = 256;
 
 // The numbers a store adds to its running sums: InvalidArgument naming the
 // field and the bound when telemetry_events or duration_ms is outside
-// [0, bound]. Each store checks this before its first write (the Redis
-// report script the same two numbers); telemetry_by_type is stored as given
-// and never summed by a store.
+// [0, bound], or telemetry_events is not 0 with telemetry_unknown. Each store
+// checks this before its first write (the Redis report script the same two
+// numbers); telemetry_by_type is stored as given and never summed by a store.
 absl::Status CheckReportSums(const AttemptReport& report);
 
 // CheckReportSums, and InvalidArgument when there are more than

@@ -12,10 +12,12 @@
 namespace sluice {
 namespace {
 
-// Events per minute of run time (0 without run time): the "yield" sort key.
+// Events per minute of the run time with known telemetry (0 without such
+// time): the "yield" sort key. SQLite's ListRunStatsPage sorts by the same.
 double RunYield(const RunStats& r) {
-  return r.run_ms > 0
-             ? static_cast<double>(r.telemetry_events) * 60000.0 / static_cast<double>(r.run_ms)
+  const int64_t known_ms = r.run_ms - r.unknown_telemetry_ms;
+  return known_ms > 0
+             ? static_cast<double>(r.telemetry_events) * 60000.0 / static_cast<double>(known_ms)
              : 0.0;
 }
 
@@ -69,6 +71,7 @@ void AddRunStats(RunStats& into, const RunStats& s) {
   into.timeouts += s.timeouts;
   into.telemetry_events += s.telemetry_events;
   into.run_ms += s.run_ms;
+  into.unknown_telemetry_ms += s.unknown_telemetry_ms;
 }
 
 absl::StatusOr<RunStatsPage> StateStore::ListRunStatsPage(const RunStatsQuery& q) {

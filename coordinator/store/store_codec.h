@@ -74,7 +74,7 @@ LeaseGrant DecodeLease(const Row& row) {
 // lease_id, run_id, phase_id, attempt, epoch, worker_id, session_id, outcome
 // (else failed), exit_code, signal, duration_ms, error_text, fingerprint,
 // telemetry_events, telemetry_by_type, stdout_tail, stderr_tail, started_at,
-// ended_at.
+// ended_at, telemetry_unknown (0 or 1).
 template <typename Row>
 AttemptRecord DecodeAttempt(const Row& row) {
   AttemptRecord a;
@@ -97,6 +97,7 @@ AttemptRecord DecodeAttempt(const Row& row) {
   a.stderr_tail = row.Text(16);
   a.started_at_ms = row.Int(17);
   a.ended_at_ms = row.Int(18);
+  a.telemetry_unknown = row.Int(19) != 0;
   return a;
 }
 
@@ -127,7 +128,8 @@ SessionRecord DecodeSession(const Row& row) {
 }
 
 // run_id, pending, leased, succeeded, failed, attempts, successes, timeouts,
-// telemetry_events, run_ms. best_pending_priority is each store's own.
+// telemetry_events, run_ms, unknown_telemetry_ms. best_pending_priority is
+// each store's own.
 template <typename Row>
 RunStats DecodeRunStats(const Row& row) {
   RunStats s;
@@ -141,6 +143,7 @@ RunStats DecodeRunStats(const Row& row) {
   s.timeouts = row.Int(7);
   s.telemetry_events = row.Int(8);
   s.run_ms = row.Int(9);
+  s.unknown_telemetry_ms = row.Int(10);
   return s;
 }
 

@@ -75,7 +75,9 @@ struct RunRow {
   int64_t runs = 1;
   RunStats stats;
   std::vector<const SkipRow*> skips;
-  double yield() const { return YieldPerMinute(stats.telemetry_events, stats.run_ms); }
+  double yield() const {
+    return YieldPerMinute(stats.telemetry_events, stats.run_ms - stats.unknown_telemetry_ms);
+  }
 };
 
 bool KeepRow(const RunRow& r, const RunsQuery& q) {
@@ -137,6 +139,7 @@ json RunRowJson(const RunRow& r, bool by_family) {
               {"timeouts", s.timeouts},
               {"telemetry_events", s.telemetry_events},
               {"run_ms", s.run_ms},
+              {"unknown_telemetry_run_ms", s.unknown_telemetry_ms},
               {"yield_per_minute", r.yield()},
               {"skips", std::move(skips)}};
   if (by_family) {
@@ -160,7 +163,9 @@ json AttemptJson(const AttemptRecord& a) {
           {"ended_at_ms", a.ended_at_ms},
           {"fingerprint", a.fingerprint},
           {"error_text", a.error_text},
-          {"telemetry_events", a.telemetry_events},
+          // null: the worker could not count them (not 0 events).
+          {"telemetry_events", a.telemetry_unknown ? json() : json(a.telemetry_events)},
+          {"telemetry_unknown", a.telemetry_unknown},
           {"stdout_tail", a.stdout_tail},
           {"stderr_tail", a.stderr_tail}};
 }
@@ -194,6 +199,7 @@ absl::StatusOr<WebSample> WebApi::TakeSample(const PhaseCounts& phases) {
   SLUICE_ASSIGN_OR_RETURN(DrainPolicy::EffortTotals effort, coordinator_.Effort());
   sample.telemetry_events = effort.telemetry_events;
   sample.run_ms = effort.run_ms;
+  sample.unknown_telemetry_ms = effort.unknown_telemetry_ms;
   history_.Add(sample);
   return sample;
 }
@@ -221,7 +227,9 @@ absl::StatusOr<json> WebApi::Overview() {
                        {"outcomes", s.outcomes},
                        {"telemetry_events", s.telemetry_events},
                        {"run_ms", s.run_ms},
-                       {"yield_per_minute", YieldPerMinute(s.telemetry_events, s.run_ms)}});
+                       {"unknown_telemetry_run_ms", s.unknown_telemetry_ms},
+                       {"yield_per_minute",
+                        YieldPerMinute(s.telemetry_events, s.run_ms - s.unknown_telemetry_ms)}});
   }
   return json{{"now_ms", now.at_ms},
               {"phases", PhasesJson(status.phases)},
@@ -230,8 +238,11 @@ absl::StatusOr<json> WebApi::Overview() {
               {"telemetry_events", now.telemetry_events},
               {"run_ms", now.run_ms},
               {"worker_minutes", static_cast<double>(now.run_ms) / 60000.0},
-              // The report's definition (session_report.h): events per minute of run time.
-              {"yield_per_minute", YieldPerMinute(now.telemetry_events, now.run_ms)},
+              {"unknown_telemetry_run_ms", now.unknown_telemetry_ms},
+              // The report's definition (session_report.h): events per minute of the
+              // run time with known telemetry.
+              {"yield_per_minute",
+               YieldPerMinute(now.telemetry_events, now.run_ms - now.unknown_telemetry_ms)},
               {"done_per_minute", rate},
               // No ETA once the session is over: what is left waits for an operator.
               {"eta_seconds",

@@ -24,7 +24,8 @@ struct WebSample {
   int64_t total = 0;                        // phases in the store
   std::map<std::string, int64_t> outcomes;  // attempts by outcome name (whole store)
   int64_t telemetry_events = 0;
-  int64_t run_ms = 0;  // summed attempt durations
+  int64_t run_ms = 0;                // summed attempt durations
+  int64_t unknown_telemetry_ms = 0;  // part of run_ms with unknown telemetry (not in yield)
 };
 
 class WebHistory {

@@ -114,6 +114,15 @@ class Differential {
         p.report.error_text = "E";
         p.report.telemetry_events = Pick(3) == 0 ? (int64_t{1} << 60) : Pick(100);
         if (Pick(2) == 0) p.report.telemetry_by_type = {{"a", 1}, {"b", 2}};
+        if (Pick(4) == 0) {
+          // Unknown telemetry: 0 events plus the flag (both stores refuse
+          // events with it, before any write).
+          p.report.telemetry_unknown = true;
+          if (Pick(3) != 0) {
+            p.report.telemetry_events = 0;
+            p.report.telemetry_by_type.clear();
+          }
+        }
         p.fingerprint = "fp";
         p.now_ms = now_;
         // Every branch of the stores' transition: both counters, failing and not.

@@ -123,7 +123,7 @@ inline std::string Show(const std::vector<RunStats>& v) {
   for (const RunStats& r : v) {
     absl::StrAppend(&out, r.run_id, ":", r.pending, ",", r.leased, ",", r.succeeded, ",", r.failed,
                     ",", r.attempts, ",", r.successes, ",", r.timeouts, ",", r.telemetry_events,
-                    ",", r.run_ms, ",", r.best_pending_priority, ";");
+                    ",", r.run_ms, ",", r.unknown_telemetry_ms, ",", r.best_pending_priority, ";");
   }
   return out;
 }
@@ -152,12 +152,12 @@ inline std::string Show(const std::vector<AttemptRecord>& v) {
   for (const AttemptRecord& a : v) {
     std::string types;
     for (const auto& [k, n] : a.telemetry_by_type) absl::StrAppend(&types, k, "=", n, " ");
-    absl::StrAppend(&out, a.lease_id, " ", a.run_id, "/", a.phase_id, " a", a.attempt, " e",
-                    a.epoch, " ", a.worker_id, " ", a.session_id, " ",
-                    std::string(OutcomeName(a.outcome)), " ", a.exit_code, " ", a.signal, " ",
-                    a.duration_ms, " [", a.error_text, "] [", a.fingerprint, "] ",
-                    a.telemetry_events, " {", types, "} [", a.stdout_tail, "] [", a.stderr_tail,
-                    "] ", a.started_at_ms, "..", a.ended_at_ms, ";\n");
+    absl::StrAppend(
+        &out, a.lease_id, " ", a.run_id, "/", a.phase_id, " a", a.attempt, " e", a.epoch, " ",
+        a.worker_id, " ", a.session_id, " ", std::string(OutcomeName(a.outcome)), " ", a.exit_code,
+        " ", a.signal, " ", a.duration_ms, " [", a.error_text, "] [", a.fingerprint, "] ",
+        a.telemetry_events, " {", types, "} [", a.stdout_tail, "] [", a.stderr_tail, "] ",
+        a.started_at_ms, "..", a.ended_at_ms, a.telemetry_unknown ? " unknown" : "", ";\n");
   }
   return out;
 }

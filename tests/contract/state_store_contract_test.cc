@@ -214,6 +214,36 @@ TEST_F(SqliteStateStoreTest, AStoreFromBeforeClusterIdsGetsOneOnFirstOpenAndKeep
   EXPECT_NE(OpenOrThrow(dir_.File("other.db"))->ClusterId(), migrated);
 }
 
+TEST_F(SqliteStateStoreTest, AStoreFromBeforeUnknownTelemetryGetsItsColumnsOnFirstOpen) {
+  // Issue #16 item 6: attempts and runs gained a column each; a store made
+  // before them must open, keep its history (as known telemetry) and record
+  // unknown telemetry from then on.
+  {
+    std::unique_ptr<SqliteStateStore> store = OpenOrThrow(path_);
+    Ok(store->ImportPhases({Spec("r1", "p1"), Spec("r1", "p2")}));
+    Ok(store->RecordReport(Report(MustLease(*store, "r1", "l1"), Outcome::kSucceeded, 4)));
+  }
+  // The old format: the same tables without the new columns.
+  ExecOnFile(path_,
+             "ALTER TABLE attempts DROP COLUMN telemetry_unknown;"
+             "ALTER TABLE runs DROP COLUMN unknown_telemetry_ms;");
+  std::unique_ptr<SqliteStateStore> store = OpenOrThrow(path_);
+  std::vector<AttemptRecord> old = Ok(store->ListAttempts(""));
+  ASSERT_EQ(old.size(), 1u) << "the migration lost the history";
+  EXPECT_FALSE(old[0].telemetry_unknown);
+  EXPECT_EQ(old[0].telemetry_events, 4);
+  ReportParams unknown = Report(MustLease(*store, "r1", "l2"), Outcome::kSucceeded);
+  unknown.report.telemetry_unknown = true;
+  Ok(store->RecordReport(unknown));
+  std::vector<AttemptRecord> now = Ok(store->ListAttempts(""));
+  ASSERT_EQ(now.size(), 2u);
+  EXPECT_TRUE(now[1].telemetry_unknown);
+  std::optional<RunStats> stats = Ok(store->GetRunStats("r1"));
+  ASSERT_TRUE(stats.has_value());
+  EXPECT_EQ(stats->run_ms, 2'000);
+  EXPECT_EQ(stats->unknown_telemetry_ms, 1'000);
+}
+
 TEST_F(SqliteStateStoreTest, ImportFailingHalfwayLeavesNothingBehind) {
   std::unique_ptr<SqliteStateStore> store = OpenOrThrow(path_);
   Ok(store->ImportPhases({Spec("r1", "existing", 0, 1)}));

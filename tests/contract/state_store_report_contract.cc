@@ -71,6 +71,56 @@ TEST_P(StateStoreContractTest, AcceptedSuccessIsFinalAndRecordsTheAttempt) {
   EXPECT_EQ(stats.run_ms, 2'500);
 }
 
+TEST_P(StateStoreContractTest, UnknownTelemetryIsRecordedAndKeptOutOfTheRunsKnownTime) {
+  // Issue #16 item 6: an attempt whose telemetry the worker could not count
+  // was stored as 0 events, indistinguishable from a silent one.
+  Contract c(store());
+  c.Import({Spec("r1", "p1"), Spec("r1", "p2")});
+  LeaseGrant unknown = c.MustLease("r1", "w1", kT0);
+  ReportParams params = Contract::Report(unknown, Outcome::kSucceeded, 0, 4'000, kT0 + 4'000);
+  params.report.telemetry_unknown = true;
+  EXPECT_EQ(Ok(store().RecordReport(params)).disposition, ReportDisposition::kAccepted);
+  LeaseGrant known = c.MustLease("r1", "w1", kT0 + 4'000);
+  EXPECT_EQ(
+      Ok(store().RecordReport(Contract::Report(known, Outcome::kSucceeded, 6, 1'000, kT0 + 5'000)))
+          .disposition,
+      ReportDisposition::kAccepted);
+
+  std::vector<AttemptRecord> attempts = Ok(store().ListAttempts(""));
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_TRUE(attempts[0].telemetry_unknown);
+  EXPECT_EQ(attempts[0].telemetry_events, 0);
+  EXPECT_FALSE(attempts[1].telemetry_unknown);
+  EXPECT_EQ(attempts[1].telemetry_events, 6);
+  EXPECT_TRUE(Ok(store().ListAttemptsWithoutOutput(""))[0].telemetry_unknown);
+  AttemptPage page = Ok(store().ListPhaseAttempts({"r1", "p1"}, 0, 10));
+  ASSERT_EQ(page.rows.size(), 1u);
+  EXPECT_TRUE(page.rows[0].telemetry_unknown);
+
+  RunStats stats = c.Stats("r1");
+  EXPECT_EQ(stats.run_ms, 5'000);
+  EXPECT_EQ(stats.unknown_telemetry_ms, 4'000);
+  EXPECT_EQ(stats.telemetry_events, 6);
+  EXPECT_EQ(Ok(store().GetRunStats("r1"))->unknown_telemetry_ms, 4'000);
+  RunStatsQuery q;
+  q.sort = "yield";
+  RunStatsPage runs = Ok(store().ListRunStatsPage(q));
+  EXPECT_EQ(runs.sum.unknown_telemetry_ms, 4'000);
+  ASSERT_EQ(runs.rows.size(), 1u);
+  EXPECT_EQ(runs.rows[0].unknown_telemetry_ms, 4'000);
+}
+
+TEST_P(StateStoreContractTest, UnknownTelemetryWithEventsIsRejectedBeforeAnyWrite) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1")});
+  LeaseGrant g = c.MustLease("r1", "w1", kT0);
+  ReportParams params = Contract::Report(g, Outcome::kSucceeded, 3, 1'000, kT0 + 1'000);
+  params.report.telemetry_unknown = true;
+  EXPECT_EQ(store().RecordReport(params).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Ok(store().ListAttempts("")), IsEmpty());
+  EXPECT_EQ(c.Phase("r1", "p1").state, PhaseState::kLeased);
+}
+
 TEST_P(StateStoreContractTest, FailureBelowMaxAttemptsReturnsPhaseToPending) {
   Contract c(store());
   c.Import({Spec("r1", "p1")});

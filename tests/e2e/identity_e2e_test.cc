@@ -1,7 +1,8 @@
 // Issue #16 items 2, 6, 7 and 9 with the built binaries as processes
 // (e2e_support.h's ProcessTest): the cluster id that ties workers to the
 // store they were pointed at, an empty store refused for a session, a failed
-// telemetry probe explained in the worker's log, workers that exited shown
+// telemetry probe explained in the worker's log and its attempt's telemetry
+// recorded as unknown (not zero), workers that exited shown
 // as gone, and the telemetry-loss warning on the first silent success.
 #include <signal.h>
 
@@ -52,6 +53,25 @@ class IdentityE2ETest : public e2e::ProcessTest {
     if (telemetry) argv.insert(argv.end(), {"--env", "TELEMETRY_DB_ENABLED=1"});
     argv.insert(argv.end(), extra.begin(), extra.end());
     return StartChild(argv, worker_id);
+  }
+
+  std::string StoreUrl(const std::string& name) const {
+    return "sqlite://" + dir_.File(name + ".db");
+  }
+
+  // A coordinator on store `name` with `phases` "ok" phases of run r-`name`
+  // and a session ending at the first zero-yield attempt
+  // (--max-consecutive-zero-yield 1); its address ("" when it failed).
+  std::string StartZeroYieldSession(const std::string& name, int phases) {
+    const std::string address = StartCoordinator("coord", StoreUrl(name), "0", {});
+    if (address.empty()) return "";
+    const CommandResult imported =
+        Sluice({"import", WriteBacklog(name, "r-" + name, phases, "ok"), "--coordinator", address});
+    const CommandResult started =
+        Sluice({"session", "start", "--max-consecutive-zero-yield", "1", "--coordinator", address});
+    EXPECT_EQ(imported.exit_code, 0) << imported.err;
+    EXPECT_EQ(started.exit_code, 0) << started.err;
+    return imported.exit_code == 0 && started.exit_code == 0 ? address : "";
   }
 
   // The workers[] entry of `status` for `worker_id` ({} when absent).
@@ -148,6 +168,92 @@ TEST_F(IdentityE2ETest, AFailedTelemetryProbeSaysWhyInTheWorkerLog) {
   EXPECT_TRUE(WaitSessionDone(address, milliseconds(30'000))) << Log("probe-fails");
   EXPECT_THAT(Log("probe-fails"), HasSubstr("telemetry probe failed (/bin/false): exit code 1"));
   EXPECT_THAT(Log("probe-fails"), HasSubstr("its events are not counted"));
+}
+
+// A --telemetry-probe script that misbehaves (`failure`: shell commands) on
+// its first `bad_calls` calls, then prints how often it was called: one event
+// per attempt, as a probe of an external telemetry store would count the
+// events of phases that write no telemetry file. The probe runs before and
+// after each phase (not after when the first call failed), so with one slot
+// the first attempts are the unknown ones.
+std::string WriteProbe(const sluice::testing::ScratchDir& dir, const std::string& name,
+                       int bad_calls, const std::string& failure) {
+  const std::string counter = dir.File(name + ".calls");
+  const std::string path = dir.File(name + ".sh");
+  sluice::testing::WriteFile(
+      path,
+      absl::StrCat("n=$(cat ", counter, " 2>/dev/null || echo 0)\nn=$((n + 1))\necho $n > ",
+                   counter, "\nif [ $n -le ", bad_calls, " ]; then ", failure, "; fi\necho $n\n"));
+  return path;
+}
+
+// Checks the report of a session whose first `unknown` attempts (of
+// `attempts`, all succeeded) had unknown telemetry.
+void ExpectUnknownInReport(const nlohmann::json& report, int unknown, int attempts) {
+  ASSERT_TRUE(report.is_object()) << report.dump();
+  EXPECT_EQ(report.value("attempts", 0), attempts) << report.dump();
+  EXPECT_EQ(report.value("unknown_telemetry_attempts", -1), unknown) << report.dump();
+  const int64_t run_ms = report.value("run_ms", int64_t{0});
+  const int64_t unknown_ms = report.value("unknown_telemetry_run_ms", int64_t{-1});
+  EXPECT_GT(unknown_ms, 0) << report.dump();
+  EXPECT_LT(unknown_ms, run_ms) << report.dump();
+  // Yield over the attempts with known telemetry only.
+  const int64_t events = report.value("telemetry_events", int64_t{0});
+  EXPECT_GT(events, 0) << report.dump();
+  ASSERT_TRUE(report["yield_events_per_minute"].is_number()) << report.dump();
+  EXPECT_NEAR(report["yield_events_per_minute"].get<double>(),
+              static_cast<double>(events) / (static_cast<double>(run_ms - unknown_ms) / 60'000.0),
+              1e-6);
+  ASSERT_EQ(report["runs"].size(), 1u) << report.dump();
+  EXPECT_EQ(report["runs"][0].value("unknown_telemetry_attempts", -1), unknown);
+  // Unknown is not a zero-event success.
+  ASSERT_EQ(report["workers"].size(), 1u) << report.dump();
+  EXPECT_EQ(report["workers"][0].value("zero_event_successes", -1), 0) << report.dump();
+}
+
+TEST_F(IdentityE2ETest, AFailingTelemetryProbeMakesTelemetryUnknownNotZero) {
+  // Bug: an attempt whose --telemetry-probe failed was recorded with 0
+  // events: it counted as zero yield (ending a session under
+  // --max-consecutive-zero-yield 1), dragged the report's yield down, and
+  // read as a silent success.
+  const std::string address = StartZeroYieldSession("unknown", 4);
+  ASSERT_FALSE(address.empty());
+  // Calls 1 and 2 (the first two attempts' probes before) exit 1.
+  const std::string probe = WriteProbe(dir_, "probe", 2, "exit 1");
+  // No TELEMETRY_DB_ENABLED: the phases' events reach sluice through the probe only.
+  StartWorkerWith("probe-fails", address, {"--telemetry-probe", "/bin/sh " + probe},
+                  /*telemetry=*/false);
+  ASSERT_TRUE(WaitSessionDone(address, milliseconds(30'000))) << Log("probe-fails");
+  EXPECT_EQ(LedgerEnds(), 4u) << "unknown attempts ended the session as zero yield";
+  EXPECT_THAT(Log("probe-fails"), HasSubstr("exit code 1"));
+  EXPECT_THAT(Log("probe-fails"), HasSubstr("reported as unknown"));
+
+  const nlohmann::json report = nlohmann::json::parse(
+      Sluice({"report", "--json", "--coordinator", address}).out, nullptr, false);
+  ExpectUnknownInReport(report, 2, 4);
+  EXPECT_NE(report.value("end_reason", ""), "max_consecutive_zero_yield") << report.dump();
+  const CommandResult text = Sluice({"report", "--coordinator", address});
+  EXPECT_THAT(text.out, HasSubstr("telemetry unknown for 2 attempts")) << text.out;
+}
+
+TEST_F(IdentityE2ETest, AHangingTelemetryProbeTimesOutAndMakesTelemetryUnknown) {
+  // Bug: a --telemetry-probe that hung held the phase 30 s (not
+  // configurable), then recorded the attempt as 0 events.
+  const std::string address = StartZeroYieldSession("hang", 3);
+  ASSERT_FALSE(address.empty());
+  // Call 1 (the first attempt's probe before) hangs past the timeout.
+  const std::string probe = WriteProbe(dir_, "hang-probe", 1, "exec sleep 60");
+  StartWorkerWith("probe-hangs", address,
+                  {"--telemetry-probe", "/bin/sh " + probe, "--telemetry-probe-timeout", "0.5"},
+                  /*telemetry=*/false);
+  ASSERT_TRUE(WaitSessionDone(address, milliseconds(30'000))) << Log("probe-hangs");
+  EXPECT_EQ(LedgerEnds(), 3u) << "an unknown attempt ended the session as zero yield";
+  EXPECT_THAT(Log("probe-hangs"), HasSubstr("timed out after 0.5 s"));
+  StopChild(coordinator_pid_, SIGTERM, milliseconds(10'000));
+  // The store kept the flag: the report from the store alone agrees.
+  const nlohmann::json report = nlohmann::json::parse(
+      Sluice({"report", "--json", "--latest", "--store", StoreUrl("hang")}).out, nullptr, false);
+  ExpectUnknownInReport(report, 1, 3);
 }
 
 TEST_F(IdentityE2ETest, AWorkerThatExitedIsListedAsGoneNotConnected) {

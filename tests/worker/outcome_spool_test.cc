@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/testing/test_env.h"
 
 namespace sluice {
@@ -51,6 +52,7 @@ void ExpectSameReport(const AttemptReport& a, const AttemptReport& b) {
   EXPECT_EQ(a.error_text, b.error_text);
   EXPECT_EQ(a.telemetry_events, b.telemetry_events);
   EXPECT_EQ(a.telemetry_by_type, b.telemetry_by_type);
+  EXPECT_EQ(a.telemetry_unknown, b.telemetry_unknown);
 }
 
 std::vector<std::string> FileNames(const std::filesystem::path& dir) {
@@ -74,6 +76,24 @@ TEST(OutcomeSpoolTest, PutThenListRoundTripsEveryField) {
   EXPECT_EQ((*listed)[0].lease_id, "L-1");  // file-name order
   ExpectSameReport((*listed)[1], SampleReport("L-2"));
   EXPECT_THAT(FileNames(dir.path() / "spool"), ElementsAre("L-1.json", "L-2.json"));
+}
+
+TEST(OutcomeSpoolTest, UnknownTelemetrySurvivesTheSpoolAndOlderFilesReadAsKnown) {
+  // Issue #16 item 6: a report spooled across a worker restart must keep
+  // its unknown telemetry, or it would reach the store as 0 events.
+  AttemptReport unknown = SampleReport("L-1");
+  unknown.telemetry_events = 0;
+  unknown.telemetry_by_type.clear();
+  unknown.telemetry_unknown = true;
+  absl::StatusOr<AttemptReport> back = ParseAttemptReport(SerializeAttemptReport(unknown));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ExpectSameReport(*back, unknown);
+  // Spooled by a worker from before the flag: its events were counted.
+  nlohmann::json old = nlohmann::json::parse(SerializeAttemptReport(SampleReport("L-2")));
+  old.erase("telemetry_unknown");
+  back = ParseAttemptReport(old.dump());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_FALSE(back->telemetry_unknown);
 }
 
 // Bug: the spool was created 0755 and its files 0644, though outcomes carry

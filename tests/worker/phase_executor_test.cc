@@ -2,6 +2,9 @@
 // must not run, and of a phase that cannot be started.
 #include "worker/phase_executor.h"
 
+#include <signal.h>
+
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -122,6 +125,75 @@ TEST_F(PhaseExecutorTest, EachAttemptsProbesWriteTheirOwnOutputFiles) {
   // probe before it; two attempts, two probes, four distinct files.
   EXPECT_EQ(probes, 2);
   EXPECT_EQ(outputs.size(), 4u);
+}
+
+// Answers probe runs from `probe_results` in order (phases succeed).
+class ProbeRunner : public ProcessRunner {
+ public:
+  explicit ProbeRunner(std::vector<std::string> argv) : probe_argv_(std::move(argv)) {}
+  absl::StatusOr<ProcessResult> Run(const ProcessSpec& spec, const CancelToken&) override {
+    if (spec.argv != probe_argv_) {
+      // A directory where the telemetry file should be: it cannot be read.
+      if (unreadable_telemetry)
+        std::filesystem::create_directory(spec.env.at("SLUICE_TELEMETRY_FILE"));
+      return SucceededResult();
+    }
+    probe_timeouts.push_back(spec.timeout_ms);
+    ProcessResult r = probe_results.at(next_++);
+    return r;
+  }
+  std::vector<ProcessResult> probe_results;
+  std::vector<int64_t> probe_timeouts;
+  bool unreadable_telemetry = false;
+
+ private:
+  std::vector<std::string> probe_argv_;
+  size_t next_ = 0;
+};
+
+ProcessResult ProbePrinted(const std::string& out) {
+  ProcessResult r = SucceededResult();
+  r.stdout_tail = out;
+  return r;
+}
+
+TEST_F(PhaseExecutorTest, AProbeThatFailsOrHangsMakesTheTelemetryUnknownNotZero) {
+  // Issue #16 item 6: a failed probe left the attempt at 0 events, which
+  // the coordinator took for zero yield.
+  config_.telemetry_probe = {"/usr/bin/probe"};
+  config_.telemetry_probe_timeout_ms = 1'500;
+  ProbeRunner runner(config_.telemetry_probe);
+  ProcessResult failed = SucceededResult();
+  failed.exit_code = 1;
+  ProcessResult hung = SucceededResult();
+  hung.stopped_by = StopReason::kTimeout;
+  hung.signal = SIGTERM;
+  runner.probe_results = {ProbePrinted("10\n"), ProbePrinted("14\n"),  // known: 4 events
+                          ProbePrinted("14\n"), failed,                // after failed
+                          hung};                                       // before hung
+  PhaseExecutor executor(config_, runner);
+  AttemptReport known = executor.Execute(Lease(), CancelToken());
+  EXPECT_FALSE(known.telemetry_unknown);
+  EXPECT_EQ(known.telemetry_events, 4);
+  AttemptReport after_failed = executor.Execute(Lease(), CancelToken());
+  EXPECT_TRUE(after_failed.telemetry_unknown);
+  EXPECT_EQ(after_failed.telemetry_events, 0);
+  EXPECT_TRUE(after_failed.telemetry_by_type.empty());
+  AttemptReport before_hung = executor.Execute(Lease(), CancelToken());
+  EXPECT_TRUE(before_hung.telemetry_unknown);
+  EXPECT_EQ(before_hung.outcome, Outcome::kSucceeded) << "the phase still ran";
+  // --telemetry-probe-timeout bounds every probe; no probe after a hung one.
+  EXPECT_THAT(runner.probe_timeouts, ::testing::Each(1'500));
+  EXPECT_EQ(runner.probe_timeouts.size(), 5u);
+}
+
+TEST_F(PhaseExecutorTest, AnUnreadableTelemetryFileMakesTheTelemetryUnknown) {
+  ProbeRunner runner({"no-probe"});
+  runner.unreadable_telemetry = true;
+  PhaseExecutor executor(config_, runner);
+  AttemptReport report = executor.Execute(Lease(), CancelToken());
+  EXPECT_TRUE(report.telemetry_unknown);
+  EXPECT_EQ(report.telemetry_events, 0);
 }
 
 }  // namespace

@@ -83,7 +83,7 @@ std::vector<std::string> ScriptSources() {
 
 // Field lists mirrored from prelude.lua (HMGET order).
 constexpr int kLeaseFieldCount = 10;
-constexpr int kAttemptFieldCount = 19;
+constexpr int kAttemptFieldCount = 20;
 constexpr int kWorkerFieldCount = 6;
 const std::vector<std::string> kPhaseFields = {
     "run_id",           "phase_id",  "phase_index", "priority", "last_error",       "labels",
@@ -268,13 +268,13 @@ absl::StatusOr<std::optional<PhaseRecord>> RedisStateStore::GetPhase(const Phase
 
 absl::StatusOr<std::vector<RunStats>> RedisStateStore::ListRunStats() {
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListRunStats, {}));
-  constexpr size_t kStride = 11;
+  constexpr size_t kStride = 12;
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kStride, "run stats"));
   std::vector<RunStats> out;
   for (size_t i = 0; i < r.elements.size(); i += kStride) {
     const std::vector<RedisReply>& e = r.elements;
     RunStats s = DecodeRunStats(RedisRow(e, i));
-    s.best_pending_priority = PriorityOfRank(e[i + 10].Text());
+    s.best_pending_priority = PriorityOfRank(e[i + 11].Text());
     out.push_back(std::move(s));
   }
   return out;
@@ -284,9 +284,9 @@ absl::StatusOr<std::optional<RunStats>> RedisStateStore::GetRunStats(const std::
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kGetRunStats, {run_id}));
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 0, "run stats"));
   if (r.elements.empty()) return std::optional<RunStats>();
-  if (r.elements.size() != 11) return absl::InternalError("redis: unexpected reply to run stats");
+  if (r.elements.size() != 12) return absl::InternalError("redis: unexpected reply to run stats");
   RunStats s = DecodeRunStats(RedisRow(r.elements, 0));
-  s.best_pending_priority = PriorityOfRank(r.elements[10].Text());
+  s.best_pending_priority = PriorityOfRank(r.elements[11].Text());
   return std::optional<RunStats>(std::move(s));
 }
 
@@ -373,6 +373,7 @@ absl::StatusOr<ReportResult> RedisStateStore::RecordReport(const ReportParams& p
                                    rep.stderr_tail,
                                    std::to_string(params.now_ms)};
   AppendTransition(params.transition, args);
+  args.push_back(rep.telemetry_unknown ? "1" : "0");
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kReport, args));
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 2, "report"));
   if (r.elements.size() != 2 && r.elements.size() != 4) {

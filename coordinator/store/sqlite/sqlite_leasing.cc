@@ -85,7 +85,7 @@ absl::StatusOr<std::optional<LeaseGrant>> SqliteStateStore::LeaseNextInRun(
   chosen->updated_at_ms = params.now_ms;
   SLUICE_RETURN_IF_ERROR(UpdatePhaseState(db_, *chosen));
   SLUICE_RETURN_IF_ERROR(
-      BumpRun(db_, g.run_id, PhaseState::kPending, PhaseState::kLeased, 0, 0, 0, 0, 0));
+      BumpRun(db_, g.run_id, PhaseState::kPending, PhaseState::kLeased, 0, 0, 0, 0, 0, 0));
   SLUICE_RETURN_IF_ERROR(tx.Commit());
   return std::optional<LeaseGrant>(std::move(g));
 }
@@ -167,6 +167,7 @@ absl::StatusOr<ReportResult> SqliteStateStore::RecordReport(const ReportParams& 
   a.fingerprint = params.fingerprint;
   a.telemetry_events = r.telemetry_events;
   a.telemetry_by_type = r.telemetry_by_type;
+  a.telemetry_unknown = r.telemetry_unknown;
   a.stdout_tail = r.stdout_tail;
   a.stderr_tail = r.stderr_tail;
   SLUICE_RETURN_IF_ERROR(InsertAttempt(db_, a));
@@ -179,9 +180,10 @@ absl::StatusOr<ReportResult> SqliteStateStore::RecordReport(const ReportParams& 
   phase->telemetry_events += r.telemetry_events;
   phase->updated_at_ms = params.now_ms;
   SLUICE_RETURN_IF_ERROR(UpdatePhaseState(db_, *phase));
-  SLUICE_RETURN_IF_ERROR(
-      BumpRun(db_, lease.run_id, from, phase->state, 1, r.outcome == Outcome::kSucceeded ? 1 : 0,
-              r.outcome == Outcome::kTimedOut ? 1 : 0, r.telemetry_events, r.duration_ms));
+  SLUICE_RETURN_IF_ERROR(BumpRun(db_, lease.run_id, from, phase->state, 1,
+                                 r.outcome == Outcome::kSucceeded ? 1 : 0,
+                                 r.outcome == Outcome::kTimedOut ? 1 : 0, r.telemetry_events,
+                                 r.duration_ms, r.telemetry_unknown ? r.duration_ms : 0));
   SLUICE_RETURN_IF_ERROR(tx.Commit());
   return ReportResult{ReportDisposition::kAccepted, phase->state, lease.run_id, lease.phase_id};
 }
@@ -216,7 +218,7 @@ absl::StatusOr<std::vector<ExpiredLease>> SqliteStateStore::ExpireLeases(
     phase->current_lease_id.clear();
     phase->updated_at_ms = now_ms;
     SLUICE_RETURN_IF_ERROR(UpdatePhaseState(db_, *phase));
-    SLUICE_RETURN_IF_ERROR(BumpRun(db_, lease.run_id, from, phase->state, 1, 0, 0, 0, 0));
+    SLUICE_RETURN_IF_ERROR(BumpRun(db_, lease.run_id, from, phase->state, 1, 0, 0, 0, 0, 0));
     out.push_back(ExpiredLease{std::move(lease), phase->state});
   }
   SLUICE_RETURN_IF_ERROR(tx.Commit());

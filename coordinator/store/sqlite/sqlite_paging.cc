@@ -20,13 +20,15 @@ namespace {
 
 constexpr const char* kRunColumns =
     "run_id, pending, leased, succeeded, failed, attempts, successes, timeouts, "
-    "telemetry_events, run_ms";
+    "telemetry_events, run_ms, unknown_telemetry_ms";
 
 // The ORDER BY column for a checked sort key.
 std::string SortColumn(const std::string& sort) {
   if (sort == "events") return "telemetry_events";
   if (sort == "yield") {
-    return "(CASE WHEN run_ms > 0 THEN telemetry_events * 60000.0 / run_ms ELSE 0.0 END)";
+    // RunYield in state_store.cc: over the run time with known telemetry.
+    return "(CASE WHEN run_ms - unknown_telemetry_ms > 0 THEN telemetry_events * 60000.0 / "
+           "(run_ms - unknown_telemetry_ms) ELSE 0.0 END)";
   }
   return sort;  // run_id, attempts, successes, pending, failed, run_ms: column names
 }
@@ -64,14 +66,15 @@ absl::StatusOr<RunStatsPage> SqliteStateStore::ListRunStatsPage(const RunStatsQu
                              "COALESCE(SUM(succeeded),0), COALESCE(SUM(failed),0), "
                              "COALESCE(SUM(attempts),0), COALESCE(SUM(successes),0), "
                              "COALESCE(SUM(timeouts),0), COALESCE(SUM(telemetry_events),0), "
-                             "COALESCE(SUM(run_ms),0), COUNT(*) FROM runs",
+                             "COALESCE(SUM(run_ms),0), COALESCE(SUM(unknown_telemetry_ms),0), "
+                             "COUNT(*) FROM runs",
                              where)
                     .c_str());
     BindFilters(s, q);
     SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
     if (row) {
       page.sum = DecodeRunStats(s);
-      page.total = s.Int(10);
+      page.total = s.Int(11);
     }
   }
   const std::string dir = q.descending ? " DESC" : " ASC";
@@ -103,8 +106,8 @@ absl::StatusOr<AttemptPage> SqliteStateStore::ListPhaseAttempts(const PhaseKey& 
   Stmt s(db_,
          "SELECT lease_id, run_id, phase_id, attempt, epoch, worker_id, session_id, outcome, "
          "exit_code, signal, duration_ms, error_text, fingerprint, telemetry_events, "
-         "telemetry_by_type, stdout_tail, stderr_tail, started_at, ended_at FROM attempts "
-         "WHERE run_id=? AND phase_id=? ORDER BY seq DESC LIMIT ? OFFSET ?");
+         "telemetry_by_type, stdout_tail, stderr_tail, started_at, ended_at, telemetry_unknown "
+         "FROM attempts WHERE run_id=? AND phase_id=? ORDER BY seq DESC LIMIT ? OFFSET ?");
   s.Bind(key.run_id).Bind(key.phase_id).Bind(limit).Bind(offset);
   while (true) {
     SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());

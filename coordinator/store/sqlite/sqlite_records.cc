@@ -123,7 +123,8 @@ absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttemptRows(
       "SELECT lease_id, run_id, phase_id, attempt, epoch, worker_id, session_id, outcome, "
       "exit_code, signal, duration_ms, error_text, fingerprint, telemetry_events, "
       "telemetry_by_type, ",
-      with_output ? "stdout_tail, stderr_tail" : "'', ''", ", started_at, ended_at FROM attempts ");
+      with_output ? "stdout_tail, stderr_tail" : "'', ''",
+      ", started_at, ended_at, telemetry_unknown FROM attempts ");
   const std::string sql = session_id.empty()
                               ? absl::StrCat(cols, "ORDER BY seq")
                               : absl::StrCat(cols, "WHERE session_id=? ORDER BY seq");

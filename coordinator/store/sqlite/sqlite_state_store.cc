@@ -25,6 +25,20 @@ namespace {
 
 constexpr int kSchemaVersion = 1;
 
+// Columns added after version 1, each at the end of its table with a
+// default that describes every older row: {table, column, definition}.
+// A store from before them gets them in InitSchema, in its transaction.
+struct AddedColumn {
+  const char* table;
+  const char* column;
+  const char* definition;
+};
+constexpr AddedColumn kAddedColumns[] = {
+    // Attempts recorded before the flag had their telemetry counted.
+    {"attempts", "telemetry_unknown", "INTEGER NOT NULL DEFAULT 0"},
+    {"runs", "unknown_telemetry_ms", "INTEGER NOT NULL DEFAULT 0"},
+};
+
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS phases(
@@ -42,7 +56,7 @@ CREATE TABLE IF NOT EXISTS runs(
   run_id TEXT PRIMARY KEY, pending INTEGER NOT NULL, leased INTEGER NOT NULL,
   succeeded INTEGER NOT NULL, failed INTEGER NOT NULL, attempts INTEGER NOT NULL,
   successes INTEGER NOT NULL, timeouts INTEGER NOT NULL, telemetry_events INTEGER NOT NULL,
-  run_ms INTEGER NOT NULL) WITHOUT ROWID;
+  run_ms INTEGER NOT NULL, unknown_telemetry_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leases(
   lease_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, phase_id TEXT NOT NULL, attempt INTEGER NOT NULL,
   epoch INTEGER NOT NULL, worker_id TEXT NOT NULL, session_id TEXT NOT NULL,
@@ -55,7 +69,8 @@ CREATE TABLE IF NOT EXISTS attempts(
   exit_code INTEGER NOT NULL, signal INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
   error_text TEXT NOT NULL, fingerprint TEXT NOT NULL, telemetry_events INTEGER NOT NULL,
   telemetry_by_type TEXT NOT NULL, stdout_tail TEXT NOT NULL, stderr_tail TEXT NOT NULL,
-  started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL);
+  started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL,
+  telemetry_unknown INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS attempts_by_session ON attempts(session_id, seq);
 CREATE INDEX IF NOT EXISTS attempts_by_phase ON attempts(run_id, phase_id, seq);
 CREATE TABLE IF NOT EXISTS late_reports(
@@ -153,6 +168,15 @@ absl::Status SqliteStateStore::InitSchema() {
   Transaction tx(db_);
   SLUICE_RETURN_IF_ERROR(tx.status());
   SLUICE_RETURN_IF_ERROR(Exec(db_, kSchema));
+  for (const AddedColumn& c : kAddedColumns) {
+    Stmt has(db_, "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name=?");
+    has.Bind(c.table).Bind(c.column);
+    SLUICE_ASSIGN_OR_RETURN(bool row, has.Step());
+    if (row && has.Int(0) > 0) continue;
+    SLUICE_RETURN_IF_ERROR(
+        Exec(db_, absl::StrCat("ALTER TABLE ", c.table, " ADD COLUMN ", c.column, " ", c.definition)
+                      .c_str()));
+  }
   SLUICE_RETURN_IF_ERROR(Exec(db_, "INSERT OR IGNORE INTO meta VALUES('epoch', 0)"));
   // Phases by state, kept by BumpCounts in every write that moves a phase; a
   // store made before the counters existed gets them from its runs once.
@@ -203,7 +227,7 @@ class PhaseUpserter {
               "WHERE run_id=? AND phase_id=?"),
         ins_(db, "INSERT INTO phases VALUES(?,?,?,?,?,?,?,'pending',0,0,'','',0,0)"),
         run_(db,
-             "INSERT INTO runs VALUES(?,1,0,0,0,0,0,0,0,0) "
+             "INSERT INTO runs VALUES(?,1,0,0,0,0,0,0,0,0,0) "
              "ON CONFLICT(run_id) DO UPDATE SET pending=pending+1"),
         upd_(db,
              "UPDATE phases SET phase_index=?, priority=?, last_error=?, labels=?, metadata=? "
@@ -347,7 +371,7 @@ namespace {
 // One row per run; the best pending priority comes from the rank index.
 constexpr const char* kRunStatsSelect =
     "SELECT r.run_id, r.pending, r.leased, r.succeeded, r.failed, r.attempts, r.successes, "
-    "r.timeouts, r.telemetry_events, r.run_ms, "
+    "r.timeouts, r.telemetry_events, r.run_ms, r.unknown_telemetry_ms, "
     "COALESCE((SELECT p.priority FROM phases p WHERE p.run_id=r.run_id AND "
     "p.state='pending' ORDER BY p.priority DESC LIMIT 1), 0) "
     "FROM runs r ";
@@ -362,7 +386,7 @@ absl::StatusOr<std::vector<RunStats>> SqliteStateStore::ListRunStats() {
     SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
     RunStats r = DecodeRunStats(s);
-    r.best_pending_priority = s.Int(10);
+    r.best_pending_priority = s.Int(11);
     out.push_back(std::move(r));
   }
   return out;
@@ -375,7 +399,7 @@ absl::StatusOr<std::optional<RunStats>> SqliteStateStore::GetRunStats(const std:
   SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::optional<RunStats>();
   RunStats r = DecodeRunStats(s);
-  r.best_pending_priority = s.Int(10);
+  r.best_pending_priority = s.Int(11);
   return std::optional<RunStats>(std::move(r));
 }
 

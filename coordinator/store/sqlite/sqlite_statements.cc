@@ -42,8 +42,8 @@ const char* StateColumn(PhaseState s) {
 
 absl::Status BumpRun(sqlite3* db, const std::string& run_id, PhaseState from, PhaseState to,
                      int64_t attempts, int64_t successes, int64_t timeouts, int64_t events,
-                     int64_t run_ms) {
-  Stmt ins(db, "INSERT OR IGNORE INTO runs VALUES(?,0,0,0,0,0,0,0,0,0)");
+                     int64_t run_ms, int64_t unknown_telemetry_ms) {
+  Stmt ins(db, "INSERT OR IGNORE INTO runs VALUES(?,0,0,0,0,0,0,0,0,0,0)");
   SLUICE_RETURN_IF_ERROR(ins.Bind(run_id).Run());
   int64_t d[4] = {0, 0, 0, 0};
   if (from != to) {
@@ -61,7 +61,8 @@ absl::Status BumpRun(sqlite3* db, const std::string& run_id, PhaseState from, Ph
   Stmt upd(db,
            "UPDATE runs SET pending=pending+?, leased=leased+?, succeeded=succeeded+?, "
            "failed=failed+?, attempts=attempts+?, successes=successes+?, timeouts=timeouts+?, "
-           "telemetry_events=telemetry_events+?, run_ms=run_ms+? WHERE run_id=?");
+           "telemetry_events=telemetry_events+?, run_ms=run_ms+?, "
+           "unknown_telemetry_ms=unknown_telemetry_ms+? WHERE run_id=?");
   return upd.Bind(d[0])
       .Bind(d[1])
       .Bind(d[2])
@@ -71,6 +72,7 @@ absl::Status BumpRun(sqlite3* db, const std::string& run_id, PhaseState from, Ph
       .Bind(timeouts)
       .Bind(events)
       .Bind(run_ms)
+      .Bind(unknown_telemetry_ms)
       .Bind(run_id)
       .Run();
 }
@@ -97,8 +99,8 @@ absl::Status InsertAttempt(sqlite3* db, const AttemptRecord& a) {
   Stmt s(db,
          "INSERT INTO attempts(lease_id, run_id, phase_id, attempt, epoch, worker_id, session_id, "
          "outcome, exit_code, signal, duration_ms, error_text, fingerprint, telemetry_events, "
-         "telemetry_by_type, stdout_tail, stderr_tail, started_at, ended_at) "
-         "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+         "telemetry_by_type, stdout_tail, stderr_tail, started_at, ended_at, telemetry_unknown) "
+         "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   return s.Bind(a.lease_id)
       .Bind(a.run_id)
       .Bind(a.phase_id)
@@ -118,6 +120,7 @@ absl::Status InsertAttempt(sqlite3* db, const AttemptRecord& a) {
       .Bind(a.stderr_tail)
       .Bind(a.started_at_ms)
       .Bind(a.ended_at_ms)
+      .Bind(int64_t{a.telemetry_unknown ? 1 : 0})
       .Run();
 }
 

@@ -117,7 +117,7 @@ const char* StateColumn(PhaseState s);
 // the phase between the store's phase counters (meta 'phases_<state>').
 absl::Status BumpRun(sqlite3* db, const std::string& run_id, PhaseState from, PhaseState to,
                      int64_t attempts, int64_t successes, int64_t timeouts, int64_t events,
-                     int64_t run_ms);
+                     int64_t run_ms, int64_t unknown_telemetry_ms);
 
 absl::StatusOr<int64_t> NextEpoch(sqlite3* db);
 

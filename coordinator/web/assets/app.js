@@ -261,7 +261,7 @@ function renderPhase(p) {
     el('td', { className: 'num' }, duration(a.duration_ms)),
     el('td', {}, a.worker_id),
     el('td', {}, el('code', {}, a.fingerprint)),
-    el('td', { className: 'num' }, a.telemetry_events),
+    el('td', { className: 'num' }, a.telemetry_events === null ? 'unknown' : a.telemetry_events),
     el('td', {}, el('pre', { className: 'stdout' }, a.stdout_tail), el('pre', { className: 'stderr' }, a.stderr_tail))));
   clear('phase-attempts').append(table([{ label: 'Attempt', num: 1 }, 'Outcome', { label: 'Duration', num: 1 },
     'Worker', 'Fingerprint', { label: 'Events', num: 1 }, 'stdout / stderr tails'], rows, 'attempts'));

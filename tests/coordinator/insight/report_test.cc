@@ -76,6 +76,46 @@ TEST(ReportTest, YieldEqualsEventsOverRunMinutesComputedIndependently) {
                    121.0 / (390.0 / 60.0));
 }
 
+TEST(ReportTest, UnknownTelemetryIsCountedApartAndLeftOutOfYield) {
+  // Issue #16 item 6: an attempt whose telemetry the worker could not count
+  // entered yield as 0 events over its minutes.
+  std::vector<AttemptRecord> h = {
+      Attempt("run-1", "p1", Outcome::kSucceeded, 60, 30, 60),
+      Attempt("run-1", "p2", Outcome::kSucceeded, 120, 0, 180),
+      Attempt("run-2", "p1", Outcome::kSucceeded, 60, 0, 240),
+  };
+  h[1].telemetry_unknown = true;
+  h[2].telemetry_unknown = true;
+  SessionReport r = ComputeSessionReport(Session(), h, {}, {});
+  EXPECT_EQ(r.run_ms, 240'000);
+  EXPECT_EQ(r.unknown_telemetry_attempts, 2);
+  EXPECT_EQ(r.unknown_telemetry_ms, 180'000);
+  EXPECT_DOUBLE_EQ(r.yield_per_minute, 30.0);  // 30 events in the 1 known minute
+  ASSERT_EQ(r.workers.size(), 1u);
+  EXPECT_EQ(r.workers[0].zero_event_successes, 0) << "unknown is not a silent success";
+  ASSERT_EQ(r.runs.size(), 2u);
+  EXPECT_EQ(r.runs[1].unknown_telemetry_attempts, 1);
+
+  auto j = nlohmann::json::parse(SessionReportJson(r));
+  EXPECT_DOUBLE_EQ(j["yield_events_per_minute"].get<double>(), 30.0);
+  EXPECT_EQ(j["unknown_telemetry_attempts"], 2);
+  EXPECT_EQ(j["unknown_telemetry_run_ms"], 180'000);
+  EXPECT_DOUBLE_EQ(j["unknown_telemetry_worker_minutes"].get<double>(), 3.0);
+  EXPECT_DOUBLE_EQ(j["runs"][0]["yield_events_per_minute"].get<double>(), 30.0);
+  // A run with only unknown telemetry has no yield, not zero.
+  EXPECT_TRUE(j["runs"][1]["yield_events_per_minute"].is_null()) << j["runs"][1].dump();
+  const std::string text = SessionReportText(r);
+  EXPECT_THAT(text, HasSubstr("telemetry unknown for 2 attempts (3.0 phase-minutes)"));
+  EXPECT_THAT(text, ::testing::ContainsRegex("run-2 +1 +1 +0 +0 +unknown +- "));
+
+  SessionReport back = *SessionReportFromJson(SessionReportJson(r));
+  EXPECT_EQ(back.unknown_telemetry_attempts, 2);
+  EXPECT_DOUBLE_EQ(back.yield_per_minute, 30.0);
+  EXPECT_EQ(back.runs[1].unknown_telemetry_ms, 60'000);
+  EXPECT_EQ(back.workers[0].unknown_telemetry_attempts, 2);
+  EXPECT_EQ(back.timeline.size(), r.timeline.size());
+}
+
 TEST(ReportTest, DurationPercentilesForSuccessesAndFailures) {
   std::vector<AttemptRecord> h;
   for (int i = 1; i <= 20; ++i) {

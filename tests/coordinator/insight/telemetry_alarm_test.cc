@@ -148,3 +148,35 @@ TEST(TelemetryAlarmTest, HealthyDrainHasNoWarnings) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST(TelemetryAlarmTest, UnknownTelemetryIsNotSilenceButWarnsWithoutPausing) {
+  // Issue #16 item 6: attempts whose probe failed were zero-event successes
+  // to the alarm.
+  std::vector<AttemptRecord> h;
+  for (int i = 0; i < 4; ++i) {
+    AttemptRecord a = ::sluice::testing::Attempt("run-a", "p" + std::to_string(i),
+                                                 Outcome::kSucceeded, 60, 0, 100 * i, "worker-a");
+    a.telemetry_unknown = true;
+    h.push_back(a);
+    h.push_back(::sluice::testing::Attempt("run-b", "p" + std::to_string(i), Outcome::kSucceeded,
+                                           60, 10, 100 * i + 1, "worker-b"));
+  }
+  std::vector<TelemetryWarning> w = DetectTelemetryLoss(h);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].kind, TelemetryWarningKind::kTelemetryUnknown);
+  EXPECT_EQ(w[0].worker_id, "worker-a");
+  EXPECT_EQ(w[0].attempts, 4);
+  EXPECT_EQ(w[0].zero_event_attempts, 4);
+  EXPECT_FALSE(w[0].pauses);
+  EXPECT_THAT(w[0].message, ::testing::HasSubstr("--telemetry-probe"));
+  EXPECT_EQ(ParseTelemetryWarningKind(TelemetryWarningKindName(w[0].kind)), w[0].kind);
+  // Two unknown attempts are not yet a pattern.
+  h.erase(h.begin(), h.begin() + 4);
+  EXPECT_TRUE(DetectTelemetryLoss(h).empty());
+}
+
+}  // namespace
+}  // namespace sluice

@@ -55,7 +55,7 @@ class DrainPolicyTest : public ::testing::Test {
   }
 
   ReportAnswer Finish(const LeaseGrant& g, Outcome outcome, const std::string& error = "",
-                      int64_t events = 0, int exit_code = 1) {
+                      int64_t events = 0, int exit_code = 1, bool telemetry_unknown = false) {
     AttemptReport r;
     r.lease_id = g.lease_id;
     r.epoch = g.epoch;
@@ -65,6 +65,7 @@ class DrainPolicyTest : public ::testing::Test {
     r.duration_ms = 60'000;
     r.error_text = error;
     r.telemetry_events = events;
+    r.telemetry_unknown = telemetry_unknown;
     clock_.AdvanceMs(60'000);
     return Ok(coord_->Report(r));
   }
@@ -327,6 +328,30 @@ TEST_F(DrainPolicyTest, ConsecutiveZeroYieldEndsTheSession) {
   Ok(coord_->Tick());
   auto session = Ok(store_->LatestSession());
   ASSERT_TRUE(session.has_value());
+  EXPECT_EQ(session->state, SessionState::kFinished);
+  EXPECT_THAT(session->end_reason, HasSubstr("max_consecutive_zero_yield"));
+}
+
+TEST_F(DrainPolicyTest, UnknownTelemetryNeitherLengthensNorEndsTheZeroYieldStreak) {
+  // Issue #16 item 6: an attempt whose probe failed (0 events, unknown)
+  // counted as zero yield and ended the session.
+  Ok(coord_->ImportBacklog(
+      {Spec("a", "1"), Spec("b", "1"), Spec("c", "1"), Spec("d", "1"), Spec("e", "1")}));
+  SessionSettings s;
+  s.max_consecutive_zero_yield = 2;
+  Start(s);
+  Finish(Lease()[0], Outcome::kSucceeded, "", 0, 1, /*telemetry_unknown=*/true);
+  Finish(Lease()[0], Outcome::kSucceeded, "", 0, 1, /*telemetry_unknown=*/true);
+  Ok(coord_->Tick());
+  auto session = Ok(store_->LatestSession());
+  ASSERT_TRUE(session.has_value());
+  EXPECT_EQ(session->state, SessionState::kActive) << session->end_reason;
+  // Nor does it reset a streak: zero, unknown, zero is two in a row.
+  Finish(Lease()[0], Outcome::kSucceeded, "", 0);
+  Finish(Lease()[0], Outcome::kSucceeded, "", 0, 1, /*telemetry_unknown=*/true);
+  Finish(Lease()[0], Outcome::kSucceeded, "", 0);
+  Ok(coord_->Tick());
+  session = Ok(store_->LatestSession());
   EXPECT_EQ(session->state, SessionState::kFinished);
   EXPECT_THAT(session->end_reason, HasSubstr("max_consecutive_zero_yield"));
 }

@@ -30,7 +30,7 @@ for _, L in ipairs(items) do
              'outcome', 'lost', 'exit_code', '-1', 'signal', '0', 'duration_ms', '0',
              'error_text', lost_error, 'fingerprint', lost_fingerprint, 'telemetry_events', '0',
              'telemetry_by_type', '{}', 'stdout_tail', '', 'stderr_tail', '',
-             'started_at', L[9], 'ended_at', now)
+             'started_at', L[9], 'ended_at', now, 'telemetry_unknown', '0')
   index_attempt(id, session, 'lost', run, phase)
   redis.call('DEL', k_lease(id))
   redis.call('ZREM', K_LEASES, id)
@@ -45,7 +45,7 @@ for _, L in ipairs(items) do
     redis.call('ZADD', k_pending(run), 0, ph[4])
     if ph[5] ~= '' then redis.call('ZADD', K_LABELLED, 0, labelled_member(run, ph[4])) end
   end
-  bump_run(run, ph[1], to, 1, 0, 0, '0', '0')
+  bump_run(run, ph[1], to, 1, 0, 0, '0', '0', '0')
   for j = 1, #LEASE_FIELDS do out[#out + 1] = L[j] end
   out[#out + 1] = to
 end

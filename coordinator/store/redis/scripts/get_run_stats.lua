@@ -1,5 +1,5 @@
 -- ARGV: prefix, run. Returns {} when the run is unknown, else the run id,
--- the 9 RUN_FIELDS and the best pending rank member ('' if none), as one row
+-- the 10 RUN_FIELDS and the best pending rank member ('' if none), as one row
 -- of list_run_stats.
 local run = ARGV[2]
 local rk = k_run(run)

@@ -46,7 +46,7 @@ for c = 0, chunks - 1 do
         if redis.call('EXISTS', rk) == 0 then
           redis.call('HSET', rk, 'pending', 0, 'leased', 0, 'succeeded', 0, 'failed', 0,
                      'attempts', 0, 'successes', 0, 'timeouts', 0, 'telemetry_events', 0,
-                     'run_ms', 0)
+                     'run_ms', 0, 'unknown_telemetry_ms', 0)
           redis.call('ZADD', K_RUNS, 0, run)
         end
         run_known[run] = true

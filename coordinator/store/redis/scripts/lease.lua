@@ -59,5 +59,5 @@ redis.call('ZADD', K_LEASES, ARGV[8], lease_id)
 redis.call('ZREM', pend, chosen_member)
 if chosen_labels ~= '' then redis.call('ZREM', K_LABELLED, labelled_member(run, chosen_member)) end
 redis.call('HSET', pk, 'state', 'leased', 'current_lease_id', lease_id, 'updated_at', now)
-bump_run(run, 'pending', 'leased', 0, 0, 0, '0', '0')
+bump_run(run, 'pending', 'leased', 0, 0, 0, '0', '0', '0')
 return {chosen, istr(attempt), istr(epoch)}

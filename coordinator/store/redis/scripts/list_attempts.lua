@@ -1,7 +1,7 @@
 -- ARGV: prefix, session_id ('' = every attempt), with_output ('0': stdout and
 -- stderr tails left empty, so start-up reads no output), first, last (list
 -- indexes, inclusive: the caller reads a long history in chunks so that no
--- one script blocks Redis for long). Returns the 19 ATTEMPT_FIELDS of each
+-- one script blocks Redis for long). Returns the 20 ATTEMPT_FIELDS of each
 -- attempt in that range, in end order.
 local list = K_ATTEMPTS
 if ARGV[2] ~= '' then list = k_sattempts(ARGV[2]) end

@@ -1,5 +1,5 @@
 -- ARGV: prefix, run_id, phase_id, offset, limit. Returns the phase's attempt
--- count, then the 19 ATTEMPT_FIELDS (tails included) of up to `limit` of its
+-- count, then the 20 ATTEMPT_FIELDS (tails included) of up to `limit` of its
 -- attempts, newest first, skipping the `offset` newest. Reads only those.
 local list = k_pattempts(ARGV[2], ARGV[3])
 local total = redis.call('LLEN', list)

@@ -1,4 +1,4 @@
--- Returns per run: run_id, the 9 RUN_FIELDS, best pending rank member ('' if none).
+-- Returns per run: run_id, the 10 RUN_FIELDS, best pending rank member ('' if none).
 local out = {}
 for _, run in ipairs(redis.call('ZRANGE', K_RUNS, 0, -1)) do
   local v = redis.call('HMGET', k_run(run), unpack(RUN_FIELDS))

@@ -42,13 +42,13 @@ local K_SESSIONS = P .. 'sessions'
 local K_ACTIVE = P .. 'active_session'
 local K_SESSION_SEQ = P .. 'session_seq'
 local RUN_FIELDS = {'pending', 'leased', 'succeeded', 'failed', 'attempts', 'successes',
-                    'timeouts', 'telemetry_events', 'run_ms'}
+                    'timeouts', 'telemetry_events', 'run_ms', 'unknown_telemetry_ms'}
 local LEASE_FIELDS = {'lease_id', 'run_id', 'phase_id', 'attempt', 'epoch', 'worker_id',
                       'session_id', 'timeout_seconds', 'leased_at', 'expires_at'}
 local ATTEMPT_FIELDS = {'lease_id', 'run_id', 'phase_id', 'attempt', 'epoch', 'worker_id',
                         'session_id', 'outcome', 'exit_code', 'signal', 'duration_ms', 'error_text',
                         'fingerprint', 'telemetry_events', 'telemetry_by_type', 'stdout_tail',
-                        'stderr_tail', 'started_at', 'ended_at'}
+                        'stderr_tail', 'started_at', 'ended_at', 'telemetry_unknown'}
 local SESSION_FIELDS = {'session_id', 'settings', 'state', 'started_at', 'ended_at', 'end_reason'}
 local WORKER_FIELDS = {'worker_id', 'host', 'slots', 'labels', 'version', 'last_seen'}
 local function istr(n) return string.format('%d', n) end
@@ -66,7 +66,7 @@ local function split_labels(s)
 end
 -- Moves one phase of `run` from state `from` to `to` and adds the deltas
 -- (events and run_ms are decimal strings).
-local function bump_run(run, from, to, attempts, successes, timeouts, events, run_ms)
+local function bump_run(run, from, to, attempts, successes, timeouts, events, run_ms, unknown_ms)
   local k = k_run(run)
   if from ~= to then
     redis.call('HINCRBY', k, from, -1)
@@ -79,6 +79,7 @@ local function bump_run(run, from, to, attempts, successes, timeouts, events, ru
   if timeouts ~= 0 then redis.call('HINCRBY', k, 'timeouts', timeouts) end
   if events ~= '0' then redis.call('HINCRBY', k, 'telemetry_events', events) end
   if run_ms ~= '0' then redis.call('HINCRBY', k, 'run_ms', run_ms) end
+  if unknown_ms ~= '0' then redis.call('HINCRBY', k, 'unknown_telemetry_ms', unknown_ms) end
 end
 -- Appends an ended attempt to the global and the session's end-order lists.
 local function index_attempt(id, session, outcome, run, phase)

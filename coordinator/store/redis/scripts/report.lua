@@ -1,7 +1,9 @@
 -- ARGV: prefix, lease_id, epoch, worker, outcome, exit_code, signal,
 -- duration_ms, error_text, fingerprint, telemetry_events, telemetry_by_type,
 -- stdout_tail, stderr_tail, now, then the transition the coordinator decided
--- (counter, succeeds, fail_at, final: see apply_transition). Returns
+-- (counter, succeeds, fail_at, final: see apply_transition), then
+-- telemetry_unknown ('1' or '0'; the caller checked that telemetry_events is
+-- '0' with '1'). Returns
 -- {disposition, phase_state}, plus run and phase when accepted.
 local id, epoch, worker, outcome, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[15]
 -- The counters this script adds (HINCRBY) are checked before its first write:
@@ -57,7 +59,7 @@ redis.call('HSET', ak, 'lease_id', id, 'run_id', run, 'phase_id', phase, 'attemp
            'exit_code', ARGV[6], 'signal', ARGV[7], 'duration_ms', ARGV[8],
            'error_text', ARGV[9], 'fingerprint', ARGV[10], 'telemetry_events', ARGV[11],
            'telemetry_by_type', ARGV[12], 'stdout_tail', ARGV[13], 'stderr_tail', ARGV[14],
-           'started_at', L[7], 'ended_at', now)
+           'started_at', L[7], 'ended_at', now, 'telemetry_unknown', ARGV[20])
 index_attempt(id, session, outcome, run, phase)
 redis.call('DEL', lk)
 redis.call('ZREM', K_LEASES, id)
@@ -74,5 +76,5 @@ if to == 'pending' then
     if ph[5] ~= '' then redis.call('ZADD', K_LABELLED, 0, labelled_member(run, ph[4])) end
   end
 bump_run(run, from, to, 1, outcome == 'succeeded' and 1 or 0, outcome == 'timed_out' and 1 or 0,
-         ARGV[11], ARGV[8])
+         ARGV[11], ARGV[8], ARGV[20] == '1' and ARGV[8] or '0')
 return {'accepted', to, run, phase}
