@@ -146,10 +146,10 @@ struct AttemptRecord {
   int64_t ended_at_ms = 0;
 };
 
-// The run time of `a` that telemetry yield divides by: its duration, or 0
-// when its telemetry is unknown (no evidence either way, never zero yield).
-inline int64_t KnownTelemetryMs(const AttemptRecord& a) {
-  return a.telemetry_unknown ? 0 : a.duration_ms;
+// The run time of `a` that telemetry yield leaves out: its duration when its
+// telemetry is unknown (no evidence either way, never zero yield), else 0.
+inline int64_t UnknownTelemetryMs(const AttemptRecord& a) {
+  return a.telemetry_unknown ? a.duration_ms : 0;
 }
 
 // How the store treated a report.

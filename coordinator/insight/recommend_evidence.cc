@@ -16,7 +16,7 @@ AttemptEvidence GatherAttempts(const std::vector<AttemptRecord>& attempts) {
     e.finished.push_back(&a);
     e.finished_ms += a.duration_ms;
     e.events += a.telemetry_events;
-    e.unknown_telemetry_ms += a.duration_ms - KnownTelemetryMs(a);
+    e.unknown_telemetry_ms += UnknownTelemetryMs(a);
     if (a.outcome == Outcome::kSucceeded) e.success_ms.push_back(a.duration_ms);
     e.phases[PhaseKey{a.run_id, a.phase_id}].attempts.push_back(&a);
   }
@@ -59,7 +59,7 @@ BacklogEvidence GatherBacklog(const std::vector<RunStats>& runs,
     if (a->outcome == Outcome::kSucceeded) ++f.succeeded;
     f.events += a->telemetry_events;
     f.run_ms += a->duration_ms;
-    f.unknown_telemetry_ms += a->duration_ms - KnownTelemetryMs(*a);
+    f.unknown_telemetry_ms += UnknownTelemetryMs(*a);
   }
   return e;
 }

@@ -36,7 +36,7 @@ template <typename Row>
 void AddTelemetry(Row& row, const AttemptRecord& a) {
   row.telemetry_events += a.telemetry_events;
   row.run_ms += a.duration_ms;
-  row.unknown_telemetry_ms += a.duration_ms - KnownTelemetryMs(a);
+  row.unknown_telemetry_ms += UnknownTelemetryMs(a);
   if constexpr (requires { row.unknown_telemetry_attempts; }) {
     if (a.telemetry_unknown) ++row.unknown_telemetry_attempts;
   }

@@ -97,7 +97,7 @@ absl::Status DrainPolicy::EnsureLoaded() {
       ++outcome_totals_[a.outcome];
       effort_.telemetry_events += a.telemetry_events;
       effort_.run_ms += a.duration_ms;
-      effort_.unknown_telemetry_ms += a.duration_ms - KnownTelemetryMs(a);
+      effort_.unknown_telemetry_ms += UnknownTelemetryMs(a);
     }
     loaded_ = true;
   }
