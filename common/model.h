@@ -222,6 +222,8 @@ struct SessionSettings {
   // scheduler's posterior, telemetry events per worker-minute) is below this
   // are not leased, and the session ends once nothing left beats it. 0 = off.
   double min_expected_yield = 0;
+
+  bool operator==(const SessionSettings&) const = default;
 };
 
 enum class SessionState { kActive, kStopped, kFinished };
@@ -261,6 +263,7 @@ struct PhaseCounts {
   int64_t succeeded = 0;
   int64_t failed = 0;
   int64_t total() const { return pending + leased + succeeded + failed; }
+  bool operator==(const PhaseCounts&) const = default;
 };
 
 // The `{run_id}`-style values a worker may substitute into its own template.

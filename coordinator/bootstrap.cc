@@ -13,6 +13,9 @@ namespace {
 
 // The history's step: each sample costs what a /metrics scrape costs.
 constexpr absl::Duration kSampleEvery = absl::Seconds(5);
+// How often the run table checks whether a snapshot is due (RunTable decides;
+// a check reads nothing).
+constexpr absl::Duration kRunTableCheckEvery = absl::Milliseconds(250);
 
 }  // namespace
 
@@ -29,7 +32,7 @@ std::string WebViewUrl(const std::string& http_listen, int port) {
 CoordinatorHost::CoordinatorHost(Coordinator& coordinator, std::string metrics_listen)
     : metrics_listen_(std::move(metrics_listen)),
       server_(coordinator),
-      web_(coordinator, SystemClock::Default()),
+      web_(coordinator, SystemClock::Default(), WebApiOptions{.background_run_table = true}),
       metrics_http_(metrics_, [this] { return server_.serving(); }) {
   if (!metrics_listen_.empty()) RegisterCoordinatorMetrics(metrics_, coordinator);
 }
@@ -62,7 +65,14 @@ absl::StatusOr<std::optional<int>> CoordinatorHost::StartMetrics() {
       if (absl::Status st = web_.Sample(); !st.ok()) {
         spdlog::debug("web view: no history sample: {}", st.ToString());
       }
-    } while (!stop_sampling_.WaitForNotificationWithTimeout(kSampleEvery));
+    } while (!stop_background_.WaitForNotificationWithTimeout(kSampleEvery));
+  });
+  run_table_refresher_ = std::thread([this] {
+    do {
+      if (absl::Status st = web_.RefreshRunTable(); !st.ok()) {
+        spdlog::debug("web view: no snapshot of the runs: {}", st.ToString());
+      }
+    } while (!stop_background_.WaitForNotificationWithTimeout(kRunTableCheckEvery));
   });
   return *port;
 }
@@ -74,8 +84,9 @@ void CoordinatorHost::Wait() { server_.Wait(); }
 void CoordinatorHost::Stop() {
   server_.Shutdown();
   if (sampler_.joinable()) {
-    stop_sampling_.Notify();
+    stop_background_.Notify();
     sampler_.join();
+    run_table_refresher_.join();
   }
   metrics_http_.Stop();
 }

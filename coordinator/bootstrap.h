@@ -50,8 +50,9 @@ class CoordinatorHost {
   // registry when there is an endpoint, else null. Unavailable when it
   // cannot listen.
   absl::StatusOr<int> StartServer(ServerOptions options);
-  // After StartServer: serves the web view, /metrics and /healthz, and
-  // samples the web view's history every few seconds; returns the bound
+  // After StartServer: serves the web view, /metrics and /healthz, samples
+  // the web view's history every few seconds and keeps its snapshot of every
+  // run (RunTable) fresh while someone looks; returns the bound
   // port, nullopt without an endpoint. InvalidArgument for a malformed address,
   // Unavailable when the port cannot be bound; the gRPC server keeps running
   // until ShutdownServer() or Stop().
@@ -75,8 +76,9 @@ class CoordinatorHost {
   WebApi web_;
   std::shared_ptr<const Authenticator> authenticator_;  // from StartServer's options
   MetricsHttpServer metrics_http_;
-  absl::Notification stop_sampling_;
-  std::thread sampler_;
+  absl::Notification stop_background_;
+  std::thread sampler_;              // the web view's history
+  std::thread run_table_refresher_;  // the web view's snapshot of every run
 };
 
 }  // namespace sluice

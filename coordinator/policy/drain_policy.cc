@@ -100,6 +100,7 @@ absl::Status DrainPolicy::EnsureLoaded() {
       effort_.unknown_telemetry_ms += UnknownTelemetryMs(a);
     }
     loaded_ = true;
+    ++generation_;
   }
   return absl::OkStatus();
 }
@@ -113,6 +114,8 @@ void DrainPolicy::ResetForNewTerm() {
   run_waiting_since_.clear();
   zero_yield_session_.clear();
   zero_yield_streak_ = 0;
+  ++generation_;
+  end_verdict_.reset();
 }
 
 bool DrainPolicy::DeadlinePassed(const SessionRecord& session) const {
@@ -170,6 +173,7 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
   const bool own_outcome =
       report.outcome != Outcome::kCancelled && report.outcome != Outcome::kStartFailed;
   absl::MutexLock lock(&mu_);
+  ++generation_;
   ++outcome_totals_[report.outcome];
   effort_.telemetry_events += report.telemetry_events;
   effort_.run_ms += report.duration_ms;
@@ -220,6 +224,7 @@ PhaseTransition DrainPolicy::ExpiryTransition(const std::optional<SessionRecord>
 
 void DrainPolicy::ObserveLost(int64_t count) {
   absl::MutexLock lock(&mu_);
+  ++generation_;
   // Before the history is loaded these attempts are part of it.
   if (loaded_) outcome_totals_[Outcome::kLost] += count;
 }
@@ -363,6 +368,33 @@ absl::StatusOr<SessionEnd> DrainPolicy::SessionEndFor(const SessionRecord& sessi
   }
   SLUICE_ASSIGN_OR_RETURN(PhaseCounts counts, store_.CountPhases());
   if (counts.leased > 0) return SessionEnd{};
+  EndVerdict verdict{.session_id = session.session_id,
+                     .settings = session.settings,
+                     .counts = counts,
+                     .finished = finished,
+                     .generation = 0,
+                     .at_ms = clock_.NowMs(),
+                     .end = {}};
+  {
+    absl::MutexLock lock(&mu_);
+    const std::optional<EndVerdict>& last = end_verdict_;
+    if (last && last->session_id == verdict.session_id && last->settings == session.settings &&
+        last->counts == counts && last->finished == finished && last->generation == generation_ &&
+        verdict.at_ms >= last->at_ms && verdict.at_ms - last->at_ms < kEndVerdictMaxAgeMs) {
+      return last->end;
+    }
+    // Taken before deciding: a change made while this one decides makes
+    // the verdict stale at once, never hides behind it.
+    verdict.generation = generation_;
+  }
+  SLUICE_ASSIGN_OR_RETURN(verdict.end, SessionEndWithNothingLeased(session));
+  SessionEnd end = verdict.end;
+  absl::MutexLock lock(&mu_);
+  end_verdict_ = std::move(verdict);
+  return end;
+}
+
+absl::StatusOr<SessionEnd> DrainPolicy::SessionEndWithNothingLeased(const SessionRecord& session) {
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
   SLUICE_ASSIGN_OR_RETURN(auto state, StateOf(runs, session.settings));
   const std::vector<RunDecision> decisions =
@@ -432,6 +464,7 @@ absl::StatusOr<std::string> DrainPolicy::Unblock(const std::string& key_or_id) {
   {
     absl::MutexLock lock(&mu_);
     failure_policy_.Unblock(*fp, now);
+    ++generation_;
   }
   spdlog::info("fingerprint unblocked fingerprint={} id={}", *fp, FingerprintId(*fp));
   return *fp;

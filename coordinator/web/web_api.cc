@@ -172,8 +172,14 @@ json AttemptJson(const AttemptRecord& a) {
 
 }  // namespace
 
-WebApi::WebApi(Coordinator& coordinator, const Clock& clock)
-    : coordinator_(coordinator), clock_(clock) {
+WebApi::WebApi(Coordinator& coordinator, const Clock& clock, WebApiOptions options)
+    : coordinator_(coordinator),
+      clock_(clock),
+      run_table_(
+          clock, [this] { return ReadRunTable(); },
+          RunTableOptions{.background = options.background_run_table,
+                          .min_refresh_ms = 1'000,
+                          .keep_warm_ms = 60'000}) {
   // The coordinator validated its pattern at start-up; the default rule is
   // only a fallback for a pattern that no longer compiles.
   if (auto rule = RunFamilyRule::Compile(coordinator.config().family_pattern); rule.ok()) {
@@ -270,17 +276,40 @@ absl::StatusOr<json> WebApi::Runs(const RunsQuery& query) {
   }
   // Runs one by one, by a stored column: the store filters, sorts and cuts
   // the page. Families, the family sort and the skipped filter need every
-  // run (grows with runs, never with phases).
+  // run: they read the run table's last snapshot.
   if (!query.by_family && query.sort != "family" && query.state != "skipped") {
     return RunsFromStorePage(query);
   }
-  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> stats, coordinator_.store().ListRunStats());
+  SLUICE_RETURN_IF_ERROR(coordinator_.CheckLeader());
+  SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<const RunTableSnapshot> table, run_table_.Get());
+  if (table == nullptr) {
+    // The first snapshot since start is still being read: the page polls.
+    return json{{"page", PageJson(query.page, 0)},
+                {"rows", json::array()},
+                {"as_of_ms", nullptr},
+                {"loading", true}};
+  }
+  return RunsFromSnapshot(query, *table);
+}
+
+absl::StatusOr<RunTableSnapshot> WebApi::ReadRunTable() {
+  SLUICE_RETURN_IF_ERROR(coordinator_.CheckLeader());
+  RunTableSnapshot table;
+  SLUICE_ASSIGN_OR_RETURN(table.runs, coordinator_.store().ListRunStats());
   SLUICE_ASSIGN_OR_RETURN(auto session, coordinator_.store().LatestSession());
+  // Run-level reasons only, as on the store's pages: the phase-level ones of
+  // `sluice status` (labels no worker has, failed for good) read phases and
+  // every attempt, and failed phases show in phases.failed.
   SLUICE_ASSIGN_OR_RETURN(
-      std::vector<SkipRow> skipped,
-      coordinator_.ExplainSkips(session ? session->settings : SessionSettings{}));
+      table.skips,
+      coordinator_.ExplainRunSkips(table.runs, session ? session->settings : SessionSettings{}));
+  return table;
+}
+
+json WebApi::RunsFromSnapshot(const RunsQuery& query, const RunTableSnapshot& table) const {
+  const std::vector<RunStats>& stats = table.runs;
   std::map<std::string, std::vector<const SkipRow*>> skips_by_run;
-  for (const SkipRow& k : skipped) skips_by_run[k.run_id].push_back(&k);
+  for (const SkipRow& k : table.skips) skips_by_run[k.run_id].push_back(&k);
 
   std::vector<RunRow> rows;
   std::map<std::string, size_t> family_index;
@@ -307,7 +336,10 @@ absl::StatusOr<json> WebApi::Runs(const RunsQuery& query) {
   std::erase_if(rows, [&](const RunRow& r) { return !KeepRow(r, query); });
   SortRows(rows, query);
   const size_t total = rows.size();
-  json out = {{"page", PageJson(query.page, total)}, {"rows", json::array()}};
+  json out = {{"page", PageJson(query.page, total)},
+              {"rows", json::array()},
+              {"as_of_ms", table.taken_at_ms},
+              {"loading", false}};
   for (const RunRow& r : Slice(std::move(rows), query.page)) {
     out["rows"].push_back(RunRowJson(r, query.by_family));
   }
@@ -330,7 +362,9 @@ absl::StatusOr<json> WebApi::RunsFromStorePage(const RunsQuery& query) {
       std::vector<SkipRow> skipped,
       coordinator_.ExplainRunSkips(page.rows, session ? session->settings : SessionSettings{}));
   json out = {{"page", PageJson(query.page, static_cast<size_t>(page.total))},
-              {"rows", json::array()}};
+              {"rows", json::array()},
+              {"as_of_ms", nullptr},  // read now
+              {"loading", false}};
   for (const RunStats& s : page.rows) {
     RunRow row{.run_id = s.run_id,
                .family = family_rule_.Family(s.run_id),
@@ -451,6 +485,7 @@ absl::StatusOr<json> WebApi::Phase(const std::string& run_id, const std::string&
 
 absl::StatusOr<json> WebApi::Unblock(const std::string& fingerprint) {
   SLUICE_ASSIGN_OR_RETURN(std::string key, coordinator_.UnblockFingerprint(fingerprint));
+  run_table_.Invalidate();  // its runs' skip reasons are gone
   return json{{"unblocked", key}};
 }
 

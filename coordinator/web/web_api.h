@@ -11,8 +11,9 @@
 //   Runs               one page from StateStore::ListRunStatsPage (filtered,
 //                      sorted and cut by the store over its run aggregates)
 //                      and the skip reasons of that page's runs only. By
-//                      family, by family name or state=skipped: every run's
-//                      aggregates (grows with runs, never with phases).
+//                      family, by family name or state=skipped: the last
+//                      snapshot of every run (RunTable), taken in the
+//                      background while someone looks, never by the request.
 //   Fingerprints       the failure policy's in-memory table.
 //   Phase              GetPhase plus one page of StateStore::ListPhaseAttempts
 //                      (an index by phase; every session's attempts).
@@ -34,6 +35,7 @@
 #include "common/clock.h"
 #include "common/run_family.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/web/run_table.h"
 #include "coordinator/web/web_history.h"
 #include "nlohmann/json.hpp"
 
@@ -61,9 +63,21 @@ struct RunsQuery {
   bool descending = false;
 };
 
+struct WebApiOptions {
+  // True when a background thread calls RefreshRunTable (CoordinatorHost):
+  // the views of every run then read its snapshot, never the store. False:
+  // they read the store on each request (tests, tools).
+  bool background_run_table = false;
+};
+
 class WebApi {
  public:
-  WebApi(Coordinator& coordinator, const Clock& clock);
+  WebApi(Coordinator& coordinator, const Clock& clock, WebApiOptions options = {});
+
+  // The background thread's step: takes a new snapshot of every run when one
+  // is due (RunTable::RefreshIfDue).
+  absl::Status RefreshRunTable() { return run_table_.RefreshIfDue(); }
+  uint64_t run_table_loads() const { return run_table_.loads(); }
 
   // Adds a sample of the counters to the history (also done by Overview);
   // the host calls it periodically so the charts have a shape before the
@@ -89,11 +103,16 @@ class WebApi {
   absl::StatusOr<WebSample> TakeSample(const PhaseCounts& phases);
   // The runs page for every query the store can answer by itself.
   absl::StatusOr<nlohmann::json> RunsFromStorePage(const RunsQuery& query);
+  // The runs page of the views that need every run, from `table`.
+  nlohmann::json RunsFromSnapshot(const RunsQuery& query, const RunTableSnapshot& table) const;
+  // Every run's aggregates and run-level skips (RunTable's loader).
+  absl::StatusOr<RunTableSnapshot> ReadRunTable();
 
   Coordinator& coordinator_;
   const Clock& clock_;
   RunFamilyRule family_rule_;
   WebHistory history_;
+  RunTable run_table_;
 };
 
 }  // namespace sluice

@@ -178,8 +178,26 @@ function runsQuery() {
   q.set('order', v('runs-order'));
   return q;
 }
+// A family's runs often share one reason: one line each, with how many runs.
+function skipLines(skips, byFamily) {
+  const lines = new Map();
+  for (const k of skips) {
+    const key = byFamily ? k.kind + '\n' + k.code + '\n' + k.reason : lines.size;
+    const line = lines.get(key) || { k: k, runs: 0 };
+    line.runs += 1;
+    lines.set(key, line);
+  }
+  return [...lines.values()].map(({ k, runs }) => el('div', { data: { code: k.code } },
+    k.kind + ': ' + k.reason + (runs > 1 ? ' (' + runs + ' runs)' : '')));
+}
 function renderRuns(r) {
   const byFamily = document.getElementById('runs-group').value === 'family';
+  // Families, the family sort and the skipped filter come from a snapshot of
+  // every run that the coordinator takes in the background (docs/web.md).
+  document.getElementById('runs-asof').textContent = r.loading
+    ? 'Reading every run for this view (the first time since the coordinator started)…'
+    : (r.as_of_ms === null ? '' : 'Every run as of ' + new Date(r.as_of_ms).toLocaleTimeString()
+      + ', refreshed in the background while this page is open.');
   const rows = r.rows.map((x) => el('tr', {},
     el('td', {}, byFamily ? x.family : x.run_id),
     el('td', {}, byFamily ? x.runs : x.family),
@@ -190,7 +208,7 @@ function renderRuns(r) {
     el('td', { className: 'num' }, x.successes),
     el('td', { className: 'num' }, x.telemetry_events),
     el('td', { className: 'num' }, fmt(x.yield_per_minute, 2)),
-    el('td', {}, ...x.skips.map((k) => el('div', { data: { code: k.code } }, k.kind + ': ' + k.reason)))));
+    el('td', {}, ...skipLines(x.skips, byFamily))));
   clear('runs-table').append(table([byFamily ? 'Family' : 'Run', byFamily ? 'Runs' : 'Family',
     { label: 'Open', num: 1 }, { label: 'Succeeded', num: 1 }, { label: 'Failed', num: 1 },
     { label: 'Attempts', num: 1 }, { label: 'Successes', num: 1 }, { label: 'Events', num: 1 },

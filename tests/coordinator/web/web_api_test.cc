@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "coordinator/insight/session_report.h"
+#include "coordinator/policy/drain_policy.h"
 #include "coordinator/web/web_assets.h"
 #include "tests/coordinator/coordinator_fixture.h"
 #include "tests/testing/scan_counting_state_store.h"
@@ -364,6 +365,91 @@ TEST_F(WebApiScaleTest, ARunsPageIsCutByTheStoreNotSortedFromEveryRun) {
   EXPECT_EQ(page["rows"][0]["telemetry_events"], all[0].telemetry_events);
   q.by_family = true;  // families add up every run: that read is documented
   EXPECT_EQ(Ok(api2_.Runs(q))["page"]["total"], 3);
+}
+
+TEST_F(WebApiScaleTest, FamilyAndSkippedViewsReadTheBackgroundSnapshotNotTheStore) {
+  // Bug (#15): runs by family, sorted by family or filtered to skipped read
+  // every run's aggregates on each page load (100-650 ms at 10,000 runs).
+  WebApi api(coord2_, clock_, WebApiOptions{.background_run_table = true});
+  RunsQuery q;
+  q.by_family = true;
+  const json loading = Ok(api.Runs(q));
+  EXPECT_TRUE(loading["loading"].get<bool>());
+  EXPECT_TRUE(loading["rows"].empty());
+  EXPECT_EQ(counting_.run_scans, 0);
+
+  Ok(api.RefreshRunTable());  // the host's background thread
+  EXPECT_EQ(counting_.run_scans, 1);
+  const int64_t taken = clock_.NowMs();
+  clock_.AdvanceMs(100);
+  const json families = Ok(api.Runs(q));
+  q.by_family = false;
+  q.sort = "family";
+  const json by_family_name = Ok(api.Runs(q));
+  q.sort = "run_id";
+  q.state = "skipped";
+  Ok(api.Runs(q));
+  EXPECT_EQ(counting_.run_scans, 1) << "a page load read every run";
+  EXPECT_FALSE(families["loading"].get<bool>());
+  EXPECT_EQ(families["as_of_ms"], taken);
+  // The same rows as a request that reads the store itself.
+  RunsQuery fresh;
+  fresh.by_family = true;
+  EXPECT_EQ(Ok(api2_.Runs(fresh))["rows"], families["rows"]);
+  fresh.by_family = false;
+  fresh.sort = "family";
+  EXPECT_EQ(Ok(api2_.Runs(fresh))["rows"], by_family_name["rows"]);
+  // A page read by the store (one run at a time) is live: no snapshot time.
+  EXPECT_TRUE(Ok(api.Runs(RunsQuery{}))["as_of_ms"].is_null());
+}
+
+TEST_F(WebApiTest, AnUnblockFromThePageIsInTheSkippedViewAtTheNextSnapshot) {
+  BlockRunWith("error: disk on fire");
+  WebApi api(coord_, clock_, WebApiOptions{.background_run_table = true});
+  RunsQuery q;
+  q.state = "skipped";
+  (void)Ok(api.Runs(q));
+  Ok(api.RefreshRunTable());
+  ASSERT_EQ(Ok(api.Runs(q))["rows"].size(), 1u);
+  const std::string id = Ok(api.Fingerprints({}))["rows"][0]["id"].get<std::string>();
+  Ok(api.Unblock(id));
+  Ok(api.RefreshRunTable());  // at once, however young the snapshot
+  EXPECT_TRUE(Ok(api.Runs(q))["rows"].empty());
+}
+
+TEST_F(WebApiScaleTest, PollsReuseTheSessionEndVerdictWhileNothingChanged) {
+  // Bug (#15): with nothing leased, every overview, workers page and
+  // /metrics scrape asked whether the session is over by deciding every run
+  // (a read of every run's aggregates per poll; the tick already asks twice
+  // a second).
+  Ok(api2_.Overview());
+  EXPECT_EQ(counting_.run_scans, 1);
+  Ok(api2_.Overview());
+  Ok(api2_.Workers(true));
+  Ok(coord2_.Status());
+  EXPECT_EQ(counting_.run_scans, 1);
+  clock_.AdvanceMs(DrainPolicy::kEndVerdictMaxAgeMs);
+  Ok(api2_.Overview());
+  EXPECT_EQ(counting_.run_scans, 2) << "an old verdict is decided again";
+}
+
+TEST_F(WebApiTest, AReusedSessionEndVerdictFollowsImportsReportsAndUnblocks) {
+  // The reuse must never show a stale "done": whatever can change the
+  // verdict is part of its key, with no time passing at all.
+  BlockRunWith("error: disk on fire");
+  EXPECT_TRUE(Ok(api_.Overview())["session"]["done"].get<bool>()) << "only a blocked run is left";
+  // Another process imports into the same store (not through this coordinator).
+  Ok(store_.ImportPhases({Spec("b-1", "p1", 1)}));
+  EXPECT_FALSE(Ok(api_.Overview())["session"]["done"].get<bool>());
+  // The broker's ready index sees another process's import at its next
+  // whole reload (seconds); the same import through the coordinator now.
+  Import({Spec("b-1", "p1", 1)});
+  Run(Outcome::kSucceeded, 5, 1'000);  // b-1's phase
+  EXPECT_TRUE(Ok(api_.Overview())["session"]["done"].get<bool>());
+  // An unblock changes no counter: the policy's own change is part of the key.
+  const std::string id = Ok(api_.Fingerprints({}))["rows"][0]["id"].get<std::string>();
+  Ok(api_.Unblock(id));
+  EXPECT_FALSE(Ok(api_.Overview())["session"]["done"].get<bool>()) << "a-1/p3 is leasable again";
 }
 
 TEST_F(WebApiScaleTest, APhasePageReadsThatPhasesAttemptsOnly) {
