@@ -241,6 +241,20 @@ def run_checks(cluster, driver, out_dir):
         wait_until(lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == page,
                    10, "the %s page" % page)
 
+    def click(css):
+        # The page redraws a table when a poll brings new data, so an element
+        # found a moment ago may be gone by the click: find it again, as a
+        # person would.
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        def attempt():
+            try:
+                driver.find_element(By.CSS_SELECTOR, css).click()
+                return True
+            except StaleElementReferenceException:
+                return False
+        wait_until(attempt, 10, "a click on " + css)
+
     def no_alert():
         try:
             driver.switch_to.alert
@@ -306,6 +320,30 @@ def run_checks(cluster, driver, out_dir):
     check(driver.find_elements(By.CSS_SELECTOR, "#runs [data-code='fingerprint_repeats']"),
           "no run shows the fingerprint_repeats skip reason")
     shot("runs")
+
+    # Families and the skipped filter need every run at once: they show the
+    # snapshot the coordinator takes in the background while the page is
+    # open ("loading" on the very first view), with its time.
+    from selenium.webdriver.support.ui import Select
+    Select(driver.find_element(By.ID, "runs-group")).select_by_value("family")
+    Select(driver.find_element(By.ID, "runs-state")).select_by_visible_text("skipped")
+    wait_until(lambda: "Every run as of" in driver.find_element(By.ID, "runs-asof").text, 15,
+               "the snapshot of every run")
+    api = http(cluster.url + "api/runs?group=family&state=skipped")[1]
+    check(api["rows"], "no skipped family: %s" % api)
+    table = driver.find_element(By.ID, "runs").text
+    for row in api["rows"]:
+        check(row["family"] in table, "family %s missing from the page" % row["family"])
+    blocked_families = {r["family"] for r in api["rows"]
+                        if any(k["code"] == "fingerprint_repeats" for k in r["skips"])}
+    check(blocked_families, "no family shows the fingerprint_repeats skip: %s" % api)
+    # A family's runs blocked for one reason: one line, with the number of runs.
+    lines = driver.find_elements(By.CSS_SELECTOR, "#runs [data-code='fingerprint_repeats']")
+    check(len(lines) == len(blocked_families),
+          "%d lines for %d blocked families" % (len(lines), len(blocked_families)))
+    shot("runs-families-skipped")
+    Select(driver.find_element(By.ID, "runs-group")).select_by_value("")
+    Select(driver.find_element(By.ID, "runs-state")).select_by_value("")
     open_page("fingerprints", "fingerprints")
 
     # Actions are POST only and need the admin token.
@@ -316,7 +354,7 @@ def run_checks(cluster, driver, out_dir):
           "an unblock with a worker token was not refused with 403")
 
     # Unblock without a token: refused, nothing changes.
-    driver.find_element(By.CSS_SELECTOR, "button.unblock[data-fingerprint='%s']" % fp["id"]).click()
+    click("button.unblock[data-fingerprint='%s']" % fp["id"])
     wait_until(lambda: "Refused (401)" in driver.find_element(By.ID, "notice").text, 10,
                "the refusal to show")
     check(fingerprint_skips() == before, "a refused unblock changed the store")
@@ -325,8 +363,8 @@ def run_checks(cluster, driver, out_dir):
 
     # With the admin token, pasted once: released.
     driver.find_element(By.ID, "token").send_keys(ADMIN_TOKEN)
-    driver.find_element(By.ID, "token-use").click()
-    driver.find_element(By.CSS_SELECTOR, "button.unblock[data-fingerprint='%s']" % fp["id"]).click()
+    click("#token-use")
+    click("button.unblock[data-fingerprint='%s']" % fp["id"])
     wait_until(lambda: "Unblocked" in driver.find_element(By.ID, "notice").text, 10,
                "the unblock to be confirmed")
     check(not fingerprint_skips(), "after the unblock, status still excludes runs for it")
@@ -364,10 +402,10 @@ def run_checks(cluster, driver, out_dir):
         cluster.sluice_json("status")), 30, "the telemetry-loss alarm to pause leasing")
     finished = cluster.sluice_json("status")["session_finished"]
     open_page("workers", "workers")
-    resume = wait_until(lambda: driver.find_elements(By.ID, "resume"), 10, "the Resume button")
+    wait_until(lambda: driver.find_elements(By.ID, "resume"), 10, "the Resume button")
     check("telemetry" in driver.find_element(By.ID, "wk-banner").text, "the alarm is not shown")
     shot("workers-paused")
-    resume[0].click()
+    click("#resume")
     wait_until(lambda: "Leasing resumed" in driver.find_element(By.ID, "notice").text, 10,
                "the resume to be confirmed")
     wait_until(lambda: cluster.sluice_json("status")["session_finished"] > finished, 20,
