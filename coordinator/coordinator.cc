@@ -361,7 +361,8 @@ absl::Status Coordinator::TickAsLeader() {
                  e.lease.worker_id, PhaseStateName(e.phase_state));
   }
   if (session && session->state == SessionState::kActive) {
-    SLUICE_ASSIGN_OR_RETURN(SessionEnd end, policy_.SessionEndFor(*session));
+    SLUICE_ASSIGN_OR_RETURN(SessionEnd end,
+                            policy_.SessionEndFor(*session, DrainPolicy::kTickEndVerdictMaxAgeMs));
     if (end.done()) {
       const std::string reason = end.Text();
       SLUICE_RETURN_IF_ERROR(

@@ -345,7 +345,8 @@ PolicyReason DrainPolicy::FailedForGood(const SessionSettings& settings, FailedB
                        settings.max_requeues_per_phase, ")")};
 }
 
-absl::StatusOr<SessionEnd> DrainPolicy::SessionEndFor(const SessionRecord& session) {
+absl::StatusOr<SessionEnd> DrainPolicy::SessionEndFor(const SessionRecord& session,
+                                                      int64_t reuse_for_ms) {
   if (session.state != SessionState::kActive) {
     if (session.end_reason.empty()) return SessionEnd{};
     return SessionEnd{SessionEndReason::kEnded, session.end_reason};
@@ -380,7 +381,7 @@ absl::StatusOr<SessionEnd> DrainPolicy::SessionEndFor(const SessionRecord& sessi
     const std::optional<EndVerdict>& last = end_verdict_;
     if (last && last->session_id == verdict.session_id && last->settings == session.settings &&
         last->counts == counts && last->finished == finished && last->generation == generation_ &&
-        verdict.at_ms >= last->at_ms && verdict.at_ms - last->at_ms < kEndVerdictMaxAgeMs) {
+        verdict.at_ms >= last->at_ms && verdict.at_ms - last->at_ms < reuse_for_ms) {
       return last->end;
     }
     // Taken before deciding: a change made while this one decides makes

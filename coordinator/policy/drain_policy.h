@@ -125,12 +125,17 @@ class DrainPolicy {
   // unless the last such verdict is still good: same session and settings, same phase
   // counters and finished attempts, no policy change since, and younger than
   // kEndVerdictMaxAgeMs on the Clock.
-  absl::StatusOr<SessionEnd> SessionEndFor(const SessionRecord& session) ABSL_LOCKS_EXCLUDED(mu_);
+  // `reuse_for_ms`: the age up to which a verdict is reused.
+  absl::StatusOr<SessionEnd> SessionEndFor(const SessionRecord& session,
+                                           int64_t reuse_for_ms = kEndVerdictMaxAgeMs)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // How long an unchanged "nothing leased" verdict is reused. Time alone
   // moves it little (a backoff ending makes a waited-for run eligible: not
-  // done either way); the tick asks every 500 ms, so a change it misses is
-  // seen within this.
+  // done either way).
   static constexpr int64_t kEndVerdictMaxAgeMs = 2'000;
+  // The tick's: it decides again at half the age readers accept, so with a
+  // tick every 500 ms a poll finds a verdict young enough and never decides.
+  static constexpr int64_t kTickEndVerdictMaxAgeMs = kEndVerdictMaxAgeMs / 2;
 
   // Attempts by outcome, every outcome present.
   absl::StatusOr<std::map<Outcome, int64_t>> OutcomeTotals() ABSL_LOCKS_EXCLUDED(mu_);

@@ -177,8 +177,9 @@ WebApi::WebApi(Coordinator& coordinator, const Clock& clock, WebApiOptions optio
       clock_(clock),
       run_table_(
           clock, [this] { return ReadRunTable(); },
+          // The page polls every 2 s: a fresher snapshot would not be seen.
           RunTableOptions{.background = options.background_run_table,
-                          .min_refresh_ms = 1'000,
+                          .min_refresh_ms = 2'000,
                           .keep_warm_ms = 60'000}) {
   // The coordinator validated its pattern at start-up; the default rule is
   // only a fallback for a pattern that no longer compiles.

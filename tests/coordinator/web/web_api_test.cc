@@ -433,6 +433,18 @@ TEST_F(WebApiScaleTest, PollsReuseTheSessionEndVerdictWhileNothingChanged) {
   EXPECT_EQ(counting_.run_scans, 2) << "an old verdict is decided again";
 }
 
+TEST_F(WebApiScaleTest, TheTickDecidesAgainBeforeAPollFindsTheVerdictOld) {
+  // Bug: the verdict was decided again by whoever found it 2 s old first,
+  // now and then a page poll (100-150 ms at 10,000 runs).
+  Ok(api2_.Overview());
+  clock_.AdvanceMs(DrainPolicy::kTickEndVerdictMaxAgeMs);
+  Ok(coord2_.Tick());
+  EXPECT_EQ(counting_.run_scans, 2) << "the tick decides at half the age polls accept";
+  clock_.AdvanceMs(DrainPolicy::kEndVerdictMaxAgeMs - DrainPolicy::kTickEndVerdictMaxAgeMs - 1);
+  Ok(api2_.Overview());
+  EXPECT_EQ(counting_.run_scans, 2) << "a poll decided";
+}
+
 TEST_F(WebApiTest, AReusedSessionEndVerdictFollowsImportsReportsAndUnblocks) {
   // The reuse must never show a stale "done": whatever can change the
   // verdict is part of its key, with no time passing at all.
