@@ -348,6 +348,11 @@ absl::Status Coordinator::Tick() {
   return st;
 }
 
+absl::Status Coordinator::LoadPolicy() {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
+  return policy_.EnsureLoaded();
+}
+
 absl::Status Coordinator::TickAsLeader() {
   SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, store_.LatestSession());
   SLUICE_ASSIGN_OR_RETURN(

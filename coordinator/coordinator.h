@@ -211,6 +211,12 @@ class Coordinator {
   // The server calls it about once a second; tests call it after advancing a
   // FakeClock.
   absl::Status Tick();
+  // Reads the drain policy's attempt history if this term has not yet
+  // (DrainPolicy::EnsureLoaded; cheap once read). The server's tick thread
+  // calls it before each tick, so start-up and a new term read the history
+  // in the background: an RPC or page load that needs it meanwhile waits for
+  // that read instead of making a second one.
+  absl::Status LoadPolicy();
 
   // Ends every waiting long-poll now and makes later ones return at once
   // (used at shutdown).

@@ -78,6 +78,9 @@ absl::StatusOr<int> CoordinatorServer::Start(const ServerOptions& options) {
   ticker_ = std::thread([this, interval = options.tick_interval_ms] {
     while (!stopping_.load()) {
       absl::Status st = coordinator_.Tick();
+      // After the tick, which never waits for it without an active session:
+      // expiring leases does not depend on a long first read.
+      if (st.ok()) st = coordinator_.LoadPolicy();
       // A standby's tick is refused by design; the election logs its transitions.
       if (!st.ok() && !IsNotLeader(st)) spdlog::error("maintenance tick failed: {}", st.ToString());
       SetServing(st.ok() && !stopping_.load());

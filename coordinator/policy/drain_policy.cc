@@ -63,8 +63,21 @@ DrainPolicy::DrainPolicy(StateStore& store, const Clock& clock, SchedulerOptions
 absl::Status DrainPolicy::EnsureLoaded() {
   {
     absl::MutexLock lock(&mu_);
+    // One read at a time: a caller that finds one in flight (the tick's at
+    // start-up, while the first page loads) waits for it instead of reading
+    // the whole history a second time alongside it (twice the memory).
+    mu_.Await(absl::Condition(
+        +[](bool* loading) { return !*loading; }, &loading_));
     if (loaded_) return absl::OkStatus();
+    loading_ = true;
   }
+  absl::Status st = LoadHistory();
+  absl::MutexLock lock(&mu_);
+  loading_ = false;
+  return st;
+}
+
+absl::Status DrainPolicy::LoadHistory() {
   // Rebuilt from the whole history once per coordinator (start or takeover),
   // outside the lock: the read may be long and reports must not wait on it.
   // Without stdout/stderr tails: nothing here reads them, and they are up

@@ -75,6 +75,9 @@ class DrainPolicy {
 
   // Loads the repeat rule's memory and the outcome totals from the store
   // (once; again after ResetForNewTerm). Unavailable on a store failure.
+  // Callers that come while a load is in flight wait for it (the server's
+  // tick thread loads it at start-up and after a new term:
+  // Coordinator::LoadPolicy).
   absl::Status EnsureLoaded() ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets everything cached: a new leadership term rebuilds from the store.
   void ResetForNewTerm() ABSL_LOCKS_EXCLUDED(mu_);
@@ -159,6 +162,8 @@ class DrainPolicy {
   absl::StatusOr<std::map<std::string, RunPolicyState>> StateOf(const std::vector<RunStats>& runs,
                                                                 const SessionSettings& settings)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // EnsureLoaded's read of the whole history.
+  absl::Status LoadHistory() ABSL_LOCKS_EXCLUDED(mu_);
   // The part of SessionEndFor that decides every run (nothing leased).
   absl::StatusOr<SessionEnd> SessionEndWithNothingLeased(const SessionRecord& session)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -183,6 +188,7 @@ class DrainPolicy {
 
   mutable absl::Mutex mu_;
   bool loaded_ ABSL_GUARDED_BY(mu_) = false;
+  bool loading_ ABSL_GUARDED_BY(mu_) = false;  // a LoadHistory in flight
   FailurePolicy failure_policy_ ABSL_GUARDED_BY(mu_);
   RetryEvidence retry_evidence_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> run_backoff_until_ ABSL_GUARDED_BY(mu_);

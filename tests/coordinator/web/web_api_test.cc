@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "coordinator/insight/session_report.h"
 #include "coordinator/policy/drain_policy.h"
 #include "coordinator/web/web_assets.h"
@@ -443,6 +445,38 @@ TEST_F(WebApiScaleTest, TheTickDecidesAgainBeforeAPollFindsTheVerdictOld) {
   clock_.AdvanceMs(DrainPolicy::kEndVerdictMaxAgeMs - DrainPolicy::kTickEndVerdictMaxAgeMs - 1);
   Ok(api2_.Overview());
   EXPECT_EQ(counting_.run_scans, 2) << "a poll decided";
+}
+
+// A store whose reads of the attempt history take a while (real time), so a
+// second reader can arrive while the first is in flight.
+class SlowHistoryStore : public ScanCountingStateStore {
+ public:
+  using ScanCountingStateStore::ScanCountingStateStore;
+  absl::StatusOr<std::vector<AttemptRecord>> ListAttemptsWithoutOutput(
+      const std::string& session) override {
+    absl::SleepFor(absl::Milliseconds(300));
+    return ScanCountingStateStore::ListAttemptsWithoutOutput(session);
+  }
+};
+
+TEST_F(WebApiTest, APageLoadDuringStartUpWaitsForTheHistoryReadInsteadOfRepeatingIt) {
+  // Bug (#15): the first page load after start-up read the whole attempt
+  // history (108 s on Redis at 1M attempts) even while the tick was reading
+  // it too: two reads and twice the memory.
+  RegisterWorker("w1");
+  Import({Spec("a-1", "p1", 1), Spec("a-1", "p2", 2)});
+  Start();
+  Run(Outcome::kSucceeded, 3, 1'000);
+  SlowHistoryStore slow(store_);
+  Coordinator coord(slow, clock_, Config());  // a coordinator just started on this store
+  WebApi api(coord, clock_);
+  std::thread tick_thread([&coord] { Ok(coord.LoadPolicy()); });
+  absl::SleepFor(absl::Milliseconds(100));
+  const json o = Ok(api.Overview());
+  tick_thread.join();
+  EXPECT_EQ(slow.attempt_scans, 1);
+  EXPECT_EQ(o["attempts"], 1);
+  EXPECT_EQ(o["telemetry_events"], 3);
 }
 
 TEST_F(WebApiTest, AReusedSessionEndVerdictFollowsImportsReportsAndUnblocks) {
