@@ -197,6 +197,7 @@ TEST(RedisImportTest, AnImportInterruptedAfterSomeSlicesIsCompletedByImportingAg
   });
   absl::StatusOr<ImportResult> interrupted = ImportInChunks(*store, backlog, 10);
   EXPECT_EQ(interrupted.status().code(), absl::StatusCode::kAborted) << interrupted.status();
+  EXPECT_THAT(interrupted.status().message(), HasSubstr("import the same phases again"));
   EXPECT_EQ(slices, 3);
   ExpectCountersExact(*reader, ns, backlog);
   // 15 phases applied: p0..p11 were known, p12..p14 new.

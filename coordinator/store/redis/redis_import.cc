@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "coordinator/leadership/not_leader.h"
@@ -18,6 +19,18 @@ constexpr int64_t kStagingTtlSeconds = 3600;
 // dropped, BUSY): safe, since a slice consumes its chunks in the script that
 // applies them; the connection's reconnect backoff paces them.
 constexpr int kSliceRetries = 3;
+
+// `s` (code and payloads kept: callers test IsNotLeader) telling the user
+// what a commit that stopped part-way left behind and what to do.
+absl::Status PartlyApplied(const absl::Status& s) {
+  absl::Status out(s.code(), absl::StrCat(s.message(),
+                                          " (the import stopped part-way: the slices applied "
+                                          "before stay applied; import the same phases again to "
+                                          "complete it)"));
+  s.ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
 
 }  // namespace
 
@@ -72,16 +85,20 @@ class RedisPhaseImport final : public PhaseImport {
     SLUICE_RETURN_IF_ERROR(
         store_.conn_.Command({"EXPIRE", key_, std::to_string(kStagingTtlSeconds)}).status());
     int retries = 0;
+    bool applied_any = false;
     while (true) {
       absl::StatusOr<RedisStateStore::ImportSlice> slice =
           store_.ApplyImportSlice(id_, chunks_, kStagingTtlSeconds);
       if (!slice.ok()) {
         const absl::Status& s = slice.status();
         // A stale leader stays one; anything but Unavailable is no blip.
-        if (!absl::IsUnavailable(s) || IsNotLeader(s) || ++retries > kSliceRetries) return s;
+        if (!absl::IsUnavailable(s) || IsNotLeader(s) || ++retries > kSliceRetries) {
+          return applied_any || absl::IsUnavailable(s) ? PartlyApplied(s) : s;
+        }
         continue;
       }
       retries = 0;
+      applied_any = true;
       if (slice->chunks_left == 0) {
         committed_ = true;
         // The totals would expire anyway; this is tidiness, not correctness.
