@@ -37,10 +37,10 @@ struct RedisOptions {
   absl::Duration import_timeout = absl::Seconds(60);
   // Phases one import script applies at most (> 0). Redis serves nobody else
   // while a script runs, so this bounds how long an import stalls leases,
-  // reports and the leader lease's renewal: ~XX ms per slice of 10,000 on a
-  // 2-core machine (docs/redis.md, Import). Smaller slices cost round trips;
-  // larger ones block longer.
-  int64_t import_slice_phases = 10'000;
+  // reports and the leader lease's renewal: 1,000 new phases take 15-45 ms (at
+  // worst ~100 ms on a loaded 2-core machine; docs/performance.md). Smaller
+  // slices cost more round trips; larger ones block longer.
+  int64_t import_slice_phases = 1'000;
   // Reconnect backoff after a failed connect: first delay, doubled to max.
   absl::Duration reconnect_backoff_initial = absl::Milliseconds(50);
   absl::Duration reconnect_backoff_max = absl::Seconds(2);
