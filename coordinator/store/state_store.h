@@ -98,10 +98,10 @@ double RunStatsSortKey(const RunStats& run, const std::string& sort);
 void AddRunStats(RunStats& into, const RunStats& s);
 
 // An import in progress (StateStore::BeginImport). The phases given to Add
-// become visible together at Commit, or never: an import destroyed without a
-// successful Commit has written nothing, and so has one whose Add or Commit
-// failed. Not thread-safe. While it is open the store may make its other
-// callers wait (SQLite does: one transaction), so an import is opened only
+// become visible together at Commit, or never (Redis: per slice of the commit only, see
+// RedisStateStore::BeginImport): an import destroyed without a successful Commit has written
+// nothing, and so has one whose Add or Commit failed. Not thread-safe. While it is open the store
+// may make its other callers wait (SQLite does: one transaction), so an import is opened only
 // once its first phases are at hand and committed as soon as the last are.
 class PhaseImport {
  public:
@@ -117,7 +117,7 @@ class StateStore {
   virtual ~StateStore() = default;
 
   // Inserts new phases and updates the spec of known ones, keeping their
-  // state and history. All or nothing.
+  // state and history. All or nothing (Redis: per slice, see PhaseImport).
   virtual absl::StatusOr<ImportResult> ImportPhases(const std::vector<PhaseSpec>& phases) = 0;
 
   // ImportPhases in chunks (see PhaseImport), so a caller streaming a big

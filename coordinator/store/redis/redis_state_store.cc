@@ -246,14 +246,22 @@ std::string RedisStateStore::EncodeImportChunk(const std::vector<PhaseSpec>& pha
   return out;
 }
 
-absl::StatusOr<ImportResult> RedisStateStore::CommitStagedImport(const std::string& id,
-                                                                 int64_t chunks) {
-  SLUICE_ASSIGN_OR_RETURN(
-      RedisReply r, Run(kImport, {id, std::to_string(chunks)},
-                        std::max(conn_.options().import_timeout, conn_.options().command_timeout)));
-  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 3, "import"));
-  if (r.elements.size() != 3) return absl::InternalError("redis: unexpected reply to import");
-  return ImportResult{r.elements[0].Int(), r.elements[1].Int(), r.elements[2].Int()};
+absl::StatusOr<RedisStateStore::ImportSlice> RedisStateStore::ApplyImportSlice(
+    const std::string& id, int64_t chunks, int64_t ttl_seconds) {
+  const RedisOptions& o = conn_.options();
+  absl::StatusOr<RedisReply> r =
+      Run(kImport,
+          {id, std::to_string(chunks), std::to_string(o.import_slice_phases),
+           std::to_string(ttl_seconds)},
+          std::max(o.import_timeout, o.command_timeout));
+  absl::Status s = r.status();
+  if (s.ok()) s = ExpectRedisArray(*r, 4, "import");
+  if (s.ok() && r->elements.size() != 4)
+    s = absl::InternalError("redis: unexpected reply to import");
+  if (s.ok() && import_slice_hook_) s = import_slice_hook_(r->elements[0].Int());
+  SLUICE_RETURN_IF_ERROR(s);
+  const std::vector<RedisReply>& e = r->elements;
+  return ImportSlice{e[0].Int(), ImportResult{e[1].Int(), e[2].Int(), e[3].Int()}};
 }
 
 absl::StatusOr<std::optional<PhaseRecord>> RedisStateStore::GetPhase(const PhaseKey& key) {

@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,10 +50,18 @@ class RedisStateStore final : public StateStore, public WriteFence {
   ~RedisStateStore() override;
 
   absl::StatusOr<ImportResult> ImportPhases(const std::vector<PhaseSpec>& phases) override;
-  // Stages chunks in a list (one RPUSH each, nothing else touched) that
-  // Commit applies with one script: atomic, as ImportPhases. The list expires
-  // an hour after the last chunk if the import is never committed (the
-  // importer died); a Commit after that is refused whole.
+  // NOT all or nothing, unlike StateStore's contract (so is ImportPhases):
+  // Add stages chunks in a list (one RPUSH each, nothing else touched) that
+  // Commit applies in slices of at most RedisOptions::import_slice_phases
+  // phases, one script each, so no script blocks Redis for long. Each slice
+  // is atomic and keeps every counter exact, but other clients may see the
+  // slices applied so far, and a Commit that fails part-way (Redis lost, not
+  // the leader any more, the importer killed) leaves them applied: importing
+  // the same phases again completes it (they count as unchanged). Commit
+  // retries a slice whose reply was lost (a retry never applies a chunk
+  // twice) and sums the counts over the slices. The list expires an hour
+  // after the last chunk or slice if the import is never committed (the
+  // importer died); a Commit that finds chunks missing is refused whole.
   absl::StatusOr<std::unique_ptr<PhaseImport>> BeginImport() override;
   absl::StatusOr<std::optional<PhaseRecord>> GetPhase(const PhaseKey& key) override;
   absl::StatusOr<std::vector<RunStats>> ListRunStats() override;
@@ -96,11 +105,25 @@ class RedisStateStore final : public StateStore, public WriteFence {
   // kUnfenced (the default) sends no epoch, kNeverLeader refuses every write.
   void SetFencingEpoch(int64_t epoch) override;
 
+  // Test seam: called after each slice of an import's commit that Redis
+  // applied, with the chunks left; an error it returns is taken as the
+  // slice's outcome, as if the reply had been lost or the importer had died
+  // right after the script ran. Set before any import, from the thread that
+  // imports.
+  using ImportSliceHook = std::function<absl::Status(int64_t chunks_left)>;
+  void SetImportSliceHookForTesting(ImportSliceHook hook) { import_slice_hook_ = std::move(hook); }
+
  private:
   friend class RedisPhaseImport;
   explicit RedisStateStore(const RedisOptions& options);
-  // Applies the `chunks` chunks staged under import id `id` (import.lua).
-  absl::StatusOr<ImportResult> CommitStagedImport(const std::string& id, int64_t chunks);
+  // Applies the next slice of the `chunks` chunks staged under import id `id`
+  // (import.lua): `chunks_left` after it, and the counts over every slice so far.
+  struct ImportSlice {
+    int64_t chunks_left = 0;
+    ImportResult total;
+  };
+  absl::StatusOr<ImportSlice> ApplyImportSlice(const std::string& id, int64_t chunks,
+                                               int64_t ttl_seconds);
   // One staged chunk as import.lua reads it: a msgpack array of 8 strings
   // per phase.
   static std::string EncodeImportChunk(const std::vector<PhaseSpec>& phases);
@@ -117,6 +140,7 @@ class RedisStateStore final : public StateStore, public WriteFence {
   const std::string prefix_;  // conn_.prefix(), "<namespace>:"
   std::string cluster_id_;    // read by Open, then constant
   std::atomic<int64_t> fencing_epoch_{kUnfenced};
+  ImportSliceHook import_slice_hook_;
 };
 
 }  // namespace sluice

@@ -30,6 +30,9 @@ absl::Status ValidateRedisOptions(const RedisOptions& options) {
         absl::StrCat("redis namespace ", options.key_namespace, " must be 1..64 of [A-Za-z0-9_-]"));
   }
   if (options.db < 0) return absl::InvalidArgumentError("redis db must be >= 0");
+  if (options.import_slice_phases <= 0) {
+    return absl::InvalidArgumentError("redis import_slice_phases must be > 0");
+  }
   return absl::OkStatus();
 }
 

@@ -30,10 +30,17 @@ struct RedisOptions {
   std::string key_namespace = "sluice";
   // Applies to each connect attempt.
   absl::Duration connect_timeout = absl::Seconds(2);
-  // Applies to each command; ImportPhases uses import_timeout instead because
-  // one script imports the whole backlog (about 0.3 s per 10k phases).
+  // Applies to each command; each slice of an import's commit uses
+  // import_timeout instead: a slice normally takes well under 0.1 s, the
+  // margin is for a Redis that is itself slow (swapping, a huge AOF fsync).
   absl::Duration command_timeout = absl::Seconds(2);
   absl::Duration import_timeout = absl::Seconds(60);
+  // Phases one import script applies at most (> 0). Redis serves nobody else
+  // while a script runs, so this bounds how long an import stalls leases,
+  // reports and the leader lease's renewal: 1,000 new phases take 15-45 ms (at
+  // worst ~100 ms on a loaded 2-core machine; docs/performance.md). Smaller
+  // slices cost more round trips; larger ones block longer.
+  int64_t import_slice_phases = 1'000;
   // Reconnect backoff after a failed connect: first delay, doubled to max.
   absl::Duration reconnect_backoff_initial = absl::Milliseconds(50);
   absl::Duration reconnect_backoff_max = absl::Seconds(2);

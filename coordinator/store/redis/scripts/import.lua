@@ -1,19 +1,31 @@
--- ARGV: prefix, staging id, chunk count. Applies a staged import (see
--- redis_import.cc) whole: the list P..'import:'..id holds `chunk count`
--- msgpack arrays of 8 x n strings (run, phase, index, priority, last_error,
--- labels, metadata, rank). Deletes the list. Returns {inserted, updated,
--- unchanged}. A list shorter than announced (expired, or never staged) is
--- refused before any write.
+-- ARGV: prefix, staging id, chunk count, phase budget, ttl (s). Applies the
+-- next slice of a staged import (see redis_import.cc). The list
+-- P..'import:'..id holds msgpack arrays of 8 x n strings (run, phase, index,
+-- priority, last_error, labels, metadata, rank), one per chunk. A slice takes
+-- chunks off the head of the list, at least one and then more while the
+-- slice stays within `budget` phases, and applies them: one slice is atomic
+-- and leaves every counter exact, and no chunk is ever applied twice (it
+-- leaves the list in the script that applies it). Redis serves nobody else
+-- while a script runs, so the budget bounds how long one slice blocks it.
+-- The running totals live in P..'import:'..id..':totals', so the reply of a slice
+-- can be lost without losing its counts: a retry applies the next slice (or,
+-- when none is left, answers the totals again).
+-- Returns {chunks left, inserted, updated, unchanged}, the counts summed over
+-- every slice so far. The first slice refuses, before any write, a list
+-- shorter than announced (expired, or never staged).
 local sk = P .. 'import:' .. ARGV[2]
-local chunks = tonumber(ARGV[3])
-if redis.call('LLEN', sk) ~= chunks then
+local tk = sk .. ':totals'
+local chunks, budget, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local left = redis.call('LLEN', sk)
+local totals = redis.call('HMGET', tk, 'inserted', 'updated', 'unchanged')
+if not totals[1] and left ~= chunks then
   return redis.error_reply('FAILED_PRECONDITION staged import ' .. ARGV[2] ..
                            ' is incomplete (expired?): import again')
 end
 local inserted, updated, unchanged = 0, 0, 0
 local new_in_run = {}  -- run -> phases inserted into it
 local run_known = {}   -- runs whose hash exists (made here or before)
--- run -> ZADD arguments for its pending set and their count, for this chunk's runs
+-- run -> ZADD arguments for its pending set and their count
 local batch, batch_n = {}, {}
 local function flush(run)
   if batch_n[run] and batch_n[run] > 0 then
@@ -21,9 +33,31 @@ local function flush(run)
     batch[run], batch_n[run] = {}, 0
   end
 end
-for c = 0, chunks - 1 do
-  local f = cmsgpack.unpack(redis.call('LINDEX', sk, c))
-  batch, batch_n = {}, {}
+local labelled, labelled_n = {}, 0  -- ZADD arguments for K_LABELLED
+local function flush_labelled()
+  if labelled_n > 0 then
+    redis.call('ZADD', K_LABELLED, unpack(labelled))
+    labelled, labelled_n = {}, 0
+  end
+end
+
+local applied = 0  -- phases in this slice
+while left > 0 do
+  local raw = redis.call('LINDEX', sk, 0)
+  -- EncodeImportChunk writes an array 32 header (0xdd, 4-byte count of
+  -- strings): the chunk's size without unpacking it.
+  local b1, b2, b3, b4, b5 = string.byte(raw, 1, 5)
+  if b1 ~= 0xdd then
+    if applied > 0 then break end  -- refused first thing by the next slice
+    return redis.error_reply('INTERNAL staged import ' .. ARGV[2] .. ' has a malformed chunk')
+  end
+  local n = (((b2 * 256 + b3) * 256 + b4) * 256 + b5) / 8
+  if applied > 0 and applied + n > budget then break end
+  redis.call('LTRIM', sk, 1, -1)
+  left = left - 1
+  applied = applied + n
+  local f = cmsgpack.unpack(raw)
+  raw = nil
   for b = 1, #f, 8 do
     local run, phase, idx, prio = f[b], f[b + 1], f[b + 2], f[b + 3]
     local lerr, labels, meta, rank = f[b + 4], f[b + 5], f[b + 6], f[b + 7]
@@ -36,11 +70,15 @@ for c = 0, chunks - 1 do
                  'state', 'pending', 'attempts', '0', 'requeues', '0', 'current_lease_id', '',
                  'final_outcome', '', 'telemetry_events', '0', 'updated_at', '0', 'rank', rank)
       if not batch[run] then batch[run], batch_n[run] = {}, 0 end
-      local t, n = batch[run], batch_n[run]
-      t[n + 1], t[n + 2] = 0, rank
-      batch_n[run] = n + 2
+      local t, m = batch[run], batch_n[run]
+      t[m + 1], t[m + 2] = 0, rank
+      batch_n[run] = m + 2
       if batch_n[run] >= 1000 then flush(run) end
-      if labels ~= '' then redis.call('ZADD', K_LABELLED, 0, labelled_member(run, rank)) end
+      if labels ~= '' then
+        labelled[labelled_n + 1], labelled[labelled_n + 2] = 0, labelled_member(run, rank)
+        labelled_n = labelled_n + 2
+        if labelled_n >= 1000 then flush_labelled() end
+      end
       if not run_known[run] then
         local rk = k_run(run)
         if redis.call('EXISTS', rk) == 0 then
@@ -65,15 +103,23 @@ for c = 0, chunks - 1 do
         redis.call('ZADD', k_pending(run), 0, rank)
       end
       if old[6] == 'pending' then
+        flush_labelled()  -- the same, for the labelled index
         redis.call('ZREM', K_LABELLED, labelled_member(run, old[7]))
         if labels ~= '' then redis.call('ZADD', K_LABELLED, 0, labelled_member(run, rank)) end
       end
       updated = updated + 1
     end
   end
-  for run, _ in pairs(batch) do flush(run) end  -- the runs of this chunk only
 end
+for run, _ in pairs(batch) do flush(run) end
+flush_labelled()
 for run, n in pairs(new_in_run) do redis.call('HINCRBY', k_run(run), 'pending', n) end
 if inserted > 0 then redis.call('HINCRBY', K_COUNTS, 'pending', inserted) end
-redis.call('DEL', sk)
-return {inserted, updated, unchanged}
+-- The totals expire with the list (an importer that died mid-commit); the
+-- client deletes them once it has read the last slice's reply.
+inserted = redis.call('HINCRBY', tk, 'inserted', inserted)
+updated = redis.call('HINCRBY', tk, 'updated', updated)
+unchanged = redis.call('HINCRBY', tk, 'unchanged', unchanged)
+redis.call('EXPIRE', tk, ttl)
+if left > 0 then redis.call('EXPIRE', sk, ttl) end
+return {left, inserted, updated, unchanged}
