@@ -89,7 +89,7 @@ absl::Status DrainPolicy::EnsureLoaded() {
   }
   absl::MutexLock lock(&mu_);
   if (!loaded_) {
-    failure_policy_.Load(history, unblocks);
+    failure_policy_.Load(history, unblocks, transient);
     retry_evidence_.Load(history, transient);
     outcome_totals_.clear();  // a new term recounts from the store
     effort_ = {};

@@ -615,6 +615,45 @@ TEST_F(DrainPolicyRules, ResetForNewTermForgetsBackoffsAndRebuildsFromTheStore) 
   EXPECT_EQ(policy_.OutcomeTotals().value().at(Outcome::kFailed), 0);
 }
 
+// Bug: the repeat rule's memory was rebuilt counting every failure of the
+// history, transient ones too, so after a restart or a takeover a run that
+// had hit a rate limit three times was blocked by its fingerprint.
+TEST_F(DrainPolicyRules, TransientFailuresDoNotFeedTheRepeatRuleAfterAReload) {
+  // Two phase ids in one family (svc): the fingerprint would be run-wide.
+  store_->ImportPhases({Spec("svc-a", "p1"), Spec("svc-b", "p2")}).value();
+  SessionSettings s;
+  s.retry_on = {"connection reset"};
+  s.max_fingerprint_repeats = 2;
+  const SessionRecord session = ActiveSession(s);
+  int leases = 0;
+  for (const std::string run : {"svc-a", "svc-b", "svc-a", "svc-b"}) {
+    LeaseParams lp;
+    lp.run_id = run;
+    lp.worker_id = "w1";
+    lp.session_id = session.session_id;
+    lp.lease_id = "L" + std::to_string(++leases);
+    lp.timeout_seconds = 600;
+    lp.now_ms = clock_.NowMs();
+    lp.ttl_ms = 60'000;
+    const LeaseGrant g = store_->LeaseNextInRun(lp).value().value();
+    AttemptReport report = Failure("connection reset");
+    report.lease_id = g.lease_id;
+    report.epoch = g.epoch;
+    report.worker_id = g.worker_id;
+    const ReportParams params = policy_.PrepareReport(report, s).value();
+    ASSERT_EQ(store_->RecordReport(params).value().disposition, ReportDisposition::kAccepted);
+  }
+  clock_.AdvanceMs(600'000);  // past any backoff
+  DrainPolicy fresh(*store_, clock_, {});
+  EXPECT_THAT(fresh.Fingerprints().value(), IsEmpty());
+  const std::vector<RunDecision> decisions =
+      fresh.Decide(store_->ListRunStats().value(), s, clock_.NowMs()).value();
+  ASSERT_EQ(decisions.size(), 2u);
+  for (const RunDecision& d : decisions) {
+    EXPECT_TRUE(d.excluded.empty()) << d.ranking.run_id << ": " << d.excluded_reason;
+  }
+}
+
 TEST_F(DrainPolicyRules, ObserveLostCountsOnlyOnceTheHistoryIsLoaded) {
   policy_.ObserveLost(2);  // before loading: part of the history it will read
   EXPECT_EQ(policy_.OutcomeTotals().value().at(Outcome::kLost), 0);
