@@ -269,6 +269,34 @@ class StoreCommandsTest : public DrainOperatorE2ETest {
   }
 };
 
+TEST_F(StoreCommandsTest, StatusThroughTheStoreShowsARunBackingOff) {
+  // Bug: backoffs lived in the coordinator's memory only: `sluice status
+  // --store` (a coordinator of its own) never showed a run backing off.
+  const std::string db = dir_.File("backoff.db");
+  SessionSettings settings;
+  settings.max_requeues_per_phase = 10;
+  // Three rate limits in a row (built-in transient set): 40 s from the last.
+  WriteStore(db, {"r-limited", "r-fine"}, settings,
+             {{"r-limited", "HTTP 429: rate limit exceeded"},
+              {"r-limited", "HTTP 429: rate limit exceeded"},
+              {"r-limited", "HTTP 429: rate limit exceeded"},
+              {"r-fine", "AssertionError: expected 3 got 4"}});
+  const CommandResult text = Sluice({"status", "--store", "sqlite://" + db});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_THAT(text.out, ::testing::ContainsRegex(
+                            "run r-limited \\(2 phases\\): backing off after a transient failure "
+                            "for [34][0-9] s"));
+  const nlohmann::json status = Status({"--store", "sqlite://" + db});
+  std::vector<std::string> backing_off;
+  for (const nlohmann::json& row : status.value("skipped", nlohmann::json::array())) {
+    if (absl::StrContains(row.value("reason", ""), "backing off")) {
+      backing_off.push_back(row.value("kind", "") + " " + row.value("run_id", ""));
+    }
+  }
+  // r-fine's own failure is no transient one.
+  EXPECT_EQ(backing_off, (std::vector<std::string>{"excluded r-limited"})) << status.dump();
+}
+
 TEST_F(StoreCommandsTest, ReportAndRecommendGroupRunsByTheFamilyPattern) {
   // Bug: `sluice report --store` and `sluice recommend` grouped runs with the
   // default rule whatever --family-pattern the drain used.
