@@ -2,11 +2,20 @@
 
 #include <iostream>
 #include <memory>
+#include <utility>
 
 #include "cli/operator_api.h"
 #include "coordinator/store/store_factory.h"
 
 namespace sluice {
+
+void AddFamilyPatternFlag(CLI::App* cmd, std::string* pattern) {
+  cmd->add_option("--family-pattern", *pattern,
+                  "RE2 pattern whose first capture group is a run's family for the "
+                  "scheduler's priors, the report's family table and recommend's family advice "
+                  "(a run id it does not match is its own family); default: strip a trailing "
+                  "date, letter or version");
+}
 
 std::unique_ptr<InsightCommands> AddInsightCommands(CLI::App& app) {
   auto c = std::make_unique<InsightCommands>();
@@ -44,6 +53,7 @@ std::unique_ptr<InsightCommands> AddInsightCommands(CLI::App& app) {
                    "Phase timeout = p95 of successful durations x this")
       ->check(CLI::Range(1.0, 10.0))
       ->capture_default_str();
+  AddFamilyPatternFlag(c->recommend, &c->recommend_family_pattern);
   c->recommend->add_flag("--json", c->recommend_json, "Print JSON");
 
   c->watch = app.add_subcommand(
@@ -65,12 +75,20 @@ std::unique_ptr<InsightCommands> AddInsightCommands(CLI::App& app) {
 
 std::optional<int> RunInsightCommands(const InsightCommands& c) {
   if (c.recommend != nullptr && *c.recommend) {
+    // Before the store opens: a bad pattern never creates one.
+    auto rule = RunFamilyRule::Compile(c.recommend_family_pattern);
+    if (!rule.ok()) {
+      std::cerr << "sluice recommend: " << rule.status().message() << "\n";
+      return 2;
+    }
+    RecommendOptions options = c.recommend_options;
+    options.family_rule = *std::move(rule);
     auto store = OpenStateStore(c.recommend_store);
     if (!store.ok()) {
       std::cerr << "sluice recommend: " << store.status().message() << "\n";
       return store.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 3;
     }
-    auto rec = RecommendFromStore(**store, c.recommend_options);
+    auto rec = RecommendFromStore(**store, options);
     if (!rec.ok()) {
       std::cerr << "sluice recommend: " << rec.status().message() << "\n";
       return 3;

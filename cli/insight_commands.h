@@ -17,6 +17,7 @@ struct InsightCommands {
   CLI::App* recommend = nullptr;
   std::string recommend_store;
   bool recommend_json = false;
+  std::string recommend_family_pattern;  // compiled into recommend_options.family_rule
   RecommendOptions recommend_options;
 
   CLI::App* watch = nullptr;
@@ -24,6 +25,12 @@ struct InsightCommands {
   ChannelOptions watch_channel;  // watch_channel.address: --coordinator
   WatchOptions watch_options;
 };
+
+// --family-pattern on `cmd` into *pattern: one help text for every command
+// that groups runs into families (drain, status, plan, report, recommend).
+// Checked by the caller (RunFamilyRule::Compile, CoordinatorConfig::
+// Validate): a bad pattern is a usage error.
+void AddFamilyPatternFlag(CLI::App* cmd, std::string* pattern);
 
 // Adds the subcommands to `app`; the returned object receives their flags
 // and must live until RunInsightCommands.

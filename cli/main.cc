@@ -30,6 +30,11 @@ struct Target {
   std::string store_url = kDefaultStoreUrl;
   ChannelOptions channel;  // channel.address: --coordinator
   bool json = false;
+  // --family-pattern, on the commands whose output groups runs by family
+  // (status's and plan's deferrals, the report's family table): the
+  // in-process coordinator's with --store, so they agree with a drain run
+  // with the same pattern; a running coordinator has its own.
+  std::string family_pattern;
 };
 
 void AddTargetFlags(CLI::App* cmd, Target* t) {
@@ -58,8 +63,17 @@ int ErrorExit(const std::string& what, const absl::Status& st) {
 }
 
 absl::StatusOr<std::unique_ptr<OperatorApi>> Connect(const Target& t) {
-  if (!t.channel.address.empty()) return ConnectOperator(t.channel);
-  return OpenDirectOperator(t.store_url);
+  if (!t.channel.address.empty()) {
+    // Refused, not ignored: the answer would group runs by the coordinator's
+    // rule, not the one asked for.
+    if (!t.family_pattern.empty()) {
+      return absl::InvalidArgumentError(
+          "--family-pattern applies to --store only; a running coordinator groups runs by its "
+          "own (sluice-coordinator --family-pattern)");
+    }
+    return ConnectOperator(t.channel);
+  }
+  return OpenDirectOperator(t.store_url, t.family_pattern);
 }
 
 void AddSessionFlags(CLI::App* cmd, SessionSettings* s) {
@@ -337,6 +351,7 @@ int main(int argc, char** argv) {
   CLI::App* status_cmd =
       app.add_subcommand("status", "Phases by state, workers, active leases, the session");
   AddTargetFlags(status_cmd, &status_target);
+  AddFamilyPatternFlag(status_cmd, &status_target.family_pattern);
 
   Target resume_target;
   std::string resume_session;
@@ -354,6 +369,7 @@ int main(int argc, char** argv) {
   report_cmd->add_option("--session", report_session, "Session id (default: the latest)");
   report_cmd->add_flag("--latest", report_latest, "The latest session (the default)");
   AddTargetFlags(report_cmd, &report_target);
+  AddFamilyPatternFlag(report_cmd, &report_target.family_pattern);
 
   CLI::App* session_cmd = app.add_subcommand("session", "Start or stop a drain session");
   session_cmd->require_subcommand(1);
@@ -406,9 +422,7 @@ int main(int argc, char** argv) {
       ->add_option("--grace-seconds", drain.grace_seconds,
                    "SIGTERM -> SIGKILL delay when a phase is stopped")
       ->capture_default_str();
-  drain_cmd->add_option("--family-pattern", drain.family_pattern,
-                        "RE2 pattern whose first capture group is a run's family for the "
-                        "scheduler's priors; default: strip a trailing date, letter or version");
+  AddFamilyPatternFlag(drain_cmd, &drain.family_pattern);
   drain_cmd
       ->add_option("--lease-ttl-ms", drain.lease_ttl_ms,
                    "Lease TTL: a vanished worker's phase is re-leased after this")
@@ -443,6 +457,7 @@ int main(int argc, char** argv) {
       "Dry run: the order in which a session with these settings would lease phases now, and "
       "why each other run is excluded. Changes nothing");
   AddTargetFlags(plan_cmd, &plan_target);
+  AddFamilyPatternFlag(plan_cmd, &plan_target.family_pattern);
   AddSessionFlags(plan_cmd, &plan_settings);
   plan_cmd->add_option("--limit", plan_limit, "At most this many phases")->capture_default_str();
   drain_cmd->add_flag("--dry-run", drain.dry_run,

@@ -17,11 +17,14 @@ namespace {
 
 class DirectOperator final : public OperatorApi {
  public:
-  DirectOperator(std::unique_ptr<StateStore> owned, Coordinator* coordinator)
+  // `config` configures the owned coordinator (coordinator == nullptr).
+  DirectOperator(std::unique_ptr<StateStore> owned, Coordinator* coordinator,
+                 CoordinatorConfig config = {})
       : owned_store_(std::move(owned)),
-        owned_coordinator_(coordinator == nullptr ? std::make_unique<Coordinator>(
-                                                        *owned_store_, SystemClock::Default())
-                                                  : nullptr),
+        owned_coordinator_(coordinator == nullptr
+                               ? std::make_unique<Coordinator>(
+                                     *owned_store_, SystemClock::Default(), std::move(config))
+                               : nullptr),
         coordinator_(coordinator == nullptr ? *owned_coordinator_ : *coordinator) {}
 
   absl::StatusOr<ImportResult> Import(const std::vector<PhaseSpec>& phases) override {
@@ -261,10 +264,15 @@ class GrpcOperator final : public OperatorApi {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<OperatorApi>> OpenDirectOperator(const std::string& store_url) {
+absl::StatusOr<std::unique_ptr<OperatorApi>> OpenDirectOperator(const std::string& store_url,
+                                                                const std::string& family_pattern) {
+  CoordinatorConfig config;
+  config.family_pattern = family_pattern;
+  if (absl::Status st = config.Validate(); !st.ok()) return st;
   auto store = OpenStateStore(store_url);
   if (!store.ok()) return store.status();
-  return std::unique_ptr<OperatorApi>(new DirectOperator(std::move(*store), nullptr));
+  return std::unique_ptr<OperatorApi>(
+      new DirectOperator(std::move(*store), nullptr, std::move(config)));
 }
 
 std::unique_ptr<OperatorApi> WrapCoordinator(Coordinator& coordinator) {

@@ -52,8 +52,12 @@ class OperatorApi {
   virtual absl::StatusOr<LeasePlan> Plan(const SessionSettings& settings, int64_t limit) = 0;
 };
 
-// Opens `store_url` and serves the calls with an in-process Coordinator.
-absl::StatusOr<std::unique_ptr<OperatorApi>> OpenDirectOperator(const std::string& store_url);
+// Opens `store_url` and serves the calls with an in-process Coordinator
+// whose run families follow `family_pattern` (CoordinatorConfig::
+// family_pattern: "" is the default rule). InvalidArgument for a bad
+// pattern, checked before the store is opened.
+absl::StatusOr<std::unique_ptr<OperatorApi>> OpenDirectOperator(
+    const std::string& store_url, const std::string& family_pattern = "");
 // Uses an existing Coordinator (for `sluice drain`).
 std::unique_ptr<OperatorApi> WrapCoordinator(Coordinator& coordinator);
 // Talks to the coordinator at options.address over gRPC (TLS and the bearer

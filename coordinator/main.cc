@@ -82,8 +82,9 @@ int main(int argc, char** argv) {
                  "HOST-PID-RANDOM; must differ between coordinators)");
   app.add_option("--family-pattern", config.family_pattern,
                  "RE2 pattern whose first capture group is a run's family for the scheduler's "
-                 "priors (a run id it does not match is its own family); default: strip a "
-                 "trailing date, letter or version (research-system-v2 -> research-system)");
+                 "priors, the web view and the report's family table (a run id it does not "
+                 "match is its own family); default: strip a trailing date, letter or version "
+                 "(research-system-v2 -> research-system)");
   bool no_reflection = false;
   app.add_flag("--no-reflection", no_reflection, "Do not offer gRPC server reflection");
   sluice::TlsServerOptions tls;

@@ -296,7 +296,7 @@ void ChooseDiagnosticBatch(const RecommendInput& input, const Evidence& e,
                            const RecommendOptions& o, int64_t slots_total, Recommendation* rec) {
   std::map<std::string, std::vector<const RunStats*>> by_family;
   for (const RunStats& s : input.runs) {
-    if (s.pending > 0) by_family[RunFamily(s.run_id)].push_back(&s);
+    if (s.pending > 0) by_family[o.family_rule.Family(s.run_id)].push_back(&s);
   }
   std::vector<std::pair<std::string, std::vector<const RunStats*>>> order(by_family.begin(),
                                                                           by_family.end());
@@ -320,7 +320,9 @@ void ChooseDiagnosticBatch(const RecommendInput& input, const Evidence& e,
   }
   rec->diagnostic_phases = static_cast<int32_t>(rec->diagnostic_runs.size());
   std::set<std::string> diag_families;
-  for (const std::string& r : rec->diagnostic_runs) diag_families.insert(RunFamily(r));
+  for (const std::string& r : rec->diagnostic_runs) {
+    diag_families.insert(o.family_rule.Family(r));
+  }
   rec->diagnostic_justification = absl::StrFormat(
       "insufficient data: %d finished attempts (need %d) and %d successes (need %d). Run a "
       "diagnostic batch of %d phases, one from each of the %d largest runs across %d of %d "
@@ -416,6 +418,10 @@ std::string DrainCommand(const Recommendation& rec, const RecommendOptions& o) {
       absl::StrCat("sluice drain ", ShellQuote(o.backlog_path), " --exec ", ShellQuote(o.exec),
                    " --workers ", o.workers, " --slots ", std::max(o.slots, 1));
   for (const std::string& e : o.env) absl::StrAppend(&cmd, " --env ", ShellQuote(e));
+  // The advice is per family under this rule: the drain must group alike.
+  if (!o.family_rule.pattern().empty()) {
+    absl::StrAppend(&cmd, " --family-pattern ", ShellQuote(o.family_rule.pattern()));
+  }
   for (const RecommendedSetting& s : rec.settings) {
     absl::StrAppend(&cmd, " ", s.flag, " ", ShellQuote(s.value));
   }
@@ -424,7 +430,7 @@ std::string DrainCommand(const Recommendation& rec, const RecommendOptions& o) {
       absl::StrAppend(&cmd, " --retry-on ", ShellQuote("^" + RE2::QuoteMeta(c) + "$"));
     }
     for (const FamilyAdvice& f : rec.families) {
-      if (f.action == "skip" && f.pending > 0) {
+      if (f.action == "skip" && f.pending > 0 && !f.skip_prefix.empty()) {
         absl::StrAppend(&cmd, " --skip-run-prefix ", ShellQuote(f.skip_prefix));
       }
     }
@@ -441,7 +447,7 @@ std::string DrainCommand(const Recommendation& rec, const RecommendOptions& o) {
 // One named step per setting or section, in order; each reads the Evidence
 // gathered once (recommend_evidence.h) and the results of the steps before it.
 Recommendation Recommend(const RecommendInput& input, const RecommendOptions& o) {
-  const Evidence e = recommend::GatherEvidence(input);
+  const Evidence e = recommend::GatherEvidence(input, o.family_rule);
   const int64_t slots_total = std::max<int64_t>(1, int64_t{o.workers} * std::max(o.slots, 1));
   const int64_t remaining = input.phases.pending + input.phases.leased;
   const int64_t target = o.target_phases > 0 ? o.target_phases : remaining;

@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/model.h"
+#include "common/run_family.h"
 #include "coordinator/insight/telemetry_alarm.h"
 #include "coordinator/store/state_store.h"
 
@@ -36,6 +37,11 @@ struct RecommendOptions {
   int64_t min_successes = 2;
   // Phases in a diagnostic batch (at least one per slot, at most one per run).
   int32_t diagnostic_phases = 10;
+  // How run ids map to families (--family-pattern): the family advice, the
+  // fix-first items and the diagnostic batch's spread use it, and the drain
+  // command line passes its pattern on, so the drain's scheduler groups the
+  // runs the same way. Default: RunFamily.
+  RunFamilyRule family_rule;
 };
 
 struct RecommendInput {

@@ -1,6 +1,7 @@
 #include "coordinator/insight/recommend_evidence.h"
 
 #include <algorithm>
+#include <set>
 #include <tuple>
 
 #include "common/run_family.h"
@@ -39,22 +40,34 @@ AttemptEvidence GatherAttempts(const std::vector<AttemptRecord>& attempts) {
 }
 
 BacklogEvidence GatherBacklog(const std::vector<RunStats>& runs,
-                              const std::vector<const AttemptRecord*>& finished) {
+                              const std::vector<const AttemptRecord*>& finished,
+                              const RunFamilyRule& family_rule) {
   BacklogEvidence e;
+  // Families whose name does not start their run ids (possible only with a
+  // --family-pattern whose group is not a prefix): their skip prefix is the
+  // prefix all their runs share instead.
+  std::set<std::string> shared_prefix;
   for (const RunStats& s : runs) {
     ++e.runs;
     if (s.pending > 0) ++e.runs_with_pending;
-    const std::string family = RunFamily(s.run_id);
+    const std::string family = family_rule.Family(s.run_id);
     FamilyTotals& f = e.families[family];
-    ++f.runs;
+    const bool first = f.runs++ == 0;
     f.pending += s.pending;
-    if (f.skip_prefix.empty()) {
+    if (first && s.run_id.starts_with(family)) {
       f.skip_prefix =
           s.run_id.size() > family.size() ? s.run_id.substr(0, family.size() + 1) : s.run_id;
+    } else if (first) {
+      shared_prefix.insert(family);
+      f.skip_prefix = s.run_id;
+    } else if (shared_prefix.contains(family)) {
+      const auto [cut, unused] = std::mismatch(f.skip_prefix.begin(), f.skip_prefix.end(),
+                                               s.run_id.begin(), s.run_id.end());
+      f.skip_prefix.erase(cut, f.skip_prefix.end());
     }
   }
   for (const AttemptRecord* a : finished) {
-    FamilyTotals& f = e.families[RunFamily(a->run_id)];
+    FamilyTotals& f = e.families[family_rule.Family(a->run_id)];
     ++f.attempts;
     if (a->outcome == Outcome::kSucceeded) ++f.succeeded;
     f.events += a->telemetry_events;
@@ -99,13 +112,13 @@ RetryEvidence GatherRetries(const std::map<PhaseKey, PhaseHistory>& phases) {
 }
 
 std::map<std::string, FingerprintTotals> GatherFailures(
-    const std::vector<const AttemptRecord*>& finished) {
+    const std::vector<const AttemptRecord*>& finished, const RunFamilyRule& family_rule) {
   std::map<std::string, FingerprintTotals> fps;
   for (const AttemptRecord* a : finished) {
     if (a->outcome == Outcome::kSucceeded) continue;
     FingerprintTotals& f = fps[a->fingerprint];
     if (f.phases.insert(PhaseKey{a->run_id, a->phase_id}).second) {
-      ++f.family_phases[RunFamily(a->run_id)];
+      ++f.family_phases[family_rule.Family(a->run_id)];
     }
     f.runs.insert(a->run_id);
     ++f.attempts;
@@ -124,12 +137,12 @@ bool OwnOutcome(Outcome o) {
 
 double Minutes(int64_t ms) { return static_cast<double>(ms) / kMinuteMs; }
 
-Evidence GatherEvidence(const RecommendInput& input) {
+Evidence GatherEvidence(const RecommendInput& input, const RunFamilyRule& family_rule) {
   Evidence e;
   e.attempts = GatherAttempts(input.attempts);
-  e.backlog = GatherBacklog(input.runs, e.attempts.finished);
+  e.backlog = GatherBacklog(input.runs, e.attempts.finished, family_rule);
   e.retries = GatherRetries(e.attempts.phases);
-  e.failures = GatherFailures(e.attempts.finished);
+  e.failures = GatherFailures(e.attempts.finished, family_rule);
   return e;
 }
 

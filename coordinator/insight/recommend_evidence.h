@@ -39,7 +39,10 @@ struct FamilyTotals {
   int64_t events = 0;
   int64_t run_ms = 0;
   int64_t unknown_telemetry_ms = 0;  // part of run_ms with unknown telemetry: not in yield
-  std::string skip_prefix;  // for --skip-run-prefix: the family's first run id, cut after it
+  // For --skip-run-prefix: the family's first run id, cut after the family;
+  // when the family does not start its run ids (a --family-pattern), the
+  // prefix its runs share, "" if none.
+  std::string skip_prefix;
 };
 
 // One failure fingerprint (successes are not counted).
@@ -95,6 +98,7 @@ struct Evidence {
   std::map<std::string, FingerprintTotals> failures;  // by fingerprint
 };
 
-Evidence GatherEvidence(const RecommendInput& input);
+// Families by `family_rule` (RecommendOptions::family_rule).
+Evidence GatherEvidence(const RecommendInput& input, const RunFamilyRule& family_rule);
 
 }  // namespace sluice::recommend

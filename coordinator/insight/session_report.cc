@@ -200,7 +200,8 @@ SessionReport ComputeSessionReport(const SessionRecord& session,
                                    const std::vector<AttemptRecord>& attempts,
                                    const std::vector<RunStats>& run_stats,
                                    const PhaseCounts& phases,
-                                   const TelemetryAlarmOptions& alarm_options) {
+                                   const TelemetryAlarmOptions& alarm_options,
+                                   const RunFamilyRule& family_rule) {
   SessionReport report;
   report.session_id = session.session_id;
   report.state = std::string(SessionStateName(session.state));
@@ -218,7 +219,7 @@ SessionReport ComputeSessionReport(const SessionRecord& session,
   std::map<std::string, std::set<std::string>> family_runs, worker_runs, fingerprint_runs;
   std::vector<int64_t> success_ms, failure_ms;
   for (const AttemptRecord& a : attempts) {
-    const std::string family = RunFamily(a.run_id);
+    const std::string family = family_rule.Family(a.run_id);
     ++report.attempts;
     ++report.outcomes[std::string(OutcomeName(a.outcome))];
     AddTelemetry(report, a);
@@ -332,14 +333,15 @@ int64_t CountLateReportsOf(const std::vector<AttemptRecord>& attempts,
   return n;
 }
 
-absl::StatusOr<SessionReport> BuildSessionReport(StateStore& store, const std::string& session_id) {
+absl::StatusOr<SessionReport> BuildSessionReport(StateStore& store, const std::string& session_id,
+                                                 const RunFamilyRule& family_rule) {
   SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, store.GetSession(session_id));
   if (!session) return absl::NotFoundError(absl::StrCat("no session ", session_id));
   SLUICE_ASSIGN_OR_RETURN(PhaseCounts phases, store.CountPhases());
   SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, store.ListAttempts(session_id));
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> stats, store.ListRunStats());
   SLUICE_ASSIGN_OR_RETURN(std::vector<LateReportRecord> late, store.ListLateReports());
-  SessionReport report = ComputeSessionReport(*session, attempts, stats, phases);
+  SessionReport report = ComputeSessionReport(*session, attempts, stats, phases, {}, family_rule);
   report.late_reports = CountLateReportsOf(attempts, late);
   return report;
 }

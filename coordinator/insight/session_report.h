@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/run_family.h"
 #include "coordinator/insight/telemetry_alarm.h"
 #include "coordinator/policy/reasons.h"
 #include "coordinator/store/state_store.h"
@@ -22,7 +23,7 @@ namespace sluice {
 
 struct RunReportRow {
   std::string run_id;
-  std::string family;  // RunFamily(run_id)
+  std::string family;  // the report's RunFamilyRule applied to run_id
   int64_t attempts = 0;
   int64_t succeeded = 0;
   int64_t failed = 0;  // failed, timed out or killed attempts
@@ -153,22 +154,29 @@ DurationStats ComputeDurationStats(std::vector<int64_t> durations_ms);
 
 // Pure core of BuildSessionReport: everything but the store reads.
 // `run_stats` gives the current phase states per run; `phases` the store's.
+// `family_rule` groups runs into the families table (and error rows'
+// families): pass the coordinator's (--family-pattern) so the report calls a
+// family what the scheduler and the web view do.
 SessionReport ComputeSessionReport(const SessionRecord& session,
                                    const std::vector<AttemptRecord>& attempts,
                                    const std::vector<RunStats>& run_stats,
                                    const PhaseCounts& phases,
-                                   const TelemetryAlarmOptions& alarm_options = {});
+                                   const TelemetryAlarmOptions& alarm_options = {},
+                                   const RunFamilyRule& family_rule = RunFamilyRule());
 
 // How many of `late` are for leases of `attempts`.
 int64_t CountLateReportsOf(const std::vector<AttemptRecord>& attempts,
                            const std::vector<LateReportRecord>& late);
 
-absl::StatusOr<SessionReport> BuildSessionReport(StateStore& store, const std::string& session_id);
+absl::StatusOr<SessionReport> BuildSessionReport(
+    StateStore& store, const std::string& session_id,
+    const RunFamilyRule& family_rule = RunFamilyRule());
 
 std::string SessionReportJson(const SessionReport& report);
 std::string SessionReportText(const SessionReport& report);
 // Inverse of SessionReportJson (the CLI renders reports fetched over gRPC).
-// Keys added after the first release are optional when parsing.
+// Keys added after the first release are optional when parsing; a run row
+// without "family" (an older coordinator's) gets the default rule's.
 absl::StatusOr<SessionReport> SessionReportFromJson(const std::string& json);
 
 }  // namespace sluice

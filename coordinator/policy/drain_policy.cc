@@ -95,6 +95,25 @@ absl::Status DrainPolicy::LoadHistory() {
     transient.push_back(a.outcome == Outcome::kFailed &&
                         matcher.Matches(a.fingerprint, a.error_text));
   }
+  // Backoffs as Observe left them, so `status --store`, a restart and a
+  // takeover see a run that just hit a rate limit as backing off instead of
+  // leasing it again at once. Observe's rule replayed in the order attempts
+  // ended: a transient failure lengthens the run's streak, another own
+  // outcome ends it; cancelled and start_failed attempts do neither, and
+  // lost ones never reach Observe. The run backs off from the end of its
+  // last transient failure (the report's time, which Observe counts from).
+  std::map<std::string, std::pair<int, int64_t>> backoffs;  // run -> streak, until
+  for (size_t i = 0; i < history.size(); ++i) {
+    const AttemptRecord& a = history[i];
+    if (transient[i]) {
+      auto& [streak, until] = backoffs[a.run_id];
+      ++streak;
+      until = a.ended_at_ms + TransientBackoffMs(streak);
+    } else if (a.outcome != Outcome::kCancelled && a.outcome != Outcome::kStartFailed &&
+               a.outcome != Outcome::kLost) {
+      backoffs.erase(a.run_id);
+    }
+  }
   std::map<std::string, int64_t> unblocks;
   for (const auto& [fp, value] : records) {
     int64_t at = 0;
@@ -102,8 +121,13 @@ absl::Status DrainPolicy::LoadHistory() {
   }
   absl::MutexLock lock(&mu_);
   if (!loaded_) {
-    failure_policy_.Load(history, unblocks);
+    failure_policy_.Load(history, unblocks, transient);
     retry_evidence_.Load(history, transient);
+    // try_emplace: a report observed since the history was read is newer.
+    for (const auto& [run, backoff] : backoffs) {
+      run_transient_streak_.try_emplace(run, backoff.first);
+      run_backoff_until_.try_emplace(run, backoff.second);
+    }
     outcome_totals_.clear();  // a new term recounts from the store
     effort_ = {};
     for (const AttemptRecord& a : history) {

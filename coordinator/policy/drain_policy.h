@@ -13,7 +13,8 @@
 //   - transient failures (the built-in set of failure_policy.h unless
 //     --no-default-transient, plus --retry-on): use the requeue budget, never feed the
 //     repeat rule, and back the run off 10 s, 20 s, ... 5 min; a
-//     non-transient, non-cancelled outcome ends the backoff.
+//     non-transient, non-cancelled outcome ends the backoff. EnsureLoaded
+//     rebuilds backoffs from the history (from each attempt's end).
 //   - retry worth-it rule (RetryEvidence, retry_policy.h): an own failure or
 //     timeout whose fingerprint's retries rarely succeed, cluster-wide, fails
 //     the phase for good at once (the store gets an attempt budget of 1);
@@ -26,9 +27,10 @@
 //   - session end: deadline, batch size, zero-yield streak, nothing left
 //     (runs backing off are waited for).
 //
-// State (the repeat rule's memory, backoffs, streaks, outcome totals) lives
-// in memory and is rebuilt from the store's attempt history on first use and
-// after ResetForNewTerm.
+// State (the repeat rule's memory, transient streaks and backoffs, outcome
+// totals) lives in memory and is rebuilt from the store's attempt history on
+// first use and after ResetForNewTerm; the zero-yield streak and the aging
+// clocks start again.
 //
 // Thread-safety: every method may be called from many threads; one mutex
 // guards the state and is never held across a store call.
@@ -73,11 +75,11 @@ class DrainPolicy {
   // `store` and `clock` must outlive the policy.
   DrainPolicy(StateStore& store, const Clock& clock, SchedulerOptions options);
 
-  // Loads the repeat rule's memory and the outcome totals from the store
-  // (once; again after ResetForNewTerm). Unavailable on a store failure.
-  // Callers that come while a load is in flight wait for it (the server's
-  // tick thread loads it at start-up and after a new term:
-  // Coordinator::LoadPolicy).
+  // Loads the repeat rule's memory, the runs' transient streaks and backoffs
+  // and the outcome totals from the store (once; again after
+  // ResetForNewTerm). Unavailable on a store failure. Callers that come
+  // while a load is in flight wait for it (the server's tick thread loads it
+  // at start-up and after a new term: Coordinator::LoadPolicy).
   absl::Status EnsureLoaded() ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets everything cached: a new leadership term rebuilds from the store.
   void ResetForNewTerm() ABSL_LOCKS_EXCLUDED(mu_);

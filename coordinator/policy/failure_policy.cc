@@ -9,16 +9,19 @@
 namespace sluice {
 
 void FailurePolicy::Load(const std::vector<AttemptRecord>& history,
-                         const std::map<std::string, int64_t>& unblocks) {
+                         const std::map<std::string, int64_t>& unblocks,
+                         const std::vector<bool>& transient) {
   by_fingerprint_.clear();
   by_run_.clear();
   phases_by_run_.clear();
   productive_families_.clear();
   unblocked_at_ = unblocks;
-  for (const AttemptRecord& a : history) {
+  for (size_t i = 0; i < history.size(); ++i) {
     // History does not say which failures were transient under the settings
-    // of their day; those counted then are counted now.
-    Observe(a.run_id, a.outcome, a.fingerprint, a.error_text, a.ended_at_ms, false, a.phase_id);
+    // of their day: today's settings decide (the caller's `transient`).
+    const AttemptRecord& a = history[i];
+    Observe(a.run_id, a.outcome, a.fingerprint, a.error_text, a.ended_at_ms,
+            i < transient.size() && transient[i], a.phase_id);
   }
 }
 

@@ -60,9 +60,12 @@ class FailurePolicy {
   // `family_rule` says which runs are siblings (as the scheduler's).
   explicit FailurePolicy(RunFamilyRule family_rule = {}) : family_rule_(std::move(family_rule)) {}
 
-  // `unblocks`: fingerprint -> unblock time in ms, as stored.
+  // `unblocks`: fingerprint -> unblock time in ms, as stored. `transient`
+  // (one per attempt of `history`, or empty for none) says which failures
+  // are transient under today's settings: not counted, as Observe does not.
   void Load(const std::vector<AttemptRecord>& history,
-            const std::map<std::string, int64_t>& unblocks);
+            const std::map<std::string, int64_t>& unblocks,
+            const std::vector<bool>& transient = {});
 
   // An accepted attempt. `transient` failures are not counted.
   // `phase_id` "" (unknown) counts each occurrence as a distinct phase.

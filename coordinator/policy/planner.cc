@@ -172,7 +172,11 @@ absl::StatusOr<SessionReport> Planner::ReportFor(const std::string& session_id) 
     if (!latest) return absl::NotFoundError("no session yet");
     id = latest->session_id;
   }
-  SLUICE_ASSIGN_OR_RETURN(SessionReport report, BuildSessionReport(store_, id));
+  // The scheduler's family rule (--family-pattern): the report's family
+  // table names the families the scheduler and the web view work with.
+  SLUICE_ASSIGN_OR_RETURN(
+      SessionReport report,
+      BuildSessionReport(store_, id, policy_.scheduler().options().family_rule));
   if (latest && latest->session_id == id) {
     SLUICE_ASSIGN_OR_RETURN(report.skipped, ExplainSkips(latest->settings));
   }

@@ -321,6 +321,30 @@ TEST_F(SessionReportTest, JsonRoundTripsEveryField) {
   EXPECT_THAT(SessionReportText(r), HasSubstr("yield 17.50 events/min"));
 }
 
+// Issue #13: the coordinator built its report with the default family rule,
+// whatever its --family-pattern, so `sluice report` and the drain's summary
+// disagreed with the scheduler and the web view about families.
+TEST_F(SessionReportTest, FamiliesFollowTheCoordinatorsFamilyPattern) {
+  const SessionReport by_default = Ok(coord_.SessionReportFor("s1"));
+  std::vector<std::string> keys;
+  for (const GroupReportRow& f : by_default.families) keys.push_back(f.key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"r1", "r2"}));
+
+  CoordinatorConfig config = Config();
+  config.family_pattern = "(r)[0-9]+";
+  Coordinator patterned(store_, clock_, config);
+  const SessionReport r = Ok(patterned.SessionReportFor("s1"));
+  ASSERT_EQ(r.families.size(), 1u);
+  EXPECT_EQ(r.families[0].key, "r");
+  EXPECT_EQ(r.families[0].runs, 2);
+  EXPECT_EQ(r.families[0].attempts, 5);
+  for (const RunReportRow& run : r.runs) EXPECT_EQ(run.family, "r") << run.run_id;
+  // And through the JSON `sluice report` reads.
+  const SessionReport parsed = Ok(SessionReportFromJson(SessionReportJson(r)));
+  ASSERT_EQ(parsed.families.size(), 1u);
+  EXPECT_EQ(parsed.families[0].key, "r");
+}
+
 TEST_F(SessionReportTest, UnknownSessionIsNotFoundAndBadJsonIsInvalidArgument) {
   EXPECT_EQ(Err(BuildSessionReport(store_, "nope")).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Err(SessionReportFromJson("[1,2]")).code(), absl::StatusCode::kInvalidArgument);

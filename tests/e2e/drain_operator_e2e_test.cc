@@ -7,12 +7,17 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <regex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "coordinator/policy/drain_policy.h"
+#include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -204,6 +209,147 @@ TEST_F(DrainOperatorE2ETest, ProgressGivesYieldInEventsPerWorkerMinute) {
   const std::string tty = ReadFile(dir_.File("yield.tty"));
   EXPECT_THAT(tty, ::testing::ContainsRegex("yield [0-9.]+ ev/min"));
   EXPECT_THAT(tty, ::testing::Not(HasSubstr("ev/phase")));
+}
+
+// Issue #13: the commands that read a store directly. The store is written
+// here, in-process, the way a coordinator writes it: real leases, reports
+// prepared by the DrainPolicy, times from the system clock.
+class StoreCommandsTest : public DrainOperatorE2ETest {
+ protected:
+  // Imports one phase per run (p1, and p2 for two-phase runs), starts
+  // session s1 with `settings`, then records `outcome` with `error` once per
+  // entry of `failures` (a run id) at the current time.
+  void WriteStore(const std::string& path, const std::vector<std::string>& runs,
+                  const SessionSettings& settings,
+                  const std::vector<std::pair<std::string, std::string>>& failures) {
+    auto store = SqliteStateStore::Open(path);
+    ASSERT_TRUE(store.ok()) << store.status();
+    std::vector<PhaseSpec> specs;
+    for (const std::string& run : runs) {
+      for (const char* phase : {"p1", "p2"}) {
+        PhaseSpec p;
+        p.run_id = run;
+        p.phase_id = phase;
+        specs.push_back(p);
+      }
+    }
+    ASSERT_TRUE((*store)->ImportPhases(specs).ok());
+    SessionRecord session;
+    session.session_id = "s1";
+    session.settings = settings;
+    session.started_at_ms = SystemClock::Default().NowMs();
+    ASSERT_TRUE((*store)->CreateSession(session).ok());
+    DrainPolicy policy(**store, SystemClock::Default(), {});
+    int leases = 0;
+    for (const auto& [run, error] : failures) {
+      LeaseParams lp;
+      lp.run_id = run;
+      lp.worker_id = "w1";
+      lp.session_id = "s1";
+      lp.lease_id = absl::StrCat("L", ++leases);
+      lp.timeout_seconds = 600;
+      lp.now_ms = SystemClock::Default().NowMs();
+      lp.ttl_ms = 60'000;
+      auto grant = (*store)->LeaseNextInRun(lp);
+      ASSERT_TRUE(grant.ok() && grant->has_value()) << run;
+      AttemptReport report;
+      report.lease_id = (*grant)->lease_id;
+      report.epoch = (*grant)->epoch;
+      report.worker_id = "w1";
+      report.outcome = Outcome::kFailed;
+      report.exit_code = 1;
+      report.duration_ms = 1'000;
+      report.error_text = error;
+      auto params = policy.PrepareReport(report, settings);
+      ASSERT_TRUE(params.ok()) << params.status();
+      auto result = (*store)->RecordReport(*params);
+      ASSERT_TRUE(result.ok()) << result.status();
+      ASSERT_EQ(result->disposition, ReportDisposition::kAccepted);
+    }
+  }
+};
+
+TEST_F(StoreCommandsTest, StatusThroughTheStoreShowsARunBackingOff) {
+  // Bug: backoffs lived in the coordinator's memory only: `sluice status
+  // --store` (a coordinator of its own) never showed a run backing off.
+  const std::string db = dir_.File("backoff.db");
+  SessionSettings settings;
+  settings.max_requeues_per_phase = 10;
+  // Three rate limits in a row (built-in transient set): 40 s from the last.
+  WriteStore(db, {"r-limited", "r-fine"}, settings,
+             {{"r-limited", "HTTP 429: rate limit exceeded"},
+              {"r-limited", "HTTP 429: rate limit exceeded"},
+              {"r-limited", "HTTP 429: rate limit exceeded"},
+              {"r-fine", "AssertionError: expected 3 got 4"}});
+  const CommandResult text = Sluice({"status", "--store", "sqlite://" + db});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_THAT(text.out, ::testing::ContainsRegex(
+                            "run r-limited \\(2 phases\\): backing off after a transient failure "
+                            "for [34][0-9] s"));
+  const nlohmann::json status = Status({"--store", "sqlite://" + db});
+  std::vector<std::string> backing_off;
+  for (const nlohmann::json& row : status.value("skipped", nlohmann::json::array())) {
+    if (absl::StrContains(row.value("reason", ""), "backing off")) {
+      backing_off.push_back(row.value("kind", "") + " " + row.value("run_id", ""));
+    }
+  }
+  // r-fine's own failure is no transient one.
+  EXPECT_EQ(backing_off, (std::vector<std::string>{"excluded r-limited"})) << status.dump();
+}
+
+TEST_F(StoreCommandsTest, ReportAndRecommendGroupRunsByTheFamilyPattern) {
+  // Bug: `sluice report --store` and `sluice recommend` grouped runs with the
+  // default rule whatever --family-pattern the drain used.
+  const std::string db = dir_.File("families.db");
+  WriteStore(db, {"svc-east-v1", "svc-west-v2"}, SessionSettings{},
+             {{"svc-east-v1", "ImportError: x"}, {"svc-west-v2", "ImportError: x"}});
+  const std::string store = "sqlite://" + db;
+  auto families = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"report", "--store", store, "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const CommandResult r = Sluice(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<std::string> keys;
+    const nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+    for (const nlohmann::json& f : j.value("families", nlohmann::json::array())) {
+      keys.push_back(f.value("family", ""));
+    }
+    return keys;
+  };
+  EXPECT_EQ(families({}), (std::vector<std::string>{"svc-east", "svc-west"}));
+  EXPECT_EQ(families({"--family-pattern", "([a-z]+)-.*"}), (std::vector<std::string>{"svc"}));
+  const CommandResult text =
+      Sluice({"report", "--store", store, "--family-pattern", "([a-z]+)-.*"});
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_THAT(text.out, ::testing::ContainsRegex("\nsvc +2 +2 "));  // family, runs, attempts
+
+  const CommandResult rec =
+      Sluice({"recommend", "--store", store, "--family-pattern", "([a-z]+)-.*", "--json"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  const nlohmann::json j = nlohmann::json::parse(rec.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << rec.out;
+  EXPECT_THAT(j.value("drain_command", ""), HasSubstr("--family-pattern '([a-z]+)-.*'"));
+}
+
+TEST_F(StoreCommandsTest, ABadFamilyPatternIsAUsageErrorAndOpensNoStore) {
+  const std::string missing = "sqlite://" + dir_.File("never.db");
+  for (const std::string command : {"report", "status", "plan", "recommend"}) {
+    for (const auto& [pattern, why] :
+         {std::pair<std::string, std::string>{"svc-(", "does not compile"},
+          std::pair<std::string, std::string>{"svc-.*", "has no capture group"}}) {
+      SCOPED_TRACE(command + " " + pattern);
+      const CommandResult r = Sluice({command, "--store", missing, "--family-pattern", pattern});
+      EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+      EXPECT_THAT(r.err, HasSubstr("--family-pattern \"" + pattern + "\" " + why));
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.File("never.db")));
+  // A running coordinator groups by its own pattern: asking for another is
+  // refused, not ignored.
+  const CommandResult r =
+      Sluice({"report", "--coordinator", "127.0.0.1:1", "--family-pattern", "([a-z]+)-.*"});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("--family-pattern applies to --store only"));
 }
 
 }  // namespace

@@ -175,6 +175,74 @@ TEST(RecommendTest, FingerprintCoveringARunFamilyIsNamedFirstToFix) {
   EXPECT_LT(text.find("fix first"), text.find("fix research-system first"));
 }
 
+// A deterministic failure in every phase of `failing` runs (2 phases each,
+// 8 pending), six successes with telemetry in `working`: enough evidence.
+RecommendInput FailingAndWorkingRuns(const std::vector<std::string>& failing,
+                                     const std::string& working) {
+  RecommendInput in;
+  for (const std::string& run : failing) in.runs.push_back(RunRow(run, 8, 2));
+  in.runs.push_back(RunRow(working, 10, 0, 6));
+  in.phases = Totals(in.runs);
+  int64_t t = 0;
+  for (const std::string& run : failing) {
+    for (int p = 0; p < 2; ++p) {
+      in.attempts.push_back(Attempt(run, "p" + std::to_string(p), Outcome::kFailed, 90, 0, t += 100,
+                                    "w1", 1, kCiImportError));
+    }
+  }
+  for (int p = 0; p < 6; ++p) {
+    in.attempts.push_back(
+        Attempt(working, "b" + std::to_string(p), Outcome::kSucceeded, 200, 50, t += 100));
+  }
+  return in;
+}
+
+// Issue #13: recommend grouped runs by the default rule only, so with a
+// drain's --family-pattern its family advice named other families than the
+// scheduler and the report.
+TEST(RecommendTest, FamilyAdviceFollowsTheFamilyPattern) {
+  const RecommendInput in = FailingAndWorkingRuns({"svc-east-v1", "svc-west-v2"}, "web-1");
+  const Recommendation by_default = Recommend(in, RecommendOptions{});
+  ASSERT_FALSE(by_default.fix_first.empty());
+  EXPECT_EQ(by_default.fix_first[0].families, (std::vector<std::string>{"svc-east", "svc-west"}));
+
+  RecommendOptions o;
+  o.family_rule = RunFamilyRule::Compile("([a-z]+)-.*").value();
+  const Recommendation r = Recommend(in, o);
+  ASSERT_TRUE(r.sufficient_data);
+  ASSERT_FALSE(r.fix_first.empty());
+  EXPECT_EQ(r.fix_first[0].family, "svc");
+  EXPECT_EQ(r.fix_first[0].families, (std::vector<std::string>{"svc"}));
+  EXPECT_EQ(r.fix_first[0].family_runs, 2);
+  EXPECT_EQ(r.fix_first[0].pending_phases_at_risk, 16);
+  std::vector<std::string> families;
+  for (const FamilyAdvice& f : r.families) families.push_back(f.family + ":" + f.action);
+  EXPECT_EQ(families, (std::vector<std::string>{"web:prioritise", "svc:skip"}));
+  // The drain it proposes groups runs the same way.
+  EXPECT_THAT(r.drain_command, HasSubstr("--family-pattern '([a-z]+)-.*'"));
+  EXPECT_THAT(r.drain_command, HasSubstr("--skip-run-prefix svc-"));
+  EXPECT_THAT(by_default.drain_command, Not(HasSubstr("--family-pattern")));
+}
+
+// A pattern whose group is not the start of the run id: the skip prefix is
+// what the family's runs share, and none is proposed when they share nothing.
+TEST(RecommendTest, SkipPrefixOfAFamilyThatDoesNotStartItsRunIdsIsTheirSharedPrefix) {
+  RecommendOptions o;
+  o.family_rule = RunFamilyRule::Compile("[a-z]+-([a-z]+)-v[0-9]+").value();
+  Recommendation r = Recommend(FailingAndWorkingRuns({"eu-api-v1", "eu-api-v2"}, "eu-web-v1"), o);
+  ASSERT_FALSE(r.families.empty());
+  EXPECT_EQ(r.families.back().family, "api");
+  EXPECT_EQ(r.families.back().skip_prefix, "eu-api-v");
+  EXPECT_THAT(r.drain_command, HasSubstr("--skip-run-prefix eu-api-v"));
+
+  r = Recommend(FailingAndWorkingRuns({"eu-api-v1", "us-api-v2"}, "eu-web-v1"), o);
+  ASSERT_FALSE(r.families.empty());
+  EXPECT_EQ(r.families.back().family, "api");
+  EXPECT_EQ(r.families.back().action, "skip");
+  EXPECT_EQ(r.families.back().skip_prefix, "");
+  EXPECT_THAT(r.drain_command, Not(HasSubstr("--skip-run-prefix")));
+}
+
 // Enough successes: the timeout follows their duration distribution.
 TEST(RecommendTest, TimeoutFollowsTheSuccessfulDurationDistribution) {
   RecommendInput in;

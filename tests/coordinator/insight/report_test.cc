@@ -76,6 +76,29 @@ TEST(ReportTest, YieldEqualsEventsOverRunMinutesComputedIndependently) {
                    121.0 / (390.0 / 60.0));
 }
 
+// Issue #13: the report grouped runs by the default rule only, so with a
+// --family-pattern its family table disagreed with the scheduler and the
+// web view.
+TEST(ReportTest, FamilyTableFollowsTheFamilyPattern) {
+  // Versions are siblings, dated builds are not: each build is its own family.
+  const RunFamilyRule rule = RunFamilyRule::Compile("(.*)-v[0-9]+").value();
+  std::vector<RunStats> stats(1);
+  stats[0].run_id = "build-2024-01-05";
+  stats[0].pending = 2;
+  const SessionReport r = ComputeSessionReport(Session(), History(), stats, {}, {}, rule);
+  std::vector<std::string> keys;
+  for (const GroupReportRow& f : r.families) keys.push_back(f.key);
+  EXPECT_THAT(keys, ElementsAre("build-2024-01-05", "build-2024-01-06", "research-system"));
+  EXPECT_EQ(r.families[0].attempts, 2);
+  EXPECT_EQ(r.families[0].phases.pending, 2);
+  EXPECT_EQ(r.families[2].runs, 2);
+  ASSERT_EQ(r.runs.size(), 4u);
+  EXPECT_EQ(r.runs[0].family, "build-2024-01-05");
+  ASSERT_FALSE(r.top_errors.empty());
+  EXPECT_THAT(r.top_errors[0].families, ElementsAre("build-2024-01-05", "research-system"));
+  EXPECT_THAT(SessionReportText(r), HasSubstr("build-2024-01-06"));
+}
+
 TEST(ReportTest, UnknownTelemetryIsCountedApartAndLeftOutOfYield) {
   // Issue #16 item 6: an attempt whose telemetry the worker could not count
   // entered yield as 0 events over its minutes.

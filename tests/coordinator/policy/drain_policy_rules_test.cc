@@ -615,6 +615,117 @@ TEST_F(DrainPolicyRules, ResetForNewTermForgetsBackoffsAndRebuildsFromTheStore) 
   EXPECT_EQ(policy_.OutcomeTotals().value().at(Outcome::kFailed), 0);
 }
 
+// Bug: backoffs lived in memory only, so `sluice status --store` never showed
+// a run backing off, and a restarted coordinator or a new leader leased a run
+// that had just hit a rate limit again at once.
+TEST_F(DrainPolicyRules, TransientBackoffIsRebuiltFromTheAttemptHistory) {
+  store_->ImportPhases({Spec("r1", "p1"), Spec("r2", "p1"), Spec("r2", "p2")}).value();
+  SessionSettings s;
+  s.retry_on = {"connection reset"};
+  const SessionRecord session = ActiveSession(s);
+  int leases = 0;
+  // Leases the run's next phase, records `outcome` in the store as the
+  // coordinator would, and lets `policy` (that coordinator's) observe it.
+  auto record = [&](DrainPolicy& policy, const std::string& run, Outcome outcome,
+                    const std::string& error) {
+    LeaseParams lp;
+    lp.run_id = run;
+    lp.worker_id = "w1";
+    lp.session_id = session.session_id;
+    lp.lease_id = "L" + std::to_string(++leases);
+    lp.timeout_seconds = 600;
+    lp.now_ms = clock_.NowMs();
+    lp.ttl_ms = 60'000;
+    const LeaseGrant g = store_->LeaseNextInRun(lp).value().value();
+    AttemptReport report;
+    report.lease_id = g.lease_id;
+    report.epoch = g.epoch;
+    report.worker_id = g.worker_id;
+    report.outcome = outcome;
+    report.exit_code = outcome == Outcome::kSucceeded ? 0 : 1;
+    report.error_text = error;
+    ASSERT_TRUE(policy.EnsureLoaded().ok());
+    const ReportParams params = policy.PrepareReport(report, s).value();
+    const ReportResult result = store_->RecordReport(params).value();
+    ASSERT_EQ(result.disposition, ReportDisposition::kAccepted);
+    policy.Observe(params, result, session);
+  };
+  const int64_t t0 = clock_.NowMs();
+  record(policy_, "r1", Outcome::kFailed, "connection reset");
+  clock_.AdvanceMs(15'000);                        // the first backoff (10 s) is over
+  record(policy_, "r1", Outcome::kCancelled, "");  // neither lengthens nor ends the streak
+  record(policy_, "r1", Outcome::kFailed, "connection reset");  // 2nd in a row: 20 s from now
+  record(policy_, "r2", Outcome::kFailed, "connection reset");
+  record(policy_, "r2", Outcome::kFailed, "boom");  // an own outcome ends r2's backoff
+  clock_.AdvanceMs(5'000);
+
+  // A coordinator started now (or a new leader) over the same store.
+  DrainPolicy fresh(*store_, clock_, {});
+  auto decision = [&](DrainPolicy& policy, const std::string& run) {
+    const std::vector<RunStats> runs = store_->ListRunStats().value();
+    const std::vector<RunDecision> decisions = policy.Decide(runs, s, clock_.NowMs()).value();
+    for (const RunDecision& d : decisions) {
+      if (d.ranking.run_id == run) return d;
+    }
+    throw std::runtime_error("no decision for " + run);
+  };
+  const RunDecision r1 = decision(fresh, "r1");
+  EXPECT_EQ(r1.excluded.code, SkipReason::kBackingOff);
+  EXPECT_EQ(r1.excluded.detail, "15 s");                 // until t0 + 15 s + 20 s; now t0 + 20 s
+  const RunDecision observed = decision(policy_, "r1");  // the coordinator that saw it happen
+  EXPECT_EQ(r1.excluded.code, observed.excluded.code);
+  EXPECT_EQ(r1.excluded.detail, observed.excluded.detail);
+  EXPECT_TRUE(decision(fresh, "r2").excluded.empty()) << decision(fresh, "r2").excluded_reason;
+  EXPECT_FALSE(fresh.SessionEndFor(session).value().done()) << "a run backing off is waited for";
+
+  clock_.SetMs(t0 + 35'000 - 1);
+  EXPECT_EQ(decision(fresh, "r1").excluded.code, SkipReason::kBackingOff);
+  clock_.SetMs(t0 + 35'000);
+  EXPECT_TRUE(decision(fresh, "r1").excluded.empty());
+  // The streak was rebuilt too: the next transient failure is r1's 3rd, 40 s.
+  record(fresh, "r1", Outcome::kFailed, "connection reset");
+  EXPECT_EQ(decision(fresh, "r1").excluded.detail, "40 s");
+}
+
+// Bug: the repeat rule's memory was rebuilt counting every failure of the
+// history, transient ones too, so after a restart or a takeover a run that
+// had hit a rate limit three times was blocked by its fingerprint.
+TEST_F(DrainPolicyRules, TransientFailuresDoNotFeedTheRepeatRuleAfterAReload) {
+  // Two phase ids in one family (svc): the fingerprint would be run-wide.
+  store_->ImportPhases({Spec("svc-a", "p1"), Spec("svc-b", "p2")}).value();
+  SessionSettings s;
+  s.retry_on = {"connection reset"};
+  s.max_fingerprint_repeats = 2;
+  const SessionRecord session = ActiveSession(s);
+  int leases = 0;
+  for (const std::string run : {"svc-a", "svc-b", "svc-a", "svc-b"}) {
+    LeaseParams lp;
+    lp.run_id = run;
+    lp.worker_id = "w1";
+    lp.session_id = session.session_id;
+    lp.lease_id = "L" + std::to_string(++leases);
+    lp.timeout_seconds = 600;
+    lp.now_ms = clock_.NowMs();
+    lp.ttl_ms = 60'000;
+    const LeaseGrant g = store_->LeaseNextInRun(lp).value().value();
+    AttemptReport report = Failure("connection reset");
+    report.lease_id = g.lease_id;
+    report.epoch = g.epoch;
+    report.worker_id = g.worker_id;
+    const ReportParams params = policy_.PrepareReport(report, s).value();
+    ASSERT_EQ(store_->RecordReport(params).value().disposition, ReportDisposition::kAccepted);
+  }
+  clock_.AdvanceMs(600'000);  // past any backoff
+  DrainPolicy fresh(*store_, clock_, {});
+  EXPECT_THAT(fresh.Fingerprints().value(), IsEmpty());
+  const std::vector<RunDecision> decisions =
+      fresh.Decide(store_->ListRunStats().value(), s, clock_.NowMs()).value();
+  ASSERT_EQ(decisions.size(), 2u);
+  for (const RunDecision& d : decisions) {
+    EXPECT_TRUE(d.excluded.empty()) << d.ranking.run_id << ": " << d.excluded_reason;
+  }
+}
+
 TEST_F(DrainPolicyRules, ObserveLostCountsOnlyOnceTheHistoryIsLoaded) {
   policy_.ObserveLost(2);  // before loading: part of the history it will read
   EXPECT_EQ(policy_.OutcomeTotals().value().at(Outcome::kLost), 0);
