@@ -77,6 +77,19 @@ class DrainPolicyRules : public ::testing::Test {
     return s;
   }
 
+  // Leases `run`'s next phase in the store for `session`, as a coordinator would.
+  LeaseGrant LeaseFrom(const std::string& run, const SessionRecord& session) {
+    LeaseParams lp;
+    lp.run_id = run;
+    lp.worker_id = "w1";
+    lp.session_id = session.session_id;
+    lp.lease_id = "L" + std::to_string(++leases_);
+    lp.timeout_seconds = 600;
+    lp.now_ms = clock_.NowMs();
+    lp.ttl_ms = 60'000;
+    return store_->LeaseNextInRun(lp).value().value();
+  }
+
   RunDecision DecisionFor(const std::string& run, const SessionSettings& settings,
                           std::vector<RunStats> runs = {}) {
     if (runs.empty()) runs = {Pending(run)};
@@ -91,6 +104,7 @@ class DrainPolicyRules : public ::testing::Test {
   FakeClock clock_;
   std::unique_ptr<SqliteStateStore> store_;
   DrainPolicy policy_;
+  int leases_ = 0;  // LeaseFrom's lease ids
 };
 
 TEST_F(DrainPolicyRules, AttemptBudgetIsHandedToTheStoresAtomicWrite) {
@@ -623,20 +637,11 @@ TEST_F(DrainPolicyRules, TransientBackoffIsRebuiltFromTheAttemptHistory) {
   SessionSettings s;
   s.retry_on = {"connection reset"};
   const SessionRecord session = ActiveSession(s);
-  int leases = 0;
   // Leases the run's next phase, records `outcome` in the store as the
   // coordinator would, and lets `policy` (that coordinator's) observe it.
   auto record = [&](DrainPolicy& policy, const std::string& run, Outcome outcome,
                     const std::string& error) {
-    LeaseParams lp;
-    lp.run_id = run;
-    lp.worker_id = "w1";
-    lp.session_id = session.session_id;
-    lp.lease_id = "L" + std::to_string(++leases);
-    lp.timeout_seconds = 600;
-    lp.now_ms = clock_.NowMs();
-    lp.ttl_ms = 60'000;
-    const LeaseGrant g = store_->LeaseNextInRun(lp).value().value();
+    const LeaseGrant g = LeaseFrom(run, session);
     AttemptReport report;
     report.lease_id = g.lease_id;
     report.epoch = g.epoch;
@@ -697,17 +702,8 @@ TEST_F(DrainPolicyRules, TransientFailuresDoNotFeedTheRepeatRuleAfterAReload) {
   s.retry_on = {"connection reset"};
   s.max_fingerprint_repeats = 2;
   const SessionRecord session = ActiveSession(s);
-  int leases = 0;
   for (const std::string run : {"svc-a", "svc-b", "svc-a", "svc-b"}) {
-    LeaseParams lp;
-    lp.run_id = run;
-    lp.worker_id = "w1";
-    lp.session_id = session.session_id;
-    lp.lease_id = "L" + std::to_string(++leases);
-    lp.timeout_seconds = 600;
-    lp.now_ms = clock_.NowMs();
-    lp.ttl_ms = 60'000;
-    const LeaseGrant g = store_->LeaseNextInRun(lp).value().value();
+    const LeaseGrant g = LeaseFrom(run, session);
     AttemptReport report = Failure("connection reset");
     report.lease_id = g.lease_id;
     report.epoch = g.epoch;
