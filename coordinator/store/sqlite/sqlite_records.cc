@@ -39,6 +39,7 @@ absl::StatusOr<std::vector<WorkerInfo>> SqliteStateStore::ListWorkers() {
 
 absl::Status SqliteStateStore::CreateSession(const SessionRecord& session) {
   absl::MutexLock lock(&mu_);
+  latest_session_.reset();
   Transaction tx(db_);
   SLUICE_RETURN_IF_ERROR(tx.status());
   Stmt active(db_, "SELECT session_id FROM sessions WHERE state='active' LIMIT 1");
@@ -67,6 +68,7 @@ absl::Status SqliteStateStore::CreateSession(const SessionRecord& session) {
 absl::Status SqliteStateStore::EndSession(const std::string& session_id, SessionState state,
                                           int64_t ended_at_ms, const std::string& reason) {
   absl::MutexLock lock(&mu_);
+  latest_session_.reset();
   Stmt s(db_,
          "UPDATE sessions SET state=?, ended_at=?, end_reason=? WHERE session_id=? AND "
          "state='active'");
@@ -97,13 +99,21 @@ absl::StatusOr<std::optional<SessionRecord>> SqliteStateStore::GetSession(
 
 absl::StatusOr<std::optional<SessionRecord>> SqliteStateStore::LatestSession() {
   absl::MutexLock lock(&mu_);
+  Stmt version(db_, "PRAGMA data_version");
+  SLUICE_ASSIGN_OR_RETURN(bool have_version, version.Step());
+  const int64_t data_version = have_version ? version.Int(0) : -1;
+  if (latest_session_ && have_version && latest_session_->data_version == data_version) {
+    return latest_session_->session;
+  }
   const std::string sql = absl::StrCat(
       "SELECT ", kSessionColumns,
       " FROM sessions ORDER BY (state='active') DESC, started_at DESC, rowid DESC LIMIT 1");
   Stmt s(db_, sql.c_str());
   SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
-  if (!row) return std::optional<SessionRecord>();
-  return std::optional<SessionRecord>(DecodeSession(s));
+  std::optional<SessionRecord> latest;
+  if (row) latest = DecodeSession(s);
+  if (have_version) latest_session_ = CachedLatestSession{data_version, latest};
+  return latest;
 }
 
 absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttempts(

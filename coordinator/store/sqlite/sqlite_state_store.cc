@@ -149,7 +149,10 @@ absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::OpenInMemory
   return copy;
 }
 
-SqliteStateStore::~SqliteStateStore() { sqlite3_close(db_); }
+SqliteStateStore::~SqliteStateStore() {
+  sqlite_store::StatementCache::Forget(db_);
+  sqlite3_close(db_);
+}
 
 absl::Status SqliteStateStore::InitSchema() {
   absl::MutexLock lock(&mu_);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -80,6 +81,17 @@ class SqliteStateStore final : public StateStore {
   absl::Mutex mu_;
   sqlite3* const db_;       // owned; used only under mu_
   std::string cluster_id_;  // read by InitSchema, then constant
+
+  // LatestSession is read on every lease, report and status, but the record
+  // changes only when a session starts or ends. It is kept with the
+  // connection's PRAGMA data_version, which changes when another connection
+  // (another process: `sluice session start --store`) commits; this
+  // connection's own session writes drop it.
+  struct CachedLatestSession {
+    int64_t data_version = 0;
+    std::optional<SessionRecord> session;
+  };
+  std::optional<CachedLatestSession> latest_session_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sluice

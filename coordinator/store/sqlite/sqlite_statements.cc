@@ -1,6 +1,13 @@
 #include "coordinator/store/sqlite/sqlite_statements.h"
 
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
 #include "coordinator/store/store_codec.h"
 
@@ -14,6 +21,82 @@ absl::Status SqlError(sqlite3* db, const std::string& what) {
     return absl::UnavailableError(msg);
   }
   return absl::InternalError(msg);
+}
+
+namespace {
+
+// Per connection: the idle statements of each SQL text (usually one; more
+// when a caller had two of the same text live at once).
+using TextStatements = absl::flat_hash_map<std::string, std::vector<sqlite3_stmt*>>;
+
+struct Registry {
+  absl::Mutex mu;
+  absl::flat_hash_map<sqlite3*, TextStatements> by_connection ABSL_GUARDED_BY(mu);
+};
+
+Registry& TheRegistry() {
+  static Registry* registry = new Registry();  // never destroyed: used at exit
+  return *registry;
+}
+
+}  // namespace
+
+sqlite3_stmt* StatementCache::Take(sqlite3* db, std::string_view sql) {
+  Registry& r = TheRegistry();
+  absl::MutexLock lock(&r.mu);
+  auto conn = r.by_connection.find(db);
+  if (conn == r.by_connection.end()) return nullptr;
+  auto text = conn->second.find(absl::string_view(sql.data(), sql.size()));
+  if (text == conn->second.end() || text->second.empty()) return nullptr;
+  sqlite3_stmt* stmt = text->second.back();
+  text->second.pop_back();
+  return stmt;
+}
+
+void StatementCache::Give(sqlite3* db, std::string_view sql, sqlite3_stmt* stmt) {
+  // A statement left mid-step would hold its read transaction open.
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  Registry& r = TheRegistry();
+  {
+    absl::MutexLock lock(&r.mu);
+    TextStatements& texts = r.by_connection[db];
+    auto text = texts.find(absl::string_view(sql.data(), sql.size()));
+    if (text != texts.end()) {
+      text->second.push_back(stmt);
+      return;
+    }
+    if (texts.size() < kMaxPerConnection) {
+      texts[std::string(sql)].push_back(stmt);
+      return;
+    }
+  }
+  sqlite3_finalize(stmt);
+}
+
+void StatementCache::Forget(sqlite3* db) {
+  TextStatements texts;
+  {
+    Registry& r = TheRegistry();
+    absl::MutexLock lock(&r.mu);
+    auto conn = r.by_connection.find(db);
+    if (conn == r.by_connection.end()) return;
+    texts = std::move(conn->second);
+    r.by_connection.erase(conn);
+  }
+  for (auto& [sql, statements] : texts) {
+    for (sqlite3_stmt* stmt : statements) sqlite3_finalize(stmt);
+  }
+}
+
+size_t StatementCache::Kept(sqlite3* db) {
+  Registry& r = TheRegistry();
+  absl::MutexLock lock(&r.mu);
+  auto conn = r.by_connection.find(db);
+  if (conn == r.by_connection.end()) return 0;
+  size_t n = 0;
+  for (const auto& [sql, statements] : conn->second) n += statements.size();
+  return n;
 }
 
 absl::Status Exec(sqlite3* db, const char* sql) {

@@ -21,14 +21,55 @@ namespace sluice::sqlite_store {
 // Unavailable for what a retry may fix (busy, locked, I/O, full), else Internal.
 absl::Status SqlError(sqlite3* db, const std::string& what);
 
-// A prepared statement with positional binding; finalized on destruction.
+// Prepared statements kept for reuse, per connection. Preparing (parsing and
+// planning the SQL) was a quarter of the coordinator's CPU on the lease and
+// report path (perf around bench/fleet_bench cycles on SQLite): every Stmt
+// prepared its text again. SQLite before 3.44 (Debian 12 ships 3.40) has no
+// per-connection user data, so the cache is keyed by connection; whoever
+// closes a connection that Stmt used calls Forget(db) first, because
+// sqlite3_close refuses a connection with live statements.
+class StatementCache {
+ public:
+  // A statement prepared from exactly `sql` on `db`, taken out of the cache
+  // (so two live Stmts never share one), or nullptr when none is kept.
+  static sqlite3_stmt* Take(sqlite3* db, std::string_view sql);
+  // Hands a statement back after use: reset, bindings cleared, and kept
+  // unless the connection already keeps kMaxPerConnection texts.
+  static void Give(sqlite3* db, std::string_view sql, sqlite3_stmt* stmt);
+  // Finalizes every statement kept for `db`.
+  static void Forget(sqlite3* db);
+  // Statements kept for `db` now (tests).
+  static size_t Kept(sqlite3* db);
+
+  // Every SQL text the store runs is a fixed shape with bound parameters, so
+  // the distinct texts are few (under a hundred); the cap only guards
+  // against a future caller that builds values into its SQL.
+  static constexpr size_t kMaxPerConnection = 512;
+};
+
+// A prepared statement with positional binding. It comes from the
+// connection's StatementCache when one is kept, else it is prepared, and it
+// goes back to the cache on destruction.
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    status_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) == SQLITE_OK ? absl::OkStatus()
-                                                                            : SqlError(db, sql);
+  Stmt(sqlite3* db, std::string_view sql) : db_(db), sql_(sql) {
+    stmt_ = StatementCache::Take(db, sql_);
+    if (stmt_ != nullptr) return;
+    status_ = sqlite3_prepare_v3(db, sql_.data(), static_cast<int>(sql_.size()),
+                                 SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) == SQLITE_OK
+                  ? absl::OkStatus()
+                  : SqlError(db, sql_);
   }
-  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(sqlite3* db, const std::string& sql) : Stmt(db, std::string_view(sql)) {}
+  Stmt(sqlite3* db, const char* sql) : Stmt(db, std::string_view(sql)) {}
+  ~Stmt() {
+    if (stmt_ == nullptr) return;
+    if (status_.ok()) {
+      StatementCache::Give(db_, sql_, stmt_);
+    } else {
+      sqlite3_finalize(stmt_);
+    }
+  }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -78,6 +119,7 @@ class Stmt {
 
  private:
   sqlite3* db_;
+  std::string sql_;  // the cache's key
   sqlite3_stmt* stmt_ = nullptr;
   int bound_ = 0;
   absl::Status status_;
@@ -85,22 +127,20 @@ class Stmt {
 
 absl::Status Exec(sqlite3* db, const char* sql);
 
-// BEGIN IMMEDIATE ... COMMIT, rolled back unless Commit() succeeds.
+// BEGIN IMMEDIATE ... COMMIT, rolled back unless Commit() succeeds. The three
+// statements are cached like any other (sqlite3_exec would parse them on
+// every transaction).
 class Transaction {
  public:
   explicit Transaction(sqlite3* db) : db_(db) {
-    begin_ = sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK
-                 ? absl::OkStatus()
-                 : SqlError(db, "begin");
+    begin_ = Stmt(db, "BEGIN IMMEDIATE").Run().ok() ? absl::OkStatus() : SqlError(db, "begin");
   }
   ~Transaction() {
-    if (begin_.ok() && !committed_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (begin_.ok() && !committed_) (void)Stmt(db_, "ROLLBACK").Run();
   }
   const absl::Status& status() const { return begin_; }
   absl::Status Commit() {
-    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-      return SqlError(db_, "commit");
-    }
+    if (!Stmt(db_, "COMMIT").Run().ok()) return SqlError(db_, "commit");
     committed_ = true;
     return absl::OkStatus();
   }
