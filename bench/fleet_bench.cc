@@ -2,9 +2,10 @@
 // Each simulated worker has its own channel (its own TCP connection), as
 // separate worker processes would.
 //
-//   fleet_bench cycles ADDRESS WORKERS PHASES [MAX_PHASES_PER_LEASE]
+//   fleet_bench cycles ADDRESS WORKERS PHASES [MAX_PHASES_PER_LEASE [batch]]
 //     WORKERS threads each register and loop Lease -> Report(succeeded, one
-//     telemetry event) until PHASES reports were accepted in total; prints
+//     telemetry event) until PHASES reports were accepted in total; with
+//     "batch", a lease's grants are reported in one ReportBatch call; prints
 //     "<cycles> <seconds> <cycles_per_second>". The coordinator must hold
 //     PHASES leasable phases in an active session.
 //   fleet_bench idle ADDRESS WORKERS LOG_DIR
@@ -45,7 +46,8 @@ std::shared_ptr<grpc::Channel> OwnChannel(const std::string& address, int index)
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 
-int Cycles(const std::string& address, int workers, int64_t phases, int32_t per_lease) {
+int Cycles(const std::string& address, int workers, int64_t phases, int32_t per_lease,
+           bool report_batch) {
   std::atomic<int64_t> done{0};
   std::atomic<int64_t> errors{0};
   std::vector<std::unique_ptr<GrpcCoordinatorClient>> clients;
@@ -88,8 +90,26 @@ int Cycles(const std::string& address, int workers, int64_t phases, int32_t per_
           ++errors;
           return;
         }
-        for (const LeaseGrant& grant : batch->leases) {
-          auto answer = client.Report(bench::SucceededReport(grant, worker_id));
+        std::vector<absl::StatusOr<ReportDisposition>> answers;
+        if (report_batch && !batch->leases.empty()) {
+          std::vector<AttemptReport> reports;
+          for (const LeaseGrant& grant : batch->leases) {
+            reports.push_back(bench::SucceededReport(grant, worker_id));
+          }
+          auto all = client.ReportBatch(reports);
+          if (!all.ok()) {
+            std::fprintf(stderr, "fleet_bench: report batch: %s\n",
+                         all.status().ToString().c_str());
+            ++errors;
+            return;
+          }
+          answers = *std::move(all);
+        } else {
+          for (const LeaseGrant& grant : batch->leases) {
+            answers.push_back(client.Report(bench::SucceededReport(grant, worker_id)));
+          }
+        }
+        for (const absl::StatusOr<ReportDisposition>& answer : answers) {
           if (!answer.ok() || *answer != ReportDisposition::kAccepted) {
             std::fprintf(stderr, "fleet_bench: report not accepted: %s\n",
                          answer.ok() ? "disposition" : answer.status().ToString().c_str());
@@ -157,15 +177,16 @@ int Idle(const std::string& address, int workers, const std::string& log_dir) {
 int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   const std::string mode = argc > 1 ? argv[1] : "";
-  if (mode == "cycles" && (argc == 5 || argc == 6)) {
+  const bool batch_arg_ok = argc != 7 || std::string(argv[6]) == "batch";
+  if (mode == "cycles" && argc >= 5 && argc <= 7 && batch_arg_ok) {
     return sluice::Cycles(argv[2], std::atoi(argv[3]), std::atoll(argv[4]),
-                          argc == 6 ? std::atoi(argv[5]) : 1);
+                          argc >= 6 ? std::atoi(argv[5]) : 1, argc == 7);
   }
   if (mode == "idle" && argc == 5) {
     return sluice::Idle(argv[2], std::atoi(argv[3]), argv[4]);
   }
   std::fprintf(stderr,
-               "usage: fleet_bench cycles ADDRESS WORKERS PHASES [MAX_PHASES_PER_LEASE]\n"
+               "usage: fleet_bench cycles ADDRESS WORKERS PHASES [MAX_PHASES_PER_LEASE [batch]]\n"
                "       fleet_bench idle ADDRESS WORKERS LOG_DIR\n");
   return 2;
 }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <mutex>
 
+#include "absl/strings/str_cat.h"
 #include "proto/convert.h"
 #include "sluice/v1/sluice.grpc.pb.h"
 
@@ -114,15 +115,9 @@ absl::StatusOr<std::vector<std::string>> GrpcCoordinatorClient::Heartbeat(
   return std::vector<std::string>(resp.cancel_lease_ids().begin(), resp.cancel_lease_ids().end());
 }
 
-absl::StatusOr<ReportDisposition> GrpcCoordinatorClient::Report(const AttemptReport& report) {
-  v1::ReportRequest req;
-  ToProto(report, &req);
-  v1::ReportResponse resp;
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, 30'000);
-  Authorize(&ctx, stub_->authorization);
-  grpc::Status st = stub_->stub->Report(&ctx, req, &resp);
-  if (!st.ok()) return FromGrpc(st);
+namespace {
+
+absl::StatusOr<ReportDisposition> DispositionFromProto(const v1::ReportResponse& resp) {
   switch (resp.disposition()) {
     case v1::ReportResponse::ACCEPTED:
       return ReportDisposition::kAccepted;
@@ -135,6 +130,47 @@ absl::StatusOr<ReportDisposition> GrpcCoordinatorClient::Report(const AttemptRep
     default:
       return absl::InternalError("coordinator sent no report disposition");
   }
+}
+
+}  // namespace
+
+absl::StatusOr<ReportDisposition> GrpcCoordinatorClient::Report(const AttemptReport& report) {
+  v1::ReportRequest req;
+  ToProto(report, &req);
+  v1::ReportResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, 30'000);
+  Authorize(&ctx, stub_->authorization);
+  grpc::Status st = stub_->stub->Report(&ctx, req, &resp);
+  if (!st.ok()) return FromGrpc(st);
+  return DispositionFromProto(resp);
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<ReportDisposition>>> GrpcCoordinatorClient::ReportBatch(
+    const std::vector<AttemptReport>& reports) {
+  v1::ReportBatchRequest req;
+  for (const AttemptReport& report : reports) ToProto(report, req.add_reports());
+  v1::ReportBatchResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, 30'000);
+  Authorize(&ctx, stub_->authorization);
+  grpc::Status st = stub_->stub->ReportBatch(&ctx, req, &resp);
+  if (!st.ok()) return FromGrpc(st);
+  if (resp.results_size() != req.reports_size()) {
+    return absl::InternalError(absl::StrCat("coordinator answered ", resp.results_size(), " of ",
+                                            req.reports_size(), " reports"));
+  }
+  std::vector<absl::StatusOr<ReportDisposition>> answers;
+  answers.reserve(reports.size());
+  for (const v1::ReportBatchResponse::Result& r : resp.results()) {
+    if (r.status_code() != 0) {
+      answers.push_back(FromGrpc(
+          grpc::Status(static_cast<grpc::StatusCode>(r.status_code()), r.status_message())));
+    } else {
+      answers.push_back(DispositionFromProto(r.response()));
+    }
+  }
+  return answers;
 }
 
 }  // namespace sluice

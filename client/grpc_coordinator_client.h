@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "client/channel.h"
 #include "worker/coordinator_client.h"
@@ -29,6 +30,11 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
                                                      const std::vector<std::string>& lease_ids,
                                                      int64_t timeout_ms) override;
   absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) override;
+  // Several of one worker's outcomes in one call (WorkerService.ReportBatch):
+  // one answer per report, in order. The call's own failure (transport,
+  // auth, a batch over the limit) is the outer status.
+  absl::StatusOr<std::vector<absl::StatusOr<ReportDisposition>>> ReportBatch(
+      const std::vector<AttemptReport>& reports);
   void CancelPendingLease() override;
 
  private:

@@ -150,6 +150,58 @@ absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
       ReportParams params,
       policy_.PrepareReport(report, session ? session->settings : SessionSettings{}));
   SLUICE_ASSIGN_OR_RETURN(ReportResult result, store_.RecordReport(params));
+  AfterRecorded(params, result, session);
+  broker_.Notify();
+  return ReportAnswer{result, params.fingerprint};
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<ReportAnswer>>> Coordinator::ReportBatch(
+    const std::vector<AttemptReport>& reports) {
+  SLUICE_RETURN_IF_ERROR(CheckLeader());
+  if (reports.empty() || reports.size() > kMaxReportBatch) {
+    return absl::InvalidArgumentError(absl::StrCat("a report batch holds 1 to ", kMaxReportBatch,
+                                                   " reports, not ", reports.size()));
+  }
+  std::vector<absl::StatusOr<ReportAnswer>> answers(reports.size(),
+                                                    absl::InternalError("not recorded"));
+  SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, store_.LatestSession());
+  SLUICE_RETURN_IF_ERROR(policy_.EnsureLoaded());
+  const SessionSettings settings = session ? session->settings : SessionSettings{};
+  std::vector<ReportParams> batch;
+  std::vector<size_t> index_of;  // batch position -> position in `reports`
+  for (size_t i = 0; i < reports.size(); ++i) {
+    const AttemptReport& report = reports[i];
+    if (absl::Status valid = CheckReport(report, config_); !valid.ok()) {
+      answers[i] = valid;
+      continue;
+    }
+    contacts_.Seen(report.worker_id, clock_.NowMs());
+    absl::StatusOr<ReportParams> params = policy_.PrepareReport(report, settings);
+    if (!params.ok()) {
+      answers[i] = params.status();
+      continue;
+    }
+    batch.push_back(*std::move(params));
+    index_of.push_back(i);
+  }
+  if (!batch.empty()) {
+    std::vector<absl::StatusOr<ReportResult>> results = store_.RecordReports(batch);
+    for (size_t k = 0; k < batch.size(); ++k) {
+      if (!results[k].ok()) {
+        answers[index_of[k]] = results[k].status();
+        continue;
+      }
+      AfterRecorded(batch[k], *results[k], session);
+      answers[index_of[k]] = ReportAnswer{*results[k], batch[k].fingerprint};
+    }
+  }
+  broker_.Notify();
+  return answers;
+}
+
+void Coordinator::AfterRecorded(const ReportParams& params, const ReportResult& result,
+                                const std::optional<SessionRecord>& session) {
+  const AttemptReport& report = params.report;
   const bool accepted = result.disposition == ReportDisposition::kAccepted;
   if (accepted) {
     broker_.RunChanged(result.run_id);
@@ -161,8 +213,6 @@ absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
       "report lease={} worker={} outcome={} disposition={} events={}", report.lease_id,
       report.worker_id, OutcomeName(report.outcome), ReportDispositionName(result.disposition),
       report.telemetry_unknown ? std::string("unknown") : std::to_string(report.telemetry_events));
-  broker_.Notify();
-  return ReportAnswer{result, params.fingerprint};
 }
 
 namespace {

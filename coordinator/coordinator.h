@@ -136,6 +136,14 @@ class Coordinator {
   absl::StatusOr<std::vector<std::string>> Heartbeat(const std::string& worker_id,
                                                      const std::vector<std::string>& lease_ids);
   absl::StatusOr<ReportAnswer> Report(const AttemptReport& report);
+  // Report for each of `reports`, one answer each, in order, recorded in
+  // one store batch (StateStore::RecordReports: one SQLite transaction). A
+  // bad report gets its own INVALID_ARGUMENT; the others are recorded. The
+  // policy sees the batch as reports that arrived at the same moment: each
+  // is prepared before any of them is observed. At most kMaxReportBatch.
+  static constexpr size_t kMaxReportBatch = 256;
+  absl::StatusOr<std::vector<absl::StatusOr<ReportAnswer>>> ReportBatch(
+      const std::vector<AttemptReport>& reports);
 
   // Operator-facing.
   absl::StatusOr<ImportResult> ImportBacklog(const std::vector<PhaseSpec>& phases);
@@ -231,6 +239,10 @@ class Coordinator {
 
  private:
   absl::Status TickAsLeader();
+  // What follows a recorded report: the broker, the watch and the policy
+  // learn of an accepted one; every one is logged.
+  void AfterRecorded(const ReportParams& params, const ReportResult& result,
+                     const std::optional<SessionRecord>& session);
   // At most once a minute: forgets workers gone for forget_workers_after_ms.
   absl::Status ForgetGoneWorkers();
 

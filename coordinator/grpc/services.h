@@ -24,6 +24,10 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                          v1::HeartbeatResponse* resp) override;
   grpc::Status Report(grpc::ServerContext* ctx, const v1::ReportRequest* req,
                       v1::ReportResponse* resp) override;
+  // One worker's outcomes: every report names the same worker_id, the one
+  // authenticated.
+  grpc::Status ReportBatch(grpc::ServerContext* ctx, const v1::ReportBatchRequest* req,
+                           v1::ReportBatchResponse* resp) override;
 
  private:
   grpc::Status Check(const grpc::ServerContext* ctx, const std::string& worker_id) const;

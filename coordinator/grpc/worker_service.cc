@@ -1,3 +1,4 @@
+#include "absl/strings/str_cat.h"
 #include "coordinator/grpc/services.h"
 #include "coordinator/grpc/status_util.h"
 #include "proto/convert.h"
@@ -51,14 +52,10 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* ctx, const v1::He
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Report(grpc::ServerContext* ctx, const v1::ReportRequest* req,
-                                       v1::ReportResponse* resp) {
-  if (grpc::Status st = Check(ctx, req->worker_id()); !st.ok()) return st;
-  auto report = FromProto(*req);
-  if (!report.ok()) return ToGrpcStatus(report.status());
-  auto answer = coordinator_.Report(*report);
-  if (!answer.ok()) return ToGrpcStatus(answer.status());
-  switch (answer->result.disposition) {
+namespace {
+
+void AnswerToProto(const ReportAnswer& answer, v1::ReportResponse* resp) {
+  switch (answer.result.disposition) {
     case ReportDisposition::kAccepted:
       resp->set_disposition(v1::ReportResponse::ACCEPTED);
       break;
@@ -72,8 +69,77 @@ grpc::Status WorkerServiceImpl::Report(grpc::ServerContext* ctx, const v1::Repor
       resp->set_disposition(v1::ReportResponse::UNKNOWN_LEASE);
       break;
   }
-  resp->set_phase_state(ToProto(answer->result.phase_state));
-  resp->set_fingerprint(answer->fingerprint);
+  resp->set_phase_state(ToProto(answer.result.phase_state));
+  resp->set_fingerprint(answer.fingerprint);
+}
+
+}  // namespace
+
+grpc::Status WorkerServiceImpl::Report(grpc::ServerContext* ctx, const v1::ReportRequest* req,
+                                       v1::ReportResponse* resp) {
+  if (grpc::Status st = Check(ctx, req->worker_id()); !st.ok()) return st;
+  auto report = FromProto(*req);
+  if (!report.ok()) return ToGrpcStatus(report.status());
+  auto answer = coordinator_.Report(*report);
+  if (!answer.ok()) return ToGrpcStatus(answer.status());
+  AnswerToProto(*answer, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::ReportBatch(grpc::ServerContext* ctx,
+                                            const v1::ReportBatchRequest* req,
+                                            v1::ReportBatchResponse* resp) {
+  if (req->reports().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a report batch needs a report");
+  }
+  if (static_cast<size_t>(req->reports_size()) > Coordinator::kMaxReportBatch) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("a report batch holds at most ", Coordinator::kMaxReportBatch,
+                                     " reports, not ", req->reports_size()));
+  }
+  const std::string& worker_id = req->reports(0).worker_id();
+  for (const v1::ReportRequest& r : req->reports()) {
+    if (r.worker_id() != worker_id) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "every report of a batch must name the same worker_id");
+    }
+  }
+  if (grpc::Status st = Check(ctx, worker_id); !st.ok()) return st;
+  // Reports that do not translate are answered in place; the rest go on.
+  std::vector<absl::Status> untranslated(static_cast<size_t>(req->reports_size()));
+  std::vector<AttemptReport> reports;
+  std::vector<int> index_of;
+  for (int i = 0; i < req->reports_size(); ++i) {
+    auto report = FromProto(req->reports(i));
+    if (!report.ok()) {
+      untranslated[static_cast<size_t>(i)] = report.status();
+      continue;
+    }
+    reports.push_back(*std::move(report));
+    index_of.push_back(i);
+  }
+  std::vector<absl::StatusOr<ReportAnswer>> answers;
+  if (!reports.empty()) {
+    auto recorded = coordinator_.ReportBatch(reports);
+    if (!recorded.ok()) return ToGrpcStatus(recorded.status());
+    answers = *std::move(recorded);
+  }
+  size_t next = 0;
+  for (int i = 0; i < req->reports_size(); ++i) {
+    v1::ReportBatchResponse::Result* out = resp->add_results();
+    absl::Status status = untranslated[static_cast<size_t>(i)];
+    if (status.ok()) {
+      const absl::StatusOr<ReportAnswer>& answer = answers[next++];
+      if (answer.ok()) {
+        AnswerToProto(*answer, out->mutable_response());
+        continue;
+      }
+      status = answer.status();
+    }
+    const grpc::Status wire = ToGrpcStatus(status);
+    out->set_status_code(static_cast<int32_t>(wire.error_code()));
+    out->set_status_message(wire.error_message());
+  }
   return grpc::Status::OK;
 }
 

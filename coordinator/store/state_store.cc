@@ -129,6 +129,14 @@ std::string NewClusterId() {
   return absl::StrFormat("cl-%016x", bits);
 }
 
+std::vector<absl::StatusOr<ReportResult>> StateStore::RecordReports(
+    const std::vector<ReportParams>& batch) {
+  std::vector<absl::StatusOr<ReportResult>> answers;
+  answers.reserve(batch.size());
+  for (const ReportParams& params : batch) answers.push_back(RecordReport(params));
+  return answers;
+}
+
 absl::StatusOr<std::unique_ptr<PhaseImport>> StateStore::BeginImport() {
   return std::make_unique<BufferedImport>(*this);
 }

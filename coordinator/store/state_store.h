@@ -159,6 +159,14 @@ class StateStore {
   // accepted report applies params.transition.
   virtual absl::StatusOr<ReportResult> RecordReport(const ReportParams& params) = 0;
 
+  // RecordReport for each of `batch`, in order, with one answer each: what
+  // RecordReport would answer had they arrived one after another. A report
+  // that fails changes nothing and does not fail the others. A store may
+  // commit the batch at once (SQLite: one transaction); an answer is given
+  // only once what it says is durable. The default records them one by one.
+  virtual std::vector<absl::StatusOr<ReportResult>> RecordReports(
+      const std::vector<ReportParams>& batch);
+
   // Expires every lease with expires_at <= now: the attempt is recorded as
   // kLost and `lost` (LostLeaseTransition: pending again, or failed when out
   // of requeues) is applied to its phase.

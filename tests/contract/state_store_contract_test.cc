@@ -297,6 +297,43 @@ TEST_F(SqliteStateStoreTest, ReportFailingHalfwayLeavesNothingBehindAndRetrySucc
   EXPECT_EQ(stats.telemetry_events, 5);
 }
 
+TEST_F(SqliteStateStoreTest, AReportFailingHalfwayInABatchLeavesOnlyItselfOut) {
+  std::unique_ptr<SqliteStateStore> store = OpenOrThrow(path_);
+  Ok(store->ImportPhases({Spec("r1", "p1"), Spec("r2", "p1"), Spec("r3", "p1")}));
+  LeaseGrant g1 = MustLease(*store, "r1", "L1");
+  LeaseGrant g2 = MustLease(*store, "r2", "L2");
+  LeaseGrant g3 = MustLease(*store, "r3", "L3");
+  // r2's run aggregates are written last of its report: it fails halfway,
+  // after its attempt row, lease delete and phase update.
+  ExecOnFile(path_,
+             "CREATE TRIGGER poison BEFORE UPDATE ON runs WHEN NEW.run_id='r2' "
+             "BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
+  std::vector<absl::StatusOr<ReportResult>> answers =
+      store->RecordReports({Report(g1, Outcome::kSucceeded, 1), Report(g2, Outcome::kSucceeded, 2),
+                            Report(g3, Outcome::kSucceeded, 3)});
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_EQ(Ok(answers[0]).disposition, ReportDisposition::kAccepted);
+  EXPECT_FALSE(answers[1].ok());
+  EXPECT_EQ(Ok(answers[2]).disposition, ReportDisposition::kAccepted);
+
+  std::optional<PhaseRecord> p2 = Ok(store->GetPhase(PhaseKey{"r2", "p1"}));
+  EXPECT_EQ(p2->state, PhaseState::kLeased);
+  EXPECT_EQ(p2->current_lease_id, "L2");
+  EXPECT_EQ(p2->telemetry_events, 0);
+  std::vector<AttemptRecord> attempts = Ok(store->ListAttempts(""));
+  ASSERT_EQ(attempts.size(), 2u);
+  EXPECT_EQ(attempts[0].run_id, "r1");
+  EXPECT_EQ(attempts[1].run_id, "r3");
+  EXPECT_EQ(Ok(store->ListActiveLeases()).size(), 1u);
+  EXPECT_EQ(Ok(store->CountPhases()).succeeded, 2);
+
+  ExecOnFile(path_, "DROP TRIGGER poison;");
+  answers = store->RecordReports({Report(g2, Outcome::kSucceeded, 2)});
+  EXPECT_EQ(Ok(answers[0]).disposition, ReportDisposition::kAccepted);
+  EXPECT_EQ(Ok(store->CountPhases()).succeeded, 3);
+  EXPECT_EQ(Ok(store->GetRunStats("r2"))->telemetry_events, 2);
+}
+
 TEST_F(SqliteStateStoreTest, ExpiryFailingOnTheSecondLeaseKeepsTheFirst) {
   std::unique_ptr<SqliteStateStore> store = OpenOrThrow(path_);
   Ok(store->ImportPhases({Spec("r1", "p1"), Spec("r1", "p2", 1)}));

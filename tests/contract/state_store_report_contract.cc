@@ -71,6 +71,47 @@ TEST_P(StateStoreContractTest, AcceptedSuccessIsFinalAndRecordsTheAttempt) {
   EXPECT_EQ(stats.run_ms, 2'500);
 }
 
+TEST_P(StateStoreContractTest, ABatchIsAnsweredAsIfItsReportsCameOneByOne) {
+  Contract c(store());
+  c.Import({Spec("r1", "p1", 0), Spec("r1", "p2", 1), Spec("r1", "p3", 2)});
+  LeaseGrant g1 = c.MustLease("r1", "w1", kT0);
+  LeaseGrant g2 = c.MustLease("r1", "w1", kT0);
+  LeaseGrant g3 = c.MustLease("r1", "w1", kT0);
+  LeaseGrant unknown = g1;
+  unknown.lease_id = "L-never-granted";
+  ReportParams bad = Contract::Report(g3, Outcome::kSucceeded, 3, 1'000);
+  bad.report.telemetry_unknown = true;  // events with unknown telemetry: refused
+
+  const std::vector<absl::StatusOr<ReportResult>> answers = store().RecordReports({
+      Contract::Report(g1, Outcome::kSucceeded, 4, 1'000),
+      Contract::Report(unknown, Outcome::kSucceeded, 1, 1'000),
+      Contract::Report(g2, Outcome::kFailed, 0, 2'000),
+      Contract::Report(g1, Outcome::kSucceeded, 4, 1'000),  // the same report again
+      bad,
+  });
+  ASSERT_EQ(answers.size(), 5u);
+  EXPECT_EQ(Ok(answers[0]).disposition, ReportDisposition::kAccepted);
+  EXPECT_EQ(Ok(answers[0]).phase_state, PhaseState::kSucceeded);
+  EXPECT_EQ(Ok(answers[1]).disposition, ReportDisposition::kUnknownLease);
+  EXPECT_EQ(Ok(answers[2]).disposition, ReportDisposition::kAccepted);
+  EXPECT_EQ(Ok(answers[2]).phase_state, PhaseState::kPending);  // 1 of 2 attempts spent
+  EXPECT_EQ(Ok(answers[3]).disposition, ReportDisposition::kDuplicate);
+  EXPECT_THAT(answers[4], StatusIs(absl::StatusCode::kInvalidArgument));
+
+  EXPECT_EQ(c.Phase("r1", "p1").state, PhaseState::kSucceeded);
+  EXPECT_EQ(c.Phase("r1", "p2").state, PhaseState::kPending);
+  EXPECT_EQ(c.Phase("r1", "p3").state, PhaseState::kLeased);  // the refused one: unchanged
+  EXPECT_EQ(Ok(store().ListAttempts("")).size(), 2u);
+  EXPECT_EQ(Ok(store().ListActiveLeases()).size(), 1u);
+  RunStats stats = c.Stats("r1");
+  EXPECT_EQ(stats.attempts, 2);
+  EXPECT_EQ(stats.successes, 1);
+  EXPECT_EQ(stats.telemetry_events, 4);
+  EXPECT_EQ(stats.run_ms, 3'000);
+  EXPECT_EQ(stats.leased, 1);
+  EXPECT_EQ(Ok(store().CountPhases()).succeeded, 1);
+}
+
 TEST_P(StateStoreContractTest, UnknownTelemetryIsRecordedAndKeptOutOfTheRunsKnownTime) {
   // Issue #16 item 6: an attempt whose telemetry the worker could not count
   // was stored as 0 events, indistinguishable from a silent one.

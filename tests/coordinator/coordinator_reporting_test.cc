@@ -22,6 +22,56 @@ using ::testing::IsEmpty;
 // ---------------------------------------------------------------------------
 // Report
 
+TEST_F(CoordinatorTest, AReportBatchAnswersEachReportAndRecordsTheGoodOnes) {
+  RegisterWorker("w1");
+  Import({Spec("r1", "p1"), Spec("r1", "p2"), Spec("r1", "p3")});
+  Start();
+  LeaseResult leased = LeaseNow("w1", 3);
+  ASSERT_EQ(leased.leases.size(), 3u);
+  AttemptReport negative = ReportOf(leased.leases[1], Outcome::kSucceeded, -1);
+  std::vector<absl::StatusOr<ReportAnswer>> answers = Ok(coord_.ReportBatch({
+      ReportOf(leased.leases[0], Outcome::kSucceeded, 5),
+      negative,
+      ReportOf(leased.leases[2], Outcome::kFailed, 0, 1'000, "ImportError: no module named x"),
+  }));
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_EQ(Ok(answers[0]).result.disposition, ReportDisposition::kAccepted);
+  EXPECT_EQ(Err(answers[1]).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(Err(answers[1]).message()), HasSubstr("telemetry_events"));
+  const ReportAnswer& failed = Ok(answers[2]);
+  EXPECT_EQ(failed.result.disposition, ReportDisposition::kAccepted);
+  EXPECT_THAT(failed.fingerprint, HasSubstr("importerror: no module named x"));
+
+  EXPECT_EQ(Phase("r1", "p1").state, PhaseState::kSucceeded);
+  EXPECT_EQ(Phase("r1", "p2").state, PhaseState::kLeased);  // the bad report: nothing recorded
+  EXPECT_EQ(Phase("r1", "p3").attempts, 1);
+  // The status and the policy saw both accepted reports.
+  CoordinatorStatus status = Ok(coord_.Status());
+  EXPECT_EQ(status.phases.succeeded, 1);
+  EXPECT_EQ(Ok(store_.GetRunStats("r1"))->telemetry_events, 5);
+
+  // The bad one, fixed and sent again, is recorded once.
+  answers = Ok(coord_.ReportBatch({ReportOf(leased.leases[1], Outcome::kSucceeded, 2),
+                                   ReportOf(leased.leases[1], Outcome::kSucceeded, 2)}));
+  EXPECT_EQ(Ok(answers[0]).result.disposition, ReportDisposition::kAccepted);
+  EXPECT_EQ(Ok(answers[1]).result.disposition, ReportDisposition::kDuplicate);
+  EXPECT_EQ(Ok(store_.GetRunStats("r1"))->telemetry_events, 7);
+}
+
+TEST_F(CoordinatorTest, AReportBatchMustHoldOneToTheLimitOfReports) {
+  RegisterWorker("w1");
+  Import({Spec("r1", "p1")});
+  Start();
+  LeaseGrant g = LeaseOne();
+  EXPECT_EQ(Err(coord_.ReportBatch({})).code(), absl::StatusCode::kInvalidArgument);
+  std::vector<AttemptReport> too_many(Coordinator::kMaxReportBatch + 1,
+                                      ReportOf(g, Outcome::kSucceeded, 1));
+  absl::Status st = Err(coord_.ReportBatch(too_many));
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("256"));
+  EXPECT_EQ(Phase("r1", "p1").state, PhaseState::kLeased);
+}
+
 TEST_F(CoordinatorTest, ReportRejectsInvalidReportsAndRecordsNothing) {
   RegisterWorker("w1");
   Import({Spec("r1", "p1")});

@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "bench/succeeded_report.h"
 #include "client/grpc_coordinator_client.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
@@ -189,6 +190,19 @@ class GrpcIntegrationTest : public ::testing::Test {
     auto session = coordinator_->StartSession(settings, "");
     ASSERT_TRUE(session.ok()) << session.status();
     session_id_ = session->session_id;
+  }
+
+  // Registers `worker_id` with `slots` slots, then leases up to that many
+  // phases with request id "req-1".
+  LeaseBatch RegisterAndLease(const std::string& worker_id, int32_t slots) {
+    WorkerInfo worker;
+    worker.worker_id = worker_id;
+    worker.slots = slots;
+    EXPECT_TRUE(client_->Register(worker).ok());
+    absl::StatusOr<LeaseBatch> batch = client_->Lease(worker_id, "req-1", slots, 1'000);
+    EXPECT_TRUE(batch.ok()) << batch.status();
+    EXPECT_THAT(batch.ok() ? batch->leases : std::vector<LeaseGrant>(), SizeIs(slots));
+    return batch.ok() ? *batch : LeaseBatch();
   }
 
   // True once no phase is pending or leased.
@@ -418,26 +432,16 @@ TEST_F(GrpcIntegrationTest, InvalidArgumentsAreRejectedWithAReason) {
 
 TEST_F(GrpcIntegrationTest, DuplicateAndUnknownLeaseReportsOverGrpc) {
   ImportAndStart({{"r-dup", "p1"}}, OneAttempt(30));
-  WorkerInfo worker;
-  worker.worker_id = "w-dup";
-  worker.slots = 1;
-  ASSERT_TRUE(client_->Register(worker).ok());
-  absl::StatusOr<LeaseBatch> batch = client_->Lease("w-dup", "req-1", 1, 1'000);
-  ASSERT_TRUE(batch.ok()) << batch.status();
-  ASSERT_THAT(batch->leases, SizeIs(1));
-  const LeaseGrant grant = batch->leases[0];
+  const LeaseBatch batch = RegisterAndLease("w-dup", 1);
+  ASSERT_THAT(batch.leases, SizeIs(1));
+  const LeaseGrant grant = batch.leases[0];
   // A retried lease request gets the same grant, not a second phase.
   absl::StatusOr<LeaseBatch> retried = client_->Lease("w-dup", "req-1", 1, 1'000);
   ASSERT_TRUE(retried.ok()) << retried.status();
   ASSERT_THAT(retried->leases, SizeIs(1));
   EXPECT_EQ(retried->leases[0].lease_id, grant.lease_id);
 
-  AttemptReport report;
-  report.lease_id = grant.lease_id;
-  report.epoch = grant.epoch;
-  report.worker_id = "w-dup";
-  report.outcome = Outcome::kSucceeded;
-  report.exit_code = 0;
+  AttemptReport report = bench::SucceededReport(grant, "w-dup");
   report.telemetry_events = 2;
   report.telemetry_by_type = {{"llm_call", 2}};
   EXPECT_THAT(client_->Report(report), IsOkAndHolds(ReportDisposition::kAccepted));
@@ -455,6 +459,40 @@ TEST_F(GrpcIntegrationTest, DuplicateAndUnknownLeaseReportsOverGrpc) {
   EXPECT_EQ(phase.state, PhaseState::kSucceeded);
   EXPECT_EQ(phase.attempts, 1);
   EXPECT_EQ(phase.telemetry_events, 2);
+}
+
+TEST_F(GrpcIntegrationTest, AReportBatchOverGrpcAnswersEachReportInOrder) {
+  ImportAndStart({{"r-batch", "p1"}, {"r-batch", "p2"}, {"r-batch", "p3"}}, OneAttempt(30));
+  const LeaseBatch batch = RegisterAndLease("w-batch", 3);
+  ASSERT_THAT(batch.leases, SizeIs(3));
+  std::vector<AttemptReport> reports;
+  for (const LeaseGrant& grant : batch.leases)
+    reports.push_back(bench::SucceededReport(grant, "w-batch"));
+  reports[1].lease_id = "L 1";  // not an id: this one alone is refused
+  AttemptReport again = reports[0];
+  reports.push_back(again);
+
+  auto answers = client_->ReportBatch(reports);
+  ASSERT_TRUE(answers.ok()) << answers.status();
+  ASSERT_THAT(*answers, SizeIs(4));
+  EXPECT_THAT((*answers)[0], IsOkAndHolds(ReportDisposition::kAccepted));
+  EXPECT_THAT((*answers)[1], StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lease_id")));
+  EXPECT_THAT((*answers)[2], IsOkAndHolds(ReportDisposition::kAccepted));
+  EXPECT_THAT((*answers)[3], IsOkAndHolds(ReportDisposition::kDuplicate));
+  EXPECT_EQ(Phase("r-batch", batch.leases[0].phase_id).state, PhaseState::kSucceeded);
+  EXPECT_EQ(Phase("r-batch", batch.leases[1].phase_id).state, PhaseState::kLeased);
+  EXPECT_EQ(Phase("r-batch", batch.leases[2].phase_id).state, PhaseState::kSucceeded);
+
+  // A batch is one worker's: mixed worker ids, an empty batch and one over
+  // the limit are refused whole, with a reason.
+  std::vector<AttemptReport> mixed = {reports[0], reports[2]};
+  mixed[1].worker_id = "w-other";
+  EXPECT_THAT(client_->ReportBatch(mixed),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("same worker_id")));
+  EXPECT_THAT(client_->ReportBatch({}), StatusIs(absl::StatusCode::kInvalidArgument));
+  std::vector<AttemptReport> too_many(Coordinator::kMaxReportBatch + 1, reports[0]);
+  EXPECT_THAT(client_->ReportBatch(too_many),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 256")));
 }
 
 }  // namespace

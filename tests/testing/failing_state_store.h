@@ -9,6 +9,7 @@
 //
 // Mutating calls: ImportPhases, LeaseNextInRun, RenewLeases, RecordReport,
 // ExpireLeases, UpsertWorker, CreateSession, EndSession. Reads always pass.
+// RecordReports is a RecordReport per report here, each one a mutating call.
 // With nothing armed it is transparent. Thread-safe.
 #pragma once
 
@@ -79,6 +80,10 @@ class FailingStateStore : public ForwardingStateStore {
   }
   absl::StatusOr<ReportResult> RecordReport(const ReportParams& params) override {
     return Call("RecordReport", [&] { return ForwardingStateStore::RecordReport(params); });
+  }
+  std::vector<absl::StatusOr<ReportResult>> RecordReports(
+      const std::vector<ReportParams>& batch) override {
+    return StateStore::RecordReports(batch);  // one by one, through RecordReport above
   }
   absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(int64_t now_ms,
                                                          const PhaseTransition& lost) override {

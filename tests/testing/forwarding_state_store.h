@@ -41,6 +41,10 @@ class ForwardingStateStore : public StateStore {
   absl::StatusOr<ReportResult> RecordReport(const ReportParams& params) override {
     return target_->RecordReport(params);
   }
+  std::vector<absl::StatusOr<ReportResult>> RecordReports(
+      const std::vector<ReportParams>& batch) override {
+    return target_->RecordReports(batch);
+  }
   absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(int64_t now_ms,
                                                          const PhaseTransition& lost) override {
     return target_->ExpireLeases(now_ms, lost);

@@ -107,13 +107,68 @@ absl::StatusOr<std::vector<std::string>> SqliteStateStore::RenewLeases(
 }
 
 absl::StatusOr<ReportResult> SqliteStateStore::RecordReport(const ReportParams& params) {
-  const AttemptReport& r = params.report;
-  // Before any write: the running sums below must never overflow.
-  SLUICE_RETURN_IF_ERROR(CheckReportSums(r));
+  // Before any write: the running sums must never overflow.
+  SLUICE_RETURN_IF_ERROR(CheckReportSums(params.report));
   absl::MutexLock lock(&mu_);
   Transaction tx(db_);
   SLUICE_RETURN_IF_ERROR(tx.status());
+  SLUICE_ASSIGN_OR_RETURN(ReportResult result, RecordReportInTransaction(params));
+  SLUICE_RETURN_IF_ERROR(tx.Commit());
+  return result;
+}
 
+std::vector<absl::StatusOr<ReportResult>> SqliteStateStore::RecordReports(
+    const std::vector<ReportParams>& batch) {
+  std::vector<absl::StatusOr<ReportResult>> answers;
+  answers.reserve(batch.size());
+  for (const ReportParams& params : batch) {
+    absl::Status sums = CheckReportSums(params.report);
+    answers.push_back(sums.ok() ? absl::StatusOr<ReportResult>(ReportResult{}) : sums);
+  }
+  absl::MutexLock lock(&mu_);
+  Transaction tx(db_);
+  if (!tx.status().ok()) {
+    for (auto& answer : answers) answer = tx.status();
+    return answers;
+  }
+  // One transaction, one WAL commit for the batch; a savepoint per report
+  // undoes exactly the report that fails, as its own transaction would.
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (!answers[i].ok()) continue;
+    absl::Status savepoint = Stmt(db_, "SAVEPOINT report").Run();
+    if (!savepoint.ok()) {
+      answers[i] = savepoint;
+      continue;
+    }
+    answers[i] = RecordReportInTransaction(batch[i]);
+    if (answers[i].ok()) {
+      (void)Stmt(db_, "RELEASE report").Run();
+      continue;
+    }
+    if (sqlite3_get_autocommit(db_) != 0) {
+      // SQLite rolled the whole transaction back (I/O error, disk full):
+      // nothing of the batch is recorded, and nothing more may run outside
+      // a transaction.
+      const absl::Status gone = answers[i].status();
+      for (auto& answer : answers) {
+        if (answer.ok()) answer = gone;
+      }
+      return answers;
+    }
+    (void)Stmt(db_, "ROLLBACK TO report").Run();
+    (void)Stmt(db_, "RELEASE report").Run();
+  }
+  if (absl::Status commit = tx.Commit(); !commit.ok()) {
+    for (auto& answer : answers) {
+      if (answer.ok()) answer = commit;
+    }
+  }
+  return answers;
+}
+
+absl::StatusOr<ReportResult> SqliteStateStore::RecordReportInTransaction(
+    const ReportParams& params) {
+  const AttemptReport& r = params.report;
   const std::string lease_sql =
       absl::StrCat("SELECT ", kLeaseColumns, " FROM leases WHERE lease_id=?");
   Stmt ls(db_, lease_sql.c_str());
@@ -149,7 +204,6 @@ absl::StatusOr<ReportResult> SqliteStateStore::RecordReport(const ReportParams& 
     const std::string phase_id = have_attempt ? prior.Text(4) : ls.Text(2);
     SLUICE_ASSIGN_OR_RETURN(std::optional<PhaseRecord> phase, LoadPhase(db_, run_id, phase_id));
     if (phase) result.phase_state = phase->state;
-    SLUICE_RETURN_IF_ERROR(tx.Commit());
     return result;
   }
 
@@ -184,7 +238,6 @@ absl::StatusOr<ReportResult> SqliteStateStore::RecordReport(const ReportParams& 
                                  r.outcome == Outcome::kSucceeded ? 1 : 0,
                                  r.outcome == Outcome::kTimedOut ? 1 : 0, r.telemetry_events,
                                  r.duration_ms, r.telemetry_unknown ? r.duration_ms : 0));
-  SLUICE_RETURN_IF_ERROR(tx.Commit());
   return ReportResult{ReportDisposition::kAccepted, phase->state, lease.run_id, lease.phase_id};
 }
 

@@ -41,6 +41,8 @@ class SqliteStateStore final : public StateStore {
                                                        const std::vector<std::string>& lease_ids,
                                                        int64_t now_ms, int64_t ttl_ms) override;
   absl::StatusOr<ReportResult> RecordReport(const ReportParams& params) override;
+  std::vector<absl::StatusOr<ReportResult>> RecordReports(
+      const std::vector<ReportParams>& batch) override;
   absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(int64_t now_ms,
                                                          const PhaseTransition& lost) override;
   absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() override;
@@ -74,6 +76,9 @@ class SqliteStateStore final : public StateStore {
   friend class SqlitePhaseImport;
   explicit SqliteStateStore(sqlite3* db) : db_(db) {}
   absl::Status InitSchema();
+  // RecordReport's reads and writes; the caller holds mu_ and a transaction.
+  absl::StatusOr<ReportResult> RecordReportInTransaction(const ReportParams& params)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::vector<AttemptRecord>> ListAttemptRows(const std::string& session_id,
                                                              bool with_output)
       ABSL_LOCKS_EXCLUDED(mu_);
