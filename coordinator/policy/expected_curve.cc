@@ -70,17 +70,18 @@ ExpectedCurve ComputeExpectedCurve(const std::vector<RunDecision>& decisions, in
 std::string ExpectedCurveText(const ExpectedCurve& curve) {
   std::string left_off;
   if (curve.left_off_runs > 0) {
-    left_off = absl::StrFormat("left off the curve: %d runs (%d phases) excluded or deferred\n",
-                               curve.left_off_runs, curve.left_off_phases);
+    left_off = absl::StrFormat("left off the curve: %d run%s (%d phase%s) excluded or deferred\n",
+                               curve.left_off_runs, curve.left_off_runs == 1 ? "" : "s",
+                               curve.left_off_phases, curve.left_off_phases == 1 ? "" : "s");
   }
   if (curve.points.empty()) {
     return absl::StrCat("expected curve: nothing left that the policy would lease\n", left_off);
   }
   const ExpectedCurvePoint& end = curve.points.back();
   std::string out = absl::StrFormat(
-      "expected curve of what is left (%d phases in %d runs, in the policy's order; expected "
+      "expected curve of what is left (%d phase%s in %d run%s, in the policy's order; expected "
       "events against worker-minutes, yield of each slice):\n",
-      end.phases, curve.runs);
+      end.phases, end.phases == 1 ? "" : "s", curve.runs, curve.runs == 1 ? "" : "s");
   absl::StrAppendFormat(&out, "  %10s %10s %7s %11s\n", "worker-min", "events", "phases",
                         "slice yield");
   for (const ExpectedCurvePoint& p : curve.points) {

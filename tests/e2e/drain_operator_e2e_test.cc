@@ -360,7 +360,7 @@ TEST_F(StoreCommandsTest, PlanShowsTheExpectedCurveOnTheStoreAndThroughACoordina
                            "worker-min"))
         << r.out;
     EXPECT_THAT(r.out, ::testing::ContainsRegex(
-                           "left off the curve: 1 runs \\([12] phases\\) excluded or deferred"))
+                           "left off the curve: 1 run \\([12] phases?\\) excluded or deferred"))
         << r.out;
   };
 

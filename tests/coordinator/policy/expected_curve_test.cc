@@ -129,6 +129,11 @@ TEST(ExpectedCurve, EmptyInputHasNoPointsAndNoMargin) {
   EXPECT_EQ(curve.marginal_yield, 0);
   EXPECT_EQ(curve.left_off_runs, 0);
   EXPECT_EQ(ExpectedCurveText(curve), "expected curve: nothing left that the policy would lease\n");
+  // Everything skipped: still nothing to lease, and the one run is counted.
+  RunDecision blocked = Eligible("blocked", 1, 1.0, 1.0);
+  blocked.excluded = {SkipReason::kFingerprintRepeats, "x"};
+  EXPECT_THAT(ExpectedCurveText(ComputeExpectedCurve({blocked})),
+              HasSubstr("left off the curve: 1 run (1 phase) excluded or deferred\n"));
 }
 
 TEST(ExpectedCurve, NoExpectedEventsSlicesByPhases) {
