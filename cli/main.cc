@@ -454,12 +454,17 @@ int main(int argc, char** argv) {
   int64_t plan_limit = 1'000'000;
   CLI::App* plan_cmd = app.add_subcommand(
       "plan",
-      "Dry run: the order in which a session with these settings would lease phases now, and "
-      "why each other run is excluded. Changes nothing");
+      "Dry run: the order in which a session with these settings would lease phases now, "
+      "why each other run is excluded, and the expected curve of what is left (expected events "
+      "against worker-minutes in that order, and the yield at the margin). Changes nothing");
   AddTargetFlags(plan_cmd, &plan_target);
   AddFamilyPatternFlag(plan_cmd, &plan_target.family_pattern);
   AddSessionFlags(plan_cmd, &plan_settings);
-  plan_cmd->add_option("--limit", plan_limit, "At most this many phases")->capture_default_str();
+  plan_cmd
+      ->add_option("--limit", plan_limit,
+                   "At most this many phases in the lease order (the expected curve "
+                   "covers all pending work)")
+      ->capture_default_str();
   drain_cmd->add_flag("--dry-run", drain.dry_run,
                       "Print the lease order and exclusions for this backlog and settings; change "
                       "nothing");

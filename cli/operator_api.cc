@@ -248,6 +248,14 @@ class GrpcOperator final : public OperatorApi {
       plan.excluded.push_back(std::move(d));
     }
     for (const v1::PhaseSpec& p : resp.needs_labels()) plan.needs_labels.push_back(FromProto(p));
+    const v1::ExpectedCurve& curve = resp.expected_curve();
+    for (const v1::ExpectedCurvePoint& p : curve.points()) {
+      plan.curve.points.push_back({p.worker_minutes(), p.events(), p.phases(), p.slice_yield()});
+    }
+    plan.curve.runs = curve.runs();
+    plan.curve.marginal_yield = curve.marginal_yield();
+    plan.curve.left_off_runs = curve.left_off_runs();
+    plan.curve.left_off_phases = curve.left_off_phases();
     return plan;
   }
 

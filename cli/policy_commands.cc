@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "coordinator/insight/fingerprint_json.h"
+#include "coordinator/policy/expected_curve.h"
 #include "nlohmann/json.hpp"
 
 namespace sluice {
@@ -82,6 +83,18 @@ void PrintPlan(const LeasePlan& plan, bool json) {
       j["needs_labels"].push_back(
           {{"run_id", p.run_id}, {"phase_id", p.phase_id}, {"labels", p.labels}});
     }
+    nlohmann::json points = nlohmann::json::array();
+    for (const ExpectedCurvePoint& p : plan.curve.points) {
+      points.push_back({{"worker_minutes", p.worker_minutes},
+                        {"events", p.events},
+                        {"phases", p.phases},
+                        {"slice_yield", p.slice_yield}});
+    }
+    j["expected_curve"] = {{"points", std::move(points)},
+                           {"runs", plan.curve.runs},
+                           {"marginal_yield", plan.curve.marginal_yield},
+                           {"left_off_runs", plan.curve.left_off_runs},
+                           {"left_off_phases", plan.curve.left_off_phases}};
     std::cout << j.dump(2) << "\n";
     return;
   }
@@ -103,6 +116,7 @@ void PrintPlan(const LeasePlan& plan, bool json) {
     std::cout << absl::StrFormat("  %s/%s waits for a worker with labels %s\n", p.run_id,
                                  p.phase_id, absl::StrJoin(p.labels, ","));
   }
+  std::cout << ExpectedCurveText(plan.curve);
 }
 
 }  // namespace sluice

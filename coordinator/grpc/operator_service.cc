@@ -233,6 +233,18 @@ void PlanToProto(const LeasePlan& plan, v1::PlanSessionResponse* out) {
     e->set_pending(d.pending);
   }
   for (const PhaseSpec& p : plan.needs_labels) ToProto(p, out->add_needs_labels());
+  v1::ExpectedCurve* curve = out->mutable_expected_curve();
+  for (const ExpectedCurvePoint& p : plan.curve.points) {
+    v1::ExpectedCurvePoint* point = curve->add_points();
+    point->set_worker_minutes(p.worker_minutes);
+    point->set_events(p.events);
+    point->set_phases(p.phases);
+    point->set_slice_yield(p.slice_yield);
+  }
+  curve->set_runs(plan.curve.runs);
+  curve->set_marginal_yield(plan.curve.marginal_yield);
+  curve->set_left_off_runs(plan.curve.left_off_runs);
+  curve->set_left_off_phases(plan.curve.left_off_phases);
 }
 
 }  // namespace sluice

@@ -25,6 +25,7 @@ absl::StatusOr<LeasePlan> Planner::Plan(const SessionSettings& settings, int64_t
   const int64_t now = clock_.NowMs();
   LeasePlan plan;
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunDecision> decisions, policy_.Decide(runs, settings, now));
+  plan.curve = ComputeExpectedCurve(decisions);
   for (RunDecision& d : decisions) {
     if (!d.excluded.empty()) plan.excluded.push_back(std::move(d));
   }

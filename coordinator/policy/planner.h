@@ -16,6 +16,7 @@
 #include "common/model.h"
 #include "coordinator/insight/session_report.h"
 #include "coordinator/policy/drain_policy.h"
+#include "coordinator/policy/expected_curve.h"
 #include "coordinator/policy/scheduler.h"
 #include "coordinator/store/state_store.h"
 
@@ -34,6 +35,9 @@ struct LeasePlan {
   std::vector<PlannedLease> leases;
   std::vector<RunDecision> excluded;    // runs with pending phases that will not be leased, and why
   std::vector<PhaseSpec> needs_labels;  // phases a label-less worker cannot take
+  // All pending work the policy would lease, not just the first `limit`
+  // phases: what is left is expected to be worth this much.
+  ExpectedCurve curve;
 };
 
 class Planner {

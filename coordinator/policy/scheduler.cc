@@ -118,6 +118,8 @@ std::vector<RunRanking> Scheduler::EstimateWithPolicy(
     const double p_family = (sib.successes + wf * p_global) / (sib.attempts + wf);
     const double y_family = (sib.events + wf * minutes_per_attempt * y_global) /
                             (sib.telemetry_minutes + wf * minutes_per_attempt);
+    // All minutes, not just those with known telemetry: a worker spends them.
+    const double m_family = (sib.minutes + wf * minutes_per_attempt) / (sib.attempts + wf);
     // Level 3: the run itself.
     const double wr = o.run_weight;
     RunRanking r;
@@ -127,6 +129,7 @@ std::vector<RunRanking> Scheduler::EstimateWithPolicy(
     r.success_probability = (own.successes + wr * p_family) / (own.attempts + wr);
     r.expected_yield = (own.events + wr * minutes_per_attempt * y_family) /
                        (own.telemetry_minutes + wr * minutes_per_attempt);
+    r.expected_minutes = (own.minutes + wr * m_family) / (own.attempts + wr);
     if (run.successes == 0) {
       if (own.deterministic_failures > 0) {
         r.deferred = {SkipReason::kDeferredOwnFailures,

@@ -51,7 +51,12 @@ struct RunRanking {
   std::string family;
   double expected_yield = 0;       // telemetry events per worker-minute (posterior mean)
   double success_probability = 0;  // posterior mean
-  bool explored = false;           // sampled: an attempt finished or is in flight
+  // Worker-minutes one attempt of the run is expected to take: its own
+  // minutes per attempt shrunk toward its family's and the backlog's, with
+  // the same weights as the yield, so a run whose attempts hang costs its
+  // timeouts. expected_yield x expected_minutes = its events per attempt.
+  double expected_minutes = 0;
+  bool explored = false;  // sampled: an attempt finished or is in flight
   // kDeferredOwnFailures / kDeferredFamilyFailures, or empty (not deferred).
   PolicyReason deferred;
 };

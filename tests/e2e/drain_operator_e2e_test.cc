@@ -331,6 +331,58 @@ TEST_F(StoreCommandsTest, ReportAndRecommendGroupRunsByTheFamilyPattern) {
   EXPECT_THAT(j.value("drain_command", ""), HasSubstr("--family-pattern '([a-z]+)-.*'"));
 }
 
+TEST_F(StoreCommandsTest, PlanShowsTheExpectedCurveOnTheStoreAndThroughACoordinator) {
+  // Issue #13: `sluice plan` shows the expected curve of what is left, in
+  // text and JSON, whether it reads the store or asks a running coordinator.
+  // "broken" failed deterministically with nothing to show: deferred, so it
+  // is left off the curve and counted.
+  const std::string db = dir_.File("curve.db");
+  WriteStore(db, {"alpha", "beta", "broken"}, SessionSettings{},
+             {{"broken", "AssertionError: expected 3 got 4"}});
+  const std::string store = "sqlite://" + db;
+  auto curve_of = [&](const std::vector<std::string>& target) {
+    std::vector<std::string> args = {"plan", "--json"};
+    args.insert(args.end(), target.begin(), target.end());
+    const CommandResult r = Sluice(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << r.out;
+    return j.is_discarded() ? nlohmann::json() : j.value("expected_curve", nlohmann::json());
+  };
+  auto expect_curve_text = [&](const std::vector<std::string>& target) {
+    std::vector<std::string> args = {"plan"};
+    args.insert(args.end(), target.begin(), target.end());
+    const CommandResult r = Sluice(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("expected curve of what is left (4 phases in 2 runs")) << r.out;
+    EXPECT_THAT(r.out, ::testing::ContainsRegex(
+                           "expected yield at the margin \\(last slice\\): [0-9.]+ events/"
+                           "worker-min"))
+        << r.out;
+    EXPECT_THAT(r.out, ::testing::ContainsRegex(
+                           "left off the curve: 1 run \\([12] phases?\\) excluded or deferred"))
+        << r.out;
+  };
+
+  const nlohmann::json on_store = curve_of({"--store", store});
+  ASSERT_TRUE(on_store.is_object()) << on_store.dump();
+  const nlohmann::json& points = on_store["points"];
+  ASSERT_TRUE(points.is_array() && !points.empty()) << on_store.dump();
+  EXPECT_EQ(points.back().value("phases", 0), 4);  // alpha's and beta's p1 and p2
+  EXPECT_GT(points.back().value("events", 0.0), 0);
+  EXPECT_GT(points.back().value("worker_minutes", 0.0), 0);
+  EXPECT_EQ(on_store.value("runs", 0), 2);
+  EXPECT_EQ(on_store.value("left_off_runs", 0), 1);
+  EXPECT_GT(on_store.value("marginal_yield", 0.0), 0);
+  expect_curve_text({"--store", store});
+
+  const std::string address = StartCoordinator("coord", store, "0", {"--log-level", "warn"});
+  ASSERT_FALSE(address.empty());
+  // The same store and policy: the same estimates, the same curve.
+  EXPECT_EQ(curve_of({"--coordinator", address}), on_store);
+  expect_curve_text({"--coordinator", address});
+}
+
 TEST_F(StoreCommandsTest, ABadFamilyPatternIsAUsageErrorAndOpensNoStore) {
   const std::string missing = "sqlite://" + dir_.File("never.db");
   for (const std::string command : {"report", "status", "plan", "recommend"}) {

@@ -72,6 +72,25 @@ TEST_F(PlannerTest, PlanListsExclusionsWithTheirCodeAndSkipsLabelledPhases) {
   EXPECT_THAT(planner_.Plan(s, 0).value().leases, ::testing::IsEmpty());
 }
 
+TEST_F(PlannerTest, PlanCurveCoversAllPendingWorkNotJustTheLimit) {
+  store_->ImportPhases({Spec("tmp-1", "a"), Spec("ok", "c"), Spec("ok", "d"), Spec("ok", "e")})
+      .value();
+  SessionSettings s;
+  s.skip_run_prefixes = {"tmp-"};
+  const LeasePlan plan = planner_.Plan(s, 1).value();
+  ASSERT_THAT(plan.leases, SizeIs(1));
+  ASSERT_FALSE(plan.curve.points.empty());
+  EXPECT_EQ(plan.curve.points.back().phases, 3);
+  EXPECT_EQ(plan.curve.runs, 1);
+  EXPECT_EQ(plan.curve.left_off_runs, 1);
+  EXPECT_EQ(plan.curve.left_off_phases, 1);
+  // The stop rule's bar above every estimate leaves everything off.
+  s.min_expected_yield = 1'000;
+  const LeasePlan cut = planner_.Plan(s, 1).value();
+  EXPECT_THAT(cut.curve.points, ::testing::IsEmpty());
+  EXPECT_EQ(cut.curve.left_off_phases, 4);
+}
+
 TEST_F(PlannerTest, ReportWithoutAnySessionIsNotFound) {
   EXPECT_EQ(planner_.ReportFor("").status().code(), absl::StatusCode::kNotFound);
 }

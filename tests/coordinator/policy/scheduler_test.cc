@@ -73,6 +73,21 @@ TEST(SchedulerTest, RankLeavesOutRunsWithNothingPendingOrFilteredOut) {
   EXPECT_THAT(Order({}), IsEmpty());
 }
 
+TEST(SchedulerTest, ExpectedMinutesChargeAHangingRunItsTimeouts) {
+  // Two runs with the same events per attempt: "hangs" spent 10 minutes an
+  // attempt (its timeouts), "quick" half a minute. Its phases are expected
+  // to cost more minutes (what `plan`'s expected curve charges), at a lower
+  // yield. Backlog: 42 min over 8 attempts + a prior of 2 x 1 min, so 4.4
+  // min per attempt; hangs: (40 + 2 x 4.4) / (4 + 2), quick: (2 + 8.8) / 6.
+  RunStats hangs = Explored("hangs", 3, 4, 8, 40.0);
+  hangs.timeouts = 4;
+  const std::vector<RunRanking> est =
+      Scheduler().EstimateAll({hangs, Explored("quick", 3, 4, 8, 2.0)});
+  EXPECT_NEAR(est[0].expected_minutes, 48.8 / 6, 1e-9);
+  EXPECT_NEAR(est[1].expected_minutes, 10.8 / 6, 1e-9);
+  EXPECT_LT(est[0].expected_yield, est[1].expected_yield);
+}
+
 TEST(SchedulerTest, UnexploredRunsComeBeforeExploredOnes) {
   // "hot" has a stellar yield; the unexplored runs are still tried first.
   EXPECT_THAT(
