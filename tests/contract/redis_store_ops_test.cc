@@ -162,6 +162,47 @@ TEST(RedisStoreTest, ReloadsScriptsAfterScriptFlush) {
   EXPECT_EQ(Ok(store->CountPhases()).leased, 1);
 }
 
+TEST(RedisStoreTest, AReportBatchIsPipelinedAndSurvivesScriptFlushAndADroppedConnection) {
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  std::unique_ptr<RedisStateStore> store = OpenStore(*server);
+  Ok(store->ImportPhases({Spec("r1", "p1"), Spec("r1", "p2"), Spec("r1", "p3"), Spec("r1", "p4")}));
+  std::vector<LeaseGrant> grants;
+  for (int i = 1; i <= 4; ++i) {
+    grants.push_back(*Ok(store->LeaseNextInRun(Lease("r1", absl::StrCat("L", i)))));
+  }
+  auto report = [](const LeaseGrant& g) {
+    ReportParams p;
+    p.report.lease_id = g.lease_id;
+    p.report.epoch = g.epoch;
+    p.report.worker_id = g.worker_id;
+    p.report.outcome = Outcome::kSucceeded;
+    p.report.telemetry_events = 1;
+    p.fingerprint = "ok";
+    p.now_ms = 1'700'000'001'000;
+    p.transition = TransitionAfterOutcome(PhaseBudget{}, Outcome::kSucceeded, true);
+    return p;
+  };
+  // SCRIPT FLUSH: every pipelined call answers NOSCRIPT, runs nothing, and
+  // is run again after the reload.
+  ASSERT_TRUE(server->Command({"SCRIPT", "FLUSH"}).ok());
+  std::vector<absl::StatusOr<ReportResult>> answers =
+      store->RecordReports({report(grants[0]), report(grants[1])});
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(Ok(answers[0]).disposition, ReportDisposition::kAccepted);
+  EXPECT_EQ(Ok(answers[1]).disposition, ReportDisposition::kAccepted);
+  // The server dropped the idle connection: the batch reconnects first.
+  ASSERT_TRUE(server->Command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"}).ok());
+  ASSERT_TRUE(server->Command({"CONFIG", "RESETSTAT"}).ok());
+  answers = store->RecordReports({report(grants[2]), report(grants[3]), report(grants[0])});
+  ASSERT_EQ(answers.size(), 3u);
+  EXPECT_EQ(Ok(answers[0]).disposition, ReportDisposition::kAccepted);
+  EXPECT_EQ(Ok(answers[1]).disposition, ReportDisposition::kAccepted);
+  EXPECT_EQ(Ok(answers[2]).disposition, ReportDisposition::kDuplicate);
+  EXPECT_THAT(Ok(server->Command({"INFO", "commandstats"})), HasSubstr("cmdstat_evalsha:calls=3,"));
+  EXPECT_EQ(Ok(store->CountPhases()).succeeded, 4);
+  EXPECT_EQ(Ok(store->ListAttempts("")).size(), 4u);
+}
+
 TEST(RedisStoreTest, ReconnectsWhenTheServerDropsTheConnection) {
   std::unique_ptr<RedisServer> server = StartOrThrow();
   std::unique_ptr<RedisStateStore> store = OpenStore(*server);

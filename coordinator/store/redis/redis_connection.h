@@ -89,6 +89,14 @@ class RedisConnection {
   absl::StatusOr<RedisReply> RunScript(size_t index, const std::vector<std::string>& args) {
     return RunScript(index, args, options_.command_timeout);
   }
+  // RunScript of script `index` once per element of `calls`, pipelined: all
+  // are sent, then all answers read, so the batch costs one round trip. One
+  // answer per call, in order. Each script is atomic on its own; when the
+  // connection breaks mid-batch, the unanswered calls get Unavailable (they
+  // may or may not have run, as for RunScript). NOSCRIPT answers reload the
+  // script and run those calls again, one by one.
+  std::vector<absl::StatusOr<RedisReply>> RunScriptPipelined(
+      size_t index, const std::vector<std::vector<std::string>>& calls) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   absl::Status EnsureConnectedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -197,12 +197,17 @@ absl::StatusOr<RedisReply> RedisStateStore::Run(size_t script, std::vector<std::
 
 absl::StatusOr<RedisReply> RedisStateStore::Run(size_t script, std::vector<std::string> args,
                                                 absl::Duration timeout) {
+  return conn_.RunScript(script, FencedArgs(script, std::move(args)), timeout);
+}
+
+std::vector<std::string> RedisStateStore::FencedArgs(size_t script,
+                                                     std::vector<std::string> args) const {
   if (kScripts[script].fenced) {
     // ARGV[2]: the caller's leader epoch, '' when unfenced (fence_prelude.lua).
     const int64_t fence = fencing_epoch_.load();
     args.insert(args.begin(), fence == kUnfenced ? std::string() : std::to_string(fence));
   }
-  return conn_.RunScript(script, args, timeout);
+  return args;
 }
 
 namespace {
@@ -361,11 +366,12 @@ absl::StatusOr<std::vector<std::string>> RedisStateStore::RenewLeases(
   return gone;
 }
 
-absl::StatusOr<ReportResult> RedisStateStore::RecordReport(const ReportParams& params) {
+namespace {
+
+// report.lua's ARGV after the fence: the report, its fingerprint, the time
+// and the transition.
+std::vector<std::string> ReportArgs(const ReportParams& params) {
   const AttemptReport& rep = params.report;
-  // The same bounds as the SQLite store, checked the same way before anything
-  // is sent; report.lua re-checks the counters it adds before its first write.
-  SLUICE_RETURN_IF_ERROR(CheckReportSums(rep));
   std::vector<std::string> args = {rep.lease_id,
                                    std::to_string(rep.epoch),
                                    rep.worker_id,
@@ -382,7 +388,10 @@ absl::StatusOr<ReportResult> RedisStateStore::RecordReport(const ReportParams& p
                                    std::to_string(params.now_ms)};
   AppendTransition(params.transition, args);
   args.push_back(rep.telemetry_unknown ? "1" : "0");
-  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kReport, args));
+  return args;
+}
+
+absl::StatusOr<ReportResult> DecodeReportReply(const RedisReply& r) {
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 2, "report"));
   if (r.elements.size() != 2 && r.elements.size() != 4) {
     return absl::InternalError("redis: unexpected reply to report");
@@ -404,6 +413,38 @@ absl::StatusOr<ReportResult> RedisStateStore::RecordReport(const ReportParams& p
   }
   result.phase_state = ParsePhaseState(r.elements[1].Text()).value_or(PhaseState::kPending);
   return result;
+}
+
+}  // namespace
+
+absl::StatusOr<ReportResult> RedisStateStore::RecordReport(const ReportParams& params) {
+  // The same bounds as the SQLite store, checked the same way before anything
+  // is sent; report.lua re-checks the counters it adds before its first write.
+  SLUICE_RETURN_IF_ERROR(CheckReportSums(params.report));
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kReport, ReportArgs(params)));
+  return DecodeReportReply(r);
+}
+
+std::vector<absl::StatusOr<ReportResult>> RedisStateStore::RecordReports(
+    const std::vector<ReportParams>& batch) {
+  std::vector<absl::StatusOr<ReportResult>> answers(batch.size(),
+                                                    absl::InternalError("not recorded"));
+  std::vector<std::vector<std::string>> calls;
+  std::vector<size_t> index_of;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (absl::Status sums = CheckReportSums(batch[i].report); !sums.ok()) {
+      answers[i] = sums;
+      continue;
+    }
+    calls.push_back(FencedArgs(kReport, ReportArgs(batch[i])));
+    index_of.push_back(i);
+  }
+  if (calls.empty()) return answers;
+  std::vector<absl::StatusOr<RedisReply>> replies = conn_.RunScriptPipelined(kReport, calls);
+  for (size_t k = 0; k < replies.size(); ++k) {
+    answers[index_of[k]] = replies[k].ok() ? DecodeReportReply(*replies[k]) : replies[k].status();
+  }
+  return answers;
 }
 
 absl::StatusOr<std::vector<ExpiredLease>> RedisStateStore::ExpireLeases(

@@ -72,6 +72,9 @@ class RedisStateStore final : public StateStore, public WriteFence {
                                                        const std::vector<std::string>& lease_ids,
                                                        int64_t now_ms, int64_t ttl_ms) override;
   absl::StatusOr<ReportResult> RecordReport(const ReportParams& params) override;
+  // report.lua once per report, pipelined: one round trip for the batch.
+  std::vector<absl::StatusOr<ReportResult>> RecordReports(
+      const std::vector<ReportParams>& batch) override;
   absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(int64_t now_ms,
                                                          const PhaseTransition& lost) override;
   absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() override;
@@ -133,6 +136,8 @@ class RedisStateStore final : public StateStore, public WriteFence {
   absl::StatusOr<RedisReply> Run(size_t script, std::vector<std::string> args);
   absl::StatusOr<RedisReply> Run(size_t script, std::vector<std::string> args,
                                  absl::Duration timeout);
+  // `args` with the fencing epoch in front when `script` is fenced.
+  std::vector<std::string> FencedArgs(size_t script, std::vector<std::string> args) const;
   absl::StatusOr<std::vector<AttemptRecord>> ListAttemptRows(const std::string& session_id,
                                                              bool with_output);
 
