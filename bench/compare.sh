@@ -6,7 +6,9 @@
 #   (c) `sluice drain` of N /bin/true phases, shapes 1x2, 2x1, 2x4 (workers x slots), best of;
 #   (d) dispatch overhead per phase over a bare shell loop (/bin/true, python3 -S -c pass), 1x1;
 #   (e) lease+report cycles per second through real gRPC over loopback against a
-#       sluice-coordinator process (bench/fleet_bench cycles, 1 and 4 workers);
+#       sluice-coordinator process (bench/fleet_bench cycles, 1 and 4 workers;
+#       one grant per lease and unary reports, then 8 grants per lease reported
+#       in one ReportBatch);
 #   (f) idle-fleet cost: W real WorkerAgents (one channel each, from one process:
 #       bench/fleet_bench idle) connected with nothing to lease; the coordinator's
 #       and the fleet's CPU from /proc/PID/stat over a window.
@@ -199,12 +201,19 @@ load_session() {
 for store in "${STORE_LIST[@]}"; do
   step e || continue
   echo "(e) lease+report cycles through gRPC on $store ($CYCLES phases per case)"
-  for k in 1 4; do
+  # 1 and 4 workers with one grant per lease and unary reports; then 1 and 4
+  # workers taking 8 grants per lease and reporting them in one ReportBatch.
+  for shape in 1:1 4:1 1:8b 4:8b; do
+    k=${shape%%:*} per=${shape#*:} extra=()
+    [[ $per == *b ]] && per=${per%b} extra=(batch)
     start_coordinator "$store"
     load_session "$CYCLES"
-    out=$("$BENCH/fleet_bench" cycles "$ADDR" "$k" "$CYCLES")
+    # Older fleet_bench binaries (SLUICE_BENCH_DIR) know no batch: skipped.
+    out=$("$BENCH/fleet_bench" cycles "$ADDR" "$k" "$CYCLES" "$per" "${extra[@]}") || out=
     stop_coordinator
-    record "cycles_${store}_${k}w_per_s" "$(cut -d' ' -f3 <<<"$out")"
+    [[ -n $out ]] || { echo "  (fleet_bench cannot run shape $shape: skipped)"; continue; }
+    name=${k}w; [[ ${#extra[@]} -gt 0 ]] && name=${k}wx${per}batch
+    record "cycles_${store}_${name}_per_s" "$(cut -d' ' -f3 <<<"$out")"
   done
 done
 
