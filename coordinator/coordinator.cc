@@ -158,10 +158,7 @@ absl::StatusOr<ReportAnswer> Coordinator::Report(const AttemptReport& report) {
 absl::StatusOr<std::vector<absl::StatusOr<ReportAnswer>>> Coordinator::ReportBatch(
     const std::vector<AttemptReport>& reports) {
   SLUICE_RETURN_IF_ERROR(CheckLeader());
-  if (reports.empty() || reports.size() > kMaxReportBatch) {
-    return absl::InvalidArgumentError(absl::StrCat("a report batch holds 1 to ", kMaxReportBatch,
-                                                   " reports, not ", reports.size()));
-  }
+  SLUICE_RETURN_IF_ERROR(CheckReportBatchSize(reports.size()));
   std::vector<absl::StatusOr<ReportAnswer>> answers(reports.size(),
                                                     absl::InternalError("not recorded"));
   SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> session, store_.LatestSession());

@@ -38,6 +38,7 @@
 #include "coordinator/policy/leasing_pause.h"
 #include "coordinator/policy/planner.h"
 #include "coordinator/policy/scheduler.h"
+#include "coordinator/request_checks.h"
 #include "coordinator/store/state_store.h"
 
 namespace sluice {
@@ -140,8 +141,9 @@ class Coordinator {
   // one store batch (StateStore::RecordReports: one SQLite transaction). A
   // bad report gets its own INVALID_ARGUMENT; the others are recorded. The
   // policy sees the batch as reports that arrived at the same moment: each
-  // is prepared before any of them is observed. At most kMaxReportBatch.
-  static constexpr size_t kMaxReportBatch = 256;
+  // is prepared before any of them is observed. At most kMaxReportBatch
+  // (CheckReportBatchSize).
+  static constexpr size_t kMaxReportBatch = kMaxReportsPerBatch;
   absl::StatusOr<std::vector<absl::StatusOr<ReportAnswer>>> ReportBatch(
       const std::vector<AttemptReport>& reports);
 

@@ -27,6 +27,12 @@ absl::Status CheckWorker(const WorkerInfo& worker) {
   return absl::OkStatus();
 }
 
+absl::Status CheckReportBatchSize(size_t reports) {
+  if (reports >= 1 && reports <= kMaxReportsPerBatch) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("a report batch holds at least 1 and at most ",
+                                                 kMaxReportsPerBatch, " reports, not ", reports));
+}
+
 absl::Status CheckReport(const AttemptReport& report, const CoordinatorConfig& config) {
   SLUICE_RETURN_IF_ERROR(ValidateId("worker_id", report.worker_id));
   SLUICE_RETURN_IF_ERROR(ValidateId("lease_id", report.lease_id));

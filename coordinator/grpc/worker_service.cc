@@ -1,6 +1,6 @@
-#include "absl/strings/str_cat.h"
 #include "coordinator/grpc/services.h"
 #include "coordinator/grpc/status_util.h"
+#include "coordinator/request_checks.h"
 #include "proto/convert.h"
 
 namespace sluice {
@@ -89,13 +89,10 @@ grpc::Status WorkerServiceImpl::Report(grpc::ServerContext* ctx, const v1::Repor
 grpc::Status WorkerServiceImpl::ReportBatch(grpc::ServerContext* ctx,
                                             const v1::ReportBatchRequest* req,
                                             v1::ReportBatchResponse* resp) {
-  if (req->reports().empty()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a report batch needs a report");
-  }
-  if (static_cast<size_t>(req->reports_size()) > Coordinator::kMaxReportBatch) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("a report batch holds at most ", Coordinator::kMaxReportBatch,
-                                     " reports, not ", req->reports_size()));
+  // Here as well as in Coordinator::ReportBatch: reports that do not
+  // translate never reach it, and reports(0) needs one.
+  if (absl::Status st = CheckReportBatchSize(static_cast<size_t>(req->reports_size())); !st.ok()) {
+    return ToGrpcStatus(st);
   }
   const std::string& worker_id = req->reports(0).worker_id();
   for (const v1::ReportRequest& r : req->reports()) {
@@ -108,7 +105,6 @@ grpc::Status WorkerServiceImpl::ReportBatch(grpc::ServerContext* ctx,
   // Reports that do not translate are answered in place; the rest go on.
   std::vector<absl::Status> untranslated(static_cast<size_t>(req->reports_size()));
   std::vector<AttemptReport> reports;
-  std::vector<int> index_of;
   for (int i = 0; i < req->reports_size(); ++i) {
     auto report = FromProto(req->reports(i));
     if (!report.ok()) {
@@ -116,7 +112,6 @@ grpc::Status WorkerServiceImpl::ReportBatch(grpc::ServerContext* ctx,
       continue;
     }
     reports.push_back(*std::move(report));
-    index_of.push_back(i);
   }
   std::vector<absl::StatusOr<ReportAnswer>> answers;
   if (!reports.empty()) {
