@@ -54,6 +54,35 @@ int64_t TransientBackoffMs(int streak) {
   return std::min<int64_t>(int64_t{10'000} << std::clamp(streak - 1, 0, 5), 300'000);
 }
 
+namespace {
+
+// Cancelled and start_failed attempts say nothing about the run's work.
+bool OwnOutcome(Outcome outcome) {
+  return outcome != Outcome::kCancelled && outcome != Outcome::kStartFailed;
+}
+
+// The backoff rule, for Observe and for the history replayed at load: an
+// attempt of `run` that ended at `ended_at_ms` with a transient failure
+// lengthens the run's streak and backs it off from then; another own outcome
+// ends both; a cancelled or start_failed attempt (own_outcome false) does
+// neither. True when the run now backs off.
+bool ApplyBackoffRule(const std::string& run, bool transient, bool own_outcome, int64_t ended_at_ms,
+                      std::map<std::string, int>& streaks,
+                      std::map<std::string, int64_t>& backoff_until) {
+  if (transient) {
+    const int streak = ++streaks[run];
+    backoff_until[run] = ended_at_ms + TransientBackoffMs(streak);
+    return true;
+  }
+  if (own_outcome) {
+    streaks.erase(run);
+    backoff_until.erase(run);
+  }
+  return false;
+}
+
+}  // namespace
+
 DrainPolicy::DrainPolicy(StateStore& store, const Clock& clock, SchedulerOptions options)
     : store_(store),
       clock_(clock),
@@ -97,22 +126,16 @@ absl::Status DrainPolicy::LoadHistory() {
   }
   // Backoffs as Observe left them, so `status --store`, a restart and a
   // takeover see a run that just hit a rate limit as backing off instead of
-  // leasing it again at once. Observe's rule replayed in the order attempts
-  // ended: a transient failure lengthens the run's streak, another own
-  // outcome ends it; cancelled and start_failed attempts do neither, and
-  // lost ones never reach Observe. The run backs off from the end of its
-  // last transient failure (the report's time, which Observe counts from).
-  std::map<std::string, std::pair<int, int64_t>> backoffs;  // run -> streak, until
+  // leasing it again at once: Observe's rule replayed in the order attempts
+  // ended, from each attempt's end (the report's time, which Observe counts
+  // from). Lost attempts never reach Observe.
+  std::map<std::string, int> streaks;
+  std::map<std::string, int64_t> backoff_until;
   for (size_t i = 0; i < history.size(); ++i) {
     const AttemptRecord& a = history[i];
-    if (transient[i]) {
-      auto& [streak, until] = backoffs[a.run_id];
-      ++streak;
-      until = a.ended_at_ms + TransientBackoffMs(streak);
-    } else if (a.outcome != Outcome::kCancelled && a.outcome != Outcome::kStartFailed &&
-               a.outcome != Outcome::kLost) {
-      backoffs.erase(a.run_id);
-    }
+    if (a.outcome == Outcome::kLost) continue;
+    (void)ApplyBackoffRule(a.run_id, transient[i], OwnOutcome(a.outcome), a.ended_at_ms, streaks,
+                           backoff_until);
   }
   std::map<std::string, int64_t> unblocks;
   for (const auto& [fp, value] : records) {
@@ -124,10 +147,8 @@ absl::Status DrainPolicy::LoadHistory() {
     failure_policy_.Load(history, unblocks, transient);
     retry_evidence_.Load(history, transient);
     // try_emplace: a report observed since the history was read is newer.
-    for (const auto& [run, backoff] : backoffs) {
-      run_transient_streak_.try_emplace(run, backoff.first);
-      run_backoff_until_.try_emplace(run, backoff.second);
-    }
+    for (const auto& [run, streak] : streaks) run_transient_streak_.try_emplace(run, streak);
+    for (const auto& [run, until] : backoff_until) run_backoff_until_.try_emplace(run, until);
     outcome_totals_.clear();  // a new term recounts from the store
     effort_ = {};
     for (const AttemptRecord& a : history) {
@@ -206,9 +227,7 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
   // transient.
   const bool transient = report.outcome == Outcome::kFailed &&
                          params.transition.counter == PhaseTransition::Counter::kRequeues;
-  // Cancelled and start_failed attempts say nothing about the run's work.
-  const bool own_outcome =
-      report.outcome != Outcome::kCancelled && report.outcome != Outcome::kStartFailed;
+  const bool own_outcome = OwnOutcome(report.outcome);
   absl::MutexLock lock(&mu_);
   ++generation_;
   ++outcome_totals_[report.outcome];
@@ -219,14 +238,10 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
                           params.now_ms, transient, result.phase_id);
   retry_evidence_.Observe(result.run_id, result.phase_id, report.outcome, params.fingerprint,
                           transient);
-  if (transient) {
-    const int streak = ++run_transient_streak_[result.run_id];
-    run_backoff_until_[result.run_id] = params.now_ms + TransientBackoffMs(streak);
+  if (ApplyBackoffRule(result.run_id, transient, own_outcome, params.now_ms, run_transient_streak_,
+                       run_backoff_until_)) {
     spdlog::info("transient failure run={} phase={}: run backs off", result.run_id,
                  result.phase_id);
-  } else if (own_outcome) {
-    run_transient_streak_.erase(result.run_id);
-    run_backoff_until_.erase(result.run_id);
   }
   if (session && own_outcome) {
     if (zero_yield_session_ != session->session_id) {
