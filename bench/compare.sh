@@ -73,7 +73,7 @@ RESULTS=$TMP/results.txt
 record() { echo "$1 $2" >>"$RESULTS"; printf '  %-40s %s\n' "$1" "$2"; }
 now() { date +%s.%N; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.4f}')" "$1" "$2"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh  # free_port
 best() { sort -g | tail -1; }  # highest of stdin
 least() { sort -g | head -1; }
 

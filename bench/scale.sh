@@ -37,7 +37,7 @@ BENCH=${BIN_DIR:-$ROOT/$BUILD_DIR/bench}/scale_bench
 mkdir -p "$WORK"
 echo "work dir: $WORK"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh  # free_port
 
 BIG=$WORK/big.jsonl SMALL=$WORK/small.jsonl
 [ -s "$BIG" ] || python3 bench/gen_backlog.py "$PHASES" "$RUNS" >"$BIG"

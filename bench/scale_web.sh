@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 url=$1 kind=$2 target=$3 phases=$4 runs=$5
 HISTORY=${HISTORY:-1000000}
 WORK=${WORK:-$(mktemp -d /tmp/sluice-web.XXXXXX)}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 
 if [ "$HISTORY" -gt 0 ]; then
   if [ "$kind" = sqlite ]; then
@@ -24,13 +24,9 @@ if [ "$HISTORY" -gt 0 ]; then
   fi
 fi
 
-grpc=$(free_port) http=$(free_port)
-"$COORD" --store "$url" --listen "127.0.0.1:$grpc" --http-listen "127.0.0.1:$http" \
-  --log-level warn >"$WORK/coord-web.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
-base="http://127.0.0.1:$http"
-for _ in $(seq 600); do curl -sf "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+pid=
+trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; fi' EXIT
+start_web_coordinator "$COORD" "$url" "$WORK/coord-web.log"
 t0=$(date +%s%N)
 curl -sf "$base/api/overview" >/dev/null  # the first call loads the history
 first_ms=$(( ($(date +%s%N) - t0) / 1000000 ))

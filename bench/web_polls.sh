@@ -14,15 +14,11 @@
 #   python3 bench/gen_backlog.py ... && sluice import ... && sluice session start ...
 set -euo pipefail
 coord=$1 url=$2 n=${3:-8}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-grpc=$(free_port) http=$(free_port)
+. "$(dirname "$0")/lib.sh"
 log=$(mktemp /tmp/web-polls.XXXXXX)
-"$coord" --store "$url" --listen "127.0.0.1:$grpc" --http-listen "127.0.0.1:$http" \
-  --log-level warn >"$log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -f "$log"' EXIT
-base="http://127.0.0.1:$http"
-for _ in $(seq 600); do curl -sf "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+pid=
+trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; fi; rm -f "$log"' EXIT
+start_web_coordinator "$coord" "$url" "$log"
 curl -sf "$base/api/overview" >/dev/null  # start-up work (the history) is not a poll
 stats() {  # path -> "median max" in ms of n GETs, 0.3 s apart (a page polls)
   for _ in $(seq "$n"); do
