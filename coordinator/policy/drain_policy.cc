@@ -12,6 +12,7 @@
 #include "common/fingerprint.h"
 #include "common/ids.h"
 #include "common/status_macros.h"
+#include "coordinator/policy/backlog_history.h"
 #include "spdlog/spdlog.h"
 
 namespace sluice {
@@ -211,6 +212,9 @@ absl::StatusOr<ReportParams> DrainPolicy::PrepareReport(const AttemptReport& rep
       absl::MutexLock lock(&mu_);
       declined = retry_evidence_.Decide(report.outcome, params.fingerprint);
     }
+    if (declined.empty() && budget.max_attempts > 1) {
+      SLUICE_ASSIGN_OR_RETURN(declined, BacklogHistoryDeclines(report));
+    }
     if (!declined.empty()) {
       budget.max_attempts = 1;  // fails the phase for good now
       spdlog::info("lease={}: {}", report.lease_id, declined.Text());
@@ -218,6 +222,24 @@ absl::StatusOr<ReportParams> DrainPolicy::PrepareReport(const AttemptReport& rep
   }
   params.transition = TransitionAfterOutcome(budget, report.outcome, counts_as_attempt);
   return params;
+}
+
+absl::StatusOr<PolicyReason> DrainPolicy::BacklogHistoryDeclines(
+    const AttemptReport& report) const {
+  if (report.outcome != Outcome::kFailed && report.outcome != Outcome::kTimedOut) {
+    return PolicyReason{};
+  }
+  // Active leases are bounded by the fleet's slots, never the backlog.
+  SLUICE_ASSIGN_OR_RETURN(std::vector<LeaseGrant> active, store_.ListActiveLeases());
+  auto lease = std::find_if(active.begin(), active.end(),
+                            [&](const LeaseGrant& g) { return g.lease_id == report.lease_id; });
+  // An unknown or expired lease: the store answers the report without a
+  // transition, so there is nothing to decide.
+  if (lease == active.end()) return PolicyReason{};
+  SLUICE_ASSIGN_OR_RETURN(std::optional<PhaseRecord> phase,
+                          store_.GetPhase({lease->run_id, lease->phase_id}));
+  if (!phase) return PolicyReason{};
+  return RepeatsBacklogFailure(report.outcome, report.error_text, phase->spec.last_error);
 }
 
 void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result,

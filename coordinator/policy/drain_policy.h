@@ -19,6 +19,10 @@
 //     timeout whose fingerprint's retries rarely succeed, cluster-wide, fails
 //     the phase for good at once (the store gets an attempt budget of 1);
 //     the attempt budget stays the hard cap.
+//   - backlog history (backlog_history.h): an own failure or timeout that
+//     repeats the failure the phase's backlog row records (last_error) is
+//     not retried either; a phase whose row says it timed out goes behind
+//     its run's other untried phases (the stores' retries_last order).
 //   - repeat rule (FailurePolicy): a fingerprint seen max_fingerprint_repeats
 //     times blocks its runs until an operator unblocks it.
 //   - timeouts per run, run filters, deferral, aging: the Scheduler's
@@ -91,9 +95,14 @@ class DrainPolicy {
 
   // The store write for `report` under `settings`: fingerprint and the budget
   // rule's transition (a transient failure spends the requeue budget; the
-  // attempt budget is 1 when the retry worth-it rule declines a retry).
+  // attempt budget is 1 when the retry worth-it rule or the backlog history
+  // declines a retry). Reads the phase's backlog row only for an own
+  // failure that would otherwise be retried.
   absl::StatusOr<ReportParams> PrepareReport(const AttemptReport& report,
                                              const SessionSettings& settings) const;
+  // The backlog history's verdict on retrying after `report` (an own
+  // failure or timeout): empty, or why not.
+  absl::StatusOr<PolicyReason> BacklogHistoryDeclines(const AttemptReport& report) const;
   // An accepted report (after the store's write): outcome totals, the repeat
   // rule, backoff and transient streak of the run, the zero-yield streak of
   // `session`. Call EnsureLoaded first.

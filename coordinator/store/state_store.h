@@ -45,6 +45,8 @@ struct LeaseParams {
   // Retries behind untried work (issue #13): among the pending phases of the
   // best priority that fit, one with no own outcome yet (attempts == 0) goes
   // before one that already failed or timed out, whatever their phase_index.
+  // A phase whose backlog row says it timed out (LastErrorIsPhaseTimeout)
+  // counts as a retry here: it is one, of a phase that hung before.
   bool retries_last = false;
 };
 

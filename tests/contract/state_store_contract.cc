@@ -197,6 +197,20 @@ TEST_P(StateStoreContractTest, LeasePassesOverPhasesNeedingLabelsTheWorkerLacks)
   EXPECT_EQ(g->phase_id, "gpu-linux");
 }
 
+// Leases every pending phase of `run` with retries_last; their ids in order.
+static std::vector<std::string> LeaseAllRetriesLast(Contract& c, StateStore& store,
+                                                    const std::string& run) {
+  std::vector<std::string> order;
+  while (true) {
+    LeaseParams p = c.Params(run);
+    p.retries_last = true;
+    std::optional<LeaseGrant> g = Ok(store.LeaseNextInRun(p));
+    if (!g) break;
+    order.push_back(g->phase_id);
+  }
+  return order;
+}
+
 TEST_P(StateStoreContractTest, RetriesLastLeasesUntriedPhasesOfTheBestPriorityBeforeRetries) {
   Contract c(store());
   c.Import({Spec("r1", "p0", 0, 5), Spec("r1", "p1", 1, 5), Spec("r1", "p2", 2, 5),
@@ -209,17 +223,29 @@ TEST_P(StateStoreContractTest, RetriesLastLeasesUntriedPhasesOfTheBestPriorityBe
   EXPECT_EQ(again->phase_id, "p0");
   c.Record(*again, Outcome::kFailed, 0, 0, /*max_attempts=*/3);
   ASSERT_EQ(c.Phase("r1", "p0").state, PhaseState::kPending);
-  std::vector<std::string> order;
-  while (true) {
-    LeaseParams p = c.Params("r1");
-    p.retries_last = true;
-    std::optional<LeaseGrant> g = Ok(store().LeaseNextInRun(p));
-    if (!g) break;
-    order.push_back(g->phase_id);
-  }
+  const std::vector<std::string> order = LeaseAllRetriesLast(c, store(), "r1");
   // Untried p1, p2 of priority 5, then the retry p0 (still priority 5),
   // then the untried phase of a lower priority.
   EXPECT_THAT(order, ElementsAre("p1", "p2", "p0", "low"));
+}
+
+TEST_P(StateStoreContractTest, APhaseWhoseBacklogRowSaysItTimedOutWaitsLikeARetry) {
+  Contract c(store());
+  std::vector<PhaseSpec> specs = {Spec("r1", "hung", 0, 5), Spec("r1", "net", 1, 5),
+                                  Spec("r1", "plain", 2, 5), Spec("r1", "low", 3, 1)};
+  specs[0].last_error = "phase timed out after 900s (no output for 612s)";
+  specs[1].last_error = "TimeoutError: The read operation timed out";  // a network timeout
+  c.Import(specs);
+  // Without retries_last the backlog order stands.
+  const std::optional<LeaseGrant> first = Ok(store().LeaseNextInRun(c.Params("r1")));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->phase_id, "hung");
+  c.Record(*first, Outcome::kCancelled, 0, 0, /*max_attempts=*/3);  // pending again, untried
+  ASSERT_EQ(c.Phase("r1", "hung").attempts, 0);
+  const std::vector<std::string> order = LeaseAllRetriesLast(c, store(), "r1");
+  // The phase that hung before goes after its priority's other untried
+  // phases, but before a lower priority; a network timeout is no hang.
+  EXPECT_THAT(order, ElementsAre("net", "plain", "hung", "low"));
 }
 
 TEST_P(StateStoreContractTest, LeaseGrantDescribesTheLeaseAndMarksThePhaseLeased) {

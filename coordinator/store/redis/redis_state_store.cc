@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/last_error.h"
 #include "common/status_macros.h"
 #include "coordinator/store/redis/redis_lua_scripts.h"
 #include "coordinator/store/report_limits.h"
@@ -237,7 +238,7 @@ void AppendMsgpackString(std::string* out, std::string_view s) {
 std::string RedisStateStore::EncodeImportChunk(const std::vector<PhaseSpec>& phases) {
   std::string out;
   out.push_back(static_cast<char>(0xdd));  // array 32
-  AppendBigEndian(&out, phases.size() * 8, 4);
+  AppendBigEndian(&out, phases.size() * 9, 4);
   for (const PhaseSpec& p : phases) {
     AppendMsgpackString(&out, p.run_id);
     AppendMsgpackString(&out, p.phase_id);
@@ -247,6 +248,8 @@ std::string RedisStateStore::EncodeImportChunk(const std::vector<PhaseSpec>& pha
     AppendMsgpackString(&out, JoinLabels(p.labels));
     AppendMsgpackString(&out, p.metadata_json);
     AppendMsgpackString(&out, RankMember(p));
+    // Derived from last_error here, once, so lease.lua only reads a flag.
+    AppendMsgpackString(&out, LastErrorIsPhaseTimeout(p.last_error) ? "1" : "0");
   }
   return out;
 }

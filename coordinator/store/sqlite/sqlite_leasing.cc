@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/last_error.h"
 #include "common/status_macros.h"
 #include "coordinator/store/report_limits.h"
 #include "coordinator/store/sqlite/sqlite_state_store.h"
@@ -46,7 +47,7 @@ absl::StatusOr<std::optional<LeaseGrant>> SqliteStateStore::LeaseNextInRun(
     const bool fits = std::all_of(p.spec.labels.begin(), p.spec.labels.end(),
                                   [&](const std::string& l) { return have.contains(l); });
     if (!fits) continue;
-    if (params.retries_last && p.attempts > 0) {
+    if (params.retries_last && (p.attempts > 0 || LastErrorIsPhaseTimeout(p.spec.last_error))) {
       if (!retry) retry = std::move(p);
       continue;
     }

@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "common/fingerprint.h"
+#include "coordinator/policy/backlog_history.h"
 #include "coordinator/policy/drain_policy.h"
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
@@ -260,6 +261,67 @@ TEST_F(DrainPolicyRules, RetryWorthItRuleAfterAHangNeedsTwiceTheEvidence) {
   e.Observe("r2", "p", Outcome::kLost, "", false);
   e.Observe("r2", "p", Outcome::kSucceeded, "", false);
   EXPECT_GT(e.RetrySuccess("timeout"), 1.0 / 3);
+}
+
+TEST_F(DrainPolicyRules, BacklogHistoryRuleDoesNotRetryAFailureThatRepeatsTheBacklogRow) {
+  SessionSettings s;
+  s.max_attempts_per_phase = 3;
+  const SessionRecord session = ActiveSession(s);
+  PhaseSpec same = Spec("r1", "same");
+  same.last_error = "AssertionError: column 'geo_id' has unexpected values (line 41)";
+  PhaseSpec hung = Spec("r1", "hung");
+  hung.phase_index = 1;  // leased in this order: same, hung, other
+  hung.last_error = "phase timed out after 900s (no output for 612s)";
+  PhaseSpec other = Spec("r1", "other");
+  other.phase_index = 2;
+  other.last_error = "OSError: [Errno 28] No space left on device: '/tmp/build-cache'";
+  ASSERT_TRUE(store_->ImportPhases({same, hung, other}).ok());
+
+  // The same failure as the row records (inside a longer traceback, with
+  // other line numbers): it failed twice the same way, so no third try.
+  AttemptReport r = Failure(
+      "Traceback (most recent call last):\n  File \"/work/t.py\", line 7\n"
+      "AssertionError: column 'geo_id' has unexpected values (line 97)");
+  r.lease_id = LeaseFrom("r1", session).lease_id;
+  ASSERT_EQ(store_->GetPhase({"r1", "same"}).value()->current_lease_id, r.lease_id);
+  EXPECT_EQ(policy_.PrepareReport(r, s).value().transition.fail_at, 1);
+
+  // A timeout of a phase whose row says it timed out before.
+  AttemptReport t;
+  t.outcome = Outcome::kTimedOut;
+  t.error_text = "phase timed out after 900 s";
+  t.lease_id = LeaseFrom("r1", session).lease_id;
+  EXPECT_EQ(policy_.PrepareReport(t, s).value().transition.fail_at, 1);
+
+  // A failure unlike the row's keeps the session's budget (the prior says
+  // a first failure is worth another look).
+  AttemptReport o = Failure("KeyError: 'id'");
+  o.lease_id = LeaseFrom("r1", session).lease_id;
+  EXPECT_EQ(policy_.PrepareReport(o, s).value().transition.fail_at, 3);
+  // So does a timeout of that phase: its row says no timeout.
+  t.lease_id = o.lease_id;
+  EXPECT_EQ(policy_.PrepareReport(t, s).value().transition.fail_at, 3);
+}
+
+TEST(BacklogHistory, RepeatsBacklogFailureNamesWhyAndSparesTransientAndShortTexts) {
+  const PolicyReason again =
+      RepeatsBacklogFailure(Outcome::kTimedOut, "", "TimeoutExpired: Command 'x' timed out");
+  EXPECT_EQ(again.code, SkipReason::kRetryNotWorthIt);
+  EXPECT_THAT(again.Text(), ::testing::HasSubstr("backlog row"));
+  // A transient-looking failure twice is no evidence for the third try.
+  EXPECT_TRUE(RepeatsBacklogFailure(Outcome::kFailed,
+                                    "ConnectionResetError: [Errno 104] Connection reset by peer",
+                                    "ConnectionResetError: [Errno 104] Connection reset by peer")
+                  .empty());
+  // Too short to call two failures the same.
+  EXPECT_TRUE(RepeatsBacklogFailure(Outcome::kFailed, "error", "error").empty());
+  // No row text, or a success: nothing to say.
+  EXPECT_TRUE(RepeatsBacklogFailure(Outcome::kFailed, "KeyError: 'some_field'", "").empty());
+  EXPECT_TRUE(RepeatsBacklogFailure(Outcome::kSucceeded, "", "phase timed out after 900s").empty());
+  // A network timeout in the row is no hang.
+  EXPECT_TRUE(
+      RepeatsBacklogFailure(Outcome::kTimedOut, "", "TimeoutError: The read operation timed out")
+          .empty());
 }
 
 TEST_F(DrainPolicyRules, TransientBackoffDoublesFromTenSecondsUpToFiveMinutes) {

@@ -1,7 +1,10 @@
 -- ARGV: prefix, staging id, chunk count, phase budget, ttl (s). Applies the
 -- next slice of a staged import (see redis_import.cc). The list
--- P..'import:'..id holds msgpack arrays of 8 x n strings (run, phase, index,
--- priority, last_error, labels, metadata, rank), one per chunk. A slice takes
+-- P..'import:'..id holds msgpack arrays of 9 x n strings (run, phase, index,
+-- priority, last_error, labels, metadata, rank, timed_out_before), one per
+-- chunk. timed_out_before ('1' or '0') is what the importer read in
+-- last_error (LastErrorIsPhaseTimeout): lease.lua takes such a phase only
+-- after its run's other untried phases. A slice takes
 -- chunks off the head of the list, at least one and then more while the
 -- slice stays within `budget` phases, and applies them: one slice is atomic
 -- and leaves every counter exact, and no chunk is ever applied twice (it
@@ -51,16 +54,16 @@ while left > 0 do
     if applied > 0 then break end  -- refused first thing by the next slice
     return redis.error_reply('INTERNAL staged import ' .. ARGV[2] .. ' has a malformed chunk')
   end
-  local n = (((b2 * 256 + b3) * 256 + b4) * 256 + b5) / 8
+  local n = (((b2 * 256 + b3) * 256 + b4) * 256 + b5) / 9
   if applied > 0 and applied + n > budget then break end
   redis.call('LTRIM', sk, 1, -1)
   left = left - 1
   applied = applied + n
   local f = cmsgpack.unpack(raw)
   raw = nil
-  for b = 1, #f, 8 do
+  for b = 1, #f, 9 do
     local run, phase, idx, prio = f[b], f[b + 1], f[b + 2], f[b + 3]
-    local lerr, labels, meta, rank = f[b + 4], f[b + 5], f[b + 6], f[b + 7]
+    local lerr, labels, meta, rank, tob = f[b + 4], f[b + 5], f[b + 6], f[b + 7], f[b + 8]
     local pk = k_phase(run, phase)
     local old = redis.call('HMGET', pk, 'phase_index', 'priority', 'last_error', 'labels',
                            'metadata', 'state', 'rank')
@@ -68,7 +71,8 @@ while left > 0 do
       redis.call('HSET', pk, 'run_id', run, 'phase_id', phase, 'phase_index', idx,
                  'priority', prio, 'last_error', lerr, 'labels', labels, 'metadata', meta,
                  'state', 'pending', 'attempts', '0', 'requeues', '0', 'current_lease_id', '',
-                 'final_outcome', '', 'telemetry_events', '0', 'updated_at', '0', 'rank', rank)
+                 'final_outcome', '', 'telemetry_events', '0', 'updated_at', '0', 'rank', rank,
+                 'timed_out_before', tob)
       if not batch[run] then batch[run], batch_n[run] = {}, 0 end
       local t, m = batch[run], batch_n[run]
       t[m + 1], t[m + 2] = 0, rank
@@ -96,7 +100,7 @@ while left > 0 do
       unchanged = unchanged + 1
     else
       redis.call('HSET', pk, 'phase_index', idx, 'priority', prio, 'last_error', lerr,
-                 'labels', labels, 'metadata', meta, 'rank', rank)
+                 'labels', labels, 'metadata', meta, 'rank', rank, 'timed_out_before', tob)
       if old[6] == 'pending' and old[7] ~= rank then
         flush(run)  -- the phase may still sit in this run's unsent batch
         redis.call('ZREM', k_pending(run), old[7])

@@ -7,8 +7,9 @@ local have = {}
 for i = 11, 10 + tonumber(ARGV[10]) do have[ARGV[i]] = true end
 local pend = k_pending(run)
 local chosen, chosen_member, chosen_labels
--- retries_last: the best fitting retry, taken when no untried phase of its
--- priority (the first 16 characters of the rank) fits.
+-- retries_last: the best fitting retry (or phase whose backlog row says it
+-- timed out), taken when no untried phase of its priority (the first 16
+-- characters of the rank) fits.
 local retry, retry_member, retry_labels
 local done = false
 -- Small first read: the first phase usually fits; grow when labels filter.
@@ -19,7 +20,7 @@ while not done do
   for _, m in ipairs(members) do
     if retry and string.sub(m, 1, 16) ~= string.sub(retry_member, 1, 16) then done = true; break end
     local phase = string.sub(m, 33)
-    local v = redis.call('HMGET', k_phase(run, phase), 'labels', 'attempts')
+    local v = redis.call('HMGET', k_phase(run, phase), 'labels', 'attempts', 'timed_out_before')
     local labels = v[1]
     if not labels then
       return redis.error_reply('INTERNAL pending set of run ' .. run .. ' names missing phase ' .. phase)
@@ -29,7 +30,8 @@ while not done do
       if not have[l] then fits = false; break end
     end
     if fits then
-      if retries_last and tonumber(v[2]) > 0 then
+      -- A phase whose backlog row says it timed out waits like a retry.
+      if retries_last and (tonumber(v[2]) > 0 or v[3] == '1') then
         if not retry then retry, retry_member, retry_labels = phase, m, labels end
       else
         chosen, chosen_member, chosen_labels = phase, m, labels
