@@ -19,6 +19,10 @@
 // hang-prone runs are productive between their hangs; a minority succeed
 // with 1-3 telemetry events, the rest succeed with none.
 // Every attempt pays a 20-40 s start-up cost.
+// Every backlog row carries a last_error, the failure that put the phase in
+// the backlog: a noisy hint (LastErrorFor in policy_sim/model.cc); the row
+// "sluice, backlog without last_error" runs the same backlog without it.
+// PB_LOG=1 shows the coordinator's info log lines.
 //
 // Metrics, per policy (until the policy leases nothing more):
 //   ev/worker-min to 90%  the accounting (#13): 90 % of the
@@ -141,7 +145,7 @@ void Summarise(const std::vector<double>& v, double* mean, double* lo, double* h
 
 int main(int argc, char** argv) {
   using namespace sluice;
-  spdlog::set_level(spdlog::level::err);
+  spdlog::set_level(getenv("PB_LOG") ? spdlog::level::info : spdlog::level::err);
   const Options o = ParseArgs(argc, argv);
   {
     // Self-check of the model. The bug it guards against: a transient-once
@@ -161,6 +165,7 @@ int main(int argc, char** argv) {
   }
   std::vector<Row> rows = {{"sluice", {}},
                            {"sluice --no-default-transient", {}},
+                           {"sluice, backlog without last_error", {}},
                            {"fifo", {}},
                            {"oracle (knows every phase)", {}},
                            {"oracle, must find the hangs", {}},
@@ -221,20 +226,26 @@ int main(int argc, char** argv) {
       }
     }
     {
-      FifoPolicy p(b);
+      // The same backlog with its rows' last_error left empty: what the
+      // policy does without the backlog's own hint about each phase.
+      SluicePolicy p(b, SessionSettings{}, /*with_last_error=*/false);
       rows[2].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
     }
     {
-      OraclePolicy p(b, /*discover_hangs=*/false);
+      FifoPolicy p(b);
       rows[3].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
     }
     {
+      OraclePolicy p(b, /*discover_hangs=*/false);
+      rows[4].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
+    }
+    {
       OraclePolicy p(b, /*discover_hangs=*/true);
-      RunAndRecord(p, rows[4], "oracle-hangs");
+      RunAndRecord(p, rows[5], "oracle-hangs");
     }
     {
       RunOddsOraclePolicy p(b);
-      RunAndRecord(p, rows[5], "run-oracle");
+      RunAndRecord(p, rows[6], "run-oracle");
     }
     if (o.workers > 1) {
       SluicePolicy p(b, SessionSettings{});
@@ -246,7 +257,7 @@ int main(int argc, char** argv) {
     }
     {
       ReferencePolicy p(b);
-      RunAndRecord(p, rows[6], "reference");
+      RunAndRecord(p, rows[7], "reference");
       if (o.verbose) std::printf("  reference: %d sessions\n", p.sessions());
     }
     if (o.verbose) {

@@ -40,6 +40,46 @@ const char* const kTransientTexts[] = {
     "https://artifacts.internal/v1/blob",
     "socket.gaierror: [Errno -3] Temporary failure in name resolution",
 };
+// Failures of the environment the backlog was made in (since fixed): shared
+// by phases of every kind, so they say nothing about a phase.
+const char* const kEnvironmentTexts[] = {
+    "OSError: [Errno 28] No space left on device: '/tmp/build-cache'",
+    "subprocess.CalledProcessError: Command '['pip', 'install', '-r', 'requirements.txt']' "
+    "returned non-zero exit status 1.",
+    "RuntimeError: telemetry database is not reachable (TELEMETRY_DB_URL unset)",
+};
+
+// The backlog row's last_error, as the original controller wrote it: a hang
+// was usually killed at its timeout there too (80 %); a phase that can
+// succeed now failed for a transient reason (45 %), because of the old
+// environment (45 %) or by running into a timeout on a slow machine (10 %);
+// a phase-specific failure shows its own traceback (80 %); a family's
+// deterministic failure its root cause (85 %). Drawn from its own generator,
+// so the backlog itself is the same as without it.
+std::string LastErrorFor(const SimPhase& p, uint64_t seed) {
+  std::mt19937_64 rng(
+      seed * 0x9e3779b97f4a7c15ULL ^
+      std::hash<std::string>{}(absl::StrCat("last_error:", p.run_id, "/", p.phase_id)));
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const double x = u(rng);
+  const std::string environment = kEnvironmentTexts[rng() % std::size(kEnvironmentTexts)];
+  const std::string timeout = "phase timed out after 900s (no output for 612s)";
+  const std::string transient = kTransientTexts[rng() % std::size(kTransientTexts)];
+  switch (p.kind) {
+    case Kind::kHang:
+      return x < 0.8 ? timeout : environment;
+    case Kind::kEvents:
+    case Kind::kNoEvents:
+    case Kind::kTransientOnce:
+      return x < 0.45 ? transient : x < 0.9 ? environment : timeout;
+    case Kind::kPhaseFail:
+      // Its own failure, as the original attempt (number 0) printed it.
+      return x < 0.8 ? Simulate(p, 0, 900, seed).error_text : environment;
+    case Kind::kDeterministic:
+      return x < 0.85 ? Simulate(p, 0, 900, seed).error_text : environment;
+  }
+  return environment;
+}
 }  // namespace
 
 Backlog MakeBacklog(uint64_t seed, int target_phases, int target_runs) {
@@ -172,6 +212,7 @@ Backlog MakeBacklog(uint64_t seed, int target_phases, int target_runs) {
       } else {
         p.kind = Kind::kNoEvents;
       }
+      p.last_error = LastErrorFor(p, seed);
       b.deterministic_phases += p.kind == Kind::kDeterministic;
       b.hang_phases += p.kind == Kind::kHang;
       b.transient_phases += p.kind == Kind::kTransientOnce;

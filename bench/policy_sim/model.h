@@ -42,6 +42,9 @@ struct SimPhase {
   double work_s = 0;       // after start-up, for a normal end
   std::string cause;       // kDeterministic: the family's root cause
   std::string cause_text;  // its error message
+  // The backlog row's last_error: the failure that put the phase in the
+  // backlog (see LastErrorFor in model.cc). A noisy hint, never the answer.
+  std::string last_error;
   // The odds its run was drawn with (what a policy can at best learn about a
   // run, never its phases): the chance a phase has events, and of a hang.
   double run_p_events = 0;

@@ -25,7 +25,8 @@ namespace sim {
 // The product: real Coordinator + SQLite store + FakeClock.
 class SluicePolicy : public Policy {
  public:
-  SluicePolicy(const Backlog& backlog, const SessionSettings& settings) {
+  SluicePolicy(const Backlog& backlog, const SessionSettings& settings,
+               bool with_last_error = true) {
     store_ = Ok(SqliteStateStore::Open(":memory:"), "open store");
     CoordinatorConfig config;
     config.lease_ttl_ms = 7LL * 24 * 3600 * 1000;  // simulated workers never miss a heartbeat
@@ -36,6 +37,7 @@ class SluicePolicy : public Policy {
       s.run_id = p.run_id;
       s.phase_id = p.phase_id;
       s.phase_index = p.index;
+      if (with_last_error) s.last_error = p.last_error;
       specs.push_back(s);
       by_id_[p.run_id + "/" + p.phase_id] = &p;
     }
