@@ -100,6 +100,11 @@ struct LeaseGrant {
   // timeout_seconds was cut to the session deadline: stopping the phase at
   // it is a cancellation, not a timeout. Not persisted.
   bool timeout_is_session_deadline = false;
+  // The store took this phase from its run's retry tier (LeaseParams::
+  // retries_last): a retry, or a phase whose backlog row says it timed out,
+  // so no untried phase of the run fitted. Coordinator-internal: not
+  // persisted, not sent to workers.
+  bool retry_tier = false;
 };
 
 // What a worker reports when an attempt ends.

@@ -113,6 +113,9 @@ absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
     params.ttl_ms = options_.lease_ttl_ms;
     params.worker_labels = labels;
     params.retries_last = true;  // a run's untried phases before its retries (#13)
+    // Until the run's untried phases are done, ask for those only: its retry
+    // tier is ranked on its own (RetryTier), so it waits for its turn.
+    params.untried_only = !policy_.InRetryTier(run_id);
     absl::StatusOr<std::optional<LeaseGrant>> leased = store_.LeaseNextInRun(params);
     if (!leased.ok()) {
       // The write may have committed with only its reply lost: a grant
@@ -125,6 +128,15 @@ absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
       leased = *std::move(committed);
     }
     std::optional<LeaseGrant> grant = *std::move(leased);
+    if (!grant && params.untried_only) {
+      // Nothing untried fitted: the run is ranked by its retry tier from
+      // now on, and offered again at that rank (in this very grant if it is
+      // still the best): its retries are then leased. Not a miss: its
+      // retries may fit.
+      policy_.UntriedDone(run_id);
+      ready_.Granted(run_id);  // dirty: ranked again before it is offered again
+      continue;
+    }
     if (!grant) {
       ready_.Missed(run_id, labels);
       empty_runs.insert(run_id);
@@ -133,6 +145,7 @@ absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
     // The run just leased from is now sampled: it is ranked again before it
     // is offered again.
     ready_.Granted(run_id);
+    policy_.Granted(*grant);
     grant->timeout_is_session_deadline = params.timeout_seconds < settings.phase_timeout_seconds;
     spdlog::info("leased run={} phase={} attempt={} lease={} worker={}", grant->run_id,
                  grant->phase_id, grant->attempt, grant->lease_id, worker_id);

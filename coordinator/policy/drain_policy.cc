@@ -171,6 +171,7 @@ void DrainPolicy::ResetForNewTerm() {
   run_backoff_until_.clear();
   run_transient_streak_.clear();
   run_waiting_since_.clear();
+  retry_tier_.Reset();
   zero_yield_session_.clear();
   zero_yield_streak_ = 0;
   ++generation_;
@@ -260,6 +261,8 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
                           params.now_ms, transient, result.phase_id);
   retry_evidence_.Observe(result.run_id, result.phase_id, report.outcome, params.fingerprint,
                           transient);
+  retry_tier_.Observe(report.lease_id, own_outcome && !transient, report.telemetry_events,
+                      report.duration_ms, report.telemetry_unknown);
   if (ApplyBackoffRule(result.run_id, transient, own_outcome, params.now_ms, run_transient_streak_,
                        run_backoff_until_)) {
     spdlog::info("transient failure run={} phase={}: run backs off", result.run_id,
@@ -296,6 +299,22 @@ PhaseTransition DrainPolicy::ExpiryTransition(const std::optional<SessionRecord>
   return LostLeaseTransition(RequeueBudget(latest));
 }
 
+void DrainPolicy::Granted(const LeaseGrant& grant) {
+  absl::MutexLock lock(&mu_);
+  retry_tier_.Granted(grant.run_id, grant.lease_id, grant.retry_tier);
+}
+
+bool DrainPolicy::InRetryTier(const std::string& run_id) const {
+  absl::MutexLock lock(&mu_);
+  return retry_tier_.InTier(run_id);
+}
+
+void DrainPolicy::UntriedDone(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  ++generation_;  // the run's rank changed
+  retry_tier_.UntriedDone(run_id);
+}
+
 void DrainPolicy::ObserveLost(int64_t count) {
   absl::MutexLock lock(&mu_);
   ++generation_;
@@ -309,8 +328,13 @@ absl::StatusOr<std::map<std::string, RunPolicyState>> DrainPolicy::StateOf(
   std::map<std::string, RunPolicyState> out;
   const int64_t now = clock_.NowMs();
   absl::MutexLock lock(&mu_);
+  const double tier_factor = RetryTierFactor();
   for (const RunStats& run : runs) {
     RunPolicyState state;
+    if (retry_tier_.InTier(run.run_id)) {
+      state.retry_tier = true;
+      state.retry_tier_factor = tier_factor;
+    }
     if (run.pending <= 0) {
       run_waiting_since_.erase(run.run_id);
     } else if (run.leased > 0) {
@@ -329,11 +353,27 @@ absl::StatusOr<std::map<std::string, RunPolicyState>> DrainPolicy::StateOf(
     state.deterministic_failures = failures.count;
     state.failure_fingerprint = failures.top_fingerprint;
     if (!state.blocked_by_fingerprint.empty() || state.backoff_until_ms > 0 ||
-        state.deterministic_failures > 0 || state.waiting_since_ms > 0) {
+        state.deterministic_failures > 0 || state.waiting_since_ms > 0 || state.retry_tier) {
       out[run.run_id] = std::move(state);
     }
   }
   return out;
+}
+
+double DrainPolicy::RetryTierFactor() const {
+  // Everyone's yield and minutes per own attempt, as the effort totals have
+  // them (all sessions, like the scheduler's backlog-wide estimate).
+  int64_t own = 0;
+  for (Outcome o : {Outcome::kSucceeded, Outcome::kFailed, Outcome::kTimedOut}) {
+    if (auto it = outcome_totals_.find(o); it != outcome_totals_.end()) own += it->second;
+  }
+  const double known_minutes =
+      static_cast<double>(effort_.run_ms - effort_.unknown_telemetry_ms) / 60'000.0;
+  const double events_per_minute =
+      known_minutes > 0 ? static_cast<double>(effort_.telemetry_events) / known_minutes : 0;
+  const double minutes_per_attempt =
+      own > 0 ? static_cast<double>(effort_.run_ms) / 60'000.0 / static_cast<double>(own) : 0;
+  return retry_tier_.Factor(events_per_minute, minutes_per_attempt);
 }
 
 absl::StatusOr<std::vector<RunDecision>> DrainPolicy::Decide(const std::vector<RunStats>& runs,

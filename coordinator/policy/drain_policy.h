@@ -23,6 +23,8 @@
 //     repeats the failure the phase's backlog row records (last_error) is
 //     not retried either; a phase whose row says it timed out goes behind
 //     its run's other untried phases (the stores' retries_last order).
+//   - retry tier (retry_tier.h): a run whose last grant came from its retry
+//     tier is ranked by what retry-tier attempts yield cluster-wide.
 //   - repeat rule (FailurePolicy): a fingerprint seen max_fingerprint_repeats
 //     times blocks its runs until an operator unblocks it.
 //   - timeouts per run, run filters, deferral, aging: the Scheduler's
@@ -56,6 +58,7 @@
 #include "coordinator/policy/phase_budget.h"
 #include "coordinator/policy/reasons.h"
 #include "coordinator/policy/retry_policy.h"
+#include "coordinator/policy/retry_tier.h"
 #include "coordinator/policy/scheduler.h"
 #include "coordinator/store/state_store.h"
 
@@ -117,6 +120,12 @@ class DrainPolicy {
   // The transition the store applies to the phase of each expired lease.
   static PhaseTransition ExpiryTransition(const std::optional<SessionRecord>& latest);
   static PhaseBudget BudgetOf(const SessionSettings& settings);
+  // The broker granted `grant` (its retry_tier as the store said).
+  void Granted(const LeaseGrant& grant) ABSL_LOCKS_EXCLUDED(mu_);
+  // Retry tier (RetryTier): whether `run_id` is in it, and that the store
+  // had no untried phase of it.
+  bool InRetryTier(const std::string& run_id) const ABSL_LOCKS_EXCLUDED(mu_);
+  void UntriedDone(const std::string& run_id) ABSL_LOCKS_EXCLUDED(mu_);
   // `count` leases expired and were recorded as lost.
   void ObserveLost(int64_t count) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -173,6 +182,8 @@ class DrainPolicy {
   absl::StatusOr<std::map<std::string, RunPolicyState>> StateOf(const std::vector<RunStats>& runs,
                                                                 const SessionSettings& settings)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // RetryTier's factor from the effort totals.
+  double RetryTierFactor() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // EnsureLoaded's read of the whole history.
   absl::Status LoadHistory() ABSL_LOCKS_EXCLUDED(mu_);
   // The part of SessionEndFor that decides every run (nothing leased).
@@ -202,6 +213,7 @@ class DrainPolicy {
   bool loading_ ABSL_GUARDED_BY(mu_) = false;  // a LoadHistory in flight
   FailurePolicy failure_policy_ ABSL_GUARDED_BY(mu_);
   RetryEvidence retry_evidence_ ABSL_GUARDED_BY(mu_);
+  RetryTier retry_tier_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> run_backoff_until_ ABSL_GUARDED_BY(mu_);
   // Aging: since when each pending run has waited without a lease in flight
   // (first seen pending, or its last lease seen in flight). In memory: a new

@@ -130,6 +130,7 @@ std::vector<RunRanking> Scheduler::EstimateWithPolicy(
     r.expected_yield = (own.events + wr * minutes_per_attempt * y_family) /
                        (own.telemetry_minutes + wr * minutes_per_attempt);
     r.expected_minutes = (own.minutes + wr * m_family) / (own.attempts + wr);
+    if (p != nullptr && p->retry_tier) r.expected_yield *= p->retry_tier_factor;
     if (run.successes == 0) {
       if (own.deterministic_failures > 0) {
         r.deferred = {SkipReason::kDeferredOwnFailures,

@@ -32,7 +32,9 @@
 //      before any run gets a second look;
 //   4. higher score = expected yield x (1 + waited / aging_minutes) /
 //      (1 + leases in flight), so several workers spread over the best runs
-//      instead of piling onto one, and waiting work ages in;
+//      instead of piling onto one, and waiting work ages in; a run whose
+//      untried phases are done (RunPolicyState::retry_tier) has its expected
+//      yield scaled by what retry-tier attempts yield (retry_tier.h);
 //   5. run id.
 #pragma once
 
@@ -72,6 +74,10 @@ struct RunPolicyState {
   // Since when the run has waited for a lease (its last lease, or when the
   // policy first saw it pending); 0 = unknown (no aging).
   int64_t waiting_since_ms = 0;
+  // Its last grant came from its retry tier (RetryTier): its expected yield
+  // is multiplied by retry_tier_factor (<= 1).
+  bool retry_tier = false;
+  double retry_tier_factor = 1.0;
 };
 
 // One run's fate in a ranking: eligible (`excluded` empty) or why it is

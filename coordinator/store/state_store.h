@@ -48,6 +48,9 @@ struct LeaseParams {
   // A phase whose backlog row says it timed out (LastErrorIsPhaseTimeout)
   // counts as a retry here: it is one, of a phase that hung before.
   bool retries_last = false;
+  // With retries_last: untried phases only; nullopt when only retries (or
+  // nothing) fit. The broker asks so before it lets a run's retry tier go.
+  bool untried_only = false;
 };
 
 struct ReportParams {

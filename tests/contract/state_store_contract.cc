@@ -199,7 +199,8 @@ TEST_P(StateStoreContractTest, LeasePassesOverPhasesNeedingLabelsTheWorkerLacks)
 
 // Leases every pending phase of `run` with retries_last; their ids in order.
 static std::vector<std::string> LeaseAllRetriesLast(Contract& c, StateStore& store,
-                                                    const std::string& run) {
+                                                    const std::string& run,
+                                                    std::vector<bool>* retry_tier = nullptr) {
   std::vector<std::string> order;
   while (true) {
     LeaseParams p = c.Params(run);
@@ -207,6 +208,7 @@ static std::vector<std::string> LeaseAllRetriesLast(Contract& c, StateStore& sto
     std::optional<LeaseGrant> g = Ok(store.LeaseNextInRun(p));
     if (!g) break;
     order.push_back(g->phase_id);
+    if (retry_tier != nullptr) retry_tier->push_back(g->retry_tier);
   }
   return order;
 }
@@ -223,7 +225,9 @@ TEST_P(StateStoreContractTest, RetriesLastLeasesUntriedPhasesOfTheBestPriorityBe
   EXPECT_EQ(again->phase_id, "p0");
   c.Record(*again, Outcome::kFailed, 0, 0, /*max_attempts=*/3);
   ASSERT_EQ(c.Phase("r1", "p0").state, PhaseState::kPending);
-  const std::vector<std::string> order = LeaseAllRetriesLast(c, store(), "r1");
+  std::vector<bool> tiers;
+  const std::vector<std::string> order = LeaseAllRetriesLast(c, store(), "r1", &tiers);
+  EXPECT_THAT(tiers, ElementsAre(false, false, true, false));
   // Untried p1, p2 of priority 5, then the retry p0 (still priority 5),
   // then the untried phase of a lower priority.
   EXPECT_THAT(order, ElementsAre("p1", "p2", "p0", "low"));
@@ -240,12 +244,31 @@ TEST_P(StateStoreContractTest, APhaseWhoseBacklogRowSaysItTimedOutWaitsLikeARetr
   const std::optional<LeaseGrant> first = Ok(store().LeaseNextInRun(c.Params("r1")));
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(first->phase_id, "hung");
+  EXPECT_FALSE(first->retry_tier);                                  // no tiers without retries_last
   c.Record(*first, Outcome::kCancelled, 0, 0, /*max_attempts=*/3);  // pending again, untried
   ASSERT_EQ(c.Phase("r1", "hung").attempts, 0);
-  const std::vector<std::string> order = LeaseAllRetriesLast(c, store(), "r1");
+  std::vector<bool> tiers;
+  const std::vector<std::string> order = LeaseAllRetriesLast(c, store(), "r1", &tiers);
+  // The grant says which came from the retry tier.
+  EXPECT_THAT(tiers, ElementsAre(false, false, true, false));
   // The phase that hung before goes after its priority's other untried
   // phases, but before a lower priority; a network timeout is no hang.
   EXPECT_THAT(order, ElementsAre("net", "plain", "hung", "low"));
+
+  // untried_only: nothing while only the retry tier is left.
+  PhaseSpec tail = Spec("r2", "hung-again", 0, 5);
+  tail.last_error = "TimeoutExpired: Command 'pytest' timed out after 1800 seconds";
+  c.Import({tail});
+  LeaseParams p = c.Params("r2");
+  p.retries_last = true;
+  p.untried_only = true;
+  EXPECT_FALSE(Ok(store().LeaseNextInRun(p)).has_value());
+  EXPECT_EQ(c.Phase("r2", "hung-again").state, PhaseState::kPending);
+  p.untried_only = false;
+  const std::optional<LeaseGrant> g = Ok(store().LeaseNextInRun(p));
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(g->phase_id, "hung-again");
+  EXPECT_TRUE(g->retry_tier);
 }
 
 TEST_P(StateStoreContractTest, LeaseGrantDescribesTheLeaseAndMarksThePhaseLeased) {

@@ -335,13 +335,13 @@ absl::StatusOr<std::optional<LeaseGrant>> RedisStateStore::LeaseNextInRun(
                                    std::to_string(params.timeout_seconds),
                                    std::to_string(params.now_ms),
                                    std::to_string(params.now_ms + params.ttl_ms),
-                                   params.retries_last ? "1" : "0",
+                                   params.retries_last ? (params.untried_only ? "2" : "1") : "0",
                                    std::to_string(params.worker_labels.size())};
   args.insert(args.end(), params.worker_labels.begin(), params.worker_labels.end());
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kLease, args));
   if (r.nil()) return std::optional<LeaseGrant>();
-  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 3, "lease"));
-  if (r.elements.size() != 3) return absl::InternalError("redis: unexpected reply to lease");
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 4, "lease"));
+  if (r.elements.size() != 4) return absl::InternalError("redis: unexpected reply to lease");
   LeaseGrant g;
   g.lease_id = params.lease_id;
   g.run_id = params.run_id;
@@ -353,6 +353,7 @@ absl::StatusOr<std::optional<LeaseGrant>> RedisStateStore::LeaseNextInRun(
   g.timeout_seconds = params.timeout_seconds;
   g.leased_at_ms = params.now_ms;
   g.expires_at_ms = params.now_ms + params.ttl_ms;
+  g.retry_tier = r.elements[3].Int() == 1;
   return std::optional<LeaseGrant>(std::move(g));
 }
 

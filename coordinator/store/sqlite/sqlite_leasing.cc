@@ -54,6 +54,8 @@ absl::StatusOr<std::optional<LeaseGrant>> SqliteStateStore::LeaseNextInRun(
     chosen = std::move(p);
     break;
   }
+  if (params.untried_only) retry.reset();
+  const bool retry_tier = !chosen && retry;
   if (!chosen) chosen = std::move(retry);
   if (!chosen) return std::optional<LeaseGrant>();
 
@@ -69,6 +71,7 @@ absl::StatusOr<std::optional<LeaseGrant>> SqliteStateStore::LeaseNextInRun(
   g.timeout_seconds = params.timeout_seconds;
   g.leased_at_ms = params.now_ms;
   g.expires_at_ms = params.now_ms + params.ttl_ms;
+  g.retry_tier = retry_tier;
   Stmt ins(db_, "INSERT INTO leases VALUES(?,?,?,?,?,?,?,?,?,?)");
   SLUICE_RETURN_IF_ERROR(ins.Bind(g.lease_id)
                              .Bind(g.run_id)

@@ -1,8 +1,10 @@
 -- ARGV: prefix, run, worker, session, lease_id, timeout_seconds, now,
--- expires_at, retries_last (0|1), n_labels, labels... Returns nil, or
--- {phase_id, attempt, epoch}.
+-- expires_at, retries_last (0|1, or 2: untried phases only), n_labels,
+-- labels... Returns nil, or
+-- {phase_id, attempt, epoch, retry_tier (1|0)}.
 local run, lease_id, now = ARGV[2], ARGV[5], ARGV[7]
-local retries_last = ARGV[9] == '1'
+local retries_last = ARGV[9] ~= '0'
+local untried_only = ARGV[9] == '2'
 local have = {}
 for i = 11, 10 + tonumber(ARGV[10]) do have[ARGV[i]] = true end
 local pend = k_pending(run)
@@ -43,7 +45,11 @@ while not done do
   start = start + chunk
   chunk = math.min(chunk * 2, 256)
 end
-if not chosen then chosen, chosen_member, chosen_labels = retry, retry_member, retry_labels end
+local retry_tier = 0
+if not chosen and retry and not untried_only then
+  chosen, chosen_member, chosen_labels = retry, retry_member, retry_labels
+  retry_tier = 1
+end
 if not chosen then return false end
 local lk = k_lease(lease_id)
 if redis.call('EXISTS', lk) == 1 then
@@ -62,4 +68,4 @@ redis.call('ZREM', pend, chosen_member)
 if chosen_labels ~= '' then redis.call('ZREM', K_LABELLED, labelled_member(run, chosen_member)) end
 redis.call('HSET', pk, 'state', 'leased', 'current_lease_id', lease_id, 'updated_at', now)
 bump_run(run, 'pending', 'leased', 0, 0, 0, '0', '0', '0')
-return {chosen, istr(attempt), istr(epoch)}
+return {chosen, istr(attempt), istr(epoch), retry_tier}
