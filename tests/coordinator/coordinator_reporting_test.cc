@@ -453,5 +453,35 @@ TEST_F(CoordinatorTest, ARetryOfAFailedPhaseWaitsBehindItsRunsUntriedPhases) {
   EXPECT_EQ(order, (std::vector<std::string>{"p2", "p3", "p1"}));
 }
 
+TEST_F(CoordinatorTest, ARunWhoseUntriedPhasesAreDoneYieldsToARunWithUntriedOnes) {
+  // Issue #13, phase by phase: r1 yields more than r2, but all r1 has left
+  // is a phase whose backlog row says it hung. That phase waits behind r2's
+  // untried phases (r1 is ranked by what retry-tier attempts yield), and is
+  // still leased once they are done.
+  RegisterWorker("w1");
+  PhaseSpec hung = Spec("r1", "p2");
+  hung.phase_index = 1;
+  hung.last_error = "phase timed out after 900s (no output for 612s)";
+  PhaseSpec q2 = Spec("r2", "q2");
+  q2.phase_index = 1;
+  PhaseSpec q3 = Spec("r2", "q3");
+  q3.phase_index = 2;
+  Import({Spec("r1", "p1"), hung, Spec("r2", "q1"), q2, q3});
+  Start();
+  // One phase of each run: r1's yields 3 events, r2's 2.
+  for (int i = 0; i < 2; ++i) {
+    const LeaseGrant g = LeaseOne();
+    ASSERT_EQ(g.phase_id, g.run_id == "r1" ? "p1" : "q1");
+    ReportNow(g, Outcome::kSucceeded, g.run_id == "r1" ? 3 : 2, 60'000);
+  }
+  std::vector<std::string> order;
+  for (int i = 0; i < 3; ++i) {
+    const LeaseGrant g = LeaseOne();
+    order.push_back(g.phase_id);
+    ReportNow(g, Outcome::kSucceeded, 2, 60'000);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"q2", "q3", "p2"}));
+}
+
 }  // namespace
 }  // namespace sluice::testing
