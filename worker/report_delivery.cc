@@ -28,13 +28,13 @@ absl::StatusOr<ReportDisposition> ReportDelivery::Send(const AttemptReport& repo
     mine.report = &report;
     absl::MutexLock lock(&mu_);
     queue_.push_back(&mine);
-    // Whoever finds the link free sends what is queued, its own attempt
+    // Whoever may send a call sends what is queued, its own attempt
     // included unless more than one call's worth is ahead of it.
     while (!mine.answer.has_value()) {
-      if (in_flight_) {
-        answered_.Wait(&mu_);
+      if (!mine.sent && calls_in_flight_ < options_.max_calls_in_flight) {
+        SendNextBatch();  // the queue holds `mine`
       } else {
-        SendNextBatch();
+        answered_.Wait(&mu_);
       }
     }
     if (!mine.unary) return *std::move(mine.answer);
@@ -42,23 +42,54 @@ absl::StatusOr<ReportDisposition> ReportDelivery::Send(const AttemptReport& repo
   return client_.Report(report);
 }
 
+namespace {
+
+// About what `report` adds to a ReportBatch message.
+size_t ApproximateBytes(const AttemptReport& report) {
+  size_t bytes = 64 + report.lease_id.size() + report.worker_id.size() + report.stdout_tail.size() +
+                 report.stderr_tail.size() + report.error_text.size();
+  for (const auto& [type, count] : report.telemetry_by_type) bytes += 16 + type.size();
+  return bytes;
+}
+
+}  // namespace
+
+std::vector<ReportDelivery::Attempt*> ReportDelivery::TakeBatch() {
+  std::vector<Attempt*> batch;
+  const std::string worker_id = queue_.front()->report->worker_id;
+  size_t bytes = 0;
+  for (auto it = queue_.begin(); it != queue_.end() && batch.size() < kMaxReportsPerBatch;) {
+    const AttemptReport& report = *(*it)->report;
+    if (report.worker_id != worker_id) {  // a call carries one worker's reports
+      ++it;
+      continue;
+    }
+    bytes += ApproximateBytes(report);
+    if (!batch.empty() && bytes > kMaxBatchBytes) break;
+    (*it)->sent = true;
+    batch.push_back(*it);
+    it = queue_.erase(it);
+  }
+  return batch;
+}
+
 void ReportDelivery::SendNextBatch() {
-  const size_t n = std::min(queue_.size(), kMaxReportsPerBatch);
-  std::vector<Attempt*> batch(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-  queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-  std::vector<AttemptReport> reports;
-  reports.reserve(n);
-  for (const Attempt* a : batch) reports.push_back(*a->report);
-  in_flight_ = true;
+  const std::vector<Attempt*> batch = TakeBatch();
+  const size_t n = batch.size();
+  ++calls_in_flight_;
   absl::StatusOr<std::vector<absl::StatusOr<ReportDisposition>>> answers;
   {
-    // Not under mu_: attempts keep queuing while the call is in flight.
+    // Not under mu_: attempts keep queuing while the call is in flight. The
+    // batch's reports stay valid: their deliveries wait for the answers.
     mu_.Unlock();
+    std::vector<AttemptReport> reports;
+    reports.reserve(n);
+    for (const Attempt* a : batch) reports.push_back(*a->report);
     answers = unary_only_.load() ? absl::UnimplementedError("ReportBatch not used")
                                  : client_.ReportBatch(reports);
     mu_.Lock();
   }
-  in_flight_ = false;
+  --calls_in_flight_;
   const bool unimplemented =
       !answers.ok() && answers.status().code() == absl::StatusCode::kUnimplemented;
   if (unimplemented && !unary_only_.exchange(true)) {

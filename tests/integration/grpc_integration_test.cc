@@ -38,6 +38,7 @@
 #include "tests/testing/wait.h"
 #include "worker/command_template.h"
 #include "worker/process_runner.h"
+#include "worker/report_delivery.h"
 #include "worker/worker_agent.h"
 
 namespace sluice {
@@ -501,7 +502,7 @@ TEST_F(GrpcIntegrationTest, AReportBatchOverGrpcAnswersEachReportInOrder) {
 }
 
 // The coordinator's worker service, counting the report calls it serves,
-// optionally holding the first ReportBatch in flight until Release(), or
+// optionally holding the first ReportBatch calls in flight until Release(), or
 // without ReportBatch at all (a coordinator older than the call).
 class CountingWorkerService final : public v1::WorkerService::Service {
  public:
@@ -531,15 +532,16 @@ class CountingWorkerService final : public v1::WorkerService::Service {
     {
       absl::MutexLock lock(&mu_);
       batch_sizes_.push_back(req->reports_size());
-      if (batch_sizes_.size() == 1) {
+      if (batch_sizes_.size() <= held_calls_) {
         mu_.AwaitWithTimeout(absl::Condition(&released_), absl::Seconds(30));
       }
     }
     return impl_.ReportBatch(ctx, req, resp);
   }
 
-  void HoldFirstBatch() {
+  void HoldFirstBatches(size_t n) {
     absl::MutexLock lock(&mu_);
+    held_calls_ = n;
     released_ = false;
   }
   void Release() {
@@ -557,6 +559,7 @@ class CountingWorkerService final : public v1::WorkerService::Service {
   const bool has_report_batch_;
   mutable absl::Mutex mu_;
   std::vector<int> batch_sizes_ ABSL_GUARDED_BY(mu_);
+  size_t held_calls_ ABSL_GUARDED_BY(mu_) = 0;
   bool released_ ABSL_GUARDED_BY(mu_) = true;
   std::atomic<int> unary_calls_{0};
 };
@@ -611,12 +614,13 @@ TEST_F(ReportBatchingIntegrationTest, AMultiSlotWorkersReportsReachTheCoordinato
   ImportAndStart(Phases("r-many", kPhases), OneAttempt(30));
   CountingWorkerService service(*coordinator_, /*has_report_batch=*/true);
   std::unique_ptr<GrpcCoordinatorClient> client = Serve(service);
-  service.HoldFirstBatch();
+  // As many calls as the worker sends at once.
+  service.HoldFirstBatches(static_cast<size_t>(ReportDelivery::Options{}.max_calls_in_flight));
   const WorkerConfig config = MakeWorkerConfig(kPhases);
   {
     RunningAgent agent(config, *client);
-    // The first report's call is held in flight until every outcome is
-    // spooled: the other seven finish meanwhile and must wait for one call.
+    // The first reports' calls are held in flight until every outcome is
+    // spooled: the others finish meanwhile and must wait for a call.
     ASSERT_TRUE(WaitUntil([&] { return SpoolFiles(config) == kPhases; }, milliseconds(10'000)));
     service.Release();
     ASSERT_TRUE(WaitUntil([&] { return AllFinal(); }, milliseconds(10'000)));
