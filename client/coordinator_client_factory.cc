@@ -25,6 +25,10 @@ class UnreachableCoordinatorClient final : public CoordinatorClient {
     return why_;
   }
   absl::StatusOr<ReportDisposition> Report(const AttemptReport&) override { return why_; }
+  absl::StatusOr<std::vector<absl::StatusOr<ReportDisposition>>> ReportBatch(
+      const std::vector<AttemptReport>&) override {
+    return why_;
+  }
 
  private:
   const absl::Status why_;

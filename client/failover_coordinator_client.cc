@@ -74,6 +74,22 @@ absl::StatusOr<ReportDisposition> FailoverCoordinatorClient::Report(const Attemp
   return Track(used, client->Report(report));
 }
 
+absl::StatusOr<std::vector<absl::StatusOr<ReportDisposition>>>
+FailoverCoordinatorClient::ReportBatch(const std::vector<AttemptReport>& reports) {
+  auto [used, client] = Current();
+  absl::StatusOr<std::vector<absl::StatusOr<ReportDisposition>>> answers =
+      Track(used, client->ReportBatch(reports));
+  if (answers.ok()) {
+    for (const absl::StatusOr<ReportDisposition>& a : *answers) {
+      if (MovesOn(a.status())) {
+        Failed(used, a.status());  // once: the endpoint failed, not each report
+        break;
+      }
+    }
+  }
+  return answers;
+}
+
 void FailoverCoordinatorClient::CancelPendingLease() {
   absl::MutexLock lock(&mu_);
   cancel_requested_ = true;

@@ -37,6 +37,10 @@ class FailoverCoordinatorClient final : public CoordinatorClient {
                                                      const std::vector<std::string>& lease_ids,
                                                      int64_t timeout_ms) override;
   absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) override;
+  // Moves on after the call failed, or after a report of it failed, with
+  // Unavailable or DeadlineExceeded (as a unary Report failing so would).
+  absl::StatusOr<std::vector<absl::StatusOr<ReportDisposition>>> ReportBatch(
+      const std::vector<AttemptReport>& reports) override;
   void CancelPendingLease() override;
 
   std::string current_address() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -50,13 +54,14 @@ class FailoverCoordinatorClient final : public CoordinatorClient {
   std::pair<size_t, CoordinatorClient*> Current() const ABSL_LOCKS_EXCLUDED(mu_);
   // After a failed call on endpoint `used`: moves on unless another thread did.
   void Failed(size_t used, const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
+  static bool MovesOn(const absl::Status& st) {
+    return st.code() == absl::StatusCode::kUnavailable ||
+           st.code() == absl::StatusCode::kDeadlineExceeded;
+  }
   template <typename T>
   T Track(size_t used, T result) {
     const absl::Status& st = StatusOf(result);
-    if (st.code() == absl::StatusCode::kUnavailable ||
-        st.code() == absl::StatusCode::kDeadlineExceeded) {
-      Failed(used, st);
-    }
+    if (MovesOn(st)) Failed(used, st);
     return result;
   }
   template <typename V>

@@ -30,11 +30,10 @@ class GrpcCoordinatorClient final : public CoordinatorClient {
                                                      const std::vector<std::string>& lease_ids,
                                                      int64_t timeout_ms) override;
   absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) override;
-  // Several of one worker's outcomes in one call (WorkerService.ReportBatch):
-  // one answer per report, in order. The call's own failure (transport,
-  // auth, a batch over the limit) is the outer status.
+  // WorkerService.ReportBatch; a coordinator older than the call answers
+  // Unimplemented (the outer status).
   absl::StatusOr<std::vector<absl::StatusOr<ReportDisposition>>> ReportBatch(
-      const std::vector<AttemptReport>& reports);
+      const std::vector<AttemptReport>& reports) override;
   void CancelPendingLease() override;
 
  private:

@@ -3,6 +3,7 @@
 // convert between these structs and the generated protobuf messages.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -126,6 +127,10 @@ struct AttemptReport {
   // and means nothing. Such an attempt is no evidence of zero yield.
   bool telemetry_unknown = false;
 };
+
+// The most reports one WorkerService.ReportBatch call may carry: the
+// coordinator refuses more (CheckReportBatchSize), the worker never sends more.
+inline constexpr size_t kMaxReportsPerBatch = 256;
 
 // One attempt as recorded in the store.
 struct AttemptRecord {

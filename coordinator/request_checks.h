@@ -21,8 +21,7 @@ absl::Status CheckWorker(const WorkerInfo& worker);
 // Report: ids, an outcome a worker may report, counters within
 // report_limits.h (sums included), tail and error sizes.
 absl::Status CheckReport(const AttemptReport& report, const CoordinatorConfig& config);
-// ReportBatch: 1 to kMaxReportsPerBatch reports.
-inline constexpr size_t kMaxReportsPerBatch = 256;
+// ReportBatch: 1 to kMaxReportsPerBatch (common/model.h) reports.
 absl::Status CheckReportBatchSize(size_t reports);
 // ImportBacklog: at least one phase; ids, labels and sizes of each, the
 // error naming the phase ("phase #3: ..."; numbered from first_number, for a

@@ -40,6 +40,20 @@ class CoordinatorClient {
       const std::string& worker_id, const std::vector<std::string>& lease_ids,
       int64_t timeout_ms) = 0;
   virtual absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) = 0;
+  // Several reports of this worker in one call: one answer per report, in
+  // order. The outer status is the call's own failure (transport, auth, a
+  // batch over the limit, Unimplemented from a coordinator without the
+  // call), which stands for every report. At most kMaxReportsPerBatch
+  // (common/model.h).
+  // By default one Report per report, so a client (or a fake) without a
+  // batch call still works; its outer status is then always OK.
+  virtual absl::StatusOr<std::vector<absl::StatusOr<ReportDisposition>>> ReportBatch(
+      const std::vector<AttemptReport>& reports) {
+    std::vector<absl::StatusOr<ReportDisposition>> answers;
+    answers.reserve(reports.size());
+    for (const AttemptReport& report : reports) answers.push_back(Report(report));
+    return answers;
+  }
   // Ends a Lease long-poll in flight (it returns Cancelled), so a draining
   // worker does not wait out the poll. Thread-safe; a no-op by default.
   virtual void CancelPendingLease() {}

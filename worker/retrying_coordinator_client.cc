@@ -78,6 +78,11 @@ absl::StatusOr<ReportDisposition> RetryingCoordinatorClient::Report(const Attemp
   return inner_.Report(report);
 }
 
+absl::StatusOr<std::vector<absl::StatusOr<ReportDisposition>>>
+RetryingCoordinatorClient::ReportBatch(const std::vector<AttemptReport>& reports) {
+  return inner_.ReportBatch(reports);
+}
+
 void RetryingCoordinatorClient::CancelPendingLease() { inner_.CancelPendingLease(); }
 
 }  // namespace sluice

@@ -10,7 +10,7 @@
 //    Unauthenticated, PermissionDenied), which is returned at once.
 //  - Lease: every error except FailedPrecondition (the coordinator does not
 //    know this worker: the caller registers again), returned at once.
-//  - Heartbeat and Report pass through unretried: the heartbeat loop has
+//  - Heartbeat, Report and ReportBatch pass through unretried: the heartbeat loop has
 //    its own cadence and self-fencing, and ReportDelivery its own give-up
 //    rule and spool.
 // Once `stop` is notified nothing is retried any more: a call failing then,
@@ -52,6 +52,8 @@ class RetryingCoordinatorClient final : public CoordinatorClient {
                                                      const std::vector<std::string>& lease_ids,
                                                      int64_t timeout_ms) override;
   absl::StatusOr<ReportDisposition> Report(const AttemptReport& report) override;
+  absl::StatusOr<std::vector<absl::StatusOr<ReportDisposition>>> ReportBatch(
+      const std::vector<AttemptReport>& reports) override;
   void CancelPendingLease() override;
 
  private:

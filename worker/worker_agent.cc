@@ -112,7 +112,7 @@ absl::Status WorkerAgent::Run() {
   } else if (!left->empty()) {
     spdlog::info("re-delivering {} outcome(s) left in {}", left->size(), spool_.dir());
     redeliver = std::jthread([this, reports = std::move(*left)] {
-      for (const AttemptReport& report : reports) delivery_.DeliverSpooled(report);
+      delivery_.DeliverSpooled(reports);
       spdlog::info("outcomes from a previous run delivered (or left in {})", spool_.dir());
     });
   }

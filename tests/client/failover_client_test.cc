@@ -110,6 +110,22 @@ TEST(FailoverClientTest, FollowsTheLeaderAStandbyNamesEvenOutsideTheList) {
   EXPECT_EQ(script.calls["d:1"], 1);
 }
 
+TEST(FailoverClientTest, AReportBatchWhoseReportsFailUnavailableMovesOnOnce) {
+  Script script;
+  FailoverCoordinatorClient client({"a:1", "b:1"}, FactoryFor(script));
+  // ScriptedClient has no batch call: the default sends each report alone,
+  // so the failures come per report under an OK call.
+  script.status["a:1"] = absl::UnavailableError("connection refused");
+  auto answers = client.ReportBatch({AttemptReport{}, AttemptReport{}, AttemptReport{}});
+  ASSERT_TRUE(answers.ok());
+  EXPECT_FALSE((*answers)[0].ok());
+  EXPECT_EQ(client.current_address(), "b:1");  // not around the list and back to a
+  answers = client.ReportBatch({AttemptReport{}});
+  ASSERT_TRUE(answers.ok());
+  EXPECT_TRUE((*answers)[0].ok());
+  EXPECT_EQ(script.calls["b:1"], 1);
+}
+
 TEST(FailoverClientTest, OneAddressIsPassedThrough) {
   Script script;
   FailoverCoordinatorClient client({"svc:7400"}, FactoryFor(script));

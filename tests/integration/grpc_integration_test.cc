@@ -8,7 +8,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -17,11 +20,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "bench/succeeded_report.h"
 #include "client/grpc_coordinator_client.h"
 #include "common/clock.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/grpc/server.h"
+#include "coordinator/grpc/services.h"
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -33,6 +38,7 @@
 #include "tests/testing/wait.h"
 #include "worker/command_template.h"
 #include "worker/process_runner.h"
+#include "worker/report_delivery.h"
 #include "worker/worker_agent.h"
 
 namespace sluice {
@@ -493,6 +499,160 @@ TEST_F(GrpcIntegrationTest, AReportBatchOverGrpcAnswersEachReportInOrder) {
   std::vector<AttemptReport> too_many(Coordinator::kMaxReportBatch + 1, reports[0]);
   EXPECT_THAT(client_->ReportBatch(too_many),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 256")));
+}
+
+// The coordinator's worker service, counting the report calls it serves,
+// optionally holding the first ReportBatch calls in flight until Release(), or
+// without ReportBatch at all (a coordinator older than the call).
+class CountingWorkerService final : public v1::WorkerService::Service {
+ public:
+  CountingWorkerService(Coordinator& coordinator, bool has_report_batch)
+      : impl_(coordinator), has_report_batch_(has_report_batch) {}
+
+  grpc::Status Register(grpc::ServerContext* ctx, const v1::RegisterRequest* req,
+                        v1::RegisterResponse* resp) override {
+    return impl_.Register(ctx, req, resp);
+  }
+  grpc::Status Lease(grpc::ServerContext* ctx, const v1::LeaseRequest* req,
+                     v1::LeaseResponse* resp) override {
+    return impl_.Lease(ctx, req, resp);
+  }
+  grpc::Status Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* req,
+                         v1::HeartbeatResponse* resp) override {
+    return impl_.Heartbeat(ctx, req, resp);
+  }
+  grpc::Status Report(grpc::ServerContext* ctx, const v1::ReportRequest* req,
+                      v1::ReportResponse* resp) override {
+    ++unary_calls_;
+    return impl_.Report(ctx, req, resp);
+  }
+  grpc::Status ReportBatch(grpc::ServerContext* ctx, const v1::ReportBatchRequest* req,
+                           v1::ReportBatchResponse* resp) override {
+    if (!has_report_batch_) return v1::WorkerService::Service::ReportBatch(ctx, req, resp);
+    {
+      absl::MutexLock lock(&mu_);
+      batch_sizes_.push_back(req->reports_size());
+      if (batch_sizes_.size() <= held_calls_) {
+        mu_.AwaitWithTimeout(absl::Condition(&released_), absl::Seconds(30));
+      }
+    }
+    return impl_.ReportBatch(ctx, req, resp);
+  }
+
+  void HoldFirstBatches(size_t n) {
+    absl::MutexLock lock(&mu_);
+    held_calls_ = n;
+    released_ = false;
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    released_ = true;
+  }
+  std::vector<int> batch_sizes() const {
+    absl::MutexLock lock(&mu_);
+    return batch_sizes_;
+  }
+  int unary_calls() const { return unary_calls_.load(); }
+
+ private:
+  WorkerServiceImpl impl_;
+  const bool has_report_batch_;
+  mutable absl::Mutex mu_;
+  std::vector<int> batch_sizes_ ABSL_GUARDED_BY(mu_);
+  size_t held_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  bool released_ ABSL_GUARDED_BY(mu_) = true;
+  std::atomic<int> unary_calls_{0};
+};
+
+class ReportBatchingIntegrationTest : public GrpcIntegrationTest {
+ protected:
+  // Serves the fixture's coordinator through `service` on loopback and
+  // returns a client of it.
+  std::unique_ptr<GrpcCoordinatorClient> Serve(CountingWorkerService& service) {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&service);
+    counting_server_ = builder.BuildAndStart();
+    EXPECT_NE(counting_server_, nullptr);
+    EXPECT_GT(port, 0);
+    return std::make_unique<GrpcCoordinatorClient>(MakeChannel(absl::StrCat("127.0.0.1:", port)));
+  }
+  void TearDown() override {
+    if (counting_server_) counting_server_->Shutdown();
+    GrpcIntegrationTest::TearDown();
+  }
+  size_t SpoolFiles(const WorkerConfig& config) const {
+    size_t n = 0;
+    std::error_code ec;
+    for (const auto& e :
+         std::filesystem::directory_iterator(std::filesystem::path(config.log_dir) / "spool", ec)) {
+      if (e.path().extension() == ".json") ++n;
+    }
+    return n;
+  }
+  // Every phase of `run` succeeded with exactly one attempt recorded.
+  void ExpectEachRecordedOnce(const std::string& run, int phases) {
+    for (int i = 0; i < phases; ++i) {
+      const std::string phase = absl::StrCat("ok-", i);
+      EXPECT_THAT(AttemptsOf(run, phase), SizeIs(1)) << phase;
+      EXPECT_EQ(Phase(run, phase).state, PhaseState::kSucceeded) << phase;
+      EXPECT_EQ(Phase(run, phase).attempts, 1) << phase;
+    }
+  }
+  static std::vector<PhaseKey> Phases(const std::string& run, int n) {
+    std::vector<PhaseKey> keys;
+    for (int i = 0; i < n; ++i) keys.push_back({run, absl::StrCat("ok-", i)});
+    return keys;
+  }
+
+  std::unique_ptr<grpc::Server> counting_server_;
+};
+
+TEST_F(ReportBatchingIntegrationTest, AMultiSlotWorkersReportsReachTheCoordinatorBatched) {
+  constexpr int kPhases = 8;
+  ImportAndStart(Phases("r-many", kPhases), OneAttempt(30));
+  CountingWorkerService service(*coordinator_, /*has_report_batch=*/true);
+  std::unique_ptr<GrpcCoordinatorClient> client = Serve(service);
+  // As many calls as the worker sends at once.
+  service.HoldFirstBatches(static_cast<size_t>(ReportDelivery::Options{}.max_calls_in_flight));
+  const WorkerConfig config = MakeWorkerConfig(kPhases);
+  {
+    RunningAgent agent(config, *client);
+    // The first reports' calls are held in flight until every outcome is
+    // spooled: the others finish meanwhile and must wait for a call.
+    ASSERT_TRUE(WaitUntil([&] { return SpoolFiles(config) == kPhases; }, milliseconds(10'000)));
+    service.Release();
+    ASSERT_TRUE(WaitUntil([&] { return AllFinal(); }, milliseconds(10'000)));
+    EXPECT_TRUE(agent.Drain().ok());
+    EXPECT_EQ(agent.reported(), kPhases);
+  }
+  const std::vector<int> sizes = service.batch_sizes();
+  int reports = 0;
+  for (int n : sizes) reports += n;
+  EXPECT_EQ(reports, kPhases);
+  EXPECT_LT(sizes.size(), static_cast<size_t>(kPhases));
+  EXPECT_GE(*std::max_element(sizes.begin(), sizes.end()), 2);
+  EXPECT_EQ(service.unary_calls(), 0);
+  EXPECT_EQ(SpoolFiles(config), 0u);
+  ExpectEachRecordedOnce("r-many", kPhases);
+}
+
+TEST_F(ReportBatchingIntegrationTest, ANewWorkerReportsToACoordinatorWithoutReportBatch) {
+  constexpr int kPhases = 4;
+  ImportAndStart(Phases("r-old", kPhases), OneAttempt(30));
+  CountingWorkerService old_service(*coordinator_, /*has_report_batch=*/false);
+  std::unique_ptr<GrpcCoordinatorClient> client = Serve(old_service);
+  const WorkerConfig config = MakeWorkerConfig(2);
+  {
+    RunningAgent agent(config, *client);
+    ASSERT_TRUE(WaitUntil([&] { return AllFinal(); }, milliseconds(10'000)));
+    EXPECT_TRUE(agent.Drain().ok());
+    EXPECT_EQ(agent.reported(), kPhases);
+  }
+  EXPECT_EQ(old_service.unary_calls(), kPhases);
+  EXPECT_EQ(SpoolFiles(config), 0u);
+  ExpectEachRecordedOnce("r-old", kPhases);
 }
 
 }  // namespace
