@@ -57,6 +57,14 @@ TEST(RetryTierTest, TheFactorLearnsWhatTierAttemptsYieldAgainstEveryones) {
   EXPECT_DOUBLE_EQ(t.Factor(0.4, 5), 1.0);
 }
 
+LeaseGrant Grant(const std::string& run, const std::string& lease, bool retry_tier) {
+  LeaseGrant g;
+  g.run_id = run;
+  g.lease_id = lease;
+  g.retry_tier = retry_tier;
+  return g;
+}
+
 TEST(RetryTierTest, ARunInItsRetryTierRanksBelowAnEqualRunWithUntriedPhases) {
   FakeClock clock;
   std::unique_ptr<SqliteStateStore> store = SqliteStateStore::Open(":memory:").value();
@@ -75,20 +83,14 @@ TEST(RetryTierTest, ARunInItsRetryTierRanksBelowAnEqualRunWithUntriedPhases) {
   ASSERT_EQ(ranked.size(), 2u);
   EXPECT_EQ(ranked[0].run_id, "a-run");  // equal: by run id
   const double yield = ranked[0].expected_yield;
-  LeaseGrant g;
-  g.run_id = "a-run";
-  g.lease_id = "L1";
-  g.retry_tier = true;
-  policy.Granted(g);
+  policy.Granted(Grant("a-run", "L1", /*retry_tier=*/true));
   ranked = policy.Rank(runs, settings, clock.NowMs()).value();
   ASSERT_EQ(ranked.size(), 2u);
   EXPECT_EQ(ranked[0].run_id, "b-run");
   EXPECT_EQ(ranked[1].run_id, "a-run");
   EXPECT_DOUBLE_EQ(ranked[1].expected_yield, yield * RetryTier::kPriorFactor);
   // Its next grant from the untried tier ends it.
-  g.lease_id = "L2";
-  g.retry_tier = false;
-  policy.Granted(g);
+  policy.Granted(Grant("a-run", "L2", /*retry_tier=*/false));
   ranked = policy.Rank(runs, settings, clock.NowMs()).value();
   EXPECT_EQ(ranked[0].run_id, "a-run");
 }
