@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "common/run_family.h"
+#include "coordinator/policy/outcome_evidence.h"
 
 namespace sluice::recommend {
 namespace {
@@ -13,7 +14,7 @@ AttemptEvidence GatherAttempts(const std::vector<AttemptRecord>& attempts) {
   AttemptEvidence e;
   for (const AttemptRecord& a : attempts) {
     e.longest_ms = std::max(e.longest_ms, a.duration_ms);
-    if (!OwnOutcome(a.outcome)) continue;
+    if (!SpendsAnAttempt(a.outcome)) continue;
     e.finished.push_back(&a);
     e.finished_ms += a.duration_ms;
     e.events += a.telemetry_events;
@@ -130,10 +131,6 @@ std::map<std::string, FingerprintTotals> GatherFailures(
 }
 
 }  // namespace
-
-bool OwnOutcome(Outcome o) {
-  return o != Outcome::kLost && o != Outcome::kCancelled && o != Outcome::kStartFailed;
-}
 
 double Minutes(int64_t ms) { return static_cast<double>(ms) / kMinuteMs; }
 

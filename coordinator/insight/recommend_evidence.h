@@ -23,8 +23,6 @@ namespace sluice::recommend {
 
 inline constexpr int64_t kMinuteMs = 60'000;
 
-// Attempts with an outcome of their own: not lost, not cancelled.
-bool OwnOutcome(Outcome o);
 double Minutes(int64_t ms);
 
 struct PhaseHistory {

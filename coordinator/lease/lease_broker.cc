@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/status_macros.h"
+#include "coordinator/store/active_lease.h"
 #include "spdlog/spdlog.h"
 
 namespace sluice {
@@ -45,16 +46,6 @@ bool LeaseBroker::FindRecent(const RequestKey& key, LeaseResult* out) {
   if (it == recent_grants_.end()) return false;
   *out = LeaseResult{it->second, true};
   return true;
-}
-
-absl::StatusOr<std::optional<LeaseGrant>> LeaseBroker::FindActiveLease(
-    const std::string& lease_id) {
-  // Active leases only (bounded by the workers' slots), never the backlog.
-  SLUICE_ASSIGN_OR_RETURN(std::vector<LeaseGrant> active, store_.ListActiveLeases());
-  for (LeaseGrant& grant : active) {
-    if (grant.lease_id == lease_id) return std::move(grant);
-  }
-  return std::nullopt;
 }
 
 absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
@@ -121,7 +112,9 @@ absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
       // The write may have committed with only its reply lost: a grant
       // under our lease id is then the worker's, not a phase stranded as
       // leased until it expires as lost.
-      absl::StatusOr<std::optional<LeaseGrant>> committed = FindActiveLease(params.lease_id);
+      // Whether the write committed: the active lease `lease_id`, if any.
+      absl::StatusOr<std::optional<LeaseGrant>> committed =
+          FindActiveLease(store_, params.lease_id);
       if (!committed.ok() || !committed->has_value()) return stop(leased.status());
       spdlog::warn("lease {}: the store's reply was lost ({}), but the grant was committed",
                    params.lease_id, leased.status().ToString());

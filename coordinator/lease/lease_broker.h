@@ -97,9 +97,6 @@ class LeaseBroker {
                                                    const std::vector<std::string>& labels,
                                                    const SessionRecord& session, int32_t max_phases)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(grant_mu_);
-  // The active lease `lease_id`, if the store holds one: after a lease call
-  // whose reply was lost, tells whether its write committed.
-  absl::StatusOr<std::optional<LeaseGrant>> FindActiveLease(const std::string& lease_id);
   // Grants made for `key` earlier, if any.
   bool FindRecent(const RequestKey& key, LeaseResult* out) ABSL_LOCKS_EXCLUDED(mu_);
 

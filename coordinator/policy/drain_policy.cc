@@ -13,6 +13,8 @@
 #include "common/ids.h"
 #include "common/status_macros.h"
 #include "coordinator/policy/backlog_history.h"
+#include "coordinator/policy/outcome_evidence.h"
+#include "coordinator/store/active_lease.h"
 #include "spdlog/spdlog.h"
 
 namespace sluice {
@@ -57,17 +59,12 @@ int64_t TransientBackoffMs(int streak) {
 
 namespace {
 
-// Cancelled and start_failed attempts say nothing about the run's work.
-bool OwnOutcome(Outcome outcome) {
-  return outcome != Outcome::kCancelled && outcome != Outcome::kStartFailed;
-}
-
 // The backoff rule, for Observe and for the history replayed at load: an
 // attempt of `run` that ended at `ended_at_ms` with a transient failure
-// lengthens the run's streak and backs it off from then; another own outcome
-// ends both; a cancelled or start_failed attempt (own_outcome false) does
-// neither. True when the run now backs off.
-bool ApplyBackoffRule(const std::string& run, bool transient, bool own_outcome, int64_t ended_at_ms,
+// lengthens the run's streak and backs it off from then; another attempt that
+// ran the phase (RanThePhase) ends both; a cancelled or start_failed attempt
+// does neither. True when the run now backs off.
+bool ApplyBackoffRule(const std::string& run, bool transient, bool ran, int64_t ended_at_ms,
                       std::map<std::string, int>& streaks,
                       std::map<std::string, int64_t>& backoff_until) {
   if (transient) {
@@ -75,7 +72,7 @@ bool ApplyBackoffRule(const std::string& run, bool transient, bool own_outcome, 
     backoff_until[run] = ended_at_ms + TransientBackoffMs(streak);
     return true;
   }
-  if (own_outcome) {
+  if (ran) {
     streaks.erase(run);
     backoff_until.erase(run);
   }
@@ -135,7 +132,7 @@ absl::Status DrainPolicy::LoadHistory() {
   for (size_t i = 0; i < history.size(); ++i) {
     const AttemptRecord& a = history[i];
     if (a.outcome == Outcome::kLost) continue;
-    (void)ApplyBackoffRule(a.run_id, transient[i], OwnOutcome(a.outcome), a.ended_at_ms, streaks,
+    (void)ApplyBackoffRule(a.run_id, transient[i], RanThePhase(a.outcome), a.ended_at_ms, streaks,
                            backoff_until);
   }
   std::map<std::string, int64_t> unblocks;
@@ -230,13 +227,11 @@ absl::StatusOr<PolicyReason> DrainPolicy::BacklogHistoryDeclines(
   if (report.outcome != Outcome::kFailed && report.outcome != Outcome::kTimedOut) {
     return PolicyReason{};
   }
-  // Active leases are bounded by the fleet's slots, never the backlog.
-  SLUICE_ASSIGN_OR_RETURN(std::vector<LeaseGrant> active, store_.ListActiveLeases());
-  auto lease = std::find_if(active.begin(), active.end(),
-                            [&](const LeaseGrant& g) { return g.lease_id == report.lease_id; });
+  SLUICE_ASSIGN_OR_RETURN(std::optional<LeaseGrant> lease,
+                          FindActiveLease(store_, report.lease_id));
   // An unknown or expired lease: the store answers the report without a
   // transition, so there is nothing to decide.
-  if (lease == active.end()) return PolicyReason{};
+  if (!lease) return PolicyReason{};
   SLUICE_ASSIGN_OR_RETURN(std::optional<PhaseRecord> phase,
                           store_.GetPhase({lease->run_id, lease->phase_id}));
   if (!phase) return PolicyReason{};
@@ -250,7 +245,7 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
   // transient.
   const bool transient = report.outcome == Outcome::kFailed &&
                          params.transition.counter == PhaseTransition::Counter::kRequeues;
-  const bool own_outcome = OwnOutcome(report.outcome);
+  const bool ran = RanThePhase(report.outcome);
   absl::MutexLock lock(&mu_);
   ++generation_;
   ++outcome_totals_[report.outcome];
@@ -261,14 +256,14 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
                           params.now_ms, transient, result.phase_id);
   retry_evidence_.Observe(result.run_id, result.phase_id, report.outcome, params.fingerprint,
                           transient);
-  retry_tier_.Observe(report.lease_id, own_outcome && !transient, report.telemetry_events,
-                      report.duration_ms, report.telemetry_unknown);
-  if (ApplyBackoffRule(result.run_id, transient, own_outcome, params.now_ms, run_transient_streak_,
+  retry_tier_.Observe(report.lease_id, IsPhaseVerdict(report.outcome) && !transient,
+                      report.telemetry_events, report.duration_ms, report.telemetry_unknown);
+  if (ApplyBackoffRule(result.run_id, transient, ran, params.now_ms, run_transient_streak_,
                        run_backoff_until_)) {
     spdlog::info("transient failure run={} phase={}: run backs off", result.run_id,
                  result.phase_id);
   }
-  if (session && own_outcome) {
+  if (session && ran) {
     if (zero_yield_session_ != session->session_id) {
       zero_yield_session_ = session->session_id;
       zero_yield_streak_ = 0;

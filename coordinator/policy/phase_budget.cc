@@ -1,5 +1,7 @@
 #include "coordinator/policy/phase_budget.h"
 
+#include "coordinator/policy/outcome_evidence.h"
+
 namespace sluice {
 
 PhaseTransition TransitionAfterOutcome(PhaseBudget budget, Outcome outcome,
@@ -15,8 +17,7 @@ PhaseTransition TransitionAfterOutcome(PhaseBudget budget, Outcome outcome,
   // infrastructure and start_failed ones never started (the worker's fault),
   // not by the phase: like transient failures they spend the requeue budget,
   // and the phase fails once requeues exceed it.
-  if (outcome == Outcome::kCancelled || outcome == Outcome::kLost ||
-      outcome == Outcome::kStartFailed || !counts_as_attempt) {
+  if (!SpendsAnAttempt(outcome) || !counts_as_attempt) {
     t.counter = PhaseTransition::Counter::kRequeues;
     t.fail_at = static_cast<int64_t>(budget.max_requeues) + 1;
     return t;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "coordinator/policy/outcome_evidence.h"
 
 namespace sluice {
 namespace {
@@ -131,20 +132,17 @@ absl::Status Planner::AddFailedForGoodRows(const std::vector<RunStats>& runs,
   // max_attempts_per_phase, or else the requeue budget ended it.
   SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts,
                           store_.ListAttemptsWithoutOutput(""));
-  std::map<PhaseKey, int64_t> own_outcomes;
+  std::map<PhaseKey, int64_t> attempts_spent;
   for (const AttemptRecord& a : attempts) {
-    int64_t& n = own_outcomes[{a.run_id, a.phase_id}];
-    if (a.outcome != Outcome::kLost && a.outcome != Outcome::kCancelled &&
-        a.outcome != Outcome::kStartFailed) {
-      ++n;
-    }
+    int64_t& n = attempts_spent[{a.run_id, a.phase_id}];
+    if (SpendsAnAttempt(a.outcome)) ++n;
   }
   std::map<std::string, std::pair<int64_t, int64_t>> by_run;  // exhausted, requeues
-  for (const auto& [key, own] : own_outcomes) {
+  for (const auto& [key, spent] : attempts_spent) {
     SLUICE_ASSIGN_OR_RETURN(std::optional<PhaseRecord> phase, store_.GetPhase(key));
     if (!phase || phase->state != PhaseState::kFailed) continue;
     auto& [exhausted, requeues] = by_run[key.run_id];
-    ++(own >= settings.max_attempts_per_phase ? exhausted : requeues);
+    ++(spent >= settings.max_attempts_per_phase ? exhausted : requeues);
   }
   for (const RunStats& run : runs) {
     if (run.failed <= 0) continue;

@@ -3,15 +3,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/fingerprint.h"
+#include "coordinator/policy/outcome_evidence.h"
 
 namespace sluice {
-namespace {
-
-bool OwnOutcome(Outcome o) {
-  return o == Outcome::kSucceeded || o == Outcome::kFailed || o == Outcome::kTimedOut;
-}
-
-}  // namespace
 
 void RetryEvidence::Load(const std::vector<AttemptRecord>& history,
                          const std::vector<bool>& transient) {
@@ -26,7 +20,7 @@ void RetryEvidence::Load(const std::vector<AttemptRecord>& history,
 
 void RetryEvidence::Observe(const std::string& run_id, const std::string& phase_id, Outcome outcome,
                             const std::string& fingerprint, bool transient) {
-  if (!OwnOutcome(outcome) || (outcome == Outcome::kFailed && transient)) return;
+  if (!IsPhaseVerdict(outcome) || (outcome == Outcome::kFailed && transient)) return;
   const std::string key = absl::StrCat(run_id, "/", phase_id);
   if (auto it = last_failure_.find(key); it != last_failure_.end()) {
     Tally& t = by_fingerprint_[it->second];

@@ -14,9 +14,9 @@ void RetryTier::Granted(const std::string& run_id, const std::string& lease_id, 
   leases_.insert(lease_id);
 }
 
-void RetryTier::Observe(const std::string& lease_id, bool own_outcome, int64_t events,
+void RetryTier::Observe(const std::string& lease_id, bool phase_verdict, int64_t events,
                         int64_t duration_ms, bool telemetry_unknown) {
-  if (leases_.erase(lease_id) == 0 || !own_outcome) return;
+  if (leases_.erase(lease_id) == 0 || !phase_verdict) return;
   attempts_ += 1;
   if (telemetry_unknown) return;  // no evidence either way about its yield
   events_ += static_cast<double>(events);

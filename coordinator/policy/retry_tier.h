@@ -41,9 +41,10 @@ class RetryTier {
   // The store had no untried phase of `run_id` that fitted (asked with
   // LeaseParams::untried_only): its next grant comes from its retry tier.
   void UntriedDone(const std::string& run_id) { runs_.insert(run_id); }
-  // The report of `lease_id` was accepted. `own_outcome`: succeeded, failed
-  // (not transient) or timed out; anything else teaches nothing.
-  void Observe(const std::string& lease_id, bool own_outcome, int64_t events, int64_t duration_ms,
+  // The report of `lease_id` was accepted. `phase_verdict`: succeeded,
+  // failed (not transient) or timed out (IsPhaseVerdict); anything else, a
+  // kill from outside included, teaches nothing.
+  void Observe(const std::string& lease_id, bool phase_verdict, int64_t events, int64_t duration_ms,
                bool telemetry_unknown);
 
   bool InTier(const std::string& run_id) const { return runs_.contains(run_id); }

@@ -303,6 +303,56 @@ TEST_F(DrainPolicyRules, BacklogHistoryRuleDoesNotRetryAFailureThatRepeatsTheBac
   EXPECT_EQ(policy_.PrepareReport(t, s).value().transition.fail_at, 3);
 }
 
+TEST_F(DrainPolicyRules, RetryTierLearnsFromPhaseVerdictsOnlyNotFromKills) {
+  SessionSettings s;
+  ASSERT_TRUE(policy_.EnsureLoaded().ok());
+  // Everyone's yield: 2 events over 5 minutes.
+  AttemptReport first;
+  first.lease_id = "A";
+  first.outcome = Outcome::kSucceeded;
+  first.telemetry_events = 2;
+  first.duration_ms = 5 * 60'000;
+  ReportResult in_r0;
+  in_r0.disposition = ReportDisposition::kAccepted;
+  in_r0.run_id = "r0";
+  in_r0.phase_id = "p0";
+  policy_.Observe(policy_.PrepareReport(first, s).value(), in_r0, std::nullopt);
+
+  // r1's untried phases are done: its retry tier is leased from now on.
+  policy_.UntriedDone("r1");
+  ASSERT_TRUE(policy_.InRetryTier("r1"));
+  auto TierAttempt = [&](const std::string& lease_id, Outcome outcome) {
+    LeaseGrant grant;
+    grant.lease_id = lease_id;
+    grant.run_id = "r1";
+    grant.phase_id = "p1";
+    grant.retry_tier = true;
+    policy_.Granted(grant);
+    AttemptReport report;
+    report.lease_id = lease_id;
+    report.outcome = outcome;
+    report.exit_code = outcome == Outcome::kKilled ? -1 : 0;
+    report.signal = outcome == Outcome::kKilled ? 9 : 0;
+    report.duration_ms = 30 * 60'000;  // 30 minutes, no events
+    ReportResult result;
+    result.disposition = ReportDisposition::kAccepted;
+    result.run_id = "r1";
+    result.phase_id = "p1";
+    policy_.Observe(policy_.PrepareReport(report, s).value(), result, std::nullopt);
+  };
+  const double on_the_prior = DecisionFor("r1", s).ranking.expected_yield;
+  EXPECT_GT(on_the_prior, 0);
+
+  // Killed from outside (the OOM killer): not the phase's verdict, so the
+  // tier learns nothing from its 30 minutes.
+  TierAttempt("K", Outcome::kKilled);
+  EXPECT_DOUBLE_EQ(DecisionFor("r1", s).ranking.expected_yield, on_the_prior);
+
+  // A timeout is the phase's own: 30 minutes without events lower the tier.
+  TierAttempt("T", Outcome::kTimedOut);
+  EXPECT_LT(DecisionFor("r1", s).ranking.expected_yield, on_the_prior);
+}
+
 TEST(BacklogHistory, RepeatsBacklogFailureNamesWhyAndSparesTransientAndShortTexts) {
   const PolicyReason again =
       RepeatsBacklogFailure(Outcome::kTimedOut, "", "TimeoutExpired: Command 'x' timed out");
