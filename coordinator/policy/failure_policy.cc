@@ -100,6 +100,13 @@ std::optional<std::string> FailurePolicy::BlockingFingerprint(const std::string&
     if (!RunWide(fp)) continue;
     // A productive run: only a fingerprint that dominates it blocks it.
     if (run_successes > 0 && PhasesHit(run_id, fp) <= run_successes) continue;
+    // A run whose family is productive: a failure that other runs share is
+    // its cause only once it hit two of the run's own phases. One phase
+    // failing alike may be that phase's own problem (its other phases were
+    // never tried), and blocking the run would give them up untried.
+    if (productive_families_.contains(family_rule_.Family(run_id)) && PhasesHit(run_id, fp) < 2) {
+      continue;
+    }
     if (it->second.count >= max_repeats && (worst == nullptr || it->second.count > worst->count)) {
       worst = &it->second;
     }

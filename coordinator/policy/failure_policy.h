@@ -77,6 +77,8 @@ class FailurePolicy {
   // frequent one at or over the limit), if any. max_repeats <= 0: never.
   // `run_successes`: the run's successful attempts; with any, only a
   // fingerprint that hit more distinct phases of the run than that blocks.
+  // A run of a productive family (one of its runs succeeded) is blocked
+  // only by a fingerprint that hit two of its own phases.
   std::optional<std::string> BlockingFingerprint(const std::string& run_id, int32_t max_repeats,
                                                  int64_t run_successes = 0) const;
 

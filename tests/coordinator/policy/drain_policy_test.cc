@@ -599,6 +599,29 @@ TEST(FailurePolicyTest, RepeatRuleBlocksOnlyRunWideFingerprints) {
   EXPECT_EQ(q.BlockingFingerprint("x", 2), fp);
 }
 
+// A run of a productive family is not blocked by a fingerprint that other
+// runs share until it hit two of its own phases: one phase failing alike may
+// be that phase's own problem, and blocking would give the run's other
+// phases up untried (policy_bench found such a phase never leased).
+TEST(FailurePolicyTest, ARunOfAProductiveFamilyIsBlockedOnlyOnceTheFingerprintHitTwoOfItsPhases) {
+  const std::string fp = "failed|exit:1|assertionerror: column 'geo_id' has unexpected values";
+  FailurePolicy p;
+  p.Observe("billing-2024-03-05", Outcome::kSucceeded, "", "", 1, false, "p0");
+  // Two runs of families without a success fail alike: run-wide.
+  p.Observe("ingest-a", Outcome::kFailed, fp, "x", 2, false, "p0");
+  p.Observe("search-a", Outcome::kFailed, fp, "x", 3, false, "p0");
+  ASSERT_TRUE(p.RunWide(fp));
+  // The productive family's other run fails alike once: not blocked.
+  p.Observe("billing-2024-03-06", Outcome::kFailed, fp, "x", 4, false, "p0");
+  EXPECT_EQ(p.BlockingFingerprint("billing-2024-03-06", 3), std::nullopt);
+  // An unproductive family's run with one such failure is (unchanged).
+  p.Observe("render-a", Outcome::kFailed, fp, "x", 5, false, "p0");
+  EXPECT_EQ(p.BlockingFingerprint("render-a", 3), fp);
+  // A second phase of the productive family's run fails alike: blocked.
+  p.Observe("billing-2024-03-06", Outcome::kFailed, fp, "x", 6, false, "p1");
+  EXPECT_EQ(p.BlockingFingerprint("billing-2024-03-06", 3), fp);
+}
+
 TEST(TransientMatcherTest, MatchesCaseInsensitivelyOnFingerprintOrText) {
   auto m = Ok(TransientMatcher::Compile({"connection RESET", "5\\d\\d service"}));
   EXPECT_TRUE(m.Matches("failed|exit:1|connectionreseterror: connection reset by peer", ""));
