@@ -23,6 +23,7 @@
 // the backlog: a noisy hint (LastErrorFor in policy_sim/model.cc); the row
 // "sluice, backlog without last_error" runs the same backlog without it.
 // PB_LOG=1 shows the coordinator's info log lines.
+// PB_DEBUG=1 with --verbose lists the phases of a missed phase's run (kind, row).
 //
 // Metrics, per policy (until the policy leases nothing more):
 //   ev/worker-min to 90%  the accounting (#13): 90 % of the
@@ -166,6 +167,7 @@ int main(int argc, char** argv) {
   std::vector<Row> rows = {{"sluice", {}},
                            {"sluice --no-default-transient", {}},
                            {"sluice, backlog without last_error", {}},
+                           {"sluice --idle-timeout off", {}},
                            {"fifo", {}},
                            {"oracle (knows every phase)", {}},
                            {"oracle, must find the hangs", {}},
@@ -209,7 +211,16 @@ int main(int argc, char** argv) {
           std::printf(" [%s %lld]", kind.c_str(), static_cast<long long>(n));
         }
         std::printf("\n");
-        for (const std::string& m : p.MissedPhases(b)) std::printf("    missed: %s\n", m.c_str());
+        for (const std::string& m : p.MissedPhases(b)) {
+          std::printf("    missed: %s\n", m.c_str());
+          if (getenv("PB_DEBUG")) {
+            for (const SimPhase& q : b.phases) {
+              if (m.starts_with(q.run_id + "/"))
+                std::printf("      %s kind=%d row=%.60s\n", q.phase_id.c_str(),
+                            static_cast<int>(q.kind), q.last_error.c_str());
+            }
+          }
+        }
       }
     }
     {
@@ -232,20 +243,27 @@ int main(int argc, char** argv) {
       rows[2].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
     }
     {
-      FifoPolicy p(b);
+      // Hangs cost their whole timeout, as before the idle limit.
+      SessionSettings settings;
+      settings.idle_timeout_seconds = -1;
+      SluicePolicy p(b, settings);
       rows[3].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
     }
     {
-      OraclePolicy p(b, /*discover_hangs=*/false);
+      FifoPolicy p(b);
       rows[4].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
     }
     {
+      OraclePolicy p(b, /*discover_hangs=*/false);
+      rows[5].per_seed.push_back(Measure(RunSimulation(p, o.workers, seed), b.attainable_events));
+    }
+    {
       OraclePolicy p(b, /*discover_hangs=*/true);
-      RunAndRecord(p, rows[5], "oracle-hangs");
+      RunAndRecord(p, rows[6], "oracle-hangs");
     }
     {
       RunOddsOraclePolicy p(b);
-      RunAndRecord(p, rows[6], "run-oracle");
+      RunAndRecord(p, rows[7], "run-oracle");
     }
     if (o.workers > 1) {
       SluicePolicy p(b, SessionSettings{});
@@ -257,7 +275,7 @@ int main(int argc, char** argv) {
     }
     {
       ReferencePolicy p(b);
-      RunAndRecord(p, rows[7], "reference");
+      RunAndRecord(p, rows[8], "reference");
       if (o.verbose) std::printf("  reference: %d sessions\n", p.sessions());
     }
     if (o.verbose) {

@@ -251,6 +251,11 @@ std::string LimitsText(const SessionSettings& s) {
   if (s.min_expected_yield > 0) {
     parts.push_back(absl::StrCat("--min-expected-yield ", s.min_expected_yield));
   }
+  if (s.idle_timeout_seconds != 0) {
+    parts.push_back(absl::StrCat("--idle-timeout ", s.idle_timeout_seconds < 0
+                                                        ? std::string("off")
+                                                        : std::to_string(s.idle_timeout_seconds)));
+  }
   return parts.empty() ? std::string("no limits") : absl::StrJoin(parts, " ");
 }
 

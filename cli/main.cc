@@ -3,8 +3,10 @@
 // coordinator (--coordinator ADDR). Exit codes: 0 ok, 1 the drain left
 // failures, 2 usage or configuration error, 3 infrastructure error.
 #include <iostream>
+#include <optional>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "cli/drain.h"
@@ -22,6 +24,16 @@
 
 namespace sluice {
 namespace {
+
+// --idle-timeout: "auto" (0), "off" (-1) or seconds > 0
+// (SessionSettings::idle_timeout_seconds).
+std::optional<int32_t> ParseIdleTimeout(const std::string& value) {
+  if (value == "auto") return 0;
+  if (value == "off") return -1;
+  int32_t seconds = 0;
+  if (absl::SimpleAtoi(value, &seconds) && seconds > 0) return seconds;
+  return std::nullopt;
+}
 
 constexpr int kExitUsage = 2;
 constexpr int kExitInfra = 3;
@@ -113,6 +125,18 @@ void AddSessionFlags(CLI::App* cmd, SessionSettings* s) {
                   "(0 = off)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_option_function<std::string>(
+         "--idle-timeout",
+         [s](const std::string& value) {
+           s->idle_timeout_seconds = *ParseIdleTimeout(value);  // checked below
+         },
+         "Stop a phase that writes nothing to its logs for this long, as timed out (it hangs): "
+         "auto (learnt: twice the longest silence of the attempts that ended on their own, at "
+         "least 120 s, once 5 were seen), off, or seconds [default: auto]")
+      ->check([](const std::string& value) {
+        return ParseIdleTimeout(value) ? std::string()
+                                       : std::string("must be auto, off or seconds > 0");
+      });
   cmd->add_option("--retry-on", s->retry_on,
                   "RE2 pattern (case-insensitive) of transient failures, e.g. 'connection reset|"
                   "503': retried with backoff, not counted as attempts or repeats (repeatable); "

@@ -101,6 +101,9 @@ struct LeaseGrant {
   // timeout_seconds was cut to the session deadline: stopping the phase at
   // it is a cancellation, not a timeout. Not persisted.
   bool timeout_is_session_deadline = false;
+  // Stop the phase once it has written nothing to its logs for this long
+  // (the idle limit, IdleLimit): it is hanging. 0 = no limit. Not persisted.
+  int32_t idle_timeout_seconds = 0;
   // The store took this phase from its run's retry tier (LeaseParams::
   // retries_last): a retry, or a phase whose backlog row says it timed out,
   // so no untried phase of the run fitted. Coordinator-internal: not
@@ -126,6 +129,10 @@ struct AttemptReport {
   // hung, or the telemetry file could not be read): telemetry_events is 0
   // and means nothing. Such an attempt is no evidence of zero yield.
   bool telemetry_unknown = false;
+  // The longest stretch the phase wrote nothing to its logs (from its start
+  // to its first output counts too); -1 when the worker did not measure it.
+  // What the idle limit is learnt from.
+  int64_t longest_silence_ms = -1;
 };
 
 // The most reports one WorkerService.ReportBatch call may carry: the
@@ -232,6 +239,11 @@ struct SessionSettings {
   // scheduler's posterior, telemetry events per worker-minute) is below this
   // are not leased, and the session ends once nothing left beats it. 0 = off.
   double min_expected_yield = 0;
+  // The idle limit (--idle-timeout): a phase that writes nothing to its logs
+  // for this long is stopped as timed out. 0 = auto (learnt from the
+  // silences of attempts that ended on their own, IdleLimit), -1 = off,
+  // > 0 = this many seconds.
+  int32_t idle_timeout_seconds = 0;
 
   bool operator==(const SessionSettings&) const = default;
 };

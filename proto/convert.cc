@@ -86,6 +86,7 @@ void ToProto(const LeaseGrant& g, v1::Lease* out) {
   out->set_expires_at_ms(g.expires_at_ms);
   out->set_timeout_is_session_deadline(g.timeout_is_session_deadline);
   out->set_worker_id(g.worker_id);
+  out->set_idle_timeout_seconds(g.idle_timeout_seconds);
 }
 
 LeaseGrant FromProto(const v1::Lease& l) {
@@ -100,6 +101,7 @@ LeaseGrant FromProto(const v1::Lease& l) {
   g.expires_at_ms = l.expires_at_ms();
   g.timeout_is_session_deadline = l.timeout_is_session_deadline();
   g.worker_id = l.worker_id();
+  g.idle_timeout_seconds = l.idle_timeout_seconds();
   return g;
 }
 
@@ -119,6 +121,7 @@ void ToProto(const AttemptReport& r, v1::ReportRequest* out) {
     (*out->mutable_telemetry_by_type())[type] = count;
   }
   out->set_telemetry_unknown(r.telemetry_unknown);
+  if (r.longest_silence_ms >= 0) out->set_longest_silence_ms(r.longest_silence_ms);
 }
 
 absl::StatusOr<AttemptReport> FromProto(const v1::ReportRequest& in) {
@@ -138,6 +141,7 @@ absl::StatusOr<AttemptReport> FromProto(const v1::ReportRequest& in) {
   r.telemetry_events = in.telemetry_events();
   for (const auto& [type, count] : in.telemetry_by_type()) r.telemetry_by_type[type] = count;
   r.telemetry_unknown = in.telemetry_unknown();
+  r.longest_silence_ms = in.has_longest_silence_ms() ? in.longest_silence_ms() : -1;
   return r;
 }
 
@@ -183,6 +187,7 @@ void ToProto(const SessionSettings& s, v1::SessionSettings* out) {
     }
   }
   out->set_min_expected_yield(s.min_expected_yield);
+  out->set_idle_timeout_seconds(s.idle_timeout_seconds);
   out->set_on_telemetry_loss(s.on_telemetry_loss == TelemetryLossAction::kPause
                                  ? v1::TELEMETRY_LOSS_PAUSE
                                  : v1::TELEMETRY_LOSS_WARN);
@@ -207,6 +212,7 @@ SessionSettings FromProto(const v1::SessionSettings& in) {
     s.retry_on.push_back(kNoDefaultTransient);
   }
   s.min_expected_yield = in.min_expected_yield();
+  s.idle_timeout_seconds = in.idle_timeout_seconds();
   s.on_telemetry_loss = in.on_telemetry_loss() == v1::TELEMETRY_LOSS_PAUSE
                             ? TelemetryLossAction::kPause
                             : TelemetryLossAction::kWarn;

@@ -84,6 +84,7 @@ std::string SerializeAttemptReport(const AttemptReport& report) {
   j["telemetry_events"] = report.telemetry_events;
   j["telemetry_by_type"] = report.telemetry_by_type;
   j["telemetry_unknown"] = report.telemetry_unknown;
+  j["longest_silence_ms"] = report.longest_silence_ms;
   // Tails are sanitized to UTF-8 by the process runner; replace rather than
   // throw should anything else slip through.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -115,6 +116,10 @@ absl::StatusOr<AttemptReport> ParseAttemptReport(const std::string& text) {
   // Spooled before the flag existed: counted then, so known.
   if (j.contains("telemetry_unknown")) {
     if (absl::Status st = Get(j, "telemetry_unknown", &r.telemetry_unknown); !st.ok()) return st;
+  }
+  // Spooled before it was measured: unknown (-1, the default).
+  if (j.contains("longest_silence_ms")) {
+    if (absl::Status st = Get(j, "longest_silence_ms", &r.longest_silence_ms); !st.ok()) return st;
   }
   if (absl::Status st = ValidateId("lease_id", r.lease_id); !st.ok()) return st;
   return r;

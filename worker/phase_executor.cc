@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -24,7 +25,10 @@ bool IsKillSignal(int sig) {
 }  // namespace
 
 Outcome ClassifyOutcome(const ProcessResult& result) {
-  if (result.stopped_by == StopReason::kTimeout) return Outcome::kTimedOut;
+  // The idle limit stops a phase that hangs: a timeout, only sooner.
+  if (result.stopped_by == StopReason::kTimeout || result.stopped_by == StopReason::kIdle) {
+    return Outcome::kTimedOut;
+  }
   if (result.stopped_by == StopReason::kCancelled) return Outcome::kCancelled;
   if (result.signal != 0) return IsKillSignal(result.signal) ? Outcome::kKilled : Outcome::kFailed;
   if (result.exit_code == 0) return Outcome::kSucceeded;
@@ -123,14 +127,16 @@ AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken&
   spec.stdout_path = stem + ".stdout.log";
   spec.stderr_path = stem + ".stderr.log";
   spec.timeout_ms = int64_t{lease.timeout_seconds} * 1000;
+  spec.idle_timeout_ms = int64_t{std::max(lease.idle_timeout_seconds, 0)} * 1000;
   spec.grace_ms = config_.grace_ms;
   spec.tail_bytes = config_.tail_bytes;
 
   const bool probing = !config_.telemetry_probe.empty();
   const std::optional<int64_t> probe_before =
       probing ? ProbeTelemetry(stem + ".probe-before") : std::nullopt;
-  spdlog::info("starting run={} phase={} attempt={} lease={} timeout_s={}", lease.run_id,
-               lease.phase_id, lease.attempt, lease.lease_id, lease.timeout_seconds);
+  spdlog::info("starting run={} phase={} attempt={} lease={} timeout_s={} idle_timeout_s={}",
+               lease.run_id, lease.phase_id, lease.attempt, lease.lease_id, lease.timeout_seconds,
+               lease.idle_timeout_seconds);
   absl::StatusOr<ProcessResult> result = runner_.Run(spec, cancel);
   if (!result.ok()) {
     // Log file, workdir, posix_spawn (ENOENT, EAGAIN): the worker's fault.
@@ -146,7 +152,12 @@ AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken&
   report.stdout_tail = result->stdout_tail;
   report.stderr_tail = result->stderr_tail;
   report.error_text = result->error_text;
-  if (report.outcome == Outcome::kTimedOut && lease.timeout_is_session_deadline) {
+  report.longest_silence_ms = result->longest_silence_ms;
+  if (result->stopped_by == StopReason::kIdle) {
+    // Whatever stderr said last was said before it went quiet.
+    report.error_text = absl::StrCat("phase timed out: no output for ", lease.idle_timeout_seconds,
+                                     " s (the idle limit)");
+  } else if (report.outcome == Outcome::kTimedOut && lease.timeout_is_session_deadline) {
     report.outcome = Outcome::kCancelled;
     report.error_text = "cancelled at the session deadline (--max-total-minutes)";
   }

@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <map>
 #include <optional>
@@ -336,6 +337,60 @@ absl::Status CannotStart(int err, const std::string& program) {
   return ErrnoStatus(err, absl::StrCat("cannot start ", program));
 }
 
+// Watches the log files for output by their sizes (the phase writes to
+// them directly, not through the worker): when output was last seen and the
+// longest stretch without any. Only regular files can be watched; a log
+// that is /dev/null (no path given) says nothing.
+class SilenceWatch {
+ public:
+  SilenceWatch(std::initializer_list<int> fds, Clock::time_point start)
+      : last_output_(start), next_check_(start) {
+    for (int fd : fds) {
+      struct stat st {};
+      if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) fds_.push_back(fd);
+    }
+    size_ = Size();
+  }
+  bool watchable() const { return !fds_.empty(); }
+
+  // Looks at the sizes at most every kSilenceCheckMs (`force`: now, as at
+  // the exit); cheap to call often.
+  void Check(Clock::time_point now, bool force = false) {
+    if (fds_.empty() || (!force && now < next_check_)) return;
+    next_check_ = now + std::chrono::milliseconds(kSilenceCheckMs);
+    const int64_t size = Size();
+    if (size == size_) return;
+    size_ = size;
+    longest_ = std::max(longest_, now - last_output_);
+    last_output_ = now;
+  }
+  Clock::duration SilentFor(Clock::time_point now) const { return now - last_output_; }
+  // The longest silence up to `end` (a silence before the exit counts);
+  // -1 when not watchable.
+  int64_t LongestMs(Clock::time_point end) const {
+    if (fds_.empty()) return -1;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::max(longest_, end - last_output_))
+        .count();
+  }
+
+ private:
+  int64_t Size() const {
+    int64_t total = 0;
+    for (int fd : fds_) {
+      struct stat st {};
+      if (::fstat(fd, &st) == 0) total += static_cast<int64_t>(st.st_size);
+    }
+    return total;
+  }
+
+  std::vector<int> fds_;
+  int64_t size_ = 0;
+  Clock::duration longest_{0};
+  Clock::time_point last_output_;
+  Clock::time_point next_check_;
+};
+
 // How long a contained run waits for the shim to exit after asking it to kill
 // everything before it kills the shim itself (the phase then dies by its own
 // PR_SET_PDEATHSIG). The shim needs milliseconds; this only guards a shim
@@ -461,6 +516,9 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
   };
 
   ProcessResult result;
+  SilenceWatch silence({stdout_fd.get(), stderr_fd.get()}, start);
+  const bool has_idle_limit = spec.idle_timeout_ms > 0 && silence.watchable();
+  const Clock::duration idle_limit = ClampedMillis(spec.idle_timeout_ms);
   const bool has_timeout = spec.timeout_ms > 0;
   const Clock::time_point deadline = start + ClampedMillis(spec.timeout_ms);
   bool terminating = false;
@@ -475,12 +533,15 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
   auto poll_interval = std::chrono::milliseconds(1);
   while (!HasExited(pid)) {
     const Clock::time_point now = Clock::now();
+    silence.Check(now);
     if (!terminating) {
       StopReason reason = StopReason::kNone;
       if (cancel.cancelled()) {
         reason = StopReason::kCancelled;
       } else if (has_timeout && now >= deadline) {
         reason = StopReason::kTimeout;
+      } else if (has_idle_limit && silence.SilentFor(now) >= idle_limit) {
+        reason = StopReason::kIdle;
       }
       if (reason != StopReason::kNone) {
         result.stopped_by = reason;
@@ -520,6 +581,11 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
     }
   }
   result.duration_ms = MillisSince(start);
+  {
+    const Clock::time_point end = Clock::now();
+    silence.Check(end, /*force=*/true);  // output up to the exit
+    result.longest_silence_ms = silence.LongestMs(end);
+  }
   result.stdout_tail = Tail(spec.stdout_path, spec.tail_bytes);
   result.stderr_tail = Tail(spec.stderr_path, spec.tail_bytes);
   result.error_text = ErrorText(spec.stderr_path);

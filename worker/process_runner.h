@@ -28,19 +28,32 @@ struct ProcessSpec {
   // Called with the child's pid (= its process group id) right after it
   // started, e.g. for a supervisor that reports it.
   std::function<void(int pid)> on_started;
-  int64_t timeout_ms = 0;     // 0: none
+  int64_t timeout_ms = 0;  // 0: none
+  // Stop the process (as for timeout_ms, StopReason::kIdle) once it has
+  // written nothing to stdout_path or stderr_path for this long; 0: none.
+  // Output is seen by the files' sizes, checked every kSilenceCheckMs.
+  int64_t idle_timeout_ms = 0;
   int64_t grace_ms = 10'000;  // SIGTERM -> SIGKILL delay
   size_t tail_bytes = 4096;   // how much of each stream to keep in the result
 };
 
-// Why the runner stopped the process, if it did.
-enum class StopReason { kNone, kTimeout, kCancelled };
+// Why the runner stopped the process, if it did. kIdle: it wrote nothing
+// for ProcessSpec::idle_timeout_ms.
+enum class StopReason { kNone, kTimeout, kCancelled, kIdle };
+
+// How often the runner looks at the log files' sizes for output, so the
+// longest silence is measured to about this and an idle limit acts within it.
+inline constexpr int64_t kSilenceCheckMs = 250;
 
 struct ProcessResult {
   int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;      // the terminating signal, 0 when it exited
   StopReason stopped_by = StopReason::kNone;
   int64_t duration_ms = 0;
+  // The longest stretch with no output to either log file (the start to the
+  // first output counts), to about kSilenceCheckMs; -1 when the logs are
+  // not files the runner can watch.
+  int64_t longest_silence_ms = -1;
   std::string stdout_tail;  // at most tail_bytes, cut at a line start where possible
   std::string stderr_tail;
   std::string error_text;  // last non-empty stderr line(s), at most 1000 bytes

@@ -120,7 +120,7 @@ std::vector<AttemptLog> RunSimulation(Policy& policy, int workers, uint64_t seed
       std::optional<Assignment> a = policy.Next(absl::StrCat("sim-", w), now);
       if (!a) break;
       const int n = ++starts[a->phase];
-      AttemptResult r = Simulate(*a->phase, n, a->timeout_s, seed);
+      AttemptResult r = Simulate(*a->phase, n, a->timeout_s, seed, a->idle_timeout_s);
       busy[w] = true;
       running.push({now + r.duration_s, w, *a, r, now});
     }

@@ -49,6 +49,7 @@ struct Assignment {
   int timeout_s = 900;
   std::string lease_id;  // sluice only
   int64_t epoch = 0;
+  int idle_timeout_s = 0;  // 0: none (sluice's grants may set one)
 };
 
 class Policy {

@@ -226,7 +226,40 @@ Backlog MakeBacklog(uint64_t seed, int target_phases, int target_runs) {
   return b;
 }
 
-AttemptResult Simulate(const SimPhase& p, int n, int timeout_s, uint64_t seed) {
+AttemptResult SimulateOutcome(const SimPhase& p, int n, int timeout_s, uint64_t seed);
+
+namespace {
+// A working phase's longest gap between two outputs, 5-60 s: its own, the
+// same on every attempt, from a hash (the backlog is unchanged by it).
+double OutputGapS(const SimPhase& p, uint64_t seed) {
+  std::mt19937_64 rng(seed ^
+                      std::hash<std::string>{}(absl::StrCat("gap:", p.run_id, "/", p.phase_id)));
+  return 5 + 55 * std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+}  // namespace
+
+AttemptResult Simulate(const SimPhase& p, int n, int timeout_s, uint64_t seed, int idle_timeout_s) {
+  AttemptResult r = SimulateOutcome(p, n, timeout_s, seed);
+  if (p.kind == Kind::kHang) {
+    // Silent after its start-up: the idle limit stops it first if shorter.
+    if (idle_timeout_s > 0 && p.startup_s + idle_timeout_s < r.duration_s) {
+      r.duration_s = p.startup_s + idle_timeout_s;
+    }
+    r.longest_silence_s = std::max(0.0, r.duration_s - p.startup_s);
+    return r;
+  }
+  r.longest_silence_s = std::min(OutputGapS(p, seed), r.duration_s);
+  // A working phase quieter than the limit is stopped as a hang would be.
+  if (idle_timeout_s > 0 && r.longest_silence_s >= idle_timeout_s) {
+    r = AttemptResult{};
+    r.outcome = Outcome::kTimedOut;
+    r.duration_s = std::min<double>(timeout_s, p.startup_s + idle_timeout_s);
+    r.longest_silence_s = idle_timeout_s;
+  }
+  return r;
+}
+
+AttemptResult SimulateOutcome(const SimPhase& p, int n, int timeout_s, uint64_t seed) {
   // Per-attempt noise (request ids) from a hash, so it does not depend on
   // the order in which a policy runs things.
   std::mt19937_64 rng(seed ^

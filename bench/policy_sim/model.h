@@ -75,9 +75,16 @@ struct AttemptResult {
   int events = 0;
   std::string error_text;
   std::string cause;  // deterministic failures only
+  // The longest stretch without output: the start-up prints, a working phase
+  // then prints at least every 5-60 s (its own, from a hash), a hang prints
+  // nothing after its start-up.
+  double longest_silence_s = 0;
 };
 
-AttemptResult Simulate(const SimPhase& p, int n, int timeout_s, uint64_t seed);
+// Attempt `n` (1-based) of `p` under `timeout_s` and an idle limit of
+// `idle_timeout_s` (0 = none): a hang is stopped once silent that long.
+AttemptResult Simulate(const SimPhase& p, int n, int timeout_s, uint64_t seed,
+                       int idle_timeout_s = 0);
 
 }  // namespace sim
 }  // namespace sluice

@@ -62,6 +62,7 @@ class SluicePolicy : public Policy {
     Assignment a;
     a.phase = by_id_.at(g.run_id + "/" + g.phase_id);
     a.timeout_s = g.timeout_seconds;
+    a.idle_timeout_s = g.idle_timeout_seconds;
     a.lease_id = g.lease_id;
     a.epoch = g.epoch;
     return a;
@@ -79,6 +80,7 @@ class SluicePolicy : public Policy {
     report.duration_ms = static_cast<int64_t>(r.duration_s * 1000);
     report.error_text = r.error_text;
     report.telemetry_events = r.events;
+    report.longest_silence_ms = static_cast<int64_t>(r.longest_silence_s * 1000);
     Ok(coordinator_->Report(report), "report");
   }
 

@@ -140,6 +140,7 @@ absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
     ready_.Granted(run_id);
     policy_.Granted(*grant);
     grant->timeout_is_session_deadline = params.timeout_seconds < settings.phase_timeout_seconds;
+    grant->idle_timeout_seconds = policy_.IdleTimeoutSeconds(settings, params.timeout_seconds);
     spdlog::info("leased run={} phase={} attempt={} lease={} worker={}", grant->run_id,
                  grant->phase_id, grant->attempt, grant->lease_id, worker_id);
     grants.push_back(std::move(*grant));

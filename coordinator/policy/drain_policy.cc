@@ -44,6 +44,10 @@ absl::Status ValidateSessionSettings(const SessionSettings& s) {
   if (s.max_consecutive_zero_yield < 0) {
     return absl::InvalidArgumentError("max_consecutive_zero_yield must be >= 0 (0 = off)");
   }
+  if (s.idle_timeout_seconds < -1) {
+    return absl::InvalidArgumentError(
+        "idle_timeout_seconds must be -1 (off), 0 (auto) or a number of seconds > 0");
+  }
   if (!(s.min_expected_yield >= 0) || !std::isfinite(s.min_expected_yield)) {
     return absl::InvalidArgumentError(
         "min_expected_yield must be a finite number >= 0 (events per worker-minute; 0 = off)");
@@ -169,6 +173,7 @@ void DrainPolicy::ResetForNewTerm() {
   run_transient_streak_.clear();
   run_waiting_since_.clear();
   retry_tier_.Reset();
+  idle_limit_.Reset();
   zero_yield_session_.clear();
   zero_yield_streak_ = 0;
   ++generation_;
@@ -258,6 +263,7 @@ void DrainPolicy::Observe(const ReportParams& params, const ReportResult& result
                           transient);
   retry_tier_.Observe(report.lease_id, IsPhaseVerdict(report.outcome) && !transient,
                       report.telemetry_events, report.duration_ms, report.telemetry_unknown);
+  idle_limit_.Observe(report.outcome, report.longest_silence_ms);
   if (ApplyBackoffRule(result.run_id, transient, ran, params.now_ms, run_transient_streak_,
                        run_backoff_until_)) {
     spdlog::info("transient failure run={} phase={}: run backs off", result.run_id,
@@ -297,6 +303,12 @@ PhaseTransition DrainPolicy::ExpiryTransition(const std::optional<SessionRecord>
 void DrainPolicy::Granted(const LeaseGrant& grant) {
   absl::MutexLock lock(&mu_);
   retry_tier_.Granted(grant.run_id, grant.lease_id, grant.retry_tier);
+}
+
+int32_t DrainPolicy::IdleTimeoutSeconds(const SessionSettings& settings,
+                                        int32_t timeout_seconds) const {
+  absl::MutexLock lock(&mu_);
+  return idle_limit_.SecondsFor(settings, timeout_seconds);
 }
 
 bool DrainPolicy::InRetryTier(const std::string& run_id) const {

@@ -55,6 +55,7 @@
 #include "common/clock.h"
 #include "common/model.h"
 #include "coordinator/policy/failure_policy.h"
+#include "coordinator/policy/idle_limit.h"
 #include "coordinator/policy/phase_budget.h"
 #include "coordinator/policy/reasons.h"
 #include "coordinator/policy/retry_policy.h"
@@ -122,6 +123,9 @@ class DrainPolicy {
   static PhaseBudget BudgetOf(const SessionSettings& settings);
   // The broker granted `grant` (its retry_tier as the store said).
   void Granted(const LeaseGrant& grant) ABSL_LOCKS_EXCLUDED(mu_);
+  // The idle limit (IdleLimit) for a grant with `timeout_seconds`; 0 = none.
+  int32_t IdleTimeoutSeconds(const SessionSettings& settings, int32_t timeout_seconds) const
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Retry tier (RetryTier): whether `run_id` is in it, and that the store
   // had no untried phase of it.
   bool InRetryTier(const std::string& run_id) const ABSL_LOCKS_EXCLUDED(mu_);
@@ -214,6 +218,7 @@ class DrainPolicy {
   FailurePolicy failure_policy_ ABSL_GUARDED_BY(mu_);
   RetryEvidence retry_evidence_ ABSL_GUARDED_BY(mu_);
   RetryTier retry_tier_ ABSL_GUARDED_BY(mu_);
+  IdleLimit idle_limit_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> run_backoff_until_ ABSL_GUARDED_BY(mu_);
   // Aging: since when each pending run has waited without a lease in flight
   // (first seen pending, or its last lease seen in flight). In memory: a new

@@ -51,6 +51,7 @@ std::string SettingsToJson(const SessionSettings& s) {
       {"max_consecutive_zero_yield", s.max_consecutive_zero_yield},
       {"retry_on", s.retry_on},
       {"min_expected_yield", s.min_expected_yield},
+      {"idle_timeout_seconds", s.idle_timeout_seconds},
       {"on_telemetry_loss", std::string(TelemetryLossActionName(s.on_telemetry_loss))}};
   return j.dump();
 }
@@ -72,6 +73,8 @@ SessionSettings SettingsFromJson(const std::string& text) {
       j.value("max_consecutive_zero_yield", s.max_consecutive_zero_yield);
   s.retry_on = j.value("retry_on", std::vector<std::string>{});
   s.min_expected_yield = j.value("min_expected_yield", s.min_expected_yield);
+  // Sessions stored before the idle limit existed get its default (auto).
+  s.idle_timeout_seconds = j.value("idle_timeout_seconds", s.idle_timeout_seconds);
   // Sessions stored before the setting existed warn only.
   s.on_telemetry_loss = ParseTelemetryLossAction(j.value("on_telemetry_loss", std::string("warn")))
                             .value_or(TelemetryLossAction::kWarn);

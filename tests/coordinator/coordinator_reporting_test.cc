@@ -483,5 +483,30 @@ TEST_F(CoordinatorTest, ARunWhoseUntriedPhasesAreDoneYieldsToARunWithUntriedOnes
   EXPECT_EQ(order, (std::vector<std::string>{"q2", "q3", "p2"}));
 }
 
+TEST_F(CoordinatorTest, GrantsCarryTheIdleLimitOnceItIsLearntFromReportedSilences) {
+  // Issue #13, hangs: after 5 attempts that ended on their own, each silent
+  // for at most 90 s, a grant tells the worker to stop a phase silent for
+  // twice that (a hang then costs 3 minutes, not the 15-minute timeout).
+  RegisterWorker("w1");
+  std::vector<PhaseSpec> phases;
+  for (int i = 0; i < 7; ++i) {
+    PhaseSpec p = Spec("r1", "p" + std::to_string(i));
+    p.phase_index = i;
+    phases.push_back(p);
+  }
+  Import(phases);
+  Start();
+  for (int i = 0; i < 5; ++i) {
+    const LeaseGrant g = LeaseOne();
+    EXPECT_EQ(g.idle_timeout_seconds, 0) << "nothing learnt before grant " << i;
+    AttemptReport r = ReportOf(g, Outcome::kSucceeded, 1, 120'000);
+    r.longest_silence_ms = 60'000 + i * 7'500;  // up to 90 s
+    Ok(coord_.Report(r));
+  }
+  const LeaseGrant learnt = LeaseOne();
+  EXPECT_EQ(learnt.idle_timeout_seconds, 180);
+  EXPECT_LT(learnt.idle_timeout_seconds, learnt.timeout_seconds);
+}
+
 }  // namespace
 }  // namespace sluice::testing

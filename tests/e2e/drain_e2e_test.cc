@@ -297,6 +297,42 @@ TEST_F(DrainE2ETest, DrainReturnsPromptlyOnceTheWorkIsDone) {
   EXPECT_LT(elapsed, 4'000);  // about 1 s; 5 s and more with the bug
 }
 
+// Issue #13, the idle limit end to end: coordinator and worker over gRPC,
+// the example phase that hangs (it forks a grandchild holding its output
+// open) is stopped by its worker once silent for --idle-timeout, long before
+// its 60 s phase timeout, and recorded as a timeout that says why.
+TEST_F(DrainE2ETest, AHangingPhaseIsStoppedAtTheIdleLimitNotItsTimeout) {
+  const std::string backlog = dir_.File("idle.jsonl");
+  WriteFile(backlog,
+            "{\"run_id\": \"r-idle\", \"phase_id\": \"p1-hang\"}\n"
+            "{\"run_id\": \"r-idle\", \"phase_id\": \"p2-ok\", \"phase_index\": 1}\n");
+  const std::string store_url = "sqlite://" + dir_.File("idle/state.db");
+  const SteadyClock::time_point started = SteadyClock::now();
+  const CommandResult r =
+      Sluice({"drain", backlog, "--workers", "1", "--exec", ExampleExec(" --scale 0.1"),
+              "--phase-timeout-seconds", "60", "--idle-timeout", "2", "--max-attempts-per-phase",
+              "1", "--grace-seconds", "1", "--store", store_url, "--json"});
+  const auto elapsed =
+      std::chrono::duration_cast<milliseconds>(SteadyClock::now() - started).count();
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // the drain left a failure: the hang
+  EXPECT_LT(elapsed, 30'000);
+
+  auto store = OpenStore(dir_.File("idle/state.db"));
+  ASSERT_NE(store, nullptr);
+  bool saw_hang = false;
+  for (const AttemptRecord& a : Attempts(*store)) {
+    if (a.phase_id != "p1-hang") {
+      EXPECT_EQ(a.outcome, Outcome::kSucceeded) << a.phase_id;
+      continue;
+    }
+    saw_hang = true;
+    EXPECT_EQ(a.outcome, Outcome::kTimedOut) << OutcomeName(a.outcome);
+    EXPECT_THAT(a.error_text, HasSubstr("no output for 2 s (the idle limit)"));
+    EXPECT_LT(a.duration_ms, 20'000);
+  }
+  EXPECT_TRUE(saw_hang);
+}
+
 TEST_F(DrainE2ETest, CtrlCKeepsStateAndTheSameCommandResumes) {
   const std::string backlog = dir_.File("resume.jsonl");
   std::string text;

@@ -145,6 +145,52 @@ TEST(ProcessRunnerTest, GracefulExitAfterTermStillReportsTimeout) {
   EXPECT_EQ(result.stdout_tail, "cleaned up\n");
 }
 
+TEST(ProcessRunnerTest, IdleLimitStopsAPhaseThatWentSilentButNotOneThatKeepsWriting) {
+  ScratchDir dir;
+  // Writes, then hangs in silence: stopped by the idle limit, long before
+  // its timeout.
+  ProcessSpec hung = ShellSpec(dir, "echo started; exec sleep 30");
+  hung.timeout_ms = 60'000;
+  hung.idle_timeout_ms = 1'000;
+  hung.grace_ms = 1'000;
+  const ProcessResult stopped = RunOrDie(hung);
+  EXPECT_EQ(stopped.stopped_by, StopReason::kIdle);
+  EXPECT_THAT(stopped.duration_ms, Lt(10'000));
+  EXPECT_GE(stopped.duration_ms, 1'000);
+  EXPECT_GE(stopped.longest_silence_ms, 1'000);
+  EXPECT_EQ(stopped.stdout_tail, "started\n");
+
+  // Writes to stderr every 100 ms for 2 s, longer than the 1 s limit in
+  // all: it is never silent that long, so it runs to its end.
+  ScratchDir dir2;
+  ProcessSpec chatty =
+      ShellSpec(dir2, "i=0; while [ $i -lt 20 ]; do echo tick >&2; sleep 0.1; i=$((i+1)); done");
+  chatty.idle_timeout_ms = 1'000;
+  const ProcessResult finished = RunOrDie(chatty);
+  EXPECT_EQ(finished.stopped_by, StopReason::kNone);
+  EXPECT_EQ(finished.exit_code, 0);
+  EXPECT_GE(finished.duration_ms, 1'900);
+  EXPECT_GE(finished.longest_silence_ms, 0);
+  EXPECT_THAT(finished.longest_silence_ms, Lt(1'000));
+}
+
+TEST(ProcessRunnerTest, LongestSilenceIsMeasuredWithoutALimitAndUnknownWithoutLogFiles) {
+  ScratchDir dir;
+  // Silent for its first 1.2 s (the start counts), then writes and exits.
+  const ProcessResult quiet_start = RunOrDie(ShellSpec(dir, "sleep 1.2; echo done"));
+  EXPECT_EQ(quiet_start.stopped_by, StopReason::kNone);
+  EXPECT_GE(quiet_start.longest_silence_ms, 1'000);
+  EXPECT_LE(quiet_start.longest_silence_ms, quiet_start.duration_ms + kSilenceCheckMs);
+
+  // No log files (both /dev/null): nothing to watch, so no idle stop either.
+  ProcessSpec unwatched;
+  unwatched.argv = {"/bin/sh", "-c", "sleep 1.5"};
+  unwatched.idle_timeout_ms = 500;
+  const ProcessResult result = RunOrDie(unwatched);
+  EXPECT_EQ(result.stopped_by, StopReason::kNone);
+  EXPECT_EQ(result.longest_silence_ms, -1);
+}
+
 TEST(ProcessRunnerTest, CancelFromAnotherThreadStopsProcess) {
   ScratchDir dir;
   const std::string started = dir.File("started");

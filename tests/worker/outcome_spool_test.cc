@@ -36,6 +36,7 @@ AttemptReport SampleReport(const std::string& lease_id) {
   r.error_text = "phase timed out after 3 s";
   r.telemetry_events = 3;
   r.telemetry_by_type = {{"llm_call", 2}, {"patch_applied", 1}};
+  r.longest_silence_ms = 2'750;
   return r;
 }
 
@@ -53,6 +54,7 @@ void ExpectSameReport(const AttemptReport& a, const AttemptReport& b) {
   EXPECT_EQ(a.telemetry_events, b.telemetry_events);
   EXPECT_EQ(a.telemetry_by_type, b.telemetry_by_type);
   EXPECT_EQ(a.telemetry_unknown, b.telemetry_unknown);
+  EXPECT_EQ(a.longest_silence_ms, b.longest_silence_ms);
 }
 
 std::vector<std::string> FileNames(const std::filesystem::path& dir) {
@@ -94,6 +96,14 @@ TEST(OutcomeSpoolTest, UnknownTelemetrySurvivesTheSpoolAndOlderFilesReadAsKnown)
   back = ParseAttemptReport(old.dump());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_FALSE(back->telemetry_unknown);
+}
+
+TEST(OutcomeSpoolTest, ASpooledReportFromBeforeSilencesWereMeasuredReadsAsUnmeasured) {
+  nlohmann::json old = nlohmann::json::parse(SerializeAttemptReport(SampleReport("L-3")));
+  old.erase("longest_silence_ms");
+  absl::StatusOr<AttemptReport> back = ParseAttemptReport(old.dump());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->longest_silence_ms, -1);  // unknown: the idle limit learns nothing from it
 }
 
 // Bug: the spool was created 0755 and its files 0644, though outcomes carry

@@ -102,6 +102,31 @@ TEST_F(PhaseExecutorTest, ValidLeaseRunsWithItsIdentifiersInTheEnvironment) {
   EXPECT_THAT(runner_.specs[0].argv, ::testing::ElementsAre("/bin/true", "r1", "p1"));
 }
 
+// The idle limit (#13) end to end in the worker, with a real process: the
+// grant's idle_timeout_seconds stops a silent phase as timed out, says so,
+// and the report carries the silence it measured.
+TEST_F(PhaseExecutorTest, TheGrantsIdleLimitStopsASilentPhaseAsTimedOut) {
+  config_.command = *CommandTemplate::Parse("/bin/sleep 30");
+  config_.grace_ms = 1'000;
+  PosixProcessRunner real;
+  PhaseExecutor executor(config_, real);
+  LeaseGrant lease = Lease();
+  lease.idle_timeout_seconds = 1;
+  const AttemptReport report = executor.Execute(lease, CancelToken());
+  EXPECT_EQ(report.outcome, Outcome::kTimedOut) << OutcomeName(report.outcome);
+  EXPECT_THAT(report.error_text, HasSubstr("no output for 1 s (the idle limit)"));
+  EXPECT_LT(report.duration_ms, 10'000);
+  EXPECT_GE(report.longest_silence_ms, 1'000);
+
+  // Without a limit in the grant the same kind of phase runs to its end,
+  // and its silence is still measured.
+  config_.command = *CommandTemplate::Parse("/bin/sleep 0.3");
+  PhaseExecutor unlimited(config_, real);
+  const AttemptReport ended = unlimited.Execute(Lease(), CancelToken());
+  EXPECT_EQ(ended.outcome, Outcome::kSucceeded);
+  EXPECT_GE(ended.longest_silence_ms, 200);
+}
+
 // Bug: every telemetry probe wrote to one LOG_DIR/probe.out, so the probes of
 // two slots running at once overwrote each other's output and read a wrong
 // count.

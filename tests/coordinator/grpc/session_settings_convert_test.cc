@@ -35,5 +35,33 @@ TEST(SessionSettingsConvertTest, MinExpectedYieldRoundTrips) {
   EXPECT_EQ(FromProto(v1::SessionSettings{}).min_expected_yield, 0) << "unset means off";
 }
 
+TEST(SessionSettingsConvertTest, IdleTimeoutAndTheGrantsLimitAndTheMeasuredSilenceTravel) {
+  SessionSettings s;
+  s.idle_timeout_seconds = -1;  // off
+  v1::SessionSettings wire;
+  ToProto(s, &wire);
+  EXPECT_EQ(FromProto(wire).idle_timeout_seconds, -1);
+  EXPECT_EQ(FromProto(v1::SessionSettings{}).idle_timeout_seconds, 0) << "unset means auto";
+
+  LeaseGrant g;
+  g.idle_timeout_seconds = 240;
+  v1::Lease lease;
+  ToProto(g, &lease);
+  EXPECT_EQ(FromProto(lease).idle_timeout_seconds, 240);
+
+  AttemptReport r;
+  r.outcome = Outcome::kSucceeded;
+  r.longest_silence_ms = 0;  // measured: never silent (not "unknown")
+  v1::ReportRequest report;
+  ToProto(r, &report);
+  EXPECT_TRUE(report.has_longest_silence_ms());
+  EXPECT_EQ(FromProto(report)->longest_silence_ms, 0);
+  r.longest_silence_ms = -1;
+  v1::ReportRequest unmeasured;
+  ToProto(r, &unmeasured);
+  EXPECT_FALSE(unmeasured.has_longest_silence_ms());
+  EXPECT_EQ(FromProto(unmeasured)->longest_silence_ms, -1) << "an older worker's report";
+}
+
 }  // namespace
 }  // namespace sluice

@@ -705,6 +705,34 @@ TEST_F(DrainPolicyRules, StopRuleSettingIsValidatedAndKeptInTheStore) {
   EXPECT_EQ(store_->GetSession("s1").value()->settings.min_expected_yield, 0.125);
 }
 
+TEST_F(DrainPolicyRules, IdleLimitIsLearntFromAcceptedReportsValidatedAndKeptInTheStore) {
+  SessionSettings s;  // idle_timeout_seconds 0: auto
+  ASSERT_TRUE(policy_.EnsureLoaded().ok());
+  EXPECT_EQ(policy_.IdleTimeoutSeconds(s, 900), 0) << "nothing learnt yet";
+  for (int i = 0; i < 5; ++i) {
+    AttemptReport report;
+    report.lease_id = "L" + std::to_string(i);
+    report.outcome = Outcome::kSucceeded;
+    report.exit_code = 0;
+    report.longest_silence_ms = 75'000;
+    ReportResult result;
+    result.disposition = ReportDisposition::kAccepted;
+    result.run_id = "r1";
+    result.phase_id = "p" + std::to_string(i);
+    policy_.Observe(policy_.PrepareReport(report, s).value(), result, std::nullopt);
+  }
+  EXPECT_EQ(policy_.IdleTimeoutSeconds(s, 900), 150);  // twice the longest silence
+  policy_.ResetForNewTerm();
+  EXPECT_EQ(policy_.IdleTimeoutSeconds(s, 900), 0) << "a new term learns it again";
+
+  s.idle_timeout_seconds = -2;
+  EXPECT_EQ(ValidateSessionSettings(s).code(), absl::StatusCode::kInvalidArgument);
+  s.idle_timeout_seconds = 300;
+  EXPECT_TRUE(ValidateSessionSettings(s).ok());
+  ActiveSession(s, "s1");
+  EXPECT_EQ(store_->GetSession("s1").value()->settings.idle_timeout_seconds, 300);
+}
+
 TEST_F(DrainPolicyRules, SessionEndBatchSizeAndAnEndedSessionKeepsItsStoredReason) {
   SessionSettings s;
   s.batch_size = 0;
