@@ -1,7 +1,7 @@
 -- ARGV: prefix, run, worker, session, lease_id, timeout_seconds, now,
 -- expires_at, retries_last (0|1, or 2: untried phases only), n_labels,
--- labels... Returns nil, or
--- {phase_id, attempt, epoch, retry_tier (1|0)}.
+-- labels... Returns {session generation} when nothing fits, else
+-- {session generation, phase_id, attempt, epoch, retry_tier (1|0)}.
 local run, lease_id, now = ARGV[2], ARGV[5], ARGV[7]
 local retries_last = ARGV[9] ~= '0'
 local untried_only = ARGV[9] == '2'
@@ -50,7 +50,7 @@ if not chosen and retry and not untried_only then
   chosen, chosen_member, chosen_labels = retry, retry_member, retry_labels
   retry_tier = 1
 end
-if not chosen then return false end
+if not chosen then return {session_gen()} end
 local lk = k_lease(lease_id)
 if redis.call('EXISTS', lk) == 1 then
   return redis.error_reply('INTERNAL lease id ' .. lease_id .. ' is already in use')
@@ -68,4 +68,4 @@ redis.call('ZREM', pend, chosen_member)
 if chosen_labels ~= '' then redis.call('ZREM', K_LABELLED, labelled_member(run, chosen_member)) end
 redis.call('HSET', pk, 'state', 'leased', 'current_lease_id', lease_id, 'updated_at', now)
 bump_run(run, 'pending', 'leased', 0, 0, 0, '0', '0', '0')
-return {chosen, istr(attempt), istr(epoch), retry_tier}
+return {session_gen(), chosen, istr(attempt), istr(epoch), retry_tier}

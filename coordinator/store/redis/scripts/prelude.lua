@@ -41,6 +41,12 @@ local K_WORKERS = P .. 'workers'
 local K_SESSIONS = P .. 'sessions'
 local K_ACTIVE = P .. 'active_session'
 local K_SESSION_SEQ = P .. 'session_seq'
+-- Session generation: INCR by every script that writes a session. The lease
+-- and report scripts answer it, so a store that caches the latest session
+-- notices a session written by another process at its next lease or report
+-- without a read of its own (RedisStateStore::LatestSession).
+local K_SESSION_GEN = P .. 'session_gen'
+local function session_gen() return redis.call('GET', K_SESSION_GEN) or '0' end
 local RUN_FIELDS = {'pending', 'leased', 'succeeded', 'failed', 'attempts', 'successes',
                     'timeouts', 'telemetry_events', 'run_ms', 'unknown_telemetry_ms'}
 local LEASE_FIELDS = {'lease_id', 'run_id', 'phase_id', 'attempt', 'epoch', 'worker_id',

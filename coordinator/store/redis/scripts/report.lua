@@ -4,7 +4,8 @@
 -- (counter, succeeds, fail_at, final: see apply_transition), then
 -- telemetry_unknown ('1' or '0'; the caller checked that telemetry_events is
 -- '0' with '1'). Returns
--- {disposition, phase_state}, plus run and phase when accepted.
+-- {session generation, disposition, phase_state}, plus run and phase when
+-- accepted.
 local id, epoch, worker, outcome, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[15]
 -- The counters this script adds (HINCRBY) are checked before its first write:
 -- an HINCRBY failing on overflow after earlier writes would leave the phase
@@ -26,7 +27,7 @@ if not have_lease or L[4] ~= epoch or L[5] ~= worker then
   local A = redis.call('HMGET', k_attempt(id), 'outcome', 'worker_id', 'epoch', 'run_id',
                        'phase_id')
   local have_attempt = A[1] ~= false
-  if not have_attempt and not have_lease then return {'unknown_lease', ''} end
+  if not have_attempt and not have_lease then return {session_gen(), 'unknown_lease', ''} end
   local disposition
   if have_attempt and A[1] ~= 'lost' and A[2] == worker and A[3] == epoch then
     disposition = 'duplicate'
@@ -42,7 +43,7 @@ if not have_lease or L[4] ~= epoch or L[5] ~= worker then
   local run, phase = L[1], L[2]
   if have_attempt then run, phase = A[4], A[5] end
   local st = redis.call('HGET', k_phase(run, phase), 'state')
-  return {disposition, st or ''}
+  return {session_gen(), disposition, st or ''}
 end
 
 local run, phase, session = L[1], L[2], L[6]
@@ -77,4 +78,4 @@ if to == 'pending' then
   end
 bump_run(run, from, to, 1, outcome == 'succeeded' and 1 or 0, outcome == 'timed_out' and 1 or 0,
          ARGV[11], ARGV[8], ARGV[20] == '1' and ARGV[8] or '0')
-return {'accepted', to, run, phase}
+return {session_gen(), 'accepted', to, run, phase}
