@@ -1,7 +1,10 @@
 // What a lease+report cycle costs on Redis (#12), and the cache that makes it
 // cheap: the latest session is read from Redis only when a reply says it
 // changed, yet a session written by another process is seen.
+#include "common/clock.h"
+#include "coordinator/coordinator.h"
 #include "tests/contract/redis_store_test_helpers.h"
+#include "tests/testing/forwarding_state_store.h"
 
 namespace sluice::redis_test {
 namespace {
@@ -18,6 +21,20 @@ int64_t Calls(const RedisServer& server, const std::string& command) {
   EXPECT_TRUE(absl::SimpleAtoi(stats.substr(from, stats.find(',', from) - from), &n));
   return n;
 }
+
+using ::sluice::testing::ForwardingStateStore;
+
+// Redis commands of one lease+report cycle in RedisCycleTest (a phase of a
+// run with more pending, succeeding with telemetry; unfenced):
+//   lease script: EVALSHA, ZRANGE pending, HMGET phase, EXISTS lease, INCR
+//     epoch, HSET lease, ZADD leases, ZREM pending, HSET phase, HMGET + HSET
+//     run, 2 HINCRBY phase_counts, GET session_gen
+//   report script: EVALSHA, HMGET lease, HMGET phase, EXISTS attempt, HSET
+//     attempt, 3 RPUSH and an INCR (the attempt's indexes), DEL lease, ZREM
+//     leases, HSET phase, HINCRBY phase telemetry, 2 HINCRBY run sums,
+//     HMGET + HSET run, 2 HINCRBY phase_counts, GET session_gen, ZRANGE
+//     pending (the run's best phase, for its statistics)
+constexpr int64_t kCommandsPerCycle = 14 + 21;
 
 std::unique_ptr<RedisStateStore> OpenCaching(const RedisServer& server, const std::string& ns) {
   RedisOptions o = Ok(ParseRedisUrl(server.Url(ns)));
@@ -124,6 +141,95 @@ TEST(RedisLatestSessionTest, NegativeMaxAgeIsRejected) {
   RedisOptions o;
   o.session_cache_max_age = absl::Milliseconds(-1);
   EXPECT_EQ(ValidateRedisOptions(o).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Counts the store calls that may cost a round trip.
+class CountingStore : public ForwardingStateStore {
+ public:
+  using ForwardingStateStore::ForwardingStateStore;
+  absl::StatusOr<std::vector<RunStats>> ListRunStats() override {
+    ++list_run_stats;
+    return ForwardingStateStore::ListRunStats();
+  }
+  absl::StatusOr<std::optional<RunStats>> GetRunStats(const std::string& run_id) override {
+    ++get_run_stats;
+    return target().GetRunStats(run_id);
+  }
+  int list_run_stats = 0;
+  int get_run_stats = 0;
+};
+
+// Redis commands of all kinds since the last CONFIG RESETSTAT, INFO and
+// CONFIG (the reset itself) excluded.
+int64_t AllCalls(const RedisServer& server) {
+  const std::string stats = Ok(server.Command({"INFO", "commandstats"}));
+  int64_t total = 0;
+  for (absl::string_view line : absl::StrSplit(stats, '\n')) {
+    if (!absl::StartsWith(line, "cmdstat_") || absl::StartsWith(line, "cmdstat_info:") ||
+        absl::StartsWith(line, "cmdstat_config|")) {
+      continue;
+    }
+    const size_t at = line.find(":calls=");
+    const size_t end = line.find(',', at);
+    int64_t n = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(line.substr(at + 7, end - at - 7), &n)) << line;
+    total += n;
+  }
+  return total;
+}
+
+// The figure of docs/performance.md ("Redis commands per cycle", goal <= 12
+// in <= 2 round trips), counted rather than timed: lease+report cycles
+// through the real Coordinator, a phase succeeding with telemetry each time.
+// Issue #12: a cycle cost 5 scripts (the latest session twice, lease, the
+// run's statistics, report) and 46 commands.
+TEST(RedisCycleTest, ALeaseAndReportCycleCostsTwoScripts) {
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  RedisOptions o = Ok(ParseRedisUrl(server->Url("sluice")));
+  // A slow machine must not make the count depend on time.
+  o.session_cache_max_age = absl::Hours(1);
+  CountingStore store(Ok(RedisStateStore::Open(o)));
+  constexpr int kRuns = 10;
+  std::vector<PhaseSpec> backlog;
+  for (int r = 0; r < kRuns; ++r) {
+    for (int p = 0; p < 10; ++p)
+      backlog.push_back(Spec(absl::StrCat("r", r), absl::StrCat("p", p)));
+  }
+  Ok(store.ImportPhases(backlog));
+  Coordinator coordinator(store, SystemClock::Default());
+  SessionSettings settings;
+  settings.max_attempts_per_phase = 1;
+  Ok(coordinator.StartSession(settings, "s1"));
+  WorkerInfo w;
+  w.worker_id = "w1";
+  w.host = "h";
+  w.slots = 1;
+  Ok(coordinator.Register(w));
+  auto cycle = [&](int i) {
+    const LeaseResult lease = Ok(coordinator.Lease(w.worker_id, absl::StrCat("q", i), 1, 0));
+    ASSERT_EQ(lease.leases.size(), 1u);
+    AttemptReport report;
+    report.lease_id = lease.leases[0].lease_id;
+    report.epoch = lease.leases[0].epoch;
+    report.worker_id = w.worker_id;
+    report.outcome = Outcome::kSucceeded;
+    report.duration_ms = 1;
+    report.telemetry_events = 1;
+    report.telemetry_by_type = {{"llm_call", 1}};
+    EXPECT_EQ(Ok(coordinator.Report(report)).result.disposition, ReportDisposition::kAccepted);
+  };
+  cycle(0);  // the first loads every run and the session
+  ASSERT_TRUE(server->Command({"CONFIG", "RESETSTAT"}).ok());
+  const int loads_before = store.list_run_stats;
+  constexpr int kCycles = 50;
+  for (int i = 1; i <= kCycles; ++i) cycle(i);
+  // The ready index reloads every run now and then (real time: a safety net
+  // for other processes' writes); those calls are taken out: one script, a
+  // ZRANGE of the runs, and an HMGET and a ZRANGE per run.
+  const int64_t loads = store.list_run_stats - loads_before;
+  EXPECT_EQ(store.get_run_stats, 0) << "the lease and report replies carry the run's statistics";
+  EXPECT_EQ(Calls(*server, "evalsha") - loads, 2 * kCycles);
+  EXPECT_EQ(AllCalls(*server) - loads * (2 + 2 * kRuns), kCycles * kCommandsPerCycle);
 }
 
 }  // namespace

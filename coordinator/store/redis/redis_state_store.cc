@@ -146,6 +146,16 @@ class RedisRow {
   const size_t at_;
 };
 
+// One run's statistics as list_run_stats.lua answers them (and
+// append_run_stats in prelude.lua): the run id, the 10 RUN_FIELDS, the best
+// pending rank member; elements[at..at + kRunStatsWidth).
+constexpr size_t kRunStatsWidth = 12;
+RunStats DecodeRunStatsRow(const std::vector<RedisReply>& elements, size_t at) {
+  RunStats s = DecodeRunStats(RedisRow(elements, at));
+  s.best_pending_priority = PriorityOfRank(elements[at + kRunStatsWidth - 1].Text());
+  return s;
+}
+
 // The four ARGV a script's apply_transition (prelude.lua) reads: the phase
 // field the outcome spends, '1' when the phase succeeded, the value of that
 // field at which it fails for good, and the final outcome.
@@ -288,14 +298,10 @@ absl::StatusOr<std::optional<PhaseRecord>> RedisStateStore::GetPhase(const Phase
 
 absl::StatusOr<std::vector<RunStats>> RedisStateStore::ListRunStats() {
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListRunStats, {}));
-  constexpr size_t kStride = 12;
-  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kStride, "run stats"));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kRunStatsWidth, "run stats"));
   std::vector<RunStats> out;
-  for (size_t i = 0; i < r.elements.size(); i += kStride) {
-    const std::vector<RedisReply>& e = r.elements;
-    RunStats s = DecodeRunStats(RedisRow(e, i));
-    s.best_pending_priority = PriorityOfRank(e[i + 11].Text());
-    out.push_back(std::move(s));
+  for (size_t i = 0; i < r.elements.size(); i += kRunStatsWidth) {
+    out.push_back(DecodeRunStatsRow(r.elements, i));
   }
   return out;
 }
@@ -304,10 +310,10 @@ absl::StatusOr<std::optional<RunStats>> RedisStateStore::GetRunStats(const std::
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kGetRunStats, {run_id}));
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 0, "run stats"));
   if (r.elements.empty()) return std::optional<RunStats>();
-  if (r.elements.size() != 12) return absl::InternalError("redis: unexpected reply to run stats");
-  RunStats s = DecodeRunStats(RedisRow(r.elements, 0));
-  s.best_pending_priority = PriorityOfRank(r.elements[11].Text());
-  return std::optional<RunStats>(std::move(s));
+  if (r.elements.size() != kRunStatsWidth) {
+    return absl::InternalError("redis: unexpected reply to run stats");
+  }
+  return std::optional<RunStats>(DecodeRunStatsRow(r.elements, 0));
 }
 
 absl::StatusOr<std::vector<PhaseRecord>> RedisStateStore::ListPendingLabelledPhases(int64_t limit) {
@@ -344,7 +350,8 @@ absl::StatusOr<std::optional<LeaseGrant>> RedisStateStore::LeaseNextInRun(
   args.insert(args.end(), params.worker_labels.begin(), params.worker_labels.end());
   const absl::Time sent = absl::Now();
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kLease, args));
-  if (r.type != RedisReply::Type::kArray || (r.elements.size() != 1 && r.elements.size() != 5)) {
+  if (r.type != RedisReply::Type::kArray ||
+      (r.elements.size() != 1 && r.elements.size() != 5 + kRunStatsWidth)) {
     return absl::InternalError("redis: unexpected reply to lease");
   }
   latest_session_.Observe(r.elements[0].Text(), sent);
@@ -361,6 +368,7 @@ absl::StatusOr<std::optional<LeaseGrant>> RedisStateStore::LeaseNextInRun(
   g.leased_at_ms = params.now_ms;
   g.expires_at_ms = params.now_ms + params.ttl_ms;
   g.retry_tier = r.elements[4].Int() == 1;
+  g.run_stats = DecodeRunStatsRow(r.elements, 5);
   return std::optional<LeaseGrant>(std::move(g));
 }
 
@@ -406,9 +414,10 @@ std::vector<std::string> ReportArgs(const ReportParams& params) {
 // caller).
 absl::StatusOr<ReportResult> DecodeReportReply(const RedisReply& r) {
   ReportResult result;
-  if (r.elements.size() == 5) {
+  if (r.elements.size() == 5 + kRunStatsWidth) {
     result.run_id = r.elements[3].Text();
     result.phase_id = r.elements[4].Text();
+    result.run_stats = DecodeRunStatsRow(r.elements, 5);
   }
   const std::string disposition = r.elements[1].Text();
   if (disposition == "accepted") {
@@ -425,7 +434,8 @@ absl::StatusOr<ReportResult> DecodeReportReply(const RedisReply& r) {
 }
 
 bool IsReportReply(const RedisReply& r) {
-  return r.type == RedisReply::Type::kArray && (r.elements.size() == 3 || r.elements.size() == 5);
+  return r.type == RedisReply::Type::kArray &&
+         (r.elements.size() == 3 || r.elements.size() == 5 + kRunStatsWidth);
 }
 
 }  // namespace
