@@ -85,6 +85,24 @@ struct WorkerInfo {
   std::string cluster_id;
 };
 
+// Aggregates of one run, kept by the store so scheduling never scans phases.
+struct RunStats {
+  std::string run_id;
+  int64_t pending = 0;
+  int64_t leased = 0;
+  int64_t succeeded = 0;
+  int64_t failed = 0;
+  int64_t attempts = 0;   // every recorded attempt, lost ones included
+  int64_t successes = 0;  // attempts that succeeded
+  int64_t timeouts = 0;   // attempts that timed out (not outside kills)
+  int64_t telemetry_events = 0;
+  int64_t run_ms = 0;  // summed attempt durations
+  // The part of run_ms spent by attempts whose telemetry is unknown: yield
+  // divides telemetry_events by run_ms - unknown_telemetry_ms.
+  int64_t unknown_telemetry_ms = 0;
+  int64_t best_pending_priority = 0;
+};
+
 // A lease handed to a worker. The (lease_id, epoch) pair fences reports: the
 // store accepts a report only while this lease is the phase's current one.
 struct LeaseGrant {
@@ -109,6 +127,10 @@ struct LeaseGrant {
   // so no untried phase of the run fitted. Coordinator-internal: not
   // persisted, not sent to workers.
   bool retry_tier = false;
+  // The run's statistics right after this grant, when the store answers them
+  // with the grant (Redis: the lease script's reply), so the lease broker need
+  // not read them again. Coordinator-internal, like retry_tier.
+  std::optional<RunStats> run_stats;
 };
 
 // What a worker reports when an attempt ends.
@@ -183,6 +205,9 @@ struct ReportResult {
   PhaseState phase_state = PhaseState::kPending;  // state of the phase after the report
   std::string run_id;                             // the lease's phase; set when accepted
   std::string phase_id;
+  // The run's statistics right after an accepted report, when the store
+  // answers them with it (Redis); nullopt: whoever needs them reads them.
+  std::optional<RunStats> run_stats;
 };
 
 // A report answered kLate (its lease had expired or moved on), kept for the
@@ -259,24 +284,6 @@ struct SessionRecord {
   int64_t started_at_ms = 0;
   int64_t ended_at_ms = 0;  // 0 while active
   std::string end_reason;
-};
-
-// Aggregates of one run, kept by the store so scheduling never scans phases.
-struct RunStats {
-  std::string run_id;
-  int64_t pending = 0;
-  int64_t leased = 0;
-  int64_t succeeded = 0;
-  int64_t failed = 0;
-  int64_t attempts = 0;   // every recorded attempt, lost ones included
-  int64_t successes = 0;  // attempts that succeeded
-  int64_t timeouts = 0;   // attempts that timed out (not outside kills)
-  int64_t telemetry_events = 0;
-  int64_t run_ms = 0;  // summed attempt durations
-  // The part of run_ms spent by attempts whose telemetry is unknown: yield
-  // divides telemetry_events by run_ms - unknown_telemetry_ms.
-  int64_t unknown_telemetry_ms = 0;
-  int64_t best_pending_priority = 0;
 };
 
 struct PhaseCounts {

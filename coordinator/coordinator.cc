@@ -201,7 +201,7 @@ void Coordinator::AfterRecorded(const ReportParams& params, const ReportResult& 
   const AttemptReport& report = params.report;
   const bool accepted = result.disposition == ReportDisposition::kAccepted;
   if (accepted) {
-    broker_.RunChanged(result.run_id);
+    broker_.RunChanged(result.run_id, result.run_stats);
     watch_.ReportAccepted();
     policy_.Observe(params, result, session);
   }

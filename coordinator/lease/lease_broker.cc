@@ -136,8 +136,8 @@ absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
       continue;
     }
     // The run just leased from is now sampled: it is ranked again before it
-    // is offered again.
-    ready_.Granted(run_id);
+    // is offered again (with the statistics the store answered, if it did).
+    ready_.Granted(run_id, grant->run_stats);
     policy_.Granted(*grant);
     grant->timeout_is_session_deadline = params.timeout_seconds < settings.phase_timeout_seconds;
     grant->idle_timeout_seconds = policy_.IdleTimeoutSeconds(settings, params.timeout_seconds);

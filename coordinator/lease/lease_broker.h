@@ -17,6 +17,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -77,8 +78,11 @@ class LeaseBroker {
   // Ends every waiting poll now and makes later ones return at once.
   void BeginShutdown() ABSL_LOCKS_EXCLUDED(mu_);
   // A run's statistics changed in the store (an accepted report, an
-  // expiry): the ready index reads that run again, not every run.
-  void RunChanged(const std::string& run_id) { ready_.Touch(run_id); }
+  // expiry): the ready index reads that run again, not every run, or takes
+  // `stats` when the store answered them with that write.
+  void RunChanged(const std::string& run_id, std::optional<RunStats> stats = std::nullopt) {
+    ready_.Touch(run_id, std::move(stats));
+  }
   // Phases or runs may have appeared anywhere, or the policy's exclusions
   // changed (an import, an unblock): the ready index reloads and ranks again.
   void BacklogChanged() { ready_.Invalidate(); }

@@ -7,6 +7,19 @@
 #include "common/status_macros.h"
 
 namespace sluice {
+namespace {
+
+// Raised by exactly one by every grant, report and expiry of the run, lowered
+// by nothing (see the header): which of two answers for a run is newer.
+int64_t WriteOrder(const RunStats& s) { return 2 * s.attempts + s.leased; }
+
+// Keeps `fresh` in `into[run_id]` unless what is there is as new.
+void KeepNewest(std::map<std::string, RunStats>& into, const std::string& run_id, RunStats fresh) {
+  auto [it, inserted] = into.try_emplace(run_id, fresh);
+  if (!inserted && WriteOrder(fresh) > WriteOrder(it->second)) it->second = std::move(fresh);
+}
+
+}  // namespace
 
 ReadyIndex::ReadyIndex(StateStore& store, const Clock& clock, RankFn rank,
                        ReadyIndexOptions options)
@@ -17,9 +30,16 @@ uint64_t ReadyIndex::rankings() const {
   return rankings_;
 }
 
-void ReadyIndex::Touch(const std::string& run_id) {
+void ReadyIndex::Touch(const std::string& run_id, std::optional<RunStats> stats) {
   absl::MutexLock lock(&touch_mu_);
-  touched_.insert(run_id);
+  auto [it, inserted] = touched_.try_emplace(run_id, stats);
+  if (inserted) return;
+  // A change that came without statistics must be read, whatever else came.
+  if (!stats || !it->second) {
+    it->second.reset();
+  } else if (WriteOrder(*stats) > WriteOrder(*it->second)) {
+    it->second = std::move(stats);
+  }
 }
 
 void ReadyIndex::Invalidate() {
@@ -29,7 +49,7 @@ void ReadyIndex::Invalidate() {
 }
 
 void ReadyIndex::CollectTouched() {
-  std::set<std::string> touched;
+  std::map<std::string, std::optional<RunStats>> touched;
   bool invalidated = false;
   {
     absl::MutexLock lock(&touch_mu_);
@@ -41,7 +61,16 @@ void ReadyIndex::CollectTouched() {
     loaded_ = false;
     ranked_ = false;
   }
-  for (const std::string& run_id : touched) MarkDirty(run_id);
+  for (auto& [run_id, stats] : touched) Changed(run_id, std::move(stats));
+}
+
+void ReadyIndex::Changed(const std::string& run_id, std::optional<RunStats> stats) {
+  MarkDirty(run_id);
+  if (stats) {
+    KeepNewest(answered_, run_id, *std::move(stats));
+  } else {
+    unanswered_.insert(run_id);
+  }
 }
 
 void ReadyIndex::MarkDirty(const std::string& run_id) {
@@ -52,9 +81,9 @@ void ReadyIndex::MarkDirty(const std::string& run_id) {
   for (auto& [labels, clean] : clean_by_labels_) clean.erase(it->second);
 }
 
-void ReadyIndex::Granted(const std::string& run_id) {
+void ReadyIndex::Granted(const std::string& run_id, std::optional<RunStats> stats) {
   absl::MutexLock lock(&mu_);
-  MarkDirty(run_id);
+  Changed(run_id, std::move(stats));
 }
 
 std::set<uint32_t>& ReadyIndex::CleanFor(const std::vector<std::string>& labels) {
@@ -93,6 +122,12 @@ absl::Status ReadyIndex::RankNow(const SessionRecord& session, int64_t now_ms) {
     loaded_at_ = absl::Now();
   } else {
     for (const std::string& run_id : dirty_) {
+      if (auto answered = answered_.find(run_id);
+          answered != answered_.end() && !unanswered_.contains(run_id)) {
+        // Every change since the ranking answered its statistics: no read.
+        KeepNewest(stats_, run_id, std::move(answered->second));
+        continue;
+      }
       absl::StatusOr<std::optional<RunStats>> fresh = store_.GetRunStats(run_id);
       if (!fresh.ok()) {
         loaded_ = false;  // unknown state: start again from the store
@@ -106,6 +141,8 @@ absl::Status ReadyIndex::RankNow(const SessionRecord& session, int64_t now_ms) {
     }
   }
   dirty_.clear();
+  answered_.clear();
+  unanswered_.clear();
   std::vector<RunStats> runs;
   runs.reserve(stats_.size());
   for (const auto& [id, stats] : stats_) runs.push_back(stats);

@@ -35,7 +35,15 @@
 // this process did not make (`sluice import --store` on the same file) that
 // costs at most ~5 % of the time even where a whole load is slow (Redis,
 // 10,000 runs: ~0.4 s); in between only the dirty runs are read again
-// (GetRunStats), once per full ranking however often they changed.
+// (GetRunStats), once per full ranking however often they changed, unless
+// every change to the run since the ranking came with the statistics the
+// store answered with its write (Granted and Touch with `stats`; the Redis
+// store's lease and report replies): then the newest of those is the read.
+// "Newest" is by 2 x attempts + leased, which every grant, report and expiry
+// raises by exactly one (a grant moves a phase to leased; a report or expiry
+// moves it out and records an attempt) and nothing lowers, so answers that
+// reach the index out of order (grants on this thread, reports on others)
+// never replace newer statistics.
 //
 // Thread-safety: Touch and Invalidate may be called from any thread at any
 // time and never wait for a store call. Best, Granted, Missed and Drop are
@@ -99,14 +107,19 @@ class ReadyIndex {
                                                 const std::vector<std::string>& labels,
                                                 const std::set<std::string>& skip = {})
       ABSL_LOCKS_EXCLUDED(mu_, touch_mu_);
-  // A phase of `run_id` was granted: the run is dirty until the next ranking.
-  void Granted(const std::string& run_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // A phase of `run_id` was granted (or the run is to be ranked again): the
+  // run is dirty until the next ranking. `stats`: the run's statistics as
+  // the store answered them with the grant; nullopt: read them.
+  void Granted(const std::string& run_id, std::optional<RunStats> stats = std::nullopt)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // `run_id` has nothing leasable for `labels` (LeaseNextInRun said so).
   void Missed(const std::string& run_id, const std::vector<std::string>& labels)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // This run's statistics changed in the store (a report, an expiry).
-  void Touch(const std::string& run_id) ABSL_LOCKS_EXCLUDED(touch_mu_);
+  // `stats`: as the store answered them with that write; nullopt: read them.
+  void Touch(const std::string& run_id, std::optional<RunStats> stats = std::nullopt)
+      ABSL_LOCKS_EXCLUDED(touch_mu_);
   // Runs may have appeared or changed anywhere (an import, an unblock, a new
   // term): reload whole and rank again before the next offer.
   void Invalidate() ABSL_LOCKS_EXCLUDED(touch_mu_);
@@ -128,6 +141,10 @@ class ReadyIndex {
   // Pulls the runs touched from other threads into dirty_.
   void CollectTouched() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_LOCKS_EXCLUDED(touch_mu_);
   void MarkDirty(const std::string& run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // MarkDirty, and keeps `stats` (newest wins) or notes that the run must be
+  // read.
+  void Changed(const std::string& run_id, std::optional<RunStats> stats)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True when the statistics are due a whole reload.
   bool ReloadDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::set<uint32_t>& CleanFor(const std::vector<std::string>& labels)
@@ -139,7 +156,8 @@ class ReadyIndex {
   const ReadyIndexOptions options_;
 
   absl::Mutex touch_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  std::set<std::string> touched_ ABSL_GUARDED_BY(touch_mu_);
+  // Touched runs, with the newest statistics answered (nullopt: read it).
+  std::map<std::string, std::optional<RunStats>> touched_ ABSL_GUARDED_BY(touch_mu_);
   bool invalidated_ ABSL_GUARDED_BY(touch_mu_) = true;
 
   mutable absl::Mutex mu_;
@@ -158,8 +176,11 @@ class ReadyIndex {
   // joined; "" for none) those without the runs that missed for it.
   std::set<uint32_t> clean_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::set<uint32_t>> clean_by_labels_ ABSL_GUARDED_BY(mu_);
-  // Runs changed since the ranking (re-read before the next one).
+  // Runs changed since the ranking (re-read before the next one)...
   std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
+  // ... unless every change came with its statistics: the newest of them.
+  std::map<std::string, RunStats> answered_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> unanswered_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace sluice

@@ -146,6 +146,16 @@ class RedisRow {
   const size_t at_;
 };
 
+// One run's statistics as list_run_stats.lua answers them (and
+// append_run_stats in prelude.lua): the run id, the 10 RUN_FIELDS, the best
+// pending rank member; elements[at..at + kRunStatsWidth).
+constexpr size_t kRunStatsWidth = 12;
+RunStats DecodeRunStatsRow(const std::vector<RedisReply>& elements, size_t at) {
+  RunStats s = DecodeRunStats(RedisRow(elements, at));
+  s.best_pending_priority = PriorityOfRank(elements[at + kRunStatsWidth - 1].Text());
+  return s;
+}
+
 // The four ARGV a script's apply_transition (prelude.lua) reads: the phase
 // field the outcome spends, '1' when the phase succeeded, the value of that
 // field at which it fails for good, and the final outcome.
@@ -159,7 +169,9 @@ void AppendTransition(const PhaseTransition& t, std::vector<std::string>& args) 
 }  // namespace
 
 RedisStateStore::RedisStateStore(const RedisOptions& options)
-    : conn_(options, ScriptSources()), prefix_(conn_.prefix()) {}
+    : conn_(options, ScriptSources()),
+      prefix_(conn_.prefix()),
+      latest_session_(options.session_cache_max_age) {}
 
 RedisStateStore::~RedisStateStore() = default;
 
@@ -190,7 +202,9 @@ absl::StatusOr<std::unique_ptr<RedisStateStore>> RedisStateStore::Open(
   return store;
 }
 
-void RedisStateStore::SetFencingEpoch(int64_t epoch) { fencing_epoch_.store(epoch); }
+void RedisStateStore::SetFencingEpoch(int64_t epoch) {
+  if (fencing_epoch_.exchange(epoch) != epoch) latest_session_.Drop();
+}
 
 absl::StatusOr<RedisReply> RedisStateStore::Run(size_t script, std::vector<std::string> args) {
   return Run(script, std::move(args), conn_.options().command_timeout);
@@ -284,14 +298,10 @@ absl::StatusOr<std::optional<PhaseRecord>> RedisStateStore::GetPhase(const Phase
 
 absl::StatusOr<std::vector<RunStats>> RedisStateStore::ListRunStats() {
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListRunStats, {}));
-  constexpr size_t kStride = 12;
-  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kStride, "run stats"));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kRunStatsWidth, "run stats"));
   std::vector<RunStats> out;
-  for (size_t i = 0; i < r.elements.size(); i += kStride) {
-    const std::vector<RedisReply>& e = r.elements;
-    RunStats s = DecodeRunStats(RedisRow(e, i));
-    s.best_pending_priority = PriorityOfRank(e[i + 11].Text());
-    out.push_back(std::move(s));
+  for (size_t i = 0; i < r.elements.size(); i += kRunStatsWidth) {
+    out.push_back(DecodeRunStatsRow(r.elements, i));
   }
   return out;
 }
@@ -300,10 +310,10 @@ absl::StatusOr<std::optional<RunStats>> RedisStateStore::GetRunStats(const std::
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kGetRunStats, {run_id}));
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 0, "run stats"));
   if (r.elements.empty()) return std::optional<RunStats>();
-  if (r.elements.size() != 12) return absl::InternalError("redis: unexpected reply to run stats");
-  RunStats s = DecodeRunStats(RedisRow(r.elements, 0));
-  s.best_pending_priority = PriorityOfRank(r.elements[11].Text());
-  return std::optional<RunStats>(std::move(s));
+  if (r.elements.size() != kRunStatsWidth) {
+    return absl::InternalError("redis: unexpected reply to run stats");
+  }
+  return std::optional<RunStats>(DecodeRunStatsRow(r.elements, 0));
 }
 
 absl::StatusOr<std::vector<PhaseRecord>> RedisStateStore::ListPendingLabelledPhases(int64_t limit) {
@@ -338,22 +348,27 @@ absl::StatusOr<std::optional<LeaseGrant>> RedisStateStore::LeaseNextInRun(
                                    params.retries_last ? (params.untried_only ? "2" : "1") : "0",
                                    std::to_string(params.worker_labels.size())};
   args.insert(args.end(), params.worker_labels.begin(), params.worker_labels.end());
+  const absl::Time sent = absl::Now();
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kLease, args));
-  if (r.nil()) return std::optional<LeaseGrant>();
-  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 4, "lease"));
-  if (r.elements.size() != 4) return absl::InternalError("redis: unexpected reply to lease");
+  if (r.type != RedisReply::Type::kArray ||
+      (r.elements.size() != 1 && r.elements.size() != 5 + kRunStatsWidth)) {
+    return absl::InternalError("redis: unexpected reply to lease");
+  }
+  latest_session_.Observe(r.elements[0].Text(), sent);
+  if (r.elements.size() == 1) return std::optional<LeaseGrant>();
   LeaseGrant g;
   g.lease_id = params.lease_id;
   g.run_id = params.run_id;
-  g.phase_id = r.elements[0].Text();
-  g.attempt = r.elements[1].Int32();
-  g.epoch = r.elements[2].Int();
+  g.phase_id = r.elements[1].Text();
+  g.attempt = r.elements[2].Int32();
+  g.epoch = r.elements[3].Int();
   g.worker_id = params.worker_id;
   g.session_id = params.session_id;
   g.timeout_seconds = params.timeout_seconds;
   g.leased_at_ms = params.now_ms;
   g.expires_at_ms = params.now_ms + params.ttl_ms;
-  g.retry_tier = r.elements[3].Int() == 1;
+  g.retry_tier = r.elements[4].Int() == 1;
+  g.run_stats = DecodeRunStatsRow(r.elements, 5);
   return std::optional<LeaseGrant>(std::move(g));
 }
 
@@ -395,17 +410,16 @@ std::vector<std::string> ReportArgs(const ReportParams& params) {
   return args;
 }
 
+// The reply after its first element, the session generation (read by the
+// caller).
 absl::StatusOr<ReportResult> DecodeReportReply(const RedisReply& r) {
-  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, 2, "report"));
-  if (r.elements.size() != 2 && r.elements.size() != 4) {
-    return absl::InternalError("redis: unexpected reply to report");
-  }
   ReportResult result;
-  if (r.elements.size() == 4) {
-    result.run_id = r.elements[2].Text();
-    result.phase_id = r.elements[3].Text();
+  if (r.elements.size() == 5 + kRunStatsWidth) {
+    result.run_id = r.elements[3].Text();
+    result.phase_id = r.elements[4].Text();
+    result.run_stats = DecodeRunStatsRow(r.elements, 5);
   }
-  const std::string disposition = r.elements[0].Text();
+  const std::string disposition = r.elements[1].Text();
   if (disposition == "accepted") {
     result.disposition = ReportDisposition::kAccepted;
   } else if (disposition == "duplicate") {
@@ -415,8 +429,13 @@ absl::StatusOr<ReportResult> DecodeReportReply(const RedisReply& r) {
   } else {
     result.disposition = ReportDisposition::kUnknownLease;
   }
-  result.phase_state = ParsePhaseState(r.elements[1].Text()).value_or(PhaseState::kPending);
+  result.phase_state = ParsePhaseState(r.elements[2].Text()).value_or(PhaseState::kPending);
   return result;
+}
+
+bool IsReportReply(const RedisReply& r) {
+  return r.type == RedisReply::Type::kArray &&
+         (r.elements.size() == 3 || r.elements.size() == 5 + kRunStatsWidth);
 }
 
 }  // namespace
@@ -425,7 +444,10 @@ absl::StatusOr<ReportResult> RedisStateStore::RecordReport(const ReportParams& p
   // The same bounds as the SQLite store, checked the same way before anything
   // is sent; report.lua re-checks the counters it adds before its first write.
   SLUICE_RETURN_IF_ERROR(CheckReportSums(params.report));
+  const absl::Time sent = absl::Now();
   SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kReport, ReportArgs(params)));
+  if (!IsReportReply(r)) return absl::InternalError("redis: unexpected reply to report");
+  latest_session_.Observe(r.elements[0].Text(), sent);
   return DecodeReportReply(r);
 }
 
@@ -444,9 +466,17 @@ std::vector<absl::StatusOr<ReportResult>> RedisStateStore::RecordReports(
     index_of.push_back(i);
   }
   if (calls.empty()) return answers;
+  const absl::Time sent = absl::Now();
   std::vector<absl::StatusOr<RedisReply>> replies = conn_.RunScriptPipelined(kReport, calls);
   for (size_t k = 0; k < replies.size(); ++k) {
-    answers[index_of[k]] = replies[k].ok() ? DecodeReportReply(*replies[k]) : replies[k].status();
+    if (!replies[k].ok()) {
+      answers[index_of[k]] = replies[k].status();
+    } else if (!IsReportReply(*replies[k])) {
+      answers[index_of[k]] = absl::InternalError("redis: unexpected reply to report");
+    } else {
+      latest_session_.Observe(replies[k]->elements[0].Text(), sent);
+      answers[index_of[k]] = DecodeReportReply(*replies[k]);
+    }
   }
   return answers;
 }
@@ -521,18 +551,24 @@ absl::StatusOr<std::vector<WorkerInfo>> RedisStateStore::ListWorkers() {
 }
 
 absl::Status RedisStateStore::CreateSession(const SessionRecord& session) {
-  return Run(kCreateSession,
-             {session.session_id, SettingsToJson(session.settings),
-              std::string(SessionStateName(session.state)), std::to_string(session.started_at_ms),
-              std::to_string(session.ended_at_ms), session.end_reason})
-      .status();
+  absl::Status written =
+      Run(kCreateSession,
+          {session.session_id, SettingsToJson(session.settings),
+           std::string(SessionStateName(session.state)), std::to_string(session.started_at_ms),
+           std::to_string(session.ended_at_ms), session.end_reason})
+          .status();
+  // Also on an error: the write may have applied with only its reply lost.
+  latest_session_.Drop();
+  return written;
 }
 
 absl::Status RedisStateStore::EndSession(const std::string& session_id, SessionState state,
                                          int64_t ended_at_ms, const std::string& reason) {
-  return Run(kEndSession, {session_id, std::string(SessionStateName(state)),
-                           std::to_string(ended_at_ms), reason})
-      .status();
+  absl::Status written = Run(kEndSession, {session_id, std::string(SessionStateName(state)),
+                                           std::to_string(ended_at_ms), reason})
+                             .status();
+  latest_session_.Drop();  // also on an error, as in CreateSession
+  return written;
 }
 
 absl::StatusOr<std::optional<SessionRecord>> RedisStateStore::GetSession(
@@ -546,13 +582,22 @@ absl::StatusOr<std::optional<SessionRecord>> RedisStateStore::GetSession(
 }
 
 absl::StatusOr<std::optional<SessionRecord>> RedisStateStore::LatestSession() {
-  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kLatestSession, {}));
-  if (r.nil()) return std::optional<SessionRecord>();
-  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kSessionFields.size(), "latest session"));
-  if (r.elements.size() != kSessionFields.size() || r.elements[0].nil()) {
-    return std::optional<SessionRecord>();
+  const absl::Time now = absl::Now();
+  if (std::optional<std::optional<SessionRecord>> cached = latest_session_.Get(now)) {
+    return *std::move(cached);
   }
-  return std::optional<SessionRecord>(DecodeSession(RedisRow(r.elements, 0)));
+  const uint64_t ticket = latest_session_.BeginRead();
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kLatestSession, {}));
+  if (r.type != RedisReply::Type::kArray ||
+      (r.elements.size() != 1 && r.elements.size() != 1 + kSessionFields.size())) {
+    return absl::InternalError("redis: unexpected reply to latest session");
+  }
+  std::optional<SessionRecord> latest;
+  if (r.elements.size() > 1 && !r.elements[1].nil()) {
+    latest = DecodeSession(RedisRow(r.elements, 1));
+  }
+  latest_session_.Store(ticket, r.elements[0].Text(), latest, now);
+  return latest;
 }
 
 absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttempts(

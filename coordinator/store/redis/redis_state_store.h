@@ -33,6 +33,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/leadership/leader_lease_store.h"
+#include "coordinator/store/redis/latest_session_cache.h"
 #include "coordinator/store/redis/redis_connection.h"
 #include "coordinator/store/redis/redis_url.h"
 #include "coordinator/store/state_store.h"
@@ -87,6 +88,10 @@ class RedisStateStore final : public StateStore, public WriteFence {
   absl::Status EndSession(const std::string& session_id, SessionState state, int64_t ended_at_ms,
                           const std::string& reason) override;
   absl::StatusOr<std::optional<SessionRecord>> GetSession(const std::string& session_id) override;
+  // Served from a cache while the session generation that the lease and
+  // report replies carry is unchanged (latest_session_cache.h): a session
+  // written by another process is seen at this store's next lease or report,
+  // or after RedisOptions::session_cache_max_age.
   absl::StatusOr<std::optional<SessionRecord>> LatestSession() override;
   absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& session_id) override;
   absl::StatusOr<std::vector<AttemptRecord>> ListAttemptsWithoutOutput(
@@ -106,6 +111,8 @@ class RedisStateStore final : public StateStore, public WriteFence {
   // Every mutating StateStore call carries this epoch and Redis refuses it
   // (Unavailable, IsNotLeader) unless it is the current leader epoch;
   // kUnfenced (the default) sends no epoch, kNeverLeader refuses every write.
+  // A new epoch also drops the cached latest session (another leader may
+  // have written sessions meanwhile).
   void SetFencingEpoch(int64_t epoch) override;
 
   // Test seam: called after each slice of an import's commit that Redis
@@ -145,6 +152,7 @@ class RedisStateStore final : public StateStore, public WriteFence {
   const std::string prefix_;  // conn_.prefix(), "<namespace>:"
   std::string cluster_id_;    // read by Open, then constant
   std::atomic<int64_t> fencing_epoch_{kUnfenced};
+  LatestSessionCache latest_session_;
   ImportSliceHook import_slice_hook_;
 };
 

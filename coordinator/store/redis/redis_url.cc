@@ -33,6 +33,9 @@ absl::Status ValidateRedisOptions(const RedisOptions& options) {
   if (options.import_slice_phases <= 0) {
     return absl::InvalidArgumentError("redis import_slice_phases must be > 0");
   }
+  if (options.session_cache_max_age < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("redis session_cache_max_age must be >= 0");
+  }
   return absl::OkStatus();
 }
 

@@ -41,6 +41,12 @@ struct RedisOptions {
   // worst ~100 ms on a loaded 2-core machine; docs/performance.md). Smaller
   // slices cost more round trips; larger ones block longer.
   int64_t import_slice_phases = 1'000;
+  // How long RedisStateStore::LatestSession may answer from its cache since a
+  // reply last confirmed the session generation (>= 0; zero: read every
+  // time). A session written by another process is seen at this store's
+  // next lease or report reply, and within this long even while the store
+  // makes neither (an idle coordinator waiting for `sluice start --store`).
+  absl::Duration session_cache_max_age = absl::Seconds(1);
   // Reconnect backoff after a failed connect: first delay, doubled to max.
   absl::Duration reconnect_backoff_initial = absl::Milliseconds(50);
   absl::Duration reconnect_backoff_max = absl::Seconds(2);

@@ -242,7 +242,9 @@ absl::StatusOr<ReportResult> SqliteStateStore::RecordReportInTransaction(
                                  r.outcome == Outcome::kSucceeded ? 1 : 0,
                                  r.outcome == Outcome::kTimedOut ? 1 : 0, r.telemetry_events,
                                  r.duration_ms, r.telemetry_unknown ? r.duration_ms : 0));
-  return ReportResult{ReportDisposition::kAccepted, phase->state, lease.run_id, lease.phase_id};
+  // No run_stats: the lease broker reads the run itself (one indexed row).
+  return ReportResult{ReportDisposition::kAccepted, phase->state, lease.run_id, lease.phase_id,
+                      std::nullopt};
 }
 
 absl::StatusOr<std::vector<ExpiredLease>> SqliteStateStore::ExpireLeases(

@@ -15,8 +15,10 @@
 #include "common/clock.h"
 #include "coordinator/insight/telemetry_watch.h"
 #include "coordinator/policy/drain_policy.h"
+#include "coordinator/policy/phase_budget.h"
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gtest/gtest.h"
+#include "tests/testing/forwarding_state_store.h"
 
 namespace sluice {
 namespace {
@@ -50,6 +52,20 @@ class ReadyIndexTest : public ::testing::Test {
     EXPECT_TRUE(store_->CreateSession(session_).ok());
   }
 
+  // A lease of the next phase of `run` under a new lease id.
+  LeaseParams ParamsFor(const std::string& run, const std::vector<std::string>& labels = {}) {
+    LeaseParams params;
+    params.run_id = run;
+    params.worker_id = "w";
+    params.session_id = session_.session_id;
+    params.lease_id = absl::StrCat("L", ++lease_counter_);
+    params.timeout_seconds = 60;
+    params.now_ms = clock_.NowMs();
+    params.ttl_ms = 30'000;
+    params.worker_labels = labels;
+    return params;
+  }
+
   // Mimics LeaseBroker::TryLease for one grant: the run granted from, or "".
   std::string GrantOne(ReadyIndex& index, const std::vector<std::string>& labels,
                        std::vector<LeaseGrant>* held) {
@@ -57,15 +73,7 @@ class ReadyIndexTest : public ::testing::Test {
     while (true) {
       auto best = index.Best(session_, labels, empty_runs).value();
       if (!best) return "";
-      LeaseParams params;
-      params.run_id = best->stats.run_id;
-      params.worker_id = "w";
-      params.session_id = session_.session_id;
-      params.lease_id = absl::StrCat("L", ++lease_counter_);
-      params.timeout_seconds = 60;
-      params.now_ms = clock_.NowMs();
-      params.ttl_ms = 30'000;
-      params.worker_labels = labels;
+      const LeaseParams params = ParamsFor(best->stats.run_id, labels);
       auto grant = store_->LeaseNextInRun(params).value();
       if (!grant) {
         index.Missed(params.run_id, labels);
@@ -308,6 +316,77 @@ TEST_F(ReadyIndexTest, InvalidateReloadsRunsImportedBehindItsBack) {
   ASSERT_TRUE(store_->ImportPhases({urgent}).ok());
   index.Invalidate();
   EXPECT_EQ(GrantOne(index, {}, &held), "urgent");
+}
+
+// Counts GetRunStats, the read the index makes of a dirty run.
+class CountingReads : public testing::ForwardingStateStore {
+ public:
+  using ForwardingStateStore::ForwardingStateStore;
+  absl::StatusOr<std::optional<RunStats>> GetRunStats(const std::string& run_id) override {
+    ++reads;
+    return target().GetRunStats(run_id);
+  }
+  int reads = 0;
+};
+
+TEST_F(ReadyIndexTest, StatisticsAnsweredWithEveryChangeAreNotReadAgain) {
+  std::vector<PhaseSpec> backlog;
+  for (int r = 0; r < 3; ++r) {
+    for (int p = 0; p < 4; ++p) {
+      PhaseSpec s;
+      s.run_id = absl::StrCat("r", r);
+      s.phase_id = absl::StrCat("p", p);
+      backlog.push_back(s);
+    }
+  }
+  ASSERT_TRUE(store_->ImportPhases(backlog).ok());
+  CountingReads counting(*store_);
+  std::set<std::string> blocked;
+  ReadyIndex index(counting, clock_, PerRunRank(&blocked), ReadyIndexOptions{});
+  // Small backlog: ranked from scratch at every offer, from the statistics
+  // the grants and reports answered (read here from the store itself, as
+  // the Redis store's scripts answer them).
+  for (int i = 0; i < 6; ++i) {
+    auto best = index.Best(session_, {}).value();
+    ASSERT_TRUE(best.has_value());
+    const std::string run = best->stats.run_id;
+    const LeaseGrant grant = store_->LeaseNextInRun(ParamsFor(run)).value().value();
+    index.Granted(run, store_->GetRunStats(run).value());
+    ReportParams report;
+    report.report.lease_id = grant.lease_id;
+    report.report.epoch = grant.epoch;
+    report.report.worker_id = "w";
+    report.report.outcome = Outcome::kSucceeded;
+    report.now_ms = clock_.NowMs();
+    report.transition = TransitionAfterOutcome(PhaseBudget{}, Outcome::kSucceeded, true);
+    ASSERT_TRUE(store_->RecordReport(report).ok());
+    index.Touch(run, store_->GetRunStats(run).value());
+  }
+  EXPECT_EQ(counting.reads, 0);
+  // The ranking saw every change: fewest attempts first, so two each.
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_EQ(store_->GetRunStats(absl::StrCat("r", r)).value()->attempts, 2);
+  }
+
+  // Answers reaching the index out of order (a report answered on another
+  // thread after a later grant's): the newer statistics win.
+  const std::string run = index.Best(session_, {}).value()->stats.run_id;
+  const RunStats before = store_->GetRunStats(run).value().value();
+  ASSERT_TRUE(store_->LeaseNextInRun(ParamsFor(run)).value().has_value());
+  const RunStats after = store_->GetRunStats(run).value().value();
+  index.Granted(run, after);
+  index.Touch(run, before);
+  auto offered = index.Best(session_, {}).value();
+  ASSERT_TRUE(offered.has_value());
+  EXPECT_EQ(counting.reads, 0);
+  // The run leased from now has one more leased phase, so another run leads.
+  EXPECT_NE(offered->stats.run_id, run);
+
+  // A change that came without statistics (an expiry) is read.
+  index.Touch(run);
+  index.Granted(run, after);
+  ASSERT_TRUE(index.Best(session_, {}).value().has_value());
+  EXPECT_EQ(counting.reads, 1);
 }
 
 }  // namespace

@@ -41,6 +41,12 @@ local K_WORKERS = P .. 'workers'
 local K_SESSIONS = P .. 'sessions'
 local K_ACTIVE = P .. 'active_session'
 local K_SESSION_SEQ = P .. 'session_seq'
+-- Session generation: INCR by every script that writes a session. The lease
+-- and report scripts answer it, so a store that caches the latest session
+-- notices a session written by another process at its next lease or report
+-- without a read of its own (RedisStateStore::LatestSession).
+local K_SESSION_GEN = P .. 'session_gen'
+local function session_gen() return redis.call('GET', K_SESSION_GEN) or '0' end
 local RUN_FIELDS = {'pending', 'leased', 'succeeded', 'failed', 'attempts', 'successes',
                     'timeouts', 'telemetry_events', 'run_ms', 'unknown_telemetry_ms'}
 local LEASE_FIELDS = {'lease_id', 'run_id', 'phase_id', 'attempt', 'epoch', 'worker_id',
@@ -64,22 +70,49 @@ local function split_labels(s)
     pos = c + 1
   end
 end
+-- RUN_FIELDS[1..RUN_COUNTS] count phases or attempts: far below 2^53, so
+-- they may be Lua numbers. The rest are sums that may not be: HINCRBY only.
+local RUN_COUNTS = 7
 -- Moves one phase of `run` from state `from` to `to` and adds the deltas
--- (events and run_ms are decimal strings).
-local function bump_run(run, from, to, attempts, successes, timeouts, events, run_ms, unknown_ms)
+-- (events, run_ms and unknown_ms are decimal strings). Appends the run's
+-- statistics after the move to `out` (when given) as the first 11 columns of
+-- a list_run_stats row: the run id and the 10 RUN_FIELDS; the caller adds
+-- the best pending rank member. The lease and report scripts answer them so
+-- the lease broker does not read the run again after each grant and report;
+-- reading the counts once and writing the changed ones with one HSET costs
+-- no more commands than an HINCRBY each did.
+local function bump_run(run, from, to, attempts, successes, timeouts, events, run_ms, unknown_ms,
+                        out)
   local k = k_run(run)
-  if from ~= to then
-    redis.call('HINCRBY', k, from, -1)
-    redis.call('HINCRBY', k, to, 1)
-    redis.call('HINCRBY', K_COUNTS, from, -1)
-    redis.call('HINCRBY', K_COUNTS, to, 1)
-  end
-  if attempts ~= 0 then redis.call('HINCRBY', k, 'attempts', attempts) end
-  if successes ~= 0 then redis.call('HINCRBY', k, 'successes', successes) end
-  if timeouts ~= 0 then redis.call('HINCRBY', k, 'timeouts', timeouts) end
   if events ~= '0' then redis.call('HINCRBY', k, 'telemetry_events', events) end
   if run_ms ~= '0' then redis.call('HINCRBY', k, 'run_ms', run_ms) end
   if unknown_ms ~= '0' then redis.call('HINCRBY', k, 'unknown_telemetry_ms', unknown_ms) end
+  local v = redis.call('HMGET', k, unpack(RUN_FIELDS))
+  local n, changed = {}, {}
+  for j = 1, RUN_COUNTS do n[RUN_FIELDS[j]] = tonumber(v[j]) or 0 end
+  local function add(field, d)
+    if d ~= 0 then n[field] = n[field] + d; changed[#changed + 1] = field end
+  end
+  if from ~= to then
+    add(from, -1)
+    add(to, 1)
+    redis.call('HINCRBY', K_COUNTS, from, -1)
+    redis.call('HINCRBY', K_COUNTS, to, 1)
+  end
+  add('attempts', attempts)
+  add('successes', successes)
+  add('timeouts', timeouts)
+  if #changed > 0 then
+    local set = {}
+    for _, f in ipairs(changed) do set[#set + 1] = f; set[#set + 1] = istr(n[f]) end
+    redis.call('HSET', k, unpack(set))
+  end
+  if out then
+    out[#out + 1] = run
+    for j = 1, RUN_COUNTS do out[#out + 1] = istr(n[RUN_FIELDS[j]]) end
+    for j = RUN_COUNTS + 1, #RUN_FIELDS do out[#out + 1] = v[j] or '0' end
+  end
+  return out
 end
 -- Appends an ended attempt to the global and the session's end-order lists.
 local function index_attempt(id, session, outcome, run, phase)

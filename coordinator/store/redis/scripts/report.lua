@@ -4,7 +4,9 @@
 -- (counter, succeeds, fail_at, final: see apply_transition), then
 -- telemetry_unknown ('1' or '0'; the caller checked that telemetry_events is
 -- '0' with '1'). Returns
--- {disposition, phase_state}, plus run and phase when accepted.
+-- {session generation, disposition, phase_state}, plus when accepted run,
+-- phase and the run's statistics after the report (bump_run's columns and
+-- the best pending rank member).
 local id, epoch, worker, outcome, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[15]
 -- The counters this script adds (HINCRBY) are checked before its first write:
 -- an HINCRBY failing on overflow after earlier writes would leave the phase
@@ -26,7 +28,7 @@ if not have_lease or L[4] ~= epoch or L[5] ~= worker then
   local A = redis.call('HMGET', k_attempt(id), 'outcome', 'worker_id', 'epoch', 'run_id',
                        'phase_id')
   local have_attempt = A[1] ~= false
-  if not have_attempt and not have_lease then return {'unknown_lease', ''} end
+  if not have_attempt and not have_lease then return {session_gen(), 'unknown_lease', ''} end
   local disposition
   if have_attempt and A[1] ~= 'lost' and A[2] == worker and A[3] == epoch then
     disposition = 'duplicate'
@@ -42,7 +44,7 @@ if not have_lease or L[4] ~= epoch or L[5] ~= worker then
   local run, phase = L[1], L[2]
   if have_attempt then run, phase = A[4], A[5] end
   local st = redis.call('HGET', k_phase(run, phase), 'state')
-  return {disposition, st or ''}
+  return {session_gen(), disposition, st or ''}
 end
 
 local run, phase, session = L[1], L[2], L[6]
@@ -67,14 +69,18 @@ redis.call('ZREM', K_LEASES, id)
 local from = ph[1]
 local to, attempts, requeues, final = apply_transition(tonumber(ph[2]), tonumber(ph[3]), ARGV[16],
                                                         ARGV[17], ARGV[18], ARGV[19])
-redis.call('HSET', pk, 'state', to, 'attempts', istr(attempts), 'requeues', istr(requeues),
-           'current_lease_id', '', 'updated_at', now)
-if final then redis.call('HSET', pk, 'final_outcome', final) end
+local set = {'state', to, 'attempts', istr(attempts), 'requeues', istr(requeues),
+             'current_lease_id', '', 'updated_at', now}
+if final then set[#set + 1] = 'final_outcome'; set[#set + 1] = final end
+redis.call('HSET', pk, unpack(set))
 if ARGV[11] ~= '0' then redis.call('HINCRBY', pk, 'telemetry_events', ARGV[11]) end
 if to == 'pending' then
     redis.call('ZADD', k_pending(run), 0, ph[4])
     if ph[5] ~= '' then redis.call('ZADD', K_LABELLED, 0, labelled_member(run, ph[4])) end
   end
-bump_run(run, from, to, 1, outcome == 'succeeded' and 1 or 0, outcome == 'timed_out' and 1 or 0,
-         ARGV[11], ARGV[8], ARGV[20] == '1' and ARGV[8] or '0')
-return {'accepted', to, run, phase}
+local reply = bump_run(run, from, to, 1, outcome == 'succeeded' and 1 or 0,
+                       outcome == 'timed_out' and 1 or 0, ARGV[11], ARGV[8],
+                       ARGV[20] == '1' and ARGV[8] or '0',
+                       {session_gen(), 'accepted', to, run, phase})
+reply[#reply + 1] = redis.call('ZRANGE', k_pending(run), 0, 0)[1] or ''
+return reply
