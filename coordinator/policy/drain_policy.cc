@@ -371,8 +371,8 @@ double DrainPolicy::RetryTierFactor() const {
   // Everyone's yield and minutes per own attempt, as the effort totals have
   // them (all sessions, like the scheduler's backlog-wide estimate).
   int64_t own = 0;
-  for (Outcome o : {Outcome::kSucceeded, Outcome::kFailed, Outcome::kTimedOut}) {
-    if (auto it = outcome_totals_.find(o); it != outcome_totals_.end()) own += it->second;
+  for (const auto& [outcome, count] : outcome_totals_) {
+    if (IsPhaseVerdict(outcome)) own += count;
   }
   const double known_minutes =
       static_cast<double>(effort_.run_ms - effort_.unknown_telemetry_ms) / 60'000.0;

@@ -17,7 +17,6 @@ void RetryTier::Granted(const std::string& run_id, const std::string& lease_id, 
 void RetryTier::Observe(const std::string& lease_id, bool phase_verdict, int64_t events,
                         int64_t duration_ms, bool telemetry_unknown) {
   if (leases_.erase(lease_id) == 0 || !phase_verdict) return;
-  attempts_ += 1;
   if (telemetry_unknown) return;  // no evidence either way about its yield
   events_ += static_cast<double>(events);
   minutes_ += static_cast<double>(duration_ms) / 60'000.0;
@@ -34,7 +33,7 @@ double RetryTier::Factor(double events_per_minute, double minutes_per_attempt) c
 void RetryTier::Reset() {
   runs_.clear();
   leases_.clear();
-  attempts_ = events_ = minutes_ = 0;
+  events_ = minutes_ = 0;
 }
 
 }  // namespace sluice

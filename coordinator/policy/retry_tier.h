@@ -57,7 +57,6 @@ class RetryTier {
  private:
   std::set<std::string> runs_;
   std::set<std::string> leases_;
-  double attempts_ = 0;
   double events_ = 0;
   double minutes_ = 0;  // with known telemetry
 };
