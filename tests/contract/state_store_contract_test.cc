@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -242,6 +243,25 @@ TEST_F(SqliteStateStoreTest, AStoreFromBeforeUnknownTelemetryGetsItsColumnsOnFir
   ASSERT_TRUE(stats.has_value());
   EXPECT_EQ(stats->run_ms, 2'000);
   EXPECT_EQ(stats->unknown_telemetry_ms, 1'000);
+}
+
+TEST_F(SqliteStateStoreTest, AStoreFromBeforeTheBestPendingColumnGetsItComputedOnFirstOpen) {
+  // Issue #12: runs keep their best pending priority instead of status
+  // seeking it per run; a store made before the column must open with it
+  // computed from its phases, not defaulted to 0.
+  {
+    std::unique_ptr<SqliteStateStore> store = OpenOrThrow(path_);
+    Ok(store->ImportPhases({Spec("r1", "p1", 0, 4), Spec("r1", "p2", 1, 7), Spec("r2", "q1", 0, -2),
+                            Spec("r3", "x1", 0, 3)}));
+    MustLease(*store, "r1", "l1");  // p2 (7) is leased: r1's best pending is p1's 4
+    Ok(store->RecordReport(Report(MustLease(*store, "r3", "l2"), Outcome::kSucceeded, 1)));
+  }
+  ExecOnFile(path_, "ALTER TABLE runs DROP COLUMN best_pending_priority;");
+  std::unique_ptr<SqliteStateStore> store = OpenOrThrow(path_);
+  std::map<std::string, int64_t> best;
+  for (const RunStats& r : Ok(store->ListRunStats())) best[r.run_id] = r.best_pending_priority;
+  EXPECT_THAT(best, ::testing::ElementsAre(::testing::Pair("r1", 4), ::testing::Pair("r2", -2),
+                                           ::testing::Pair("r3", 0)));
 }
 
 TEST_F(SqliteStateStoreTest, ImportFailingHalfwayLeavesNothingBehind) {

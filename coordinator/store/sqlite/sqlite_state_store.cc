@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <thread>
+#include <unordered_set>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -17,6 +18,7 @@ namespace sluice {
 using sqlite_store::BumpRun;
 using sqlite_store::Exec;
 using sqlite_store::LoadPhase;
+using sqlite_store::RefreshBestPending;
 using sqlite_store::SqlError;
 using sqlite_store::Stmt;
 using sqlite_store::Transaction;
@@ -26,17 +28,26 @@ namespace {
 constexpr int kSchemaVersion = 1;
 
 // Columns added after version 1, each at the end of its table with a
-// default that describes every older row: {table, column, definition}.
-// A store from before them gets them in InitSchema, in its transaction.
+// default that describes every older row, or a backfill that computes it:
+// {table, column, definition, backfill}. A store from before them gets them
+// in InitSchema, in its transaction.
 struct AddedColumn {
   const char* table;
   const char* column;
   const char* definition;
+  const char* backfill = nullptr;  // SQL run once, right after the column is added
 };
 constexpr AddedColumn kAddedColumns[] = {
     // Attempts recorded before the flag had their telemetry counted.
     {"attempts", "telemetry_unknown", "INTEGER NOT NULL DEFAULT 0"},
     {"runs", "unknown_telemetry_ms", "INTEGER NOT NULL DEFAULT 0"},
+    // Kept by every write that moves a phase into or out of pending
+    // (sqlite_store::BumpRun, the import's RefreshBestPending), so listing
+    // the runs' statistics reads the runs table alone: one index seek per
+    // run into a million phases was most of `sluice status` (issue #12).
+    {"runs", "best_pending_priority", "INTEGER NOT NULL DEFAULT 0",
+     "UPDATE runs SET best_pending_priority=COALESCE((SELECT p.priority FROM phases p "
+     "WHERE p.run_id=runs.run_id AND p.state='pending' ORDER BY p.priority DESC LIMIT 1), 0)"},
 };
 
 constexpr const char* kSchema = R"sql(
@@ -56,7 +67,8 @@ CREATE TABLE IF NOT EXISTS runs(
   run_id TEXT PRIMARY KEY, pending INTEGER NOT NULL, leased INTEGER NOT NULL,
   succeeded INTEGER NOT NULL, failed INTEGER NOT NULL, attempts INTEGER NOT NULL,
   successes INTEGER NOT NULL, timeouts INTEGER NOT NULL, telemetry_events INTEGER NOT NULL,
-  run_ms INTEGER NOT NULL, unknown_telemetry_ms INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+  run_ms INTEGER NOT NULL, unknown_telemetry_ms INTEGER NOT NULL DEFAULT 0,
+  best_pending_priority INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leases(
   lease_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, phase_id TEXT NOT NULL, attempt INTEGER NOT NULL,
   epoch INTEGER NOT NULL, worker_id TEXT NOT NULL, session_id TEXT NOT NULL,
@@ -179,6 +191,7 @@ absl::Status SqliteStateStore::InitSchema() {
     SLUICE_RETURN_IF_ERROR(
         Exec(db_, absl::StrCat("ALTER TABLE ", c.table, " ADD COLUMN ", c.column, " ", c.definition)
                       .c_str()));
+    if (c.backfill != nullptr) SLUICE_RETURN_IF_ERROR(Exec(db_, c.backfill));
   }
   SLUICE_RETURN_IF_ERROR(Exec(db_, "INSERT OR IGNORE INTO meta VALUES('epoch', 0)"));
   // Phases by state, kept by BumpCounts in every write that moves a phase; a
@@ -230,7 +243,7 @@ class PhaseUpserter {
               "WHERE run_id=? AND phase_id=?"),
         ins_(db, "INSERT INTO phases VALUES(?,?,?,?,?,?,?,'pending',0,0,'','',0,0)"),
         run_(db,
-             "INSERT INTO runs VALUES(?,1,0,0,0,0,0,0,0,0,0) "
+             "INSERT INTO runs VALUES(?,1,0,0,0,0,0,0,0,0,0,0) "
              "ON CONFLICT(run_id) DO UPDATE SET pending=pending+1"),
         upd_(db,
              "UPDATE phases SET phase_index=?, priority=?, last_error=?, labels=?, metadata=? "
@@ -252,6 +265,7 @@ class PhaseUpserter {
                                  .Run());
       run_.Reset();
       SLUICE_RETURN_IF_ERROR(run_.Bind(spec.run_id).Run());
+      changed_runs_.insert(spec.run_id);
       ++result->inserted;
       return absl::OkStatus();
     }
@@ -270,12 +284,17 @@ class PhaseUpserter {
                                .Bind(spec.run_id)
                                .Bind(spec.phase_id)
                                .Run());
+    if (find_.Int(1) != spec.priority) changed_runs_.insert(spec.run_id);
     ++result->updated;
     return absl::OkStatus();
   }
 
-  // The phase counter, once per import.
+  // The phase counter and the changed runs' best pending priority, once
+  // per import.
   absl::Status Finish(const ImportResult& result) {
+    for (const std::string& run_id : changed_runs_) {
+      SLUICE_RETURN_IF_ERROR(RefreshBestPending(db_, run_id));
+    }
     if (result.inserted == 0) return absl::OkStatus();
     Stmt count(db_, "UPDATE meta SET value=value+? WHERE key='phases_pending'");
     return count.Bind(result.inserted).Run();
@@ -287,6 +306,9 @@ class PhaseUpserter {
   Stmt ins_;
   Stmt run_;
   Stmt upd_;
+  // Runs that gained a pending phase or whose phases' priorities changed:
+  // O(runs), not O(phases), however long the file.
+  std::unordered_set<std::string> changed_runs_;
 };
 
 }  // namespace
@@ -375,9 +397,7 @@ namespace {
 constexpr const char* kRunStatsSelect =
     "SELECT r.run_id, r.pending, r.leased, r.succeeded, r.failed, r.attempts, r.successes, "
     "r.timeouts, r.telemetry_events, r.run_ms, r.unknown_telemetry_ms, "
-    "COALESCE((SELECT p.priority FROM phases p WHERE p.run_id=r.run_id AND "
-    "p.state='pending' ORDER BY p.priority DESC LIMIT 1), 0) "
-    "FROM runs r ";
+    "r.best_pending_priority FROM runs r ";
 
 }  // namespace
 

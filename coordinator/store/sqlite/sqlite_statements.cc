@@ -126,7 +126,7 @@ const char* StateColumn(PhaseState s) {
 absl::Status BumpRun(sqlite3* db, const std::string& run_id, PhaseState from, PhaseState to,
                      int64_t attempts, int64_t successes, int64_t timeouts, int64_t events,
                      int64_t run_ms, int64_t unknown_telemetry_ms) {
-  Stmt ins(db, "INSERT OR IGNORE INTO runs VALUES(?,0,0,0,0,0,0,0,0,0,0)");
+  Stmt ins(db, "INSERT OR IGNORE INTO runs VALUES(?,0,0,0,0,0,0,0,0,0,0,0)");
   SLUICE_RETURN_IF_ERROR(ins.Bind(run_id).Run());
   int64_t d[4] = {0, 0, 0, 0};
   if (from != to) {
@@ -146,18 +146,30 @@ absl::Status BumpRun(sqlite3* db, const std::string& run_id, PhaseState from, Ph
            "failed=failed+?, attempts=attempts+?, successes=successes+?, timeouts=timeouts+?, "
            "telemetry_events=telemetry_events+?, run_ms=run_ms+?, "
            "unknown_telemetry_ms=unknown_telemetry_ms+? WHERE run_id=?");
-  return upd.Bind(d[0])
-      .Bind(d[1])
-      .Bind(d[2])
-      .Bind(d[3])
-      .Bind(attempts)
-      .Bind(successes)
-      .Bind(timeouts)
-      .Bind(events)
-      .Bind(run_ms)
-      .Bind(unknown_telemetry_ms)
-      .Bind(run_id)
-      .Run();
+  SLUICE_RETURN_IF_ERROR(upd.Bind(d[0])
+                             .Bind(d[1])
+                             .Bind(d[2])
+                             .Bind(d[3])
+                             .Bind(attempts)
+                             .Bind(successes)
+                             .Bind(timeouts)
+                             .Bind(events)
+                             .Bind(run_ms)
+                             .Bind(unknown_telemetry_ms)
+                             .Bind(run_id)
+                             .Run());
+  if (from != to && (from == PhaseState::kPending || to == PhaseState::kPending)) {
+    return RefreshBestPending(db, run_id);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RefreshBestPending(sqlite3* db, const std::string& run_id) {
+  Stmt s(db,
+         "UPDATE runs SET best_pending_priority=COALESCE((SELECT p.priority FROM phases p "
+         "WHERE p.run_id=?1 AND p.state='pending' ORDER BY p.priority DESC LIMIT 1), 0) "
+         "WHERE run_id=?1");
+  return s.Bind(run_id).Run();
 }
 
 absl::StatusOr<int64_t> NextEpoch(sqlite3* db) {

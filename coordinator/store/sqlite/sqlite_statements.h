@@ -154,10 +154,16 @@ class Transaction {
 const char* StateColumn(PhaseState s);
 
 // Adds deltas to a run's aggregate row, creating it when needed, and moves
-// the phase between the store's phase counters (meta 'phases_<state>').
+// the phase between the store's phase counters (meta 'phases_<state>'). A
+// move into or out of pending also refreshes the run's best pending priority,
+// so the caller writes the phase row first.
 absl::Status BumpRun(sqlite3* db, const std::string& run_id, PhaseState from, PhaseState to,
                      int64_t attempts, int64_t successes, int64_t timeouts, int64_t events,
                      int64_t run_ms, int64_t unknown_telemetry_ms);
+
+// Sets runs.best_pending_priority from the run's pending phases (0 without
+// any): one seek of phases_by_rank.
+absl::Status RefreshBestPending(sqlite3* db, const std::string& run_id);
 
 absl::StatusOr<int64_t> NextEpoch(sqlite3* db);
 
