@@ -55,7 +55,13 @@ Coordinator::Coordinator(StateStore& store, const Clock& clock, CoordinatorConfi
               }),
       contacts_(config_.forget_workers_after_ms),
       started_ms_(clock.NowMs()),
-      planner_(store, clock, policy_) {}
+      planner_(store, clock, policy_) {
+  // Status, its skip explanations and the session's end read the ready
+  // index's statistics: no store read of every run per call (issue #12).
+  const RunStatsSource from_index = [this] { return broker_.RunStatsSnapshot(); };
+  policy_.ReadRunStatsFrom(from_index);
+  planner_.ReadRunStatsFrom(from_index);
+}
 
 absl::Status Coordinator::CheckLeader() {
   Leadership* leadership = leadership_.load();

@@ -178,6 +178,8 @@ class Coordinator {
   // included): the history read once at start plus what this coordinator
   // recorded since. For sluice_attempts_total{outcome}.
   absl::StatusOr<std::map<Outcome, int64_t>> OutcomeTotals() { return policy_.OutcomeTotals(); }
+  // Session-end verdicts decided over every run, not reused (tests).
+  uint64_t SessionEndDecisions() const { return policy_.end_decisions(); }
   // Telemetry events and run time over every attempt in the store, kept as
   // counters (DrainPolicy::Effort): what /metrics and the web view's history
   // read instead of every run's aggregates.

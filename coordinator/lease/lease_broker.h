@@ -83,6 +83,10 @@ class LeaseBroker {
   void RunChanged(const std::string& run_id, std::optional<RunStats> stats = std::nullopt) {
     ready_.Touch(run_id, std::move(stats));
   }
+  // Every run's statistics from the ready index, up to date for every write
+  // through this process (ReadyIndex::Snapshot): for status and the policy's
+  // readers, so they do not read every run from the store.
+  absl::StatusOr<std::vector<RunStats>> RunStatsSnapshot() { return ready_.Snapshot(); }
   // Phases or runs may have appeared anywhere, or the policy's exclusions
   // changed (an import, an unblock): the ready index reloads and ranks again.
   void BacklogChanged() { ready_.Invalidate(); }

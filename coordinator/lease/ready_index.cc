@@ -19,6 +19,17 @@ void KeepNewest(std::map<std::string, RunStats>& into, const std::string& run_id
   if (!inserted && WriteOrder(fresh) > WriteOrder(it->second)) it->second = std::move(fresh);
 }
 
+PhaseCounts CountsOf(const std::map<std::string, RunStats>& runs) {
+  PhaseCounts c;
+  for (const auto& [id, r] : runs) {
+    c.pending += r.pending;
+    c.leased += r.leased;
+    c.succeeded += r.succeeded;
+    c.failed += r.failed;
+  }
+  return c;
+}
+
 }  // namespace
 
 ReadyIndex::ReadyIndex(StateStore& store, const Clock& clock, RankFn rank,
@@ -75,6 +86,7 @@ void ReadyIndex::Changed(const std::string& run_id, std::optional<RunStats> stat
 
 void ReadyIndex::MarkDirty(const std::string& run_id) {
   dirty_.insert(run_id);
+  stale_.insert(run_id);
   auto it = position_.find(run_id);
   if (it == position_.end()) return;
   clean_.erase(it->second);
@@ -106,8 +118,7 @@ bool ReadyIndex::ReloadDue() const {
   return !loaded_ || absl::Now() - loaded_at_ >= std::max(options_.reload_every, 20 * load_took_);
 }
 
-absl::Status ReadyIndex::RankNow(const SessionRecord& session, int64_t now_ms) {
-  ranked_ = false;
+absl::Status ReadyIndex::Refresh() {
   if (ReloadDue()) {
     loaded_ = false;
     const absl::Time started = absl::Now();
@@ -121,10 +132,10 @@ absl::Status ReadyIndex::RankNow(const SessionRecord& session, int64_t now_ms) {
     loaded_ = true;
     loaded_at_ = absl::Now();
   } else {
-    for (const std::string& run_id : dirty_) {
+    for (const std::string& run_id : stale_) {
       if (auto answered = answered_.find(run_id);
           answered != answered_.end() && !unanswered_.contains(run_id)) {
-        // Every change since the ranking answered its statistics: no read.
+        // Every change since the last read answered its statistics: no read.
         KeepNewest(stats_, run_id, std::move(answered->second));
         continue;
       }
@@ -140,9 +151,35 @@ absl::Status ReadyIndex::RankNow(const SessionRecord& session, int64_t now_ms) {
       }
     }
   }
-  dirty_.clear();
+  stale_.clear();
   answered_.clear();
   unanswered_.clear();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<RunStats>> ReadyIndex::Snapshot() {
+  absl::MutexLock lock(&mu_);
+  // The store's phase counters catch what no Touch announced (an import by
+  // another process): they are read before the runs, so a write through
+  // this process in between only costs a second look. Two looks that
+  // disagree with the counters reload the whole set.
+  for (int look = 0;; ++look) {
+    SLUICE_ASSIGN_OR_RETURN(const PhaseCounts counted, store_.CountPhases());
+    CollectTouched();
+    if (look == 2) loaded_ = false;
+    SLUICE_RETURN_IF_ERROR(Refresh());
+    if (look == 2 || CountsOf(stats_) == counted) break;
+  }
+  std::vector<RunStats> runs;
+  runs.reserve(stats_.size());
+  for (const auto& [id, stats] : stats_) runs.push_back(stats);
+  return runs;
+}
+
+absl::Status ReadyIndex::RankNow(const SessionRecord& session, int64_t now_ms) {
+  ranked_ = false;
+  SLUICE_RETURN_IF_ERROR(Refresh());
+  dirty_.clear();
   std::vector<RunStats> runs;
   runs.reserve(stats_.size());
   for (const auto& [id, stats] : stats_) runs.push_back(stats);

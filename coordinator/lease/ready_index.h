@@ -124,6 +124,18 @@ class ReadyIndex {
   // term): reload whole and rank again before the next offer.
   void Invalidate() ABSL_LOCKS_EXCLUDED(touch_mu_);
 
+  // Every run's statistics, by run id, for readers other than the grant path
+  // (status and its skip explanations, the session's end, plan): the index's
+  // copy brought up to date the way a ranking brings it, without ranking:
+  // the runs changed through this process since their last read are read
+  // again (or taken from the statistics their writes answered), and the
+  // whole set is reloaded when a reload is due, or when the runs' phases do
+  // not add up to the store's phase counters (StateStore::CountPhases): so a
+  // write through this process shows at once, and one by another process
+  // that moved phases (an import) too; one that moved none (a re-import that
+  // changed priorities) within the reload period. Store errors as returned.
+  absl::StatusOr<std::vector<RunStats>> Snapshot() ABSL_LOCKS_EXCLUDED(mu_, touch_mu_);
+
   // Full rankings so far (tests and benchmarks).
   uint64_t rankings() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -138,6 +150,8 @@ class ReadyIndex {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_LOCKS_EXCLUDED(touch_mu_);
   absl::Status RankNow(const SessionRecord& session, int64_t now_ms)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_LOCKS_EXCLUDED(touch_mu_);
+  // Brings stats_ up to date: a whole reload when due, else the stale runs.
+  absl::Status Refresh() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Pulls the runs touched from other threads into dirty_.
   void CollectTouched() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) ABSL_LOCKS_EXCLUDED(touch_mu_);
   void MarkDirty(const std::string& run_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -176,8 +190,11 @@ class ReadyIndex {
   // joined; "" for none) those without the runs that missed for it.
   std::set<uint32_t> clean_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::set<uint32_t>> clean_by_labels_ ABSL_GUARDED_BY(mu_);
-  // Runs changed since the ranking (re-read before the next one)...
+  // Runs changed since the ranking (not offered until the next one)...
   std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
+  // ... and since stats_ last read them (re-read by Refresh, before the next
+  // ranking or snapshot) ...
+  std::set<std::string> stale_ ABSL_GUARDED_BY(mu_);
   // ... unless every change came with its statistics: the newest of them.
   std::map<std::string, RunStats> answered_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> unanswered_ ABSL_GUARDED_BY(mu_);

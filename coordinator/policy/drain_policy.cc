@@ -89,6 +89,7 @@ DrainPolicy::DrainPolicy(StateStore& store, const Clock& clock, SchedulerOptions
     : store_(store),
       clock_(clock),
       scheduler_(std::move(options)),
+      run_stats_([&store] { return store.ListRunStats(); }),
       failure_policy_(scheduler_.options().family_rule) {}
 
 absl::Status DrainPolicy::EnsureLoaded() {
@@ -517,7 +518,8 @@ absl::StatusOr<SessionEnd> DrainPolicy::SessionEndFor(const SessionRecord& sessi
 }
 
 absl::StatusOr<SessionEnd> DrainPolicy::SessionEndWithNothingLeased(const SessionRecord& session) {
-  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
+  ++end_decisions_;
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, run_stats_());
   SLUICE_ASSIGN_OR_RETURN(auto state, StateOf(runs, session.settings));
   const std::vector<RunDecision> decisions =
       scheduler_.Decide(runs, session.settings, state, clock_.NowMs());

@@ -42,10 +42,12 @@
 // guards the state and is never held across a store call.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -60,6 +62,7 @@
 #include "coordinator/policy/reasons.h"
 #include "coordinator/policy/retry_policy.h"
 #include "coordinator/policy/retry_tier.h"
+#include "coordinator/policy/run_stats_source.h"
 #include "coordinator/policy/scheduler.h"
 #include "coordinator/store/state_store.h"
 
@@ -91,6 +94,9 @@ class DrainPolicy {
   absl::Status EnsureLoaded() ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets everything cached: a new leadership term rebuilds from the store.
   void ResetForNewTerm() ABSL_LOCKS_EXCLUDED(mu_);
+  // Where SessionEndFor reads every run's statistics (default: the store).
+  // Set before the policy is used from other threads.
+  void ReadRunStatsFrom(RunStatsSource source) { run_stats_ = std::move(source); }
 
   // Session deadline rule: true once max_total_minutes have passed.
   bool DeadlinePassed(const SessionRecord& session) const;
@@ -163,6 +169,8 @@ class DrainPolicy {
   // The tick's: it decides again at half the age readers accept, so with a
   // tick every 500 ms a poll finds a verdict young enough and never decides.
   static constexpr int64_t kTickEndVerdictMaxAgeMs = kEndVerdictMaxAgeMs / 2;
+  // Verdicts decided over every run so far, not reused (tests).
+  uint64_t end_decisions() const { return end_decisions_.load(); }
 
   // Attempts by outcome, every outcome present.
   absl::StatusOr<std::map<Outcome, int64_t>> OutcomeTotals() ABSL_LOCKS_EXCLUDED(mu_);
@@ -211,6 +219,8 @@ class DrainPolicy {
   StateStore& store_;
   const Clock& clock_;
   const Scheduler scheduler_;
+  RunStatsSource run_stats_;
+  std::atomic<uint64_t> end_decisions_{0};
 
   mutable absl::Mutex mu_;
   bool loaded_ ABSL_GUARDED_BY(mu_) = false;

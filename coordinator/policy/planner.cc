@@ -22,7 +22,7 @@ SkipRow Row(const PolicyReason& reason, std::string run_id, std::string phase_id
 }  // namespace
 
 absl::StatusOr<LeasePlan> Planner::Plan(const SessionSettings& settings, int64_t limit) {
-  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, run_stats_());
   const int64_t now = clock_.NowMs();
   LeasePlan plan;
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunDecision> decisions, policy_.Decide(runs, settings, now));
@@ -72,7 +72,7 @@ absl::StatusOr<LeasePlan> Planner::Plan(const SessionSettings& settings, int64_t
 }
 
 absl::StatusOr<std::vector<SkipRow>> Planner::ExplainSkips(const SessionSettings& settings) {
-  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, store_.ListRunStats());
+  SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, run_stats_());
   SLUICE_ASSIGN_OR_RETURN(std::vector<SkipRow> rows, ExplainRunSkips(runs, settings));
   SLUICE_ASSIGN_OR_RETURN(std::vector<WorkerInfo> workers, store_.ListWorkers());
   constexpr int64_t kMaxWaitingRows = 100;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -17,6 +18,7 @@
 #include "coordinator/insight/session_report.h"
 #include "coordinator/policy/drain_policy.h"
 #include "coordinator/policy/expected_curve.h"
+#include "coordinator/policy/run_stats_source.h"
 #include "coordinator/policy/scheduler.h"
 #include "coordinator/store/state_store.h"
 
@@ -44,7 +46,14 @@ class Planner {
  public:
   // The references must outlive the planner.
   Planner(StateStore& store, const Clock& clock, DrainPolicy& policy)
-      : store_(store), clock_(clock), policy_(policy) {}
+      : store_(store),
+        clock_(clock),
+        policy_(policy),
+        run_stats_([&store] { return store.ListRunStats(); }) {}
+
+  // Where Plan and ExplainSkips read every run's statistics (default: the
+  // store). Set before the planner is used from other threads.
+  void ReadRunStatsFrom(RunStatsSource source) { run_stats_ = std::move(source); }
 
   // What a session with `settings` would lease now, up to `limit` phases, in
   // order, and why the other runs would not be leased. Settings are not
@@ -76,6 +85,7 @@ class Planner {
   StateStore& store_;
   const Clock& clock_;
   DrainPolicy& policy_;
+  RunStatsSource run_stats_;
 };
 
 }  // namespace sluice

@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -40,6 +41,22 @@ std::vector<PhaseSpec> Backlog(std::mt19937& rng) {
     }
   }
   return specs;
+}
+
+void ExpectSameStats(const std::vector<RunStats>& got, const std::vector<RunStats>& want,
+                     int step) {
+  ASSERT_EQ(got.size(), want.size()) << "step " << step;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const RunStats& a = got[i];
+    const RunStats& b = want[i];
+    EXPECT_EQ(std::tie(a.run_id, a.pending, a.leased, a.succeeded, a.failed, a.attempts,
+                       a.successes, a.timeouts, a.telemetry_events, a.run_ms,
+                       a.unknown_telemetry_ms, a.best_pending_priority),
+              std::tie(b.run_id, b.pending, b.leased, b.succeeded, b.failed, b.attempts,
+                       b.successes, b.timeouts, b.telemetry_events, b.run_ms,
+                       b.unknown_telemetry_ms, b.best_pending_priority))
+        << "step " << step << " run " << b.run_id;
+  }
 }
 
 class ReadyIndexTest : public ::testing::Test {
@@ -158,6 +175,11 @@ TEST_F(ReadyIndexTest,
   int grants = 0;
   int rankings_seen = 0;
   for (int step = 0; step < 1500; ++step) {
+    if (step % 7 == 0) {
+      // A status read between offers sees the store's statistics exactly
+      // and changes none of the offers checked below.
+      ExpectSameStats(index.Snapshot().value(), store_->ListRunStats().value(), step);
+    }
     const int op = static_cast<int>(rng() % 10);
     if (op < 5) {
       const std::vector<std::string> labels =
@@ -318,7 +340,8 @@ TEST_F(ReadyIndexTest, InvalidateReloadsRunsImportedBehindItsBack) {
   EXPECT_EQ(GrantOne(index, {}, &held), "urgent");
 }
 
-// Counts GetRunStats, the read the index makes of a dirty run.
+// Counts GetRunStats, the read the index makes of a dirty run, and
+// ListRunStats, its whole load.
 class CountingReads : public testing::ForwardingStateStore {
  public:
   using ForwardingStateStore::ForwardingStateStore;
@@ -326,8 +349,70 @@ class CountingReads : public testing::ForwardingStateStore {
     ++reads;
     return target().GetRunStats(run_id);
   }
+  absl::StatusOr<std::vector<RunStats>> ListRunStats() override {
+    ++whole_loads;
+    return target().ListRunStats();
+  }
   int reads = 0;
+  int whole_loads = 0;
 };
+
+TEST_F(ReadyIndexTest, SnapshotReadsOnlyTheRunsChangedSinceAndReloadsWhenTheCountersDisagree) {
+  std::mt19937 rng(5);
+  ASSERT_TRUE(store_->ImportPhases(Backlog(rng)).ok());
+  CountingReads counting(*store_);
+  std::set<std::string> blocked;
+  ReadyIndexOptions options;
+  options.reload_every = absl::Hours(1);  // no timed reload in this test
+  ReadyIndex index(counting, clock_, PerRunRank(&blocked), options);
+  ExpectSameStats(index.Snapshot().value(), store_->ListRunStats().value(), 0);
+  EXPECT_EQ(counting.whole_loads, 1);
+  EXPECT_EQ(counting.reads, 0);
+
+  // Three grants and a report through the index: a snapshot reads those
+  // runs again, one read each however often they changed, and nothing else.
+  std::vector<LeaseGrant> held;
+  std::set<std::string> granted;
+  for (int i = 0; i < 3; ++i) granted.insert(GrantOne(index, {}, &held));
+  ASSERT_FALSE(held.empty());
+  const int loads_after_grants = counting.whole_loads;
+  const int reads_after_grants = counting.reads;
+  ReportParams report;
+  report.report.lease_id = held[0].lease_id;
+  report.report.epoch = held[0].epoch;
+  report.report.worker_id = "w";
+  report.report.outcome = Outcome::kSucceeded;
+  report.now_ms = clock_.NowMs();
+  report.transition = TransitionAfterOutcome(PhaseBudget{}, Outcome::kSucceeded, true);
+  ASSERT_TRUE(store_->RecordReport(report).ok());
+  index.Touch(held[0].run_id);
+  ExpectSameStats(index.Snapshot().value(), store_->ListRunStats().value(), 1);
+  EXPECT_EQ(counting.whole_loads, loads_after_grants);
+  EXPECT_EQ(counting.reads - reads_after_grants, static_cast<int>(granted.size()));
+  ExpectSameStats(index.Snapshot().value(), store_->ListRunStats().value(), 2);
+  EXPECT_EQ(counting.reads - reads_after_grants, static_cast<int>(granted.size()))
+      << "a snapshot with nothing changed read the store";
+
+  // Another writer (an import straight into the store, by another process)
+  // that adds phases: the store's phase counters no longer add up, so the
+  // next snapshot reloads whole, untold.
+  PhaseSpec late;
+  late.run_id = "late";
+  late.phase_id = "p";
+  ASSERT_TRUE(store_->ImportPhases({late}).ok());
+  ExpectSameStats(index.Snapshot().value(), store_->ListRunStats().value(), 3);
+  EXPECT_EQ(counting.whole_loads, loads_after_grants + 1);
+  // One that moves no phase (a new priority) shows once the index is told
+  // (Invalidate) or at its timed reload.
+  late.priority = 7;
+  ASSERT_TRUE(store_->ImportPhases({late}).ok());
+  const std::vector<RunStats> before_told = index.Snapshot().value();
+  ASSERT_EQ(before_told.front().run_id, "late");
+  EXPECT_EQ(before_told.front().best_pending_priority, 0);
+  index.Invalidate();
+  ExpectSameStats(index.Snapshot().value(), store_->ListRunStats().value(), 4);
+  EXPECT_EQ(counting.whole_loads, loads_after_grants + 2);
+}
 
 TEST_F(ReadyIndexTest, StatisticsAnsweredWithEveryChangeAreNotReadAgain) {
   std::vector<PhaseSpec> backlog;
