@@ -29,6 +29,20 @@ class ForwardingStateStore : public StateStore {
     return target_->GetPhase(key);
   }
   absl::StatusOr<std::vector<RunStats>> ListRunStats() override { return target_->ListRunStats(); }
+  // Reads with a default in StateStore (which reads every run or every
+  // attempt) are forwarded too: a wrapped store reads what the real one
+  // does. BeginImport keeps the default, which imports through ImportPhases
+  // (where a decorator such as FailingStateStore injects its faults).
+  absl::StatusOr<std::optional<RunStats>> GetRunStats(const std::string& run_id) override {
+    return target_->GetRunStats(run_id);
+  }
+  absl::StatusOr<std::vector<AttemptRecord>> ListAttemptsWithoutOutput(
+      const std::string& session) override {
+    return target_->ListAttemptsWithoutOutput(session);
+  }
+  absl::StatusOr<std::vector<PhaseRecord>> ListPendingLabelledPhases(int64_t limit) override {
+    return target_->ListPendingLabelledPhases(limit);
+  }
   absl::StatusOr<PhaseCounts> CountPhases() override { return target_->CountPhases(); }
   absl::StatusOr<std::optional<LeaseGrant>> LeaseNextInRun(const LeaseParams& params) override {
     return target_->LeaseNextInRun(params);

@@ -21,13 +21,18 @@ using ::sluice::testing::Attempt;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
-// Answers ListAttempts with `attempts` and counts the reads.
+// Answers ListAttempts (and ListAttemptsWithoutOutput, what the watch
+// reads) with `attempts` and counts the reads.
 class AttemptsStore : public testing::ForwardingStateStore {
  public:
   using ForwardingStateStore::ForwardingStateStore;
   absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string&) override {
     ++reads;
     return attempts;
+  }
+  absl::StatusOr<std::vector<AttemptRecord>> ListAttemptsWithoutOutput(
+      const std::string& session) override {
+    return ListAttempts(session);
   }
   std::vector<AttemptRecord> attempts;
   int reads = 0;
