@@ -45,6 +45,34 @@ const RunPolicyState* Find(const std::map<std::string, RunPolicyState>& policy,
   return it == policy.end() ? nullptr : &it->second;
 }
 
+// The policy state of each of `runs` (nullptr: none), aligned with `runs`.
+// Every store lists runs sorted by id, and the policy map is sorted too, so
+// one walk of both matches them: a whole ranking at 10,000 runs otherwise
+// searched the map three times per run.
+struct PolicyOfRuns {
+  std::vector<const RunPolicyState*> of;
+  bool runs_sorted = false;  // by run id
+};
+
+PolicyOfRuns AlignPolicy(const std::vector<RunStats>& runs,
+                         const std::map<std::string, RunPolicyState>& policy) {
+  PolicyOfRuns out;
+  out.of.assign(runs.size(), nullptr);
+  out.runs_sorted =
+      std::is_sorted(runs.begin(), runs.end(),
+                     [](const RunStats& a, const RunStats& b) { return a.run_id < b.run_id; });
+  if (!out.runs_sorted) {
+    for (size_t i = 0; i < runs.size(); ++i) out.of[i] = Find(policy, runs[i].run_id);
+    return out;
+  }
+  auto it = policy.begin();
+  for (size_t i = 0; i < runs.size() && it != policy.end(); ++i) {
+    while (it != policy.end() && it->first < runs[i].run_id) ++it;
+    if (it != policy.end() && it->first == runs[i].run_id) out.of[i] = &it->second;
+  }
+  return out;
+}
+
 std::string FingerprintNote(const std::string& fingerprint) {
   if (fingerprint.empty()) return "";
   return absl::StrCat(" (fingerprint ", FingerprintId(fingerprint), ")");
@@ -74,18 +102,20 @@ std::vector<RunRanking> Scheduler::EstimateAll(const std::vector<RunStats>& runs
   return EstimateWithPolicy(runs, {});
 }
 
-std::vector<RunRanking> Scheduler::EstimateWithPolicy(
-    const std::vector<RunStats>& runs, const std::map<std::string, RunPolicyState>& policy) const {
-  const SchedulerOptions& o = options_;
+namespace {
+
+std::vector<RunRanking> EstimateAligned(const SchedulerOptions& o,
+                                        const std::vector<RunStats>& runs,
+                                        const std::vector<const RunPolicyState*>& policy_of) {
   std::vector<std::string> families;
   families.reserve(runs.size());
   Record global;
   std::unordered_map<std::string, Record> by_family;
-  for (const RunStats& run : runs) {
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const RunStats& run = runs[i];
     families.push_back(o.family_rule.Family(run.run_id));
-    const RunPolicyState* p = Find(policy, run.run_id);
-    global.Add(run, p);
-    by_family[families.back()].Add(run, p);
+    global.Add(run, policy_of[i]);
+    by_family[families.back()].Add(run, policy_of[i]);
   }
   // Level 1: the global estimate, from every run plus the fixed prior.
   const double w0 = o.prior_weight;
@@ -102,7 +132,7 @@ std::vector<RunRanking> Scheduler::EstimateWithPolicy(
   out.reserve(runs.size());
   for (size_t i = 0; i < runs.size(); ++i) {
     const RunStats& run = runs[i];
-    const RunPolicyState* p = Find(policy, run.run_id);
+    const RunPolicyState* p = policy_of[i];
     Record own;
     own.Add(run, p);
     // Level 2: the run's siblings (its family without itself).
@@ -149,6 +179,13 @@ std::vector<RunRanking> Scheduler::EstimateWithPolicy(
   return out;
 }
 
+}  // namespace
+
+std::vector<RunRanking> Scheduler::EstimateWithPolicy(
+    const std::vector<RunStats>& runs, const std::map<std::string, RunPolicyState>& policy) const {
+  return EstimateAligned(options_, runs, AlignPolicy(runs, policy).of);
+}
+
 std::vector<RunRanking> Scheduler::Rank(const std::vector<RunStats>& runs,
                                         const SessionSettings& settings,
                                         const std::map<std::string, RunPolicyState>& policy,
@@ -171,14 +208,16 @@ std::vector<RunDecision> Scheduler::Decide(const std::vector<RunStats>& runs,
   };
   // Estimates use every run's record, finished runs included: a family's
   // evidence does not vanish when its runs run out of pending phases.
-  std::vector<RunRanking> estimates = EstimateWithPolicy(runs, policy);
+  const PolicyOfRuns aligned = AlignPolicy(runs, policy);
+  std::vector<RunRanking> estimates = EstimateAligned(options_, runs, aligned.of);
   std::vector<Candidate> eligible;
   std::vector<RunDecision> excluded;
+  eligible.reserve(runs.size());
   for (size_t i = 0; i < runs.size(); ++i) {
     const RunStats& run = runs[i];
     if (run.pending <= 0) continue;
     RunDecision d{std::move(estimates[i]), "", run.pending, {}};
-    const RunPolicyState* p = Find(policy, run.run_id);
+    const RunPolicyState* p = aligned.of[i];
     if (!RunAllowed(settings, run.run_id)) {
       d.excluded = {
           settings.run_ids.empty() ? SkipReason::kSkippedByPrefix : SkipReason::kNotSelected, ""};
@@ -226,19 +265,28 @@ std::vector<RunDecision> Scheduler::Decide(const std::vector<RunStats>& runs,
       excluded.push_back(std::move(d));
     }
   }
-  std::sort(eligible.begin(), eligible.end(), [](const Candidate& a, const Candidate& b) {
-    const RunRanking& ra = a.decision.ranking;
-    const RunRanking& rb = b.decision.ranking;
+  // Sorted by pointer: a Candidate is large, and a whole ranking sorts
+  // 10,000 of them at a million phases.
+  std::vector<Candidate*> order;
+  order.reserve(eligible.size());
+  for (Candidate& c : eligible) order.push_back(&c);
+  const bool by_position = aligned.runs_sorted;
+  std::sort(order.begin(), order.end(), [by_position](const Candidate* a, const Candidate* b) {
+    const RunRanking& ra = a->decision.ranking;
+    const RunRanking& rb = b->decision.ranking;
     // Higher priority, not deferred, unexplored, higher score, fewer in
-    // flight, run id.
-    return std::make_tuple(-a.stats->best_pending_priority, !ra.deferred.empty(), ra.explored,
-                           -a.score, a.stats->leased, std::cref(ra.run_id)) <
-           std::make_tuple(-b.stats->best_pending_priority, !rb.deferred.empty(), rb.explored,
-                           -b.score, b.stats->leased, std::cref(rb.run_id));
+    // flight, run id (runs sorted by id: their position says it without a
+    // string comparison).
+    const auto ka = std::make_tuple(-a->stats->best_pending_priority, !ra.deferred.empty(),
+                                    ra.explored, -a->score, a->stats->leased);
+    const auto kb = std::make_tuple(-b->stats->best_pending_priority, !rb.deferred.empty(),
+                                    rb.explored, -b->score, b->stats->leased);
+    if (ka != kb) return ka < kb;
+    return by_position ? a->stats < b->stats : ra.run_id < rb.run_id;
   });
   std::vector<RunDecision> out;
   out.reserve(eligible.size() + excluded.size());
-  for (Candidate& c : eligible) out.push_back(std::move(c.decision));
+  for (Candidate* c : order) out.push_back(std::move(c->decision));
   for (RunDecision& d : excluded) out.push_back(std::move(d));
   return out;
 }
