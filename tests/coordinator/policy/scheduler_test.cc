@@ -226,6 +226,33 @@ RunPolicyState FailedDeterministically(int64_t times) {
   return p;
 }
 
+TEST(SchedulerFamilyTest, PolicyStateReachesItsOwnRunWhetherRunsComeSortedOrNot) {
+  // Decide matches sorted runs to the (sorted) policy map in one walk and
+  // looks each one up otherwise; entries for runs not listed are skipped.
+  RunPolicyState blocked;
+  blocked.blocked_by_fingerprint = "FAILED|exit-1|boom";
+  const std::map<std::string, RunPolicyState> policy = {{"a0", blocked},
+                                                        {"b-1", FailedDeterministically(1)},
+                                                        {"c-1", blocked},
+                                                        {"zz", blocked}};
+  RunStats b = Explored("b-1", 2, 1, 0, 0.1);
+  b.successes = 0;
+  for (const std::vector<RunStats>& runs :
+       {std::vector<RunStats>{Pending("a-1", 2), b, Pending("c-1", 2)},
+        std::vector<RunStats>{Pending("c-1", 2), b, Pending("a-1", 2)}}) {
+    std::map<std::string, RunDecision> by_run;
+    for (RunDecision& d : Scheduler().Decide(runs, SessionSettings{}, policy, 0)) {
+      std::string id = d.ranking.run_id;
+      by_run.emplace(std::move(id), std::move(d));
+    }
+    ASSERT_EQ(by_run.size(), 3u);
+    EXPECT_TRUE(by_run["a-1"].excluded.empty());
+    EXPECT_TRUE(by_run["a-1"].ranking.deferred.empty());
+    EXPECT_EQ(by_run["b-1"].ranking.deferred.code, SkipReason::kDeferredOwnFailures);
+    EXPECT_EQ(by_run["c-1"].excluded.code, SkipReason::kFingerprintRepeats);
+  }
+}
+
 TEST(SchedulerFamilyTest, UnexploredRunOfAProductiveFamilyIsSampledFirst) {
   // "zeta-v1" yielded well; "zeta-v2" is its unexplored sibling. Both
   // unexplored runs are sampled before any second look, but the sibling of
