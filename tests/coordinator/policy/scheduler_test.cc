@@ -231,10 +231,8 @@ TEST(SchedulerFamilyTest, PolicyStateReachesItsOwnRunWhetherRunsComeSortedOrNot)
   // looks each one up otherwise; entries for runs not listed are skipped.
   RunPolicyState blocked;
   blocked.blocked_by_fingerprint = "FAILED|exit-1|boom";
-  const std::map<std::string, RunPolicyState> policy = {{"a0", blocked},
-                                                        {"b-1", FailedDeterministically(1)},
-                                                        {"c-1", blocked},
-                                                        {"zz", blocked}};
+  const std::map<std::string, RunPolicyState> policy = {
+      {"a0", blocked}, {"b-1", FailedDeterministically(1)}, {"c-1", blocked}, {"zz", blocked}};
   RunStats b = Explored("b-1", 2, 1, 0, 0.1);
   b.successes = 0;
   for (const std::vector<RunStats>& runs :
