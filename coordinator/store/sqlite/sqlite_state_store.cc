@@ -46,8 +46,7 @@ constexpr AddedColumn kAddedColumns[] = {
     // the runs' statistics reads the runs table alone: one index seek per
     // run into a million phases was most of `sluice status` (issue #12).
     {"runs", "best_pending_priority", "INTEGER NOT NULL DEFAULT 0",
-     "UPDATE runs SET best_pending_priority=COALESCE((SELECT p.priority FROM phases p "
-     "WHERE p.run_id=runs.run_id AND p.state='pending' ORDER BY p.priority DESC LIMIT 1), 0)"},
+     sqlite_store::kSetBestPendingPriority},
 };
 
 constexpr const char* kSchema = R"sql(

@@ -165,10 +165,8 @@ absl::Status BumpRun(sqlite3* db, const std::string& run_id, PhaseState from, Ph
 }
 
 absl::Status RefreshBestPending(sqlite3* db, const std::string& run_id) {
-  Stmt s(db,
-         "UPDATE runs SET best_pending_priority=COALESCE((SELECT p.priority FROM phases p "
-         "WHERE p.run_id=?1 AND p.state='pending' ORDER BY p.priority DESC LIMIT 1), 0) "
-         "WHERE run_id=?1");
+  static const std::string sql = absl::StrCat(kSetBestPendingPriority, " WHERE run_id=?");
+  Stmt s(db, sql);
   return s.Bind(run_id).Run();
 }
 

@@ -161,8 +161,14 @@ absl::Status BumpRun(sqlite3* db, const std::string& run_id, PhaseState from, Ph
                      int64_t attempts, int64_t successes, int64_t timeouts, int64_t events,
                      int64_t run_ms, int64_t unknown_telemetry_ms);
 
-// Sets runs.best_pending_priority from the run's pending phases (0 without
-// any): one seek of phases_by_rank.
+// Sets every run's best_pending_priority from its pending phases (0 without
+// any): a seek of phases_by_rank per run. The store's schema migration runs
+// it whole; RefreshBestPending for one run.
+inline constexpr const char* kSetBestPendingPriority =
+    "UPDATE runs SET best_pending_priority=COALESCE((SELECT p.priority FROM phases p "
+    "WHERE p.run_id=runs.run_id AND p.state='pending' ORDER BY p.priority DESC LIMIT 1), 0)";
+
+// kSetBestPendingPriority for one run.
 absl::Status RefreshBestPending(sqlite3* db, const std::string& run_id);
 
 absl::StatusOr<int64_t> NextEpoch(sqlite3* db);
