@@ -25,6 +25,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/model.h"
 #include "coordinator/insight/session_report.h"
@@ -237,6 +238,13 @@ class Coordinator {
   // step-down (LeaderElectionOptions::on_stepped_down) they answer the
   // not-leader error at once instead of when their wait ends.
   void WakeLeasePolls() { broker_.Notify(); }
+  // For a watcher of the session (sluice drain) that looks again when
+  // something changed (a report, an expiry, a stop...) rather than on a
+  // timer: LeaseBroker::ChangeCount and WaitForChange.
+  uint64_t ChangeCount() { return broker_.ChangeCount(); }
+  uint64_t WaitForChange(uint64_t seen, absl::Duration timeout) {
+    return broker_.WaitForChange(seen, timeout);
+  }
 
   StateStore& store() { return store_; }
   const CoordinatorConfig& config() const { return config_; }

@@ -237,6 +237,20 @@ void LeaseBroker::Notify() {
   absl::MutexLock lock(&mu_);
   ++generation_;
   work_changed_.SignalAll();
+  watchers_.SignalAll();
+}
+
+uint64_t LeaseBroker::ChangeCount() {
+  absl::MutexLock lock(&mu_);
+  return generation_;
+}
+
+uint64_t LeaseBroker::WaitForChange(uint64_t seen, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time deadline = absl::Now() + timeout;
+  while (generation_ == seen && !watchers_.WaitWithDeadline(&mu_, deadline)) {
+  }
+  return generation_;
 }
 
 void LeaseBroker::BeginShutdown() {
@@ -244,6 +258,7 @@ void LeaseBroker::BeginShutdown() {
   shutting_down_ = true;
   ++generation_;
   work_changed_.SignalAll();
+  watchers_.SignalAll();
 }
 
 void LeaseBroker::ResetForNewTerm() {
@@ -254,6 +269,7 @@ void LeaseBroker::ResetForNewTerm() {
   worker_labels_.clear();  // workers register again (FAILED_PRECONDITION on their next lease)
   ++generation_;
   work_changed_.SignalAll();
+  watchers_.SignalAll();
 }
 
 }  // namespace sluice

@@ -75,6 +75,13 @@ class LeaseBroker {
   // Leasable work may have appeared (report, expiry, import, session start,
   // unblock, resume) or leadership changed: waiting polls look again.
   void Notify() ABSL_LOCKS_EXCLUDED(mu_);
+  // How many times Notify (or BeginShutdown) has run: a report, an expiry,
+  // an import, a session's start or stop... For watchers of the drain that
+  // wait for the next change rather than poll (WaitForChange).
+  uint64_t ChangeCount() ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits until ChangeCount() differs from `seen`, or `timeout` (real time)
+  // passes; returns ChangeCount() then.
+  uint64_t WaitForChange(uint64_t seen, absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends every waiting poll now and makes later ones return at once.
   void BeginShutdown() ABSL_LOCKS_EXCLUDED(mu_);
   // A run's statistics changed in the store (an accepted report, an
@@ -121,6 +128,8 @@ class LeaseBroker {
 
   absl::Mutex mu_;
   absl::CondVar work_changed_;
+  // Its own condition, so a watcher never takes a Signal meant for a poll.
+  absl::CondVar watchers_;
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped when leasable work may appear
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   std::map<RequestKey, std::vector<LeaseGrant>> recent_grants_ ABSL_GUARDED_BY(mu_);

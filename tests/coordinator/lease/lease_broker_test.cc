@@ -206,6 +206,33 @@ TEST_F(LeaseBrokerTest, ShutdownEndsWaitingPollsAndLaterOnesReturnAtOnce) {
   EXPECT_LT(absl::Now() - started, absl::Milliseconds(900));
 }
 
+TEST_F(LeaseBrokerTest, AChangeWatcherWakesOnNotifyBesideAWaitingPoll) {
+  // `sluice drain` waits for a change (a report, an expiry) to look at the
+  // session again; it must wake at once on Notify, and the poll waiting
+  // beside it must still be woken (the watcher has its own condition).
+  gate_.release_.Notify();
+  const uint64_t before = broker_.ChangeCount();
+  // Nothing changes: the wait ends at its timeout, with the same count.
+  EXPECT_EQ(broker_.WaitForChange(before, absl::Milliseconds(1)), before);
+  absl::StatusOr<LeaseResult> polled;
+  std::thread poll([&] { polled = broker_.Lease("w1", "req-1", 1, 30'000); });
+  uint64_t woke_with = before;
+  std::thread watcher([&] { woke_with = broker_.WaitForChange(before, absl::Seconds(30)); });
+  ASSERT_TRUE(testing::WaitUntil([this] { return gate_.session_reads_.load() >= 1; },
+                                 std::chrono::seconds(10)));
+  ImportAndStart(1);
+  const absl::Time notified = absl::Now();
+  broker_.Notify();
+  watcher.join();
+  poll.join();
+  EXPECT_GT(woke_with, before);
+  EXPECT_EQ(woke_with, broker_.ChangeCount());
+  ASSERT_THAT(polled.value().leases, SizeIs(1));
+  EXPECT_LT(absl::Now() - notified, absl::Milliseconds(900));
+  // A count already behind returns at once, without waiting.
+  EXPECT_EQ(broker_.WaitForChange(before, absl::Seconds(30)), broker_.ChangeCount());
+}
+
 TEST_F(LeaseBrokerTest, StillLeaderErrorEndsThePoll) {
   gate_.release_.Notify();
   LeaseBroker broker(gate_, clock_, policy_, watch_, {},
