@@ -84,9 +84,8 @@ absl::StatusOr<int> CoordinatorServer::Start(const ServerOptions& options) {
       // A standby's tick is refused by design; the election logs its transitions.
       if (!st.ok() && !IsNotLeader(st)) spdlog::error("maintenance tick failed: {}", st.ToString());
       SetServing(st.ok() && !stopping_.load());
-      for (int64_t waited = 0; waited < interval && !stopping_.load(); waited += 50) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
+      // Shutdown ends the wait at once (a drain's end waits for no tick).
+      (void)ticker_stop_.WaitForNotificationWithTimeout(absl::Milliseconds(interval));
     }
   });
   spdlog::info("coordinator listening on {} (port {})", options.listen_address, port);
@@ -133,6 +132,7 @@ void CoordinatorServer::Shutdown() {
   if (server_ != nullptr) {
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
+  ticker_stop_.Notify();
   if (ticker_.joinable()) ticker_.join();
 }
 

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "coordinator/coordinator.h"
 
 namespace grpc {
@@ -65,6 +66,7 @@ class CoordinatorServer {
   std::unique_ptr<OperatorServiceImpl> operator_service_;
   std::unique_ptr<grpc::Server> server_;
   std::atomic<bool> stopping_{false};
+  absl::Notification ticker_stop_;  // wakes the ticker's wait at Shutdown
   std::atomic<bool> serving_{false};
   void SetServing(bool serving);
   std::thread ticker_;
