@@ -245,7 +245,16 @@ int32_t WorkerAgent::ReapFinished() {
       ++it;
     }
   }
-  return config_.slots - static_cast<int32_t>(running_.size());
+  int32_t running = 0;
+  int32_t reporting = 0;
+  for (const auto& [id, r] : running_) {
+    if (!r.process_ended) {
+      ++running;
+    } else if (!r.done) {
+      ++reporting;
+    }
+  }
+  return config_.slots - running - std::max(0, reporting - config_.slots);
 }
 
 void WorkerAgent::CancelAll(const char* why, int64_t kill_within_ms) {
@@ -339,11 +348,10 @@ void WorkerAgent::RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel
       lease.run_id, lease.phase_id, lease.attempt, lease.lease_id, OutcomeName(report.outcome),
       report.exit_code, report.signal, report.duration_ms,
       report.telemetry_unknown ? std::string("unknown") : std::to_string(report.telemetry_events));
-  delivery_.Deliver(report);
-  std::string stop_leasing;  // why, when this report ends leasing
+  std::string stop_leasing;  // why, when this outcome ends leasing
   {
     absl::MutexLock lock(&mu_);
-    running_[lease.lease_id].done = true;
+    running_[lease.lease_id].process_ended = true;
     if (report.outcome != Outcome::kStartFailed) {
       start_failures_in_a_row_ = 0;
     } else if (++start_failures_in_a_row_ >= config_.max_start_failures &&
@@ -358,6 +366,16 @@ void WorkerAgent::RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel
   if (!stop_leasing.empty()) {
     spdlog::error("worker={} stops leasing: {}", config_.worker_id, stop_leasing);
     RequestDrain();
+  }
+  // The slot is free: the lease loop asks for the next phase while this
+  // report travels (the coordinator grants it at once, or when the report
+  // lands if this run's next phase waits for it). Heartbeats renew this
+  // lease until `done`, as before.
+  wake_.Notify();
+  delivery_.Deliver(report);
+  {
+    absl::MutexLock lock(&mu_);
+    running_[lease.lease_id].done = true;
   }
   wake_.Notify();
 }

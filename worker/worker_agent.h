@@ -97,14 +97,20 @@ class WorkerAgent {
     LeaseGrant lease;
     std::shared_ptr<CancelToken> cancel;
     std::thread thread;
-    bool done = false;
+    // The phase's process has ended: its slot is free for the next lease
+    // while this outcome's report is still on its way.
+    bool process_ended = false;
+    bool done = false;  // and the report was delivered (or given up)
   };
 
   // Registers (retrying transient errors); Cancelled if a drain began first.
   absl::Status Register();
   void HeartbeatLoop();
   void RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel);
-  // Joins and forgets finished phases; returns the free slots.
+  // Joins and forgets phases whose reports were delivered; returns the free
+  // slots: `slots` less the phases still running, and less the reports in
+  // flight beyond `slots` of them (so a coordinator that stops answering
+  // reports stops this worker's leasing too).
   int32_t ReapFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool AllDone() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits up to drain_timeout_ms for running phases, cancels the rest and

@@ -69,6 +69,7 @@ class FakeCoordinatorClient : public CoordinatorClient {
     {
       absl::MutexLock lock(&mu_);
       request_ids_.push_back(request_id);
+      reports_held_at_lease_.push_back(reports_held_);
     }
     leases_asked_.Increment();
     const int64_t deadline = clock_.NowMs() + wait_ms;
@@ -93,12 +94,13 @@ class FakeCoordinatorClient : public CoordinatorClient {
     }
   }
   absl::StatusOr<std::vector<std::string>> Heartbeat(const std::string&,
-                                                     const std::vector<std::string>&,
+                                                     const std::vector<std::string>& lease_ids,
                                                      int64_t) override ABSL_LOCKS_EXCLUDED(mu_) {
     absl::Status answer;
     {
       absl::MutexLock lock(&mu_);
       answer = heartbeat_answer_;
+      last_heartbeat_ids_ = lease_ids;
     }
     heartbeats_.Increment();
     if (!answer.ok()) return answer;
@@ -113,7 +115,29 @@ class FakeCoordinatorClient : public CoordinatorClient {
       answer = answer_;
     }
     reports_.Increment();
+    absl::MutexLock lock(&mu_);
+    if (hold_reports_) {
+      ++reports_held_;
+      mu_.Await(absl::Condition(
+          +[](bool* hold) { return !*hold; }, &hold_reports_));
+      --reports_held_;
+    }
     return answer;
+  }
+  // While held, Report calls wait (counted by reports() on entry): reports
+  // in flight.
+  void HoldReports(bool hold) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    hold_reports_ = hold;
+  }
+  // For each Lease call, how many Report calls were held when it came.
+  std::vector<int> reports_held_at_lease() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return reports_held_at_lease_;
+  }
+  std::vector<std::string> last_heartbeat_ids() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return last_heartbeat_ids_;
   }
   void CancelPendingLease() override ABSL_LOCKS_EXCLUDED(mu_) {
     {
@@ -171,6 +195,10 @@ class FakeCoordinatorClient : public CoordinatorClient {
   std::vector<std::string> request_ids_ ABSL_GUARDED_BY(mu_);
   absl::StatusOr<ReportDisposition> answer_ ABSL_GUARDED_BY(mu_) = ReportDisposition::kAccepted;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool hold_reports_ ABSL_GUARDED_BY(mu_) = false;
+  int reports_held_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<int> reports_held_at_lease_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> last_heartbeat_ids_ ABSL_GUARDED_BY(mu_);
   WorkerRegistration registration_ ABSL_GUARDED_BY(mu_) = {.lease_ttl_ms = 600'000,
                                                            .heartbeat_interval_ms = 60'000,
                                                            .max_lease_wait_ms = 30'000,

@@ -238,6 +238,52 @@ TEST_F(WorkerAgentSpoolTest, AgentWakesAtOnceWhenAPhaseEnds) {
   EXPECT_EQ(clock_.NowMs(), start);
 }
 
+// The next phase is leased and runs while the last one's report is still on
+// its way (#12: the report's round trip and commit leave the critical
+// path). The lease is renewed until its report is answered, and reports in
+// flight beyond the slots stop the leasing (a coordinator that stops
+// answering reports does not collect ever more outcomes in this worker).
+TEST_F(WorkerAgentSpoolTest, TheNextPhaseRunsWhileTheLastReportIsInFlight) {
+  FakeCoordinatorClient client(clock_);
+  client.HoldReports(true);
+  client.Grant("L-1");
+  client.Grant("L-2");
+  client.Grant("L-3");
+  GatedRunner runner;
+  WorkerAgent agent(Config(), client, runner, clock_);  // one slot
+  absl::Status result;
+  std::thread run([&] { result = agent.Run(); });
+  ASSERT_TRUE(runner.AwaitStarted(1));
+  runner.Release("L-1");
+  ASSERT_TRUE(client.reports().AwaitAtLeast(1));  // L-1's report, held
+  ASSERT_TRUE(runner.AwaitStarted(2));
+  EXPECT_THAT(runner.started(), ElementsAre("L-1", "L-2"));
+  clock_.AdvanceMs(60'000);  // the heartbeat interval
+  ASSERT_TRUE(client.heartbeats().AwaitAtLeast(1));
+  EXPECT_THAT(client.last_heartbeat_ids(), ::testing::UnorderedElementsAre("L-1", "L-2"));
+
+  runner.Release("L-2");
+  ASSERT_TRUE(client.reports().AwaitAtLeast(2));  // two reports in flight, one slot
+  clock_.AdvanceMs(60'000);
+  ASSERT_TRUE(client.heartbeats().AwaitAtLeast(2));
+  EXPECT_THAT(client.last_heartbeat_ids(), ::testing::UnorderedElementsAre("L-1", "L-2"));
+  EXPECT_THAT(runner.started(), SizeIs(2));
+
+  client.HoldReports(false);  // answered: the slot's leasing resumes
+  ASSERT_TRUE(runner.AwaitStarted(3));
+  runner.Release("L-3");
+  EXPECT_TRUE(client.reports().AwaitAtLeast(3));
+  agent.RequestDrain();
+  run.join();
+  EXPECT_TRUE(result.ok()) << result;
+  EXPECT_EQ(agent.reported(), 3);
+  // No lease was asked for while two reports were held (L-2's may come
+  // before or after L-1's report call: they race, by design).
+  const std::vector<int> held = client.reports_held_at_lease();
+  ASSERT_GE(held.size(), 3u);
+  for (int h : held) EXPECT_LE(h, 1);
+}
+
 // Heartbeats follow the registration's interval on the agent's clock.
 TEST_F(WorkerAgentSpoolTest, HeartbeatsAreSentEveryIntervalOfTheClock) {
   FakeCoordinatorClient client(clock_);
