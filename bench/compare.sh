@@ -73,21 +73,9 @@ RESULTS=$TMP/results.txt
 record() { echo "$1 $2" >>"$RESULTS"; printf '  %-40s %s\n' "$1" "$2"; }
 now() { date +%s.%N; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.4f}')" "$1" "$2"; }
-. bench/lib.sh  # free_port
+. bench/lib.sh  # free_port, backlog
 best() { sort -g | tail -1; }  # highest of stdin
 least() { sort -g | head -1; }
-
-# A backlog of $1 phases in runs of 10 (a run's phases go one at a time).
-backlog() {
-  python3 - "$1" "$2" <<'PY'
-import json, sys
-n, path = int(sys.argv[1]), sys.argv[2]
-with open(path, "w") as f:
-    for i in range(n):
-        f.write(json.dumps({"run_id": f"run-{i // 10:05d}", "phase_id": f"p{i:06d}",
-                            "phase_index": i % 10}) + "\n")
-PY
-}
 
 REDIS_PORT=
 if [[ ,$STORES, == *,redis,* ]]; then

@@ -1,5 +1,18 @@
 # Shell helpers shared by the benchmark scripts; source it, do not run it.
 
+# A backlog of $1 phases in runs of 10 (a run's phases go one at a time)
+# written to file $2.
+backlog() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+n, path = int(sys.argv[1]), sys.argv[2]
+with open(path, "w") as f:
+    for i in range(n):
+        f.write(json.dumps({"run_id": f"run-{i // 10:05d}", "phase_id": f"p{i:06d}",
+                            "phase_index": i % 10}) + "\n")
+PY
+}
+
 # A free TCP port on the loopback interface.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
