@@ -9,6 +9,17 @@
 
 namespace sluice {
 
+namespace {
+
+// True for an outcome the drain policy only learns good news from: a
+// success with a known, non-zero telemetry count.
+bool CannotChangeTheNextGrant(const AttemptReport& report) {
+  return report.outcome == Outcome::kSucceeded && !report.telemetry_unknown &&
+         report.telemetry_events > 0;
+}
+
+}  // namespace
+
 int64_t HeartbeatTimeoutMs(int64_t lease_ttl_ms, int64_t ms_until_fence) {
   const int64_t cap =
       std::max(kMinHeartbeatTimeoutMs, std::min(kMaxHeartbeatTimeoutMs, lease_ttl_ms / 2));
@@ -348,10 +359,17 @@ void WorkerAgent::RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel
       lease.run_id, lease.phase_id, lease.attempt, lease.lease_id, OutcomeName(report.outcome),
       report.exit_code, report.signal, report.duration_ms,
       report.telemetry_unknown ? std::string("unknown") : std::to_string(report.telemetry_events));
+  // Only an outcome that cannot change what the coordinator grants next
+  // frees its slot before its report lands: a success that yielded
+  // telemetry. A failure can block its run or family (the repeat rule), a
+  // timeout can skip its run, a success without events feeds the
+  // telemetry-loss alarm: the next grant must know of them, or a phase the
+  // policy would have skipped starts (one per slot).
+  const bool free_before_report = CannotChangeTheNextGrant(report);
   std::string stop_leasing;  // why, when this outcome ends leasing
   {
     absl::MutexLock lock(&mu_);
-    running_[lease.lease_id].process_ended = true;
+    running_[lease.lease_id].process_ended = free_before_report;
     if (report.outcome != Outcome::kStartFailed) {
       start_failures_in_a_row_ = 0;
     } else if (++start_failures_in_a_row_ >= config_.max_start_failures &&
@@ -367,14 +385,15 @@ void WorkerAgent::RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel
     spdlog::error("worker={} stops leasing: {}", config_.worker_id, stop_leasing);
     RequestDrain();
   }
-  // The slot is free: the lease loop asks for the next phase while this
-  // report travels (the coordinator grants it at once, or when the report
-  // lands if this run's next phase waits for it). Heartbeats renew this
-  // lease until `done`, as before.
-  wake_.Notify();
+  // A freed slot: the lease loop asks for the next phase while this report
+  // travels (the coordinator grants at once, or when the report lands if
+  // this run's next phase waits for it). Heartbeats renew this lease until
+  // `done`, as before.
+  if (free_before_report) wake_.Notify();
   delivery_.Deliver(report);
   {
     absl::MutexLock lock(&mu_);
+    running_[lease.lease_id].process_ended = true;
     running_[lease.lease_id].done = true;
   }
   wake_.Notify();

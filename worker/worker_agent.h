@@ -97,8 +97,9 @@ class WorkerAgent {
     LeaseGrant lease;
     std::shared_ptr<CancelToken> cancel;
     std::thread thread;
-    // The phase's process has ended: its slot is free for the next lease
-    // while this outcome's report is still on its way.
+    // The slot is free for the next lease: the phase's process has ended
+    // and either its report was answered or its outcome cannot change the
+    // next grant (a success with telemetry), whose report may still travel.
     bool process_ended = false;
     bool done = false;  // and the report was delivered (or given up)
   };

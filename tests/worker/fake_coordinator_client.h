@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <string>
@@ -234,6 +235,10 @@ class GatedRunner : public ProcessRunner {
       ABSL_LOCKS_EXCLUDED(mu_) {
     const std::string lease = spec.env.at("SLUICE_LEASE_ID");
     absl::MutexLock lock(&mu_);
+    if (telemetry_events_ > 0) {
+      std::ofstream telemetry(spec.env.at("SLUICE_TELEMETRY_FILE"));
+      for (int i = 0; i < telemetry_events_; ++i) telemetry << "{\"type\":\"sample\"}\n";
+    }
     started_.push_back(lease);
     cancel_[lease] = &cancel;
     const std::function<bool()> released = [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -246,6 +251,11 @@ class GatedRunner : public ProcessRunner {
     r.exit_code = 0;
     r.duration_ms = 1;
     return r;
+  }
+  // Each phase run from now on writes `n` telemetry events to its file.
+  void WriteTelemetryEvents(int n) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    telemetry_events_ = n;
   }
   void Release(const std::string& lease) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
@@ -279,6 +289,7 @@ class GatedRunner : public ProcessRunner {
   mutable absl::Mutex mu_;
   std::vector<std::string> started_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> released_ ABSL_GUARDED_BY(mu_);
+  int telemetry_events_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, const CancelToken*> cancel_ ABSL_GUARDED_BY(mu_);  // while running
 };
 

@@ -238,18 +238,20 @@ TEST_F(WorkerAgentSpoolTest, AgentWakesAtOnceWhenAPhaseEnds) {
   EXPECT_EQ(clock_.NowMs(), start);
 }
 
-// The next phase is leased and runs while the last one's report is still on
-// its way (#12: the report's round trip and commit leave the critical
-// path). The lease is renewed until its report is answered, and reports in
-// flight beyond the slots stop the leasing (a coordinator that stops
-// answering reports does not collect ever more outcomes in this worker).
-TEST_F(WorkerAgentSpoolTest, TheNextPhaseRunsWhileTheLastReportIsInFlight) {
+// After a success that yielded telemetry, the next phase is leased and runs
+// while that report is still on its way (#12: the report's round trip and
+// commit leave the critical path). The lease is renewed until its report is
+// answered, and reports in flight beyond the slots stop the leasing (a
+// coordinator that stops answering reports does not collect ever more
+// outcomes in this worker).
+TEST_F(WorkerAgentSpoolTest, AfterAProductiveSuccessTheNextPhaseRunsWhileItsReportIsInFlight) {
   FakeCoordinatorClient client(clock_);
   client.HoldReports(true);
   client.Grant("L-1");
   client.Grant("L-2");
   client.Grant("L-3");
   GatedRunner runner;
+  runner.WriteTelemetryEvents(2);
   WorkerAgent agent(Config(), client, runner, clock_);  // one slot
   absl::Status result;
   std::thread run([&] { result = agent.Run(); });
@@ -282,6 +284,39 @@ TEST_F(WorkerAgentSpoolTest, TheNextPhaseRunsWhileTheLastReportIsInFlight) {
   const std::vector<int> held = client.reports_held_at_lease();
   ASSERT_GE(held.size(), 3u);
   for (int h : held) EXPECT_LE(h, 1);
+}
+
+// Any other outcome holds its slot until its report is answered: the next
+// grant must know of it. A failure can block its run or family, a timeout
+// skip its run, and a success without events feeds the telemetry-loss alarm;
+// granted before the report, a phase the policy would skip starts.
+TEST_F(WorkerAgentSpoolTest, AnOutcomeThatCanChangeTheNextGrantHoldsItsSlotUntilItsReportLands) {
+  FakeCoordinatorClient client(clock_);
+  client.HoldReports(true);
+  client.Grant("L-1");
+  client.Grant("L-2");
+  GatedRunner runner;  // exit 0 and no telemetry: a success without events
+  WorkerAgent agent(Config(), client, runner, clock_);  // one slot
+  absl::Status result;
+  std::thread run([&] { result = agent.Run(); });
+  ASSERT_TRUE(runner.AwaitStarted(1));
+  runner.Release("L-1");
+  ASSERT_TRUE(client.reports().AwaitAtLeast(1));  // L-1's report, held
+  clock_.AdvanceMs(60'000);                       // the heartbeat interval
+  ASSERT_TRUE(client.heartbeats().AwaitAtLeast(1));
+  EXPECT_THAT(client.last_heartbeat_ids(), ElementsAre("L-1"));
+  EXPECT_THAT(runner.started(), ElementsAre("L-1"));
+  EXPECT_EQ(client.leases_asked().value(), 1);
+
+  client.HoldReports(false);  // answered: now the slot is free
+  ASSERT_TRUE(runner.AwaitStarted(2));
+  EXPECT_THAT(runner.started(), ElementsAre("L-1", "L-2"));
+  runner.Release("L-2");
+  EXPECT_TRUE(client.reports().AwaitAtLeast(2));
+  agent.RequestDrain();
+  run.join();
+  EXPECT_TRUE(result.ok()) << result;
+  for (int held : client.reports_held_at_lease()) EXPECT_EQ(held, 0);
 }
 
 // Heartbeats follow the registration's interval on the agent's clock.
