@@ -259,7 +259,7 @@ int32_t WorkerAgent::ReapFinished() {
   int32_t running = 0;
   int32_t reporting = 0;
   for (const auto& [id, r] : running_) {
-    if (!r.process_ended) {
+    if (!r.slot_freed) {
       ++running;
     } else if (!r.done) {
       ++reporting;
@@ -369,7 +369,7 @@ void WorkerAgent::RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel
   std::string stop_leasing;  // why, when this outcome ends leasing
   {
     absl::MutexLock lock(&mu_);
-    running_[lease.lease_id].process_ended = free_before_report;
+    running_[lease.lease_id].slot_freed = free_before_report;
     if (report.outcome != Outcome::kStartFailed) {
       start_failures_in_a_row_ = 0;
     } else if (++start_failures_in_a_row_ >= config_.max_start_failures &&
@@ -393,7 +393,7 @@ void WorkerAgent::RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel
   delivery_.Deliver(report);
   {
     absl::MutexLock lock(&mu_);
-    running_[lease.lease_id].process_ended = true;
+    running_[lease.lease_id].slot_freed = true;
     running_[lease.lease_id].done = true;
   }
   wake_.Notify();

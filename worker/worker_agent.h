@@ -100,7 +100,7 @@ class WorkerAgent {
     // The slot is free for the next lease: the phase's process has ended
     // and either its report was answered or its outcome cannot change the
     // next grant (a success with telemetry), whose report may still travel.
-    bool process_ended = false;
+    bool slot_freed = false;
     bool done = false;  // and the report was delivered (or given up)
   };
 

@@ -233,11 +233,15 @@ absl::StatusOr<LeaseResult> LeaseBroker::Lease(const std::string& worker_id,
   return result;
 }
 
-void LeaseBroker::Notify() {
-  absl::MutexLock lock(&mu_);
+void LeaseBroker::WakeEveryoneLocked() {
   ++generation_;
   work_changed_.SignalAll();
   watchers_.SignalAll();
+}
+
+void LeaseBroker::Notify() {
+  absl::MutexLock lock(&mu_);
+  WakeEveryoneLocked();
 }
 
 uint64_t LeaseBroker::ChangeCount() {
@@ -256,9 +260,7 @@ uint64_t LeaseBroker::WaitForChange(uint64_t seen, absl::Duration timeout) {
 void LeaseBroker::BeginShutdown() {
   absl::MutexLock lock(&mu_);
   shutting_down_ = true;
-  ++generation_;
-  work_changed_.SignalAll();
-  watchers_.SignalAll();
+  WakeEveryoneLocked();
 }
 
 void LeaseBroker::ResetForNewTerm() {
@@ -267,9 +269,7 @@ void LeaseBroker::ResetForNewTerm() {
   recent_grants_.clear();
   recent_order_.clear();
   worker_labels_.clear();  // workers register again (FAILED_PRECONDITION on their next lease)
-  ++generation_;
-  work_changed_.SignalAll();
-  watchers_.SignalAll();
+  WakeEveryoneLocked();
 }
 
 }  // namespace sluice

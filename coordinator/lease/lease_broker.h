@@ -112,6 +112,9 @@ class LeaseBroker {
                                                    const std::vector<std::string>& labels,
                                                    const SessionRecord& session, int32_t max_phases)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(grant_mu_);
+  // Counts a change and wakes every waiting poll and change watcher: what
+  // Notify, BeginShutdown and ResetForNewTerm share.
+  void WakeEveryoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Grants made for `key` earlier, if any.
   bool FindRecent(const RequestKey& key, LeaseResult* out) ABSL_LOCKS_EXCLUDED(mu_);
 
