@@ -111,7 +111,9 @@ int main(int argc, char** argv) {
   app.add_option("--cluster-id", config.cluster_id,
                  "Join only the cluster with this id (`sluice status` shows it); a coordinator "
                  "on another store refuses the registration and the worker exits 3");
-  app.add_option("--log-dir", config.log_dir, "Per-attempt stdout/stderr/telemetry files")
+  app.add_option("--log-dir", config.log_dir,
+                 "Per-attempt files RUN/PHASE.attemptN.LEASE.{stdout.log,stderr.log,"
+                 "telemetry.jsonl}, each created once the phase writes to it")
       ->capture_default_str();
   app.add_option("--spool-dir", config.spool_dir,
                  "Finished outcomes kept until the coordinator answers them; re-delivered on "

@@ -145,6 +145,9 @@ AttemptReport PhaseExecutor::Execute(const LeaseGrant& lease, const CancelToken&
     report.error_text = absl::StrCat("cannot start phase: ", result.status().message());
     return report;
   }
+  for (const std::string& error : result->log_errors) {
+    spdlog::warn("lease={}: {}; its end is in the report", lease.lease_id, error);
+  }
   report.outcome = ClassifyOutcome(*result);
   report.exit_code = result->exit_code;
   report.signal = result->signal;

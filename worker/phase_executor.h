@@ -1,7 +1,8 @@
 // Runs one granted phase on this worker: expands the worker's own command
 // template with the lease's identifiers (the coordinator never sends shell
 // text), prepares the per-attempt log and telemetry files
-// (LOG_DIR/RUN/PHASE.attemptN.LEASE.{stdout.log,stderr.log,telemetry.jsonl}),
+// (LOG_DIR/RUN/PHASE.attemptN.LEASE.{stdout.log,stderr.log,telemetry.jsonl};
+// each exists only once the phase wrote to it),
 // runs the process through the ProcessRunner under the lease's timeout,
 // counts the telemetry it wrote (plus the --telemetry-probe delta), and
 // builds the AttemptReport. It never talks to the coordinator.

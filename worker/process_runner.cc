@@ -29,6 +29,7 @@
 #include "common/redact.h"
 #include "common/unique_fd.h"
 #include "worker/orphan_reaper.h"
+#include "worker/phase_log_file.h"
 #include "worker/phase_shim_launch.h"
 #include "worker/phase_shim_protocol.h"
 
@@ -60,50 +61,6 @@ std::chrono::milliseconds ClampedMillis(int64_t ms) {
 // not std::string_view, hence std::string here.)
 absl::Status ErrnoStatus(int err, const std::string& what) {
   return absl::ErrnoToStatus(err, what);
-}
-
-// O_CLOEXEC on every descriptor: Run() may be called from several threads,
-// and a descriptor must not leak into a sibling's child. The spawned child
-// gets its copies through dup2 file actions, which clear the flag.
-absl::StatusOr<int> OpenLog(const std::string& path, bool append) {
-  const char* target = path.empty() ? "/dev/null" : path.c_str();
-  int fd;
-  do {
-    fd = ::open(target, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0600);
-  } while (fd < 0 && errno == EINTR);
-  if (fd < 0) {
-    const int err = errno;
-    return ErrnoStatus(err, absl::StrCat("cannot open log file ", target));
-  }
-  return fd;
-}
-
-// Reads at most `max_bytes` from the end of `path`; `*from_start` tells
-// whether the window begins at offset 0.
-std::string ReadFileEnd(const std::string& path, size_t max_bytes, bool* from_start) {
-  *from_start = true;
-  if (path.empty() || max_bytes == 0) return {};
-  // O_NONBLOCK and S_ISREG: a phase may have put a FIFO (or a device) in
-  // its log's place; opening or reading that must not hang the worker.
-  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-  if (fd.get() < 0) return {};
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return {};
-  const auto size = static_cast<size_t>(st.st_size);
-  const size_t want = std::min(size, max_bytes);
-  const off_t offset = static_cast<off_t>(size - want);
-  *from_start = offset == 0;
-  std::string buf(want, '\0');
-  size_t got = 0;
-  while (got < want) {
-    const ssize_t n =
-        ::pread(fd.get(), buf.data() + got, want - got, offset + static_cast<off_t>(got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  buf.resize(got);
-  return buf;
 }
 
 // Replaces bytes that are not part of valid UTF-8 with '?', so tails and
@@ -151,9 +108,9 @@ std::string_view SkipContinuationBytes(std::string_view text) {
   return text.substr(i);
 }
 
-std::string Tail(const std::string& path, size_t tail_bytes) {
+std::string Tail(const PhaseLogFile& log, size_t tail_bytes) {
   bool from_start = true;
-  const std::string window = ReadFileEnd(path, tail_bytes, &from_start);
+  const std::string window = log.ReadEnd(tail_bytes, &from_start);
   std::string_view view = window;
   if (!from_start) {
     // The window starts mid-line: begin at the next full line if there is one.
@@ -180,9 +137,9 @@ std::string_view TrimSpace(std::string_view s) {
 // shorter than kShortErrorLine (a Python traceback ends with the exception
 // line; a wrapper may end with a bare "failed"), at most kErrorTextMaxBytes.
 // A line too long for the budget keeps its end, where the reason usually is.
-std::string ErrorText(const std::string& stderr_path) {
+std::string ErrorText(const PhaseLogFile& stderr_log) {
   bool from_start = true;
-  const std::string window = ReadFileEnd(stderr_path, kErrorTextWindow, &from_start);
+  const std::string window = stderr_log.ReadEnd(kErrorTextWindow, &from_start);
   std::string_view rest = window;
   std::vector<std::string_view> lines;  // last first
   while (!rest.empty() && lines.size() < 2) {
@@ -354,15 +311,17 @@ class SilenceWatch {
   bool watchable() const { return !fds_.empty(); }
 
   // Looks at the sizes at most every kSilenceCheckMs (`force`: now, as at
-  // the exit); cheap to call often.
-  void Check(Clock::time_point now, bool force = false) {
-    if (fds_.empty() || (!force && now < next_check_)) return;
+  // the exit); cheap to call often. Returns whether it looked.
+  bool Check(Clock::time_point now, bool force = false) {
+    if (fds_.empty() || (!force && now < next_check_)) return false;
     next_check_ = now + std::chrono::milliseconds(kSilenceCheckMs);
     const int64_t size = Size();
-    if (size == size_) return;
-    size_ = size;
-    longest_ = std::max(longest_, now - last_output_);
-    last_output_ = now;
+    if (size != size_) {
+      size_ = size;
+      longest_ = std::max(longest_, now - last_output_);
+      last_output_ = now;
+    }
+    return true;
   }
   Clock::duration SilentFor(Clock::time_point now) const { return now - last_output_; }
   // The longest silence up to `end` (a silence before the exit counts);
@@ -434,12 +393,10 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
     const int err = errno;
     return ErrnoStatus(err, "cannot open /dev/null");
   }
-  absl::StatusOr<int> out = OpenLog(spec.stdout_path, spec.append_logs);
-  if (!out.ok()) return out.status();
-  const UniqueFd stdout_fd(*out);
-  absl::StatusOr<int> err = OpenLog(spec.stderr_path, spec.append_logs);
-  if (!err.ok()) return err.status();
-  const UniqueFd stderr_fd(*err);
+  PhaseLogFile stdout_log;
+  if (absl::Status s = stdout_log.Open(spec.stdout_path, spec.append_logs); !s.ok()) return s;
+  PhaseLogFile stderr_log;
+  if (absl::Status s = stderr_log.Open(spec.stderr_path, spec.append_logs); !s.ok()) return s;
 
   std::optional<ShimStatusPipe> shim_status;
   if (contained) {
@@ -448,7 +405,7 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
   }
 
   SpawnSetup setup;
-  if (absl::Status status = Configure(setup, stdin_fd.get(), stdout_fd.get(), stderr_fd.get(),
+  if (absl::Status status = Configure(setup, stdin_fd.get(), stdout_log.fd(), stderr_log.fd(),
                                       contained ? shim_status->write_fd() : -1, spec.workdir);
       !status.ok()) {
     return status;
@@ -516,7 +473,14 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
   };
 
   ProcessResult result;
-  SilenceWatch silence({stdout_fd.get(), stderr_fd.get()}, start);
+  SilenceWatch silence({stdout_log.fd(), stderr_log.fd()}, start);
+  // Names a log once it has output (see PhaseLogFile); a log that cannot
+  // be named is said in the result, once.
+  const auto name_written_logs = [&] {
+    for (PhaseLogFile* log : {&stdout_log, &stderr_log}) {
+      if (absl::Status s = log->NameIfWritten(); !s.ok()) result.log_errors.push_back(s.ToString());
+    }
+  };
   const bool has_idle_limit = spec.idle_timeout_ms > 0 && silence.watchable();
   const Clock::duration idle_limit = ClampedMillis(spec.idle_timeout_ms);
   const bool has_timeout = spec.timeout_ms > 0;
@@ -533,7 +497,9 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
   auto poll_interval = std::chrono::milliseconds(1);
   while (!HasExited(pid)) {
     const Clock::time_point now = Clock::now();
-    silence.Check(now);
+    // On every look, not only when the sizes moved: output written before
+    // the watch began (the phase ran first) is no change to it.
+    if (silence.Check(now)) name_written_logs();
     if (!terminating) {
       StopReason reason = StopReason::kNone;
       if (cancel.cancelled()) {
@@ -586,9 +552,12 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
     silence.Check(end, /*force=*/true);  // output up to the exit
     result.longest_silence_ms = silence.LongestMs(end);
   }
-  result.stdout_tail = Tail(spec.stdout_path, spec.tail_bytes);
-  result.stderr_tail = Tail(spec.stderr_path, spec.tail_bytes);
-  result.error_text = ErrorText(spec.stderr_path);
+  // Also what was written between the last look and the exit, or by a
+  // phase whose logs the silence watch cannot see.
+  name_written_logs();
+  result.stdout_tail = Tail(stdout_log, spec.tail_bytes);
+  result.stderr_tail = Tail(stderr_log, spec.tail_bytes);
+  result.error_text = ErrorText(stderr_log);
   return result;
 }
 

@@ -22,7 +22,9 @@ struct ProcessSpec {
   std::vector<std::string> argv;           // argv[0] is looked up in PATH when it has no '/'
   std::map<std::string, std::string> env;  // added to (and overriding) the worker's environment
   std::string workdir;                     // empty: the worker's own
-  std::string stdout_path;                 // log file, created/truncated
+  // Log files; empty: /dev/null. Each is created only once the process has
+  // written to it (worker/phase_log_file.h), replacing a file at its path.
+  std::string stdout_path;
   std::string stderr_path;
   bool append_logs = false;  // append to the log files instead of truncating
   // Called with the child's pid (= its process group id) right after it
@@ -57,6 +59,9 @@ struct ProcessResult {
   std::string stdout_tail;  // at most tail_bytes, cut at a line start where possible
   std::string stderr_tail;
   std::string error_text;  // last non-empty stderr line(s), at most 1000 bytes
+  // A log with output that could not be given its path (the tails above
+  // still hold its end).
+  std::vector<std::string> log_errors;
 };
 
 // Lets another thread stop a running phase (lease revoked, worker draining).

@@ -333,6 +333,77 @@ TEST(ProcessRunnerTest, StreamsGoToLogFilesAndTails) {
   EXPECT_EQ(result.stderr_tail, "err one\nerr two\n");
 }
 
+// A million-phase drain would otherwise leave two empty files per attempt.
+TEST(ProcessRunnerTest, ALogIsCreatedOnlyWhenThePhaseWritesToIt) {
+  ScratchDir dir;
+  const ProcessResult silent = RunOrDie(ShellSpec(dir, "exit 3"));
+  EXPECT_EQ(silent.exit_code, 3);
+  EXPECT_FALSE(std::filesystem::exists(dir.File("stdout.log")));
+  EXPECT_FALSE(std::filesystem::exists(dir.File("stderr.log")));
+  EXPECT_THAT(silent.log_errors, IsEmpty());
+
+  const ProcessResult talks_on_stderr = RunOrDie(ShellSpec(dir, "echo only here >&2"));
+  EXPECT_FALSE(std::filesystem::exists(dir.File("stdout.log")));
+  EXPECT_EQ(ReadFile(dir.File("stderr.log")), "only here\n");
+  EXPECT_EQ(talks_on_stderr.stderr_tail, "only here\n");
+  EXPECT_EQ(talks_on_stderr.error_text, "only here");
+}
+
+// `tail -f` of a running phase's log works from its first output on.
+TEST(ProcessRunnerTest, ARunningPhasesLogGetsItsNameOnceItHasOutput) {
+  ScratchDir dir;
+  const std::string go_on = dir.File("go-on");
+  const std::string log = dir.File("stdout.log");
+  ProcessSpec spec = ShellSpec(
+      dir, "echo started; while [ ! -e '" + go_on + "' ]; do sleep 0.01; done; echo ended");
+  spec.timeout_ms = 60'000;
+  std::thread release([&] {
+    // The runner looks every kSilenceCheckMs: well within this.
+    const bool named =
+        WaitUntil([&] { return std::filesystem::exists(log); }, std::chrono::seconds(20));
+    EXPECT_TRUE(named) << "the log of the running phase never appeared";
+    if (named) {
+      EXPECT_EQ(ReadFile(log), "started\n");
+    }
+    testing::WriteFile(go_on, "");
+  });
+  const ProcessResult result = RunOrDie(spec);
+  release.join();
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(ReadFile(log), "started\nended\n");
+  EXPECT_FALSE(std::filesystem::exists(dir.File("stderr.log")));
+}
+
+// As O_TRUNC did: output replaces what was at the path (only a rerun of the
+// same lease meets one), even a FIFO the phase put there.
+TEST(ProcessRunnerTest, OutputReplacesAFileAlreadyAtTheLogsPath) {
+  ScratchDir dir;
+  testing::WriteFile(dir.File("stdout.log"), "an older attempt's output\n");
+  const std::string err = dir.File("stderr.log");
+  RunOrDie(ShellSpec(dir, "echo new; mkfifo '" + err + "'; echo new err >&2"));
+  EXPECT_EQ(ReadFile(dir.File("stdout.log")), "new\n");
+  EXPECT_TRUE(std::filesystem::is_regular_file(err));
+  EXPECT_EQ(ReadFile(err), "new err\n");
+}
+
+// A log that cannot get its name (here its directory is gone) is said in
+// the result, and its end still reaches the report.
+TEST(ProcessRunnerTest, OutputWhoseLogCannotBeNamedStillReachesTheTails) {
+  ScratchDir dir;
+  const std::filesystem::path logs = dir.path() / "logs";
+  std::filesystem::create_directory(logs);
+  ProcessSpec spec = ShellSpec(dir, "rm -r '" + logs.string() + "'; echo last words >&2; exit 1");
+  spec.stdout_path = (logs / "stdout.log").string();
+  spec.stderr_path = (logs / "stderr.log").string();
+  const ProcessResult result = RunOrDie(spec);
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(result.stderr_tail, "last words\n");
+  EXPECT_EQ(result.error_text, "last words");
+  ASSERT_THAT(result.log_errors, SizeIs(1));
+  EXPECT_THAT(result.log_errors[0], HasSubstr("cannot create log file " + spec.stderr_path));
+  EXPECT_FALSE(std::filesystem::exists(logs));
+}
+
 TEST(ProcessRunnerTest, TailIsCutAtALineStart) {
   ScratchDir dir;
   ProcessSpec spec =

@@ -260,12 +260,17 @@ TEST_F(WorkerAgentSpoolTest, AfterAProductiveSuccessTheNextPhaseRunsWhileItsRepo
   ASSERT_TRUE(client.reports().AwaitAtLeast(1));  // L-1's report, held
   ASSERT_TRUE(runner.AwaitStarted(2));
   EXPECT_THAT(runner.started(), ElementsAre("L-1", "L-2"));
+  // The heartbeat loop and the lease loop (no free slot) wait on the clock:
+  // advanced before the heartbeat loop waits, it would wait a whole
+  // interval more.
+  ASSERT_TRUE(clock_.AwaitWaiters(2));
   clock_.AdvanceMs(60'000);  // the heartbeat interval
   ASSERT_TRUE(client.heartbeats().AwaitAtLeast(1));
   EXPECT_THAT(client.last_heartbeat_ids(), ::testing::UnorderedElementsAre("L-1", "L-2"));
 
   runner.Release("L-2");
   ASSERT_TRUE(client.reports().AwaitAtLeast(2));  // two reports in flight, one slot
+  ASSERT_TRUE(clock_.AwaitWaiters(2));
   clock_.AdvanceMs(60'000);
   ASSERT_TRUE(client.heartbeats().AwaitAtLeast(2));
   EXPECT_THAT(client.last_heartbeat_ids(), ::testing::UnorderedElementsAre("L-1", "L-2"));
@@ -302,7 +307,9 @@ TEST_F(WorkerAgentSpoolTest, AnOutcomeThatCanChangeTheNextGrantHoldsItsSlotUntil
   ASSERT_TRUE(runner.AwaitStarted(1));
   runner.Release("L-1");
   ASSERT_TRUE(client.reports().AwaitAtLeast(1));  // L-1's report, held
-  clock_.AdvanceMs(60'000);                       // the heartbeat interval
+  // The heartbeat loop and the lease loop (its slot held) wait on the clock.
+  ASSERT_TRUE(clock_.AwaitWaiters(2));
+  clock_.AdvanceMs(60'000);  // the heartbeat interval
   ASSERT_TRUE(client.heartbeats().AwaitAtLeast(1));
   EXPECT_THAT(client.last_heartbeat_ids(), ElementsAre("L-1"));
   EXPECT_THAT(runner.started(), ElementsAre("L-1"));
