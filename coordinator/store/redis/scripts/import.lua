@@ -30,9 +30,18 @@ local new_in_run = {}  -- run -> phases inserted into it
 local run_known = {}   -- runs whose hash exists (made here or before)
 -- run -> ZADD arguments for its pending set and their count
 local batch, batch_n = {}, {}
+-- Sent in reverse: a backlog lists a run's phases in rank order, and a
+-- small sorted set (a listpack) takes a member smaller than all the others
+-- without walking them; in rank order every insert walks the whole set
+-- (measured: 500k members in sets of 100, 1.0 s against 1.7-2.0 s).
 local function flush(run)
-  if batch_n[run] and batch_n[run] > 0 then
-    redis.call('ZADD', k_pending(run), unpack(batch[run]))
+  local n = batch_n[run]
+  if n and n > 0 then
+    local t, reversed = batch[run], {}
+    for i = n, 2, -2 do
+      reversed[n - i + 1], reversed[n - i + 2] = 0, t[i]
+    end
+    redis.call('ZADD', k_pending(run), unpack(reversed))
     batch[run], batch_n[run] = {}, 0
   end
 end
