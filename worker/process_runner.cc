@@ -552,8 +552,7 @@ absl::StatusOr<ProcessResult> PosixProcessRunner::Run(const ProcessSpec& spec,
     silence.Check(end, /*force=*/true);  // output up to the exit
     result.longest_silence_ms = silence.LongestMs(end);
   }
-  // Also what was written between the last look and the exit, or by a
-  // phase whose logs the silence watch cannot see.
+  // Also a log first written since the last look.
   name_written_logs();
   result.stdout_tail = Tail(stdout_log, spec.tail_bytes);
   result.stderr_tail = Tail(stderr_log, spec.tail_bytes);

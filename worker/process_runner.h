@@ -22,8 +22,9 @@ struct ProcessSpec {
   std::vector<std::string> argv;           // argv[0] is looked up in PATH when it has no '/'
   std::map<std::string, std::string> env;  // added to (and overriding) the worker's environment
   std::string workdir;                     // empty: the worker's own
-  // Log files; empty: /dev/null. Each is created only once the process has
-  // written to it (worker/phase_log_file.h), replacing a file at its path.
+  // Log files; empty: /dev/null. Unless append_logs, each is created only
+  // once the process has written to it (worker/phase_log_file.h), replacing
+  // a file at its path.
   std::string stdout_path;
   std::string stderr_path;
   bool append_logs = false;  // append to the log files instead of truncating
