@@ -101,7 +101,7 @@ TEST_F(DrainE2ETest, WithTheTelemetryEnvironmentTheAlarmStaysQuiet) {
               "TELEMETRY_DB_ENABLED=1", "--grace-seconds", "1", "--on-telemetry-loss", "pause",
               "--store", "sqlite://" + dir_.File("loud/state.db"), "--json"},
              milliseconds(30'000));
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.exit_code, 0) << r.err << "\n" << r.out;
   EXPECT_THAT(r.err, ::testing::Not(HasSubstr("leasing paused")));
   const nlohmann::json summary = nlohmann::json::parse(r.out, nullptr, false);
   ASSERT_FALSE(summary.is_discarded()) << r.out;

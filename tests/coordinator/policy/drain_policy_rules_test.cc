@@ -653,6 +653,34 @@ TEST_F(DrainPolicyRules, SessionEndNothingLeftButWaitsForARunBackingOff) {
   EXPECT_EQ(end.Text(), "nothing left to lease");
 }
 
+// The race CI found: the counts show the last phase pending and nothing
+// leased, then a worker is granted it before every run's statistics are read.
+// Its run then has nothing pending; the session must still wait for it.
+TEST_F(DrainPolicyRules, SessionEndWaitsForAPhaseGrantedWhileItDecides) {
+  store_->ImportPhases({Spec("r1", "p1")}).value();
+  const SessionRecord session = ActiveSession(SessionSettings{});
+  bool granted = false;
+  policy_.ReadRunStatsFrom([&]() -> absl::StatusOr<std::vector<RunStats>> {
+    if (!granted) {
+      granted = true;
+      LeaseParams lease;
+      lease.run_id = "r1";
+      lease.worker_id = "w1";
+      lease.session_id = session.session_id;
+      lease.lease_id = "L1";
+      lease.timeout_seconds = 60;
+      lease.now_ms = clock_.NowMs();
+      lease.ttl_ms = 10'000;
+      if (!store_->LeaseNextInRun(lease).value().has_value()) {
+        return absl::InternalError("the test's grant found nothing to lease");
+      }
+    }
+    return store_->ListRunStats();
+  });
+  EXPECT_FALSE(policy_.SessionEndFor(session).value().done());
+  EXPECT_TRUE(granted);
+}
+
 TEST_F(DrainPolicyRules, StopRuleExcludesRunsExpectedBelowMinExpectedYield) {
   SessionSettings s;
   s.min_expected_yield = 0.5;  // events per worker-minute
