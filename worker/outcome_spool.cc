@@ -21,6 +21,9 @@ namespace {
 constexpr int kFormatVersion = 1;
 constexpr char kSuffix[] = ".json";
 constexpr size_t kSuffixSize = sizeof(kSuffix) - 1;
+// Answered outcomes' files kept for reuse: DIR/.free.PID.N (List() skips
+// them: they do not end in .json).
+constexpr char kFreePrefix[] = ".free.";
 // A spool file holds one report (tails of 4 KiB, at most 32 telemetry types):
 // anything near this is not ours.
 constexpr size_t kMaxSpoolFileBytes = 16 * 1024 * 1024;
@@ -136,6 +139,14 @@ absl::Status OutcomeSpool::Init() const {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create spool directory ", dir_, ": ", ec.message()));
   }
+  // Free files of an earlier worker hold answered outcomes or half a write:
+  // nothing to keep. Best effort: List() skips them anyway.
+  for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    if (absl::StartsWith(it->path().filename().string(), kFreePrefix)) {
+      std::error_code ignored;
+      std::filesystem::remove(it->path(), ignored);
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -143,27 +154,73 @@ std::string OutcomeSpool::PathOf(const std::string& lease_id) const {
   return (std::filesystem::path(dir_) / absl::StrCat(lease_id, kSuffix)).string();
 }
 
+std::string OutcomeSpool::TakeFree() const {
+  absl::MutexLock lock(&mu_);
+  if (free_.empty()) return "";
+  std::string path = std::move(free_.back());
+  free_.pop_back();
+  return path;
+}
+
+std::string OutcomeSpool::PromiseFreeName() const {
+  absl::MutexLock lock(&mu_);
+  if (free_.size() + promised_ >= max_free_files_) return "";
+  ++promised_;
+  // The pid keeps two workers wrongly given one directory off each other's names.
+  return (std::filesystem::path(dir_) / absl::StrCat(kFreePrefix, ::getpid(), ".", names_made_++))
+      .string();
+}
+
+void OutcomeSpool::GiveBackName(std::string path, bool kept) const {
+  absl::MutexLock lock(&mu_);
+  --promised_;
+  if (kept) free_.push_back(std::move(path));
+}
+
+size_t OutcomeSpool::free_files() const {
+  absl::MutexLock lock(&mu_);
+  return free_.size();
+}
+
 absl::Status OutcomeSpool::Put(const AttemptReport& report) const {
   // Validated ids are safe file names ([A-Za-z0-9._:-], no "/").
   if (absl::Status st = ValidateId("lease_id", report.lease_id); !st.ok()) return st;
   const std::string path = PathOf(report.lease_id);
-  const std::string tmp = path + ".tmp";
   const std::string data = SerializeAttemptReport(report) + "\n";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return absl::InternalError(ErrnoText("cannot create", tmp));
-  if (!WriteAll(fd, data)) {
-    const std::string err = ErrnoText("cannot write", tmp);
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return absl::InternalError(err);
+  while (true) {
+    // Write over a free file when one is kept, else into a new LEASE.json.tmp.
+    std::string scratch = TakeFree();
+    const bool reuse = !scratch.empty();
+    int fd = -1;
+    if (reuse) {
+      fd = ::open(scratch.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) continue;  // gone (another worker's Init): the next one, or a new file
+    } else {
+      scratch = path + ".tmp";
+      fd = ::open(scratch.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd < 0) return absl::InternalError(ErrnoText("cannot create", scratch));
+    }
+    // A reused file is cut to the new length after the write, not emptied
+    // before it: the blocks it has are kept, none freed and allocated again.
+    if (!WriteAll(fd, data) || (reuse && ::ftruncate(fd, static_cast<off_t>(data.size())) != 0)) {
+      const std::string err = ErrnoText("cannot write", scratch);
+      ::close(fd);
+      ::unlink(scratch.c_str());
+      return absl::InternalError(err);
+    }
+    if (::close(fd) != 0) {
+      const std::string err = ErrnoText("cannot close", scratch);
+      ::unlink(scratch.c_str());
+      return absl::InternalError(err);
+    }
+    if (::rename(scratch.c_str(), path.c_str()) != 0) {
+      if (reuse && errno == ENOENT) continue;  // deleted while written: write it again
+      const std::string err = ErrnoText("cannot rename to", path);
+      ::unlink(scratch.c_str());
+      return absl::InternalError(err);
+    }
+    return absl::OkStatus();  // not synced: see Sync()
   }
-  if (::close(fd) != 0) return absl::InternalError(ErrnoText("cannot close", tmp));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string err = ErrnoText("cannot rename to", path);
-    ::unlink(tmp.c_str());
-    return absl::InternalError(err);
-  }
-  return absl::OkStatus();  // not synced: see Sync()
 }
 
 absl::Status OutcomeSpool::Sync(const std::string& lease_id) const {
@@ -185,11 +242,18 @@ absl::Status OutcomeSpool::Sync(const std::string& lease_id) const {
 absl::Status OutcomeSpool::Remove(const std::string& lease_id) const {
   if (absl::Status st = ValidateId("lease_id", lease_id); !st.ok()) return st;
   const std::string path = PathOf(lease_id);
+  // Neither is synced: should the rename or unlink be lost in a crash, the
+  // next start delivers the report again and the coordinator answers
+  // `duplicate`.
+  if (std::string free_name = PromiseFreeName(); !free_name.empty()) {
+    const bool kept = ::rename(path.c_str(), free_name.c_str()) == 0;
+    const int saved = errno;
+    GiveBackName(std::move(free_name), kept);
+    if (kept || saved == ENOENT) return absl::OkStatus();
+  }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return absl::InternalError(ErrnoText("cannot remove", path));
   }
-  // Not synced: should the unlink be lost in a crash, the next start
-  // delivers the report again and the coordinator answers `duplicate`.
   return absl::OkStatus();
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -143,16 +144,108 @@ TEST(OutcomeSpoolTest, PutReplacesAnEarlierReportOfTheSameLease) {
   EXPECT_EQ((*listed)[0].outcome, Outcome::kSucceeded);
 }
 
-TEST(OutcomeSpoolTest, RemoveDeletesTheFileAndIsIdempotent) {
+ino_t InodeOf(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// An answered outcome's file is kept, under a name List() skips, and the next
+// Put() writes over it: a drain creates and deletes no inode per phase.
+TEST(OutcomeSpoolTest, RemoveKeepsTheFileForTheNextPutAndIsIdempotent) {
   ScratchDir dir;
   OutcomeSpool spool(dir.path().string());
   ASSERT_TRUE(spool.Put(SampleReport("L-1")).ok());
+  const ino_t inode = InodeOf(dir.File("L-1.json"));
+  ASSERT_NE(inode, 0u);
   EXPECT_TRUE(spool.Remove("L-1").ok());
   EXPECT_TRUE(spool.Remove("L-1").ok());
   absl::StatusOr<std::vector<AttemptReport>> listed = spool.List();
   ASSERT_TRUE(listed.ok());
   EXPECT_THAT(*listed, IsEmpty());
+  const std::vector<std::string> names = FileNames(dir.path());
+  ASSERT_THAT(names, SizeIs(1));
+  EXPECT_THAT(names[0], ::testing::StartsWith(".free."));
+  EXPECT_EQ(spool.free_files(), 1u);
+
+  ASSERT_TRUE(spool.Put(SampleReport("L-2")).ok());
+  EXPECT_THAT(FileNames(dir.path()), ElementsAre("L-2.json"));
+  EXPECT_EQ(InodeOf(dir.File("L-2.json")), inode);
+  EXPECT_EQ(spool.free_files(), 0u);
+  listed = spool.List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_THAT(*listed, SizeIs(1));
+  ExpectSameReport((*listed)[0], SampleReport("L-2"));
+}
+
+// A reused file that held a longer report ends where the new one does.
+TEST(OutcomeSpoolTest, WithoutFreeFilesRemoveDeletes) {
+  ScratchDir dir;
+  OutcomeSpool spool(dir.path().string(), /*max_free_files=*/0);
+  ASSERT_TRUE(spool.Put(SampleReport("L-1")).ok());
+  ASSERT_TRUE(spool.Remove("L-1").ok());
   EXPECT_THAT(FileNames(dir.path()), IsEmpty());
+  EXPECT_EQ(spool.free_files(), 0u);
+}
+
+TEST(OutcomeSpoolTest, AShorterReportOverALongerOneReadsBackWhole) {
+  ScratchDir dir;
+  OutcomeSpool spool(dir.path().string());
+  AttemptReport longer = SampleReport("L-1");
+  longer.stdout_tail = std::string(3000, 'x');
+  ASSERT_TRUE(spool.Put(longer).ok());
+  ASSERT_TRUE(spool.Remove("L-1").ok());
+  AttemptReport shorter = SampleReport("L-2");
+  shorter.stdout_tail = "ok";
+  ASSERT_TRUE(spool.Put(shorter).ok());
+  EXPECT_EQ(ReadFile(dir.File("L-2.json")), SerializeAttemptReport(shorter) + "\n");
+  absl::StatusOr<std::vector<AttemptReport>> listed = spool.List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_THAT(*listed, SizeIs(1));
+  ExpectSameReport((*listed)[0], shorter);
+}
+
+TEST(OutcomeSpoolTest, AtMostMaxFreeFilesAreKept) {
+  ScratchDir dir;
+  OutcomeSpool spool(dir.path().string(), /*max_free_files=*/3);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(spool.Put(SampleReport(absl::StrCat("L-", i))).ok());
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(spool.Remove(absl::StrCat("L-", i)).ok());
+  EXPECT_EQ(spool.free_files(), 3u);
+  EXPECT_THAT(FileNames(dir.path()), SizeIs(3));
+  absl::StatusOr<std::vector<AttemptReport>> listed = spool.List();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_THAT(*listed, IsEmpty());
+}
+
+// Free files hold answered outcomes or half a write (a crash mid-Put): a new
+// worker deletes them, and List() never reads them.
+TEST(OutcomeSpoolTest, InitDeletesFreeFilesAnEarlierWorkerLeft) {
+  ScratchDir dir;
+  WriteFile(dir.File(".free.1.0"), "{\"version\": 1, \"lease_id\": \"L-9\", \"epo");
+  WriteFile(dir.File(".free.1.1"), SerializeAttemptReport(SampleReport("L-8")));
+  OutcomeSpool spool(dir.path().string());
+  absl::StatusOr<std::vector<AttemptReport>> listed = spool.List();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_THAT(*listed, IsEmpty());
+  EXPECT_THAT(FileNames(dir.path()), SizeIs(2));  // not renamed .bad: not the spool's outcomes
+  ASSERT_TRUE(spool.Init().ok());
+  EXPECT_THAT(FileNames(dir.path()), IsEmpty());
+}
+
+// Another worker wrongly given the same directory deletes free files at its
+// start: a Put() whose free file is gone writes a new one.
+TEST(OutcomeSpoolTest, APutWhoseFreeFileWasDeletedStillSpools) {
+  ScratchDir dir;
+  OutcomeSpool spool(dir.path().string());
+  ASSERT_TRUE(spool.Put(SampleReport("L-1")).ok());
+  ASSERT_TRUE(spool.Remove("L-1").ok());
+  ASSERT_EQ(spool.free_files(), 1u);
+  ASSERT_TRUE(OutcomeSpool(dir.path().string()).Init().ok());  // the other worker's start
+  ASSERT_TRUE(spool.Put(SampleReport("L-2")).ok());
+  EXPECT_THAT(FileNames(dir.path()), ElementsAre("L-2.json"));
+  absl::StatusOr<std::vector<AttemptReport>> listed = spool.List();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_THAT(*listed, SizeIs(1));
+  ExpectSameReport((*listed)[0], SampleReport("L-2"));
 }
 
 TEST(OutcomeSpoolTest, SyncNeedsASpooledOutcomeAndKeepsItListed) {
