@@ -183,6 +183,12 @@ absl::Status RedisConnection::ConnectLocked() {
     absl::Status s = SetupCommandLocked(auth, "AUTH failed");
     if (!s.ok()) return absl::UnavailableError(s.message());
   }
+  if (options_.password.empty()) {
+    // A server that wants a password answers NOAUTH to a small command; to a
+    // script of more than 16 KiB, the first command otherwise, Redis 7
+    // answers a protocol error instead ("unauthenticated bulk length").
+    SLUICE_RETURN_IF_ERROR(SetupCommandLocked({"PING"}, "PING failed"));
+  }
   if (options_.db != 0) {
     SLUICE_RETURN_IF_ERROR(
         SetupCommandLocked({"SELECT", std::to_string(options_.db)}, "SELECT failed"));
