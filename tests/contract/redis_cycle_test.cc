@@ -31,10 +31,12 @@ using ::sluice::testing::ForwardingStateStore;
 //     run, 2 HINCRBY phase_counts, GET session_gen
 //   report script: EVALSHA, HMGET lease, HMGET phase, EXISTS attempt, HSET
 //     attempt, 3 RPUSH and an INCR (the attempt's indexes), DEL lease, ZREM
-//     leases, HSET phase, HINCRBY phase telemetry, 2 HINCRBY run sums,
-//     HMGET + HSET run, 2 HINCRBY phase_counts, GET session_gen, ZRANGE
-//     pending (the run's best phase, for its statistics)
-constexpr int64_t kCommandsPerCycle = 14 + 21;
+//     leases, HSET phase (its telemetry sum in it), HMGET + HSET run (the
+//     sums in it), 2 HINCRBY phase_counts, GET session_gen, ZRANGE pending
+//     (the run's best phase, for its statistics)
+// Fenced (a leader's), the same count: the leader epoch and the session
+// generation are one MGET.
+constexpr int64_t kCommandsPerCycle = 14 + 18;
 
 std::unique_ptr<RedisStateStore> OpenCaching(const RedisServer& server, const std::string& ns) {
   RedisOptions o = Ok(ParseRedisUrl(server.Url(ns)));
@@ -183,12 +185,19 @@ int64_t AllCalls(const RedisServer& server) {
 // through the real Coordinator, a phase succeeding with telemetry each time.
 // Issue #12: a cycle cost 5 scripts (the latest session twice, lease, the
 // run's statistics, report) and 46 commands.
-TEST(RedisCycleTest, ALeaseAndReportCycleCostsTwoScripts) {
+// `fenced`: as a leader's store, which passes its leader epoch to every
+// mutating script.
+void ExpectCommandsPerCycle(bool fenced) {
   std::unique_ptr<RedisServer> server = StartOrThrow();
   RedisOptions o = Ok(ParseRedisUrl(server->Url("sluice")));
   // A slow machine must not make the count depend on time.
   o.session_cache_max_age = absl::Hours(1);
-  CountingStore store(Ok(RedisStateStore::Open(o)));
+  std::unique_ptr<RedisStateStore> redis = Ok(RedisStateStore::Open(o));
+  if (fenced) {
+    ASSERT_TRUE(server->Command({"SET", "sluice:leader_epoch", "7"}).ok());
+    redis->SetFencingEpoch(7);
+  }
+  CountingStore store(std::move(redis));
   constexpr int kRuns = 10;
   std::vector<PhaseSpec> backlog;
   for (int r = 0; r < kRuns; ++r) {
@@ -231,6 +240,10 @@ TEST(RedisCycleTest, ALeaseAndReportCycleCostsTwoScripts) {
   EXPECT_EQ(Calls(*server, "evalsha") - loads, 2 * kCycles);
   EXPECT_EQ(AllCalls(*server) - loads * (2 + 2 * kRuns), kCycles * kCommandsPerCycle);
 }
+
+TEST(RedisCycleTest, ALeaseAndReportCycleCostsTwoScripts) { ExpectCommandsPerCycle(false); }
+
+TEST(RedisCycleTest, AFencedCycleCostsTheSameCommands) { ExpectCommandsPerCycle(true); }
 
 }  // namespace
 }  // namespace sluice::redis_test

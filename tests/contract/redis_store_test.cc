@@ -237,5 +237,34 @@ TEST(RedisStoreTest, ReportRefusesALeaseWhoseAttemptIsAlreadyRecorded) {
             before);
 }
 
+// The run's and the phase's sums are decimal strings added exactly in the
+// scripts (add_dec), beyond 2^53 too, where a Lua number would round:
+// 2^53 + 1 is not a double.
+TEST(RedisStoreTest, SumsBeyond2To53AreAddedExactly) {
+  std::unique_ptr<RedisServer> server = StartOrThrow();
+  std::unique_ptr<RedisStateStore> store = OpenStore(*server);
+  Ok(store->ImportPhases({Spec("r1", "p1")}));
+  ASSERT_TRUE(server
+                  ->Command({"HSET", "sluice:run:r1", "run_ms", "9007199254740993",
+                             "telemetry_events", "9223372036854775000"})
+                  .ok());
+  ASSERT_TRUE(
+      server->Command({"HSET", "sluice:phase:2:r1:p1", "telemetry_events", "999999999999999"})
+          .ok());
+  const LeaseGrant g = MustLease(*store, Lease("r1", "L1", kT0));
+  ReportParams report = Report(g, Outcome::kSucceeded);
+  report.report.duration_ms = 7;
+  report.report.telemetry_events = 5;
+  ASSERT_EQ(Ok(store->RecordReport(report)).disposition, ReportDisposition::kAccepted);
+  EXPECT_EQ(Ok(server->Command({"HGET", "sluice:run:r1", "run_ms"})), "9007199254741000");
+  EXPECT_EQ(Ok(server->Command({"HGET", "sluice:run:r1", "telemetry_events"})),
+            "9223372036854775005");
+  EXPECT_EQ(Ok(server->Command({"HGET", "sluice:phase:2:r1:p1", "telemetry_events"})),
+            "1000000000000004");
+  const RunStats stats = *Ok(store->GetRunStats("r1"));
+  EXPECT_EQ(stats.run_ms, 9007199254741000);
+  EXPECT_EQ(stats.telemetry_events, 9223372036854775005);
+}
+
 }  // namespace
 }  // namespace sluice::redis_test

@@ -13,6 +13,6 @@ local seq = redis.call('INCR', K_SESSION_SEQ)
 redis.call('HSET', sk, 'session_id', id, 'settings', ARGV[3], 'state', state,
            'started_at', ARGV[5], 'ended_at', ARGV[6], 'end_reason', ARGV[7], 'seq', istr(seq))
 redis.call('ZADD', K_SESSIONS, ARGV[5], id)
-redis.call('INCR', K_SESSION_GEN)
+bump_session_gen()
 if state == 'active' then redis.call('SET', K_ACTIVE, id) end
 return redis.status_reply('OK')

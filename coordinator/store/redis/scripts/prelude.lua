@@ -8,7 +8,7 @@
 --     instead of failing at its first write.
 -- Integers that may exceed 2^53 (priority, phase_index, telemetry, durations)
 -- are never converted to Lua numbers: they travel as decimal strings and are
--- added with HINCRBY.
+-- added with add_dec (exact) or HINCRBY.
 local P = ARGV[1]
 local function k_phase(run, phase) return P .. 'phase:' .. #run .. ':' .. run .. ':' .. phase end
 local function k_run(run) return P .. 'run:' .. run end
@@ -46,7 +46,14 @@ local K_SESSION_SEQ = P .. 'session_seq'
 -- notices a session written by another process at its next lease or report
 -- without a read of its own (RedisStateStore::LatestSession).
 local K_SESSION_GEN = P .. 'session_gen'
-local function session_gen() return redis.call('GET', K_SESSION_GEN) or '0' end
+-- The generation as fence_prelude.lua read it with the leader epoch (one
+-- command for both), or nil (unfenced, or written since): then it is read.
+local session_gen_read
+local function session_gen() return session_gen_read or redis.call('GET', K_SESSION_GEN) or '0' end
+local function bump_session_gen()
+  session_gen_read = nil
+  redis.call('INCR', K_SESSION_GEN)
+end
 local RUN_FIELDS = {'pending', 'leased', 'succeeded', 'failed', 'attempts', 'successes',
                     'timeouts', 'telemetry_events', 'run_ms', 'unknown_telemetry_ms'}
 local LEASE_FIELDS = {'lease_id', 'run_id', 'phase_id', 'attempt', 'epoch', 'worker_id',
@@ -58,6 +65,22 @@ local ATTEMPT_FIELDS = {'lease_id', 'run_id', 'phase_id', 'attempt', 'epoch', 'w
 local SESSION_FIELDS = {'session_id', 'settings', 'state', 'started_at', 'ended_at', 'end_reason'}
 local WORKER_FIELDS = {'worker_id', 'host', 'slots', 'labels', 'version', 'last_seen'}
 local function istr(n) return string.format('%d', n) end
+-- a + b for non-negative decimal strings, exactly: Lua numbers (doubles)
+-- while both are below 10^15 (the sum stays below 2^53), digit by digit
+-- beyond. The sums (telemetry, durations) are added here rather than with
+-- HINCRBY so that each costs no command of its own.
+local function add_dec(a, b)
+  if #a < 16 and #b < 16 then return istr(tonumber(a) + tonumber(b)) end
+  local out, carry, i, j = {}, 0, #a, #b
+  while i > 0 or j > 0 or carry > 0 do
+    local d = carry + (i > 0 and string.byte(a, i) - 48 or 0)
+    d = d + (j > 0 and string.byte(b, j) - 48 or 0)
+    out[#out + 1] = string.char(48 + d % 10)
+    carry = (d >= 10) and 1 or 0
+    i, j = i - 1, j - 1
+  end
+  return string.reverse(table.concat(out))
+end
 -- Same as absl::StrSplit(s, ',') on a non-empty string; '' has no labels.
 local function split_labels(s)
   local out = {}
@@ -71,7 +94,7 @@ local function split_labels(s)
   end
 end
 -- RUN_FIELDS[1..RUN_COUNTS] count phases or attempts: far below 2^53, so
--- they may be Lua numbers. The rest are sums that may not be: HINCRBY only.
+-- they may be Lua numbers. The rest are sums that may not be: add_dec only.
 local RUN_COUNTS = 7
 -- Moves one phase of `run` from state `from` to `to` and adds the deltas
 -- (events, run_ms and unknown_ms are decimal strings). Appends the run's
@@ -79,14 +102,11 @@ local RUN_COUNTS = 7
 -- a list_run_stats row: the run id and the 10 RUN_FIELDS; the caller adds
 -- the best pending rank member. The lease and report scripts answer them so
 -- the lease broker does not read the run again after each grant and report;
--- reading the counts once and writing the changed ones with one HSET costs
--- no more commands than an HINCRBY each did.
+-- reading the run once and writing the changed fields with one HSET costs
+-- two commands, counts and sums alike.
 local function bump_run(run, from, to, attempts, successes, timeouts, events, run_ms, unknown_ms,
                         out)
   local k = k_run(run)
-  if events ~= '0' then redis.call('HINCRBY', k, 'telemetry_events', events) end
-  if run_ms ~= '0' then redis.call('HINCRBY', k, 'run_ms', run_ms) end
-  if unknown_ms ~= '0' then redis.call('HINCRBY', k, 'unknown_telemetry_ms', unknown_ms) end
   local v = redis.call('HMGET', k, unpack(RUN_FIELDS))
   local n, changed = {}, {}
   for j = 1, RUN_COUNTS do n[RUN_FIELDS[j]] = tonumber(v[j]) or 0 end
@@ -102,15 +122,24 @@ local function bump_run(run, from, to, attempts, successes, timeouts, events, ru
   add('attempts', attempts)
   add('successes', successes)
   add('timeouts', timeouts)
-  if #changed > 0 then
-    local set = {}
-    for _, f in ipairs(changed) do set[#set + 1] = f; set[#set + 1] = istr(n[f]) end
-    redis.call('HSET', k, unpack(set))
+  local set = {}
+  for _, f in ipairs(changed) do set[#set + 1] = f; set[#set + 1] = istr(n[f]) end
+  -- The sums, as decimal strings (v[RUN_COUNTS + 1..]: telemetry_events,
+  -- run_ms, unknown_telemetry_ms).
+  local sums = {events, run_ms, unknown_ms}
+  for j = RUN_COUNTS + 1, #RUN_FIELDS do
+    local add_by = sums[j - RUN_COUNTS]
+    v[j] = v[j] or '0'
+    if add_by ~= '0' then
+      v[j] = add_dec(v[j], add_by)
+      set[#set + 1] = RUN_FIELDS[j]; set[#set + 1] = v[j]
+    end
   end
+  if #set > 0 then redis.call('HSET', k, unpack(set)) end
   if out then
     out[#out + 1] = run
     for j = 1, RUN_COUNTS do out[#out + 1] = istr(n[RUN_FIELDS[j]]) end
-    for j = RUN_COUNTS + 1, #RUN_FIELDS do out[#out + 1] = v[j] or '0' end
+    for j = RUN_COUNTS + 1, #RUN_FIELDS do out[#out + 1] = v[j] end
   end
   return out
 end

@@ -8,9 +8,10 @@
 -- phase and the run's statistics after the report (bump_run's columns and
 -- the best pending rank member).
 local id, epoch, worker, outcome, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[15]
--- The counters this script adds (HINCRBY) are checked before its first write:
--- an HINCRBY failing on overflow after earlier writes would leave the phase
--- half-updated. Bounds: coordinator/store/report_limits.h (2^40).
+-- The counters this script adds are checked before its first write, as when
+-- it added them with HINCRBY, which failing on overflow after earlier writes
+-- would have left the phase half-updated. Bounds:
+-- coordinator/store/report_limits.h (2^40).
 for _, f in ipairs({{8, 'duration_ms'}, {11, 'telemetry_events'}}) do
   local v = ARGV[f[1]]
   if not string.match(v, '^%d+$') or #v > 13 or tonumber(v) > 1099511627776 then
@@ -49,7 +50,8 @@ end
 
 local run, phase, session = L[1], L[2], L[6]
 local pk = k_phase(run, phase)
-local ph = redis.call('HMGET', pk, 'state', 'attempts', 'requeues', 'rank', 'labels')
+local ph = redis.call('HMGET', pk, 'state', 'attempts', 'requeues', 'rank', 'labels',
+                      'telemetry_events')
 if not ph[1] then return redis.error_reply('INTERNAL lease ' .. id .. ' has no phase') end
 local ak = k_attempt(id)
 if redis.call('EXISTS', ak) == 1 then
@@ -72,8 +74,10 @@ local to, attempts, requeues, final = apply_transition(tonumber(ph[2]), tonumber
 local set = {'state', to, 'attempts', istr(attempts), 'requeues', istr(requeues),
              'current_lease_id', '', 'updated_at', now}
 if final then set[#set + 1] = 'final_outcome'; set[#set + 1] = final end
+if ARGV[11] ~= '0' then
+  set[#set + 1] = 'telemetry_events'; set[#set + 1] = add_dec(ph[6] or '0', ARGV[11])
+end
 redis.call('HSET', pk, unpack(set))
-if ARGV[11] ~= '0' then redis.call('HINCRBY', pk, 'telemetry_events', ARGV[11]) end
 if to == 'pending' then
     redis.call('ZADD', k_pending(run), 0, ph[4])
     if ph[5] ~= '' then redis.call('ZADD', K_LABELLED, 0, labelled_member(run, ph[4])) end
