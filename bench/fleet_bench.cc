@@ -31,6 +31,7 @@
 #include "bench/succeeded_report.h"
 #include "client/grpc_coordinator_client.h"
 #include "common/clock.h"
+#include "common/mutex_checks.h"
 #include "spdlog/spdlog.h"
 #include "worker/process_runner.h"
 #include "worker/worker_agent.h"
@@ -175,6 +176,7 @@ int Idle(const std::string& address, int workers, const std::string& log_dir) {
 }  // namespace sluice
 
 int main(int argc, char** argv) {
+  sluice::ConfigureMutexDeadlockChecks();  // as the product runs
   spdlog::set_level(spdlog::level::warn);
   const std::string mode = argc > 1 ? argv[1] : "";
   const bool batch_arg_ok = argc != 7 || std::string(argv[6]) == "batch";

@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "bench/succeeded_report.h"
 #include "common/clock.h"
+#include "common/mutex_checks.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/store/store_factory.h"
 #include "spdlog/spdlog.h"
@@ -237,6 +238,7 @@ void Register() {
 }  // namespace sluice
 
 int main(int argc, char** argv) {
+  sluice::ConfigureMutexDeadlockChecks();  // as the product runs
   spdlog::set_level(spdlog::level::warn);  // the coordinator logs every report at info
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

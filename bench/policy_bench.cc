@@ -60,6 +60,7 @@
 #include "bench/policy_sim/fleet.h"
 #include "bench/policy_sim/model.h"
 #include "bench/policy_sim/policies.h"
+#include "common/mutex_checks.h"
 #include "coordinator/policy/failure_policy.h"
 #include "spdlog/spdlog.h"
 
@@ -145,6 +146,7 @@ void Summarise(const std::vector<double>& v, double* mean, double* lo, double* h
 }  // namespace sluice
 
 int main(int argc, char** argv) {
+  sluice::ConfigureMutexDeadlockChecks();  // as the product runs
   using namespace sluice;
   spdlog::set_level(getenv("PB_LOG") ? spdlog::level::info : spdlog::level::err);
   const Options o = ParseArgs(argc, argv);

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/mutex_checks.h"
 #include "worker/process_runner.h"
 
 namespace {
@@ -52,6 +53,7 @@ double TimeRuns(sluice::PosixProcessRunner& runner, const sluice::ProcessSpec& s
 }  // namespace
 
 int main(int argc, char** argv) {
+  sluice::ConfigureMutexDeadlockChecks();  // as the product runs
   if (argc < 4) {
     std::fprintf(stderr, "usage: %s N SHIM CMD [ARGS...]\n", argv[0]);
     return 2;

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/clock.h"
+#include "common/mutex_checks.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/store/store_factory.h"
 #include "spdlog/spdlog.h"
@@ -123,6 +124,7 @@ int Main(int argc, char** argv) {
 }  // namespace sluice
 
 int main(int argc, char** argv) {
+  sluice::ConfigureMutexDeadlockChecks();  // as the product runs
   spdlog::set_level(spdlog::level::warn);  // the coordinator logs every lease and report at info
   return sluice::Main(argc, argv);
 }

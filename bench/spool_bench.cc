@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/mutex_checks.h"
 #include "worker/outcome_spool.h"
 
 namespace {
@@ -65,6 +66,7 @@ double Median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sluice::ConfigureMutexDeadlockChecks();  // as the product runs
   if (argc < 2 || std::atol(argv[1]) <= 0) {
     std::fprintf(stderr, "usage: spool_bench N [DIR]\n");
     return 2;

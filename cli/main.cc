@@ -15,6 +15,7 @@
 #include "cli/policy_commands.h"
 #include "cli/watch.h"
 #include "common/logging.h"
+#include "common/mutex_checks.h"
 #include "common/signals.h"
 #include "coordinator/backlog_importer.h"
 #include "coordinator/insight/session_report.h"
@@ -349,6 +350,7 @@ int CmdReport(const Target& t, const std::string& session_id) {
 
 int main(int argc, char** argv) {
   using namespace sluice;
+  ConfigureMutexDeadlockChecks();
   BlockTerminationSignals();
   CLI::App app{
       "sluice: drain backlogs of failed build phases across many workers.\n"

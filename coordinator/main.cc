@@ -11,6 +11,7 @@
 #include "CLI/CLI.hpp"
 #include "common/clock.h"
 #include "common/logging.h"
+#include "common/mutex_checks.h"
 #include "common/redact.h"
 #include "common/signals.h"
 #include "coordinator/bootstrap.h"
@@ -46,6 +47,7 @@ std::string DefaultCoordinatorId() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sluice::ConfigureMutexDeadlockChecks();
   sluice::BlockTerminationSignals();
   CLI::App app{"sluice-coordinator: leases backlog phases to sluice workers over gRPC."};
   sluice::ServerOptions server_options;

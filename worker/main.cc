@@ -20,6 +20,7 @@
 #include "client/failover_coordinator_client.h"
 #include "common/clock.h"
 #include "common/logging.h"
+#include "common/mutex_checks.h"
 #include "common/redact.h"
 #include "common/signals.h"
 #include "nlohmann/json.hpp"
@@ -57,6 +58,7 @@ int main(int argc, char** argv) {
     std::cerr << "sluice-worker: " << st.message() << "\n";
     return 3;
   }
+  sluice::ConfigureMutexDeadlockChecks();
   sluice::BlockTerminationSignals();
   CLI::App app{
       "sluice-worker: leases phases from a sluice coordinator and runs each one as a subprocess "
