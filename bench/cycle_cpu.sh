@@ -73,7 +73,8 @@ for round in $(seq "$ROUNDS"); do
   ))
   c1=$(cpu_ticks "$coord")
   [[ -n $REDIS_PID ]] && r1=$(cpu_ticks "$REDIS_PID")
-  kill "$coord" && wait "$coord" 2>/dev/null || true
+  kill "$coord" 2>/dev/null || true
+  wait "$coord" 2>/dev/null || true
   python3 - "$PHASES" "$(getconf CLK_TCK)" "$((c1 - c0))" "$((r1 - r0))" "$out" <<'PY'
 import re, sys
 n, tck, coord, redis, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
