@@ -60,31 +60,19 @@ BENCH=${SLUICE_BENCH_DIR:-$ROOT/$BUILD_DIR/bench}
 command -v parallel >/dev/null || { echo "compare.sh: GNU parallel is not installed" >&2; exit 3; }
 command -v redis-server >/dev/null || { echo "compare.sh: redis-server is not installed" >&2; exit 3; }
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-compare.XXXXXX")
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+. bench/lib.sh  # bench_scratch, free_port, backlog, start_redis, start_grpc_coordinator, ...
+bench_scratch compare
 RESULTS=$TMP/results.txt
 : >"$RESULTS"
 record() { echo "$1 $2" >>"$RESULTS"; printf '  %-40s %s\n' "$1" "$2"; }
 now() { date +%s.%N; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.4f}')" "$1" "$2"; }
-. bench/lib.sh  # free_port, backlog
 best() { sort -g | tail -1; }  # highest of stdin
 least() { sort -g | head -1; }
 
 REDIS_PORT=
 if [[ ,$STORES, == *,redis,* ]]; then
-  REDIS_PORT=$(free_port)
-  mkdir -p "$TMP/redis"
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP/redis" --save '' \
-    --appendonly yes --appendfsync everysec --daemonize no >"$TMP/redis/log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  start_redis "$TMP/redis" --appendonly yes --appendfsync everysec --daemonize no
 fi
 # A fresh, empty store URL for store $1 (callers run it in a subshell, so
 # uniqueness comes from a new directory, not a counter).
@@ -165,25 +153,13 @@ done
 # Starts sluice-coordinator on store $1 (fresh) with extra flags; sets COORD_PID and ADDR.
 start_coordinator() {
   local url; url=$(store_url "$1"); shift
-  local port; port=$(free_port)
-  ADDR=127.0.0.1:$port
-  "$BIN/sluice-coordinator" --listen "$ADDR" --store "$url" --log-level warn "$@" \
-    >"$TMP/coord.log" 2>&1 &
-  COORD_PID=$!
-  PIDS+=("$COORD_PID")
-  for _ in $(seq 200); do
-    "$BIN/sluice" status --coordinator "$ADDR" >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "compare.sh: the coordinator did not start:" >&2; cat "$TMP/coord.log" >&2; exit 1
+  start_grpc_coordinator "$BIN" "$url" "$TMP/coord.log" "$@"
 }
 stop_coordinator() { kill "$COORD_PID" 2>/dev/null || true; wait "$COORD_PID" 2>/dev/null || true; }
 # Imports $1 phases through the coordinator and starts a one-attempt session.
 load_session() {
   backlog "$1" "$TMP/cycles.jsonl"
-  "$BIN/sluice" import "$TMP/cycles.jsonl" --coordinator "$ADDR" >/dev/null
-  "$BIN/sluice" session start --coordinator "$ADDR" --max-attempts-per-phase 1 \
-    --max-fingerprint-repeats 0 >/dev/null
+  load_one_attempt_session "$BIN" "$TMP/cycles.jsonl"
 }
 
 for store in "${STORE_LIST[@]}"; do
@@ -205,13 +181,7 @@ for store in "${STORE_LIST[@]}"; do
   done
 done
 
-# CPU seconds (utime + stime) of process $1 so far.
-# CPU ticks (utime + stime) of process $1 so far (bash only: cheap and quick).
-TICKS=$(getconf CLK_TCK)
-cpu_ticks() {
-  local f; read -r -a f <"/proc/$1/stat"
-  echo $((f[13] + f[14]))
-}
+TICKS=$(getconf CLK_TCK)  # of cpu_ticks (lib.sh)
 for store in "${STORE_LIST[@]}"; do
   step f || continue
   echo "(f) idle fleet on $store: $IDLE_WORKERS worker agents, nothing to lease, CPU over ${IDLE_SECONDS} s"

@@ -19,33 +19,12 @@ STORE=$1 PHASES=${2:-8000} ROUNDS=${3:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${SLUICE_BIN_DIR:-$ROOT/build-bench/bin}
 BENCH=${SLUICE_BENCH_DIR:-$ROOT/build-bench/bench}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/sluice-cycle-cpu.XXXXXX")
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-. "$(dirname "$0")/lib.sh"  # backlog, free_port
+. "$(dirname "$0")/lib.sh"  # bench_scratch, backlog, cpu_ticks, start_redis, ...
+bench_scratch cycle-cpu
 backlog "$PHASES" "$TMP/backlog.jsonl"
 
-# CPU ticks (utime + stime) of process $1 so far.
-cpu_ticks() {
-  local f
-  read -r -a f <"/proc/$1/stat"
-  echo $((f[13] + f[14]))
-}
-
 REDIS_PID=
-if [[ $STORE == redis ]]; then
-  REDIS_PORT=$(free_port)
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-    --dir "$TMP" >"$TMP/redis.log" 2>&1 &
-  REDIS_PID=$!
-  PIDS+=("$REDIS_PID")
-  for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
-fi
+[[ $STORE == redis ]] && start_redis "$TMP/redis" --appendonly no
 
 echo "cycle_cpu: $STORE, $PHASES phases, 1 worker x 8 grants + ReportBatch, $ROUNDS rounds, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$ROUNDS"); do
@@ -55,26 +34,20 @@ for round in $(seq "$ROUNDS"); do
     rm -rf "$TMP/store" && mkdir "$TMP/store"
     url="sqlite://$TMP/store/state.db"
   fi
-  addr=127.0.0.1:$(free_port)
-  "$BIN/sluice-coordinator" --listen "$addr" --store "$url" --log-level warn >"$TMP/coord.log" 2>&1 &
-  coord=$!
-  PIDS+=("$coord")
-  for _ in $(seq 200); do "$BIN/sluice" status --coordinator "$addr" >/dev/null 2>&1 && break; sleep 0.05; done
-  "$BIN/sluice" import "$TMP/backlog.jsonl" --coordinator "$addr" >/dev/null
-  "$BIN/sluice" session start --coordinator "$addr" --max-attempts-per-phase 1 \
-    --max-fingerprint-repeats 0 >/dev/null
-  c0=$(cpu_ticks "$coord")
+  start_grpc_coordinator "$BIN" "$url" "$TMP/coord.log"
+  load_one_attempt_session "$BIN" "$TMP/backlog.jsonl"
+  c0=$(cpu_ticks "$COORD_PID")
   r0=0 r1=0
   [[ -n $REDIS_PID ]] && r0=$(cpu_ticks "$REDIS_PID")
   # fleet_bench's own CPU: bash's `times` of a subshell that only runs it.
   out=$( (
-    "$BENCH/fleet_bench" cycles "$addr" 1 "$PHASES" 8 batch
+    "$BENCH/fleet_bench" cycles "$ADDR" 1 "$PHASES" 8 batch
     times
   ))
-  c1=$(cpu_ticks "$coord")
+  c1=$(cpu_ticks "$COORD_PID")
   [[ -n $REDIS_PID ]] && r1=$(cpu_ticks "$REDIS_PID")
-  kill "$coord" 2>/dev/null || true
-  wait "$coord" 2>/dev/null || true
+  kill "$COORD_PID" 2>/dev/null || true
+  wait "$COORD_PID" 2>/dev/null || true
   python3 - "$PHASES" "$(getconf CLK_TCK)" "$((c1 - c0))" "$((r1 - r0))" "$out" <<'PY'
 import re, sys
 n, tck, coord, redis, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
