@@ -68,6 +68,11 @@ std::optional<Enum> Parse(const std::array<std::pair<Enum, std::string_view>, N>
 std::string_view OutcomeName(Outcome outcome) { return NameOf(kOutcomeNames, outcome); }
 std::optional<Outcome> ParseOutcome(std::string_view name) { return Parse(kOutcomeNames, name); }
 
+bool CountsTowardSessionProgress(Outcome outcome) {
+  return outcome != Outcome::kLost && outcome != Outcome::kCancelled &&
+         outcome != Outcome::kStartFailed;
+}
+
 std::string_view PhaseStateName(PhaseState state) { return NameOf(kPhaseStateNames, state); }
 std::optional<PhaseState> ParsePhaseState(std::string_view name) {
   return Parse(kPhaseStateNames, name);

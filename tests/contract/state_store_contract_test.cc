@@ -264,6 +264,29 @@ TEST_F(SqliteStateStoreTest, AStoreFromBeforeTheBestPendingColumnGetsItComputedO
                                            ::testing::Pair("r3", 0)));
 }
 
+TEST_F(SqliteStateStoreTest, AStoreFromBeforeTheSessionCountsGetsThemCountedOnFirstOpen) {
+  // Issue #12: a session's progress is kept in session_attempts instead of
+  // being counted over its attempts on every status and lease; a store made
+  // before the table must open with its history counted, not from zero.
+  {
+    std::unique_ptr<SqliteStateStore> store = OpenOrThrow(path_);
+    Ok(store->ImportPhases({Spec("r1", "p1"), Spec("r1", "p2", 1), Spec("r1", "p3", 2)}));
+    Ok(store->RecordReport(Report(MustLease(*store, "r1", "l1"), Outcome::kSucceeded, 1)));
+    Ok(store->RecordReport(Report(MustLease(*store, "r1", "l2"), Outcome::kFailed)));
+    Ok(store->RecordReport(Report(MustLease(*store, "r1", "l3"), Outcome::kCancelled)));
+    ASSERT_EQ(Ok(store->CountSessionAttempts("s1")), 2);
+  }
+  ExecOnFile(path_, "DROP TABLE session_attempts;");
+  {
+    std::unique_ptr<SqliteStateStore> store = OpenOrThrow(path_);
+    EXPECT_EQ(Ok(store->CountSessionAttempts("s1")), 2);
+    Ok(store->RecordReport(Report(MustLease(*store, "r1", "l4"), Outcome::kSucceeded, 1)));
+    EXPECT_EQ(Ok(store->CountSessionAttempts("s1")), 3);
+  }
+  // Counted once: a second open does not add the history again.
+  EXPECT_EQ(Ok(OpenOrThrow(path_)->CountSessionAttempts("s1")), 3);
+}
+
 TEST_F(SqliteStateStoreTest, ImportFailingHalfwayLeavesNothingBehind) {
   std::unique_ptr<SqliteStateStore> store = OpenOrThrow(path_);
   Ok(store->ImportPhases({Spec("r1", "existing", 0, 1)}));

@@ -151,9 +151,8 @@ absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttemptRows(
 
 absl::StatusOr<int64_t> SqliteStateStore::CountSessionAttempts(const std::string& session_id) {
   absl::MutexLock lock(&mu_);
-  Stmt s(db_,
-         "SELECT COUNT(*) FROM attempts WHERE session_id=? AND outcome NOT IN "
-         "('lost','cancelled','start_failed')");
+  // Kept by InsertAttempt (sqlite_statements.cc): no scan of the attempts.
+  Stmt s(db_, "SELECT finished FROM session_attempts WHERE session_id=?");
   s.Bind(session_id);
   SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
   return row ? s.Int(0) : 0;

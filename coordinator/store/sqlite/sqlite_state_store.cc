@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS attempts(
   telemetry_unknown INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS attempts_by_session ON attempts(session_id, seq);
 CREATE INDEX IF NOT EXISTS attempts_by_phase ON attempts(run_id, phase_id, seq);
+CREATE TABLE IF NOT EXISTS session_attempts(
+  session_id TEXT PRIMARY KEY, finished INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS late_reports(
   lease_id TEXT PRIMARY KEY, worker_id TEXT NOT NULL, outcome TEXT NOT NULL,
   telemetry_events INTEGER NOT NULL, error_text TEXT NOT NULL, received_at INTEGER NOT NULL);
@@ -181,7 +183,23 @@ absl::Status SqliteStateStore::InitSchema() {
   SLUICE_RETURN_IF_ERROR(Exec(db_, "PRAGMA synchronous=NORMAL"));
   Transaction tx(db_);
   SLUICE_RETURN_IF_ERROR(tx.status());
+  bool had_session_attempts = false;
+  {
+    Stmt has(db_, "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name=?");
+    has.Bind(std::string_view("session_attempts"));
+    SLUICE_ASSIGN_OR_RETURN(bool row, has.Step());
+    had_session_attempts = row && has.Int(0) > 0;
+  }
   SLUICE_RETURN_IF_ERROR(Exec(db_, kSchema));
+  if (!had_session_attempts) {
+    // Kept by InsertAttempt from now on; a store made before the table
+    // existed counts its history once, in this same transaction. The
+    // outcomes are those CountsTowardSessionProgress leaves out.
+    SLUICE_RETURN_IF_ERROR(
+        Exec(db_,
+             "INSERT INTO session_attempts SELECT session_id, COUNT(*) FROM attempts WHERE "
+             "outcome NOT IN ('lost','cancelled','start_failed') GROUP BY session_id"));
+  }
   for (const AddedColumn& c : kAddedColumns) {
     Stmt has(db_, "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name=?");
     has.Bind(c.table).Bind(c.column);

@@ -188,7 +188,9 @@ absl::StatusOr<std::optional<PhaseRecord>> LoadPhase(sqlite3* db, const std::str
   return std::optional<PhaseRecord>(DecodePhase(s));
 }
 
-absl::Status InsertAttempt(sqlite3* db, const AttemptRecord& a) {
+namespace {
+
+absl::Status InsertAttemptRow(sqlite3* db, const AttemptRecord& a) {
   Stmt s(db,
          "INSERT INTO attempts(lease_id, run_id, phase_id, attempt, epoch, worker_id, session_id, "
          "outcome, exit_code, signal, duration_ms, error_text, fingerprint, telemetry_events, "
@@ -215,6 +217,19 @@ absl::Status InsertAttempt(sqlite3* db, const AttemptRecord& a) {
       .Bind(a.ended_at_ms)
       .Bind(int64_t{a.telemetry_unknown ? 1 : 0})
       .Run();
+}
+
+}  // namespace
+
+absl::Status InsertAttempt(sqlite3* db, const AttemptRecord& a) {
+  SLUICE_RETURN_IF_ERROR(InsertAttemptRow(db, a));
+  if (!CountsTowardSessionProgress(a.outcome)) return absl::OkStatus();
+  // The session's progress, read by every status and, with a batch size, by
+  // every lease: kept here rather than counted over the session's attempts.
+  Stmt count(db,
+             "INSERT INTO session_attempts(session_id, finished) VALUES(?, 1) "
+             "ON CONFLICT(session_id) DO UPDATE SET finished=finished+1");
+  return count.Bind(a.session_id).Run();
 }
 
 void ApplyDecision(const PhaseDecision& d, PhaseRecord& p) {
