@@ -6,8 +6,9 @@ what the coordinator's memory and the web pages cost with a long history.
 Attempts go to existing phases round-robin (phase i gets attempts i, i+PHASES,
 ...), 90 % succeeded with 1-50 events and 10 % failed with one of 50 error
 texts; each carries a 200-byte stderr tail. Session "S-history". Only the
-attempt records and their indexes are written (phase and run counters are
-left alone: this is history for the readers, not a drain).
+attempt records, their indexes and the session's count of finished attempts
+are written (phase and run counters are left alone: this is history for the
+readers, not a drain).
 
 Usage:
   gen_history.py sqlite DB_PATH N PHASES RUNS
@@ -44,6 +45,9 @@ def sqlite_history(path, n, phases, runs):
         "outcome, exit_code, signal, duration_ms, error_text, fingerprint, telemetry_events, "
         "telemetry_by_type, stdout_tail, stderr_tail, started_at, ended_at) "
         "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", attempts(n, phases, runs))
+    # Every attempt here succeeded or failed: all count toward the session.
+    db.execute("INSERT INTO session_attempts(session_id, finished) VALUES('S-history', ?) "
+               "ON CONFLICT(session_id) DO UPDATE SET finished=finished+excluded.finished", (n,))
     db.commit()
 
 
@@ -73,6 +77,7 @@ def redis_history(ns, n, phases, runs):
         w(resp("RPUSH", p + "attempts", lease))
         w(resp("RPUSH", p + "session_attempts:S-history", lease))
         w(resp("RPUSH", "%sphase_attempts:%d:%s:%s" % (p, len(run), run, phase), lease))
+    w(resp("INCRBY", p + "session_count:S-history", n))
 
 
 def main():
