@@ -46,8 +46,12 @@ def sqlite_history(path, n, phases, runs):
         "telemetry_by_type, stdout_tail, stderr_tail, started_at, ended_at) "
         "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", attempts(n, phases, runs))
     # Every attempt here succeeded or failed: all count toward the session.
-    db.execute("INSERT INTO session_attempts(session_id, finished) VALUES('S-history', ?) "
-               "ON CONFLICT(session_id) DO UPDATE SET finished=finished+excluded.finished", (n,))
+    # A store from before the table gets it counted from the attempts when
+    # sluice first opens it.
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name='session_attempts'").fetchone():
+        db.execute("INSERT INTO session_attempts(session_id, finished) VALUES('S-history', ?) "
+                   "ON CONFLICT(session_id) DO UPDATE SET finished=finished+excluded.finished",
+                   (n,))
     db.commit()
 
 
