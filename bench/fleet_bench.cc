@@ -79,7 +79,7 @@ int Cycles(const std::string& address, int workers, int64_t phases, int32_t per_
       int64_t request = 0;
       while (done.load() < phases && errors.load() == 0) {
         auto batch =
-            client.Lease(worker_id, absl::StrCat(worker_id, "-", ++request), per_lease, 200);
+            client.Lease(worker_id, absl::StrCat(worker_id, "-", ++request), per_lease, 200, {});
         if (!batch.ok()) {
           std::fprintf(stderr, "fleet_bench: lease: %s\n", batch.status().ToString().c_str());
           ++errors;

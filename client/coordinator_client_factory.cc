@@ -15,8 +15,8 @@ class UnreachableCoordinatorClient final : public CoordinatorClient {
   explicit UnreachableCoordinatorClient(absl::Status why) : why_(std::move(why)) {}
 
   absl::StatusOr<WorkerRegistration> Register(const WorkerInfo&) override { return why_; }
-  absl::StatusOr<LeaseBatch> Lease(const std::string&, const std::string&, int32_t,
-                                   int64_t) override {
+  absl::StatusOr<LeaseBatch> Lease(const std::string&, const std::string&, int32_t, int64_t,
+                                   const std::vector<std::string>&) override {
     return why_;
   }
   absl::StatusOr<std::vector<std::string>> Heartbeat(const std::string&,

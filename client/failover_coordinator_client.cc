@@ -56,11 +56,11 @@ absl::StatusOr<WorkerRegistration> FailoverCoordinatorClient::Register(const Wor
   return Track(used, client->Register(worker));
 }
 
-absl::StatusOr<LeaseBatch> FailoverCoordinatorClient::Lease(const std::string& worker_id,
-                                                            const std::string& request_id,
-                                                            int32_t max_phases, int64_t wait_ms) {
+absl::StatusOr<LeaseBatch> FailoverCoordinatorClient::Lease(
+    const std::string& worker_id, const std::string& request_id, int32_t max_phases,
+    int64_t wait_ms, const std::vector<std::string>& after_lease_ids) {
   auto [used, client] = Current();
-  return Track(used, client->Lease(worker_id, request_id, max_phases, wait_ms));
+  return Track(used, client->Lease(worker_id, request_id, max_phases, wait_ms, after_lease_ids));
 }
 
 absl::StatusOr<std::vector<std::string>> FailoverCoordinatorClient::Heartbeat(

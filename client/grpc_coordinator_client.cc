@@ -65,17 +65,19 @@ absl::StatusOr<WorkerRegistration> GrpcCoordinatorClient::Register(const WorkerI
   grpc::Status st = stub_->stub->Register(&ctx, req, &resp);
   if (!st.ok()) return FromGrpc(st);
   return WorkerRegistration{resp.lease_ttl_ms(), resp.heartbeat_interval_ms(),
-                            resp.max_lease_wait_ms(), resp.cluster_id()};
+                            resp.max_lease_wait_ms(), resp.cluster_id(),
+                            resp.lease_waits_for_reports()};
 }
 
-absl::StatusOr<LeaseBatch> GrpcCoordinatorClient::Lease(const std::string& worker_id,
-                                                        const std::string& request_id,
-                                                        int32_t max_phases, int64_t wait_ms) {
+absl::StatusOr<LeaseBatch> GrpcCoordinatorClient::Lease(
+    const std::string& worker_id, const std::string& request_id, int32_t max_phases,
+    int64_t wait_ms, const std::vector<std::string>& after_lease_ids) {
   v1::LeaseRequest req;
   req.set_worker_id(worker_id);
   req.set_request_id(request_id);
   req.set_max_phases(max_phases);
   req.set_wait_ms(wait_ms);
+  for (const std::string& id : after_lease_ids) req.add_after_lease_ids(id);
   v1::LeaseResponse resp;
   grpc::ClientContext ctx;
   SetDeadline(&ctx, wait_ms + 10'000);

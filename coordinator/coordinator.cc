@@ -105,7 +105,8 @@ absl::StatusOr<RegisterResult> Coordinator::Register(const WorkerInfo& worker) {
 
 absl::StatusOr<LeaseResult> Coordinator::Lease(const std::string& worker_id,
                                                const std::string& request_id, int32_t max_phases,
-                                               int64_t wait_ms) {
+                                               int64_t wait_ms,
+                                               const std::vector<std::string>& after_lease_ids) {
   SLUICE_RETURN_IF_ERROR(CheckLeader());
   SLUICE_RETURN_IF_ERROR(ValidateId("worker_id", worker_id));
   SLUICE_RETURN_IF_ERROR(ValidateId("request_id", request_id));
@@ -114,8 +115,16 @@ absl::StatusOr<LeaseResult> Coordinator::Lease(const std::string& worker_id,
         absl::StrCat("max_phases must be between 1 and ", config_.max_phases_per_lease));
   }
   if (wait_ms < 0) return absl::InvalidArgumentError("wait_ms must be >= 0");
+  if (after_lease_ids.size() > config_.max_heartbeat_lease_ids) {
+    return absl::InvalidArgumentError(absl::StrCat("after_lease_ids: ", after_lease_ids.size(),
+                                                   " in one lease request, at most ",
+                                                   config_.max_heartbeat_lease_ids));
+  }
+  for (const std::string& id : after_lease_ids) {
+    SLUICE_RETURN_IF_ERROR(ValidateId("after_lease_ids", id));
+  }
   contacts_.Seen(worker_id, clock_.NowMs());
-  return broker_.Lease(worker_id, request_id, max_phases, wait_ms);
+  return broker_.Lease(worker_id, request_id, max_phases, wait_ms, after_lease_ids);
 }
 
 absl::StatusOr<std::vector<std::string>> Coordinator::Heartbeat(

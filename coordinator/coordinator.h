@@ -73,7 +73,8 @@ struct RegisterResult {
   int64_t lease_ttl_ms = 0;
   int64_t heartbeat_interval_ms = 0;
   int64_t max_lease_wait_ms = 0;
-  std::string cluster_id;  // the store's (empty: the store has none)
+  std::string cluster_id;               // the store's (empty: the store has none)
+  bool lease_waits_for_reports = true;  // Lease honours after_lease_ids
 };
 
 struct ReportAnswer {
@@ -132,8 +133,11 @@ class Coordinator {
   absl::StatusOr<RegisterResult> Register(const WorkerInfo& worker);
   // Long-polls up to min(wait_ms, max_lease_wait_ms) when nothing is ready.
   // A retried request (same worker_id and request_id) gets the same grants.
+  // Grants nothing while a lease in `after_lease_ids` (the worker's reports
+  // on their way) is still active, so the grant sees those outcomes.
   absl::StatusOr<LeaseResult> Lease(const std::string& worker_id, const std::string& request_id,
-                                    int32_t max_phases, int64_t wait_ms);
+                                    int32_t max_phases, int64_t wait_ms,
+                                    const std::vector<std::string>& after_lease_ids = {});
   // Renews the worker's leases; returns those it must stop.
   absl::StatusOr<std::vector<std::string>> Heartbeat(const std::string& worker_id,
                                                      const std::vector<std::string>& lease_ids);

@@ -18,6 +18,9 @@ struct WorkerRegistration {
   int64_t heartbeat_interval_ms = 10'000;
   int64_t max_lease_wait_ms = 30'000;
   std::string cluster_id;  // the coordinator's store's cluster id
+  // The coordinator holds a lease request until the reports it names have
+  // landed (LeaseRequest.after_lease_ids); false for an older coordinator.
+  bool lease_waits_for_reports = false;
 };
 
 struct LeaseBatch {
@@ -29,9 +32,13 @@ class CoordinatorClient {
  public:
   virtual ~CoordinatorClient() = default;
   virtual absl::StatusOr<WorkerRegistration> Register(const WorkerInfo& worker) = 0;
+  // `after_lease_ids`: this worker's leases whose reports are on their way;
+  // a coordinator that says lease_waits_for_reports grants nothing before
+  // they have landed (LeaseRequest.after_lease_ids).
   virtual absl::StatusOr<LeaseBatch> Lease(const std::string& worker_id,
                                            const std::string& request_id, int32_t max_phases,
-                                           int64_t wait_ms) = 0;
+                                           int64_t wait_ms,
+                                           const std::vector<std::string>& after_lease_ids) = 0;
   // Returns the lease ids the worker must stop. `timeout_ms` bounds the call
   // (DeadlineExceeded after it): the agent keeps it inside the lease TTL, so
   // a coordinator that silently stops answering cannot hold the agent's

@@ -61,11 +61,11 @@ absl::StatusOr<WorkerRegistration> RetryingCoordinatorClient::Register(const Wor
   });
 }
 
-absl::StatusOr<LeaseBatch> RetryingCoordinatorClient::Lease(const std::string& worker_id,
-                                                            const std::string& request_id,
-                                                            int32_t max_phases, int64_t wait_ms) {
+absl::StatusOr<LeaseBatch> RetryingCoordinatorClient::Lease(
+    const std::string& worker_id, const std::string& request_id, int32_t max_phases,
+    int64_t wait_ms, const std::vector<std::string>& after_lease_ids) {
   return Retry<LeaseBatch>("lease", IsUnknownWorker, [&] {
-    return inner_.Lease(worker_id, request_id, max_phases, wait_ms);
+    return inner_.Lease(worker_id, request_id, max_phases, wait_ms, after_lease_ids);
   });
 }
 

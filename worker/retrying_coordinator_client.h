@@ -47,7 +47,8 @@ class RetryingCoordinatorClient final : public CoordinatorClient {
   // (clock_): the coordinator counts the worker's lease TTL from no earlier.
   absl::StatusOr<WorkerRegistration> Register(const WorkerInfo& worker, int64_t* sent_ms);
   absl::StatusOr<LeaseBatch> Lease(const std::string& worker_id, const std::string& request_id,
-                                   int32_t max_phases, int64_t wait_ms) override;
+                                   int32_t max_phases, int64_t wait_ms,
+                                   const std::vector<std::string>& after_lease_ids) override;
   absl::StatusOr<std::vector<std::string>> Heartbeat(const std::string& worker_id,
                                                      const std::vector<std::string>& lease_ids,
                                                      int64_t timeout_ms) override;

@@ -87,6 +87,7 @@ absl::Status WorkerAgent::Register() {
   absl::StatusOr<WorkerRegistration> reg = retrying_.Register(info, &sent_ms);
   if (!reg.ok()) return reg.status();
   registration_ = *reg;
+  lease_waits_for_reports_.store(reg->lease_waits_for_reports);
   // sent_ms is on the wall clock: carried over to the monotonic one.
   last_renewal_sent_ms_.store(clock_.MonotonicMs() - (clock_.NowMs() - sent_ms));
   const SelfFence fence = Fence();
@@ -139,11 +140,15 @@ absl::Status WorkerAgent::Run() {
   bool gated = false;
   while (!drain_requested_.load()) {
     int32_t free_slots;
+    std::vector<std::string> after_lease_ids;
     {
       absl::MutexLock lock(&mu_);
       // Set with the slot's release: a freed slot is never leased after it.
       if (!stopped_because_.empty()) break;
       free_slots = ReapFinished();
+      for (const auto& [id, r] : running_) {
+        if (r.report_gates_lease && !r.done) after_lease_ids.push_back(id);
+      }
     }
     if (free_slots <= 0) {
       // A phase ending or a drain request wakes this at once.
@@ -165,7 +170,7 @@ absl::Status WorkerAgent::Run() {
     if (request_id.empty()) request_id = absl::StrCat(incarnation_, "-r", ++request_counter_);
     const int64_t wait = std::min(config_.lease_wait_ms, registration_.max_lease_wait_ms);
     absl::StatusOr<LeaseBatch> batch =
-        retrying_.Lease(config_.worker_id, request_id, free_slots, wait);
+        retrying_.Lease(config_.worker_id, request_id, free_slots, wait, after_lease_ids);
     if (!batch.ok()) {
       if (batch.status().code() != absl::StatusCode::kFailedPrecondition) {
         continue;  // only when draining: the retrying client retries everything else
@@ -359,17 +364,21 @@ void WorkerAgent::RunPhase(LeaseGrant lease, std::shared_ptr<CancelToken> cancel
       lease.run_id, lease.phase_id, lease.attempt, lease.lease_id, OutcomeName(report.outcome),
       report.exit_code, report.signal, report.duration_ms,
       report.telemetry_unknown ? std::string("unknown") : std::to_string(report.telemetry_events));
-  // Only an outcome that cannot change what the coordinator grants next
-  // frees its slot before its report lands: a success that yielded
-  // telemetry. A failure can block its run or family (the repeat rule), a
-  // timeout can skip its run, a success without events feeds the
-  // telemetry-loss alarm: the next grant must know of them, or a phase the
-  // policy would have skipped starts (one per slot).
-  const bool free_before_report = CannotChangeTheNextGrant(report);
+  // A failure can block its run or family (the repeat rule), a timeout can
+  // skip its run, a success without events feeds the telemetry-loss alarm:
+  // the next grant must know of them, or a phase the policy would have
+  // skipped starts (one per slot). So the slot is free before the report
+  // lands only when the outcome cannot change the next grant (a success
+  // that yielded telemetry), or when the coordinator holds the next grant
+  // until this report has landed (the lease call names it): the lease is
+  // then already waiting there, and no round trip follows the report.
+  const bool gates_lease = !CannotChangeTheNextGrant(report);
+  const bool free_before_report = !gates_lease || lease_waits_for_reports_.load();
   std::string stop_leasing;  // why, when this outcome ends leasing
   {
     absl::MutexLock lock(&mu_);
     running_[lease.lease_id].slot_freed = free_before_report;
+    running_[lease.lease_id].report_gates_lease = gates_lease && free_before_report;
     if (report.outcome != Outcome::kStartFailed) {
       start_failures_in_a_row_ = 0;
     } else if (++start_failures_in_a_row_ >= config_.max_start_failures &&

@@ -98,9 +98,13 @@ class WorkerAgent {
     std::shared_ptr<CancelToken> cancel;
     std::thread thread;
     // The slot is free for the next lease: the phase's process has ended
-    // and either its report was answered or its outcome cannot change the
-    // next grant (a success with telemetry), whose report may still travel.
+    // and either its report was answered, or its outcome cannot change the
+    // next grant (a success with telemetry), or the coordinator holds the
+    // next grant until this report lands (report_gates_lease).
     bool slot_freed = false;
+    // Its report is on its way and may change the next grant: lease calls
+    // name it (after_lease_ids) until it lands.
+    bool report_gates_lease = false;
     bool done = false;  // and the report was delivered (or given up)
   };
 
@@ -133,6 +137,9 @@ class WorkerAgent {
   CoordinatorClient& client_;
   const Clock& clock_;
   WorkerRegistration registration_;
+  // registration_.lease_waits_for_reports, for the phase threads (a
+  // re-registration may change it while they run).
+  std::atomic<bool> lease_waits_for_reports_{false};
   // Random per process: prefixes lease request ids (see Run()).
   const std::string incarnation_;
   OutcomeSpool spool_;

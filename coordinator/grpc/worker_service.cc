@@ -27,14 +27,17 @@ grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* ctx, const v1::Reg
   resp->set_heartbeat_interval_ms(result->heartbeat_interval_ms);
   resp->set_max_lease_wait_ms(result->max_lease_wait_ms);
   resp->set_cluster_id(result->cluster_id);
+  resp->set_lease_waits_for_reports(result->lease_waits_for_reports);
   return grpc::Status::OK;
 }
 
 grpc::Status WorkerServiceImpl::Lease(grpc::ServerContext* ctx, const v1::LeaseRequest* req,
                                       v1::LeaseResponse* resp) {
   if (grpc::Status st = Check(ctx, req->worker_id()); !st.ok()) return st;
-  auto result =
-      coordinator_.Lease(req->worker_id(), req->request_id(), req->max_phases(), req->wait_ms());
+  const std::vector<std::string> after(req->after_lease_ids().begin(),
+                                       req->after_lease_ids().end());
+  auto result = coordinator_.Lease(req->worker_id(), req->request_id(), req->max_phases(),
+                                   req->wait_ms(), after);
   if (!result.ok()) return ToGrpcStatus(result.status());
   for (const LeaseGrant& g : result->leases) ToProto(g, resp->add_leases());
   resp->set_session_active(result->session_active);

@@ -150,7 +150,8 @@ absl::StatusOr<std::vector<LeaseGrant>> LeaseBroker::TryLease(
 
 absl::StatusOr<LeaseResult> LeaseBroker::Lease(const std::string& worker_id,
                                                const std::string& request_id, int32_t max_phases,
-                                               int64_t wait_ms) {
+                                               int64_t wait_ms,
+                                               const std::vector<std::string>& after_lease_ids) {
   // The long-poll waits in real time (not on clock_, which tests fake).
   const absl::Time deadline =
       absl::Now() + absl::Milliseconds(std::min(wait_ms, options_.max_lease_wait_ms));
@@ -183,7 +184,12 @@ absl::StatusOr<LeaseResult> LeaseBroker::Lease(const std::string& worker_id,
       // A paused session grants nothing; its workers keep long-polling and
       // lease again once an operator resumes.
       SLUICE_ASSIGN_OR_RETURN(bool paused, watch_.LeasingPaused(session->session_id));
-      if (!paused) {
+      bool reports_pending = false;
+      for (const std::string& id : after_lease_ids) {
+        SLUICE_ASSIGN_OR_RETURN(reports_pending, store_.IsLeaseActive(id));
+        if (reports_pending) break;
+      }
+      if (!paused && !reports_pending) {
         absl::MutexLock grant_lock(&grant_mu_);
         // A retry of this very request may have been granted while this one
         // waited for its turn: it gets those grants, not new ones.

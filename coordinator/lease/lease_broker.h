@@ -67,9 +67,14 @@ class LeaseBroker {
   // nothing is ready. A retried request (same worker_id and request_id) gets
   // the grants of the first. FailedPrecondition for an unregistered worker;
   // store errors as the store returns them, except that grants already made
-  // are handed out rather than stranded. Arguments are not validated here.
+  // are handed out rather than stranded. Nothing is granted while a lease
+  // in `after_lease_ids` is still active: those are the worker's phases
+  // whose reports are on their way, and a report lands (or the lease
+  // expires) with a Notify, which wakes this poll. Arguments are not
+  // validated here.
   absl::StatusOr<LeaseResult> Lease(const std::string& worker_id, const std::string& request_id,
-                                    int32_t max_phases, int64_t wait_ms)
+                                    int32_t max_phases, int64_t wait_ms,
+                                    const std::vector<std::string>& after_lease_ids = {})
       ABSL_LOCKS_EXCLUDED(mu_, grant_mu_);
 
   // Leasable work may have appeared (report, expiry, import, session start,

@@ -149,6 +149,12 @@ absl::StatusOr<std::optional<RunStats>> StateStore::GetRunStats(const std::strin
   return std::optional<RunStats>();
 }
 
+absl::StatusOr<bool> StateStore::IsLeaseActive(const std::string& lease_id) {
+  SLUICE_ASSIGN_OR_RETURN(std::vector<LeaseGrant> active, ListActiveLeases());
+  return std::any_of(active.begin(), active.end(),
+                     [&](const LeaseGrant& g) { return g.lease_id == lease_id; });
+}
+
 absl::StatusOr<std::vector<AttemptRecord>> StateStore::ListAttemptsWithoutOutput(
     const std::string& session_id) {
   SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts, ListAttempts(session_id));

@@ -179,6 +179,10 @@ class StateStore {
                                                                  const PhaseTransition& lost) = 0;
 
   virtual absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() = 0;
+  // Whether `lease_id` is an active lease (granted, not yet reported,
+  // expired or revoked). Asked on the lease path, so stores answer it by
+  // the id alone; the default lists the active leases: correct, not lean.
+  virtual absl::StatusOr<bool> IsLeaseActive(const std::string& lease_id);
 
   virtual absl::Status UpsertWorker(const WorkerInfo& worker) = 0;
   virtual absl::StatusOr<std::vector<WorkerInfo>> ListWorkers() = 0;

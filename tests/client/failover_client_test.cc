@@ -23,8 +23,8 @@ class ScriptedClient final : public CoordinatorClient {
     if (absl::Status st = s_.status[address_]; !st.ok()) return st;
     return WorkerRegistration{};
   }
-  absl::StatusOr<LeaseBatch> Lease(const std::string&, const std::string&, int32_t,
-                                   int64_t) override {
+  absl::StatusOr<LeaseBatch> Lease(const std::string&, const std::string&, int32_t, int64_t,
+                                   const std::vector<std::string>&) override {
     ++s_.calls[address_];
     if (absl::Status st = s_.status[address_]; !st.ok()) return st;
     return LeaseBatch{};
@@ -86,7 +86,7 @@ TEST(FailoverClientTest, MovesToTheNextAddressWhenTheCurrentOneIsUnavailable) {
   EXPECT_EQ(script.calls["b:1"], 1);
   // Other errors are answers, not a reason to move.
   script.status["b:1"] = absl::FailedPreconditionError("register first");
-  EXPECT_FALSE(client.Lease("w", "r", 1, 0).ok());
+  EXPECT_FALSE(client.Lease("w", "r", 1, 0, {}).ok());
   EXPECT_EQ(client.current_address(), "b:1");
   // A paused coordinator times out: move on too, wrapping around.
   script.status["b:1"] = absl::DeadlineExceededError("deadline");

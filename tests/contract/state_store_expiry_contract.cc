@@ -158,6 +158,23 @@ TEST_P(StateStoreContractTest, RunStatsAndCountsAreExactAfterAMixedSequence) {
   EXPECT_EQ(Ok(store().ListAttempts("")).size(), 5u);
 }
 
+TEST_P(StateStoreContractTest, ALeaseIsActiveFromItsGrantUntilItsReportOrExpiry) {
+  // Issue #12: a lease request that names reports on their way asks this on
+  // every look, by id.
+  Contract c(store());
+  c.Import({Spec("r1", "p1"), Spec("r1", "p2", 1)});
+  LeaseGrant reported = c.MustLease("r1", "w1", kT0);
+  LeaseGrant expiring = c.MustLease("r1", "w1", kT0 + 1);
+  EXPECT_TRUE(Ok(store().IsLeaseActive(reported.lease_id)));
+  EXPECT_TRUE(Ok(store().IsLeaseActive(expiring.lease_id)));
+  EXPECT_FALSE(Ok(store().IsLeaseActive("L-never-granted")));
+  c.Record(reported, Outcome::kFailed);
+  EXPECT_FALSE(Ok(store().IsLeaseActive(reported.lease_id)));
+  EXPECT_TRUE(Ok(store().IsLeaseActive(expiring.lease_id)));
+  ASSERT_EQ(Ok(store().ExpireLeases(expiring.expires_at_ms, LostLeaseTransition(5))).size(), 1u);
+  EXPECT_FALSE(Ok(store().IsLeaseActive(expiring.lease_id)));
+}
+
 TEST_P(StateStoreContractTest, EmptyStoreHasNoRunsAndZeroCounts) {
   EXPECT_THAT(Ok(store().ListRunStats()), IsEmpty());
   PhaseCounts counts = Ok(store().CountPhases());

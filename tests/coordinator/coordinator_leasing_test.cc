@@ -355,5 +355,45 @@ TEST_F(CoordinatorTest, WorkersUnseenForTheForgetTimeAreForgottenBusyAndCallingO
   EXPECT_THAT(ids, ElementsAre("busy", "idle"));
   EXPECT_EQ(coord.contacts().size(), 2u);
 }
+TEST_F(CoordinatorTest, ALeaseNamingAReportOnItsWayGrantsOnlyOnceItLandedAndSeesItsOutcome) {
+  // Issue #12: a worker frees its slot before the report of a failure lands
+  // and names that lease in its next lease call. Nothing may be granted
+  // before the report lands, or a run its failure blocks gets another phase.
+  RegisterWorker("w1");
+  std::vector<PhaseSpec> phases = {Spec("r1", "p1"), Spec("r1", "p2", 1), Spec("r1", "p3", 2)};
+  for (PhaseSpec& p : phases) p.priority = 10;  // r1 first
+  phases.push_back(Spec("r2", "q1"));
+  Import(phases);
+  SessionSettings settings;
+  settings.max_fingerprint_repeats = 2;  // blocks r1 once two of its phases failed alike
+  settings.max_attempts_per_phase = 1;
+  Start(settings);
+  const std::string error = "ImportError: No module named 'foo'";
+  const LeaseGrant first = LeaseOne();
+  ASSERT_EQ(first.run_id, "r1");
+  ReportNow(first, Outcome::kFailed, 0, 1'000, error);
+  const LeaseGrant second = LeaseOne();
+  ASSERT_EQ(second.run_id, "r1");
+
+  EXPECT_THAT(Ok(coord_.Lease("w1", "req-a", 1, 0, {second.lease_id})).leases, IsEmpty())
+      << "granted while the named report was on its way";
+  ReportNow(second, Outcome::kFailed, 0, 1'000, error);
+  const LeaseResult after = Ok(coord_.Lease("w1", "req-b", 1, 0, {second.lease_id}));
+  ASSERT_EQ(after.leases.size(), 1u) << "the report landed: the lease must go on";
+  EXPECT_EQ(after.leases[0].run_id, "r2") << "r1 is blocked by the failure it waited for";
+}
+
+TEST_F(CoordinatorTest, ALeaseNamingTooManyOrMalformedReportsIsInvalidArgument) {
+  RegisterWorker("w1");
+  Import({Spec("r1", "p1")});
+  Start();
+  const absl::Status bad = Err(coord_.Lease("w1", "req-a", 1, 0, {"bad id\n"}));
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("after_lease_ids"));
+  std::vector<std::string> many(10'000, "L-1");
+  EXPECT_EQ(Err(coord_.Lease("w1", "req-b", 1, 0, many)).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace sluice::testing

@@ -205,7 +205,7 @@ class GrpcIntegrationTest : public ::testing::Test {
     worker.worker_id = worker_id;
     worker.slots = slots;
     EXPECT_TRUE(client_->Register(worker).ok());
-    absl::StatusOr<LeaseBatch> batch = client_->Lease(worker_id, "req-1", slots, 1'000);
+    absl::StatusOr<LeaseBatch> batch = client_->Lease(worker_id, "req-1", slots, 1'000, {});
     EXPECT_TRUE(batch.ok()) << batch.status();
     EXPECT_THAT(batch.ok() ? batch->leases : std::vector<LeaseGrant>(), SizeIs(slots));
     return batch.ok() ? *batch : LeaseBatch();
@@ -442,7 +442,7 @@ TEST_F(GrpcIntegrationTest, DuplicateAndUnknownLeaseReportsOverGrpc) {
   ASSERT_THAT(batch.leases, SizeIs(1));
   const LeaseGrant grant = batch.leases[0];
   // A retried lease request gets the same grant, not a second phase.
-  absl::StatusOr<LeaseBatch> retried = client_->Lease("w-dup", "req-1", 1, 1'000);
+  absl::StatusOr<LeaseBatch> retried = client_->Lease("w-dup", "req-1", 1, 1'000, {});
   ASSERT_TRUE(retried.ok()) << retried.status();
   ASSERT_THAT(retried->leases, SizeIs(1));
   EXPECT_EQ(retried->leases[0].lease_id, grant.lease_id);

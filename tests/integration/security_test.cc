@@ -189,7 +189,7 @@ class SecurityTest : public ::testing::Test {
     info.slots = 1;
     info.version = "test";
     EXPECT_EQ(client.Register(info).status().code(), code) << "Register as " << worker_id;
-    EXPECT_EQ(client.Lease(worker_id, "req-1", 1, 0).status().code(), code)
+    EXPECT_EQ(client.Lease(worker_id, "req-1", 1, 0, {}).status().code(), code)
         << "Lease as " << worker_id;
     AttemptReport report;
     report.lease_id = "lease-that-does-not-matter";
@@ -342,7 +342,7 @@ TEST_F(SecurityTest, ExpiredLeaseReportWithAValidTokenIsLateAndChangesNothing) {
   info.slots = 1;
   info.version = "test";
   ASSERT_TRUE(client->Register(info).ok());
-  auto batch = client->Lease("w1", "req-expired", 1, 0);
+  auto batch = client->Lease("w1", "req-expired", 1, 0, {});
   ASSERT_TRUE(batch.ok()) << batch.status();
   ASSERT_EQ(batch->leases.size(), 1u);
   const LeaseGrant lease = batch->leases[0];

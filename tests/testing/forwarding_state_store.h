@@ -66,6 +66,9 @@ class ForwardingStateStore : public StateStore {
   absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() override {
     return target_->ListActiveLeases();
   }
+  absl::StatusOr<bool> IsLeaseActive(const std::string& lease_id) override {
+    return target_->IsLeaseActive(lease_id);
+  }
   absl::Status UpsertWorker(const WorkerInfo& worker) override {
     return target_->UpsertWorker(worker);
   }

@@ -66,10 +66,13 @@ class FakeCoordinatorClient : public CoordinatorClient {
     return registration_;
   }
   absl::StatusOr<LeaseBatch> Lease(const std::string& worker_id, const std::string& request_id,
-                                   int32_t, int64_t wait_ms) override ABSL_LOCKS_EXCLUDED(mu_) {
+                                   int32_t, int64_t wait_ms,
+                                   const std::vector<std::string>& after_lease_ids) override
+      ABSL_LOCKS_EXCLUDED(mu_) {
     {
       absl::MutexLock lock(&mu_);
       request_ids_.push_back(request_id);
+      after_lease_ids_.push_back(after_lease_ids);
       reports_held_at_lease_.push_back(reports_held_);
     }
     leases_asked_.Increment();
@@ -179,6 +182,11 @@ class FakeCoordinatorClient : public CoordinatorClient {
     absl::MutexLock lock(&mu_);
     return request_ids_;
   }
+  // Each Lease call's after_lease_ids, in call order.
+  std::vector<std::vector<std::string>> after_lease_ids() const ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    return after_lease_ids_;
+  }
   std::vector<AttemptReport> attempts() const ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     return attempts_;
@@ -194,6 +202,7 @@ class FakeCoordinatorClient : public CoordinatorClient {
   std::deque<LeaseGrant> grants_ ABSL_GUARDED_BY(mu_);
   std::vector<AttemptReport> attempts_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> request_ids_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::vector<std::string>> after_lease_ids_ ABSL_GUARDED_BY(mu_);
   absl::StatusOr<ReportDisposition> answer_ ABSL_GUARDED_BY(mu_) = ReportDisposition::kAccepted;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   bool hold_reports_ ABSL_GUARDED_BY(mu_) = false;

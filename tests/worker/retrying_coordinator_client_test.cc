@@ -31,7 +31,7 @@ class ScriptedClient : public CoordinatorClient {
     return WorkerRegistration();
   }
   absl::StatusOr<LeaseBatch> Lease(const std::string&, const std::string& request_id, int32_t,
-                                   int64_t) override {
+                                   int64_t, const std::vector<std::string>&) override {
     {
       absl::MutexLock lock(&mu_);
       request_ids_.push_back(request_id);
@@ -114,11 +114,11 @@ TEST_F(RetryingCoordinatorClientTest, LeaseRetriesWithTheSameRequestIdButNotAnUn
   inner_.Fail(absl::UnavailableError("down"));
   inner_.Fail(absl::PermissionDeniedError("token rotated"));
   RetryingCoordinatorClient client(inner_, clock_, stop_, kNoBackoff);
-  EXPECT_TRUE(client.Lease("w1", "inc-r1", 1, 1'000).ok());
+  EXPECT_TRUE(client.Lease("w1", "inc-r1", 1, 1'000, {}).ok());
   EXPECT_THAT(inner_.request_ids(), ElementsAre("inc-r1", "inc-r1", "inc-r1"));
 
   inner_.Fail(absl::FailedPreconditionError("unknown worker: register again"));
-  EXPECT_EQ(client.Lease("w1", "inc-r2", 1, 1'000).status().code(),
+  EXPECT_EQ(client.Lease("w1", "inc-r2", 1, 1'000, {}).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(inner_.calls().value(), 4);
 }
@@ -153,7 +153,7 @@ TEST_F(RetryingCoordinatorClientTest, StopEndsABackoffAtOnceWithTheLastError) {
   inner_.Fail(absl::UnavailableError("coordinator down"));
   RetryingCoordinatorClient client(inner_, clock_, stop_);
   absl::StatusOr<LeaseBatch> batch;
-  std::thread call([&] { batch = client.Lease("w1", "inc-r1", 1, 1'000); });
+  std::thread call([&] { batch = client.Lease("w1", "inc-r1", 1, 1'000, {}); });
   ASSERT_TRUE(inner_.calls().AwaitAtLeast(1));
   ASSERT_TRUE(clock_.AwaitWaiters(1));
   stop_.Notify();

@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_env.h"
+#include "tests/testing/wait.h"
 #include "tests/worker/fake_coordinator_client.h"
 #include "worker/outcome_spool.h"
 #include "worker/worker_agent.h"
@@ -26,8 +27,10 @@ using ::sluice::testing::GatedRunner;
 using ::sluice::testing::InstantRunner;
 using ::sluice::testing::ScratchDir;
 using ::sluice::testing::SucceededResult;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 class WorkerAgentSpoolTest : public ::testing::Test {
@@ -291,10 +294,12 @@ TEST_F(WorkerAgentSpoolTest, AfterAProductiveSuccessTheNextPhaseRunsWhileItsRepo
   for (int h : held) EXPECT_LE(h, 1);
 }
 
-// Any other outcome holds its slot until its report is answered: the next
-// grant must know of it. A failure can block its run or family, a timeout
-// skip its run, and a success without events feeds the telemetry-loss alarm;
-// granted before the report, a phase the policy would skip starts.
+// With a coordinator that does not hold a lease for the reports it names
+// (older than lease_waits_for_reports), any other outcome holds its slot
+// until its report is answered: the next grant must know of it. A failure
+// can block its run or family, a timeout skip its run, and a success
+// without events feeds the telemetry-loss alarm; granted before the report,
+// a phase the policy would skip starts.
 TEST_F(WorkerAgentSpoolTest, AnOutcomeThatCanChangeTheNextGrantHoldsItsSlotUntilItsReportLands) {
   FakeCoordinatorClient client(clock_);
   client.HoldReports(true);
@@ -324,6 +329,46 @@ TEST_F(WorkerAgentSpoolTest, AnOutcomeThatCanChangeTheNextGrantHoldsItsSlotUntil
   run.join();
   EXPECT_TRUE(result.ok()) << result;
   for (int held : client.reports_held_at_lease()) EXPECT_EQ(held, 0);
+}
+
+TEST_F(WorkerAgentSpoolTest, WhenTheCoordinatorWaitsForReportsAnyOutcomeFreesItsSlotNamingIt) {
+  // Issue #12: a coordinator that holds a lease until the reports it names
+  // have landed lets the next lease travel beside the report, so a success
+  // without events (which can change the next grant) frees its slot at once
+  // and the next lease call names its lease.
+  FakeCoordinatorClient client(clock_);
+  client.SetRegistration({.lease_ttl_ms = 600'000,
+                          .heartbeat_interval_ms = 60'000,
+                          .max_lease_wait_ms = 30'000,
+                          .cluster_id = {},
+                          .lease_waits_for_reports = true});
+  client.HoldReports(true);
+  client.Grant("L-1");
+  client.Grant("L-2");
+  GatedRunner runner;  // exit 0 and no telemetry: a success without events
+  WorkerAgent agent(Config(), client, runner, clock_);  // one slot
+  absl::Status result;
+  std::thread run([&] { result = agent.Run(); });
+  ASSERT_TRUE(runner.AwaitStarted(1));
+  runner.Release("L-1");
+  ASSERT_TRUE(client.reports().AwaitAtLeast(1));  // L-1's report, held
+  ASSERT_TRUE(runner.AwaitStarted(2)) << "the slot waited for the report";
+  std::vector<std::vector<std::string>> after = client.after_lease_ids();
+  ASSERT_GE(after.size(), 2u);
+  EXPECT_THAT(after[0], IsEmpty());
+  EXPECT_THAT(after[1], ElementsAre("L-1")) << "the lease did not name the report on its way";
+
+  client.HoldReports(false);
+  ASSERT_TRUE(::sluice::testing::WaitUntil([&] { return agent.reported() == 1; },
+                                           std::chrono::seconds(10)));
+  runner.Release("L-2");
+  ASSERT_TRUE(client.leases_asked().AwaitAtLeast(3));
+  after = client.after_lease_ids();
+  EXPECT_THAT(after[2], Not(Contains("L-1"))) << "a landed report is named no more";
+  EXPECT_TRUE(client.reports().AwaitAtLeast(2));
+  agent.RequestDrain();
+  run.join();
+  EXPECT_TRUE(result.ok()) << result;
 }
 
 // Heartbeats follow the registration's interval on the agent's clock.

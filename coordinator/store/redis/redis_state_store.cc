@@ -512,6 +512,14 @@ absl::StatusOr<std::vector<LeaseGrant>> RedisStateStore::ListActiveLeases() {
   return out;
 }
 
+absl::StatusOr<bool> RedisStateStore::IsLeaseActive(const std::string& lease_id) {
+  // A lease is active while it is in the leases index (report.lua and
+  // expire.lua take it out).
+  SLUICE_ASSIGN_OR_RETURN(RedisReply r,
+                          conn_.Command({"ZSCORE", absl::StrCat(prefix_, "leases"), lease_id}));
+  return !r.nil();
+}
+
 absl::Status RedisStateStore::UpsertWorker(const WorkerInfo& w) {
   return Run(kUpsertWorker, {w.worker_id, w.host, std::to_string(w.slots), JoinLabels(w.labels),
                              w.version, std::to_string(w.last_seen_ms)})

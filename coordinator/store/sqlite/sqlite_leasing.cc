@@ -297,4 +297,11 @@ absl::StatusOr<std::vector<LeaseGrant>> SqliteStateStore::ListActiveLeases() {
   return out;
 }
 
+absl::StatusOr<bool> SqliteStateStore::IsLeaseActive(const std::string& lease_id) {
+  absl::MutexLock lock(&mu_);
+  Stmt s(db_, "SELECT 1 FROM leases WHERE lease_id=?");
+  s.Bind(lease_id);
+  return s.Step();
+}
+
 }  // namespace sluice

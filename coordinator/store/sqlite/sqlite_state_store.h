@@ -46,6 +46,7 @@ class SqliteStateStore final : public StateStore {
   absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(int64_t now_ms,
                                                          const PhaseTransition& lost) override;
   absl::StatusOr<std::vector<LeaseGrant>> ListActiveLeases() override;
+  absl::StatusOr<bool> IsLeaseActive(const std::string& lease_id) override;
   absl::Status UpsertWorker(const WorkerInfo& worker) override;
   absl::StatusOr<std::vector<WorkerInfo>> ListWorkers() override;
   absl::Status RemoveWorker(const std::string& worker_id) override;
