@@ -11,7 +11,7 @@ const SVG = 'http://www.w3.org/2000/svg';
 const OUTCOME_COLORS = { succeeded: '#1a6b2f', failed: '#a4161a', timed_out: '#8a4b00',
   killed: '#6f2da8', cancelled: '#4a5360', lost: '#0b5cad', start_failed: '#8c2f5a' };
 const state = { page: 'overview', params: new URLSearchParams(), runsOffset: 0, fpOffset: 0,
-  last: '', timer: null };
+  last: '', timer: null, route: 0 };
 
 // el('td', {className: 'num'}, 'text', child): an element with properties and children.
 function el(tag, props, ...children) {
@@ -303,14 +303,19 @@ function endpoint() {
 async function refresh() {
   const target = endpoint();
   if (!target) return;
+  // A poll still in flight when the page changes must not mark the new page
+  // loaded (nor redraw or warn for it): only the latest route's answer counts.
+  const route = state.route;
   try {
     const body = await api(target[0]);
+    if (route !== state.route) return;
     // Only redraw on change, so focus and selection survive the polling.
     const text = JSON.stringify(Object.assign({}, body, { now_ms: 0 }));
     if (text !== state.last) { state.last = text; target[1](body); }
     document.getElementById('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
     document.body.dataset.loaded = state.page;
   } catch (e) {
+    if (route !== state.route) return;
     notice('Could not load ' + state.page + ': ' + e.message, true);
   }
 }
@@ -320,6 +325,7 @@ function route() {
   const [name, query] = hash.split('?');
   state.page = ['overview', 'runs', 'fingerprints', 'workers', 'phase'].includes(name) ? name : 'overview';
   state.params = new URLSearchParams(query || '');
+  state.route += 1;  // answers to the previous route are stale from here
   state.last = '';
   delete document.body.dataset.loaded;
   for (const s of document.querySelectorAll('main > section')) s.hidden = s.id !== 'page-' + state.page;
