@@ -13,8 +13,8 @@
 #   shim exit->done the worker reaps the shim, reads tails, spools the
 #                   outcome and waits for the report's answer
 #   done->lease     the phase thread ends until the next one starts (the
-#                   next lease's round trip, when the slot waited for the
-#                   report)
+#                   grant to a lease call already waiting at the coordinator
+#                   for that report, its answer, the new thread)
 #
 #   bench/phase_timeline.sh [PHASES] [COMMAND...]   (default 1000 /bin/true)
 # Needs perf and permission for system-wide tracepoints (root, or

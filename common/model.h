@@ -28,13 +28,13 @@ enum class Outcome {
 };
 
 std::string_view OutcomeName(Outcome outcome);  // "succeeded", "failed", ...
+std::optional<Outcome> ParseOutcome(std::string_view name);
 
 // Whether an attempt with this outcome counts toward its session's progress
 // (the batch size): it ended with the phase's own outcome. Lost, cancelled
 // and start_failed attempts do not. The Redis scripts keep the same rule
 // (index_attempt in coordinator/store/redis/scripts/prelude.lua).
 bool CountsTowardSessionProgress(Outcome outcome);
-std::optional<Outcome> ParseOutcome(std::string_view name);
 
 // Where a phase stands in the backlog.
 enum class PhaseState {

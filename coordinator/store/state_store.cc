@@ -1,6 +1,7 @@
 #include "coordinator/store/state_store.h"
 
 #include <algorithm>
+#include <optional>
 #include <random>
 #include <utility>
 
@@ -8,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "coordinator/store/active_lease.h"
 
 namespace sluice {
 namespace {
@@ -150,9 +152,8 @@ absl::StatusOr<std::optional<RunStats>> StateStore::GetRunStats(const std::strin
 }
 
 absl::StatusOr<bool> StateStore::IsLeaseActive(const std::string& lease_id) {
-  SLUICE_ASSIGN_OR_RETURN(std::vector<LeaseGrant> active, ListActiveLeases());
-  return std::any_of(active.begin(), active.end(),
-                     [&](const LeaseGrant& g) { return g.lease_id == lease_id; });
+  SLUICE_ASSIGN_OR_RETURN(std::optional<LeaseGrant> active, FindActiveLease(*this, lease_id));
+  return active.has_value();
 }
 
 absl::StatusOr<std::vector<AttemptRecord>> StateStore::ListAttemptsWithoutOutput(
