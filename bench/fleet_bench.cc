@@ -15,6 +15,7 @@
 //     process's and the coordinator's CPU from /proc meanwhile.
 #include <grpcpp/grpcpp.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -78,8 +79,10 @@ int Cycles(const std::string& address, int workers, int64_t phases, int32_t per_
       const std::string worker_id = absl::StrCat("fleet-w", w);
       int64_t request = 0;
       while (done.load() < phases && errors.load() == 0) {
-        auto batch =
-            client.Lease(worker_id, absl::StrCat(worker_id, "-", ++request), per_lease, 200, {});
+        // The pid keeps request ids unique across runs against one
+        // coordinator: a repeated id is a retry, answered with its grants.
+        auto batch = client.Lease(worker_id, absl::StrCat(worker_id, "-", getpid(), "-", ++request),
+                                  per_lease, 200, {});
         if (!batch.ok()) {
           std::fprintf(stderr, "fleet_bench: lease: %s\n", batch.status().ToString().c_str());
           ++errors;

@@ -19,12 +19,6 @@ bool ShouldHaveEmitted(const AttemptRecord& a, const TelemetryAlarmOptions& opti
   return a.outcome == Outcome::kSucceeded || a.duration_ms >= options.long_run_ms;
 }
 
-struct Tally {
-  int64_t considered = 0;
-  int64_t zero = 0;
-  int64_t events = 0;
-};
-
 }  // namespace
 
 std::string_view TelemetryWarningKindName(TelemetryWarningKind kind) {
@@ -50,20 +44,39 @@ TelemetryWarningKind ParseTelemetryWarningKind(std::string_view name) {
   return TelemetryWarningKind::kZeroEventPhases;
 }
 
-std::vector<TelemetryWarning> DetectTelemetryLoss(const std::vector<AttemptRecord>& attempts,
-                                                  const TelemetryAlarmOptions& options) {
-  std::vector<TelemetryWarning> warnings;
-  Tally cluster;
-  std::map<std::string, Tally> by_worker;
-  for (const AttemptRecord& a : attempts) {
-    if (!ShouldHaveEmitted(a, options)) continue;
-    Tally& w = by_worker[a.worker_id];
-    for (Tally* t : {&cluster, &w}) {
+TelemetryTally::TelemetryTally(const TelemetryAlarmOptions& options) : options_(options) {}
+
+void TelemetryTally::Add(const AttemptRecord& a) {
+  if (StoppedFromOutside(a.outcome)) return;
+  if (ShouldHaveEmitted(a, options_)) {
+    Tally& w = by_worker_[a.worker_id];
+    for (Tally* t : {&cluster_, &w}) {
       ++t->considered;
       t->events += a.telemetry_events;
       if (a.telemetry_events == 0) ++t->zero;
     }
   }
+  Tally& u = unknown_by_worker_[a.worker_id];
+  ++u.considered;
+  if (a.telemetry_unknown) {
+    ++u.zero;
+    return;
+  }
+  ++finished_;
+  finished_events_ += a.telemetry_events;
+  recent_.emplace(std::make_pair(a.ended_at_ms, added_++), a.telemetry_events);
+  recent_events_ += a.telemetry_events;
+  const auto window = static_cast<size_t>(std::max<int64_t>(options_.recent_window, 1));
+  if (recent_.size() > window) {  // the earliest leaves the window
+    recent_events_ -= recent_.begin()->second;
+    recent_.erase(recent_.begin());
+  }
+}
+
+std::vector<TelemetryWarning> TelemetryTally::Warnings() const {
+  const TelemetryAlarmOptions& options = options_;
+  const Tally& cluster = cluster_;
+  std::vector<TelemetryWarning> warnings;
 
   // (a) Silent phases cluster-wide.
   // Warned from the first silent success; pausing waits for min_attempts.
@@ -87,7 +100,7 @@ std::vector<TelemetryWarning> DetectTelemetryLoss(const std::vector<AttemptRecor
   }
 
   // (b) A worker whose phases never emit while other workers' phases do.
-  for (const auto& [worker_id, t] : by_worker) {
+  for (const auto& [worker_id, t] : by_worker_) {
     if (t.considered < options.min_attempts || t.events > 0) continue;
     const bool others_emit = cluster.events > 0;  // this worker contributed none of them
     if (!others_emit) continue;
@@ -105,45 +118,24 @@ std::vector<TelemetryWarning> DetectTelemetryLoss(const std::vector<AttemptRecor
 
   // (c) The cluster emitted before, but the last N finished attempts (with
   // counted telemetry) did not.
-  std::vector<const AttemptRecord*> finished;
-  std::map<std::string, Tally> unknown_by_worker;  // considered: finished; zero: unknown
-  for (const AttemptRecord& a : attempts) {
-    if (StoppedFromOutside(a.outcome)) continue;
-    Tally& u = unknown_by_worker[a.worker_id];
-    ++u.considered;
-    if (a.telemetry_unknown) {
-      ++u.zero;
-    } else {
-      finished.push_back(&a);
-    }
-  }
-  std::stable_sort(finished.begin(), finished.end(),
-                   [](const AttemptRecord* x, const AttemptRecord* y) {
-                     return x->ended_at_ms < y->ended_at_ms;
-                   });
-  const auto window = static_cast<size_t>(std::max<int64_t>(options.recent_window, 1));
-  if (finished.size() > window) {
-    int64_t recent_events = 0;
-    int64_t earlier_events = 0;
-    for (size_t i = 0; i < finished.size(); ++i) {
-      (i + window >= finished.size() ? recent_events : earlier_events) +=
-          finished[i]->telemetry_events;
-    }
-    if (recent_events == 0 && earlier_events > 0) {
+  const auto window = static_cast<int64_t>(recent_.size());
+  if (finished_ > window && window > 0) {
+    const int64_t earlier_events = finished_events_ - recent_events_;
+    if (recent_events_ == 0 && earlier_events > 0) {
       TelemetryWarning w;
       w.kind = TelemetryWarningKind::kYieldDroppedToZero;
-      w.attempts = static_cast<int64_t>(window);
-      w.zero_event_attempts = static_cast<int64_t>(window);
+      w.attempts = window;
+      w.zero_event_attempts = window;
       w.message = absl::StrFormat(
           "cluster yield dropped to zero: the last %d finished attempts reported no events, the "
           "%d before them reported %d",
-          window, finished.size() - window, earlier_events);
+          window, finished_ - window, earlier_events);
       warnings.push_back(std::move(w));
     }
   }
 
   // (d) A worker that could not count its attempts' telemetry.
-  for (const auto& [worker_id, u] : unknown_by_worker) {
+  for (const auto& [worker_id, u] : unknown_by_worker_) {
     if (u.zero < std::max<int64_t>(options.min_unknown_attempts, 1)) continue;
     TelemetryWarning w;
     w.kind = TelemetryWarningKind::kTelemetryUnknown;
@@ -158,6 +150,13 @@ std::vector<TelemetryWarning> DetectTelemetryLoss(const std::vector<AttemptRecor
     warnings.push_back(std::move(w));
   }
   return warnings;
+}
+
+std::vector<TelemetryWarning> DetectTelemetryLoss(const std::vector<AttemptRecord>& attempts,
+                                                  const TelemetryAlarmOptions& options) {
+  TelemetryTally tally(options);
+  for (const AttemptRecord& a : attempts) tally.Add(a);
+  return tally.Warnings();
 }
 
 }  // namespace sluice

@@ -16,12 +16,15 @@
 // Attempts with unknown telemetry are no evidence of silence: the first three
 // checks leave them out.
 //
-// Pure and thread-safe: a function of its arguments.
+// DetectTelemetryLoss is pure and thread-safe: a function of its arguments.
+// A TelemetryTally is a value, not thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/model.h"
@@ -73,6 +76,43 @@ struct TelemetryWarning {
   // min_attempts considered attempts. An early kZeroEventPhases warning
   // (from min_attempts_to_warn) is shown and logged but pauses nothing.
   bool pauses = true;
+};
+
+// What the checks need to know of a set of attempts, kept as attempts are
+// added: counts per worker and cluster-wide, and the last recent_window
+// finished attempts by end time. Its memory grows with the workers, not the
+// attempts, so a session of a million attempts is judged by adding only the
+// ones recorded since the last look (TelemetryWatch). Warnings() after any
+// sequence of Adds equals DetectTelemetryLoss over the same attempts in the
+// same order.
+class TelemetryTally {
+ public:
+  explicit TelemetryTally(const TelemetryAlarmOptions& options = {});
+
+  // Lost, cancelled and start_failed attempts are ignored: they were stopped
+  // from outside.
+  void Add(const AttemptRecord& attempt);
+  // Empty when telemetry looks fine.
+  std::vector<TelemetryWarning> Warnings() const;
+
+ private:
+  struct Tally {
+    int64_t considered = 0;
+    int64_t zero = 0;
+    int64_t events = 0;
+  };
+  TelemetryAlarmOptions options_;
+  Tally cluster_;                                   // attempts that should have emitted
+  std::map<std::string, Tally> by_worker_;          // the same, per worker
+  std::map<std::string, Tally> unknown_by_worker_;  // considered: finished; zero: unknown
+  // Finished attempts with counted telemetry: their number and events, and
+  // the last recent_window of them ordered by (end time, order added): the
+  // order a stable sort by end time gives.
+  int64_t finished_ = 0;
+  int64_t finished_events_ = 0;
+  std::map<std::pair<int64_t, uint64_t>, int64_t> recent_;  // -> telemetry events
+  int64_t recent_events_ = 0;
+  uint64_t added_ = 0;
 };
 
 // Warnings for `attempts` (any order; lost and cancelled attempts are

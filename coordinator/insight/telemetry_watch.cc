@@ -41,6 +41,7 @@ absl::StatusOr<bool> TelemetryWatch::LeasingPaused(const std::string& session_id
 }
 
 absl::Status TelemetryWatch::Check(const SessionRecord& session) {
+  absl::MutexLock check_lock(&check_mu_);
   // Refreshed every tick: a resume written by another process is seen here.
   SLUICE_ASSIGN_OR_RETURN(LeasingPause pause, LoadPause(session.session_id));
   bool resumed_elsewhere = false;
@@ -60,11 +61,28 @@ absl::Status TelemetryWatch::Check(const SessionRecord& session) {
     wake_lease_polls_();
   }
   const absl::Time check_started = absl::Now();
-  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts,
-                          store_.ListAttemptsWithoutOutput(session.session_id));
-  std::erase_if(attempts,
-                [&](const AttemptRecord& a) { return a.ended_at_ms <= pause.resumed_at_ms; });
-  std::vector<TelemetryWarning> warnings = DetectTelemetryLoss(attempts);
+  const bool new_term = tally_stale_.exchange(false);
+  if (!tally_ || new_term || tally_session_ != session.session_id ||
+      tally_resumed_at_ms_ != pause.resumed_at_ms) {
+    tally_.emplace();
+    tally_session_ = session.session_id;
+    tally_resumed_at_ms_ = pause.resumed_at_ms;
+    tally_cursor_ = 0;
+  }
+  // In chunks, so a session's first check holds one chunk, not the session.
+  // A failed read keeps what the chunks before it added, and their cursor.
+  constexpr int64_t kChunk = 10'000;
+  while (true) {
+    SLUICE_ASSIGN_OR_RETURN(AttemptBatch batch,
+                            store_.ListAttemptsFrom(session.session_id, tally_cursor_, kChunk));
+    for (const AttemptRecord& a : batch.rows) {
+      // The alarm judges only attempts that ended after the last resume.
+      if (a.ended_at_ms > pause.resumed_at_ms) tally_->Add(a);
+    }
+    tally_cursor_ = batch.next_cursor;
+    if (static_cast<int64_t>(batch.rows.size()) < kChunk) break;
+  }
+  std::vector<TelemetryWarning> warnings = tally_->Warnings();
   const absl::Duration took = absl::Now() - check_started;
   {
     absl::MutexLock lock(&mu_);
@@ -141,6 +159,7 @@ std::vector<TelemetryWarning> TelemetryWatch::WarningsFor(const std::string& ses
 }
 
 void TelemetryWatch::ResetForNewTerm() {
+  tally_stale_.store(true);
   absl::MutexLock lock(&mu_);
   pause_cache_.reset();
 }

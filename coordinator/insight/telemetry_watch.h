@@ -5,8 +5,16 @@
 // what was already logged, the cached pause that Lease consults on every
 // poll, and the resume by an operator.
 //
-// Thread-safety: every method may be called from many threads; one mutex
-// guards the state and is never held across a store call.
+// The session's attempts are judged through a TelemetryTally that reads on
+// from where the last check stopped (StateStore::ListAttemptsFrom), in
+// chunks: a check costs the attempts recorded since the last one, and its
+// memory the tally (per worker) and one chunk, however long the session. It
+// starts over on another session, after a resume and on a new term.
+//
+// Thread-safety: every method may be called from many threads. One mutex
+// guards the state the lease path reads and is never held across a store
+// call; a second one makes checks take turns (the tally reads on from its
+// cursor), and only Check takes it.
 #pragma once
 
 #include <atomic>
@@ -49,7 +57,7 @@ class TelemetryWatch {
   // One alarm round for the active `session` (Tick): refreshes the pause,
   // judges the attempts since the last resume when there is news, logs a new
   // finding once and, with --on-telemetry-loss pause, pauses leasing.
-  absl::Status Check(const SessionRecord& session) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Check(const SessionRecord& session) ABSL_LOCKS_EXCLUDED(mu_, check_mu_);
 
   // Ends the pause of the active `session`; returns the pause that ended.
   // FailedPrecondition when it is not paused.
@@ -61,7 +69,8 @@ class TelemetryWatch {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // A new leadership term: the pause is re-read from the store (another
-  // leader may have resumed it meanwhile).
+  // leader may have resumed it meanwhile), and the next check judges the
+  // session's attempts from the start.
   void ResetForNewTerm() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -79,9 +88,22 @@ class TelemetryWatch {
   std::atomic<uint64_t> reports_accepted_{1};
   uint64_t reports_checked_ ABSL_GUARDED_BY(mu_) = 0;
   // Reading a big session's attempts is not free (on Redis one hash per
-  // attempt): a check that took long postpones the next one (real time).
+  // attempt): a check that took long (the first of a long session)
+  // postpones the next one (real time).
   absl::Time next_check_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string checked_session_ ABSL_GUARDED_BY(mu_);
+
+  // Taken by Check for its whole length, before mu_ (never the other way).
+  absl::Mutex check_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // The attempts judged so far: of tally_session_, ended after
+  // tally_resumed_at_ms_, read up to tally_cursor_.
+  std::optional<TelemetryTally> tally_ ABSL_GUARDED_BY(check_mu_);
+  std::string tally_session_ ABSL_GUARDED_BY(check_mu_);
+  int64_t tally_resumed_at_ms_ ABSL_GUARDED_BY(check_mu_) = 0;
+  int64_t tally_cursor_ ABSL_GUARDED_BY(check_mu_) = 0;
+  // Set by ResetForNewTerm: the next check reads the session from its start
+  // (a failed-over Redis may have lost what the old term read).
+  std::atomic<bool> tally_stale_{false};
 };
 
 }  // namespace sluice

@@ -166,6 +166,28 @@ absl::StatusOr<std::vector<AttemptRecord>> StateStore::ListAttemptsWithoutOutput
   return attempts;
 }
 
+absl::Status CheckAttemptsFromQuery(int64_t cursor, int64_t limit) {
+  if (cursor < 0 || limit < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("attempts from cursor ", cursor, ", limit ",
+                                                   limit, ": need cursor >= 0 and limit >= 1"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AttemptBatch> StateStore::ListAttemptsFrom(const std::string& session_id,
+                                                          int64_t cursor, int64_t limit) {
+  SLUICE_RETURN_IF_ERROR(CheckAttemptsFromQuery(cursor, limit));
+  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> all, ListAttemptsWithoutOutput(session_id));
+  AttemptBatch batch;
+  batch.next_cursor = cursor;  // here: how many were read
+  for (auto i = static_cast<size_t>(cursor);
+       i < all.size() && batch.rows.size() < static_cast<size_t>(limit); ++i) {
+    batch.rows.push_back(std::move(all[i]));
+    ++batch.next_cursor;
+  }
+  return batch;
+}
+
 absl::StatusOr<std::vector<PhaseRecord>> StateStore::ListPendingLabelledPhases(int64_t limit) {
   std::vector<PhaseRecord> out;
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, ListRunStats());

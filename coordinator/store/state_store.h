@@ -94,6 +94,16 @@ struct AttemptPage {
   int64_t total = 0;  // the phase's attempts in the store
 };
 
+// Attempts read on from a cursor (StateStore::ListAttemptsFrom).
+struct AttemptBatch {
+  std::vector<AttemptRecord> rows;  // fewer than the limit: none more for now
+  int64_t next_cursor = 0;          // where to read on; the cursor given when rows is empty
+};
+
+// Shared by the stores' ListAttemptsFrom: InvalidArgument for a negative
+// cursor or a limit below 1.
+absl::Status CheckAttemptsFromQuery(int64_t cursor, int64_t limit);
+
 // Shared by the stores' ListRunStatsPage: InvalidArgument for an unknown
 // sort key or state, or a negative offset or limit.
 absl::Status CheckRunStatsQuery(const RunStatsQuery& query);
@@ -211,6 +221,16 @@ class StateStore {
   // ListAttempts and clears the tails: correct, not lean.
   virtual absl::StatusOr<std::vector<AttemptRecord>> ListAttemptsWithoutOutput(
       const std::string& session_id);
+  // A session's attempts (every attempt when session_id is empty) in the
+  // order they ended, without their output tails, from `cursor` (0: the
+  // first), at most `limit` (> 0) of them, and the cursor to continue from.
+  // Attempts are only ever appended, so reading on from the returned cursor
+  // sees each attempt once, those recorded meanwhile included: the telemetry
+  // watch reads only what is new. The cursor means something only to the
+  // store that returned it. The default reads ListAttemptsWithoutOutput and
+  // skips: correct, not cheap.
+  virtual absl::StatusOr<AttemptBatch> ListAttemptsFrom(const std::string& session_id,
+                                                        int64_t cursor, int64_t limit);
   // Attempts of a session that ended with the phase's own outcome (lost,
   // cancelled and start_failed ones excluded): the session's progress toward
   // its batch size.

@@ -205,6 +205,55 @@ TEST_P(StateStoreContractTest, ListAttemptsIsInEndOrderAndFiltersBySession) {
   EXPECT_THAT(Ok(store().ListAttempts("none")), IsEmpty());
 }
 
+TEST_P(StateStoreContractTest, ListAttemptsFromReadsOnFromItsCursorSeeingEachAttemptOnce) {
+  Contract c(store());
+  std::vector<PhaseSpec> specs;
+  for (int i = 0; i < 7; ++i) specs.push_back(Spec("r1", absl::StrCat("p", i), i));
+  c.Import(specs);
+  std::vector<std::string> recorded;  // session sA's lease ids, in end order
+  auto record = [&](const std::string& session) {
+    c.set_session(session);
+    LeaseGrant g = c.MustLease("r1");
+    c.Record(g, Outcome::kFailed);
+    if (session == "sA") recorded.push_back(g.lease_id);
+  };
+  for (const char* session : {"sA", "sB", "sA", "sA", "sB"}) record(session);
+
+  // Pages of two, then what was recorded after the last page was read.
+  std::vector<std::string> seen;
+  int64_t cursor = 0;
+  auto read_on = [&] {
+    while (true) {
+      AttemptBatch batch = Ok(store().ListAttemptsFrom("sA", cursor, 2));
+      for (const AttemptRecord& a : batch.rows) {
+        EXPECT_EQ(a.session_id, "sA");
+        EXPECT_EQ(a.stdout_tail, "");
+        seen.push_back(a.lease_id);
+      }
+      if (batch.rows.empty()) {
+        EXPECT_EQ(batch.next_cursor, cursor) << "nothing read, no move";
+      }
+      cursor = batch.next_cursor;
+      if (batch.rows.size() < 2) break;
+    }
+  };
+  read_on();
+  EXPECT_EQ(seen, recorded);
+  record("sB");
+  record("sA");
+  record("sA");
+  read_on();
+  EXPECT_EQ(seen, recorded) << "the two new ones once, nothing twice";
+  ASSERT_EQ(recorded.size(), 5u);
+
+  EXPECT_EQ(Ok(store().ListAttemptsFrom("", 0, 100)).rows.size(), 8u) << "'' is every session";
+  EXPECT_THAT(Ok(store().ListAttemptsFrom("none", 0, 10)).rows, IsEmpty());
+  EXPECT_EQ(store().ListAttemptsFrom("sA", -1, 10).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().ListAttemptsFrom("sA", 0, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_P(StateStoreContractTest, CountSessionAttemptsExcludesLostAndCancelled) {
   Contract c(store());
   c.Import({Spec("r1", "ok"), Spec("r1", "fail", 1), Spec("r1", "timeout", 2),

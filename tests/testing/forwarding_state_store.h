@@ -40,6 +40,10 @@ class ForwardingStateStore : public StateStore {
       const std::string& session) override {
     return target_->ListAttemptsWithoutOutput(session);
   }
+  absl::StatusOr<AttemptBatch> ListAttemptsFrom(const std::string& session, int64_t cursor,
+                                                int64_t limit) override {
+    return target_->ListAttemptsFrom(session, cursor, limit);
+  }
   absl::StatusOr<std::vector<PhaseRecord>> ListPendingLabelledPhases(int64_t limit) override {
     return target_->ListPendingLabelledPhases(limit);
   }

@@ -639,6 +639,30 @@ absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttemptRows(
   return out;
 }
 
+absl::StatusOr<AttemptBatch> RedisStateStore::ListAttemptsFrom(const std::string& session_id,
+                                                               int64_t cursor, int64_t limit) {
+  SLUICE_RETURN_IF_ERROR(CheckAttemptsFromQuery(cursor, limit));
+  // The cursor is an index into the session's end-order list, which only
+  // grows at its end. At most ListAttemptRows' chunk per script, so that one
+  // read never blocks Redis for long whatever the caller asks.
+  constexpr int64_t kMaxChunk = 5'000;
+  AttemptBatch batch;
+  batch.next_cursor = cursor;
+  while (static_cast<int64_t>(batch.rows.size()) < limit) {
+    const int64_t want = std::min(kMaxChunk, limit - static_cast<int64_t>(batch.rows.size()));
+    SLUICE_ASSIGN_OR_RETURN(RedisReply r,
+                            Run(kListAttempts, {session_id, "0", std::to_string(batch.next_cursor),
+                                                std::to_string(batch.next_cursor + want - 1)}));
+    SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kAttemptFieldCount, "list attempts"));
+    for (size_t i = 0; i < r.elements.size(); i += kAttemptFieldCount) {
+      batch.rows.push_back(DecodeAttempt(RedisRow(r.elements, i)));
+      ++batch.next_cursor;
+    }
+    if (r.elements.size() < static_cast<size_t>(want) * kAttemptFieldCount) break;
+  }
+  return batch;
+}
+
 absl::StatusOr<int64_t> RedisStateStore::CountSessionAttempts(const std::string& session_id) {
   SLUICE_ASSIGN_OR_RETURN(
       RedisReply r, conn_.Command({"GET", absl::StrCat(prefix_, "session_count:", session_id)}));

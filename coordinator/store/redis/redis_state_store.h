@@ -97,6 +97,8 @@ class RedisStateStore final : public StateStore, public WriteFence {
   absl::StatusOr<std::vector<AttemptRecord>> ListAttempts(const std::string& session_id) override;
   absl::StatusOr<std::vector<AttemptRecord>> ListAttemptsWithoutOutput(
       const std::string& session_id) override;
+  absl::StatusOr<AttemptBatch> ListAttemptsFrom(const std::string& session_id, int64_t cursor,
+                                                int64_t limit) override;
   absl::StatusOr<std::vector<PhaseRecord>> ListPendingLabelledPhases(int64_t limit) override;
   absl::StatusOr<int64_t> CountSessionAttempts(const std::string& session_id) override;
   absl::StatusOr<std::vector<LateReportRecord>> ListLateReports() override;

@@ -126,15 +126,50 @@ absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttemptsWithout
   return ListAttemptRows(session_id, /*with_output=*/false);
 }
 
-absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttemptRows(
-    const std::string& session_id, bool with_output) {
-  absl::MutexLock lock(&mu_);
-  const std::string cols = absl::StrCat(
+namespace {
+
+// The columns DecodeAttempt reads, then `seq` (column 20).
+std::string AttemptColumns(bool with_output) {
+  return absl::StrCat(
       "SELECT lease_id, run_id, phase_id, attempt, epoch, worker_id, session_id, outcome, "
       "exit_code, signal, duration_ms, error_text, fingerprint, telemetry_events, "
       "telemetry_by_type, ",
       with_output ? "stdout_tail, stderr_tail" : "'', ''",
-      ", started_at, ended_at, telemetry_unknown FROM attempts ");
+      ", started_at, ended_at, telemetry_unknown, seq FROM attempts ");
+}
+
+}  // namespace
+
+absl::StatusOr<AttemptBatch> SqliteStateStore::ListAttemptsFrom(const std::string& session_id,
+                                                                int64_t cursor, int64_t limit) {
+  SLUICE_RETURN_IF_ERROR(CheckAttemptsFromQuery(cursor, limit));
+  absl::MutexLock lock(&mu_);
+  // The cursor is the last `seq` read: AUTOINCREMENT only grows, and one
+  // writer at a time commits, so a later attempt never gets a smaller one.
+  // attempts_by_session(session_id, seq) makes this a range of the index.
+  const std::string sql =
+      absl::StrCat(AttemptColumns(/*with_output=*/false),
+                   session_id.empty() ? "WHERE seq>? ORDER BY seq LIMIT ?"
+                                      : "WHERE session_id=? AND seq>? ORDER BY seq LIMIT ?");
+  Stmt s(db_, sql.c_str());
+  if (!session_id.empty()) s.Bind(session_id);
+  s.Bind(cursor);
+  s.Bind(limit);
+  AttemptBatch batch;
+  batch.next_cursor = cursor;
+  while (true) {
+    SLUICE_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    batch.rows.push_back(DecodeAttempt(s));
+    batch.next_cursor = s.Int(20);
+  }
+  return batch;
+}
+
+absl::StatusOr<std::vector<AttemptRecord>> SqliteStateStore::ListAttemptRows(
+    const std::string& session_id, bool with_output) {
+  absl::MutexLock lock(&mu_);
+  const std::string cols = AttemptColumns(with_output);
   const std::string sql = session_id.empty()
                               ? absl::StrCat(cols, "ORDER BY seq")
                               : absl::StrCat(cols, "WHERE session_id=? ORDER BY seq");

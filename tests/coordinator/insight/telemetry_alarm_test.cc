@@ -1,9 +1,13 @@
 // Telemetry-loss detection over constructed attempt histories.
 #include "coordinator/insight/telemetry_alarm.h"
 
+#include <algorithm>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/attempts.h"
@@ -135,6 +139,71 @@ TEST(TelemetryAlarmTest, ClusterYieldDroppingToZeroFires) {
   // One event in the window: no alarm.
   h.back().telemetry_events = 1;
   EXPECT_THAT(DetectTelemetryLoss(h, o), IsEmpty());
+}
+
+// The yield-drop rule as first written, over the whole list: the finished
+// attempts with counted telemetry sorted by end (stable: ties keep their
+// order), the last `window` of them against the rest. The events before the
+// window when the rule fires.
+std::optional<int64_t> YieldDropBySorting(const std::vector<AttemptRecord>& attempts,
+                                          size_t window) {
+  std::vector<const AttemptRecord*> finished;
+  for (const AttemptRecord& a : attempts) {
+    const bool outside = a.outcome == Outcome::kLost || a.outcome == Outcome::kCancelled ||
+                         a.outcome == Outcome::kStartFailed;
+    if (!outside && !a.telemetry_unknown) finished.push_back(&a);
+  }
+  std::stable_sort(finished.begin(), finished.end(),
+                   [](const auto* x, const auto* y) { return x->ended_at_ms < y->ended_at_ms; });
+  if (finished.size() <= window) return std::nullopt;
+  int64_t recent = 0;
+  int64_t earlier = 0;
+  for (size_t i = 0; i < finished.size(); ++i) {
+    (i + window >= finished.size() ? recent : earlier) += finished[i]->telemetry_events;
+  }
+  if (recent != 0 || earlier == 0) return std::nullopt;
+  return earlier;
+}
+
+TEST(TelemetryAlarmTest, TheTallysWindowIsTheLastAttemptsByEndWhateverTheOrderTheyArrive) {
+  // Attempts arrive out of end order (workers report late, ends tie to the
+  // second), some lost or with unknown telemetry; after each one the tally
+  // must agree with sorting everything so far.
+  TelemetryAlarmOptions o;
+  o.recent_window = 5;
+  std::mt19937 rng(12);
+  std::vector<AttemptRecord> so_far;
+  TelemetryTally tally(o);
+  int fired = 0;
+  int quiet = 0;
+  for (int i = 0; i < 1'500; ++i) {
+    const int64_t end_s = i / 3 + static_cast<int64_t>(rng() % 20);  // roughly later, with ties
+    const bool emitting_era = (i / 200) % 2 == 0;
+    const int64_t events = rng() % (emitting_era ? 3 : 40) == 0 ? 1 + rng() % 4 : 0;
+    const Outcome outcome = rng() % 10 == 0  ? Outcome::kLost
+                            : rng() % 4 == 0 ? Outcome::kFailed
+                                             : Outcome::kSucceeded;
+    AttemptRecord a =
+        Attempt("r", absl::StrCat("p", i), outcome, 1, events, end_s, absl::StrCat("w", rng() % 3));
+    a.telemetry_unknown = rng() % 15 == 0;
+    so_far.push_back(a);
+    tally.Add(a);
+    SCOPED_TRACE(i);
+    const std::optional<int64_t> expected = YieldDropBySorting(so_far, 5);
+    std::vector<TelemetryWarning> got;
+    for (const TelemetryWarning& w : tally.Warnings()) {
+      if (w.kind == TelemetryWarningKind::kYieldDroppedToZero) got.push_back(w);
+    }
+    ASSERT_EQ(got.size(), expected ? 1u : 0u);
+    if (expected) {
+      ++fired;
+      EXPECT_THAT(got[0].message, ::testing::EndsWith(absl::StrCat("reported ", *expected)));
+    } else {
+      ++quiet;
+    }
+  }
+  EXPECT_GT(fired, 50) << "the sequence must exercise the rule both ways";
+  EXPECT_GT(quiet, 50);
 }
 
 TEST(TelemetryAlarmTest, HealthyDrainHasNoWarnings) {

@@ -34,8 +34,16 @@ class AttemptsStore : public testing::ForwardingStateStore {
       const std::string& session) override {
     return ListAttempts(session);
   }
+  // The default: `attempts` from the cursor on (it only grows at its end,
+  // as a store's do).
+  absl::StatusOr<AttemptBatch> ListAttemptsFrom(const std::string& session, int64_t cursor,
+                                                int64_t limit) override {
+    cursors.push_back(cursor);
+    return StateStore::ListAttemptsFrom(session, cursor, limit);
+  }
   std::vector<AttemptRecord> attempts;
   int reads = 0;
+  std::vector<int64_t> cursors;  // asked of ListAttemptsFrom, in order
 };
 
 // Successes without a single telemetry event: the alarm's clearest case.
@@ -105,6 +113,41 @@ TEST_F(TelemetryWatchTest, LooksAgainOnlyAfterAReportWasAccepted) {
   watch_.ReportAccepted();
   EXPECT_TRUE(watch_.Check(s).ok());
   EXPECT_EQ(store_.reads, 2);
+}
+
+TEST_F(TelemetryWatchTest, ACheckReadsOnlyTheAttemptsRecordedSinceTheLastAndJudgesThemAll) {
+  const SessionRecord s = Session(TelemetryLossAction::kPause);
+  store_.attempts = SilentSuccesses(2);
+  EXPECT_TRUE(watch_.Check(s).ok());
+  ASSERT_THAT(watch_.WarningsFor("s1"), SizeIs(1));
+  EXPECT_FALSE(watch_.WarningsFor("s1")[0].pauses) << "2 silent successes: an early warning";
+  EXPECT_FALSE(watch_.LeasingPaused("s1").value());
+
+  const std::vector<AttemptRecord> more = SilentSuccesses(4);
+  store_.attempts.insert(store_.attempts.end(), more.begin() + 2, more.end());
+  store_.cursors.clear();
+  watch_.ReportAccepted();
+  EXPECT_TRUE(watch_.Check(s).ok());
+  EXPECT_THAT(store_.cursors, ::testing::ElementsAre(2)) << "read on from the first check's end";
+  ASSERT_THAT(watch_.WarningsFor("s1"), SizeIs(1));
+  EXPECT_EQ(watch_.WarningsFor("s1")[0].attempts, 4) << "judged on all four";
+  EXPECT_TRUE(watch_.LeasingPaused("s1").value());
+}
+
+TEST_F(TelemetryWatchTest, ALongSessionIsReadInChunksAndANewTermReadsItAgain) {
+  const SessionRecord s = Session(TelemetryLossAction::kWarn);
+  store_.attempts = SilentSuccesses(25'000);
+  EXPECT_TRUE(watch_.Check(s).ok());
+  EXPECT_THAT(store_.cursors, ::testing::ElementsAre(0, 10'000, 20'000));
+  ASSERT_THAT(watch_.WarningsFor("s1"), SizeIs(1));
+  EXPECT_EQ(watch_.WarningsFor("s1")[0].attempts, 25'000);
+
+  store_.cursors.clear();
+  watch_.ResetForNewTerm();
+  watch_.ReportAccepted();
+  EXPECT_TRUE(watch_.Check(s).ok());
+  EXPECT_THAT(store_.cursors, ::testing::ElementsAre(0, 10'000, 20'000));
+  EXPECT_EQ(watch_.WarningsFor("s1")[0].attempts, 25'000) << "counted once, not twice";
 }
 
 TEST_F(TelemetryWatchTest, PauseIsCachedUntilACheckSeesAResumeFromAnotherProcess) {
