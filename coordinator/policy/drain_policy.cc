@@ -114,37 +114,25 @@ absl::Status DrainPolicy::EnsureLoaded() {
 absl::Status DrainPolicy::LoadHistory() {
   // Rebuilt from the whole history once per coordinator (start or takeover),
   // outside the lock: the read may be long and reports must not wait on it.
-  // Without stdout/stderr tails: nothing here reads them, and they are up
-  // to 64 KiB per attempt.
-  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> history, store_.ListAttemptsWithoutOutput(""));
+  // Read and replayed in chunks, without stdout/stderr tails: what is held
+  // is one chunk and the state built, not the history (1M attempts held
+  // whole were ~500 MB).
   SLUICE_ASSIGN_OR_RETURN(auto records, store_.ListPolicyRecords(kFingerprintUnblockRecord));
+  std::map<std::string, int64_t> unblocks;
+  for (const auto& [fp, value] : records) {
+    int64_t at = 0;
+    if (absl::SimpleAtoi(value, &at)) unblocks[fp] = at;
+  }
   // Which past failures were transient: under the latest session's settings.
   SLUICE_ASSIGN_OR_RETURN(std::optional<SessionRecord> latest, store_.LatestSession());
   SLUICE_ASSIGN_OR_RETURN(TransientMatcher matcher,
                           TransientMatcher::ForSettings(latest ? latest->settings.retry_on
                                                                : std::vector<std::string>{}));
-  std::vector<bool> transient;
-  transient.reserve(history.size());
-  // A deterministic failure repeats its text (a run family's import error),
-  // so each distinct fingerprint and error text is matched once: the
-  // patterns were ~40 % of loading 1M failed attempts. Up to a bound, so a
-  // history of all-different texts does not add a map as large as itself.
-  constexpr size_t kMaxRemembered = 65'536;
-  absl::flat_hash_map<std::pair<std::string_view, std::string_view>, bool> matched;
-  for (const AttemptRecord& a : history) {
-    if (a.outcome != Outcome::kFailed) {
-      transient.push_back(false);
-      continue;
-    }
-    const std::pair<std::string_view, std::string_view> key(a.fingerprint, a.error_text);
-    if (auto it = matched.find(key); it != matched.end()) {
-      transient.push_back(it->second);
-      continue;
-    }
-    const bool is_transient = matcher.Matches(a.fingerprint, a.error_text);
-    if (matched.size() < kMaxRemembered) matched.emplace(key, is_transient);
-    transient.push_back(is_transient);
-  }
+  FailurePolicy failures(scheduler_.options().family_rule);
+  failures.Load({}, unblocks);
+  RetryEvidence retries;
+  std::map<Outcome, int64_t> totals;
+  EffortTotals effort;
   // Backoffs as Observe left them, so `status --store`, a restart and a
   // takeover see a run that just hit a rate limit as backing off instead of
   // leasing it again at once: Observe's rule replayed in the order attempts
@@ -152,32 +140,55 @@ absl::Status DrainPolicy::LoadHistory() {
   // from). Lost attempts never reach Observe.
   std::map<std::string, int> streaks;
   std::map<std::string, int64_t> backoff_until;
-  for (size_t i = 0; i < history.size(); ++i) {
-    const AttemptRecord& a = history[i];
-    if (a.outcome == Outcome::kLost) continue;
-    (void)ApplyBackoffRule(a.run_id, transient[i], RanThePhase(a.outcome), a.ended_at_ms, streaks,
-                           backoff_until);
-  }
-  std::map<std::string, int64_t> unblocks;
-  for (const auto& [fp, value] : records) {
-    int64_t at = 0;
-    if (absl::SimpleAtoi(value, &at)) unblocks[fp] = at;
+  // A deterministic failure repeats its text (a run family's import error),
+  // so each distinct fingerprint and error text is matched once: the
+  // patterns were ~40 % of loading 1M failed attempts. Up to a bound, so a
+  // history of all-different texts does not add a map as large as itself.
+  // Keyed by "fingerprint NUL error text" (the chunk's strings do not live
+  // on), looked up without an allocation through one reused key.
+  constexpr size_t kMaxRemembered = 65'536;
+  absl::flat_hash_map<std::string, bool> matched;
+  std::string key;
+  auto is_transient = [&](const AttemptRecord& a) {
+    if (a.outcome != Outcome::kFailed) return false;
+    key.assign(a.fingerprint).push_back('\0');
+    key.append(a.error_text);
+    if (auto it = matched.find(key); it != matched.end()) return it->second;
+    const bool transient = matcher.Matches(a.fingerprint, a.error_text);
+    if (matched.size() < kMaxRemembered) matched.emplace(key, transient);
+    return transient;
+  };
+  constexpr int64_t kChunk = 10'000;
+  for (int64_t cursor = 0;;) {
+    SLUICE_ASSIGN_OR_RETURN(AttemptBatch batch, store_.ListAttemptsFrom("", cursor, kChunk));
+    for (const AttemptRecord& a : batch.rows) {
+      // History does not say which failures were transient under the
+      // settings of their day: today's settings decide.
+      const bool transient = is_transient(a);
+      failures.Observe(a.run_id, a.outcome, a.fingerprint, a.error_text, a.ended_at_ms, transient,
+                       a.phase_id);
+      retries.Observe(a.run_id, a.phase_id, a.outcome, a.fingerprint, transient);
+      if (a.outcome != Outcome::kLost) {
+        (void)ApplyBackoffRule(a.run_id, transient, RanThePhase(a.outcome), a.ended_at_ms, streaks,
+                               backoff_until);
+      }
+      ++totals[a.outcome];
+      effort.telemetry_events += a.telemetry_events;
+      effort.run_ms += a.duration_ms;
+      effort.unknown_telemetry_ms += UnknownTelemetryMs(a);
+    }
+    cursor = batch.next_cursor;
+    if (static_cast<int64_t>(batch.rows.size()) < kChunk) break;
   }
   absl::MutexLock lock(&mu_);
   if (!loaded_) {
-    failure_policy_.Load(history, unblocks, transient);
-    retry_evidence_.Load(history, transient);
+    failure_policy_ = std::move(failures);
+    retry_evidence_ = std::move(retries);
     // try_emplace: a report observed since the history was read is newer.
     for (const auto& [run, streak] : streaks) run_transient_streak_.try_emplace(run, streak);
     for (const auto& [run, until] : backoff_until) run_backoff_until_.try_emplace(run, until);
-    outcome_totals_.clear();  // a new term recounts from the store
-    effort_ = {};
-    for (const AttemptRecord& a : history) {
-      ++outcome_totals_[a.outcome];
-      effort_.telemetry_events += a.telemetry_events;
-      effort_.run_ms += a.duration_ms;
-      effort_.unknown_telemetry_ms += UnknownTelemetryMs(a);
-    }
+    outcome_totals_ = std::move(totals);  // a new term recounts from the store
+    effort_ = effort;
     loaded_ = true;
     ++generation_;
   }

@@ -28,6 +28,13 @@ class ScanCountingStateStore : public ForwardingStateStore {
     ++attempt_scans;
     return target().ListAttemptsWithoutOutput(session);
   }
+  // A read from the first attempt on is a scan (its later chunks are the
+  // same scan).
+  absl::StatusOr<AttemptBatch> ListAttemptsFrom(const std::string& session, int64_t cursor,
+                                                int64_t limit) override {
+    if (cursor == 0) ++attempt_scans;
+    return target().ListAttemptsFrom(session, cursor, limit);
+  }
 
   int run_scans = 0;
   int attempt_scans = 0;

@@ -14,6 +14,7 @@
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/forwarding_state_store.h"
 
 namespace sluice {
 namespace {
@@ -888,6 +889,53 @@ TEST_F(DrainPolicyRules, TransientFailuresDoNotFeedTheRepeatRuleAfterAReload) {
   for (const RunDecision& d : decisions) {
     EXPECT_TRUE(d.excluded.empty()) << d.ranking.run_id << ": " << d.excluded_reason;
   }
+}
+
+// The history is read in chunks (so a long one is never held whole): what
+// is past the first chunk must count as if it had been read in one piece.
+TEST_F(DrainPolicyRules, AHistoryLongerThanOneReadIsReplayedWhole) {
+  class CountingStore : public testing::ForwardingStateStore {
+   public:
+    using ForwardingStateStore::ForwardingStateStore;
+    absl::StatusOr<AttemptBatch> ListAttemptsFrom(const std::string& session, int64_t cursor,
+                                                  int64_t limit) override {
+      ++reads;
+      return ForwardingStateStore::ListAttemptsFrom(session, cursor, limit);
+    }
+    int reads = 0;
+  };
+  constexpr int kSuccesses = 10'050;
+  std::vector<PhaseSpec> phases;
+  for (int i = 0; i < kSuccesses; ++i) phases.push_back(Spec("ok", "p" + std::to_string(i)));
+  phases.push_back(Spec("bad", "p1"));
+  store_->ImportPhases(phases).value();
+  SessionSettings s;
+  s.max_attempts_per_phase = 5;
+  const SessionRecord session = ActiveSession(s);
+  auto record = [&](const std::string& run, const AttemptReport& outcome) {
+    const LeaseGrant g = LeaseFrom(run, session);
+    AttemptReport report = outcome;
+    report.lease_id = g.lease_id;
+    report.epoch = g.epoch;
+    report.worker_id = g.worker_id;
+    const ReportParams params = policy_.PrepareReport(report, s).value();
+    ASSERT_EQ(store_->RecordReport(params).value().disposition, ReportDisposition::kAccepted);
+  };
+  AttemptReport success;
+  success.outcome = Outcome::kSucceeded;
+  success.telemetry_events = 2;
+  for (int i = 0; i < kSuccesses; ++i) record("ok", success);
+  for (int i = 0; i < 3; ++i) record("bad", Failure("ImportError: no module named x"));
+
+  CountingStore counting(*store_);
+  DrainPolicy fresh(counting, clock_, {});
+  const std::vector<FingerprintInfo> fps = fresh.Fingerprints().value();
+  EXPECT_GE(counting.reads, 2) << "more than one chunk";
+  ASSERT_EQ(fps.size(), 1u);
+  EXPECT_EQ(fps[0].count, 3) << "the failures after the first chunk";
+  const auto totals = fresh.OutcomeTotals().value();
+  EXPECT_EQ(totals.at(Outcome::kSucceeded), kSuccesses);
+  EXPECT_EQ(totals.at(Outcome::kFailed), 3);
 }
 
 TEST_F(DrainPolicyRules, ObserveLostCountsOnlyOnceTheHistoryIsLoaded) {

@@ -463,6 +463,11 @@ class SlowHistoryStore : public ScanCountingStateStore {
     absl::SleepFor(absl::Milliseconds(300));
     return ScanCountingStateStore::ListAttemptsWithoutOutput(session);
   }
+  absl::StatusOr<AttemptBatch> ListAttemptsFrom(const std::string& session, int64_t cursor,
+                                                int64_t limit) override {
+    absl::SleepFor(absl::Milliseconds(300));
+    return ScanCountingStateStore::ListAttemptsFrom(session, cursor, limit);
+  }
 };
 
 TEST_F(WebApiTest, APageLoadDuringStartUpWaitsForTheHistoryReadInsteadOfRepeatingIt) {
