@@ -73,6 +73,7 @@ absl::Status Coordinator::CheckLeader() {
   // by) may be stale; the store is the truth.
   policy_.ResetForNewTerm();
   watch_.ResetForNewTerm();
+  planner_.ResetForNewTerm();
   broker_.ResetForNewTerm();
   spdlog::info("coordinator term started term={} previous_term={}", term, cached_term_);
   cached_term_ = term;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -130,12 +131,16 @@ absl::Status Planner::AddFailedForGoodRows(const std::vector<RunStats>& runs,
   // Which budget ran out, per failed phase: its own outcomes (lost,
   // cancelled and start_failed ones are not its own) reached
   // max_attempts_per_phase, or else the requeue budget ended it.
-  SLUICE_ASSIGN_OR_RETURN(std::vector<AttemptRecord> attempts,
-                          store_.ListAttemptsWithoutOutput(""));
-  std::map<PhaseKey, int64_t> attempts_spent;
-  for (const AttemptRecord& a : attempts) {
-    int64_t& n = attempts_spent[{a.run_id, a.phase_id}];
-    if (SpendsAnAttempt(a.outcome)) ++n;
+  absl::MutexLock lock(&spent_mu_);
+  SLUICE_RETURN_IF_ERROR(ReadOnSpentAttempts());
+  // Only runs with failed phases are rows: only their phases are looked up.
+  std::vector<std::pair<PhaseKey, int64_t>> attempts_spent;
+  for (const RunStats& run : runs) {
+    if (run.failed <= 0) continue;
+    for (auto it = spent_.lower_bound(PhaseKey{run.run_id, ""});
+         it != spent_.end() && it->first.run_id == run.run_id; ++it) {
+      attempts_spent.push_back(*it);
+    }
   }
   std::map<std::string, std::pair<int64_t, int64_t>> by_run;  // exhausted, requeues
   for (const auto& [key, spent] : attempts_spent) {
@@ -162,6 +167,31 @@ absl::Status Planner::AddFailedForGoodRows(const std::vector<RunStats>& runs,
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status Planner::ReadOnSpentAttempts() {
+  if (spent_stale_.exchange(false)) {
+    spent_.clear();
+    spent_cursor_ = 0;
+  }
+  // A chunk at a time: the first status of a coordinator (or `status
+  // --store`) walks the whole history once, holding one chunk of it.
+  constexpr int64_t kChunk = 10'000;
+  while (true) {
+    SLUICE_ASSIGN_OR_RETURN(AttemptBatch batch, store_.ListAttemptsFrom("", spent_cursor_, kChunk));
+    for (const AttemptRecord& a : batch.rows) {
+      PhaseKey key{a.run_id, a.phase_id};
+      if (a.outcome == Outcome::kSucceeded) {
+        spent_.erase(key);
+      } else if (SpendsAnAttempt(a.outcome)) {
+        ++spent_[std::move(key)];
+      } else {
+        spent_.try_emplace(std::move(key), 0);  // requeued only: still a phase to explain
+      }
+    }
+    spent_cursor_ = batch.next_cursor;
+    if (static_cast<int64_t>(batch.rows.size()) < kChunk) return absl::OkStatus();
+  }
 }
 
 absl::StatusOr<SessionReport> Planner::ReportFor(const std::string& session_id) {

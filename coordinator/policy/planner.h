@@ -3,16 +3,21 @@
 // pending work is not leased (status and the report's "not leased now"
 // block). Every row carries the typed reason the policy decided with.
 //
-// Thread-safety: stateless apart from its references; every method may be
-// called from many threads (the DrainPolicy and the store synchronise).
+// Thread-safety: every method may be called from many threads (the
+// DrainPolicy and the store synchronise; the planner's own count of spent
+// attempts has its own mutex, held while it reads on).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/model.h"
 #include "coordinator/insight/session_report.h"
@@ -71,6 +76,11 @@ class Planner {
   absl::StatusOr<std::vector<SkipRow>> ExplainRunSkips(const std::vector<RunStats>& runs,
                                                        const SessionSettings& settings);
 
+  // A new leadership term: the next ExplainSkips counts the spent attempts
+  // from the start of the history (a failed-over Redis may have lost what
+  // was read).
+  void ResetForNewTerm() { spent_stale_.store(true); }
+
   // The session report (session_id "" = the latest); for the latest session
   // it carries ExplainSkips under that session's settings. NotFound without
   // any session.
@@ -80,12 +90,25 @@ class Planner {
   // One row per run with failed phases and budget that ended them (the
   // attempt budget or the requeue budget), counted per phase.
   absl::Status AddFailedForGoodRows(const std::vector<RunStats>& runs,
-                                    const SessionSettings& settings, std::vector<SkipRow>* rows);
+                                    const SessionSettings& settings, std::vector<SkipRow>* rows)
+      ABSL_LOCKS_EXCLUDED(spent_mu_);
+  // Brings spent_ up to the history's end.
+  absl::Status ReadOnSpentAttempts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(spent_mu_);
 
   StateStore& store_;
   const Clock& clock_;
   DrainPolicy& policy_;
   RunStatsSource run_stats_;
+
+  // Per phase, the attempts that spent its budget (SpendsAnAttempt), from
+  // the history read up to spent_cursor_ (StateStore::ListAttemptsFrom): a
+  // status reads only the attempts recorded since the last one. A phase
+  // that succeeded is dropped (a success is final, so it is never a failed
+  // row): what is held is the phases attempted without success.
+  absl::Mutex spent_mu_;
+  std::map<PhaseKey, int64_t> spent_ ABSL_GUARDED_BY(spent_mu_);
+  int64_t spent_cursor_ ABSL_GUARDED_BY(spent_mu_) = 0;
+  std::atomic<bool> spent_stale_{false};
 };
 
 }  // namespace sluice
