@@ -162,6 +162,8 @@ void TelemetryWatch::ResetForNewTerm() {
   tally_stale_.store(true);
   absl::MutexLock lock(&mu_);
   pause_cache_.reset();
+  next_check_ =
+      absl::InfinitePast();  // a new leader judges at its first tick, not after a back-off
 }
 
 }  // namespace sluice

@@ -69,8 +69,8 @@ class TelemetryWatch {
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // A new leadership term: the pause is re-read from the store (another
-  // leader may have resumed it meanwhile), and the next check judges the
-  // session's attempts from the start.
+  // leader may have resumed it meanwhile), and the next check, without
+  // waiting out a back-off, judges the session's attempts from the start.
   void ResetForNewTerm() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
