@@ -71,17 +71,11 @@ absl::Status TelemetryWatch::Check(const SessionRecord& session) {
   }
   // In chunks, so a session's first check holds one chunk, not the session.
   // A failed read keeps what the chunks before it added, and their cursor.
-  constexpr int64_t kChunk = 10'000;
-  while (true) {
-    SLUICE_ASSIGN_OR_RETURN(AttemptBatch batch,
-                            store_.ListAttemptsFrom(session.session_id, tally_cursor_, kChunk));
-    for (const AttemptRecord& a : batch.rows) {
-      // The alarm judges only attempts that ended after the last resume.
-      if (a.ended_at_ms > pause.resumed_at_ms) tally_->Add(a);
-    }
-    tally_cursor_ = batch.next_cursor;
-    if (static_cast<int64_t>(batch.rows.size()) < kChunk) break;
-  }
+  SLUICE_RETURN_IF_ERROR(
+      ReadAttemptsOn(store_, session.session_id, &tally_cursor_, [&](const AttemptRecord& a) {
+        // The alarm judges only attempts that ended after the last resume.
+        if (a.ended_at_ms > pause.resumed_at_ms) tally_->Add(a);
+      }));
   std::vector<TelemetryWarning> warnings = tally_->Warnings();
   const absl::Duration took = absl::Now() - check_started;
   {
@@ -162,8 +156,8 @@ void TelemetryWatch::ResetForNewTerm() {
   tally_stale_.store(true);
   absl::MutexLock lock(&mu_);
   pause_cache_.reset();
-  next_check_ =
-      absl::InfinitePast();  // a new leader judges at its first tick, not after a back-off
+  // A new leader judges at its first tick, not after a back-off.
+  next_check_ = absl::InfinitePast();
 }
 
 }  // namespace sluice

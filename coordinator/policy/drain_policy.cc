@@ -158,28 +158,23 @@ absl::Status DrainPolicy::LoadHistory() {
     if (matched.size() < kMaxRemembered) matched.emplace(key, transient);
     return transient;
   };
-  constexpr int64_t kChunk = 10'000;
-  for (int64_t cursor = 0;;) {
-    SLUICE_ASSIGN_OR_RETURN(AttemptBatch batch, store_.ListAttemptsFrom("", cursor, kChunk));
-    for (const AttemptRecord& a : batch.rows) {
-      // History does not say which failures were transient under the
-      // settings of their day: today's settings decide.
-      const bool transient = is_transient(a);
-      failures.Observe(a.run_id, a.outcome, a.fingerprint, a.error_text, a.ended_at_ms, transient,
-                       a.phase_id);
-      retries.Observe(a.run_id, a.phase_id, a.outcome, a.fingerprint, transient);
-      if (a.outcome != Outcome::kLost) {
-        (void)ApplyBackoffRule(a.run_id, transient, RanThePhase(a.outcome), a.ended_at_ms, streaks,
-                               backoff_until);
-      }
-      ++totals[a.outcome];
-      effort.telemetry_events += a.telemetry_events;
-      effort.run_ms += a.duration_ms;
-      effort.unknown_telemetry_ms += UnknownTelemetryMs(a);
+  int64_t cursor = 0;
+  SLUICE_RETURN_IF_ERROR(ReadAttemptsOn(store_, "", &cursor, [&](const AttemptRecord& a) {
+    // History does not say which failures were transient under the settings
+    // of their day: today's settings decide.
+    const bool transient = is_transient(a);
+    failures.Observe(a.run_id, a.outcome, a.fingerprint, a.error_text, a.ended_at_ms, transient,
+                     a.phase_id);
+    retries.Observe(a.run_id, a.phase_id, a.outcome, a.fingerprint, transient);
+    if (a.outcome != Outcome::kLost) {
+      (void)ApplyBackoffRule(a.run_id, transient, RanThePhase(a.outcome), a.ended_at_ms, streaks,
+                             backoff_until);
     }
-    cursor = batch.next_cursor;
-    if (static_cast<int64_t>(batch.rows.size()) < kChunk) break;
-  }
+    ++totals[a.outcome];
+    effort.telemetry_events += a.telemetry_events;
+    effort.run_ms += a.duration_ms;
+    effort.unknown_telemetry_ms += UnknownTelemetryMs(a);
+  }));
   absl::MutexLock lock(&mu_);
   if (!loaded_) {
     failure_policy_ = std::move(failures);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -176,22 +175,16 @@ absl::Status Planner::ReadOnSpentAttempts() {
   }
   // A chunk at a time: the first status of a coordinator (or `status
   // --store`) walks the whole history once, holding one chunk of it.
-  constexpr int64_t kChunk = 10'000;
-  while (true) {
-    SLUICE_ASSIGN_OR_RETURN(AttemptBatch batch, store_.ListAttemptsFrom("", spent_cursor_, kChunk));
-    for (const AttemptRecord& a : batch.rows) {
-      PhaseKey key{a.run_id, a.phase_id};
-      if (a.outcome == Outcome::kSucceeded) {
-        spent_.erase(key);
-      } else if (SpendsAnAttempt(a.outcome)) {
-        ++spent_[std::move(key)];
-      } else {
-        spent_.try_emplace(std::move(key), 0);  // requeued only: still a phase to explain
-      }
+  return ReadAttemptsOn(store_, "", &spent_cursor_, [this](const AttemptRecord& a) {
+    PhaseKey key{a.run_id, a.phase_id};
+    if (a.outcome == Outcome::kSucceeded) {
+      spent_.erase(key);
+    } else if (SpendsAnAttempt(a.outcome)) {
+      ++spent_[std::move(key)];
+    } else {
+      spent_.try_emplace(std::move(key), 0);  // requeued only: still a phase to explain
     }
-    spent_cursor_ = batch.next_cursor;
-    if (static_cast<int64_t>(batch.rows.size()) < kChunk) return absl::OkStatus();
-  }
+  });
 }
 
 absl::StatusOr<SessionReport> Planner::ReportFor(const std::string& session_id) {

@@ -7,17 +7,6 @@
 
 namespace sluice {
 
-void RetryEvidence::Load(const std::vector<AttemptRecord>& history,
-                         const std::vector<bool>& transient) {
-  last_failure_.clear();
-  by_fingerprint_.clear();
-  global_ = {};
-  for (size_t i = 0; i < history.size(); ++i) {
-    const AttemptRecord& a = history[i];
-    Observe(a.run_id, a.phase_id, a.outcome, a.fingerprint, i < transient.size() && transient[i]);
-  }
-}
-
 void RetryEvidence::Observe(const std::string& run_id, const std::string& phase_id, Outcome outcome,
                             const std::string& fingerprint, bool transient) {
   if (!IsPhaseVerdict(outcome) || (outcome == Outcome::kFailed && transient)) return;

@@ -39,10 +39,6 @@ inline constexpr double kMinRetrySuccessAfterTimeout = 0.5;
 
 class RetryEvidence {
  public:
-  // Rebuilds from the store's history (attempts in recording order).
-  // `transient` says which failures were transient under today's settings.
-  void Load(const std::vector<AttemptRecord>& history, const std::vector<bool>& transient);
-
   // An accepted outcome of `run_id`/`phase_id`. `transient` failures do not
   // count.
   void Observe(const std::string& run_id, const std::string& phase_id, Outcome outcome,

@@ -188,6 +188,16 @@ absl::StatusOr<AttemptBatch> StateStore::ListAttemptsFrom(const std::string& ses
   return batch;
 }
 
+absl::Status ReadAttemptsOn(StateStore& store, const std::string& session_id, int64_t* cursor,
+                            absl::FunctionRef<void(const AttemptRecord&)> visit, int64_t chunk) {
+  while (true) {
+    SLUICE_ASSIGN_OR_RETURN(AttemptBatch batch, store.ListAttemptsFrom(session_id, *cursor, chunk));
+    for (const AttemptRecord& a : batch.rows) visit(a);
+    *cursor = batch.next_cursor;
+    if (static_cast<int64_t>(batch.rows.size()) < chunk) return absl::OkStatus();
+  }
+}
+
 absl::StatusOr<std::vector<PhaseRecord>> StateStore::ListPendingLabelledPhases(int64_t limit) {
   std::vector<PhaseRecord> out;
   SLUICE_ASSIGN_OR_RETURN(std::vector<RunStats> runs, ListRunStats());

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/model.h"
@@ -276,5 +277,14 @@ class StateStore {
   // changes). Read at open; empty for stores without one (test doubles).
   virtual std::string ClusterId() const { return {}; }
 };
+
+// Reads a session's attempts (every attempt for "") from `*cursor` to their
+// end through ListAttemptsFrom, `chunk` at a time, calling `visit` for each
+// in end order, and moves `*cursor` past each chunk once it is visited (a
+// failed read leaves it after the last chunk visited). What is held is one
+// chunk, however long the history.
+absl::Status ReadAttemptsOn(StateStore& store, const std::string& session_id, int64_t* cursor,
+                            absl::FunctionRef<void(const AttemptRecord&)> visit,
+                            int64_t chunk = 10'000);
 
 }  // namespace sluice

@@ -618,23 +618,29 @@ absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttemptsWithoutO
   return ListAttemptRows(session_id, /*with_output=*/false);
 }
 
+absl::StatusOr<int64_t> RedisStateStore::AppendAttemptRange(const std::string& session_id,
+                                                            bool with_output, int64_t first,
+                                                            int64_t count,
+                                                            std::vector<AttemptRecord>* out) {
+  SLUICE_ASSIGN_OR_RETURN(
+      RedisReply r, Run(kListAttempts, {session_id, with_output ? "1" : "0", std::to_string(first),
+                                        std::to_string(first + count - 1)}));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kAttemptFieldCount, "list attempts"));
+  for (size_t i = 0; i < r.elements.size(); i += kAttemptFieldCount) {
+    out->push_back(DecodeAttempt(RedisRow(r.elements, i)));
+  }
+  return static_cast<int64_t>(r.elements.size() / kAttemptFieldCount);
+}
+
 absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttemptRows(
     const std::string& session_id, bool with_output) {
-  // In chunks: one script over a million attempts would block Redis for
-  // seconds (every other client, the leader lease's renewal included). The
-  // lists only grow at their end, so consecutive ranges read every attempt
-  // once, and those recorded meanwhile too.
-  constexpr int64_t kChunk = 5'000;
+  // The lists only grow at their end, so consecutive ranges read every
+  // attempt once, and those recorded meanwhile too.
   std::vector<AttemptRecord> out;
-  for (int64_t first = 0;; first += kChunk) {
-    SLUICE_ASSIGN_OR_RETURN(RedisReply r, Run(kListAttempts, {session_id, with_output ? "1" : "0",
-                                                              std::to_string(first),
-                                                              std::to_string(first + kChunk - 1)}));
-    SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kAttemptFieldCount, "list attempts"));
-    for (size_t i = 0; i < r.elements.size(); i += kAttemptFieldCount) {
-      out.push_back(DecodeAttempt(RedisRow(r.elements, i)));
-    }
-    if (r.elements.size() < static_cast<size_t>(kChunk) * kAttemptFieldCount) break;
+  for (int64_t first = 0;; first += kAttemptRangeMax) {
+    SLUICE_ASSIGN_OR_RETURN(
+        int64_t n, AppendAttemptRange(session_id, with_output, first, kAttemptRangeMax, &out));
+    if (n < kAttemptRangeMax) break;
   }
   return out;
 }
@@ -643,22 +649,16 @@ absl::StatusOr<AttemptBatch> RedisStateStore::ListAttemptsFrom(const std::string
                                                                int64_t cursor, int64_t limit) {
   SLUICE_RETURN_IF_ERROR(CheckAttemptsFromQuery(cursor, limit));
   // The cursor is an index into the session's end-order list, which only
-  // grows at its end. At most ListAttemptRows' chunk per script, so that one
-  // read never blocks Redis for long whatever the caller asks.
-  constexpr int64_t kMaxChunk = 5'000;
+  // grows at its end.
   AttemptBatch batch;
   batch.next_cursor = cursor;
   while (static_cast<int64_t>(batch.rows.size()) < limit) {
-    const int64_t want = std::min(kMaxChunk, limit - static_cast<int64_t>(batch.rows.size()));
-    SLUICE_ASSIGN_OR_RETURN(RedisReply r,
-                            Run(kListAttempts, {session_id, "0", std::to_string(batch.next_cursor),
-                                                std::to_string(batch.next_cursor + want - 1)}));
-    SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kAttemptFieldCount, "list attempts"));
-    for (size_t i = 0; i < r.elements.size(); i += kAttemptFieldCount) {
-      batch.rows.push_back(DecodeAttempt(RedisRow(r.elements, i)));
-      ++batch.next_cursor;
-    }
-    if (r.elements.size() < static_cast<size_t>(want) * kAttemptFieldCount) break;
+    const int64_t want =
+        std::min(kAttemptRangeMax, limit - static_cast<int64_t>(batch.rows.size()));
+    SLUICE_ASSIGN_OR_RETURN(int64_t n, AppendAttemptRange(session_id, /*with_output=*/false,
+                                                          batch.next_cursor, want, &batch.rows));
+    batch.next_cursor += n;
+    if (n < want) break;
   }
   return batch;
 }

@@ -458,11 +458,6 @@ TEST_F(WebApiScaleTest, TheTickDecidesAgainBeforeAPollFindsTheVerdictOld) {
 class SlowHistoryStore : public ScanCountingStateStore {
  public:
   using ScanCountingStateStore::ScanCountingStateStore;
-  absl::StatusOr<std::vector<AttemptRecord>> ListAttemptsWithoutOutput(
-      const std::string& session) override {
-    absl::SleepFor(absl::Milliseconds(300));
-    return ScanCountingStateStore::ListAttemptsWithoutOutput(session);
-  }
   absl::StatusOr<AttemptBatch> ListAttemptsFrom(const std::string& session, int64_t cursor,
                                                 int64_t limit) override {
     absl::SleepFor(absl::Milliseconds(300));
