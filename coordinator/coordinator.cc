@@ -61,6 +61,8 @@ Coordinator::Coordinator(StateStore& store, const Clock& clock, CoordinatorConfi
   const RunStatsSource from_index = [this] { return broker_.RunStatsSnapshot(); };
   policy_.ReadRunStatsFrom(from_index);
   planner_.ReadRunStatsFrom(from_index);
+  // One walk of the history at start (and per term) serves both.
+  policy_.AlsoReplayInto([this] { return planner_.FollowHistory(); });
 }
 
 absl::Status Coordinator::CheckLeader() {

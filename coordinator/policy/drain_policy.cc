@@ -158,8 +158,10 @@ absl::Status DrainPolicy::LoadHistory() {
     if (matched.size() < kMaxRemembered) matched.emplace(key, transient);
     return transient;
   };
+  std::unique_ptr<HistoryFollower> follower = follower_factory_ ? follower_factory_() : nullptr;
   int64_t cursor = 0;
   SLUICE_RETURN_IF_ERROR(ReadAttemptsOn(store_, "", &cursor, [&](const AttemptRecord& a) {
+    if (follower) follower->Observe(a);
     // History does not say which failures were transient under the settings
     // of their day: today's settings decide.
     const bool transient = is_transient(a);
@@ -175,6 +177,7 @@ absl::Status DrainPolicy::LoadHistory() {
     effort.run_ms += a.duration_ms;
     effort.unknown_telemetry_ms += UnknownTelemetryMs(a);
   }));
+  if (follower) follower->Done(cursor);
   absl::MutexLock lock(&mu_);
   if (!loaded_) {
     failure_policy_ = std::move(failures);

@@ -44,7 +44,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -81,6 +83,20 @@ enum class FailedBudget {
   kRequeues,  // max_requeues_per_phase lost, cancelled or transient attempts
 };
 
+// Another reader of the whole attempt history (the planner's spent
+// attempts), fed by the policy's replay so that a coordinator walks the
+// history once at start instead of once per reader (at 1M attempts each
+// walk is seconds).
+class HistoryFollower {
+ public:
+  virtual ~HistoryFollower() = default;
+  // Every attempt of the history, in end order.
+  virtual void Observe(const AttemptRecord& attempt) = 0;
+  // The replay read the history up to `cursor` (StateStore::ListAttemptsFrom
+  // of every session) without error. Not called after a failed read.
+  virtual void Done(int64_t cursor) = 0;
+};
+
 class DrainPolicy {
  public:
   // `store` and `clock` must outlive the policy.
@@ -97,6 +113,10 @@ class DrainPolicy {
   // Where SessionEndFor reads every run's statistics (default: the store).
   // Set before the policy is used from other threads.
   void ReadRunStatsFrom(RunStatsSource source) { run_stats_ = std::move(source); }
+  // Each history replay (EnsureLoaded) also feeds a follower `start` makes
+  // for it. Set before the policy is used from other threads.
+  using HistoryFollowerFactory = std::function<std::unique_ptr<HistoryFollower>()>;
+  void AlsoReplayInto(HistoryFollowerFactory start) { follower_factory_ = std::move(start); }
 
   // Session deadline rule: true once max_total_minutes have passed.
   bool DeadlinePassed(const SessionRecord& session) const;
@@ -220,6 +240,7 @@ class DrainPolicy {
   const Clock& clock_;
   const Scheduler scheduler_;
   RunStatsSource run_stats_;
+  HistoryFollowerFactory follower_factory_;
   std::atomic<uint64_t> end_decisions_{0};
 
   mutable absl::Mutex mu_;

@@ -168,23 +168,58 @@ absl::Status Planner::AddFailedForGoodRows(const std::vector<RunStats>& runs,
   return absl::OkStatus();
 }
 
-absl::Status Planner::ReadOnSpentAttempts() {
+namespace {
+
+void CountSpent(const AttemptRecord& a, std::map<PhaseKey, int64_t>& spent) {
+  PhaseKey key{a.run_id, a.phase_id};
+  if (a.outcome == Outcome::kSucceeded) {
+    spent.erase(key);
+  } else if (SpendsAnAttempt(a.outcome)) {
+    ++spent[std::move(key)];
+  } else {
+    spent.try_emplace(std::move(key), 0);  // requeued only: still a phase to explain
+  }
+}
+
+}  // namespace
+
+class Planner::SpentFollower : public HistoryFollower {
+ public:
+  explicit SpentFollower(Planner& planner) : planner_(planner) {}
+  void Observe(const AttemptRecord& attempt) override { CountSpent(attempt, spent_); }
+  void Done(int64_t cursor) override { planner_.AdoptSpent(std::move(spent_), cursor); }
+
+ private:
+  Planner& planner_;
+  SpentByPhase spent_;
+};
+
+std::unique_ptr<HistoryFollower> Planner::FollowHistory() {
+  return std::make_unique<SpentFollower>(*this);
+}
+
+void Planner::DropSpentIfStale() {
   if (spent_stale_.exchange(false)) {
     spent_.clear();
     spent_cursor_ = 0;
   }
-  // A chunk at a time: the first status of a coordinator (or `status
-  // --store`) walks the whole history once, holding one chunk of it.
-  return ReadAttemptsOn(store_, "", &spent_cursor_, [this](const AttemptRecord& a) {
-    PhaseKey key{a.run_id, a.phase_id};
-    if (a.outcome == Outcome::kSucceeded) {
-      spent_.erase(key);
-    } else if (SpendsAnAttempt(a.outcome)) {
-      ++spent_[std::move(key)];
-    } else {
-      spent_.try_emplace(std::move(key), 0);  // requeued only: still a phase to explain
-    }
-  });
+}
+
+void Planner::AdoptSpent(SpentByPhase spent, int64_t cursor) {
+  absl::MutexLock lock(&spent_mu_);
+  DropSpentIfStale();
+  if (cursor <= spent_cursor_) return;  // a status read further meanwhile
+  spent_ = std::move(spent);
+  spent_cursor_ = cursor;
+}
+
+absl::Status Planner::ReadOnSpentAttempts() {
+  DropSpentIfStale();
+  // A chunk at a time. Usually only the tail since the policy's replay
+  // (FollowHistory); without it the first status walks the whole history
+  // once, holding one chunk of it.
+  return ReadAttemptsOn(store_, "", &spent_cursor_,
+                        [this](const AttemptRecord& a) { CountSpent(a, spent_); });
 }
 
 absl::StatusOr<SessionReport> Planner::ReportFor(const std::string& session_id) {

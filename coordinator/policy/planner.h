@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -81,6 +82,11 @@ class Planner {
   // was read).
   void ResetForNewTerm() { spent_stale_.store(true); }
 
+  // A follower of the policy's history replay (DrainPolicy::AlsoReplayInto)
+  // that counts the spent attempts in the same walk, so the first status
+  // after a start or a takeover reads only what was recorded since.
+  std::unique_ptr<HistoryFollower> FollowHistory();
+
   // The session report (session_id "" = the latest); for the latest session
   // it carries ExplainSkips under that session's settings. NotFound without
   // any session.
@@ -92,8 +98,16 @@ class Planner {
   absl::Status AddFailedForGoodRows(const std::vector<RunStats>& runs,
                                     const SessionSettings& settings, std::vector<SkipRow>* rows)
       ABSL_LOCKS_EXCLUDED(spent_mu_);
+  using SpentByPhase = std::map<PhaseKey, int64_t>;
+  class SpentFollower;
   // Brings spent_ up to the history's end.
   absl::Status ReadOnSpentAttempts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(spent_mu_);
+  // Takes counts of the history up to `cursor` if they reach further than
+  // spent_ (the history only grows at its end, so either is a true count of
+  // its prefix).
+  void AdoptSpent(SpentByPhase spent, int64_t cursor) ABSL_LOCKS_EXCLUDED(spent_mu_);
+  // Starts spent_ over if a new term asked for it.
+  void DropSpentIfStale() ABSL_EXCLUSIVE_LOCKS_REQUIRED(spent_mu_);
 
   StateStore& store_;
   const Clock& clock_;
@@ -106,7 +120,7 @@ class Planner {
   // that succeeded is dropped (a success is final, so it is never a failed
   // row): what is held is the phases attempted without success.
   absl::Mutex spent_mu_;
-  std::map<PhaseKey, int64_t> spent_ ABSL_GUARDED_BY(spent_mu_);
+  SpentByPhase spent_ ABSL_GUARDED_BY(spent_mu_);
   int64_t spent_cursor_ ABSL_GUARDED_BY(spent_mu_) = 0;
   std::atomic<bool> spent_stale_{false};
 };

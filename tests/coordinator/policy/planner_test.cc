@@ -136,6 +136,26 @@ TEST_F(PlannerTest, FailedForGoodRowsReadOnlyNewAttemptsAndLookUpOnlyFailedRunsP
   ASSERT_THAT(again, SizeIs(2));
   EXPECT_EQ(again[0].reason, later[0].reason);
   EXPECT_EQ(again[1].reason, later[1].reason);
+  // A policy replay's count of a shorter prefix (one that began before this
+  // status read on) does not replace the longer one.
+  const int64_t read_to = store_->ListAttemptsFrom("", 0, 1'000).value().next_cursor;
+  planner.FollowHistory()->Done(1);
+  counting.cursors.clear();
+  EXPECT_THAT(planner.ExplainSkips(s).value(), SizeIs(2));
+  EXPECT_THAT(counting.cursors, ::testing::ElementsAre(read_to));
+  // One that reaches further is taken: the next status reads on from it.
+  std::unique_ptr<HistoryFollower> replay = planner.FollowHistory();
+  store_->ImportPhases({Spec("late", "z")}).value();
+  record("late", Outcome::kFailed);
+  const AttemptBatch all = store_->ListAttemptsFrom("", 0, 1'000).value();
+  for (const AttemptRecord& a : all.rows) replay->Observe(a);
+  replay->Done(all.next_cursor);
+  counting.cursors.clear();
+  const std::vector<SkipRow> adopted = planner.ExplainSkips(s).value();
+  EXPECT_THAT(counting.cursors, ::testing::ElementsAre(all.next_cursor));
+  ASSERT_THAT(adopted, SizeIs(3));
+  EXPECT_EQ(adopted[2].run_id, "late");
+  EXPECT_EQ(adopted[2].reason, later[1].reason);
 }
 
 TEST_F(PlannerTest, PlanListsExclusionsWithTheirCodeAndSkipsLabelledPhases) {
