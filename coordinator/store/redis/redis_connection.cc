@@ -316,63 +316,94 @@ absl::StatusOr<RedisReply> RedisConnection::RunScript(size_t index,
   return absl::UnavailableError(absl::StrCat("redis ", Where(), ": script keeps disappearing"));
 }
 
+std::vector<absl::StatusOr<RedisReply>> RedisConnection::PipelineLocked(
+    size_t count,
+    absl::FunctionRef<void(size_t, std::vector<const char*>&, std::vector<size_t>&)> command) {
+  std::vector<absl::StatusOr<RedisReply>> answers;
+  answers.reserve(count);
+  if (absl::Status up = EnsureConnectedLocked(); !up.ok()) {
+    answers.assign(count, up);
+    return answers;
+  }
+  ScopedSigpipeBlock no_sigpipe;
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (size_t i = 0; i < count; ++i) {
+    argv.clear();
+    lens.clear();
+    command(i, argv, lens);
+    // Appending only fills hiredis' output buffer; a failure here is out
+    // of memory, and then nothing of the batch was sent.
+    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
+        REDIS_OK) {
+      DropLocked();
+      answers.assign(count, absl::UnavailableError(absl::StrCat(
+                                "redis ", Where(), ": cannot queue a pipelined command")));
+      return answers;
+    }
+  }
+  for (size_t i = 0; i < count; ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+      std::string err = ctx_ != nullptr ? ctx_->errstr : "";
+      if (err.empty()) err = "connection lost";
+      DropLocked();
+      next_connect_at_ = absl::InfinitePast();  // the next call reconnects at once
+      const absl::Status lost = absl::UnavailableError(
+          absl::StrCat("redis ", Where(), ": ", err,
+                       " (during a pipeline; a command already sent may or may not have been "
+                       "applied)"));
+      while (answers.size() < count) answers.push_back(lost);
+      break;
+    }
+    answers.push_back(Convert(static_cast<redisReply*>(raw)));
+    freeReplyObject(raw);
+  }
+  return answers;
+}
+
 std::vector<absl::StatusOr<RedisReply>> RedisConnection::RunScriptPipelined(
     size_t index, const std::vector<std::vector<std::string>>& calls) {
   std::vector<absl::StatusOr<RedisReply>> answers;
-  answers.reserve(calls.size());
   std::vector<size_t> reload;  // calls answered NOSCRIPT: nothing of them ran
   {
     absl::MutexLock lock(&mu_);
-    if (absl::Status up = EnsureConnectedLocked(); !up.ok()) {
-      answers.assign(calls.size(), up);
-      return answers;
-    }
-    ScopedSigpipeBlock no_sigpipe;
-    for (const std::vector<std::string>& args : calls) {
-      std::vector<const char*> argv = {"EVALSHA", shas_[index].c_str(), "0", prefix_.c_str()};
-      std::vector<size_t> lens = {7, shas_[index].size(), 1, prefix_.size()};
-      for (const std::string& a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-      }
-      // Appending only fills hiredis' output buffer; a failure here is out
-      // of memory, and then nothing of the batch was sent.
-      if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
-          REDIS_OK) {
-        DropLocked();
-        answers.assign(calls.size(), absl::UnavailableError(absl::StrCat(
-                                         "redis ", Where(), ": cannot queue a pipelined command")));
-        return answers;
-      }
-    }
-    for (size_t i = 0; i < calls.size(); ++i) {
-      void* raw = nullptr;
-      if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
-        std::string err = ctx_ != nullptr ? ctx_->errstr : "";
-        if (err.empty()) err = "connection lost";
-        DropLocked();
-        next_connect_at_ = absl::InfinitePast();  // the next call reconnects at once
-        const absl::Status lost = absl::UnavailableError(absl::StrCat(
-            "redis ", Where(), ": ", err,
-            " (during a pipelined EVALSHA; a command already sent may or may not have been "
-            "applied)"));
-        while (answers.size() < calls.size()) answers.push_back(lost);
-        break;
-      }
-      RedisReply reply = Convert(static_cast<redisReply*>(raw));
-      freeReplyObject(raw);
-      if (reply.type != RedisReply::Type::kError) {
-        answers.push_back(std::move(reply));
-      } else if (absl::StartsWith(reply.str, "NOSCRIPT")) {
+    answers = PipelineLocked(
+        calls.size(), [&](size_t i, std::vector<const char*>& argv, std::vector<size_t>& lens) {
+          argv = {"EVALSHA", shas_[index].c_str(), "0", prefix_.c_str()};
+          lens = {7, shas_[index].size(), 1, prefix_.size()};
+          for (const std::string& a : calls[i]) {
+            argv.push_back(a.data());
+            lens.push_back(a.size());
+          }
+        });
+    for (size_t i = 0; i < answers.size(); ++i) {
+      if (!answers[i].ok() || answers[i]->type != RedisReply::Type::kError) continue;
+      if (absl::StartsWith(answers[i]->str, "NOSCRIPT")) {
         reload.push_back(i);
-        answers.push_back(absl::UnavailableError("NOSCRIPT"));
       } else {
-        answers.push_back(RedisErrorToStatus(reply.str, Where()));
+        answers[i] = RedisErrorToStatus(answers[i]->str, Where());
       }
     }
   }
   // Someone ran SCRIPT FLUSH: those calls did not run; RunScript reloads.
   for (size_t i : reload) answers[i] = RunScript(index, calls[i]);
+  return answers;
+}
+
+std::vector<absl::StatusOr<RedisReply>> RedisConnection::CommandsPipelined(
+    const std::vector<std::vector<std::string>>& commands) {
+  absl::MutexLock lock(&mu_);
+  std::vector<absl::StatusOr<RedisReply>> answers = PipelineLocked(
+      commands.size(), [&](size_t i, std::vector<const char*>& argv, std::vector<size_t>& lens) {
+        for (const std::string& a : commands[i]) {
+          argv.push_back(a.data());
+          lens.push_back(a.size());
+        }
+      });
+  for (absl::StatusOr<RedisReply>& a : answers) {
+    if (a.ok() && a->type == RedisReply::Type::kError) a = RedisErrorToStatus(a->str, Where());
+  }
   return answers;
 }
 

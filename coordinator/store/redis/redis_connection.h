@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -97,6 +98,11 @@ class RedisConnection {
   // script and run those calls again, one by one.
   std::vector<absl::StatusOr<RedisReply>> RunScriptPipelined(
       size_t index, const std::vector<std::vector<std::string>>& calls) ABSL_LOCKS_EXCLUDED(mu_);
+  // Plain commands, pipelined as RunScriptPipelined: one round trip, one
+  // answer per command, in order (an error reply becomes a status). Not a
+  // transaction: other clients' commands may run in between.
+  std::vector<absl::StatusOr<RedisReply>> CommandsPipelined(
+      const std::vector<std::vector<std::string>>& commands) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   absl::Status EnsureConnectedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -105,6 +111,13 @@ class RedisConnection {
   absl::Status SetupCommandLocked(const std::vector<std::string>& argv, const char* what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends `count` commands, command(i, argv, lens) filling each (pointers
+  // valid until the call returns), then reads their replies; error replies
+  // are returned as replies. Lost replies are Unavailable.
+  std::vector<absl::StatusOr<RedisReply>> PipelineLocked(
+      size_t count,
+      absl::FunctionRef<void(size_t, std::vector<const char*>&, std::vector<size_t>&)> command)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One round trip on the current connection; an I/O error drops it.
   absl::StatusOr<RedisReply> RawLocked(const std::vector<std::string>& argv)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

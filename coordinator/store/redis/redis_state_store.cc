@@ -1,7 +1,9 @@
 #include "coordinator/store/redis/redis_state_store.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
@@ -33,7 +35,6 @@ enum Script : size_t {
   kCreateSession,
   kEndSession,
   kLatestSession,
-  kListAttempts,
   kPutPolicy,
   kGetRunStats,
   kListPendingLabelled,
@@ -52,25 +53,15 @@ struct ScriptDef {
 constexpr ScriptAccess kW = ScriptAccess::kWrite;
 constexpr ScriptAccess kR = ScriptAccess::kRead;
 constexpr ScriptDef kScripts[kScriptCount] = {
-    {kW, true, redis_lua::kImportLua},
-    {kR, false, redis_lua::kListRunStatsLua},
-    {kR, false, redis_lua::kCountPhasesLua},
-    {kW, true, redis_lua::kLeaseLua},
-    {kW, true, redis_lua::kRenewLua},
-    {kW, true, redis_lua::kReportLua},
-    {kW, true, redis_lua::kExpireLua},
-    {kR, false, redis_lua::kListLeasesLua},
-    {kW, true, redis_lua::kUpsertWorkerLua},
-    {kR, false, redis_lua::kListWorkersLua},
-    {kW, true, redis_lua::kCreateSessionLua},
-    {kW, true, redis_lua::kEndSessionLua},
-    {kR, false, redis_lua::kLatestSessionLua},
-    {kR, false, redis_lua::kListAttemptsLua},
-    {kW, true, redis_lua::kPutPolicyLua},
-    {kR, false, redis_lua::kGetRunStatsLua},
-    {kR, false, redis_lua::kListPendingLabelledLua},
-    {kW, false, redis_lua::kInitCountersLua},
-    {kR, false, redis_lua::kListPhaseAttemptsLua},
+    {kW, true, redis_lua::kImportLua},         {kR, false, redis_lua::kListRunStatsLua},
+    {kR, false, redis_lua::kCountPhasesLua},   {kW, true, redis_lua::kLeaseLua},
+    {kW, true, redis_lua::kRenewLua},          {kW, true, redis_lua::kReportLua},
+    {kW, true, redis_lua::kExpireLua},         {kR, false, redis_lua::kListLeasesLua},
+    {kW, true, redis_lua::kUpsertWorkerLua},   {kR, false, redis_lua::kListWorkersLua},
+    {kW, true, redis_lua::kCreateSessionLua},  {kW, true, redis_lua::kEndSessionLua},
+    {kR, false, redis_lua::kLatestSessionLua}, {kW, true, redis_lua::kPutPolicyLua},
+    {kR, false, redis_lua::kGetRunStatsLua},   {kR, false, redis_lua::kListPendingLabelledLua},
+    {kW, false, redis_lua::kInitCountersLua},  {kR, false, redis_lua::kListPhaseAttemptsLua},
     {kW, true, redis_lua::kRemoveWorkerLua},
 };
 
@@ -84,7 +75,12 @@ std::vector<std::string> ScriptSources() {
 
 // Field lists mirrored from prelude.lua (HMGET order).
 constexpr int kLeaseFieldCount = 10;
-constexpr int kAttemptFieldCount = 20;
+constexpr std::array<std::string_view, 20> kAttemptFields = {
+    "lease_id",    "run_id",      "phase_id",    "attempt",          "epoch",
+    "worker_id",   "session_id",  "outcome",     "exit_code",        "signal",
+    "duration_ms", "error_text",  "fingerprint", "telemetry_events", "telemetry_by_type",
+    "stdout_tail", "stderr_tail", "started_at",  "ended_at",         "telemetry_unknown"};
+constexpr size_t kAttemptFieldCount = kAttemptFields.size();
 constexpr int kWorkerFieldCount = 6;
 const std::vector<std::string> kPhaseFields = {
     "run_id",           "phase_id",  "phase_index", "priority", "last_error",       "labels",
@@ -622,14 +618,52 @@ absl::StatusOr<int64_t> RedisStateStore::AppendAttemptRange(const std::string& s
                                                             bool with_output, int64_t first,
                                                             int64_t count,
                                                             std::vector<AttemptRecord>* out) {
-  SLUICE_ASSIGN_OR_RETURN(
-      RedisReply r, Run(kListAttempts, {session_id, with_output ? "1" : "0", std::to_string(first),
-                                        std::to_string(first + count - 1)}));
-  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(r, kAttemptFieldCount, "list attempts"));
-  for (size_t i = 0; i < r.elements.size(); i += kAttemptFieldCount) {
-    out->push_back(DecodeAttempt(RedisRow(r.elements, i)));
+  // The ids, then each attempt's hash, pipelined: not one script. An attempt
+  // is written whole in the script that lists it and never changes, so the
+  // two reads need not be atomic; and Redis answers plain HMGETs ~3x cheaper
+  // than the same HMGETs inside a script (1M attempts: 3.5 s of its CPU,
+  // not 11.8 s).
+  const std::string list = session_id.empty()
+                               ? absl::StrCat(prefix_, "attempts")
+                               : absl::StrCat(prefix_, "session_attempts:", session_id);
+  SLUICE_ASSIGN_OR_RETURN(RedisReply ids, conn_.Command({"LRANGE", list, std::to_string(first),
+                                                         std::to_string(first + count - 1)}));
+  SLUICE_RETURN_IF_ERROR(ExpectRedisArray(ids, 0, "LRANGE attempts"));
+  // Pipelines of a few hundred: hiredis moves the unsent rest of its output
+  // buffer after every write, so a pipeline of thousands of commands costs
+  // the client more than the extra round trips do.
+  constexpr size_t kPipeline = 500;
+  std::vector<std::vector<std::string>> gets;
+  for (size_t at = 0; at < ids.elements.size(); at += kPipeline) {
+    gets.clear();
+    for (size_t i = at; i < std::min(at + kPipeline, ids.elements.size()); ++i) {
+      std::vector<std::string>& get = gets.emplace_back();
+      get.reserve(kAttemptFieldCount + 2);
+      get.emplace_back("HMGET");
+      get.push_back(absl::StrCat(prefix_, "attempt:", ids.elements[i].Text()));
+      for (std::string_view f : kAttemptFields) {
+        // A name no hash has reads nil (""): start-up reads no output tails.
+        get.emplace_back(!with_output && (f == "stdout_tail" || f == "stderr_tail") ? "-" : f);
+      }
+    }
+    std::vector<absl::StatusOr<RedisReply>> rows = conn_.CommandsPipelined(gets);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      SLUICE_RETURN_IF_ERROR(rows[i].status());
+      const RedisReply& row = *rows[i];
+      if (row.type != RedisReply::Type::kArray || row.elements.size() != kAttemptFieldCount) {
+        return absl::InternalError("redis: unexpected reply to HMGET attempt");
+      }
+      if (row.elements[0].nil()) {
+        // Listed but gone: the server lost data (a restart without
+        // persistence, a failover) between the two reads.
+        return absl::UnavailableError(absl::StrCat("redis ", conn_.Where(), ": attempt ",
+                                                   ids.elements[at + i].Text(),
+                                                   " is listed but has no record"));
+      }
+      out->push_back(DecodeAttempt(RedisRow(row.elements, 0)));
+    }
   }
-  return static_cast<int64_t>(r.elements.size() / kAttemptFieldCount);
+  return static_cast<int64_t>(ids.elements.size());
 }
 
 absl::StatusOr<std::vector<AttemptRecord>> RedisStateStore::ListAttemptRows(

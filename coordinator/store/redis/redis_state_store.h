@@ -149,10 +149,10 @@ class RedisStateStore final : public StateStore, public WriteFence {
   // `args` with the fencing epoch in front when `script` is fenced.
   std::vector<std::string> FencedArgs(size_t script, std::vector<std::string> args) const;
   // Appends the attempts at positions [first, first + count) of the
-  // session's end-order list (every attempt's for "") to `out`, with one
-  // script; returns how many there were. Callers read in ranges of at most
-  // kAttemptRangeMax: one script over a million attempts would block Redis
-  // for seconds (every other client, the leader lease's renewal included).
+  // session's end-order list (every attempt's for "") to `out`: an LRANGE,
+  // then one pipeline of HMGETs; returns how many there were. Callers read
+  // in ranges of at most kAttemptRangeMax, so what is held and what one
+  // round trip carries stay bounded however long the history.
   static constexpr int64_t kAttemptRangeMax = 5'000;
   absl::StatusOr<int64_t> AppendAttemptRange(const std::string& session_id, bool with_output,
                                              int64_t first, int64_t count,
