@@ -1,5 +1,5 @@
 // Builders of constructed attempt histories for report, alarm and
-// recommendation tests.
+// recommendation tests, and of the reports a worker sends for a grant.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +35,25 @@ inline AttemptRecord Attempt(const std::string& run, const std::string& phase, O
   a.ended_at_ms = kT0 + end_s * 1000;
   a.started_at_ms = a.ended_at_ms - a.duration_ms;
   return a;
+}
+
+// `report` as the worker holding `grant` sends it: the grant's lease, epoch
+// and worker filled in.
+inline AttemptReport ForGrant(const LeaseGrant& grant, AttemptReport report = {}) {
+  report.lease_id = grant.lease_id;
+  report.epoch = grant.epoch;
+  report.worker_id = grant.worker_id;
+  return report;
+}
+
+// `grant`'s attempt ended with `outcome`: exit code 0 for a success, else 1.
+inline AttemptReport GrantReport(const LeaseGrant& grant, Outcome outcome,
+                                 const std::string& error = "") {
+  AttemptReport report = ForGrant(grant);
+  report.outcome = outcome;
+  report.exit_code = outcome == Outcome::kSucceeded ? 0 : 1;
+  report.error_text = error;
+  return report;
 }
 
 }  // namespace sluice::testing

@@ -14,6 +14,7 @@
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/attempts.h"
 #include "tests/testing/test_env.h"
 
 namespace sluice {
@@ -89,12 +90,7 @@ TEST_F(LabelLeasingTest, GpuPhaseIsNeverLeasedToAWorkerWithoutGpuAndIsLeasedToOn
   for (int call = 0; call < 100; ++call) {
     for (const LeaseGrant& g : LeaseNow("cpu-box", 3)) {
       EXPECT_NE(g.run_id, "r-gpu") << "gpu phase leased to a worker without the gpu label";
-      AttemptReport report;
-      report.lease_id = g.lease_id;
-      report.epoch = g.epoch;
-      report.worker_id = g.worker_id;
-      report.outcome = Outcome::kSucceeded;
-      report.exit_code = 0;
+      AttemptReport report = testing::GrantReport(g, Outcome::kSucceeded);
       report.duration_ms = 10;
       ASSERT_TRUE(coordinator_->Report(report).ok());
       ++leased;

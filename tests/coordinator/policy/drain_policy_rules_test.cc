@@ -14,11 +14,14 @@
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/attempts.h"
 #include "tests/testing/forwarding_state_store.h"
 
 namespace sluice {
 namespace {
 
+using ::sluice::testing::ForGrant;
+using ::sluice::testing::GrantReport;
 using ::testing::IsEmpty;
 
 PhaseSpec Spec(const std::string& run, const std::string& phase) {
@@ -810,14 +813,7 @@ TEST_F(DrainPolicyRules, TransientBackoffIsRebuiltFromTheAttemptHistory) {
   // coordinator would, and lets `policy` (that coordinator's) observe it.
   auto record = [&](DrainPolicy& policy, const std::string& run, Outcome outcome,
                     const std::string& error) {
-    const LeaseGrant g = LeaseFrom(run, session);
-    AttemptReport report;
-    report.lease_id = g.lease_id;
-    report.epoch = g.epoch;
-    report.worker_id = g.worker_id;
-    report.outcome = outcome;
-    report.exit_code = outcome == Outcome::kSucceeded ? 0 : 1;
-    report.error_text = error;
+    const AttemptReport report = GrantReport(LeaseFrom(run, session), outcome, error);
     ASSERT_TRUE(policy.EnsureLoaded().ok());
     const ReportParams params = policy.PrepareReport(report, s).value();
     const ReportResult result = store_->RecordReport(params).value();
@@ -872,11 +868,7 @@ TEST_F(DrainPolicyRules, TransientFailuresDoNotFeedTheRepeatRuleAfterAReload) {
   s.max_fingerprint_repeats = 2;
   const SessionRecord session = ActiveSession(s);
   for (const std::string run : {"svc-a", "svc-b", "svc-a", "svc-b"}) {
-    const LeaseGrant g = LeaseFrom(run, session);
-    AttemptReport report = Failure("connection reset");
-    report.lease_id = g.lease_id;
-    report.epoch = g.epoch;
-    report.worker_id = g.worker_id;
+    const AttemptReport report = ForGrant(LeaseFrom(run, session), Failure("connection reset"));
     const ReportParams params = policy_.PrepareReport(report, s).value();
     ASSERT_EQ(store_->RecordReport(params).value().disposition, ReportDisposition::kAccepted);
   }
@@ -913,11 +905,7 @@ TEST_F(DrainPolicyRules, AHistoryLongerThanOneReadIsReplayedWhole) {
   s.max_attempts_per_phase = 5;
   const SessionRecord session = ActiveSession(s);
   auto record = [&](const std::string& run, const AttemptReport& outcome) {
-    const LeaseGrant g = LeaseFrom(run, session);
-    AttemptReport report = outcome;
-    report.lease_id = g.lease_id;
-    report.epoch = g.epoch;
-    report.worker_id = g.worker_id;
+    const AttemptReport report = ForGrant(LeaseFrom(run, session), outcome);
     const ReportParams params = policy_.PrepareReport(report, s).value();
     ASSERT_EQ(store_->RecordReport(params).value().disposition, ReportDisposition::kAccepted);
   };

@@ -11,6 +11,7 @@
 #include "coordinator/store/sqlite/sqlite_state_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/attempts.h"
 #include "tests/testing/forwarding_state_store.h"
 
 namespace sluice {
@@ -95,14 +96,9 @@ TEST_F(PlannerTest, FailedForGoodRowsReadOnlyNewAttemptsAndLookUpOnlyFailedRunsP
     lp.now_ms = clock_.NowMs();
     lp.ttl_ms = 60'000;
     clock_.AdvanceMs(1);
-    const LeaseGrant g = store_->LeaseNextInRun(lp).value().value();
-    AttemptReport report;
-    report.lease_id = g.lease_id;
-    report.epoch = g.epoch;
-    report.worker_id = g.worker_id;
-    report.outcome = outcome;
-    report.exit_code = outcome == Outcome::kSucceeded ? 0 : 1;
-    report.error_text = outcome == Outcome::kSucceeded ? "" : "boom";
+    const AttemptReport report =
+        testing::GrantReport(store_->LeaseNextInRun(lp).value().value(), outcome,
+                             outcome == Outcome::kSucceeded ? "" : "boom");
     const ReportParams params = policy_.PrepareReport(report, s).value();
     ASSERT_EQ(store_->RecordReport(params).value().disposition, ReportDisposition::kAccepted);
   };
