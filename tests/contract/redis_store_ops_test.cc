@@ -169,6 +169,27 @@ TEST(RedisStoreTest, PipelinedCommandsAnswerInOrderWithErrorsAsStatuses) {
   EXPECT_FALSE(answers[2].ok());
   EXPECT_THAT(answers[2].status().message(), HasSubstr("WRONGTYPE"));
   EXPECT_EQ(Ok(answers[3]).Text(), "2");
+
+  // Visited in place: in order until the first failure, whose replies after
+  // it are still read, so the connection stays in step.
+  const std::vector<std::vector<std::string>> commands = {
+      {"GET", "k"}, {"HGET", "k", "f"}, {"GET", "k"}};
+  std::vector<std::string> seen;
+  const absl::Status st = conn.VisitPipelined(
+      commands.size(),
+      [&](size_t i, std::vector<const char*>& argv, std::vector<size_t>& lens) {
+        for (const std::string& a : commands[i]) {
+          argv.push_back(a.data());
+          lens.push_back(a.size());
+        }
+      },
+      [&](size_t, RedisReplyView reply) {
+        seen.push_back(reply.Text());
+        return absl::OkStatus();
+      });
+  EXPECT_THAT(st.message(), HasSubstr("WRONGTYPE"));
+  EXPECT_THAT(seen, ::testing::ElementsAre("2"));
+  EXPECT_EQ(Ok(conn.Command({"INCR", "k"})).Int(), 3);
   // A server that is gone: every answer says so, none is made up.
   server.reset();
   const std::vector<absl::StatusOr<RedisReply>> lost =

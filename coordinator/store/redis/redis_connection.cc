@@ -316,15 +316,10 @@ absl::StatusOr<RedisReply> RedisConnection::RunScript(size_t index,
   return absl::UnavailableError(absl::StrCat("redis ", Where(), ": script keeps disappearing"));
 }
 
-std::vector<absl::StatusOr<RedisReply>> RedisConnection::PipelineLocked(
-    size_t count,
-    absl::FunctionRef<void(size_t, std::vector<const char*>&, std::vector<size_t>&)> command) {
-  std::vector<absl::StatusOr<RedisReply>> answers;
-  answers.reserve(count);
-  if (absl::Status up = EnsureConnectedLocked(); !up.ok()) {
-    answers.assign(count, up);
-    return answers;
-  }
+absl::Status RedisConnection::PipelineLocked(
+    size_t count, CommandFiller command,
+    absl::FunctionRef<void(size_t, const redisReply*)> on_reply) {
+  SLUICE_RETURN_IF_ERROR(EnsureConnectedLocked());
   ScopedSigpipeBlock no_sigpipe;
   std::vector<const char*> argv;
   std::vector<size_t> lens;
@@ -337,9 +332,8 @@ std::vector<absl::StatusOr<RedisReply>> RedisConnection::PipelineLocked(
     if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
         REDIS_OK) {
       DropLocked();
-      answers.assign(count, absl::UnavailableError(absl::StrCat(
-                                "redis ", Where(), ": cannot queue a pipelined command")));
-      return answers;
+      return absl::UnavailableError(
+          absl::StrCat("redis ", Where(), ": cannot queue a pipelined command"));
     }
   }
   for (size_t i = 0; i < count; ++i) {
@@ -349,42 +343,56 @@ std::vector<absl::StatusOr<RedisReply>> RedisConnection::PipelineLocked(
       if (err.empty()) err = "connection lost";
       DropLocked();
       next_connect_at_ = absl::InfinitePast();  // the next call reconnects at once
-      const absl::Status lost = absl::UnavailableError(
+      return absl::UnavailableError(
           absl::StrCat("redis ", Where(), ": ", err,
                        " (during a pipeline; a command already sent may or may not have been "
                        "applied)"));
-      while (answers.size() < count) answers.push_back(lost);
-      break;
     }
-    answers.push_back(Convert(static_cast<redisReply*>(raw)));
+    on_reply(i, static_cast<const redisReply*>(raw));
     freeReplyObject(raw);
   }
-  return answers;
+  return absl::OkStatus();
 }
+
+namespace {
+
+// Appends `args` to `argv` and `lens`.
+void FillArgs(std::vector<const char*>& argv, std::vector<size_t>& lens,
+              const std::vector<std::string>& args) {
+  for (const std::string& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+}
+
+}  // namespace
 
 std::vector<absl::StatusOr<RedisReply>> RedisConnection::RunScriptPipelined(
     size_t index, const std::vector<std::vector<std::string>>& calls) {
   std::vector<absl::StatusOr<RedisReply>> answers;
+  answers.reserve(calls.size());
   std::vector<size_t> reload;  // calls answered NOSCRIPT: nothing of them ran
   {
     absl::MutexLock lock(&mu_);
-    answers = PipelineLocked(
-        calls.size(), [&](size_t i, std::vector<const char*>& argv, std::vector<size_t>& lens) {
+    const absl::Status io = PipelineLocked(
+        calls.size(),
+        [&](size_t i, std::vector<const char*>& argv, std::vector<size_t>& lens) {
           argv = {"EVALSHA", shas_[index].c_str(), "0", prefix_.c_str()};
           lens = {7, shas_[index].size(), 1, prefix_.size()};
-          for (const std::string& a : calls[i]) {
-            argv.push_back(a.data());
-            lens.push_back(a.size());
+          FillArgs(argv, lens, calls[i]);
+        },
+        [&](size_t i, const redisReply* raw) {
+          RedisReply reply = Convert(raw);
+          if (reply.type != RedisReply::Type::kError) {
+            answers.push_back(std::move(reply));
+          } else if (absl::StartsWith(reply.str, "NOSCRIPT")) {
+            reload.push_back(i);
+            answers.push_back(absl::UnavailableError("NOSCRIPT"));
+          } else {
+            answers.push_back(RedisErrorToStatus(reply.str, Where()));
           }
         });
-    for (size_t i = 0; i < answers.size(); ++i) {
-      if (!answers[i].ok() || answers[i]->type != RedisReply::Type::kError) continue;
-      if (absl::StartsWith(answers[i]->str, "NOSCRIPT")) {
-        reload.push_back(i);
-      } else {
-        answers[i] = RedisErrorToStatus(answers[i]->str, Where());
-      }
-    }
+    while (answers.size() < calls.size()) answers.push_back(io);
   }
   // Someone ran SCRIPT FLUSH: those calls did not run; RunScript reloads.
   for (size_t i : reload) answers[i] = RunScript(index, calls[i]);
@@ -393,18 +401,63 @@ std::vector<absl::StatusOr<RedisReply>> RedisConnection::RunScriptPipelined(
 
 std::vector<absl::StatusOr<RedisReply>> RedisConnection::CommandsPipelined(
     const std::vector<std::vector<std::string>>& commands) {
+  std::vector<absl::StatusOr<RedisReply>> answers;
+  answers.reserve(commands.size());
   absl::MutexLock lock(&mu_);
-  std::vector<absl::StatusOr<RedisReply>> answers = PipelineLocked(
-      commands.size(), [&](size_t i, std::vector<const char*>& argv, std::vector<size_t>& lens) {
-        for (const std::string& a : commands[i]) {
-          argv.push_back(a.data());
-          lens.push_back(a.size());
+  const absl::Status io = PipelineLocked(
+      commands.size(),
+      [&](size_t i, std::vector<const char*>& argv, std::vector<size_t>& lens) {
+        FillArgs(argv, lens, commands[i]);
+      },
+      [&](size_t, const redisReply* raw) {
+        RedisReply reply = Convert(raw);
+        if (reply.type == RedisReply::Type::kError) {
+          answers.push_back(RedisErrorToStatus(reply.str, Where()));
+        } else {
+          answers.push_back(std::move(reply));
         }
       });
-  for (absl::StatusOr<RedisReply>& a : answers) {
-    if (a.ok() && a->type == RedisReply::Type::kError) a = RedisErrorToStatus(a->str, Where());
-  }
+  while (answers.size() < commands.size()) answers.push_back(io);
   return answers;
+}
+
+absl::Status RedisConnection::VisitPipelined(
+    size_t count, CommandFiller command,
+    absl::FunctionRef<absl::Status(size_t, RedisReplyView)> visit) {
+  absl::MutexLock lock(&mu_);
+  absl::Status first;
+  const absl::Status io = PipelineLocked(count, command, [&](size_t i, const redisReply* raw) {
+    if (!first.ok()) return;  // read on to keep the connection in step
+    first = raw->type == REDIS_REPLY_ERROR
+                ? RedisErrorToStatus(std::string(raw->str, raw->len), Where())
+                : visit(i, RedisReplyView(raw));
+  });
+  return first.ok() ? io : first;
+}
+
+bool RedisReplyView::nil() const { return r_->type == REDIS_REPLY_NIL; }
+bool RedisReplyView::array() const { return r_->type == REDIS_REPLY_ARRAY; }
+size_t RedisReplyView::size() const { return array() ? r_->elements : 0; }
+RedisReplyView RedisReplyView::operator[](size_t i) const { return RedisReplyView(r_->element[i]); }
+
+std::string RedisReplyView::Text() const {
+  switch (r_->type) {
+    case REDIS_REPLY_INTEGER:
+      return std::to_string(r_->integer);
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+      return std::string(r_->str, r_->len);
+    default:
+      return {};
+  }
+}
+
+int64_t RedisReplyView::Int() const {
+  if (r_->type == REDIS_REPLY_INTEGER) return r_->integer;
+  if (r_->type != REDIS_REPLY_STRING && r_->type != REDIS_REPLY_STATUS) return 0;
+  int64_t v = 0;
+  return absl::SimpleAtoi(absl::string_view(r_->str, r_->len), &v) ? v : 0;
 }
 
 }  // namespace sluice

@@ -33,6 +33,7 @@
 #include "coordinator/store/redis/redis_url.h"
 
 struct redisContext;
+struct redisReply;
 
 namespace sluice {
 
@@ -50,6 +51,26 @@ struct RedisReply {
   // Integers, and strings holding an integer; anything else is 0.
   int64_t Int() const;
   int32_t Int32() const { return static_cast<int32_t>(Int()); }
+};
+
+// A reply read in place, in hiredis's own memory: valid only inside the visit
+// it is passed to (RedisConnection::VisitPipelined). For readers of many
+// replies (a long history) that decode each at once instead of copying it
+// into a RedisReply first.
+class RedisReplyView {
+ public:
+  explicit RedisReplyView(const redisReply* reply) : r_(reply) {}
+  bool nil() const;
+  bool array() const;
+  size_t size() const;  // an array's elements; 0 otherwise
+  RedisReplyView operator[](size_t i) const;
+  // As RedisReply's: strings and integers as text, nil as "".
+  std::string Text() const;
+  int64_t Int() const;
+  int32_t Int32() const { return static_cast<int32_t>(Int()); }
+
+ private:
+  const redisReply* r_;
 };
 
 // Internal unless `r` is an array whose size is a multiple of multiple_of
@@ -103,6 +124,18 @@ class RedisConnection {
   // transaction: other clients' commands may run in between.
   std::vector<absl::StatusOr<RedisReply>> CommandsPipelined(
       const std::vector<std::vector<std::string>>& commands) ABSL_LOCKS_EXCLUDED(mu_);
+  // Fills command i's arguments (pointers and lengths that stay valid until
+  // the call returns).
+  using CommandFiller =
+      absl::FunctionRef<void(size_t, std::vector<const char*>&, std::vector<size_t>&)>;
+  // `count` commands pipelined as CommandsPipelined, each reply passed to
+  // `visit` in order and in place (no copy). Returns the first failure: an
+  // error reply, a visit's error, or a lost connection (Unavailable); the
+  // replies after it are read but not visited. `visit` runs under the
+  // connection's lock and must not call back into it.
+  absl::Status VisitPipelined(size_t count, CommandFiller command,
+                              absl::FunctionRef<absl::Status(size_t, RedisReplyView)> visit)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   absl::Status EnsureConnectedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -111,12 +144,11 @@ class RedisConnection {
   absl::Status SetupCommandLocked(const std::vector<std::string>& argv, const char* what)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Sends `count` commands, command(i, argv, lens) filling each (pointers
-  // valid until the call returns), then reads their replies; error replies
-  // are returned as replies. Lost replies are Unavailable.
-  std::vector<absl::StatusOr<RedisReply>> PipelineLocked(
-      size_t count,
-      absl::FunctionRef<void(size_t, std::vector<const char*>&, std::vector<size_t>&)> command)
+  // Sends `count` commands (command(i, ...) fills each), then reads their
+  // replies, passing each to on_reply in order (error replies too). A lost
+  // connection is Unavailable, and the replies after it are not read.
+  absl::Status PipelineLocked(size_t count, CommandFiller command,
+                              absl::FunctionRef<void(size_t, const redisReply*)> on_reply)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One round trip on the current connection; an I/O error drops it.
   absl::StatusOr<RedisReply> RawLocked(const std::vector<std::string>& argv)

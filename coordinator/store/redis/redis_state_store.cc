@@ -142,6 +142,18 @@ class RedisRow {
   const size_t at_;
 };
 
+// The same over a reply read in place (RedisConnection::VisitPipelined).
+class RedisViewRow {
+ public:
+  explicit RedisViewRow(RedisReplyView row) : row_(row) {}
+  std::string Text(int i) const { return row_[static_cast<size_t>(i)].Text(); }
+  int64_t Int(int i) const { return row_[static_cast<size_t>(i)].Int(); }
+  int32_t Int32(int i) const { return row_[static_cast<size_t>(i)].Int32(); }
+
+ private:
+  const RedisReplyView row_;
+};
+
 // One run's statistics as list_run_stats.lua answers them (and
 // append_run_stats in prelude.lua): the run id, the 10 RUN_FIELDS, the best
 // pending rank member; elements[at..at + kRunStatsWidth).
@@ -631,37 +643,45 @@ absl::StatusOr<int64_t> RedisStateStore::AppendAttemptRange(const std::string& s
   SLUICE_RETURN_IF_ERROR(ExpectRedisArray(ids, 0, "LRANGE attempts"));
   // Pipelines of a few hundred: hiredis moves the unsent rest of its output
   // buffer after every write, so a pipeline of thousands of commands costs
-  // the client more than the extra round trips do.
+  // the client more than the extra round trips do. Each reply is decoded in
+  // place: at 1M attempts, copying 20 strings of each first was a third of
+  // the client's time.
   constexpr size_t kPipeline = 500;
-  std::vector<std::vector<std::string>> gets;
+  std::vector<std::string> keys;
   for (size_t at = 0; at < ids.elements.size(); at += kPipeline) {
-    gets.clear();
-    for (size_t i = at; i < std::min(at + kPipeline, ids.elements.size()); ++i) {
-      std::vector<std::string>& get = gets.emplace_back();
-      get.reserve(kAttemptFieldCount + 2);
-      get.emplace_back("HMGET");
-      get.push_back(absl::StrCat(prefix_, "attempt:", ids.elements[i].Text()));
-      for (std::string_view f : kAttemptFields) {
-        // A name no hash has reads nil (""): start-up reads no output tails.
-        get.emplace_back(!with_output && (f == "stdout_tail" || f == "stderr_tail") ? "-" : f);
-      }
+    const size_t n = std::min(kPipeline, ids.elements.size() - at);
+    keys.clear();
+    for (size_t i = at; i < at + n; ++i) {
+      keys.push_back(absl::StrCat(prefix_, "attempt:", ids.elements[i].Text()));
     }
-    std::vector<absl::StatusOr<RedisReply>> rows = conn_.CommandsPipelined(gets);
-    for (size_t i = 0; i < rows.size(); ++i) {
-      SLUICE_RETURN_IF_ERROR(rows[i].status());
-      const RedisReply& row = *rows[i];
-      if (row.type != RedisReply::Type::kArray || row.elements.size() != kAttemptFieldCount) {
-        return absl::InternalError("redis: unexpected reply to HMGET attempt");
-      }
-      if (row.elements[0].nil()) {
-        // Listed but gone: the server lost data (a restart without
-        // persistence, a failover) between the two reads.
-        return absl::UnavailableError(absl::StrCat("redis ", conn_.Where(), ": attempt ",
-                                                   ids.elements[at + i].Text(),
-                                                   " is listed but has no record"));
-      }
-      out->push_back(DecodeAttempt(RedisRow(row.elements, 0)));
-    }
+    SLUICE_RETURN_IF_ERROR(conn_.VisitPipelined(
+        n,
+        [&](size_t i, std::vector<const char*>& argv, std::vector<size_t>& lens) {
+          argv.push_back("HMGET");
+          lens.push_back(5);
+          argv.push_back(keys[i].data());
+          lens.push_back(keys[i].size());
+          for (std::string_view f : kAttemptFields) {
+            // A name no hash has reads nil (""): start-up reads no output tails.
+            if (!with_output && (f == "stdout_tail" || f == "stderr_tail")) f = "-";
+            argv.push_back(f.data());
+            lens.push_back(f.size());
+          }
+        },
+        [&](size_t i, RedisReplyView row) -> absl::Status {
+          if (!row.array() || row.size() != kAttemptFieldCount) {
+            return absl::InternalError("redis: unexpected reply to HMGET attempt");
+          }
+          if (row[0].nil()) {
+            // Listed but gone: the server lost data (a restart without
+            // persistence, a failover) between the two reads.
+            return absl::UnavailableError(absl::StrCat("redis ", conn_.Where(), ": attempt ",
+                                                       ids.elements[at + i].Text(),
+                                                       " is listed but has no record"));
+          }
+          out->push_back(DecodeAttempt(RedisViewRow(row)));
+          return absl::OkStatus();
+        }));
   }
   return static_cast<int64_t>(ids.elements.size());
 }
