@@ -185,12 +185,13 @@ void CountSpent(const AttemptRecord& a, std::map<PhaseKey, int64_t>& spent) {
 
 class Planner::SpentFollower : public HistoryFollower {
  public:
-  explicit SpentFollower(Planner& planner) : planner_(planner) {}
+  explicit SpentFollower(Planner& planner) : planner_(planner), term_(planner.term_.load()) {}
   void Observe(const AttemptRecord& attempt) override { CountSpent(attempt, spent_); }
-  void Done(int64_t cursor) override { planner_.AdoptSpent(std::move(spent_), cursor); }
+  void Done(int64_t cursor) override { planner_.AdoptSpent(std::move(spent_), cursor, term_); }
 
  private:
   Planner& planner_;
+  const uint64_t term_;
   SpentByPhase spent_;
 };
 
@@ -205,8 +206,9 @@ void Planner::DropSpentIfStale() {
   }
 }
 
-void Planner::AdoptSpent(SpentByPhase spent, int64_t cursor) {
+void Planner::AdoptSpent(SpentByPhase spent, int64_t cursor, uint64_t term) {
   absl::MutexLock lock(&spent_mu_);
+  if (term != term_.load()) return;  // read before a new term began
   DropSpentIfStale();
   if (cursor <= spent_cursor_) return;  // a status read further meanwhile
   spent_ = std::move(spent);

@@ -80,7 +80,10 @@ class Planner {
   // A new leadership term: the next ExplainSkips counts the spent attempts
   // from the start of the history (a failed-over Redis may have lost what
   // was read).
-  void ResetForNewTerm() { spent_stale_.store(true); }
+  void ResetForNewTerm() {
+    ++term_;
+    spent_stale_.store(true);
+  }
 
   // A follower of the policy's history replay (DrainPolicy::AlsoReplayInto)
   // that counts the spent attempts in the same walk, so the first status
@@ -104,8 +107,9 @@ class Planner {
   absl::Status ReadOnSpentAttempts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(spent_mu_);
   // Takes counts of the history up to `cursor` if they reach further than
   // spent_ (the history only grows at its end, so either is a true count of
-  // its prefix).
-  void AdoptSpent(SpentByPhase spent, int64_t cursor) ABSL_LOCKS_EXCLUDED(spent_mu_);
+  // its prefix) and were read in this term (`term`: term_ when the read
+  // began; a failed-over Redis may have lost what an older read saw).
+  void AdoptSpent(SpentByPhase spent, int64_t cursor, uint64_t term) ABSL_LOCKS_EXCLUDED(spent_mu_);
   // Starts spent_ over if a new term asked for it.
   void DropSpentIfStale() ABSL_EXCLUSIVE_LOCKS_REQUIRED(spent_mu_);
 
@@ -123,6 +127,7 @@ class Planner {
   SpentByPhase spent_ ABSL_GUARDED_BY(spent_mu_);
   int64_t spent_cursor_ ABSL_GUARDED_BY(spent_mu_) = 0;
   std::atomic<bool> spent_stale_{false};
+  std::atomic<uint64_t> term_{0};  // ResetForNewTerm calls so far
 };
 
 }  // namespace sluice

@@ -139,6 +139,14 @@ TEST_F(PlannerTest, FailedForGoodRowsReadOnlyNewAttemptsAndLookUpOnlyFailedRunsP
   counting.cursors.clear();
   EXPECT_THAT(planner.ExplainSkips(s).value(), SizeIs(2));
   EXPECT_THAT(counting.cursors, ::testing::ElementsAre(read_to));
+  // One whose read began before a new term is not taken: that status reads
+  // from the start.
+  std::unique_ptr<HistoryFollower> old_term = planner.FollowHistory();
+  planner.ResetForNewTerm();
+  old_term->Done(read_to + 1'000);
+  counting.cursors.clear();
+  EXPECT_THAT(planner.ExplainSkips(s).value(), SizeIs(2));
+  EXPECT_THAT(counting.cursors, ::testing::ElementsAre(0));
   // One that reaches further is taken: the next status reads on from it.
   std::unique_ptr<HistoryFollower> replay = planner.FollowHistory();
   store_->ImportPhases({Spec("late", "z")}).value();
