@@ -200,10 +200,11 @@ std::unique_ptr<HistoryFollower> Planner::FollowHistory() {
 }
 
 void Planner::DropSpentIfStale() {
-  if (spent_stale_.exchange(false)) {
-    spent_.clear();
-    spent_cursor_ = 0;
-  }
+  const uint64_t term = term_.load();
+  if (spent_term_ == term) return;
+  spent_.clear();
+  spent_cursor_ = 0;
+  spent_term_ = term;
 }
 
 void Planner::AdoptSpent(SpentByPhase spent, int64_t cursor, uint64_t term) {

@@ -80,10 +80,7 @@ class Planner {
   // A new leadership term: the next ExplainSkips counts the spent attempts
   // from the start of the history (a failed-over Redis may have lost what
   // was read).
-  void ResetForNewTerm() {
-    ++term_;
-    spent_stale_.store(true);
-  }
+  void ResetForNewTerm() { ++term_; }
 
   // A follower of the policy's history replay (DrainPolicy::AlsoReplayInto)
   // that counts the spent attempts in the same walk, so the first status
@@ -110,7 +107,7 @@ class Planner {
   // its prefix) and were read in this term (`term`: term_ when the read
   // began; a failed-over Redis may have lost what an older read saw).
   void AdoptSpent(SpentByPhase spent, int64_t cursor, uint64_t term) ABSL_LOCKS_EXCLUDED(spent_mu_);
-  // Starts spent_ over if a new term asked for it.
+  // Starts spent_ over if it was counted in an earlier term.
   void DropSpentIfStale() ABSL_EXCLUSIVE_LOCKS_REQUIRED(spent_mu_);
 
   StateStore& store_;
@@ -126,8 +123,8 @@ class Planner {
   absl::Mutex spent_mu_;
   SpentByPhase spent_ ABSL_GUARDED_BY(spent_mu_);
   int64_t spent_cursor_ ABSL_GUARDED_BY(spent_mu_) = 0;
-  std::atomic<bool> spent_stale_{false};
-  std::atomic<uint64_t> term_{0};  // ResetForNewTerm calls so far
+  uint64_t spent_term_ ABSL_GUARDED_BY(spent_mu_) = 0;  // the term_ spent_ was counted in
+  std::atomic<uint64_t> term_{0};                       // ResetForNewTerm calls so far
 };
 
 }  // namespace sluice
