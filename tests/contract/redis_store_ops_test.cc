@@ -158,46 +158,42 @@ TEST(RedisStoreTest, ALongHistoryIsReadInChunksInEndOrder) {
   EXPECT_THAT(stats, Not(HasSubstr("cmdstat_evalsha")));
 }
 
-TEST(RedisStoreTest, PipelinedCommandsAnswerInOrderWithErrorsAsStatuses) {
+TEST(RedisStoreTest, PipelinedCommandsAreVisitedInOrderUntilTheFirstFailure) {
   std::unique_ptr<RedisServer> server = StartOrThrow();
   RedisConnection conn(Ok(ParseRedisUrl(server->Url("sluice"))), {});
-  const std::vector<absl::StatusOr<RedisReply>> answers =
-      conn.CommandsPipelined({{"SET", "k", "1"}, {"INCR", "k"}, {"HGET", "k", "f"}, {"GET", "k"}});
-  ASSERT_EQ(answers.size(), 4u);
-  EXPECT_TRUE(answers[0].ok());
-  EXPECT_EQ(Ok(answers[1]).Int(), 2);
-  EXPECT_FALSE(answers[2].ok());
-  EXPECT_THAT(answers[2].status().message(), HasSubstr("WRONGTYPE"));
-  EXPECT_EQ(Ok(answers[3]).Text(), "2");
-
-  // Visited in place: in order until the first failure, whose replies after
-  // it are still read, so the connection stays in step.
-  const std::vector<std::vector<std::string>> commands = {
-      {"GET", "k"}, {"HGET", "k", "f"}, {"GET", "k"}};
+  // Runs `commands` through VisitPipelined; each reply as text and integer.
+  auto visit = [&](const std::vector<std::vector<std::string>>& commands,
+                   std::vector<std::string>* seen) {
+    return conn.VisitPipelined(
+        commands.size(),
+        [&](size_t i, std::vector<const char*>& argv, std::vector<size_t>& lens) {
+          for (const std::string& a : commands[i]) {
+            argv.push_back(a.data());
+            lens.push_back(a.size());
+          }
+        },
+        [&](size_t i, RedisReplyView reply) {
+          seen->push_back(absl::StrCat(i, ":", reply.Text(), "/", reply.Int()));
+          return absl::OkStatus();
+        });
+  };
   std::vector<std::string> seen;
-  const absl::Status st = conn.VisitPipelined(
-      commands.size(),
-      [&](size_t i, std::vector<const char*>& argv, std::vector<size_t>& lens) {
-        for (const std::string& a : commands[i]) {
-          argv.push_back(a.data());
-          lens.push_back(a.size());
-        }
-      },
-      [&](size_t, RedisReplyView reply) {
-        seen.push_back(reply.Text());
-        return absl::OkStatus();
-      });
+  Ok(visit({{"SET", "k", "1"}, {"INCR", "k"}, {"GET", "k"}}, &seen));
+  EXPECT_THAT(seen, ::testing::ElementsAre("0:OK/0", "1:2/2", "2:2/2"));
+
+  // An error reply is the answer, and what follows it is read but not
+  // visited: the connection stays in step.
+  seen.clear();
+  const absl::Status st = visit({{"GET", "k"}, {"HGET", "k", "f"}, {"GET", "k"}}, &seen);
   EXPECT_THAT(st.message(), HasSubstr("WRONGTYPE"));
-  EXPECT_THAT(seen, ::testing::ElementsAre("2"));
+  EXPECT_THAT(seen, ::testing::ElementsAre("0:2/2"));
   EXPECT_EQ(Ok(conn.Command({"INCR", "k"})).Int(), 3);
-  // A server that is gone: every answer says so, none is made up.
+
+  // A server that is gone: Unavailable, and nothing made up.
   server.reset();
-  const std::vector<absl::StatusOr<RedisReply>> lost =
-      conn.CommandsPipelined({{"GET", "k"}, {"GET", "k"}});
-  ASSERT_EQ(lost.size(), 2u);
-  for (const absl::StatusOr<RedisReply>& a : lost) {
-    EXPECT_EQ(a.status().code(), absl::StatusCode::kUnavailable);
-  }
+  seen.clear();
+  EXPECT_EQ(visit({{"GET", "k"}, {"GET", "k"}}, &seen).code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(seen, ::testing::IsEmpty());
 }
 
 TEST(RedisStoreTest, AnAttemptListedWithoutItsRecordIsAnErrorNotAnEmptyAttempt) {

@@ -354,19 +354,6 @@ absl::Status RedisConnection::PipelineLocked(
   return absl::OkStatus();
 }
 
-namespace {
-
-// Appends `args` to `argv` and `lens`.
-void FillArgs(std::vector<const char*>& argv, std::vector<size_t>& lens,
-              const std::vector<std::string>& args) {
-  for (const std::string& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
-  }
-}
-
-}  // namespace
-
 std::vector<absl::StatusOr<RedisReply>> RedisConnection::RunScriptPipelined(
     size_t index, const std::vector<std::vector<std::string>>& calls) {
   std::vector<absl::StatusOr<RedisReply>> answers;
@@ -379,7 +366,10 @@ std::vector<absl::StatusOr<RedisReply>> RedisConnection::RunScriptPipelined(
         [&](size_t i, std::vector<const char*>& argv, std::vector<size_t>& lens) {
           argv = {"EVALSHA", shas_[index].c_str(), "0", prefix_.c_str()};
           lens = {7, shas_[index].size(), 1, prefix_.size()};
-          FillArgs(argv, lens, calls[i]);
+          for (const std::string& a : calls[i]) {
+            argv.push_back(a.data());
+            lens.push_back(a.size());
+          }
         },
         [&](size_t i, const redisReply* raw) {
           RedisReply reply = Convert(raw);
@@ -396,28 +386,6 @@ std::vector<absl::StatusOr<RedisReply>> RedisConnection::RunScriptPipelined(
   }
   // Someone ran SCRIPT FLUSH: those calls did not run; RunScript reloads.
   for (size_t i : reload) answers[i] = RunScript(index, calls[i]);
-  return answers;
-}
-
-std::vector<absl::StatusOr<RedisReply>> RedisConnection::CommandsPipelined(
-    const std::vector<std::vector<std::string>>& commands) {
-  std::vector<absl::StatusOr<RedisReply>> answers;
-  answers.reserve(commands.size());
-  absl::MutexLock lock(&mu_);
-  const absl::Status io = PipelineLocked(
-      commands.size(),
-      [&](size_t i, std::vector<const char*>& argv, std::vector<size_t>& lens) {
-        FillArgs(argv, lens, commands[i]);
-      },
-      [&](size_t, const redisReply* raw) {
-        RedisReply reply = Convert(raw);
-        if (reply.type == RedisReply::Type::kError) {
-          answers.push_back(RedisErrorToStatus(reply.str, Where()));
-        } else {
-          answers.push_back(std::move(reply));
-        }
-      });
-  while (answers.size() < commands.size()) answers.push_back(io);
   return answers;
 }
 

@@ -119,20 +119,17 @@ class RedisConnection {
   // script and run those calls again, one by one.
   std::vector<absl::StatusOr<RedisReply>> RunScriptPipelined(
       size_t index, const std::vector<std::vector<std::string>>& calls) ABSL_LOCKS_EXCLUDED(mu_);
-  // Plain commands, pipelined as RunScriptPipelined: one round trip, one
-  // answer per command, in order (an error reply becomes a status). Not a
-  // transaction: other clients' commands may run in between.
-  std::vector<absl::StatusOr<RedisReply>> CommandsPipelined(
-      const std::vector<std::vector<std::string>>& commands) ABSL_LOCKS_EXCLUDED(mu_);
   // Fills command i's arguments (pointers and lengths that stay valid until
   // the call returns).
   using CommandFiller =
       absl::FunctionRef<void(size_t, std::vector<const char*>&, std::vector<size_t>&)>;
-  // `count` commands pipelined as CommandsPipelined, each reply passed to
-  // `visit` in order and in place (no copy). Returns the first failure: an
-  // error reply, a visit's error, or a lost connection (Unavailable); the
-  // replies after it are read but not visited. `visit` runs under the
-  // connection's lock and must not call back into it.
+  // `count` plain commands, pipelined as RunScriptPipelined (one round
+  // trip; not a transaction: other clients' commands may run in between),
+  // each reply passed to `visit` in order and in place (no copy). Returns
+  // the first failure: an error reply, a visit's error, or a lost
+  // connection (Unavailable); the replies after it are read but not
+  // visited. `visit` runs under the connection's lock and must not call
+  // back into it.
   absl::Status VisitPipelined(size_t count, CommandFiller command,
                               absl::FunctionRef<absl::Status(size_t, RedisReplyView)> visit)
       ABSL_LOCKS_EXCLUDED(mu_);

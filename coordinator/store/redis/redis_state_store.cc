@@ -52,18 +52,30 @@ struct ScriptDef {
 
 constexpr ScriptAccess kW = ScriptAccess::kWrite;
 constexpr ScriptAccess kR = ScriptAccess::kRead;
+// One per line, in the order of the Script enum above.
+// clang-format off
 constexpr ScriptDef kScripts[kScriptCount] = {
-    {kW, true, redis_lua::kImportLua},         {kR, false, redis_lua::kListRunStatsLua},
-    {kR, false, redis_lua::kCountPhasesLua},   {kW, true, redis_lua::kLeaseLua},
-    {kW, true, redis_lua::kRenewLua},          {kW, true, redis_lua::kReportLua},
-    {kW, true, redis_lua::kExpireLua},         {kR, false, redis_lua::kListLeasesLua},
-    {kW, true, redis_lua::kUpsertWorkerLua},   {kR, false, redis_lua::kListWorkersLua},
-    {kW, true, redis_lua::kCreateSessionLua},  {kW, true, redis_lua::kEndSessionLua},
-    {kR, false, redis_lua::kLatestSessionLua}, {kW, true, redis_lua::kPutPolicyLua},
-    {kR, false, redis_lua::kGetRunStatsLua},   {kR, false, redis_lua::kListPendingLabelledLua},
-    {kW, false, redis_lua::kInitCountersLua},  {kR, false, redis_lua::kListPhaseAttemptsLua},
+    {kW, true, redis_lua::kImportLua},
+    {kR, false, redis_lua::kListRunStatsLua},
+    {kR, false, redis_lua::kCountPhasesLua},
+    {kW, true, redis_lua::kLeaseLua},
+    {kW, true, redis_lua::kRenewLua},
+    {kW, true, redis_lua::kReportLua},
+    {kW, true, redis_lua::kExpireLua},
+    {kR, false, redis_lua::kListLeasesLua},
+    {kW, true, redis_lua::kUpsertWorkerLua},
+    {kR, false, redis_lua::kListWorkersLua},
+    {kW, true, redis_lua::kCreateSessionLua},
+    {kW, true, redis_lua::kEndSessionLua},
+    {kR, false, redis_lua::kLatestSessionLua},
+    {kW, true, redis_lua::kPutPolicyLua},
+    {kR, false, redis_lua::kGetRunStatsLua},
+    {kR, false, redis_lua::kListPendingLabelledLua},
+    {kW, false, redis_lua::kInitCountersLua},
+    {kR, false, redis_lua::kListPhaseAttemptsLua},
     {kW, true, redis_lua::kRemoveWorkerLua},
 };
+// clang-format on
 
 std::vector<std::string> ScriptSources() {
   std::vector<std::string> out;
